@@ -1,0 +1,53 @@
+//! Kernel/user ABI: what the eBPF programs emit and the globals they read.
+//!
+//! Every record in the ring buffer starts with an [`EventHeader`]; its `kind` says which
+//! struct follows. Structs are `#[repr(C)]`, sizes are multiples of 8 (the ring buffer's
+//! alignment) and padding is spelled out, so the layout is the same on both sides; with the
+//! `user` feature, `bytemuck::Pod` proves at compile time that no byte is implicit padding.
+
+mod counters;
+mod kind;
+mod offsets;
+mod process;
+
+pub use counters::{Counter, COUNTER_SLOTS};
+pub use kind::{EventKind, UnknownEventKind, EVENT_KINDS};
+pub use offsets::{KernelOffsets, OFFSET_MISSING};
+pub use process::{
+    ExecEvent, ExitEvent, ForkEvent, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX,
+    EXEC_FILENAME_TRUNCATED, EXIT_GROUP_DEAD,
+};
+
+/// Length of `task_struct::comm`.
+pub const COMM_LEN: usize = 16;
+
+/// The first bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct EventHeader {
+    /// An [`EventKind`] id.
+    pub kind: u32,
+    /// CPU the event was recorded on.
+    pub cpu: u32,
+    /// `bpf_ktime_get_boot_ns()`: nanoseconds since boot, including suspend.
+    pub ktime_ns: u64,
+    /// cgroup v2 id of the task (`bpf_get_current_cgroup_id`); tells containers apart.
+    pub cgroup_id: u64,
+    /// Thread id (kernel `pid`).
+    pub pid: u32,
+    /// Process id (kernel `tgid`).
+    pub tgid: u32,
+    /// Process id of the parent (`real_parent->tgid`).
+    pub ppid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+    /// `task_struct::comm`, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);

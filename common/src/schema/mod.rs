@@ -1,0 +1,194 @@
+//! The trace file format: one wide `events` table in zstd Parquet.
+//!
+//! Every column is declared once in [`COLUMNS`] with its Arrow type and meaning. Columns common
+//! to all events come first; kind-specific columns are nullable and null where they do not
+//! apply (nulls cost nothing in Parquet), so one scan answers every question.
+//!
+//! Compatibility: readers accept any file whose `needle.schema_version` is at most
+//! [`SCHEMA_VERSION`]. New columns may be added without a version bump (readers treat a
+//! missing column as all-null); renaming or retyping a column bumps the version.
+
+mod builder;
+mod event;
+mod metadata;
+mod reader;
+mod write;
+
+pub use builder::TraceBatchBuilder;
+pub use event::{Container, Detail, Event, Process};
+pub use metadata::{MetadataError, ProgramStatus, TraceMetadata, KEY_PREFIX};
+pub use reader::{events_from_batch, ReadError};
+pub use write::{writer_properties, WriteOptions};
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Version of the column layout written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Arrow type of a column, in the few shapes the trace uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Wall-clock time, nanoseconds since the Unix epoch, UTC.
+    TimestampNs,
+    /// Unsigned 64-bit integer.
+    U64,
+    /// Unsigned 32-bit integer.
+    U32,
+    /// Signed 32-bit integer.
+    I32,
+    /// Signed 64-bit integer.
+    I64,
+    /// Boolean.
+    Bool,
+    /// UTF-8 text (bytes that are not UTF-8 are replaced, see [`Event`]).
+    Str,
+    /// A list of UTF-8 strings.
+    StrList,
+}
+
+impl ColumnType {
+    /// The Arrow data type of this column type.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnType::TimestampNs => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            ColumnType::U64 => DataType::UInt64,
+            ColumnType::U32 => DataType::UInt32,
+            ColumnType::I32 => DataType::Int32,
+            ColumnType::I64 => DataType::Int64,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Str => DataType::Utf8,
+            ColumnType::StrList => {
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+            }
+        }
+    }
+}
+
+/// One column of the `events` table.
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    /// Column name.
+    pub name: &'static str,
+    /// Arrow type.
+    pub ty: ColumnType,
+    /// Whether rows may be null.
+    pub nullable: bool,
+    /// Which event kinds fill it (`"all"` for common columns).
+    pub kinds: &'static str,
+    /// What it holds, with its unit.
+    pub doc: &'static str,
+}
+
+const fn col(
+    name: &'static str,
+    ty: ColumnType,
+    nullable: bool,
+    kinds: &'static str,
+    doc: &'static str,
+) -> Column {
+    Column { name, ty, nullable, kinds, doc }
+}
+
+use ColumnType::*;
+
+/// Column names, for readers that want to refer to one without a string literal.
+pub mod names {
+    #![allow(missing_docs)]
+    pub const TIME: &str = "time";
+    pub const KTIME_NS: &str = "ktime_ns";
+    pub const HOST: &str = "host";
+    pub const KIND: &str = "kind";
+    pub const PID: &str = "pid";
+    pub const TGID: &str = "tgid";
+    pub const PPID: &str = "ppid";
+    pub const UID: &str = "uid";
+    pub const GID: &str = "gid";
+    pub const COMM: &str = "comm";
+    pub const CGROUP_ID: &str = "cgroup_id";
+    pub const EXE_PATH: &str = "exe_path";
+    pub const EXE_SHA256: &str = "exe_sha256";
+    pub const CONTAINER_ID: &str = "container_id";
+    pub const CONTAINER_NAME: &str = "container_name";
+    pub const IMAGE: &str = "image";
+    pub const RUNTIME: &str = "runtime";
+    pub const POD: &str = "pod";
+    pub const NAMESPACE: &str = "namespace";
+    pub const LABELS: &str = "labels";
+    pub const PATH: &str = "path";
+    pub const ARGV: &str = "argv";
+    pub const TRUNCATED: &str = "truncated";
+    pub const EXIT_CODE: &str = "exit_code";
+    pub const SIGNAL: &str = "signal";
+    pub const SYSCALL: &str = "syscall";
+    pub const RET: &str = "ret";
+    pub const LABEL: &str = "label";
+}
+
+/// Every column, in file order.
+pub const COLUMNS: &[Column] = &[
+    col(names::TIME, TimestampNs, false, "all", "wall-clock time of the event (UTC, ns)"),
+    col(names::KTIME_NS, U64, false, "all", "boot-time clock of the event (ns since boot, as the kernel saw it)"),
+    col(names::HOST, Str, false, "all", "host name of the machine that recorded the event"),
+    col(names::KIND, Str, false, "all", "event kind: exec, fork, exit, … (see EventKind)"),
+    col(names::PID, U32, false, "all", "thread id (kernel pid); for fork, the child's"),
+    col(names::TGID, U32, false, "all", "process id (kernel tgid); for fork, the child's"),
+    col(names::PPID, U32, false, "all", "parent process id (real_parent's tgid)"),
+    col(names::UID, U32, false, "all", "real user id"),
+    col(names::GID, U32, false, "all", "real group id"),
+    col(names::COMM, Str, false, "all", "task command name (16 bytes at most; attacker-controlled)"),
+    col(names::CGROUP_ID, U64, false, "all", "cgroup v2 id of the task"),
+    col(names::EXE_PATH, Str, true, "exec; all once enriched", "path of the process's executable"),
+    col(names::EXE_SHA256, Str, true, "enriched", "SHA-256 of the executable, lowercase hex"),
+    col(names::CONTAINER_ID, Str, true, "enriched", "container id (64 hex) of the task's cgroup"),
+    col(names::CONTAINER_NAME, Str, true, "enriched", "container name from the runtime"),
+    col(names::IMAGE, Str, true, "enriched", "container image reference"),
+    col(names::RUNTIME, Str, true, "enriched", "container runtime (docker, containerd, cri-o, podman, runc)"),
+    col(names::POD, Str, true, "enriched", "Kubernetes pod name"),
+    col(names::NAMESPACE, Str, true, "enriched", "Kubernetes namespace"),
+    col(names::LABELS, Str, true, "enriched", "container/pod labels as a JSON object"),
+    col(names::PATH, Str, true, "file events", "path operated on"),
+    col(names::ARGV, StrList, true, "exec", "argv of the new image (read from the new mm after exec)"),
+    col(names::TRUNCATED, Bool, true, "exec", "true when path or argv was cut at the capture limit"),
+    col(names::EXIT_CODE, I32, true, "exit", "exit status (0-255) when the process exited normally"),
+    col(names::SIGNAL, I32, true, "exit", "signal number when the process was killed by a signal"),
+    col(names::SYSCALL, U32, true, "syscall", "syscall number (x86_64 table)"),
+    col(names::RET, I64, true, "syscall", "syscall return value (negative errno on failure)"),
+    col(names::LABEL, Str, true, "imported", "ground-truth label of the workload (normal/attack), when known"),
+];
+
+/// The Arrow schema of the `events` table (shared, built once).
+pub fn arrow_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(
+                COLUMNS
+                    .iter()
+                    .map(|c| Field::new(c.name, c.ty.data_type(), c.nullable))
+                    .collect::<Vec<_>>(),
+            ))
+        })
+        .clone()
+}
+
+/// The column called `name`, if the schema has one.
+pub fn column(name: &str) -> Option<&'static Column> {
+    COLUMNS.iter().find(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_documented() {
+        let mut seen = std::collections::HashSet::new();
+        for c in COLUMNS {
+            assert!(seen.insert(c.name), "duplicate column {}", c.name);
+            assert!(!c.doc.is_empty());
+        }
+        assert_eq!(arrow_schema().fields().len(), COLUMNS.len());
+    }
+}
