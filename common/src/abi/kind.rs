@@ -14,13 +14,107 @@ pub enum EventKind {
     Fork = 2,
     /// The last thread of a process exited.
     Exit = 3,
+    /// open/openat/openat2 (path, flags, mode, fd or error).
+    Open = 100,
+    /// unlink/unlinkat/rmdir.
+    Unlink = 101,
+    /// rename/renameat/renameat2 (`path` → `path2`).
+    Rename = 102,
+    /// chmod/fchmod/fchmodat (`mode`).
+    Chmod = 103,
+    /// chown/fchown/lchown/fchownat (`target_uid`, `target_gid`).
+    Chown = 104,
+    /// memfd_create (`path` = the memfd name, `flags`).
+    MemfdCreate = 105,
+    /// mmap/mprotect with PROT_EXEC of a file-backed mapping.
+    MmapExec = 106,
+    /// connect (TCP or UDP), destination from the kernel's copy of the sockaddr.
+    Connect = 200,
+    /// accept/accept4 of an inbound connection.
+    Accept = 201,
+    /// bind.
+    Bind = 202,
+    /// listen.
+    Listen = 203,
+    /// sendto/sendmsg on an unconnected (UDP) socket: one row per destination.
+    SendTo = 204,
+    /// A DNS query seen on the wire (UDP/TCP port 53).
+    DnsQuery = 300,
+    /// A DNS response seen on the wire.
+    DnsResponse = 301,
+    /// ptrace (`op` = request, `target_pid`).
+    Ptrace = 400,
+    /// process_vm_writev into another process (`target_pid`).
+    ProcessVmWritev = 401,
+    /// A write to `/proc/<pid>/mem` (`target_pid`).
+    ProcMemWrite = 402,
+    /// init_module/finit_module.
+    ModuleLoad = 403,
+    /// setuid/setgid/setreuid/setresuid/setresgid (`target_uid`, `target_gid`).
+    SetId = 404,
+    /// capset.
+    Capset = 405,
+    /// userfaultfd.
+    Userfaultfd = 406,
+    /// mount (`path` = source, `path2` = target, `fstype`).
+    Mount = 407,
+    /// unshare (`flags`).
+    Unshare = 408,
+    /// setns (`flags` = nstype).
+    Setns = 409,
+    /// bpf (`op` = command).
+    Bpf = 410,
+    /// keyctl (`op` = operation).
+    Keyctl = 411,
+    /// Per-process syscall counts over an interval (and at exit).
+    SyscallProfile = 500,
     /// One syscall exit, in the full syscall stream (`--syscalls full`, or imported traces).
     Syscall = 501,
+    /// The first process of a new container was seen.
+    ContainerStart = 600,
+    /// A container's cgroup went away.
+    ContainerStop = 601,
+    /// Events the kernel could not deliver (`count`), recorded when the loss is noticed.
+    Lost = 900,
 }
 
 /// Every kind, in id order. Index `i` of this array is the kind's counter slot.
-pub const EVENT_KINDS: [EventKind; 4] =
-    [EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::Syscall];
+pub const EVENT_KINDS: [EventKind; 34] = [
+    EventKind::Exec,
+    EventKind::Fork,
+    EventKind::Exit,
+    EventKind::Open,
+    EventKind::Unlink,
+    EventKind::Rename,
+    EventKind::Chmod,
+    EventKind::Chown,
+    EventKind::MemfdCreate,
+    EventKind::MmapExec,
+    EventKind::Connect,
+    EventKind::Accept,
+    EventKind::Bind,
+    EventKind::Listen,
+    EventKind::SendTo,
+    EventKind::DnsQuery,
+    EventKind::DnsResponse,
+    EventKind::Ptrace,
+    EventKind::ProcessVmWritev,
+    EventKind::ProcMemWrite,
+    EventKind::ModuleLoad,
+    EventKind::SetId,
+    EventKind::Capset,
+    EventKind::Userfaultfd,
+    EventKind::Mount,
+    EventKind::Unshare,
+    EventKind::Setns,
+    EventKind::Bpf,
+    EventKind::Keyctl,
+    EventKind::SyscallProfile,
+    EventKind::Syscall,
+    EventKind::ContainerStart,
+    EventKind::ContainerStop,
+    EventKind::Lost,
+];
 
 impl EventKind {
     /// Stable name used in the `kind` column of traces.
@@ -29,7 +123,37 @@ impl EventKind {
             EventKind::Exec => "exec",
             EventKind::Fork => "fork",
             EventKind::Exit => "exit",
+            EventKind::Open => "open",
+            EventKind::Unlink => "unlink",
+            EventKind::Rename => "rename",
+            EventKind::Chmod => "chmod",
+            EventKind::Chown => "chown",
+            EventKind::MemfdCreate => "memfd_create",
+            EventKind::MmapExec => "mmap_exec",
+            EventKind::Connect => "connect",
+            EventKind::Accept => "accept",
+            EventKind::Bind => "bind",
+            EventKind::Listen => "listen",
+            EventKind::SendTo => "sendto",
+            EventKind::DnsQuery => "dns_query",
+            EventKind::DnsResponse => "dns_response",
+            EventKind::Ptrace => "ptrace",
+            EventKind::ProcessVmWritev => "process_vm_writev",
+            EventKind::ProcMemWrite => "proc_mem_write",
+            EventKind::ModuleLoad => "module_load",
+            EventKind::SetId => "setid",
+            EventKind::Capset => "capset",
+            EventKind::Userfaultfd => "userfaultfd",
+            EventKind::Mount => "mount",
+            EventKind::Unshare => "unshare",
+            EventKind::Setns => "setns",
+            EventKind::Bpf => "bpf",
+            EventKind::Keyctl => "keyctl",
+            EventKind::SyscallProfile => "syscall_profile",
             EventKind::Syscall => "syscall",
+            EventKind::ContainerStart => "container_start",
+            EventKind::ContainerStop => "container_stop",
+            EventKind::Lost => "lost",
         }
     }
 
@@ -39,7 +163,37 @@ impl EventKind {
             EventKind::Exec => 0,
             EventKind::Fork => 1,
             EventKind::Exit => 2,
-            EventKind::Syscall => 3,
+            EventKind::Open => 3,
+            EventKind::Unlink => 4,
+            EventKind::Rename => 5,
+            EventKind::Chmod => 6,
+            EventKind::Chown => 7,
+            EventKind::MemfdCreate => 8,
+            EventKind::MmapExec => 9,
+            EventKind::Connect => 10,
+            EventKind::Accept => 11,
+            EventKind::Bind => 12,
+            EventKind::Listen => 13,
+            EventKind::SendTo => 14,
+            EventKind::DnsQuery => 15,
+            EventKind::DnsResponse => 16,
+            EventKind::Ptrace => 17,
+            EventKind::ProcessVmWritev => 18,
+            EventKind::ProcMemWrite => 19,
+            EventKind::ModuleLoad => 20,
+            EventKind::SetId => 21,
+            EventKind::Capset => 22,
+            EventKind::Userfaultfd => 23,
+            EventKind::Mount => 24,
+            EventKind::Unshare => 25,
+            EventKind::Setns => 26,
+            EventKind::Bpf => 27,
+            EventKind::Keyctl => 28,
+            EventKind::SyscallProfile => 29,
+            EventKind::Syscall => 30,
+            EventKind::ContainerStart => 31,
+            EventKind::ContainerStop => 32,
+            EventKind::Lost => 33,
         }
     }
 
@@ -63,13 +217,43 @@ impl TryFrom<u32> for EventKind {
     type Error = UnknownEventKind;
 
     fn try_from(id: u32) -> Result<Self, Self::Error> {
-        match id {
-            1 => Ok(EventKind::Exec),
-            2 => Ok(EventKind::Fork),
-            3 => Ok(EventKind::Exit),
-            501 => Ok(EventKind::Syscall),
-            other => Err(UnknownEventKind(other)),
-        }
+        Ok(match id {
+            1 => EventKind::Exec,
+            2 => EventKind::Fork,
+            3 => EventKind::Exit,
+            100 => EventKind::Open,
+            101 => EventKind::Unlink,
+            102 => EventKind::Rename,
+            103 => EventKind::Chmod,
+            104 => EventKind::Chown,
+            105 => EventKind::MemfdCreate,
+            106 => EventKind::MmapExec,
+            200 => EventKind::Connect,
+            201 => EventKind::Accept,
+            202 => EventKind::Bind,
+            203 => EventKind::Listen,
+            204 => EventKind::SendTo,
+            300 => EventKind::DnsQuery,
+            301 => EventKind::DnsResponse,
+            400 => EventKind::Ptrace,
+            401 => EventKind::ProcessVmWritev,
+            402 => EventKind::ProcMemWrite,
+            403 => EventKind::ModuleLoad,
+            404 => EventKind::SetId,
+            405 => EventKind::Capset,
+            406 => EventKind::Userfaultfd,
+            407 => EventKind::Mount,
+            408 => EventKind::Unshare,
+            409 => EventKind::Setns,
+            410 => EventKind::Bpf,
+            411 => EventKind::Keyctl,
+            500 => EventKind::SyscallProfile,
+            501 => EventKind::Syscall,
+            600 => EventKind::ContainerStart,
+            601 => EventKind::ContainerStop,
+            900 => EventKind::Lost,
+            other => return Err(UnknownEventKind(other)),
+        })
     }
 }
 
@@ -79,6 +263,7 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_slots_are_dense() {
+        assert!(EVENT_KINDS.windows(2).all(|w| (w[0] as u32) < (w[1] as u32)), "EVENT_KINDS not in id order");
         for (i, kind) in EVENT_KINDS.iter().enumerate() {
             assert_eq!(EventKind::try_from(*kind as u32), Ok(*kind));
             assert_eq!(kind.slot() as usize, i);

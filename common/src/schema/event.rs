@@ -63,6 +63,81 @@ pub struct Container {
     pub labels: Option<Arc<str>>,
 }
 
+/// Where a recorded path came from (see ARCHITECTURE.md, "race-free data").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathSource {
+    /// Walked from the kernel's own object (the `struct file` of the returned fd, a dentry).
+    Kernel,
+    /// The user's string, read at syscall exit (after the kernel consumed it).
+    UserAtExit,
+}
+
+impl PathSource {
+    /// Value of the `path_source` column.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PathSource::Kernel => "kernel",
+            PathSource::UserAtExit => "user_at_exit",
+        }
+    }
+
+    /// Parses a `path_source` value.
+    pub fn from_name(s: &str) -> Option<PathSource> {
+        match s {
+            "kernel" => Some(PathSource::Kernel),
+            "user_at_exit" => Some(PathSource::UserAtExit),
+            _ => None,
+        }
+    }
+}
+
+/// A file path as recorded, with its provenance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilePath {
+    /// The path (attacker-controlled text).
+    pub path: String,
+    /// Where it came from.
+    pub source: PathSource,
+}
+
+/// Socket endpoints of a network event. Addresses are text: an IP address, or a unix socket path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Net {
+    /// `inet`, `inet6` or `unix`.
+    pub family: String,
+    /// `tcp`, `udp`, `raw`, or the socket type for unix sockets (`stream`, `dgram`).
+    pub protocol: String,
+    /// Local address.
+    pub src_addr: Option<String>,
+    /// Local port.
+    pub src_port: Option<u16>,
+    /// Remote address (or unix socket path).
+    pub dst_addr: Option<String>,
+    /// Remote port.
+    pub dst_port: Option<u16>,
+    /// Payload bytes, where known (sendto).
+    pub bytes: Option<u64>,
+    /// Syscall result (0, an fd, a byte count, or -errno), where known.
+    pub ret: Option<i64>,
+}
+
+/// A DNS message seen on the wire.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dns {
+    /// The question name, as sent (attacker-controlled text).
+    pub name: String,
+    /// Question type (1 = A, 28 = AAAA, …).
+    pub qtype: u16,
+    /// Transaction id.
+    pub id: u16,
+    /// Response code (0 = NOERROR, 3 = NXDOMAIN); None for queries.
+    pub rcode: Option<u8>,
+    /// Addresses in the answer section (responses).
+    pub answers: Vec<String>,
+    /// The UDP/TCP endpoints the message travelled between.
+    pub net: Net,
+}
+
 /// Kind-specific fields. The variant decides the row's `kind`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Detail {
@@ -82,12 +157,201 @@ pub enum Detail {
         /// Signal number when a signal killed it.
         signal: Option<i32>,
     },
+    /// open/openat/openat2.
+    Open {
+        /// The file.
+        file: FilePath,
+        /// Open flags (`O_*`).
+        flags: u64,
+        /// Creation mode.
+        mode: u32,
+        /// The fd, or -errno.
+        ret: i64,
+    },
+    /// unlink/unlinkat/rmdir.
+    Unlink {
+        /// The file.
+        file: FilePath,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// rename family.
+    Rename {
+        /// Old path.
+        file: FilePath,
+        /// New path.
+        new_path: String,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// chmod family.
+    Chmod {
+        /// The file.
+        file: FilePath,
+        /// New mode.
+        mode: u32,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// chown family.
+    Chown {
+        /// The file.
+        file: FilePath,
+        /// New owner (u32::MAX = unchanged).
+        uid: u32,
+        /// New group (u32::MAX = unchanged).
+        gid: u32,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// memfd_create.
+    MemfdCreate {
+        /// The memfd's name.
+        name: String,
+        /// `MFD_*` flags.
+        flags: u64,
+        /// The fd, or -errno.
+        ret: i64,
+    },
+    /// Executable mapping of a file.
+    MmapExec {
+        /// The mapped file.
+        file: FilePath,
+        /// `PROT_*` bits.
+        prot: u64,
+    },
+    /// connect.
+    Connect(Net),
+    /// accept.
+    Accept(Net),
+    /// bind.
+    Bind(Net),
+    /// listen.
+    Listen(Net),
+    /// sendto/sendmsg to an explicit destination.
+    SendTo(Net),
+    /// A DNS query.
+    DnsQuery(Dns),
+    /// A DNS response.
+    DnsResponse(Dns),
+    /// ptrace.
+    Ptrace {
+        /// `PTRACE_*` request.
+        request: u32,
+        /// Traced process.
+        target_pid: u32,
+        /// Result.
+        ret: i64,
+    },
+    /// process_vm_writev.
+    ProcessVmWritev {
+        /// Written-to process.
+        target_pid: u32,
+        /// Bytes written, or -errno.
+        ret: i64,
+    },
+    /// A write to another process's memory through `/proc/<pid>/mem`.
+    ProcMemWrite {
+        /// The `/proc/<pid>/mem` path.
+        file: FilePath,
+        /// Process whose memory is written.
+        target_pid: u32,
+        /// Bytes written, or -errno.
+        ret: i64,
+    },
+    /// init_module/finit_module.
+    ModuleLoad {
+        /// Module file for finit_module, when resolvable.
+        file: Option<FilePath>,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// set*id.
+    SetId {
+        /// Requested user id, if the call sets one.
+        uid: Option<u32>,
+        /// Requested group id, if the call sets one.
+        gid: Option<u32>,
+        /// The syscall number (which set*id).
+        nr: u32,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// capset.
+    Capset {
+        /// Requested effective capability set.
+        effective: u64,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// userfaultfd.
+    Userfaultfd {
+        /// Flags.
+        flags: u64,
+        /// The fd, or -errno.
+        ret: i64,
+    },
+    /// mount.
+    Mount {
+        /// Source (device or path).
+        source: String,
+        /// Mount point.
+        target: String,
+        /// Filesystem type.
+        fstype: String,
+        /// `MS_*` flags.
+        flags: u64,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// unshare.
+    Unshare {
+        /// `CLONE_*` flags.
+        flags: u64,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// setns.
+    Setns {
+        /// nstype (`CLONE_NEW*`).
+        flags: u64,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// bpf.
+    Bpf {
+        /// `BPF_*` command.
+        cmd: u32,
+        /// Result.
+        ret: i64,
+    },
+    /// keyctl.
+    Keyctl {
+        /// `KEYCTL_*` operation.
+        op: u32,
+        /// Result.
+        ret: i64,
+    },
+    /// Syscall counts of one process over an interval, `(syscall number, count)` sorted by number.
+    SyscallProfile {
+        /// The counts.
+        counts: Vec<(u32, u64)>,
+    },
     /// One syscall exit.
     Syscall {
         /// Syscall number (x86_64).
         nr: u32,
         /// Return value, when known.
         ret: Option<i64>,
+    },
+    /// A container's first process was seen.
+    ContainerStart,
+    /// A container's cgroup was removed.
+    ContainerStop,
+    /// Events the kernel could not deliver.
+    Lost {
+        /// How many.
+        count: u64,
     },
 }
 
@@ -98,7 +362,37 @@ impl Detail {
             Detail::Exec { .. } => EventKind::Exec,
             Detail::Fork => EventKind::Fork,
             Detail::Exit { .. } => EventKind::Exit,
+            Detail::Open { .. } => EventKind::Open,
+            Detail::Unlink { .. } => EventKind::Unlink,
+            Detail::Rename { .. } => EventKind::Rename,
+            Detail::Chmod { .. } => EventKind::Chmod,
+            Detail::Chown { .. } => EventKind::Chown,
+            Detail::MemfdCreate { .. } => EventKind::MemfdCreate,
+            Detail::MmapExec { .. } => EventKind::MmapExec,
+            Detail::Connect(_) => EventKind::Connect,
+            Detail::Accept(_) => EventKind::Accept,
+            Detail::Bind(_) => EventKind::Bind,
+            Detail::Listen(_) => EventKind::Listen,
+            Detail::SendTo(_) => EventKind::SendTo,
+            Detail::DnsQuery(_) => EventKind::DnsQuery,
+            Detail::DnsResponse(_) => EventKind::DnsResponse,
+            Detail::Ptrace { .. } => EventKind::Ptrace,
+            Detail::ProcessVmWritev { .. } => EventKind::ProcessVmWritev,
+            Detail::ProcMemWrite { .. } => EventKind::ProcMemWrite,
+            Detail::ModuleLoad { .. } => EventKind::ModuleLoad,
+            Detail::SetId { .. } => EventKind::SetId,
+            Detail::Capset { .. } => EventKind::Capset,
+            Detail::Userfaultfd { .. } => EventKind::Userfaultfd,
+            Detail::Mount { .. } => EventKind::Mount,
+            Detail::Unshare { .. } => EventKind::Unshare,
+            Detail::Setns { .. } => EventKind::Setns,
+            Detail::Bpf { .. } => EventKind::Bpf,
+            Detail::Keyctl { .. } => EventKind::Keyctl,
+            Detail::SyscallProfile { .. } => EventKind::SyscallProfile,
             Detail::Syscall { .. } => EventKind::Syscall,
+            Detail::ContainerStart => EventKind::ContainerStart,
+            Detail::ContainerStop => EventKind::ContainerStop,
+            Detail::Lost { .. } => EventKind::Lost,
         }
     }
 }

@@ -15,7 +15,7 @@ mod reader;
 mod write;
 
 pub use builder::TraceBatchBuilder;
-pub use event::{Container, Detail, Event, Process};
+pub use event::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process};
 pub use metadata::{MetadataError, ProgramStatus, TraceMetadata, KEY_PREFIX};
 pub use reader::{events_from_batch, ReadError};
 pub use write::{writer_properties, WriteOptions};
@@ -46,6 +46,8 @@ pub enum ColumnType {
     Str,
     /// A list of UTF-8 strings.
     StrList,
+    /// A map from syscall number (u32) to count (u64).
+    CountMap,
 }
 
 impl ColumnType {
@@ -62,6 +64,20 @@ impl ColumnType {
             ColumnType::StrList => {
                 DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
             }
+            ColumnType::CountMap => DataType::Map(
+                Arc::new(Field::new(
+                    "entries",
+                    DataType::Struct(
+                        vec![
+                            Field::new("keys", DataType::UInt32, false),
+                            Field::new("values", DataType::UInt64, true),
+                        ]
+                        .into(),
+                    ),
+                    false,
+                )),
+                false,
+            ),
         }
     }
 }
@@ -117,12 +133,35 @@ pub mod names {
     pub const NAMESPACE: &str = "namespace";
     pub const LABELS: &str = "labels";
     pub const PATH: &str = "path";
+    pub const PATH2: &str = "path2";
+    pub const PATH_SOURCE: &str = "path_source";
     pub const ARGV: &str = "argv";
     pub const TRUNCATED: &str = "truncated";
     pub const EXIT_CODE: &str = "exit_code";
     pub const SIGNAL: &str = "signal";
+    pub const FLAGS: &str = "flags";
+    pub const MODE: &str = "mode";
+    pub const OP: &str = "op";
+    pub const TARGET_PID: &str = "target_pid";
+    pub const TARGET_UID: &str = "target_uid";
+    pub const TARGET_GID: &str = "target_gid";
+    pub const FSTYPE: &str = "fstype";
+    pub const FAMILY: &str = "family";
+    pub const PROTOCOL: &str = "protocol";
+    pub const SRC_ADDR: &str = "src_addr";
+    pub const SRC_PORT: &str = "src_port";
+    pub const DST_ADDR: &str = "dst_addr";
+    pub const DST_PORT: &str = "dst_port";
+    pub const BYTES: &str = "bytes";
+    pub const DNS_NAME: &str = "dns_name";
+    pub const DNS_TYPE: &str = "dns_type";
+    pub const DNS_ID: &str = "dns_id";
+    pub const DNS_RCODE: &str = "dns_rcode";
+    pub const DNS_ANSWERS: &str = "dns_answers";
     pub const SYSCALL: &str = "syscall";
     pub const RET: &str = "ret";
+    pub const SYSCALL_COUNTS: &str = "syscall_counts";
+    pub const COUNT: &str = "count";
     pub const LABEL: &str = "label";
 }
 
@@ -148,14 +187,37 @@ pub const COLUMNS: &[Column] = &[
     col(names::POD, Str, true, "enriched", "Kubernetes pod name"),
     col(names::NAMESPACE, Str, true, "enriched", "Kubernetes namespace"),
     col(names::LABELS, Str, true, "enriched", "container/pod labels as a JSON object"),
-    col(names::PATH, Str, true, "file events", "path operated on"),
+    col(names::PATH, Str, true, "file events, proc_mem_write, module_load", "path operated on (attacker-controlled); for memfd_create the memfd name; for mount the source"),
+    col(names::PATH2, Str, true, "rename, mount", "second path: rename's new path, mount's target"),
+    col(names::PATH_SOURCE, Str, true, "file events", "where `path` came from: `kernel` (walked from the kernel's struct file/dentry) or `user_at_exit` (user string read at syscall exit)"),
     col(names::ARGV, StrList, true, "exec", "argv of the new image (read from the new mm after exec)"),
     col(names::TRUNCATED, Bool, true, "exec", "true when path or argv was cut at the capture limit"),
     col(names::EXIT_CODE, I32, true, "exit", "exit status (0-255) when the process exited normally"),
     col(names::SIGNAL, I32, true, "exit", "signal number when the process was killed by a signal"),
-    col(names::SYSCALL, U32, true, "syscall", "syscall number (x86_64 table)"),
-    col(names::RET, I64, true, "syscall", "syscall return value (negative errno on failure)"),
-    col(names::LABEL, Str, true, "imported", "ground-truth label of the workload (normal/attack), when known"),
+    col(names::FLAGS, U64, true, "open, memfd_create, mmap_exec, mount, unshare, setns, userfaultfd, capset", "flags argument: O_*, MFD_*, PROT_*, MS_*, CLONE_*; capset: effective set"),
+    col(names::MODE, U32, true, "open, chmod", "file mode bits"),
+    col(names::OP, U32, true, "ptrace, bpf, keyctl", "request/command/operation number"),
+    col(names::TARGET_PID, U32, true, "ptrace, process_vm_writev, proc_mem_write", "process acted upon"),
+    col(names::TARGET_UID, U32, true, "setid, chown", "user id requested"),
+    col(names::TARGET_GID, U32, true, "setid, chown", "group id requested"),
+    col(names::FSTYPE, Str, true, "mount", "filesystem type"),
+    col(names::FAMILY, Str, true, "network, dns", "socket family: inet, inet6, unix"),
+    col(names::PROTOCOL, Str, true, "network, dns", "tcp, udp, raw; stream/dgram for unix sockets"),
+    col(names::SRC_ADDR, Str, true, "network, dns", "local address"),
+    col(names::SRC_PORT, U32, true, "network, dns", "local port"),
+    col(names::DST_ADDR, Str, true, "network, dns", "remote address, or unix socket path"),
+    col(names::DST_PORT, U32, true, "network, dns", "remote port"),
+    col(names::BYTES, U64, true, "sendto", "payload bytes"),
+    col(names::DNS_NAME, Str, true, "dns", "question name (attacker-controlled)"),
+    col(names::DNS_TYPE, U32, true, "dns", "question type: 1 A, 28 AAAA, 16 TXT, …"),
+    col(names::DNS_ID, U32, true, "dns", "transaction id"),
+    col(names::DNS_RCODE, U32, true, "dns_response", "response code: 0 NOERROR, 3 NXDOMAIN, …"),
+    col(names::DNS_ANSWERS, StrList, true, "dns_response", "addresses in the answer section"),
+    col(names::SYSCALL, U32, true, "syscall, setid", "syscall number (x86_64 table)"),
+    col(names::RET, I64, true, "syscall and most call events", "return value (fd, byte count, 0, or negative errno)"),
+    col(names::SYSCALL_COUNTS, CountMap, true, "syscall_profile", "syscall number → count over the profile interval"),
+    col(names::COUNT, U64, true, "lost", "number of events lost"),
+    col(names::LABEL, Str, true, "imported, lab datasets", "ground-truth label of the workload (normal/attack), when known"),
 ];
 
 /// The Arrow schema of the `events` table (shared, built once).

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, AsArray, BooleanArray, Int32Array, Int64Array, ListArray, StringArray,
+    Array, AsArray, BooleanArray, Int32Array, Int64Array, ListArray, MapArray, StringArray,
     TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 
-use super::event::{Container, Detail, Event, Process};
+use super::event::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process};
 use super::names as n;
 use crate::abi::EventKind;
 
@@ -100,17 +100,6 @@ fn lists(a: &dyn Array) -> Option<&ListArray> {
     a.as_list_opt::<i32>()
 }
 
-fn opt_str(a: Option<&StringArray>, row: usize) -> Option<Arc<str>> {
-    a.filter(|a| a.is_valid(row)).map(|a| Arc::from(a.value(row)))
-}
-
-fn opt<T: arrow::datatypes::ArrowPrimitiveType>(
-    a: Option<&arrow::array::PrimitiveArray<T>>,
-    row: usize,
-) -> Option<T::Native> {
-    a.filter(|a| a.is_valid(row)).map(|a| a.value(row))
-}
-
 fn req<T: arrow::datatypes::ArrowPrimitiveType>(
     a: &arrow::array::PrimitiveArray<T>,
     row: usize,
@@ -119,8 +108,161 @@ fn req<T: arrow::datatypes::ArrowPrimitiveType>(
     if a.is_valid(row) { Ok(a.value(row)) } else { Err(ReadError::NullValue { row, column }) }
 }
 
+fn maps(a: &dyn Array) -> Option<&MapArray> {
+    a.as_map_opt()
+}
+
+/// Typed access to one batch's columns; missing nullable columns read as null.
+struct Row<'a> {
+    row: usize,
+    s: &'a std::collections::HashMap<&'static str, &'a StringArray>,
+    u32: &'a std::collections::HashMap<&'static str, &'a UInt32Array>,
+    u64: &'a std::collections::HashMap<&'static str, &'a UInt64Array>,
+    i64: Option<&'a Int64Array>,
+    i32: &'a std::collections::HashMap<&'static str, &'a Int32Array>,
+    lists: &'a std::collections::HashMap<&'static str, &'a ListArray>,
+    truncated: Option<&'a BooleanArray>,
+}
+
+impl Row<'_> {
+    fn str(&self, c: &'static str) -> Option<String> {
+        self.s.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row).to_string())
+    }
+    fn u32(&self, c: &'static str) -> Option<u32> {
+        self.u32.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+    }
+    fn u64(&self, c: &'static str) -> Option<u64> {
+        self.u64.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+    }
+    fn i32(&self, c: &'static str) -> Option<i32> {
+        self.i32.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+    }
+    fn ret(&self) -> Option<i64> {
+        self.i64.filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+    }
+    fn list(&self, c: &'static str) -> Option<Vec<String>> {
+        self.lists.get(c).filter(|a| a.is_valid(self.row)).map(|a| {
+            let v = a.value(self.row);
+            let s = v.as_string::<i32>();
+            (0..s.len()).map(|i| s.value(i).to_string()).collect()
+        })
+    }
+    fn file(&self) -> FilePath {
+        FilePath {
+            path: self.str(n::PATH).unwrap_or_default(),
+            source: self
+                .str(n::PATH_SOURCE)
+                .and_then(|s| PathSource::from_name(&s))
+                .unwrap_or(PathSource::UserAtExit),
+        }
+    }
+    fn net(&self) -> Net {
+        Net {
+            family: self.str(n::FAMILY).unwrap_or_default(),
+            protocol: self.str(n::PROTOCOL).unwrap_or_default(),
+            src_addr: self.str(n::SRC_ADDR),
+            src_port: self.u32(n::SRC_PORT).and_then(|p| u16::try_from(p).ok()),
+            dst_addr: self.str(n::DST_ADDR),
+            dst_port: self.u32(n::DST_PORT).and_then(|p| u16::try_from(p).ok()),
+            bytes: self.u64(n::BYTES),
+            ret: self.ret(),
+        }
+    }
+    fn dns(&self) -> Dns {
+        let mut net = self.net();
+        net.ret = None;
+        Dns {
+            name: self.str(n::DNS_NAME).unwrap_or_default(),
+            qtype: self.u32(n::DNS_TYPE).and_then(|v| u16::try_from(v).ok()).unwrap_or(0),
+            id: self.u32(n::DNS_ID).and_then(|v| u16::try_from(v).ok()).unwrap_or(0),
+            rcode: self.u32(n::DNS_RCODE).and_then(|v| u8::try_from(v).ok()),
+            answers: self.list(n::DNS_ANSWERS).unwrap_or_default(),
+            net,
+        }
+    }
+}
+
+fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Detail, ReadError> {
+    use EventKind as K;
+    let ret = || r.ret().unwrap_or(0);
+    let flags = || r.u64(n::FLAGS).unwrap_or(0);
+    Ok(match kind {
+        K::Exec => Detail::Exec {
+            argv: r.list(n::ARGV).unwrap_or_default(),
+            truncated: r.truncated.filter(|a| a.is_valid(r.row)).is_some_and(|a| a.value(r.row)),
+        },
+        K::Fork => Detail::Fork,
+        K::Exit => Detail::Exit { code: r.i32(n::EXIT_CODE), signal: r.i32(n::SIGNAL) },
+        K::Open => Detail::Open { file: r.file(), flags: flags(), mode: r.u32(n::MODE).unwrap_or(0), ret: ret() },
+        K::Unlink => Detail::Unlink { file: r.file(), ret: ret() },
+        K::Rename => Detail::Rename { file: r.file(), new_path: r.str(n::PATH2).unwrap_or_default(), ret: ret() },
+        K::Chmod => Detail::Chmod { file: r.file(), mode: r.u32(n::MODE).unwrap_or(0), ret: ret() },
+        K::Chown => Detail::Chown {
+            file: r.file(),
+            uid: r.u32(n::TARGET_UID).unwrap_or(u32::MAX),
+            gid: r.u32(n::TARGET_GID).unwrap_or(u32::MAX),
+            ret: ret(),
+        },
+        K::MemfdCreate => Detail::MemfdCreate { name: r.str(n::PATH).unwrap_or_default(), flags: flags(), ret: ret() },
+        K::MmapExec => Detail::MmapExec { file: r.file(), prot: flags() },
+        K::Connect => Detail::Connect(r.net()),
+        K::Accept => Detail::Accept(r.net()),
+        K::Bind => Detail::Bind(r.net()),
+        K::Listen => Detail::Listen(r.net()),
+        K::SendTo => Detail::SendTo(r.net()),
+        K::DnsQuery => Detail::DnsQuery(r.dns()),
+        K::DnsResponse => Detail::DnsResponse(r.dns()),
+        K::Ptrace => Detail::Ptrace {
+            request: r.u32(n::OP).unwrap_or(0),
+            target_pid: r.u32(n::TARGET_PID).unwrap_or(0),
+            ret: ret(),
+        },
+        K::ProcessVmWritev => Detail::ProcessVmWritev { target_pid: r.u32(n::TARGET_PID).unwrap_or(0), ret: ret() },
+        K::ProcMemWrite => Detail::ProcMemWrite { file: r.file(), target_pid: r.u32(n::TARGET_PID).unwrap_or(0), ret: ret() },
+        K::ModuleLoad => Detail::ModuleLoad { file: r.str(n::PATH).map(|_| r.file()), ret: ret() },
+        K::SetId => Detail::SetId {
+            uid: r.u32(n::TARGET_UID),
+            gid: r.u32(n::TARGET_GID),
+            nr: r.u32(n::SYSCALL).unwrap_or(0),
+            ret: ret(),
+        },
+        K::Capset => Detail::Capset { effective: flags(), ret: ret() },
+        K::Userfaultfd => Detail::Userfaultfd { flags: flags(), ret: ret() },
+        K::Mount => Detail::Mount {
+            source: r.str(n::PATH).unwrap_or_default(),
+            target: r.str(n::PATH2).unwrap_or_default(),
+            fstype: r.str(n::FSTYPE).unwrap_or_default(),
+            flags: flags(),
+            ret: ret(),
+        },
+        K::Unshare => Detail::Unshare { flags: flags(), ret: ret() },
+        K::Setns => Detail::Setns { flags: flags(), ret: ret() },
+        K::Bpf => Detail::Bpf { cmd: r.u32(n::OP).unwrap_or(0), ret: ret() },
+        K::Keyctl => Detail::Keyctl { op: r.u32(n::OP).unwrap_or(0), ret: ret() },
+        K::SyscallProfile => Detail::SyscallProfile {
+            counts: counts
+                .filter(|m| m.is_valid(r.row))
+                .map(|m| {
+                    let entries = m.value(r.row);
+                    let keys = entries.column(0).as_primitive::<UInt32Type>();
+                    let values = entries.column(1).as_primitive::<UInt64Type>();
+                    keys.iter().zip(values.iter()).map(|(k, v)| (k.unwrap_or(0), v.unwrap_or(0))).collect()
+                })
+                .unwrap_or_default(),
+        },
+        K::Syscall => Detail::Syscall {
+            nr: r.u32(n::SYSCALL).ok_or(ReadError::NullValue { row: r.row, column: n::SYSCALL })?,
+            ret: r.ret(),
+        },
+        K::ContainerStart => Detail::ContainerStart,
+        K::ContainerStop => Detail::ContainerStop,
+        K::Lost => Detail::Lost { count: r.u64(n::COUNT).unwrap_or(0) },
+    })
+}
+
 /// Decodes every row of `batch` into an [`Event`].
 pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
+    use std::collections::HashMap;
     let c = Cols { batch };
     let time = c.required(n::TIME, times)?;
     let ktime = c.required(n::KTIME_NS, u64s)?;
@@ -132,58 +274,44 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
     let gid = c.required(n::GID, u32s)?;
     let comm = c.required(n::COMM, strs)?;
     let cgroup = c.required(n::CGROUP_ID, u64s)?;
-    let exe_path = c.typed(n::EXE_PATH, strs)?;
-    let exe_sha = c.typed(n::EXE_SHA256, strs)?;
-    let cid = c.typed(n::CONTAINER_ID, strs)?;
-    let cname = c.typed(n::CONTAINER_NAME, strs)?;
-    let image = c.typed(n::IMAGE, strs)?;
-    let runtime = c.typed(n::RUNTIME, strs)?;
-    let pod = c.typed(n::POD, strs)?;
-    let ns = c.typed(n::NAMESPACE, strs)?;
-    let labels = c.typed(n::LABELS, strs)?;
-    let argv = c.typed(n::ARGV, lists)?;
-    let truncated = c.typed(n::TRUNCATED, bools)?;
-    let exit_code = c.typed(n::EXIT_CODE, i32s)?;
-    let signal = c.typed(n::SIGNAL, i32s)?;
-    let syscall = c.typed(n::SYSCALL, u32s)?;
+
+    let mut s = HashMap::new();
+    let mut u32m = HashMap::new();
+    let mut u64m = HashMap::new();
+    let mut i32m = HashMap::new();
+    let mut lists_m = HashMap::new();
+    for col in super::COLUMNS {
+        use super::ColumnType as T;
+        match col.ty {
+            T::Str => { if let Some(a) = c.typed(col.name, strs)? { s.insert(col.name, a); } }
+            T::U32 => { if let Some(a) = c.typed(col.name, u32s)? { u32m.insert(col.name, a); } }
+            T::U64 => { if let Some(a) = c.typed(col.name, u64s)? { u64m.insert(col.name, a); } }
+            T::I32 => { if let Some(a) = c.typed(col.name, i32s)? { i32m.insert(col.name, a); } }
+            T::StrList => { if let Some(a) = c.typed(col.name, lists)? { lists_m.insert(col.name, a); } }
+            T::TimestampNs | T::I64 | T::Bool | T::CountMap => {}
+        }
+    }
     let ret = c.typed(n::RET, i64s)?;
-    let label = c.typed(n::LABEL, strs)?;
+    let truncated = c.typed(n::TRUNCATED, bools)?;
+    let counts = c.typed(n::SYSCALL_COUNTS, maps)?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
+        let r = Row { row, s: &s, u32: &u32m, u64: &u64m, i64: ret, i32: &i32m, lists: &lists_m, truncated };
         let kind_name = if kind.is_valid(row) { kind.value(row) } else { "" };
-        let detail = match EventKind::from_name(kind_name) {
-            Some(EventKind::Exec) => Detail::Exec {
-                argv: argv
-                    .filter(|a| a.is_valid(row))
-                    .map(|a| {
-                        let v = a.value(row);
-                        let s = v.as_string::<i32>();
-                        (0..s.len()).map(|i| s.value(i).to_string()).collect()
-                    })
-                    .unwrap_or_default(),
-                truncated: truncated.filter(|a| a.is_valid(row)).map(|a| a.value(row)).unwrap_or(false),
-            },
-            Some(EventKind::Fork) => Detail::Fork,
-            Some(EventKind::Exit) => Detail::Exit { code: opt(exit_code, row), signal: opt(signal, row) },
-            Some(EventKind::Syscall) => Detail::Syscall {
-                nr: syscall
-                    .filter(|a| a.is_valid(row))
-                    .map(|a| a.value(row))
-                    .ok_or(ReadError::NullValue { row, column: n::SYSCALL })?,
-                ret: opt(ret, row),
-            },
-            None => return Err(ReadError::UnknownKind { row, kind: kind_name.to_string() }),
+        let Some(k) = EventKind::from_name(kind_name) else {
+            return Err(ReadError::UnknownKind { row, kind: kind_name.to_string() });
         };
-        let container = opt_str(cid, row).map(|id| {
+        let detail = detail(k, &r, counts)?;
+        let container = r.str(n::CONTAINER_ID).map(|id| {
             Arc::new(Container {
-                id,
-                name: opt_str(cname, row),
-                image: opt_str(image, row),
-                runtime: opt_str(runtime, row),
-                pod: opt_str(pod, row),
-                namespace: opt_str(ns, row),
-                labels: opt_str(labels, row),
+                id: id.into(),
+                name: r.str(n::CONTAINER_NAME).map(Into::into),
+                image: r.str(n::IMAGE).map(Into::into),
+                runtime: r.str(n::RUNTIME).map(Into::into),
+                pod: r.str(n::POD).map(Into::into),
+                namespace: r.str(n::NAMESPACE).map(Into::into),
+                labels: r.str(n::LABELS).map(Into::into),
             })
         });
         out.push(Event {
@@ -198,10 +326,10 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
                 comm: Arc::from(if comm.is_valid(row) { comm.value(row) } else { "" }),
                 cgroup_id: req(cgroup, row, n::CGROUP_ID)?,
             },
-            exe_path: opt_str(exe_path, row),
-            exe_sha256: opt_str(exe_sha, row),
+            exe_path: r.str(n::EXE_PATH).map(Into::into),
+            exe_sha256: r.str(n::EXE_SHA256).map(Into::into),
             container,
-            label: opt_str(label, row),
+            label: r.str(n::LABEL).map(Into::into),
             detail,
         });
     }
@@ -271,6 +399,69 @@ mod tests {
         let mut expected = events;
         expected.sort_by_key(|e| e.ktime_ns);
         assert_eq!(rows, expected);
+    }
+
+    fn every_kind() -> Vec<Detail> {
+        let file = FilePath { path: "/tmp/x".into(), source: PathSource::Kernel };
+        let net = Net {
+            family: "inet".into(),
+            protocol: "tcp".into(),
+            src_addr: Some("127.0.0.1".into()),
+            src_port: Some(40000),
+            dst_addr: Some("127.0.0.2".into()),
+            dst_port: Some(3333),
+            bytes: Some(12),
+            ret: Some(0),
+        };
+        let dns = Dns { name: "pool.example".into(), qtype: 1, id: 7, rcode: Some(3), answers: vec!["127.0.0.9".into()], net: Net { ret: None, ..net.clone() } };
+        vec![
+            Detail::Exec { argv: vec!["a".into()], truncated: true },
+            Detail::Fork,
+            Detail::Exit { code: None, signal: Some(9) },
+            Detail::Open { file: file.clone(), flags: 0o101, mode: 0o600, ret: 3 },
+            Detail::Unlink { file: file.clone(), ret: -2 },
+            Detail::Rename { file: file.clone(), new_path: "/tmp/y".into(), ret: 0 },
+            Detail::Chmod { file: file.clone(), mode: 0o755, ret: 0 },
+            Detail::Chown { file: file.clone(), uid: 0, gid: 0, ret: 0 },
+            Detail::MemfdCreate { name: "x".into(), flags: 1, ret: 4 },
+            Detail::MmapExec { file: FilePath { source: PathSource::UserAtExit, ..file.clone() }, prot: 5 },
+            Detail::Connect(net.clone()),
+            Detail::Accept(net.clone()),
+            Detail::Bind(net.clone()),
+            Detail::Listen(net.clone()),
+            Detail::SendTo(net.clone()),
+            Detail::DnsQuery(Dns { rcode: None, answers: vec![], ..dns.clone() }),
+            Detail::DnsResponse(dns),
+            Detail::Ptrace { request: 16, target_pid: 5, ret: 0 },
+            Detail::ProcessVmWritev { target_pid: 5, ret: 10 },
+            Detail::ProcMemWrite { file: file.clone(), target_pid: 5, ret: 10 },
+            Detail::ModuleLoad { file: Some(file.clone()), ret: -1 },
+            Detail::ModuleLoad { file: None, ret: -1 },
+            Detail::SetId { uid: Some(0), gid: None, nr: 105, ret: 0 },
+            Detail::Capset { effective: 1 << 21, ret: 0 },
+            Detail::Userfaultfd { flags: 0, ret: 5 },
+            Detail::Mount { source: "/".into(), target: "/mnt".into(), fstype: "ext4".into(), flags: 0, ret: 0 },
+            Detail::Unshare { flags: 0x10000000, ret: 0 },
+            Detail::Setns { flags: 0, ret: 0 },
+            Detail::Bpf { cmd: 5, ret: 3 },
+            Detail::Keyctl { op: 0, ret: 0 },
+            Detail::SyscallProfile { counts: vec![(0, 10), (59, 1)] },
+            Detail::Syscall { nr: 1, ret: None },
+            Detail::ContainerStart,
+            Detail::ContainerStop,
+            Detail::Lost { count: 3 },
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let kinds: std::collections::BTreeSet<_> = every_kind().iter().map(|d| d.kind()).collect();
+        assert_eq!(kinds.len(), crate::abi::EVENT_KINDS.len(), "a kind has no sample");
+        let base = sample_events().remove(1);
+        let events: Vec<Event> = every_kind().into_iter().map(|detail| Event { detail, ..base.clone() }).collect();
+        let mut b = TraceBatchBuilder::new("h");
+        events.iter().for_each(|e| b.push(e));
+        assert_eq!(events_from_batch(&b.finish()).unwrap(), events);
     }
 
     #[test]
