@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
-use needle_common::schema::{events_from_batch, Event, TraceMetadata};
+use needle_common::schema::{Event, TraceMetadata, events_from_batch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Path of a workspace binary (`capture`, `analyze`), built by `cargo build` before the tests.
@@ -23,7 +23,10 @@ pub fn binary(name: &str) -> PathBuf {
         return PathBuf::from(dir).join(name);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
@@ -57,10 +60,10 @@ pub fn require(test: &str, why_not: Option<String>) -> bool {
         panic!("{test}: cannot run here ({reason}) but NEEDLE_REQUIRE_PRIVILEGED=1");
     }
     eprintln!("SKIP {test}: {reason}");
-    if let Some(log) = std::env::var_os("NEEDLE_SKIP_LOG") {
-        if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
-            let _ = writeln!(f, "{test}: {reason}");
-        }
+    if let Some(log) = std::env::var_os("NEEDLE_SKIP_LOG")
+        && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log)
+    {
+        let _ = writeln!(f, "{test}: {reason}");
     }
     false
 }
@@ -78,16 +81,30 @@ pub struct Trace {
 /// Reads a trace file completely.
 pub fn read_trace(path: &Path) -> Result<Trace, String> {
     let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
-    let kv = builder.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
-    let metadata = TraceMetadata::from_key_values(kv.iter().map(|k| (k.key.as_str(), k.value.as_deref())))
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let metadata =
+        TraceMetadata::from_key_values(kv.iter().map(|k| (k.key.as_str(), k.value.as_deref())))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut events = Vec::new();
     let mut batches = Vec::new();
-    for batch in builder.build().map_err(|e| format!("{}: {e}", path.display()))? {
+    for batch in builder
+        .build()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+    {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
         events.extend(events_from_batch(&batch).map_err(|e| format!("{}: {e}", path.display()))?);
         batches.push(batch);
     }
-    Ok(Trace { metadata, events, batches })
+    Ok(Trace {
+        metadata,
+        events,
+        batches,
+    })
 }

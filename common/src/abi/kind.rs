@@ -213,6 +213,8 @@ impl core::fmt::Display for UnknownEventKind {
     }
 }
 
+impl core::error::Error for UnknownEventKind {}
+
 impl TryFrom<u32> for EventKind {
     type Error = UnknownEventKind;
 
@@ -263,7 +265,12 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_slots_are_dense() {
-        assert!(EVENT_KINDS.windows(2).all(|w| (w[0] as u32) < (w[1] as u32)), "EVENT_KINDS not in id order");
+        assert!(
+            EVENT_KINDS
+                .windows(2)
+                .all(|w| (w[0] as u32) < (w[1] as u32)),
+            "EVENT_KINDS not in id order"
+        );
         for (i, kind) in EVENT_KINDS.iter().enumerate() {
             assert_eq!(EventKind::try_from(*kind as u32), Ok(*kind));
             assert_eq!(kind.slot() as usize, i);

@@ -10,12 +10,12 @@ mod kind;
 mod offsets;
 mod process;
 
-pub use counters::{Counter, COUNTER_SLOTS};
-pub use kind::{EventKind, UnknownEventKind, EVENT_KINDS};
-pub use offsets::{KernelOffsets, OFFSET_MISSING};
+pub use counters::{COUNTER_SLOTS, Counter};
+pub use kind::{EVENT_KINDS, EventKind, UnknownEventKind};
+pub use offsets::{KernelOffsets, OFFSET_MISSING, ProbeConfig};
 pub use process::{
-    ExecEvent, ExitEvent, ForkEvent, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX,
-    EXEC_FILENAME_TRUNCATED, EXIT_GROUP_DEAD,
+    EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED,
+    EXIT_GROUP_DEAD, ExecEvent, ExitEvent, ForkEvent,
 };
 
 /// Length of `task_struct::comm`.

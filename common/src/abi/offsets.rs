@@ -34,4 +34,47 @@ pub struct KernelOffsets {
     pub tp_exit_group_dead: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>().is_multiple_of(8));
+
+impl KernelOffsets {
+    /// All offsets zero: the value compiled into the eBPF object before user space fills it in.
+    pub const fn zeroed() -> Self {
+        KernelOffsets {
+            task_real_parent: 0,
+            task_tgid: 0,
+            task_pid: 0,
+            task_mm: 0,
+            task_exit_code: 0,
+            mm_arg_start: 0,
+            mm_arg_end: 0,
+            tp_exec_filename: 0,
+            tp_exec_old_pid: 0,
+            tp_exit_group_dead: OFFSET_MISSING,
+        }
+    }
+}
+
+/// Run-time settings of the eBPF programs, written by user space before load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct ProbeConfig {
+    /// Wake the reader only when at least this many bytes are waiting in the ring buffer
+    /// (the reader also polls on a timer). Batching wake-ups is what keeps the per-event cost low.
+    pub wakeup_bytes: u64,
+    /// Process id of capture itself: its own activity is not recorded.
+    pub self_tgid: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+}
+
+impl ProbeConfig {
+    /// The value compiled into the object: wake on every event, filter nothing.
+    pub const fn zeroed() -> Self {
+        ProbeConfig {
+            wakeup_bytes: 0,
+            self_tgid: 0,
+            _pad: 0,
+        }
+    }
+}

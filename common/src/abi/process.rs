@@ -67,6 +67,6 @@ pub struct ExitEvent {
     pub flags: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ExecEvent>() % 8 == 0);
-const _: () = assert!(core::mem::size_of::<ForkEvent>() % 8 == 0);
-const _: () = assert!(core::mem::size_of::<ExitEvent>() % 8 == 0);
+const _: () = assert!(core::mem::size_of::<ExecEvent>().is_multiple_of(8));
+const _: () = assert!(core::mem::size_of::<ForkEvent>().is_multiple_of(8));
+const _: () = assert!(core::mem::size_of::<ExitEvent>().is_multiple_of(8));

@@ -11,7 +11,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use super::event::{Detail, Dns, Event, FilePath, Net};
-use super::{arrow_schema, names as n, COLUMNS};
+use super::{COLUMNS, arrow_schema, names as n};
 
 /// The kind-specific columns of one row, borrowed from its [`Detail`]; every field defaults to null.
 #[derive(Default)]
@@ -49,37 +49,68 @@ impl<'a> KindColumns<'a> {
     }
 
     fn net(net: &'a Net) -> Self {
-        KindColumns { net: Some(net), ret: net.ret, ..Default::default() }
+        KindColumns {
+            net: Some(net),
+            ret: net.ret,
+            ..Default::default()
+        }
     }
 
     fn dns(dns: &'a Dns) -> Self {
-        KindColumns { dns: Some(dns), net: Some(&dns.net), ..Default::default() }
+        KindColumns {
+            dns: Some(dns),
+            net: Some(&dns.net),
+            ..Default::default()
+        }
     }
 
     fn of(detail: &'a Detail) -> Self {
         use Detail as D;
-        let ret = |ret: &i64| KindColumns { ret: Some(*ret), ..Default::default() };
+        let ret = |ret: &i64| KindColumns {
+            ret: Some(*ret),
+            ..Default::default()
+        };
         match detail {
-            D::Exec { argv, truncated } => {
-                KindColumns { argv: Some(argv), truncated: Some(*truncated), ..Default::default() }
-            }
+            D::Exec { argv, truncated } => KindColumns {
+                argv: Some(argv),
+                truncated: Some(*truncated),
+                ..Default::default()
+            },
             D::Fork | D::ContainerStart | D::ContainerStop => KindColumns::default(),
-            D::Exit { code, signal } => {
-                KindColumns { exit_code: *code, signal: *signal, ..Default::default() }
-            }
-            D::Open { file, flags, mode, ret } => KindColumns {
+            D::Exit { code, signal } => KindColumns {
+                exit_code: *code,
+                signal: *signal,
+                ..Default::default()
+            },
+            D::Open {
+                file,
+                flags,
+                mode,
+                ret,
+            } => KindColumns {
                 flags: Some(*flags),
                 mode: Some(*mode),
                 ..KindColumns::file(file, Some(*ret))
             },
             D::Unlink { file, ret } => KindColumns::file(file, Some(*ret)),
-            D::Rename { file, new_path, ret } => {
-                KindColumns { path2: Some(new_path), ..KindColumns::file(file, Some(*ret)) }
-            }
-            D::Chmod { file, mode, ret } => {
-                KindColumns { mode: Some(*mode), ..KindColumns::file(file, Some(*ret)) }
-            }
-            D::Chown { file, uid, gid, ret } => KindColumns {
+            D::Rename {
+                file,
+                new_path,
+                ret,
+            } => KindColumns {
+                path2: Some(new_path),
+                ..KindColumns::file(file, Some(*ret))
+            },
+            D::Chmod { file, mode, ret } => KindColumns {
+                mode: Some(*mode),
+                ..KindColumns::file(file, Some(*ret))
+            },
+            D::Chown {
+                file,
+                uid,
+                gid,
+                ret,
+            } => KindColumns {
                 target_uid: Some(*uid),
                 target_gid: Some(*gid),
                 ..KindColumns::file(file, Some(*ret))
@@ -90,24 +121,41 @@ impl<'a> KindColumns<'a> {
                 ret: Some(*ret),
                 ..Default::default()
             },
-            D::MmapExec { file, prot } => KindColumns { flags: Some(*prot), ..KindColumns::file(file, None) },
+            D::MmapExec { file, prot } => KindColumns {
+                flags: Some(*prot),
+                ..KindColumns::file(file, None)
+            },
             D::Connect(net) | D::Accept(net) | D::Bind(net) | D::Listen(net) | D::SendTo(net) => {
                 KindColumns::net(net)
             }
             D::DnsQuery(dns) | D::DnsResponse(dns) => KindColumns::dns(dns),
-            D::Ptrace { request, target_pid, ret } => KindColumns {
+            D::Ptrace {
+                request,
+                target_pid,
+                ret,
+            } => KindColumns {
                 op: Some(*request),
                 target_pid: Some(*target_pid),
                 ret: Some(*ret),
                 ..Default::default()
             },
-            D::ProcessVmWritev { target_pid, ret } => {
-                KindColumns { target_pid: Some(*target_pid), ret: Some(*ret), ..Default::default() }
-            }
-            D::ProcMemWrite { file, target_pid, ret } => {
-                KindColumns { target_pid: Some(*target_pid), ..KindColumns::file(file, Some(*ret)) }
-            }
-            D::ModuleLoad { file: Some(file), ret } => KindColumns::file(file, Some(*ret)),
+            D::ProcessVmWritev { target_pid, ret } => KindColumns {
+                target_pid: Some(*target_pid),
+                ret: Some(*ret),
+                ..Default::default()
+            },
+            D::ProcMemWrite {
+                file,
+                target_pid,
+                ret,
+            } => KindColumns {
+                target_pid: Some(*target_pid),
+                ..KindColumns::file(file, Some(*ret))
+            },
+            D::ModuleLoad {
+                file: Some(file),
+                ret,
+            } => KindColumns::file(file, Some(*ret)),
             D::ModuleLoad { file: None, ret: r } => ret(r),
             D::SetId { uid, gid, nr, ret } => KindColumns {
                 target_uid: *uid,
@@ -116,13 +164,25 @@ impl<'a> KindColumns<'a> {
                 ret: Some(*ret),
                 ..Default::default()
             },
-            D::Capset { effective, ret } => {
-                KindColumns { flags: Some(*effective), ret: Some(*ret), ..Default::default() }
-            }
+            D::Capset { effective, ret } => KindColumns {
+                flags: Some(*effective),
+                ret: Some(*ret),
+                ..Default::default()
+            },
             D::Userfaultfd { flags, ret } | D::Unshare { flags, ret } | D::Setns { flags, ret } => {
-                KindColumns { flags: Some(*flags), ret: Some(*ret), ..Default::default() }
+                KindColumns {
+                    flags: Some(*flags),
+                    ret: Some(*ret),
+                    ..Default::default()
+                }
             }
-            D::Mount { source, target, fstype, flags, ret } => KindColumns {
+            D::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                ret,
+            } => KindColumns {
                 path: Some(source),
                 path2: Some(target),
                 fstype: Some(fstype),
@@ -130,14 +190,24 @@ impl<'a> KindColumns<'a> {
                 ret: Some(*ret),
                 ..Default::default()
             },
-            D::Bpf { cmd: op, ret } | D::Keyctl { op, ret } => {
-                KindColumns { op: Some(*op), ret: Some(*ret), ..Default::default() }
-            }
-            D::SyscallProfile { counts } => {
-                KindColumns { syscall_counts: Some(counts), ..Default::default() }
-            }
-            D::Syscall { nr, ret } => KindColumns { syscall: Some(*nr), ret: *ret, ..Default::default() },
-            D::Lost { count } => KindColumns { count: Some(*count), ..Default::default() },
+            D::Bpf { cmd: op, ret } | D::Keyctl { op, ret } => KindColumns {
+                op: Some(*op),
+                ret: Some(*ret),
+                ..Default::default()
+            },
+            D::SyscallProfile { counts } => KindColumns {
+                syscall_counts: Some(counts),
+                ..Default::default()
+            },
+            D::Syscall { nr, ret } => KindColumns {
+                syscall: Some(*nr),
+                ret: *ret,
+                ..Default::default()
+            },
+            D::Lost { count } => KindColumns {
+                count: Some(*count),
+                ..Default::default()
+            },
         }
     }
 }
@@ -300,12 +370,16 @@ impl TraceBatchBuilder {
         self.exe_sha256.append_option(ev.exe_sha256.as_deref());
         let c = ev.container.as_deref();
         self.container_id.append_option(c.map(|c| &*c.id));
-        self.container_name.append_option(c.and_then(|c| c.name.as_deref()));
+        self.container_name
+            .append_option(c.and_then(|c| c.name.as_deref()));
         self.image.append_option(c.and_then(|c| c.image.as_deref()));
-        self.runtime.append_option(c.and_then(|c| c.runtime.as_deref()));
+        self.runtime
+            .append_option(c.and_then(|c| c.runtime.as_deref()));
         self.pod.append_option(c.and_then(|c| c.pod.as_deref()));
-        self.namespace.append_option(c.and_then(|c| c.namespace.as_deref()));
-        self.labels.append_option(c.and_then(|c| c.labels.as_deref()));
+        self.namespace
+            .append_option(c.and_then(|c| c.namespace.as_deref()));
+        self.labels
+            .append_option(c.and_then(|c| c.labels.as_deref()));
         self.label.append_option(ev.label.as_deref());
         self.push_kind_columns(KindColumns::of(&ev.detail));
     }
@@ -327,18 +401,28 @@ impl TraceBatchBuilder {
         self.fstype.append_option(k.fstype);
         let net = k.net;
         self.family.append_option(net.map(|n| n.family.as_str()));
-        self.protocol.append_option(net.map(|n| n.protocol.as_str()));
-        self.src_addr.append_option(net.and_then(|n| n.src_addr.as_deref()));
-        self.src_port.append_option(net.and_then(|n| n.src_port).map(u32::from));
-        self.dst_addr.append_option(net.and_then(|n| n.dst_addr.as_deref()));
-        self.dst_port.append_option(net.and_then(|n| n.dst_port).map(u32::from));
+        self.protocol
+            .append_option(net.map(|n| n.protocol.as_str()));
+        self.src_addr
+            .append_option(net.and_then(|n| n.src_addr.as_deref()));
+        self.src_port
+            .append_option(net.and_then(|n| n.src_port).map(u32::from));
+        self.dst_addr
+            .append_option(net.and_then(|n| n.dst_addr.as_deref()));
+        self.dst_port
+            .append_option(net.and_then(|n| n.dst_port).map(u32::from));
         self.bytes.append_option(net.and_then(|n| n.bytes));
         let dns = k.dns;
         self.dns_name.append_option(dns.map(|d| d.name.as_str()));
         self.dns_type.append_option(dns.map(|d| u32::from(d.qtype)));
         self.dns_id.append_option(dns.map(|d| u32::from(d.id)));
-        self.dns_rcode.append_option(dns.and_then(|d| d.rcode).map(u32::from));
-        append_list(&mut self.dns_answers, dns.filter(|d| d.rcode.is_some()).map(|d| d.answers.as_slice()));
+        self.dns_rcode
+            .append_option(dns.and_then(|d| d.rcode).map(u32::from));
+        append_list(
+            &mut self.dns_answers,
+            dns.filter(|d| d.rcode.is_some())
+                .map(|d| d.answers.as_slice()),
+        );
         self.syscall.append_option(k.syscall);
         self.ret.append_option(k.ret);
         match k.syscall_counts {
@@ -418,7 +502,10 @@ impl TraceBatchBuilder {
         let columns: Vec<ArrayRef> = COLUMNS
             .iter()
             .map(|c| {
-                let i = built.iter().position(|(name, _)| *name == c.name).expect("every column has a builder");
+                let i = built
+                    .iter()
+                    .position(|(name, _)| *name == c.name)
+                    .expect("every column has a builder");
                 built.swap_remove(i).1
             })
             .collect();
@@ -428,7 +515,9 @@ impl TraceBatchBuilder {
     /// Emits the pending rows sorted by the kernel's boot-time clock.
     pub fn finish_sorted(&mut self) -> Result<RecordBatch, ArrowError> {
         let batch = self.finish();
-        let Some(ktime) = batch.column_by_name(n::KTIME_NS) else { return Ok(batch) };
+        let Some(ktime) = batch.column_by_name(n::KTIME_NS) else {
+            return Ok(batch);
+        };
         let order = sort_to_indices(ktime, None, None)?;
         take_record_batch(&batch, &order)
     }

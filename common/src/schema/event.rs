@@ -402,9 +402,15 @@ impl Detail {
     pub fn exit_from_wait_status(raw: u32) -> Detail {
         let signal = (raw & 0x7f) as i32;
         if signal == 0 {
-            Detail::Exit { code: Some(((raw >> 8) & 0xff) as i32), signal: None }
+            Detail::Exit {
+                code: Some(((raw >> 8) & 0xff) as i32),
+                signal: None,
+            }
         } else {
-            Detail::Exit { code: None, signal: Some(signal) }
+            Detail::Exit {
+                code: None,
+                signal: Some(signal),
+            }
         }
     }
 }
@@ -415,11 +421,35 @@ mod tests {
 
     #[test]
     fn wait_status_decoding() {
-        assert_eq!(Detail::exit_from_wait_status(7 << 8), Detail::Exit { code: Some(7), signal: None });
-        assert_eq!(Detail::exit_from_wait_status(0), Detail::Exit { code: Some(0), signal: None });
+        assert_eq!(
+            Detail::exit_from_wait_status(7 << 8),
+            Detail::Exit {
+                code: Some(7),
+                signal: None
+            }
+        );
+        assert_eq!(
+            Detail::exit_from_wait_status(0),
+            Detail::Exit {
+                code: Some(0),
+                signal: None
+            }
+        );
         // SIGKILL, with the core-dump bit clear.
-        assert_eq!(Detail::exit_from_wait_status(9), Detail::Exit { code: None, signal: Some(9) });
+        assert_eq!(
+            Detail::exit_from_wait_status(9),
+            Detail::Exit {
+                code: None,
+                signal: Some(9)
+            }
+        );
         // SIGSEGV with core dumped (0x80).
-        assert_eq!(Detail::exit_from_wait_status(0x80 | 11), Detail::Exit { code: None, signal: Some(11) });
+        assert_eq!(
+            Detail::exit_from_wait_status(0x80 | 11),
+            Detail::Exit {
+                code: None,
+                signal: Some(11)
+            }
+        );
     }
 }

@@ -69,7 +69,9 @@ pub enum MetadataError {
     #[error("not a needle trace (no `needle.schema_version` in the file metadata)")]
     NotATrace,
     /// Written by a newer needle with a layout this build does not know.
-    #[error("trace schema version {found} is newer than this build supports ({supported}); upgrade needle")]
+    #[error(
+        "trace schema version {found} is newer than this build supports ({supported}); upgrade needle"
+    )]
     UnsupportedVersion {
         /// Version in the file.
         found: u32,
@@ -105,7 +107,9 @@ impl TraceMetadata {
     ) -> Result<TraceMetadata, MetadataError> {
         let mut map = serde_json::Map::new();
         for (key, value) in pairs {
-            let Some(field) = key.strip_prefix(KEY_PREFIX) else { continue };
+            let Some(field) = key.strip_prefix(KEY_PREFIX) else {
+                continue;
+            };
             let Some(value) = value else { continue };
             let parsed = serde_json::from_str(value).map_err(|e| MetadataError::BadValue {
                 key: key.to_string(),
@@ -115,20 +119,26 @@ impl TraceMetadata {
         }
         let version = match map.get("schema_version") {
             None => return Err(MetadataError::NotATrace),
-            Some(v) => v.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
-                MetadataError::BadValue {
+            Some(v) => v
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| MetadataError::BadValue {
                     key: format!("{KEY_PREFIX}schema_version"),
                     message: format!("expected a version number, found {v}"),
-                }
-            })?,
+                })?,
         };
         if version > SCHEMA_VERSION {
-            return Err(MetadataError::UnsupportedVersion { found: version, supported: SCHEMA_VERSION });
+            return Err(MetadataError::UnsupportedVersion {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         // Drop fields whose type changed in a newer writer rather than failing the whole file.
-        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| MetadataError::BadValue {
-            key: format!("{KEY_PREFIX}*"),
-            message: e.to_string(),
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+            MetadataError::BadValue {
+                key: format!("{KEY_PREFIX}*"),
+                message: e.to_string(),
+            }
         })
     }
 }
@@ -165,26 +175,40 @@ mod tests {
     fn round_trip() {
         let kv = sample().to_key_values();
         assert!(kv.iter().all(|(k, _)| k.starts_with(KEY_PREFIX)));
-        let back = TraceMetadata::from_key_values(kv.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())))).unwrap();
+        let back =
+            TraceMetadata::from_key_values(kv.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))))
+                .unwrap();
         assert_eq!(back, sample());
     }
 
     #[test]
     fn foreign_and_future_files_are_rejected() {
         let none: Vec<(&str, Option<&str>)> = vec![("pandas", Some("{}"))];
-        assert!(matches!(TraceMetadata::from_key_values(none), Err(MetadataError::NotATrace)));
+        assert!(matches!(
+            TraceMetadata::from_key_values(none),
+            Err(MetadataError::NotATrace)
+        ));
         let future = vec![("needle.schema_version", Some("999"))];
         assert!(matches!(
             TraceMetadata::from_key_values(future),
             Err(MetadataError::UnsupportedVersion { found: 999, .. })
         ));
         let bad = vec![("needle.schema_version", Some("\"one\""))];
-        assert!(matches!(TraceMetadata::from_key_values(bad), Err(MetadataError::BadValue { .. })));
+        assert!(matches!(
+            TraceMetadata::from_key_values(bad),
+            Err(MetadataError::BadValue { .. })
+        ));
     }
 
     #[test]
     fn unknown_keys_are_ignored() {
-        let kv = vec![("needle.schema_version", Some("1")), ("needle.from_the_future", Some("[1]"))];
-        assert_eq!(TraceMetadata::from_key_values(kv).unwrap().schema_version, 1);
+        let kv = vec![
+            ("needle.schema_version", Some("1")),
+            ("needle.from_the_future", Some("[1]")),
+        ];
+        assert_eq!(
+            TraceMetadata::from_key_values(kv).unwrap().schema_version,
+            1
+        );
     }
 }

@@ -16,9 +16,9 @@ mod write;
 
 pub use builder::TraceBatchBuilder;
 pub use event::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process};
-pub use metadata::{MetadataError, ProgramStatus, TraceMetadata, KEY_PREFIX};
-pub use reader::{events_from_batch, ReadError};
-pub use write::{writer_properties, WriteOptions};
+pub use metadata::{KEY_PREFIX, MetadataError, ProgramStatus, TraceMetadata};
+pub use reader::{ReadError, events_from_batch};
+pub use write::{WriteOptions, writer_properties};
 
 use std::sync::{Arc, OnceLock};
 
@@ -54,7 +54,9 @@ impl ColumnType {
     /// The Arrow data type of this column type.
     pub fn data_type(self) -> DataType {
         match self {
-            ColumnType::TimestampNs => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            ColumnType::TimestampNs => {
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+            }
             ColumnType::U64 => DataType::UInt64,
             ColumnType::U32 => DataType::UInt32,
             ColumnType::I32 => DataType::Int32,
@@ -104,7 +106,13 @@ const fn col(
     kinds: &'static str,
     doc: &'static str,
 ) -> Column {
-    Column { name, ty, nullable, kinds, doc }
+    Column {
+        name,
+        ty,
+        nullable,
+        kinds,
+        doc,
+    }
 }
 
 use ColumnType::*;
@@ -167,57 +175,297 @@ pub mod names {
 
 /// Every column, in file order.
 pub const COLUMNS: &[Column] = &[
-    col(names::TIME, TimestampNs, false, "all", "wall-clock time of the event (UTC, ns)"),
-    col(names::KTIME_NS, U64, false, "all", "boot-time clock of the event (ns since boot, as the kernel saw it)"),
-    col(names::HOST, Str, false, "all", "host name of the machine that recorded the event"),
-    col(names::KIND, Str, false, "all", "event kind: exec, fork, exit, … (see EventKind)"),
-    col(names::PID, U32, false, "all", "thread id (kernel pid); for fork, the child's"),
-    col(names::TGID, U32, false, "all", "process id (kernel tgid); for fork, the child's"),
-    col(names::PPID, U32, false, "all", "parent process id (real_parent's tgid)"),
+    col(
+        names::TIME,
+        TimestampNs,
+        false,
+        "all",
+        "wall-clock time of the event (UTC, ns)",
+    ),
+    col(
+        names::KTIME_NS,
+        U64,
+        false,
+        "all",
+        "boot-time clock of the event (ns since boot, as the kernel saw it)",
+    ),
+    col(
+        names::HOST,
+        Str,
+        false,
+        "all",
+        "host name of the machine that recorded the event",
+    ),
+    col(
+        names::KIND,
+        Str,
+        false,
+        "all",
+        "event kind: exec, fork, exit, … (see EventKind)",
+    ),
+    col(
+        names::PID,
+        U32,
+        false,
+        "all",
+        "thread id (kernel pid); for fork, the child's",
+    ),
+    col(
+        names::TGID,
+        U32,
+        false,
+        "all",
+        "process id (kernel tgid); for fork, the child's",
+    ),
+    col(
+        names::PPID,
+        U32,
+        false,
+        "all",
+        "parent process id (real_parent's tgid)",
+    ),
     col(names::UID, U32, false, "all", "real user id"),
     col(names::GID, U32, false, "all", "real group id"),
-    col(names::COMM, Str, false, "all", "task command name (16 bytes at most; attacker-controlled)"),
-    col(names::CGROUP_ID, U64, false, "all", "cgroup v2 id of the task"),
-    col(names::EXE_PATH, Str, true, "exec; all once enriched", "path of the process's executable"),
-    col(names::EXE_SHA256, Str, true, "enriched", "SHA-256 of the executable, lowercase hex"),
-    col(names::CONTAINER_ID, Str, true, "enriched", "container id (64 hex) of the task's cgroup"),
-    col(names::CONTAINER_NAME, Str, true, "enriched", "container name from the runtime"),
-    col(names::IMAGE, Str, true, "enriched", "container image reference"),
-    col(names::RUNTIME, Str, true, "enriched", "container runtime (docker, containerd, cri-o, podman, runc)"),
+    col(
+        names::COMM,
+        Str,
+        false,
+        "all",
+        "task command name (16 bytes at most; attacker-controlled)",
+    ),
+    col(
+        names::CGROUP_ID,
+        U64,
+        false,
+        "all",
+        "cgroup v2 id of the task",
+    ),
+    col(
+        names::EXE_PATH,
+        Str,
+        true,
+        "exec; all once enriched",
+        "path of the process's executable",
+    ),
+    col(
+        names::EXE_SHA256,
+        Str,
+        true,
+        "enriched",
+        "SHA-256 of the executable, lowercase hex",
+    ),
+    col(
+        names::CONTAINER_ID,
+        Str,
+        true,
+        "enriched",
+        "container id (64 hex) of the task's cgroup",
+    ),
+    col(
+        names::CONTAINER_NAME,
+        Str,
+        true,
+        "enriched",
+        "container name from the runtime",
+    ),
+    col(
+        names::IMAGE,
+        Str,
+        true,
+        "enriched",
+        "container image reference",
+    ),
+    col(
+        names::RUNTIME,
+        Str,
+        true,
+        "enriched",
+        "container runtime (docker, containerd, cri-o, podman, runc)",
+    ),
     col(names::POD, Str, true, "enriched", "Kubernetes pod name"),
-    col(names::NAMESPACE, Str, true, "enriched", "Kubernetes namespace"),
-    col(names::LABELS, Str, true, "enriched", "container/pod labels as a JSON object"),
-    col(names::PATH, Str, true, "file events, proc_mem_write, module_load", "path operated on (attacker-controlled); for memfd_create the memfd name; for mount the source"),
-    col(names::PATH2, Str, true, "rename, mount", "second path: rename's new path, mount's target"),
-    col(names::PATH_SOURCE, Str, true, "file events", "where `path` came from: `kernel` (walked from the kernel's struct file/dentry) or `user_at_exit` (user string read at syscall exit)"),
-    col(names::ARGV, StrList, true, "exec", "argv of the new image (read from the new mm after exec)"),
-    col(names::TRUNCATED, Bool, true, "exec", "true when path or argv was cut at the capture limit"),
-    col(names::EXIT_CODE, I32, true, "exit", "exit status (0-255) when the process exited normally"),
-    col(names::SIGNAL, I32, true, "exit", "signal number when the process was killed by a signal"),
-    col(names::FLAGS, U64, true, "open, memfd_create, mmap_exec, mount, unshare, setns, userfaultfd, capset", "flags argument: O_*, MFD_*, PROT_*, MS_*, CLONE_*; capset: effective set"),
+    col(
+        names::NAMESPACE,
+        Str,
+        true,
+        "enriched",
+        "Kubernetes namespace",
+    ),
+    col(
+        names::LABELS,
+        Str,
+        true,
+        "enriched",
+        "container/pod labels as a JSON object",
+    ),
+    col(
+        names::PATH,
+        Str,
+        true,
+        "file events, proc_mem_write, module_load",
+        "path operated on (attacker-controlled); for memfd_create the memfd name; for mount the source",
+    ),
+    col(
+        names::PATH2,
+        Str,
+        true,
+        "rename, mount",
+        "second path: rename's new path, mount's target",
+    ),
+    col(
+        names::PATH_SOURCE,
+        Str,
+        true,
+        "file events",
+        "where `path` came from: `kernel` (walked from the kernel's struct file/dentry) or `user_at_exit` (user string read at syscall exit)",
+    ),
+    col(
+        names::ARGV,
+        StrList,
+        true,
+        "exec",
+        "argv of the new image (read from the new mm after exec)",
+    ),
+    col(
+        names::TRUNCATED,
+        Bool,
+        true,
+        "exec",
+        "true when path or argv was cut at the capture limit",
+    ),
+    col(
+        names::EXIT_CODE,
+        I32,
+        true,
+        "exit",
+        "exit status (0-255) when the process exited normally",
+    ),
+    col(
+        names::SIGNAL,
+        I32,
+        true,
+        "exit",
+        "signal number when the process was killed by a signal",
+    ),
+    col(
+        names::FLAGS,
+        U64,
+        true,
+        "open, memfd_create, mmap_exec, mount, unshare, setns, userfaultfd, capset",
+        "flags argument: O_*, MFD_*, PROT_*, MS_*, CLONE_*; capset: effective set",
+    ),
     col(names::MODE, U32, true, "open, chmod", "file mode bits"),
-    col(names::OP, U32, true, "ptrace, bpf, keyctl", "request/command/operation number"),
-    col(names::TARGET_PID, U32, true, "ptrace, process_vm_writev, proc_mem_write", "process acted upon"),
-    col(names::TARGET_UID, U32, true, "setid, chown", "user id requested"),
-    col(names::TARGET_GID, U32, true, "setid, chown", "group id requested"),
+    col(
+        names::OP,
+        U32,
+        true,
+        "ptrace, bpf, keyctl",
+        "request/command/operation number",
+    ),
+    col(
+        names::TARGET_PID,
+        U32,
+        true,
+        "ptrace, process_vm_writev, proc_mem_write",
+        "process acted upon",
+    ),
+    col(
+        names::TARGET_UID,
+        U32,
+        true,
+        "setid, chown",
+        "user id requested",
+    ),
+    col(
+        names::TARGET_GID,
+        U32,
+        true,
+        "setid, chown",
+        "group id requested",
+    ),
     col(names::FSTYPE, Str, true, "mount", "filesystem type"),
-    col(names::FAMILY, Str, true, "network, dns", "socket family: inet, inet6, unix"),
-    col(names::PROTOCOL, Str, true, "network, dns", "tcp, udp, raw; stream/dgram for unix sockets"),
+    col(
+        names::FAMILY,
+        Str,
+        true,
+        "network, dns",
+        "socket family: inet, inet6, unix",
+    ),
+    col(
+        names::PROTOCOL,
+        Str,
+        true,
+        "network, dns",
+        "tcp, udp, raw; stream/dgram for unix sockets",
+    ),
     col(names::SRC_ADDR, Str, true, "network, dns", "local address"),
     col(names::SRC_PORT, U32, true, "network, dns", "local port"),
-    col(names::DST_ADDR, Str, true, "network, dns", "remote address, or unix socket path"),
+    col(
+        names::DST_ADDR,
+        Str,
+        true,
+        "network, dns",
+        "remote address, or unix socket path",
+    ),
     col(names::DST_PORT, U32, true, "network, dns", "remote port"),
     col(names::BYTES, U64, true, "sendto", "payload bytes"),
-    col(names::DNS_NAME, Str, true, "dns", "question name (attacker-controlled)"),
-    col(names::DNS_TYPE, U32, true, "dns", "question type: 1 A, 28 AAAA, 16 TXT, …"),
+    col(
+        names::DNS_NAME,
+        Str,
+        true,
+        "dns",
+        "question name (attacker-controlled)",
+    ),
+    col(
+        names::DNS_TYPE,
+        U32,
+        true,
+        "dns",
+        "question type: 1 A, 28 AAAA, 16 TXT, …",
+    ),
     col(names::DNS_ID, U32, true, "dns", "transaction id"),
-    col(names::DNS_RCODE, U32, true, "dns_response", "response code: 0 NOERROR, 3 NXDOMAIN, …"),
-    col(names::DNS_ANSWERS, StrList, true, "dns_response", "addresses in the answer section"),
-    col(names::SYSCALL, U32, true, "syscall, setid", "syscall number (x86_64 table)"),
-    col(names::RET, I64, true, "syscall and most call events", "return value (fd, byte count, 0, or negative errno)"),
-    col(names::SYSCALL_COUNTS, CountMap, true, "syscall_profile", "syscall number → count over the profile interval"),
+    col(
+        names::DNS_RCODE,
+        U32,
+        true,
+        "dns_response",
+        "response code: 0 NOERROR, 3 NXDOMAIN, …",
+    ),
+    col(
+        names::DNS_ANSWERS,
+        StrList,
+        true,
+        "dns_response",
+        "addresses in the answer section",
+    ),
+    col(
+        names::SYSCALL,
+        U32,
+        true,
+        "syscall, setid",
+        "syscall number (x86_64 table)",
+    ),
+    col(
+        names::RET,
+        I64,
+        true,
+        "syscall and most call events",
+        "return value (fd, byte count, 0, or negative errno)",
+    ),
+    col(
+        names::SYSCALL_COUNTS,
+        CountMap,
+        true,
+        "syscall_profile",
+        "syscall number → count over the profile interval",
+    ),
     col(names::COUNT, U64, true, "lost", "number of events lost"),
-    col(names::LABEL, Str, true, "imported, lab datasets", "ground-truth label of the workload (normal/attack), when known"),
+    col(
+        names::LABEL,
+        Str,
+        true,
+        "imported, lab datasets",
+        "ground-truth label of the workload (normal/attack), when known",
+    ),
 ];
 
 /// The Arrow schema of the `events` table (shared, built once).

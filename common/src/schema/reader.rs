@@ -59,19 +59,30 @@ impl<'a> Cols<'a> {
         self.batch.column_by_name(name).map(|a| a.as_ref())
     }
 
-    fn typed<T: 'static>(&self, name: &'static str, cast: impl Fn(&'a dyn Array) -> Option<&'a T>) -> Result<Option<&'a T>, ReadError> {
+    fn typed<T: 'static>(
+        &self,
+        name: &'static str,
+        cast: impl Fn(&'a dyn Array) -> Option<&'a T>,
+    ) -> Result<Option<&'a T>, ReadError> {
         match self.get(name) {
             None => Ok(None),
             Some(a) => cast(a).map(Some).ok_or_else(|| ReadError::WrongType {
                 column: name,
                 found: a.data_type().to_string(),
-                expected: super::column(name).map(|c| c.ty.data_type().to_string()).unwrap_or_default(),
+                expected: super::column(name)
+                    .map(|c| c.ty.data_type().to_string())
+                    .unwrap_or_default(),
             }),
         }
     }
 
-    fn required<T: 'static>(&self, name: &'static str, cast: impl Fn(&'a dyn Array) -> Option<&'a T>) -> Result<&'a T, ReadError> {
-        self.typed(name, cast)?.ok_or(ReadError::MissingColumn(name))
+    fn required<T: 'static>(
+        &self,
+        name: &'static str,
+        cast: impl Fn(&'a dyn Array) -> Option<&'a T>,
+    ) -> Result<&'a T, ReadError> {
+        self.typed(name, cast)?
+            .ok_or(ReadError::MissingColumn(name))
     }
 }
 
@@ -105,7 +116,11 @@ fn req<T: arrow::datatypes::ArrowPrimitiveType>(
     row: usize,
     column: &'static str,
 ) -> Result<T::Native, ReadError> {
-    if a.is_valid(row) { Ok(a.value(row)) } else { Err(ReadError::NullValue { row, column }) }
+    if a.is_valid(row) {
+        Ok(a.value(row))
+    } else {
+        Err(ReadError::NullValue { row, column })
+    }
 }
 
 fn maps(a: &dyn Array) -> Option<&MapArray> {
@@ -126,19 +141,33 @@ struct Row<'a> {
 
 impl Row<'_> {
     fn str(&self, c: &'static str) -> Option<String> {
-        self.s.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row).to_string())
+        self.s
+            .get(c)
+            .filter(|a| a.is_valid(self.row))
+            .map(|a| a.value(self.row).to_string())
     }
     fn u32(&self, c: &'static str) -> Option<u32> {
-        self.u32.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+        self.u32
+            .get(c)
+            .filter(|a| a.is_valid(self.row))
+            .map(|a| a.value(self.row))
     }
     fn u64(&self, c: &'static str) -> Option<u64> {
-        self.u64.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+        self.u64
+            .get(c)
+            .filter(|a| a.is_valid(self.row))
+            .map(|a| a.value(self.row))
     }
     fn i32(&self, c: &'static str) -> Option<i32> {
-        self.i32.get(c).filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+        self.i32
+            .get(c)
+            .filter(|a| a.is_valid(self.row))
+            .map(|a| a.value(self.row))
     }
     fn ret(&self) -> Option<i64> {
-        self.i64.filter(|a| a.is_valid(self.row)).map(|a| a.value(self.row))
+        self.i64
+            .filter(|a| a.is_valid(self.row))
+            .map(|a| a.value(self.row))
     }
     fn list(&self, c: &'static str) -> Option<Vec<String>> {
         self.lists.get(c).filter(|a| a.is_valid(self.row)).map(|a| {
@@ -173,8 +202,14 @@ impl Row<'_> {
         net.ret = None;
         Dns {
             name: self.str(n::DNS_NAME).unwrap_or_default(),
-            qtype: self.u32(n::DNS_TYPE).and_then(|v| u16::try_from(v).ok()).unwrap_or(0),
-            id: self.u32(n::DNS_ID).and_then(|v| u16::try_from(v).ok()).unwrap_or(0),
+            qtype: self
+                .u32(n::DNS_TYPE)
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(0),
+            id: self
+                .u32(n::DNS_ID)
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(0),
             rcode: self.u32(n::DNS_RCODE).and_then(|v| u8::try_from(v).ok()),
             answers: self.list(n::DNS_ANSWERS).unwrap_or_default(),
             net,
@@ -189,22 +224,51 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
     Ok(match kind {
         K::Exec => Detail::Exec {
             argv: r.list(n::ARGV).unwrap_or_default(),
-            truncated: r.truncated.filter(|a| a.is_valid(r.row)).is_some_and(|a| a.value(r.row)),
+            truncated: r
+                .truncated
+                .filter(|a| a.is_valid(r.row))
+                .is_some_and(|a| a.value(r.row)),
         },
         K::Fork => Detail::Fork,
-        K::Exit => Detail::Exit { code: r.i32(n::EXIT_CODE), signal: r.i32(n::SIGNAL) },
-        K::Open => Detail::Open { file: r.file(), flags: flags(), mode: r.u32(n::MODE).unwrap_or(0), ret: ret() },
-        K::Unlink => Detail::Unlink { file: r.file(), ret: ret() },
-        K::Rename => Detail::Rename { file: r.file(), new_path: r.str(n::PATH2).unwrap_or_default(), ret: ret() },
-        K::Chmod => Detail::Chmod { file: r.file(), mode: r.u32(n::MODE).unwrap_or(0), ret: ret() },
+        K::Exit => Detail::Exit {
+            code: r.i32(n::EXIT_CODE),
+            signal: r.i32(n::SIGNAL),
+        },
+        K::Open => Detail::Open {
+            file: r.file(),
+            flags: flags(),
+            mode: r.u32(n::MODE).unwrap_or(0),
+            ret: ret(),
+        },
+        K::Unlink => Detail::Unlink {
+            file: r.file(),
+            ret: ret(),
+        },
+        K::Rename => Detail::Rename {
+            file: r.file(),
+            new_path: r.str(n::PATH2).unwrap_or_default(),
+            ret: ret(),
+        },
+        K::Chmod => Detail::Chmod {
+            file: r.file(),
+            mode: r.u32(n::MODE).unwrap_or(0),
+            ret: ret(),
+        },
         K::Chown => Detail::Chown {
             file: r.file(),
             uid: r.u32(n::TARGET_UID).unwrap_or(u32::MAX),
             gid: r.u32(n::TARGET_GID).unwrap_or(u32::MAX),
             ret: ret(),
         },
-        K::MemfdCreate => Detail::MemfdCreate { name: r.str(n::PATH).unwrap_or_default(), flags: flags(), ret: ret() },
-        K::MmapExec => Detail::MmapExec { file: r.file(), prot: flags() },
+        K::MemfdCreate => Detail::MemfdCreate {
+            name: r.str(n::PATH).unwrap_or_default(),
+            flags: flags(),
+            ret: ret(),
+        },
+        K::MmapExec => Detail::MmapExec {
+            file: r.file(),
+            prot: flags(),
+        },
         K::Connect => Detail::Connect(r.net()),
         K::Accept => Detail::Accept(r.net()),
         K::Bind => Detail::Bind(r.net()),
@@ -217,17 +281,33 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
             target_pid: r.u32(n::TARGET_PID).unwrap_or(0),
             ret: ret(),
         },
-        K::ProcessVmWritev => Detail::ProcessVmWritev { target_pid: r.u32(n::TARGET_PID).unwrap_or(0), ret: ret() },
-        K::ProcMemWrite => Detail::ProcMemWrite { file: r.file(), target_pid: r.u32(n::TARGET_PID).unwrap_or(0), ret: ret() },
-        K::ModuleLoad => Detail::ModuleLoad { file: r.str(n::PATH).map(|_| r.file()), ret: ret() },
+        K::ProcessVmWritev => Detail::ProcessVmWritev {
+            target_pid: r.u32(n::TARGET_PID).unwrap_or(0),
+            ret: ret(),
+        },
+        K::ProcMemWrite => Detail::ProcMemWrite {
+            file: r.file(),
+            target_pid: r.u32(n::TARGET_PID).unwrap_or(0),
+            ret: ret(),
+        },
+        K::ModuleLoad => Detail::ModuleLoad {
+            file: r.str(n::PATH).map(|_| r.file()),
+            ret: ret(),
+        },
         K::SetId => Detail::SetId {
             uid: r.u32(n::TARGET_UID),
             gid: r.u32(n::TARGET_GID),
             nr: r.u32(n::SYSCALL).unwrap_or(0),
             ret: ret(),
         },
-        K::Capset => Detail::Capset { effective: flags(), ret: ret() },
-        K::Userfaultfd => Detail::Userfaultfd { flags: flags(), ret: ret() },
+        K::Capset => Detail::Capset {
+            effective: flags(),
+            ret: ret(),
+        },
+        K::Userfaultfd => Detail::Userfaultfd {
+            flags: flags(),
+            ret: ret(),
+        },
         K::Mount => Detail::Mount {
             source: r.str(n::PATH).unwrap_or_default(),
             target: r.str(n::PATH2).unwrap_or_default(),
@@ -235,10 +315,22 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
             flags: flags(),
             ret: ret(),
         },
-        K::Unshare => Detail::Unshare { flags: flags(), ret: ret() },
-        K::Setns => Detail::Setns { flags: flags(), ret: ret() },
-        K::Bpf => Detail::Bpf { cmd: r.u32(n::OP).unwrap_or(0), ret: ret() },
-        K::Keyctl => Detail::Keyctl { op: r.u32(n::OP).unwrap_or(0), ret: ret() },
+        K::Unshare => Detail::Unshare {
+            flags: flags(),
+            ret: ret(),
+        },
+        K::Setns => Detail::Setns {
+            flags: flags(),
+            ret: ret(),
+        },
+        K::Bpf => Detail::Bpf {
+            cmd: r.u32(n::OP).unwrap_or(0),
+            ret: ret(),
+        },
+        K::Keyctl => Detail::Keyctl {
+            op: r.u32(n::OP).unwrap_or(0),
+            ret: ret(),
+        },
         K::SyscallProfile => Detail::SyscallProfile {
             counts: counts
                 .filter(|m| m.is_valid(r.row))
@@ -246,17 +338,25 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
                     let entries = m.value(r.row);
                     let keys = entries.column(0).as_primitive::<UInt32Type>();
                     let values = entries.column(1).as_primitive::<UInt64Type>();
-                    keys.iter().zip(values.iter()).map(|(k, v)| (k.unwrap_or(0), v.unwrap_or(0))).collect()
+                    keys.iter()
+                        .zip(values.iter())
+                        .map(|(k, v)| (k.unwrap_or(0), v.unwrap_or(0)))
+                        .collect()
                 })
                 .unwrap_or_default(),
         },
         K::Syscall => Detail::Syscall {
-            nr: r.u32(n::SYSCALL).ok_or(ReadError::NullValue { row: r.row, column: n::SYSCALL })?,
+            nr: r.u32(n::SYSCALL).ok_or(ReadError::NullValue {
+                row: r.row,
+                column: n::SYSCALL,
+            })?,
             ret: r.ret(),
         },
         K::ContainerStart => Detail::ContainerStart,
         K::ContainerStop => Detail::ContainerStop,
-        K::Lost => Detail::Lost { count: r.u64(n::COUNT).unwrap_or(0) },
+        K::Lost => Detail::Lost {
+            count: r.u64(n::COUNT).unwrap_or(0),
+        },
     })
 }
 
@@ -283,11 +383,31 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
     for col in super::COLUMNS {
         use super::ColumnType as T;
         match col.ty {
-            T::Str => { if let Some(a) = c.typed(col.name, strs)? { s.insert(col.name, a); } }
-            T::U32 => { if let Some(a) = c.typed(col.name, u32s)? { u32m.insert(col.name, a); } }
-            T::U64 => { if let Some(a) = c.typed(col.name, u64s)? { u64m.insert(col.name, a); } }
-            T::I32 => { if let Some(a) = c.typed(col.name, i32s)? { i32m.insert(col.name, a); } }
-            T::StrList => { if let Some(a) = c.typed(col.name, lists)? { lists_m.insert(col.name, a); } }
+            T::Str => {
+                if let Some(a) = c.typed(col.name, strs)? {
+                    s.insert(col.name, a);
+                }
+            }
+            T::U32 => {
+                if let Some(a) = c.typed(col.name, u32s)? {
+                    u32m.insert(col.name, a);
+                }
+            }
+            T::U64 => {
+                if let Some(a) = c.typed(col.name, u64s)? {
+                    u64m.insert(col.name, a);
+                }
+            }
+            T::I32 => {
+                if let Some(a) = c.typed(col.name, i32s)? {
+                    i32m.insert(col.name, a);
+                }
+            }
+            T::StrList => {
+                if let Some(a) = c.typed(col.name, lists)? {
+                    lists_m.insert(col.name, a);
+                }
+            }
             T::TimestampNs | T::I64 | T::Bool | T::CountMap => {}
         }
     }
@@ -297,10 +417,26 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
 
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        let r = Row { row, s: &s, u32: &u32m, u64: &u64m, i64: ret, i32: &i32m, lists: &lists_m, truncated };
-        let kind_name = if kind.is_valid(row) { kind.value(row) } else { "" };
+        let r = Row {
+            row,
+            s: &s,
+            u32: &u32m,
+            u64: &u64m,
+            i64: ret,
+            i32: &i32m,
+            lists: &lists_m,
+            truncated,
+        };
+        let kind_name = if kind.is_valid(row) {
+            kind.value(row)
+        } else {
+            ""
+        };
         let Some(k) = EventKind::from_name(kind_name) else {
-            return Err(ReadError::UnknownKind { row, kind: kind_name.to_string() });
+            return Err(ReadError::UnknownKind {
+                row,
+                kind: kind_name.to_string(),
+            });
         };
         let detail = detail(k, &r, counts)?;
         let container = r.str(n::CONTAINER_ID).map(|id| {
@@ -323,7 +459,11 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
                 ppid: req(ppid, row, n::PPID)?,
                 uid: req(uid, row, n::UID)?,
                 gid: req(gid, row, n::GID)?,
-                comm: Arc::from(if comm.is_valid(row) { comm.value(row) } else { "" }),
+                comm: Arc::from(if comm.is_valid(row) {
+                    comm.value(row)
+                } else {
+                    ""
+                }),
                 cgroup_id: req(cgroup, row, n::CGROUP_ID)?,
             },
             exe_path: r.str(n::EXE_PATH).map(Into::into),
@@ -339,12 +479,22 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{arrow_schema, writer_properties, TraceBatchBuilder, TraceMetadata, WriteOptions};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use crate::schema::{
+        TraceBatchBuilder, TraceMetadata, WriteOptions, arrow_schema, writer_properties,
+    };
     use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     fn sample_events() -> Vec<Event> {
-        let process = Process { pid: 10, tgid: 10, ppid: 1, uid: 0, gid: 0, comm: "sh".into(), cgroup_id: 77 };
+        let process = Process {
+            pid: 10,
+            tgid: 10,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            comm: "sh".into(),
+            cgroup_id: 77,
+        };
         let container = Arc::new(Container {
             id: "ab".repeat(32).into(),
             name: Some("web".into()),
@@ -365,10 +515,37 @@ mod tests {
             detail: Detail::Fork,
         };
         vec![
-            Event { ktime_ns: 9, detail: Detail::Exec { argv: vec!["sh".into(), "-c".into(), "exit 7".into()], truncated: false }, ..base.clone() },
-            Event { ktime_ns: 3, container: None, exe_path: None, ..base.clone() },
-            Event { ktime_ns: 12, detail: Detail::Exit { code: Some(7), signal: None }, ..base.clone() },
-            Event { ktime_ns: 13, label: Some("attack".into()), detail: Detail::Syscall { nr: 59, ret: Some(-2) }, ..base },
+            Event {
+                ktime_ns: 9,
+                detail: Detail::Exec {
+                    argv: vec!["sh".into(), "-c".into(), "exit 7".into()],
+                    truncated: false,
+                },
+                ..base.clone()
+            },
+            Event {
+                ktime_ns: 3,
+                container: None,
+                exe_path: None,
+                ..base.clone()
+            },
+            Event {
+                ktime_ns: 12,
+                detail: Detail::Exit {
+                    code: Some(7),
+                    signal: None,
+                },
+                ..base.clone()
+            },
+            Event {
+                ktime_ns: 13,
+                label: Some("attack".into()),
+                detail: Detail::Syscall {
+                    nr: 59,
+                    ret: Some(-2),
+                },
+                ..base
+            },
         ]
     }
 
@@ -381,7 +558,11 @@ mod tests {
         let batch = b.finish_sorted().unwrap();
         assert!(b.is_empty());
 
-        let meta = TraceMetadata { schema_version: 1, host: "node-1".into(), ..Default::default() };
+        let meta = TraceMetadata {
+            schema_version: 1,
+            host: "node-1".into(),
+            ..Default::default()
+        };
         let props = writer_properties(&WriteOptions::default(), meta.to_key_values()).unwrap();
         let mut buf = Vec::new();
         let mut w = ArrowWriter::try_new(&mut buf, arrow_schema(), Some(props)).unwrap();
@@ -389,8 +570,15 @@ mod tests {
         w.close().unwrap();
 
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(buf)).unwrap();
-        let kv = reader.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
-        let back_meta = TraceMetadata::from_key_values(kv.iter().map(|k| (k.key.as_str(), k.value.as_deref()))).unwrap();
+        let kv = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .cloned()
+            .unwrap_or_default();
+        let back_meta =
+            TraceMetadata::from_key_values(kv.iter().map(|k| (k.key.as_str(), k.value.as_deref())))
+                .unwrap();
         assert_eq!(back_meta.host, "node-1");
         let mut rows = Vec::new();
         for batch in reader.build().unwrap() {
@@ -402,7 +590,10 @@ mod tests {
     }
 
     fn every_kind() -> Vec<Detail> {
-        let file = FilePath { path: "/tmp/x".into(), source: PathSource::Kernel };
+        let file = FilePath {
+            path: "/tmp/x".into(),
+            source: PathSource::Kernel,
+        };
         let net = Net {
             family: "inet".into(),
             protocol: "tcp".into(),
@@ -413,39 +604,126 @@ mod tests {
             bytes: Some(12),
             ret: Some(0),
         };
-        let dns = Dns { name: "pool.example".into(), qtype: 1, id: 7, rcode: Some(3), answers: vec!["127.0.0.9".into()], net: Net { ret: None, ..net.clone() } };
+        let dns = Dns {
+            name: "pool.example".into(),
+            qtype: 1,
+            id: 7,
+            rcode: Some(3),
+            answers: vec!["127.0.0.9".into()],
+            net: Net {
+                ret: None,
+                ..net.clone()
+            },
+        };
         vec![
-            Detail::Exec { argv: vec!["a".into()], truncated: true },
+            Detail::Exec {
+                argv: vec!["a".into()],
+                truncated: true,
+            },
             Detail::Fork,
-            Detail::Exit { code: None, signal: Some(9) },
-            Detail::Open { file: file.clone(), flags: 0o101, mode: 0o600, ret: 3 },
-            Detail::Unlink { file: file.clone(), ret: -2 },
-            Detail::Rename { file: file.clone(), new_path: "/tmp/y".into(), ret: 0 },
-            Detail::Chmod { file: file.clone(), mode: 0o755, ret: 0 },
-            Detail::Chown { file: file.clone(), uid: 0, gid: 0, ret: 0 },
-            Detail::MemfdCreate { name: "x".into(), flags: 1, ret: 4 },
-            Detail::MmapExec { file: FilePath { source: PathSource::UserAtExit, ..file.clone() }, prot: 5 },
+            Detail::Exit {
+                code: None,
+                signal: Some(9),
+            },
+            Detail::Open {
+                file: file.clone(),
+                flags: 0o101,
+                mode: 0o600,
+                ret: 3,
+            },
+            Detail::Unlink {
+                file: file.clone(),
+                ret: -2,
+            },
+            Detail::Rename {
+                file: file.clone(),
+                new_path: "/tmp/y".into(),
+                ret: 0,
+            },
+            Detail::Chmod {
+                file: file.clone(),
+                mode: 0o755,
+                ret: 0,
+            },
+            Detail::Chown {
+                file: file.clone(),
+                uid: 0,
+                gid: 0,
+                ret: 0,
+            },
+            Detail::MemfdCreate {
+                name: "x".into(),
+                flags: 1,
+                ret: 4,
+            },
+            Detail::MmapExec {
+                file: FilePath {
+                    source: PathSource::UserAtExit,
+                    ..file.clone()
+                },
+                prot: 5,
+            },
             Detail::Connect(net.clone()),
             Detail::Accept(net.clone()),
             Detail::Bind(net.clone()),
             Detail::Listen(net.clone()),
             Detail::SendTo(net.clone()),
-            Detail::DnsQuery(Dns { rcode: None, answers: vec![], ..dns.clone() }),
+            Detail::DnsQuery(Dns {
+                rcode: None,
+                answers: vec![],
+                ..dns.clone()
+            }),
             Detail::DnsResponse(dns),
-            Detail::Ptrace { request: 16, target_pid: 5, ret: 0 },
-            Detail::ProcessVmWritev { target_pid: 5, ret: 10 },
-            Detail::ProcMemWrite { file: file.clone(), target_pid: 5, ret: 10 },
-            Detail::ModuleLoad { file: Some(file.clone()), ret: -1 },
-            Detail::ModuleLoad { file: None, ret: -1 },
-            Detail::SetId { uid: Some(0), gid: None, nr: 105, ret: 0 },
-            Detail::Capset { effective: 1 << 21, ret: 0 },
+            Detail::Ptrace {
+                request: 16,
+                target_pid: 5,
+                ret: 0,
+            },
+            Detail::ProcessVmWritev {
+                target_pid: 5,
+                ret: 10,
+            },
+            Detail::ProcMemWrite {
+                file: file.clone(),
+                target_pid: 5,
+                ret: 10,
+            },
+            Detail::ModuleLoad {
+                file: Some(file.clone()),
+                ret: -1,
+            },
+            Detail::ModuleLoad {
+                file: None,
+                ret: -1,
+            },
+            Detail::SetId {
+                uid: Some(0),
+                gid: None,
+                nr: 105,
+                ret: 0,
+            },
+            Detail::Capset {
+                effective: 1 << 21,
+                ret: 0,
+            },
             Detail::Userfaultfd { flags: 0, ret: 5 },
-            Detail::Mount { source: "/".into(), target: "/mnt".into(), fstype: "ext4".into(), flags: 0, ret: 0 },
-            Detail::Unshare { flags: 0x10000000, ret: 0 },
+            Detail::Mount {
+                source: "/".into(),
+                target: "/mnt".into(),
+                fstype: "ext4".into(),
+                flags: 0,
+                ret: 0,
+            },
+            Detail::Unshare {
+                flags: 0x10000000,
+                ret: 0,
+            },
             Detail::Setns { flags: 0, ret: 0 },
             Detail::Bpf { cmd: 5, ret: 3 },
             Detail::Keyctl { op: 0, ret: 0 },
-            Detail::SyscallProfile { counts: vec![(0, 10), (59, 1)] },
+            Detail::SyscallProfile {
+                counts: vec![(0, 10), (59, 1)],
+            },
             Detail::Syscall { nr: 1, ret: None },
             Detail::ContainerStart,
             Detail::ContainerStop,
@@ -456,9 +734,19 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let kinds: std::collections::BTreeSet<_> = every_kind().iter().map(|d| d.kind()).collect();
-        assert_eq!(kinds.len(), crate::abi::EVENT_KINDS.len(), "a kind has no sample");
+        assert_eq!(
+            kinds.len(),
+            crate::abi::EVENT_KINDS.len(),
+            "a kind has no sample"
+        );
         let base = sample_events().remove(1);
-        let events: Vec<Event> = every_kind().into_iter().map(|detail| Event { detail, ..base.clone() }).collect();
+        let events: Vec<Event> = every_kind()
+            .into_iter()
+            .map(|detail| Event {
+                detail,
+                ..base.clone()
+            })
+            .collect();
         let mut b = TraceBatchBuilder::new("h");
         events.iter().for_each(|e| b.push(e));
         assert_eq!(events_from_batch(&b.finish()).unwrap(), events);
@@ -476,7 +764,9 @@ mod tests {
         let rows = events_from_batch(&older).unwrap();
         assert_eq!(rows[0].container.as_ref().unwrap().labels, None);
 
-        let no_pid: Vec<usize> = (0..batch.num_columns()).filter(|&i| arrow_schema().field(i).name() != "pid").collect();
+        let no_pid: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| arrow_schema().field(i).name() != "pid")
+            .collect();
         let err = events_from_batch(&batch.project(&no_pid).unwrap()).unwrap_err();
         assert!(matches!(err, ReadError::MissingColumn("pid")), "{err}");
     }

@@ -2,8 +2,8 @@
 
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
 use super::names;
@@ -19,7 +19,10 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { zstd_level: 3, row_group_rows: 256 * 1024 }
+        WriteOptions {
+            zstd_level: 3,
+            row_group_rows: 256 * 1024,
+        }
     }
 }
 
@@ -38,7 +41,10 @@ pub fn writer_properties(
         .set_max_row_group_size(opts.row_group_rows)
         .set_created_by(format!("needle {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(
-            metadata.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect(),
+            metadata
+                .into_iter()
+                .map(|(k, v)| KeyValue::new(k, v))
+                .collect(),
         ));
     // Clocks grow almost monotonically within a sorted row group: deltas are tiny.
     for clock in [names::TIME, names::KTIME_NS] {

@@ -1,0 +1,80 @@
+//! The one way a record enters the ring buffer.
+
+use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+    bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
+};
+use aya_ebpf::maps::ring_buf::RingBufEntry;
+use needle_common::abi::{Counter, EventHeader, EventKind};
+
+use crate::maps::{config, COUNTERS, EVENTS};
+use crate::task;
+
+/// Adds one to a per-CPU counter slot.
+#[inline(always)]
+pub fn count(slot: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.
+        unsafe { *p += 1 }
+    }
+}
+
+/// Adds one to a named counter.
+#[inline(always)]
+pub fn count_event(counter: Counter) {
+    count(counter as u32)
+}
+
+/// Reserves room for a `T`; a full ring buffer is counted as a lost event of `kind`.
+#[inline(always)]
+pub fn reserve<T: 'static>(kind: EventKind) -> Option<RingBufEntry<T>> {
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        count(kind.slot());
+    }
+    entry
+}
+
+/// Submits a record, waking the reader only once enough bytes are waiting.
+#[inline(always)]
+pub fn submit<T>(entry: RingBufEntry<T>) {
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let flags = if waiting >= config().wakeup_bytes { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
+    entry.submit(flags as u64);
+}
+
+/// Fills the common header from the current task.
+///
+/// # Safety
+/// `h` must point to writable memory for an `EventHeader` (a ring-buffer reservation).
+#[inline(always)]
+pub unsafe fn fill_header(h: *mut EventHeader, kind: EventKind) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    // SAFETY: the caller guarantees `h` is writable; helpers have no preconditions.
+    unsafe {
+        (*h).kind = kind as u32;
+        (*h).cpu = bpf_get_smp_processor_id();
+        (*h).ktime_ns = bpf_ktime_get_boot_ns();
+        (*h).cgroup_id = bpf_get_current_cgroup_id();
+        (*h).pid = pid_tgid as u32;
+        (*h).tgid = (pid_tgid >> 32) as u32;
+        (*h).ppid = task::current_ppid().unwrap_or_else(|_| {
+            count_event(Counter::KernelReadError);
+            0
+        });
+        (*h).uid = uid_gid as u32;
+        (*h).gid = (uid_gid >> 32) as u32;
+        (*h)._pad = 0;
+        (*h).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    }
+}
+
+/// True when the current task belongs to capture itself (its own I/O is not recorded).
+#[inline(always)]
+pub fn is_self() -> bool {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let me = config().self_tgid;
+    me != 0 && tgid == me
+}

@@ -1,0 +1,3 @@
+//! eBPF programs, one module per event family.
+
+pub mod process;

@@ -1,0 +1,144 @@
+//! Process lifecycle: exec, fork, exit.
+//!
+//! * exec — `sched/sched_process_exec` fires after the new image is installed: the path comes
+//!   from the tracepoint record (the kernel's copy) and argv from the new mm, which the kernel
+//!   itself filled during exec. Nothing is read from syscall-entry user pointers.
+//! * fork — `tp_btf/sched_process_fork` hands us both task_structs; threads are filtered here.
+//! * exit — `sched/sched_process_exit` with `group_dead`, so one row per process, not per thread.
+
+use aya_ebpf::helpers::generated::bpf_probe_read_user;
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes};
+use aya_ebpf::macros::{btf_tracepoint, tracepoint};
+use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
+use aya_ebpf::EbpfContext;
+use needle_common::abi::{
+    Counter, EventKind, ExecEvent, ExitEvent, ForkEvent, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED,
+    EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED, EXIT_GROUP_DEAD, OFFSET_MISSING,
+};
+
+use crate::emit::{count_event, fill_header, is_self, reserve, submit};
+use crate::maps::offsets;
+use crate::task;
+
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    if is_self() {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<ExecEvent>(EventKind::Exec) else { return 0 };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points into our ring-buffer reservation, sized for an ExecEvent.
+    unsafe {
+        fill_header(&raw mut (*ev).header, EventKind::Exec);
+        fill_exec(&ctx, ev);
+    }
+    submit(entry);
+    0
+}
+
+/// # Safety
+/// `ev` must point to a reserved `ExecEvent`.
+#[inline(always)]
+unsafe fn fill_exec(ctx: &TracePointContext, ev: *mut ExecEvent) {
+    let off = offsets();
+    // SAFETY: reads of the tracepoint record at offsets taken from its tracefs format.
+    unsafe {
+        (*ev).old_pid = ctx.read_at::<u32>(off.tp_exec_old_pid as usize).unwrap_or(0);
+        (*ev).flags = 0;
+        (*ev).filename_len = 0;
+        (*ev).args_len = 0;
+
+        // `__data_loc char[] filename`: low 16 bits = offset in the record, high 16 = length with NUL.
+        if let Ok(loc) = ctx.read_at::<u32>(off.tp_exec_filename as usize) {
+            let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+            if let Ok(s) = bpf_probe_read_kernel_str_bytes(src, &mut (*ev).filename) {
+                (*ev).filename_len = s.len() as u32;
+            }
+            if (loc >> 16) as usize > EXEC_FILENAME_MAX {
+                (*ev).flags |= EXEC_FILENAME_TRUNCATED;
+            }
+        }
+
+        match task::current_args() {
+            Ok((start, end)) if end > start => {
+                let total = end - start;
+                let n = if total > EXEC_ARGS_MAX as u64 { EXEC_ARGS_MAX as u64 } else { total };
+                if total > EXEC_ARGS_MAX as u64 {
+                    (*ev).flags |= EXEC_ARGS_TRUNCATED;
+                }
+                let dst = (*ev).args.as_mut_ptr() as *mut core::ffi::c_void;
+                if bpf_probe_read_user(dst, n as u32, start as *const core::ffi::c_void) == 0 {
+                    (*ev).args_len = n as u32;
+                } else {
+                    count_event(Counter::ExecArgvReadError);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => count_event(Counter::ExecArgvReadError),
+        }
+    }
+}
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    let child: task::Task = ctx.arg(1);
+    let (Ok(child_pid), Ok(child_tgid)) = (task::pid(child), task::tgid(child)) else {
+        count_event(Counter::KernelReadError);
+        return 0;
+    };
+    if child_pid != child_tgid {
+        count_event(Counter::ForkThreadFiltered);
+        return 0;
+    }
+    if is_self() {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<ForkEvent>(EventKind::Fork) else { return 0 };
+    let ev = entry.as_mut_ptr();
+    let parent = bpf_get_current_pid_tgid();
+    // SAFETY: `ev` points into our reservation.
+    unsafe {
+        fill_header(&raw mut (*ev).header, EventKind::Fork);
+        // The row describes the child: it inherits comm, credentials and cgroup from us.
+        (*ev).header.pid = child_pid;
+        (*ev).header.tgid = child_tgid;
+        (*ev).header.ppid = (parent >> 32) as u32;
+        (*ev).parent_pid = parent as u32;
+        (*ev)._pad = 0;
+    }
+    submit(entry);
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let off = offsets();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let last_thread = if off.tp_exit_group_dead != OFFSET_MISSING {
+        // SAFETY: offset from the tracepoint's format file.
+        unsafe { ctx.read_at::<u8>(off.tp_exit_group_dead as usize) }.unwrap_or(0) != 0
+    } else {
+        // Older kernels: approximate with the thread-group leader.
+        pid_tgid as u32 == (pid_tgid >> 32) as u32
+    };
+    if !last_thread {
+        count_event(Counter::ExitThreadFiltered);
+        return 0;
+    }
+    if is_self() {
+        return 0;
+    }
+    let Some(mut entry) = reserve::<ExitEvent>(EventKind::Exit) else { return 0 };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points into our reservation.
+    unsafe {
+        fill_header(&raw mut (*ev).header, EventKind::Exit);
+        (*ev).exit_code = task::current_exit_code().unwrap_or_else(|_| {
+            count_event(Counter::KernelReadError);
+            0
+        });
+        (*ev).flags = EXIT_GROUP_DEAD;
+    }
+    submit(entry);
+    0
+}

@@ -1,0 +1,149 @@
+//! Command-line flags and their validation into a [`Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use needle_common::schema::WriteOptions;
+
+use crate::session::Config;
+
+/// Record process activity on this host with eBPF and write it as zstd-compressed Parquet.
+///
+/// Runs until --duration passes or it receives SIGINT/SIGTERM, then finalizes the open segment
+/// and prints a summary (events by kind, events lost, bytes written, files). Needs root.
+#[derive(Debug, Parser)]
+#[command(name = "capture", version, about, long_about)]
+pub struct Args {
+    /// How long to record (e.g. 30s, 10m, 1h). Without it, records until SIGINT/SIGTERM.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Directory for trace segments; created with mode 0700 if missing. Must not be a symlink.
+    #[arg(long, short, default_value = "traces")]
+    pub output: PathBuf,
+
+    /// Start a new segment once the open one reaches this many MiB.
+    #[arg(long, default_value_t = 128, value_name = "MIB")]
+    pub rotate_size: u64,
+
+    /// Start a new segment after this long (e.g. 5m). A crash loses at most the open segment.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    pub rotate_interval: Duration,
+
+    /// zstd compression level, 1 (fastest) to 22 (smallest).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub zstd_level: i32,
+
+    /// Rows per Parquet row group (each row group is sorted by time).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub row_group_rows: usize,
+
+    /// Print a progress line to stderr this often (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub stats_interval: Option<Duration>,
+
+    /// Ring buffer size per CPU in KiB (the total is rounded up to a power of two).
+    #[arg(long, default_value_t = 4096, value_name = "KIB")]
+    pub ring_kib_per_cpu: u32,
+}
+
+/// A flag value that makes no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    /// Zero or absurd sizes.
+    #[error("--{flag} must be {what}")]
+    Range {
+        /// The flag.
+        flag: &'static str,
+        /// The allowed range.
+        what: &'static str,
+    },
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ArgsError;
+
+    fn try_from(a: Args) -> Result<Config, ArgsError> {
+        if a.rotate_size == 0 {
+            return Err(ArgsError::Range {
+                flag: "rotate-size",
+                what: "at least 1 MiB",
+            });
+        }
+        if a.rotate_interval < Duration::from_secs(1) {
+            return Err(ArgsError::Range {
+                flag: "rotate-interval",
+                what: "at least 1s",
+            });
+        }
+        if a.row_group_rows == 0 || a.row_group_rows > 16 << 20 {
+            return Err(ArgsError::Range {
+                flag: "row-group-rows",
+                what: "between 1 and 16777216",
+            });
+        }
+        if !(4..=1 << 20).contains(&a.ring_kib_per_cpu) {
+            return Err(ArgsError::Range {
+                flag: "ring-kib-per-cpu",
+                what: "between 4 and 1048576",
+            });
+        }
+        if a.duration.is_some_and(|d| d.is_zero()) {
+            return Err(ArgsError::Range {
+                flag: "duration",
+                what: "longer than zero",
+            });
+        }
+        Ok(Config {
+            duration: a.duration,
+            output: a.output,
+            rotate_size: a.rotate_size.saturating_mul(1 << 20),
+            rotate_interval: a.rotate_interval,
+            write: WriteOptions {
+                zstd_level: a.zstd_level,
+                row_group_rows: a.row_group_rows,
+            },
+            stats_interval: a.stats_interval,
+            ring_bytes_per_cpu: a.ring_kib_per_cpu * 1024,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let a = Args::try_parse_from(std::iter::once("capture").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::try_from(a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse(&["--duration", "30s"]).unwrap().duration,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse(&["--duration", "10m"]).unwrap().duration,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            parse(&["--duration", "1h"]).unwrap().duration,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(parse(&[]).unwrap().duration, None);
+        assert!(parse(&["--duration", "soon"]).is_err());
+        assert!(parse(&["--duration", "0s"]).is_err());
+    }
+
+    #[test]
+    fn sizes_are_validated() {
+        assert_eq!(parse(&["--rotate-size", "2"]).unwrap().rotate_size, 2 << 20);
+        assert!(parse(&["--rotate-size", "0"]).is_err());
+        assert!(parse(&["--zstd-level", "23"]).is_err());
+        assert!(parse(&["--rotate-interval", "10ms"]).is_err());
+    }
+}

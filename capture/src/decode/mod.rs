@@ -1,0 +1,211 @@
+//! Ring-buffer records → typed [`Event`]s.
+//!
+//! The top-level [`Decoder::decode`] only routes on the kind; each family decodes its own
+//! records in its own module. The match lists every kind (no `_` arm), so adding a kind to the
+//! ABI without deciding how it is decoded does not compile.
+
+mod process;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use needle_common::abi::{COMM_LEN, EventHeader, EventKind, UnknownEventKind};
+use needle_common::schema::{Detail, Event, Process};
+
+use crate::kernel::clock::BootClock;
+
+/// A record that could not be decoded. Counted and reported; never fatal.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the struct its kind announces.
+    #[error("{what} record of {len} bytes, expected at least {need}")]
+    Short {
+        /// Struct name.
+        what: &'static str,
+        /// Bytes received.
+        len: usize,
+        /// Bytes needed.
+        need: usize,
+    },
+    /// A kind id this build does not know.
+    #[error(transparent)]
+    UnknownKind(#[from] UnknownEventKind),
+    /// A kind that the kernel programs never emit (produced in user space, or not yet captured).
+    #[error("event kind {0:?} is not emitted by the kernel programs")]
+    NotFromKernel(EventKind),
+}
+
+/// Copies a `T` out of the front of `bytes` (ring-buffer records need not be aligned for `T`).
+pub(crate) fn pod<T: Pod>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    let need = std::mem::size_of::<T>();
+    bytes
+        .get(..need)
+        .map(bytemuck::pod_read_unaligned)
+        .ok_or(DecodeError::Short {
+            what,
+            len: bytes.len(),
+            need,
+        })
+}
+
+/// Text from a NUL-terminated or length-bounded kernel buffer, invalid UTF-8 replaced.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Most tasks share a few command names; interning them saves an allocation per row.
+const COMM_CACHE_MAX: usize = 4096;
+
+/// Decodes records; holds the clock conversion and small caches.
+pub struct Decoder {
+    clock: BootClock,
+    comms: HashMap<[u8; COMM_LEN], Arc<str>>,
+}
+
+impl Decoder {
+    /// A decoder converting boot-time stamps with `clock`.
+    pub fn new(clock: BootClock) -> Self {
+        Decoder {
+            clock,
+            comms: HashMap::new(),
+        }
+    }
+
+    /// Decodes one ring-buffer record.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let header: EventHeader = pod(bytes, "header")?;
+        let kind = EventKind::try_from(header.kind)?;
+        use EventKind as K;
+        match kind {
+            K::Exec => process::exec(self, bytes),
+            K::Fork => process::fork(self, bytes),
+            K::Exit => process::exit(self, bytes),
+            K::Open
+            | K::Unlink
+            | K::Rename
+            | K::Chmod
+            | K::Chown
+            | K::MemfdCreate
+            | K::MmapExec
+            | K::Connect
+            | K::Accept
+            | K::Bind
+            | K::Listen
+            | K::SendTo
+            | K::DnsQuery
+            | K::DnsResponse
+            | K::Ptrace
+            | K::ProcessVmWritev
+            | K::ProcMemWrite
+            | K::ModuleLoad
+            | K::SetId
+            | K::Capset
+            | K::Userfaultfd
+            | K::Mount
+            | K::Unshare
+            | K::Setns
+            | K::Bpf
+            | K::Keyctl
+            | K::SyscallProfile
+            | K::Syscall
+            | K::ContainerStart
+            | K::ContainerStop
+            | K::Lost => Err(DecodeError::NotFromKernel(kind)),
+        }
+    }
+
+    fn comm(&mut self, raw: [u8; COMM_LEN]) -> Arc<str> {
+        if let Some(c) = self.comms.get(&raw) {
+            return c.clone();
+        }
+        let c: Arc<str> = text(&raw).into();
+        if self.comms.len() >= COMM_CACHE_MAX {
+            self.comms.clear();
+        }
+        self.comms.insert(raw, c.clone());
+        c
+    }
+
+    /// An event with the header's common fields and `detail`.
+    pub(crate) fn event(&mut self, h: &EventHeader, detail: Detail) -> Event {
+        Event {
+            time_ns: self.clock.wall_ns(h.ktime_ns),
+            ktime_ns: h.ktime_ns,
+            process: Process {
+                pid: h.pid,
+                tgid: h.tgid,
+                ppid: h.ppid,
+                uid: h.uid,
+                gid: h.gid,
+                comm: self.comm(h.comm),
+                cgroup_id: h.cgroup_id,
+            },
+            exe_path: None,
+            exe_sha256: None,
+            container: None,
+            label: None,
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn header(kind: EventKind) -> EventHeader {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..4].copy_from_slice(b"bash");
+        EventHeader {
+            kind: kind as u32,
+            cpu: 1,
+            ktime_ns: 1_000,
+            cgroup_id: 42,
+            pid: 11,
+            tgid: 10,
+            ppid: 1,
+            uid: 1000,
+            gid: 100,
+            _pad: 0,
+            comm,
+        }
+    }
+
+    #[test]
+    fn rejects_short_unknown_and_user_space_kinds() {
+        let mut d = Decoder::new(BootClock::measure());
+        assert!(matches!(
+            d.decode(&[0u8; 10]),
+            Err(DecodeError::Short { what: "header", .. })
+        ));
+        let mut h = header(EventKind::Exec);
+        h.kind = 9999;
+        assert_eq!(
+            d.decode(bytemuck::bytes_of(&h)),
+            Err(DecodeError::UnknownKind(UnknownEventKind(9999)))
+        );
+        let h = header(EventKind::ContainerStart);
+        assert_eq!(
+            d.decode(bytemuck::bytes_of(&h)),
+            Err(DecodeError::NotFromKernel(EventKind::ContainerStart))
+        );
+        let h = header(EventKind::Exec);
+        assert!(matches!(
+            d.decode(bytemuck::bytes_of(&h)),
+            Err(DecodeError::Short { what: "exec", .. })
+        ));
+    }
+
+    #[test]
+    fn comm_is_interned_and_lossy() {
+        let mut d = Decoder::new(BootClock::measure());
+        let mut raw = [0u8; COMM_LEN];
+        raw[..3].copy_from_slice(&[b'a', 0xff, b'b']);
+        let a = d.comm(raw);
+        let b = d.comm(raw);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*a, "a\u{fffd}b");
+    }
+}

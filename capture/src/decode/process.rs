@@ -1,0 +1,144 @@
+//! Process lifecycle records.
+
+use needle_common::abi::{
+    EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED, ExecEvent,
+    ExitEvent, ForkEvent,
+};
+use needle_common::schema::{Detail, Event};
+
+use super::{DecodeError, Decoder, pod, text};
+
+/// Splits a NUL-separated argv block (as in `/proc/<pid>/cmdline`).
+fn split_args(block: &[u8]) -> Vec<String> {
+    let block = block.strip_suffix(&[0]).unwrap_or(block);
+    if block.is_empty() {
+        return Vec::new();
+    }
+    block
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+pub(super) fn exec(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let ev: ExecEvent = pod(bytes, "exec")?;
+    let filename_len = (ev.filename_len as usize).min(EXEC_FILENAME_MAX);
+    let args_len = (ev.args_len as usize).min(EXEC_ARGS_MAX);
+    let path = text(&ev.filename[..filename_len]);
+    let truncated = ev.flags & (EXEC_ARGS_TRUNCATED | EXEC_FILENAME_TRUNCATED) != 0;
+    let mut e = d.event(
+        &ev.header,
+        Detail::Exec {
+            argv: split_args(&ev.args[..args_len]),
+            truncated,
+        },
+    );
+    e.exe_path = Some(path.into());
+    Ok(e)
+}
+
+pub(super) fn fork(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let ev: ForkEvent = pod(bytes, "fork")?;
+    Ok(d.event(&ev.header, Detail::Fork))
+}
+
+pub(super) fn exit(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let ev: ExitEvent = pod(bytes, "exit")?;
+    Ok(d.event(&ev.header, Detail::exit_from_wait_status(ev.exit_code)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::tests::header;
+    use crate::kernel::clock::BootClock;
+    use bytemuck::Zeroable;
+    use needle_common::abi::EventKind;
+
+    #[test]
+    fn exec_record_decodes_path_argv_and_truncation() {
+        let mut ev = ExecEvent::zeroed();
+        ev.header = header(EventKind::Exec);
+        let path = b"/bin/true";
+        ev.filename[..path.len()].copy_from_slice(path);
+        ev.filename_len = path.len() as u32;
+        let args = b"/bin/true\0--uuid=1234\0\0x\0";
+        ev.args[..args.len()].copy_from_slice(args);
+        ev.args_len = args.len() as u32;
+        let mut d = Decoder::new(BootClock::measure());
+        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap();
+        assert_eq!(e.exe_path.as_deref(), Some("/bin/true"));
+        assert_eq!(
+            e.detail,
+            Detail::Exec {
+                argv: vec![
+                    "/bin/true".into(),
+                    "--uuid=1234".into(),
+                    "".into(),
+                    "x".into()
+                ],
+                truncated: false
+            }
+        );
+        assert_eq!(
+            (
+                e.process.pid,
+                e.process.tgid,
+                e.process.ppid,
+                &*e.process.comm
+            ),
+            (11, 10, 1, "bash")
+        );
+        assert_eq!(e.process.cgroup_id, 42);
+
+        ev.flags = EXEC_ARGS_TRUNCATED;
+        ev.args_len = u32::MAX; // a lying length is clamped, not trusted
+        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap();
+        assert!(matches!(
+            e.detail,
+            Detail::Exec {
+                truncated: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn exit_record_decodes_status_and_signal() {
+        let mut ev = ExitEvent::zeroed();
+        ev.header = header(EventKind::Exit);
+        ev.exit_code = 7 << 8;
+        let mut d = Decoder::new(BootClock::measure());
+        assert_eq!(
+            d.decode(bytemuck::bytes_of(&ev)).unwrap().detail,
+            Detail::Exit {
+                code: Some(7),
+                signal: None
+            }
+        );
+        ev.exit_code = 15;
+        assert_eq!(
+            d.decode(bytemuck::bytes_of(&ev)).unwrap().detail,
+            Detail::Exit {
+                code: None,
+                signal: Some(15)
+            }
+        );
+    }
+
+    #[test]
+    fn fork_record_describes_the_child() {
+        let mut ev = ForkEvent::zeroed();
+        ev.header = header(EventKind::Fork);
+        let mut d = Decoder::new(BootClock::measure());
+        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap();
+        assert_eq!(e.detail, Detail::Fork);
+        assert_eq!(e.process.tgid, 10);
+    }
+
+    #[test]
+    fn empty_argv() {
+        assert!(split_args(b"").is_empty());
+        assert_eq!(split_args(b"a"), vec!["a"]);
+    }
+}

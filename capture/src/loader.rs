@@ -1,0 +1,295 @@
+//! Loading and attaching the eBPF programs, one table entry per program.
+//!
+//! Each program is probed first (does this kernel have the program type, the tracepoint, BTF?)
+//! and loaded on its own: one that fails is reported with the reason and skipped, and capture
+//! runs with the rest (kprobes and LSM programs are missing on some kernels, see KERNEL.md).
+//! The outcome of every entry is written into each trace file's metadata.
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, ProgramType, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader, Pod};
+use needle_common::abi::{KernelOffsets, ProbeConfig};
+use needle_common::schema::ProgramStatus;
+
+use crate::kernel::tracefs::TraceFs;
+
+/// The compiled eBPF object.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/capture-ebpf"));
+
+/// Where a program attaches.
+#[derive(Clone, Copy, Debug)]
+pub enum Hook {
+    /// A classic tracepoint (`/sys/kernel/tracing/events/<category>/<name>`).
+    Tracepoint {
+        /// Category.
+        category: &'static str,
+        /// Name.
+        name: &'static str,
+    },
+    /// A BTF-enabled raw tracepoint (`tp_btf/<name>`).
+    BtfTracepoint {
+        /// Name.
+        name: &'static str,
+    },
+}
+
+impl Hook {
+    fn describe(&self) -> String {
+        match self {
+            Hook::Tracepoint { category, name } => format!("tracepoint/{category}/{name}"),
+            Hook::BtfTracepoint { name } => format!("tp_btf/{name}"),
+        }
+    }
+}
+
+/// One eBPF program capture knows how to attach.
+#[derive(Clone, Copy, Debug)]
+pub struct ProgramSpec {
+    /// Function name in the object.
+    pub name: &'static str,
+    /// Where it attaches.
+    pub hook: Hook,
+    /// Event family it serves (for the summary).
+    pub family: &'static str,
+    /// Another program of the object to try when this one cannot load.
+    pub fallback: Option<&'static str>,
+}
+
+/// Every program, in attach order.
+pub const PROGRAMS: &[ProgramSpec] = &[
+    ProgramSpec {
+        name: "sched_process_exec",
+        hook: Hook::Tracepoint {
+            category: "sched",
+            name: "sched_process_exec",
+        },
+        family: "process",
+        fallback: None,
+    },
+    ProgramSpec {
+        name: "sched_process_fork",
+        hook: Hook::BtfTracepoint {
+            name: "sched_process_fork",
+        },
+        family: "process",
+        fallback: None,
+    },
+    ProgramSpec {
+        name: "sched_process_exit",
+        hook: Hook::Tracepoint {
+            category: "sched",
+            name: "sched_process_exit",
+        },
+        family: "process",
+        fallback: None,
+    },
+];
+
+/// Why capture could not start its sensor at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not allowed to use bpf(2).
+    #[error(
+        "not permitted to load eBPF programs ({0}); run capture as root (or with CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE)"
+    )]
+    Permission(String),
+    /// The kernel has no BPF support, or refused the object as a whole.
+    #[error("the kernel refused needle's eBPF object: {0}")]
+    Object(String),
+    /// Every program failed.
+    #[error("no eBPF program could be attached:\n{0}")]
+    NothingLoaded(String),
+    /// A map the object must have is missing or of the wrong type.
+    #[error("eBPF map {name}: {message}")]
+    Map {
+        /// Map name.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct OffsetsGlobal(KernelOffsets);
+// SAFETY: KernelOffsets is #[repr(C)], Copy, and bytemuck::Pod (no padding, any bit pattern valid).
+unsafe impl Pod for OffsetsGlobal {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct ConfigGlobal(ProbeConfig);
+// SAFETY: as above.
+unsafe impl Pod for ConfigGlobal {}
+
+/// Settings of the sensor.
+#[derive(Clone, Copy, Debug)]
+pub struct SensorOptions {
+    /// Ring buffer size (rounded up to a power of two of at least one page).
+    pub ring_bytes: u32,
+    /// Wake the reader once this many bytes wait.
+    pub wakeup_bytes: u64,
+}
+
+/// The loaded, attached programs and the maps user space reads.
+pub struct Sensor {
+    /// Owns the programs and their links: dropping it detaches everything.
+    _ebpf: Ebpf,
+    /// The event ring buffer.
+    pub events: RingBuf<MapData>,
+    /// Per-CPU counters.
+    pub counters: PerCpuArray<MapData, u64>,
+    /// What loaded and what did not.
+    pub programs: Vec<ProgramStatus>,
+}
+
+fn is_permission(e: &impl std::fmt::Display) -> bool {
+    let s = e.to_string();
+    s.contains("Operation not permitted") || s.contains("EPERM") || s.contains("Permission denied")
+}
+
+/// Probes, loads and attaches every program in [`PROGRAMS`].
+pub fn load(
+    tracefs: &TraceFs,
+    offsets: KernelOffsets,
+    opts: SensorOptions,
+) -> Result<Sensor, LoadError> {
+    let btf = Btf::from_sys_fs().ok();
+    let config = ProbeConfig {
+        wakeup_bytes: opts.wakeup_bytes,
+        self_tgid: std::process::id(),
+        _pad: 0,
+    };
+    let ring_bytes = opts.ring_bytes.max(4096).next_power_of_two();
+    let mut ebpf = EbpfLoader::new()
+        .btf(btf.as_ref())
+        .override_global("OFFSETS", &OffsetsGlobal(offsets), true)
+        .override_global("CONFIG", &ConfigGlobal(config), true)
+        .map_max_entries("EVENTS", ring_bytes)
+        .load(OBJECT)
+        .map_err(|e| {
+            let msg = format!("{e:#}");
+            if is_permission(&e) || is_permission(&msg) {
+                LoadError::Permission(msg)
+            } else {
+                LoadError::Object(msg)
+            }
+        })?;
+
+    let mut statuses = Vec::new();
+    for spec in PROGRAMS {
+        let status = match attach(&mut ebpf, spec, tracefs, btf.as_ref()) {
+            Ok(()) => ProgramStatus {
+                name: spec.name.into(),
+                hook: spec.hook.describe(),
+                loaded: true,
+                reason: None,
+            },
+            Err(reason) => match spec.fallback {
+                Some(fallback) => {
+                    let fb = PROGRAMS.iter().find(|p| p.name == fallback).copied();
+                    match fb.map(|fb| attach(&mut ebpf, &fb, tracefs, btf.as_ref())) {
+                        Some(Ok(())) => ProgramStatus {
+                            name: fallback.into(),
+                            hook: fb.map(|f| f.hook.describe()).unwrap_or_default(),
+                            loaded: true,
+                            reason: Some(format!("fallback for {}: {reason}", spec.name)),
+                        },
+                        _ => ProgramStatus {
+                            name: spec.name.into(),
+                            hook: spec.hook.describe(),
+                            loaded: false,
+                            reason: Some(reason),
+                        },
+                    }
+                }
+                None => ProgramStatus {
+                    name: spec.name.into(),
+                    hook: spec.hook.describe(),
+                    loaded: false,
+                    reason: Some(reason),
+                },
+            },
+        };
+        statuses.push(status);
+    }
+    if !statuses.iter().any(|s| s.loaded) {
+        let reasons: Vec<String> = statuses
+            .iter()
+            .map(|s| {
+                format!(
+                    "  {} ({}): {}",
+                    s.name,
+                    s.hook,
+                    s.reason.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        let text = reasons.join("\n");
+        return Err(if is_permission(&text) {
+            LoadError::Permission(text)
+        } else {
+            LoadError::NothingLoaded(text)
+        });
+    }
+
+    let events = ebpf.take_map("EVENTS").ok_or(LoadError::Map {
+        name: "EVENTS",
+        message: "missing".into(),
+    })?;
+    let events = RingBuf::try_from(events).map_err(|e| LoadError::Map {
+        name: "EVENTS",
+        message: e.to_string(),
+    })?;
+    let counters = ebpf.take_map("COUNTERS").ok_or(LoadError::Map {
+        name: "COUNTERS",
+        message: "missing".into(),
+    })?;
+    let counters = PerCpuArray::try_from(counters).map_err(|e| LoadError::Map {
+        name: "COUNTERS",
+        message: e.to_string(),
+    })?;
+    Ok(Sensor {
+        _ebpf: ebpf,
+        events,
+        counters,
+        programs: statuses,
+    })
+}
+
+/// Probes, loads and attaches one program; the error is the reason, for the summary.
+fn attach(
+    ebpf: &mut Ebpf,
+    spec: &ProgramSpec,
+    tracefs: &TraceFs,
+    btf: Option<&Btf>,
+) -> Result<(), String> {
+    let program = ebpf
+        .program_mut(spec.name)
+        .ok_or_else(|| format!("program {} is not in the object", spec.name))?;
+    match spec.hook {
+        Hook::Tracepoint { category, name } => {
+            if !matches!(
+                aya::sys::is_program_supported(ProgramType::TracePoint),
+                Ok(true)
+            ) {
+                return Err("kernel does not support tracepoint programs".into());
+            }
+            if !tracefs.has(category, name) {
+                return Err(format!(
+                    "tracepoint {category}/{name} does not exist on this kernel"
+                ));
+            }
+            let tp: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load().map_err(|e| format!("load: {e:#}"))?;
+            tp.attach(category, name)
+                .map_err(|e| format!("attach: {e:#}"))?;
+        }
+        Hook::BtfTracepoint { name } => {
+            let btf = btf.ok_or("kernel has no BTF (/sys/kernel/btf/vmlinux)")?;
+            let tp: &mut BtfTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load(name, btf).map_err(|e| format!("load: {e:#}"))?;
+            tp.attach().map_err(|e| format!("attach: {e:#}"))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! Rotating Parquet segments, written under a temporary name and renamed when complete.
+//!
+//! A segment is `needle-<host>-<run start>-<index>.parquet`. While open it is called
+//! `….parquet.partial`; [`SegmentWriter::finalize`] writes the footer with the metadata,
+//! fsyncs the file, renames it and fsyncs the directory. A reader never sees half a file, and
+//! after a crash (`kill -9`, power loss) the only incomplete file is the one named `.partial`.
+
+use std::fs::File;
+
+use arrow::record_batch::RecordBatch;
+use needle_common::schema::{TraceMetadata, WriteOptions, arrow_schema, writer_properties};
+use parquet::arrow::ArrowWriter;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::KeyValue;
+
+use super::dir::{OutputDir, OutputError};
+
+/// Suffix of a segment that is still being written (or was cut short by a crash).
+pub const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Why a segment could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The directory or file.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// Parquet encoding or the write beneath it.
+    #[error("writing {file}: {source}")]
+    Parquet {
+        /// The segment file.
+        file: String,
+        /// The error.
+        source: ParquetError,
+    },
+}
+
+impl SegmentError {
+    /// True when the disk (or quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            SegmentError::Output(e) => e.is_disk_full(),
+            SegmentError::Parquet { source, .. } => {
+                let text = source.to_string();
+                text.contains("No space left") || text.contains("Disk quota exceeded")
+            }
+        }
+    }
+}
+
+/// File name of segment `index` of a run that started at `run_start_ns` (wall clock).
+pub fn segment_name(host: &str, run_start_ns: i64, index: u64) -> String {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let secs = run_start_ns.div_euclid(1_000_000_000);
+    let millis = run_start_ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    format!("needle-{host}-{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{millis:03}Z-{index:05}.parquet")
+}
+
+/// Unix seconds → UTC calendar fields (Howard Hinnant's days-from-civil, inverted).
+fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// A segment that was finalized.
+#[derive(Clone, Debug)]
+pub struct FinishedSegment {
+    /// File name within the output directory.
+    pub name: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// Size on disk.
+    pub bytes: u64,
+}
+
+struct OpenSegment {
+    writer: ArrowWriter<File>,
+    partial_name: String,
+    final_name: String,
+    rows: u64,
+}
+
+/// Writes record batches into rotating segments.
+pub struct SegmentWriter {
+    dir: OutputDir,
+    host: String,
+    run_start_ns: i64,
+    opts: WriteOptions,
+    open: Option<OpenSegment>,
+    next_index: u64,
+    finished: Vec<FinishedSegment>,
+}
+
+impl SegmentWriter {
+    /// A writer into `dir` for a run that started at `run_start_ns`.
+    pub fn new(dir: OutputDir, host: &str, run_start_ns: i64, opts: WriteOptions) -> Self {
+        SegmentWriter {
+            dir,
+            host: host.into(),
+            run_start_ns,
+            opts,
+            open: None,
+            next_index: 0,
+            finished: Vec::new(),
+        }
+    }
+
+    /// The output directory.
+    pub fn dir(&self) -> &OutputDir {
+        &self.dir
+    }
+
+    /// Index the next finalized segment will have.
+    pub fn current_index(&self) -> u64 {
+        self.next_index
+    }
+
+    fn open_segment(&mut self) -> Result<&mut OpenSegment, SegmentError> {
+        if self.open.is_none() {
+            let final_name = segment_name(&self.host, self.run_start_ns, self.next_index);
+            let partial_name = format!("{final_name}{PARTIAL_SUFFIX}");
+            let file = self.dir.create_new(&partial_name)?;
+            let props = writer_properties(&self.opts, Vec::new()).map_err(|source| {
+                SegmentError::Parquet {
+                    file: partial_name.clone(),
+                    source,
+                }
+            })?;
+            let writer =
+                ArrowWriter::try_new(file, arrow_schema(), Some(props)).map_err(|source| {
+                    SegmentError::Parquet {
+                        file: partial_name.clone(),
+                        source,
+                    }
+                })?;
+            self.open = Some(OpenSegment {
+                writer,
+                partial_name,
+                final_name,
+                rows: 0,
+            });
+        }
+        // Just ensured above.
+        Ok(self.open.as_mut().expect("segment is open"))
+    }
+
+    /// Writes one time-sorted batch as (at least) one row group of the open segment.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SegmentError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let seg = self.open_segment()?;
+        let file = seg.partial_name.clone();
+        seg.writer
+            .write(batch)
+            .map_err(|source| SegmentError::Parquet {
+                file: file.clone(),
+                source,
+            })?;
+        // End the row group here so that each row group holds one sorted batch.
+        seg.writer
+            .flush()
+            .map_err(|source| SegmentError::Parquet { file, source })?;
+        seg.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far to the open segment (0 when none is open).
+    pub fn open_bytes(&self) -> u64 {
+        self.open
+            .as_ref()
+            .map_or(0, |s| s.writer.bytes_written() as u64)
+    }
+
+    /// Rows in the open segment.
+    pub fn open_rows(&self) -> u64 {
+        self.open.as_ref().map_or(0, |s| s.rows)
+    }
+
+    /// Completes the open segment (an empty one if none is open, so that every period's
+    /// metadata — losses, programs — is on disk): footer with `meta`, fsync, rename.
+    pub fn finalize(&mut self, mut meta: TraceMetadata) -> Result<FinishedSegment, SegmentError> {
+        self.open_segment()?;
+        let Some(mut seg) = self.open.take() else {
+            unreachable!("opened above")
+        };
+        meta.segment = self.next_index;
+        meta.events_written = seg.rows;
+        for (k, v) in meta.to_key_values() {
+            seg.writer.append_key_value_metadata(KeyValue::new(k, v));
+        }
+        let partial = seg.partial_name.clone();
+        let file = seg
+            .writer
+            .into_inner()
+            .map_err(|source| SegmentError::Parquet {
+                file: partial.clone(),
+                source,
+            })?;
+        file.sync_all().map_err(|e| OutputError::Io {
+            path: self.dir.path().join(&partial),
+            source: e,
+        })?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        drop(file);
+        self.dir.rename(&partial, &seg.final_name)?;
+        self.next_index += 1;
+        let done = FinishedSegment {
+            name: seg.final_name,
+            rows: seg.rows,
+            bytes,
+        };
+        self.finished.push(done.clone());
+        Ok(done)
+    }
+
+    /// Name of the open (partial) segment, if any.
+    pub fn open_partial_name(&self) -> Option<&str> {
+        self.open.as_ref().map(|s| s.partial_name.as_str())
+    }
+
+    /// Segments finalized so far.
+    pub fn finished(&self) -> &[FinishedSegment] {
+        &self.finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use needle_common::schema::{Detail, Event, Process, TraceBatchBuilder};
+
+    #[test]
+    fn names_sort_by_time_and_index_and_are_safe() {
+        // 2026-11-23T07:30:12.345Z
+        let t = 1_795_419_012_345_000_000;
+        assert_eq!(
+            segment_name("node-1", t, 7),
+            "needle-node-1-20261123T073012.345Z-00007.parquet"
+        );
+        assert_eq!(
+            segment_name("a/../b c", 0, 0),
+            "needle-a_.._b_c-19700101T000000.000Z-00000.parquet"
+        );
+        assert!(segment_name("h", t, 9) < segment_name("h", t, 10));
+    }
+
+    #[test]
+    fn calendar_conversion() {
+        assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil_from_unix(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(civil_from_unix(4_102_444_799), (2099, 12, 31, 23, 59, 59));
+    }
+
+    #[test]
+    fn segments_are_partial_until_finalized() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutputDir::open_or_create(tmp.path()).unwrap();
+        let mut w = SegmentWriter::new(dir, "h", 0, WriteOptions::default());
+        let mut b = TraceBatchBuilder::new("h");
+        b.push(&Event {
+            time_ns: 1,
+            ktime_ns: 1,
+            process: Process {
+                comm: "x".into(),
+                ..Default::default()
+            },
+            exe_path: None,
+            exe_sha256: None,
+            container: None,
+            label: None,
+            detail: Detail::Fork,
+        });
+        w.write(&b.finish()).unwrap();
+        let partial = w.open_partial_name().unwrap().to_string();
+        assert!(tmp.path().join(&partial).exists());
+        let meta = TraceMetadata {
+            schema_version: 1,
+            host: "h".into(),
+            ..Default::default()
+        };
+        let done = w.finalize(meta.clone()).unwrap();
+        assert!(!tmp.path().join(&partial).exists());
+        assert_eq!(done.rows, 1);
+        assert!(tmp.path().join(&done.name).exists());
+        // An idle period still leaves a file with its metadata.
+        let empty = w.finalize(meta).unwrap();
+        assert_eq!(empty.rows, 0);
+        assert_ne!(empty.name, done.name);
+    }
+}

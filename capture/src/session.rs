@@ -1,0 +1,331 @@
+//! One capture run: load the sensor, drain the ring buffer, batch, rotate, finalize.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use needle_common::abi::EventKind;
+use needle_common::schema::{
+    Detail, Event, Process, SCHEMA_VERSION, TraceBatchBuilder, TraceMetadata, WriteOptions,
+};
+use rustix::event::{PollFd, PollFlags, poll};
+use std::os::fd::AsFd;
+
+use crate::counters::{Delta, Snapshot};
+use crate::decode::Decoder;
+use crate::kernel::btf::{BtfError, KernelBtf};
+use crate::kernel::clock::BootClock;
+use crate::kernel::host::HostInfo;
+use crate::kernel::tracefs::{TraceFs, TracefsError};
+use crate::kernel::{OffsetsError, resolve_offsets};
+use crate::loader::{self, LoadError, SensorOptions};
+use crate::output::{Job, OutputDir, OutputError, PARTIAL_SUFFIX, SegmentWriter, Worker};
+use crate::summary::Summary;
+
+/// A validated capture configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Stop after this long (None: until SIGINT/SIGTERM).
+    pub duration: Option<Duration>,
+    /// Output directory.
+    pub output: PathBuf,
+    /// Finalize a segment once it reaches this many bytes.
+    pub rotate_size: u64,
+    /// Finalize a segment after this long.
+    pub rotate_interval: Duration,
+    /// Parquet encoding.
+    pub write: WriteOptions,
+    /// Print a progress line this often.
+    pub stats_interval: Option<Duration>,
+    /// Ring buffer bytes per CPU.
+    pub ring_bytes_per_cpu: u32,
+}
+
+/// Why a capture could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Not root and without the capabilities eBPF needs.
+    #[error("{0}")]
+    NotPrivileged(String),
+    /// tracefs.
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
+    /// BTF.
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    /// Offsets.
+    #[error(transparent)]
+    Offsets(#[from] OffsetsError),
+    /// Loading programs.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The output directory.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// Writing failed mid-run; finalized segments are intact.
+    #[error("writing traces failed: {message}{}", partial.as_ref().map(|p| format!(" (incomplete segment left as {p})")).unwrap_or_default())]
+    Write {
+        /// The writer's error.
+        message: String,
+        /// The segment left behind as `.partial`.
+        partial: Option<String>,
+        /// What was captured and finalized before the failure.
+        summary: Box<Summary>,
+    },
+}
+
+/// How often the counters are read (and losses turned into `lost` rows).
+const COUNTER_PERIOD: Duration = Duration::from_secs(1);
+/// Longest wait for the ring buffer before checking timers and the stop flag.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Batches waiting for the writer before the reader blocks.
+const WRITER_QUEUE: usize = 4;
+
+struct SegmentState {
+    start_wall_ns: i64,
+    start_at: Instant,
+    counters_at_start: Snapshot,
+    enrichment_misses: u64,
+}
+
+/// Runs a capture until `config.duration` passes or `stop` is set; returns the summary.
+pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureError> {
+    if let Some(why) = crate::privileges::missing() {
+        return Err(CaptureError::NotPrivileged(why));
+    }
+    let host = HostInfo::read();
+    let tracefs = TraceFs::open_or_mount()?;
+    let btf = KernelBtf::running()?;
+    let offsets = resolve_offsets(&btf, &tracefs)?;
+    let dir = OutputDir::open_or_create(&config.output)?;
+    let stale = dir.files_ending_with(PARTIAL_SUFFIX);
+    for name in &stale {
+        eprintln!(
+            "capture: note: {} is an incomplete segment from an earlier run that did not finish (crash or kill -9); it is not a readable trace",
+            dir.path().join(name).display()
+        );
+    }
+
+    let ring_bytes = config.ring_bytes_per_cpu.saturating_mul(host.cpus as u32);
+    let ring_bytes = ring_bytes
+        .max(4096)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 31);
+    let mut sensor = loader::load(
+        &tracefs,
+        offsets,
+        SensorOptions {
+            ring_bytes,
+            wakeup_bytes: u64::from(ring_bytes / 8),
+        },
+    )?;
+    for p in sensor.programs.iter().filter(|p| !p.loaded) {
+        eprintln!(
+            "capture: warning: {} ({}) skipped: {}",
+            p.name,
+            p.hook,
+            p.reason.as_deref().unwrap_or("?")
+        );
+    }
+
+    let loaded = sensor.programs.iter().filter(|p| p.loaded).count();
+    eprintln!(
+        "capture: recording with {loaded}/{} programs into {} (ring buffer {} KiB)",
+        sensor.programs.len(),
+        config.output.display(),
+        ring_bytes / 1024
+    );
+    let clock = BootClock::measure();
+    let run_start_wall = BootClock::now_wall_ns();
+    let started = Instant::now();
+    let deadline = config.duration.map(|d| started + d);
+    let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write);
+    let output_dir = writer.dir().path().to_path_buf();
+    let worker = Worker::spawn(writer, WRITER_QUEUE);
+
+    let base_meta = TraceMetadata {
+        schema_version: SCHEMA_VERSION,
+        host: host.hostname.clone(),
+        kernel: host.kernel.clone(),
+        writer: format!("capture {}", env!("CARGO_PKG_VERSION")),
+        programs: sensor.programs.clone(),
+        ..Default::default()
+    };
+
+    let mut decoder = Decoder::new(clock);
+    let mut builder = TraceBatchBuilder::new(&host.hostname);
+    let mut by_kind: BTreeMap<EventKind, u64> = BTreeMap::new();
+    let mut decode_errors = 0u64;
+    let first_counters = Snapshot::read(&sensor.counters);
+    let mut last_counters = first_counters.clone();
+    let mut last_counter_read = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut segment = SegmentState {
+        start_wall_ns: run_start_wall,
+        start_at: started,
+        counters_at_start: first_counters.clone(),
+        enrichment_misses: 0,
+    };
+    let row_group_rows = config.write.row_group_rows.max(1);
+
+    let finalize =
+        |worker: &Worker, seg: &SegmentState, counters: &Snapshot, meta: &TraceMetadata| {
+            let delta = counters.since(&seg.counters_at_start);
+            worker.send(Job::Finalize(segment_metadata(meta, seg, &delta)))
+        };
+
+    loop {
+        let stopping = stop.load(Ordering::SeqCst)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+            || worker.failed();
+        // Drain everything that is waiting (also on the way out: nothing in the buffer is left behind).
+        {
+            let fd = sensor.events.as_fd();
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let timeout = if stopping {
+                Duration::ZERO
+            } else {
+                POLL_TIMEOUT
+            };
+            let ts = rustix::time::Timespec::try_from(timeout).ok();
+            let _ = poll(&mut fds, ts.as_ref());
+        }
+        while let Some(item) = sensor.events.next() {
+            match decoder.decode(&item) {
+                Ok(event) => {
+                    *by_kind.entry(event.detail.kind()).or_default() += 1;
+                    builder.push(&event);
+                }
+                Err(_) => decode_errors += 1,
+            }
+            drop(item);
+            if builder.len() >= row_group_rows {
+                send_batch(&worker, &mut builder);
+            }
+        }
+
+        let now = Instant::now();
+        if now.duration_since(last_counter_read) >= COUNTER_PERIOD || stopping {
+            let snap = Snapshot::read(&sensor.counters);
+            let delta = snap.since(&last_counters);
+            if delta.lost > 0 {
+                // Make the loss visible in the data itself, at the time it was noticed.
+                let ktime = BootClock::now_boot_ns();
+                builder.push(&lost_event(&clock, ktime, delta.lost));
+                *by_kind.entry(EventKind::Lost).or_default() += 1;
+            }
+            last_counters = snap;
+            last_counter_read = now;
+        }
+
+        let open_bytes = worker.shared.open_bytes.load(Ordering::Relaxed);
+        let rotate = now.duration_since(segment.start_at) >= config.rotate_interval
+            || open_bytes >= config.rotate_size;
+        if rotate && !stopping {
+            send_batch(&worker, &mut builder);
+            finalize(&worker, &segment, &last_counters, &base_meta);
+            segment = SegmentState {
+                start_wall_ns: BootClock::now_wall_ns(),
+                start_at: now,
+                counters_at_start: last_counters.clone(),
+                enrichment_misses: 0,
+            };
+        }
+
+        if let Some(every) = config.stats_interval
+            && now.duration_since(last_stats) >= every
+        {
+            let total: u64 = by_kind.values().sum();
+            let lost = last_counters.since(&first_counters).lost;
+            let done = worker.shared.done_bytes.load(Ordering::Relaxed);
+            eprintln!(
+                "capture: {:>7.1}s  events {total}  ({:.0}/s)  lost {lost}  written {} bytes",
+                started.elapsed().as_secs_f64(),
+                total as f64 / started.elapsed().as_secs_f64().max(1e-9),
+                done + open_bytes,
+            );
+            last_stats = now;
+        }
+
+        if stopping {
+            break;
+        }
+    }
+
+    let writer_failed = worker.failed();
+    if !writer_failed {
+        send_batch(&worker, &mut builder);
+        finalize(&worker, &segment, &last_counters, &base_meta);
+    }
+    let error_text = worker.error_text();
+    let outcome = worker.finish();
+    let loss = last_counters.since(&first_counters);
+    let summary = Summary {
+        duration: started.elapsed(),
+        by_kind,
+        decode_errors,
+        lost: loss.lost,
+        lost_per_cpu: loss.lost_per_cpu.clone(),
+        lost_by_kind: loss.lost_by_kind.clone(),
+        counters: loss.counters.clone(),
+        programs: sensor.programs.clone(),
+        output_dir,
+        files: outcome.finished.clone(),
+    };
+    if let Some(e) = outcome.error {
+        return Err(CaptureError::Write {
+            message: error_text.unwrap_or_else(|| e.to_string()),
+            partial: outcome.partial,
+            summary: Box::new(summary),
+        });
+    }
+    Ok(summary)
+}
+
+fn send_batch(worker: &Worker, builder: &mut TraceBatchBuilder) {
+    if builder.is_empty() {
+        return;
+    }
+    match builder.finish_sorted() {
+        Ok(batch) => {
+            worker.send(Job::Write(batch));
+        }
+        Err(_) => {
+            // Sorting a batch we built ourselves cannot fail; write it unsorted rather than lose it.
+            worker.send(Job::Write(builder.finish()));
+        }
+    }
+}
+
+fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> TraceMetadata {
+    TraceMetadata {
+        start_time_ns: seg.start_wall_ns,
+        end_time_ns: BootClock::now_wall_ns(),
+        events_lost: delta.lost,
+        events_lost_per_cpu: delta.lost_per_cpu.clone(),
+        events_lost_by_kind: delta.lost_by_kind.clone(),
+        counters: delta.counters.clone(),
+        enrichment_misses: seg.enrichment_misses,
+        ..base.clone()
+    }
+}
+
+fn lost_event(clock: &BootClock, ktime_ns: u64, count: u64) -> Event {
+    Event {
+        time_ns: clock.wall_ns(ktime_ns),
+        ktime_ns,
+        process: Process {
+            pid: std::process::id(),
+            tgid: std::process::id(),
+            comm: "needle-capture".into(),
+            ..Default::default()
+        },
+        exe_path: None,
+        exe_sha256: None,
+        container: None,
+        label: None,
+        detail: Detail::Lost { count },
+    }
+}

@@ -1,0 +1,118 @@
+//! The end-of-run summary.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use needle_common::abi::EventKind;
+use needle_common::schema::ProgramStatus;
+
+use crate::output::FinishedSegment;
+
+/// What a capture run did.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Wall time of the run.
+    pub duration: Duration,
+    /// Events written, per kind.
+    pub by_kind: BTreeMap<EventKind, u64>,
+    /// Records that could not be decoded.
+    pub decode_errors: u64,
+    /// Events the kernel could not deliver.
+    pub lost: u64,
+    /// The same per CPU.
+    pub lost_per_cpu: Vec<u64>,
+    /// The same per kind.
+    pub lost_by_kind: BTreeMap<String, u64>,
+    /// Other kernel counters (filtered, read errors).
+    pub counters: BTreeMap<String, u64>,
+    /// What loaded.
+    pub programs: Vec<ProgramStatus>,
+    /// Where files went.
+    pub output_dir: PathBuf,
+    /// Finalized files.
+    pub files: Vec<FinishedSegment>,
+}
+
+impl Summary {
+    /// Events written, all kinds.
+    pub fn events(&self) -> u64 {
+        self.by_kind.values().sum()
+    }
+
+    /// Bytes written, all files.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.duration.as_secs_f64();
+        let events = self.events();
+        writeln!(f, "capture summary")?;
+        writeln!(f, "  duration        {secs:.1} s")?;
+        writeln!(
+            f,
+            "  events          {events} ({:.0}/s)",
+            events as f64 / secs.max(1e-9)
+        )?;
+        for (kind, n) in &self.by_kind {
+            writeln!(f, "    {:<14}{n}", kind.name())?;
+        }
+        let per_cpu: Vec<String> = self.lost_per_cpu.iter().map(u64::to_string).collect();
+        writeln!(
+            f,
+            "  events lost     {} (per CPU: {})",
+            self.lost,
+            if per_cpu.is_empty() {
+                "-".into()
+            } else {
+                per_cpu.join(" ")
+            }
+        )?;
+        for (kind, n) in &self.lost_by_kind {
+            writeln!(f, "    {kind:<14}{n}")?;
+        }
+        if self.decode_errors > 0 {
+            writeln!(f, "  decode errors   {}", self.decode_errors)?;
+        }
+        for (name, n) in &self.counters {
+            writeln!(f, "  {name:<22}{n}")?;
+        }
+        let bytes = self.bytes();
+        let per_event = if events > 0 {
+            format!("{:.1}", bytes as f64 / events as f64)
+        } else {
+            "-".into()
+        };
+        writeln!(f, "  bytes written   {bytes} ({per_event} bytes/event)")?;
+        writeln!(f, "  files           {}", self.files.len())?;
+        for file in &self.files {
+            writeln!(
+                f,
+                "    {}  {} rows  {} bytes",
+                self.output_dir.join(&file.name).display(),
+                file.rows,
+                file.bytes
+            )?;
+        }
+        let loaded = self.programs.iter().filter(|p| p.loaded).count();
+        writeln!(
+            f,
+            "  programs        {loaded} loaded, {} skipped",
+            self.programs.len() - loaded
+        )?;
+        for p in self.programs.iter().filter(|p| !p.loaded) {
+            writeln!(
+                f,
+                "    skipped {} ({}): {}",
+                p.name,
+                p.hook,
+                p.reason.as_deref().unwrap_or("?")
+            )?;
+        }
+        Ok(())
+    }
+}
