@@ -1,1 +1,34 @@
+//! needle's analyzer: many Parquet traces in, workloads ranked by suspicion out.
+//!
+//! Data flow:
+//!
+//! ```text
+//!  FILES/DIRS/GLOBS ─► scan ─────────────► features ───────────► rank ─────────► report
+//!   discover, check     one rayon task per   partial aggregates    peer-group      table, JSON,
+//!   metadata, prune     row group, only the  per workload, merged  outlier score   CSV, Parquet
+//!   row groups by time  needed columns       in any order          (+ models and
+//!                                                                   signatures later)
+//! ```
+//!
+//! * [`scan`] finds trace files (files, globs, directories and hive-partitioned trees),
+//!   rejects what is not a needle trace this build can read, and runs the map step.
+//! * [`features`] defines every feature once ([`features::catalog`]) and computes them as
+//!   mergeable partial aggregates per workload ([`features::workload_key`] decides what a
+//!   workload is).
+//! * [`rank`] scores the merged feature table: a [`rank::Model`] (the baseline is robust
+//!   peer-group outlier scoring) and [`rank::Signature`]s, combined into one ordering.
+//! * [`report`] writes the result, escaping every attacker-controlled string.
+//! * [`import`] converts other trace formats into needle traces.
+//! * [`cli`] is the command line, validated into a [`cli::Command`] that [`run`] executes.
+#![deny(missing_docs)]
 
+pub mod cli;
+pub mod features;
+pub mod import;
+pub mod rank;
+pub mod report;
+pub mod scan;
+
+mod run;
+
+pub use run::{run, Error};

@@ -1,0 +1,318 @@
+//! Command-line arguments (clap) and their validation into a [`Command`].
+//!
+//! Parsing only checks shapes; `TryFrom<Cli> for Command` checks meaning (a file list is
+//! present, times parse, an output is given where a binary format would hit a terminal), so
+//! the library never sees an invalid combination.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::import::Label;
+use crate::report::Format;
+use crate::scan::{TimeBound, WindowSpec};
+
+/// needle's analyzer: ranks the workloads recorded in needle traces, most suspicious first.
+///
+/// Examples:
+///   analyze traces/                              rank every workload in a directory tree
+///   analyze 'traces/host=*/date=2026-11-*'       hive-partitioned trees, quoted glob
+///   analyze traces/*.parquet --format json --top 10
+///   analyze features traces/ --out features.parquet
+///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
+#[derive(Debug, Parser)]
+#[command(name = "analyze", version, args_conflicts_with_subcommands = true, verbatim_doc_comment)]
+pub struct Cli {
+    /// A subcommand; without one, rank the workloads of FILES.
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    /// Ranking options (the default command).
+    #[command(flatten)]
+    pub rank: RankArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Write the per-workload feature table itself (no ranking).
+    Features(FeaturesArgs),
+    /// Convert other trace formats into needle traces.
+    #[command(subcommand)]
+    Import(ImportSub),
+}
+
+/// Options shared by every command that reads traces.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Trace files, directories (searched recursively for *.parquet, so hive-partitioned
+    /// trees such as host=…/date=…/ work) or quoted glob patterns.
+    #[arg(value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Analyze only events at or after this time: an RFC 3339 UTC time
+    /// (2026-11-23T08:00:00Z) or a duration before the end of the input (30m, 2h, 1day).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Analyze only events before this time: an RFC 3339 UTC time or a duration before the
+    /// end of the input (`--until 10m` drops the last ten minutes).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Go on past unreadable, corrupt or foreign files and list them under `inputs.skipped`
+    /// instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Never draw a progress bar (one is drawn on stderr only when it is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// The default command: rank workloads.
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    /// Inputs and time window.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output format: table (ranked workloads), json (ranked workloads and inputs summary),
+    /// csv or parquet (the feature table with rank and score).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Show only the N most suspicious workloads [default: 25 for the table, all otherwise].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Show only this workload (full id, or a unique prefix such as a 12-character short
+    /// id); it is still scored against every workload of the input.
+    #[arg(long, value_name = "ID")]
+    pub workload: Option<String>,
+    /// Write to this file instead of stdout (required for parquet when stdout is a terminal).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `analyze features`.
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Inputs and time window.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Where to write the feature table.
+    #[arg(long, short, value_name = "FILE", required_unless_present = "list")]
+    pub out: Option<PathBuf>,
+    /// Format of the table [default: from the --out extension: .csv, .json, else parquet].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print the documented list of features (Markdown) and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `analyze import …`.
+#[derive(Debug, Subcommand)]
+pub enum ImportSub {
+    /// Plain syscall-number traces (one trace per file, whitespace-separated numbers, as in
+    /// the classic host intrusion-detection datasets) into one needle trace: one workload per
+    /// file, the workload id being the file's path relative to DIR.
+    SyscallTraces(ImportArgs),
+}
+
+/// `analyze import syscall-traces`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Directory of trace files (searched recursively; hidden files are skipped).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Ground truth of every trace in DIR, written into the `label` column.
+    #[arg(long, value_enum)]
+    pub label: LabelArg,
+    /// The needle trace to write.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `--label` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LabelArg {
+    /// Normal behaviour.
+    Normal,
+    /// Attack behaviour.
+    Attack,
+}
+
+/// Why the arguments do not make a command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// No input given.
+    #[error("no input: give trace files or directories (see --help)")]
+    NoInput,
+    /// A `--since`/`--until` value that is neither a time nor a duration.
+    #[error("--{flag} {value:?}: expected an RFC 3339 UTC time (2026-11-23T08:00:00Z) or a duration (30m, 2h)")]
+    BadTime {
+        /// The flag.
+        flag: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// Binary output to a terminal.
+    #[error("refusing to write Parquet to a terminal: use --out FILE or redirect stdout")]
+    ParquetToTerminal,
+    /// `--top 0`.
+    #[error("--top must be at least 1")]
+    ZeroTop,
+}
+
+/// Validated input settings.
+#[derive(Clone, Debug)]
+pub struct InputConfig {
+    /// Files, directories and globs.
+    pub files: Vec<PathBuf>,
+    /// Time window.
+    pub window: WindowSpec,
+    /// `--skip-bad`.
+    pub skip_bad: bool,
+    /// Draw a progress bar (stderr is a terminal and not `--no-progress`).
+    pub progress: bool,
+}
+
+/// What to do, validated.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Rank workloads and report them.
+    Rank {
+        /// Inputs.
+        input: InputConfig,
+        /// Output format.
+        format: Format,
+        /// How many workloads to show (None = all).
+        top: Option<usize>,
+        /// Only this workload.
+        workload: Option<String>,
+        /// Output file (None = stdout).
+        out: Option<PathBuf>,
+    },
+    /// Write the feature table.
+    Features {
+        /// Inputs.
+        input: InputConfig,
+        /// Output format.
+        format: Format,
+        /// Output file.
+        out: PathBuf,
+    },
+    /// Print the feature documentation.
+    ListFeatures,
+    /// Import syscall-number traces.
+    ImportSyscallTraces {
+        /// Source directory.
+        dir: PathBuf,
+        /// Label of every trace.
+        label: Label,
+        /// Output trace.
+        out: PathBuf,
+    },
+}
+
+/// Parses a `--since`/`--until` value.
+pub fn parse_time(flag: &'static str, value: &str) -> Result<TimeBound, CliError> {
+    let bad = || CliError::BadTime { flag, value: value.to_string() };
+    if let Ok(d) = humantime::parse_duration(value) {
+        return Ok(TimeBound::BeforeEnd(d));
+    }
+    let t = humantime::parse_rfc3339_weak(value).map_err(|_| bad())?;
+    let d: Duration = t.duration_since(UNIX_EPOCH).map_err(|_| bad())?;
+    Ok(TimeBound::At(i64::try_from(d.as_nanos()).map_err(|_| bad())?))
+}
+
+impl TryFrom<InputArgs> for InputConfig {
+    type Error = CliError;
+
+    fn try_from(a: InputArgs) -> Result<Self, CliError> {
+        if a.files.is_empty() {
+            return Err(CliError::NoInput);
+        }
+        let window = WindowSpec {
+            since: a.since.as_deref().map(|v| parse_time("since", v)).transpose()?,
+            until: a.until.as_deref().map(|v| parse_time("until", v)).transpose()?,
+        };
+        Ok(InputConfig { files: a.files, window, skip_bad: a.skip_bad, progress: !a.no_progress && std::io::stderr().is_terminal() })
+    }
+}
+
+fn format_from_extension(out: &std::path::Path) -> Format {
+    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("csv") => Format::Csv,
+        Some("json") => Format::Json,
+        _ => Format::Parquet,
+    }
+}
+
+impl TryFrom<Cli> for Command {
+    type Error = CliError;
+
+    fn try_from(cli: Cli) -> Result<Self, CliError> {
+        match cli.command {
+            Some(Sub::Features(f)) if f.list => Ok(Command::ListFeatures),
+            Some(Sub::Features(f)) => {
+                let out = f.out.ok_or(CliError::NoInput)?;
+                let format = f.format.unwrap_or_else(|| format_from_extension(&out));
+                Ok(Command::Features { input: f.input.try_into()?, format, out })
+            }
+            Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
+                dir: a.dir,
+                label: match a.label {
+                    LabelArg::Normal => Label::Normal,
+                    LabelArg::Attack => Label::Attack,
+                },
+                out: a.out,
+            }),
+            None => {
+                let r = cli.rank;
+                if r.top == Some(0) {
+                    return Err(CliError::ZeroTop);
+                }
+                if r.format == Format::Parquet && r.out.is_none() && std::io::stdout().is_terminal() {
+                    return Err(CliError::ParquetToTerminal);
+                }
+                let top = r.top.or((r.format == Format::Table && r.workload.is_none()).then_some(25));
+                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        let cli = Cli::try_parse_from(std::iter::once("analyze").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        Command::try_from(cli).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn default_command_ranks() {
+        let Ok(Command::Rank { input, format, top, .. }) = parse(&["a.parquet", "dir", "--since", "30m", "--until", "2026-11-23T08:00:00Z"]) else {
+            panic!()
+        };
+        assert_eq!(input.files.len(), 2);
+        assert_eq!(format, Format::Table);
+        assert_eq!(top, Some(25));
+        assert_eq!(input.window.since, Some(TimeBound::BeforeEnd(Duration::from_secs(1800))));
+        assert_eq!(input.window.until, Some(TimeBound::At(1_795_420_800 * 1_000_000_000)));
+        let Ok(Command::Rank { top, .. }) = parse(&["a", "--format", "json"]) else { panic!() };
+        assert_eq!(top, None);
+    }
+
+    #[test]
+    fn subcommands_and_errors() {
+        assert!(matches!(parse(&["features", "x", "--out", "f.csv"]), Ok(Command::Features { format: Format::Csv, .. })));
+        assert!(matches!(parse(&["features", "--list"]), Ok(Command::ListFeatures)));
+        assert!(matches!(
+            parse(&["import", "syscall-traces", "d", "--label", "attack", "--out", "o.parquet"]),
+            Ok(Command::ImportSyscallTraces { label: Label::Attack, .. })
+        ));
+        assert!(parse(&[]).unwrap_err().contains("no input"));
+        assert!(parse(&["x", "--since", "yesterday-ish"]).unwrap_err().contains("--since"));
+        assert!(parse(&["x", "--top", "0"]).is_err());
+        assert!(parse(&["import", "syscall-traces", "d", "--label", "maybe", "--out", "o"]).is_err());
+    }
+}

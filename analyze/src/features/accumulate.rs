@@ -1,0 +1,277 @@
+//! The hot loop: rows of record batches into per-workload partial aggregates.
+//!
+//! One [`Accumulator`] per scan task (a row group of a file). Per batch, dictionary keys of
+//! `kind` and `container_id` are resolved once, so the per-row work is a few array reads and
+//! counter bumps; kind-specific work only touches the sparse columns of its own rows.
+
+use std::collections::HashMap;
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use needle_common::abi::{EventKind, EVENT_KINDS};
+
+use super::catalog::COMMON_PORTS;
+use super::classify::{entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location};
+use super::columns::{opt, Columns};
+use super::partial::{insert_capped, Partials, ShellExec, WorkloadPartial, SET_CAP};
+use super::{workload_key, FeatureError, TimeWindow};
+
+const UNKNOWN: u8 = u8::MAX;
+const NO_SLOT: u32 = u32::MAX;
+/// Open flags that mean the file may be written: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC.
+const WRITE_FLAGS: u64 = 0o1 | 0o2 | 0o100 | 0o1000;
+
+/// Accumulates rows of one host's file into partial aggregates.
+pub struct Accumulator {
+    host: String,
+    window: TimeWindow,
+    slots: Vec<WorkloadPartial>,
+    keys: Vec<String>,
+    by_key: HashMap<String, u32>,
+    by_cgroup: HashMap<u64, u32>,
+    /// Rows inside the time window.
+    pub rows: u64,
+    /// Rows skipped because their time is null.
+    pub rows_without_time: u64,
+}
+
+fn note_time(into: &mut HashMap<u64, i64>, key: u64, t: i64, keep: fn(i64, i64) -> i64, capped: &mut u64) {
+    let len = into.len();
+    match into.get_mut(&key) {
+        Some(old) => *old = keep(*old, t),
+        None if len < SET_CAP => {
+            into.insert(key, t);
+        }
+        None => *capped += 1,
+    }
+}
+
+impl Accumulator {
+    /// An accumulator for rows recorded on `host`, keeping rows inside `window`.
+    pub fn new(host: &str, window: TimeWindow) -> Self {
+        Accumulator {
+            host: host.to_string(),
+            window,
+            slots: Vec::new(),
+            keys: Vec::new(),
+            by_key: HashMap::new(),
+            by_cgroup: HashMap::new(),
+            rows: 0,
+            rows_without_time: 0,
+        }
+    }
+
+    fn new_slot(&mut self, key: String) -> u32 {
+        let slot = self.slots.len() as u32;
+        let mut p = WorkloadPartial::default();
+        p.hosts.insert(self.host.clone());
+        self.slots.push(p);
+        self.by_key.insert(key.clone(), slot);
+        self.keys.push(key);
+        slot
+    }
+
+    fn slot_for_key(&mut self, key: String) -> u32 {
+        match self.by_key.get(&key) {
+            Some(&s) => s,
+            None => self.new_slot(key),
+        }
+    }
+
+    fn slot_of(&mut self, c: &Columns, row: usize, cid_slots: &mut [u32]) -> u32 {
+        if let Some(k) = c.container_id.key(row) {
+            if let Some(&s) = cid_slots.get(k)
+                && s != NO_SLOT
+            {
+                return s;
+            }
+            if let Some(id) = c.container_id.dict_value(k).filter(|id| !id.is_empty()) {
+                let s = self.slot_for_key(workload_key(Some(id), &self.host, 0));
+                if let Some(slot) = cid_slots.get_mut(k) {
+                    *slot = s;
+                }
+                return s;
+            }
+        } else if let Some(id) = c.container_id.get(row).filter(|id| !id.is_empty()) {
+            return match self.by_key.get(id) {
+                Some(&s) => s,
+                None => self.new_slot(workload_key(Some(id), &self.host, 0)),
+            };
+        }
+        let cgroup = opt(&c.cgroup_id, row).unwrap_or(0);
+        if let Some(&s) = self.by_cgroup.get(&cgroup) {
+            return s;
+        }
+        let s = self.slot_for_key(workload_key(None, &self.host, cgroup));
+        self.by_cgroup.insert(cgroup, s);
+        s
+    }
+
+    /// Adds every row of `batch`.
+    pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), FeatureError> {
+        let c = Columns::new(batch)?;
+        let mut cid_slots = vec![NO_SLOT; c.container_id.dict_len()];
+        let kind_slots: Vec<u8> = (0..c.kind.dict_len())
+            .map(|k| c.kind.dict_value(k).and_then(EventKind::from_name).map_or(UNKNOWN, |k| k.slot() as u8))
+            .collect();
+        for row in 0..c.len {
+            if c.time.is_null(row) {
+                self.rows_without_time += 1;
+                continue;
+            }
+            let t = c.time.value(row);
+            if !self.window.contains(t) {
+                continue;
+            }
+            self.rows += 1;
+            let slot = self.slot_of(&c, row, &mut cid_slots) as usize;
+            let kslot = match c.kind.key(row) {
+                Some(k) => kind_slots.get(k).copied().unwrap_or(UNKNOWN),
+                None => c.kind.get(row).and_then(EventKind::from_name).map_or(UNKNOWN, |k| k.slot() as u8),
+            };
+            let Some(w) = self.slots.get_mut(slot) else { continue };
+            w.first_ns = w.first_ns.min(t);
+            w.last_ns = w.last_ns.max(t);
+            if w.context.name.is_none() || w.context.image.is_none() {
+                fill_context(w, &c, row);
+            }
+            match EVENT_KINDS.get(kslot as usize) {
+                Some(&kind) => {
+                    w.kind_counts[kslot as usize] += 1;
+                    add_row(w, kind, &c, row, t);
+                }
+                None => w.unknown_kinds += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial aggregates, by workload key.
+    pub fn finish(self) -> Partials {
+        self.keys.into_iter().zip(self.slots).collect()
+    }
+}
+
+fn fill_context(w: &mut WorkloadPartial, c: &Columns, row: usize) {
+    let ctx = &mut w.context;
+    for (field, col) in [
+        (&mut ctx.name, &c.container_name),
+        (&mut ctx.image, &c.image),
+        (&mut ctx.pod, &c.pod),
+        (&mut ctx.namespace, &c.namespace),
+        (&mut ctx.label, &c.label),
+    ] {
+        if field.is_none() {
+            *field = col.get(row).map(str::to_string);
+        }
+    }
+}
+
+/// Kind-specific work for one row. Every kind is listed, so a new kind is a compile error here.
+fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, row: usize, t: i64) {
+    use EventKind as K;
+    match kind {
+        K::Exec => {
+            let tgid = opt(&c.tgid, row).unwrap_or(0);
+            let ppid = opt(&c.ppid, row).unwrap_or(0);
+            let exe = c.exe_path.get(row);
+            let shell = exe.or_else(|| c.comm.get(row)).is_some_and(is_shell);
+            if let Some(path) = exe {
+                let h = hash_str(path);
+                insert_capped(&mut w.exes, h, &mut w.capped);
+                w.exe_writable += u64::from(is_writable_location(path));
+                w.exe_fileless += u64::from(is_fileless(path));
+                note_time(&mut w.executed, h, t, i64::max, &mut w.capped);
+            }
+            if let Some(p) = w.proc_mut(tgid) {
+                if p.ppid == 0 {
+                    p.ppid = ppid;
+                }
+                p.execs.push((t, shell));
+            }
+            if shell {
+                w.shell_execs.push(ShellExec { tgid, ppid, time: t });
+            }
+        }
+        K::Fork => {
+            let tgid = opt(&c.tgid, row).unwrap_or(0);
+            let ppid = opt(&c.ppid, row).unwrap_or(0);
+            let by_shell = c.comm.get(row).map(is_shell);
+            if let Some(p) = w.proc_mut(tgid) {
+                p.ppid = ppid;
+                p.forked_by_shell = by_shell;
+            }
+        }
+        K::Open => {
+            let flags = opt(&c.flags, row).unwrap_or(0);
+            let ok = opt(&c.ret, row).is_none_or(|r| r >= 0);
+            if flags & WRITE_FLAGS != 0 && ok {
+                w.file_writes += 1;
+                if let Some(p) = c.path.get(row) {
+                    note_time(&mut w.written, hash_str(p), t, i64::min, &mut w.capped);
+                }
+            }
+        }
+        K::Rename => {
+            if let Some(p) = c.path2.get(row) {
+                note_time(&mut w.written, hash_str(p), t, i64::min, &mut w.capped);
+            }
+        }
+        K::Chmod => {
+            if opt(&c.mode, row).is_some_and(|m| m & 0o111 != 0)
+                && let Some(p) = c.path.get(row)
+            {
+                note_time(&mut w.written, hash_str(p), t, i64::min, &mut w.capped);
+            }
+        }
+        K::Connect | K::SendTo => {
+            w.outbound += 1;
+            if let Some(port) = opt(&c.dst_port, row).filter(|&p| p != 0) {
+                if let Some(addr) = c.dst_addr.get(row) {
+                    insert_capped(&mut w.remote_ips, hash_str(addr), &mut w.capped);
+                }
+                insert_capped(&mut w.remote_ports, port, &mut w.capped);
+                let common = u16::try_from(port).is_ok_and(|p| COMMON_PORTS.contains(&p));
+                w.unusual_ports += u64::from(!common);
+            }
+            w.bytes_out = w.bytes_out.saturating_add(opt(&c.bytes, row).unwrap_or(0));
+        }
+        K::Accept => {
+            w.inbound += 1;
+            if let Some(addr) = c.dst_addr.get(row) {
+                insert_capped(&mut w.remote_ips, hash_str(addr), &mut w.capped);
+            }
+        }
+        K::DnsQuery => {
+            if let Some(name) = c.dns_name.get(row) {
+                insert_capped(&mut w.dns_names, hash_str(name), &mut w.capped);
+                let e = entropy(first_label(name));
+                w.dns_named += 1;
+                w.dns_entropy_sum += e;
+                w.dns_entropy_max = w.dns_entropy_max.max(e);
+                w.dns_len_sum += name.len() as u64;
+                w.dns_len_max = w.dns_len_max.max(name.len() as u64);
+            }
+        }
+        K::DnsResponse => {
+            if let Some(rcode) = opt(&c.dns_rcode, row) {
+                w.dns_responses += 1;
+                w.dns_nxdomain += u64::from(rcode == 3);
+            }
+        }
+        K::SyscallProfile => {
+            for (nr, n) in c.profile(row) {
+                w.add_syscalls(nr, n);
+            }
+        }
+        K::Syscall => {
+            if let Some(nr) = opt(&c.syscall, row) {
+                w.add_syscalls(nr, 1);
+            }
+        }
+        K::Exit | K::Unlink | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
+        K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {}
+        K::Userfaultfd | K::Mount | K::Unshare | K::Setns | K::Bpf | K::Keyctl => {}
+        K::ContainerStart | K::ContainerStop | K::Lost => {}
+    }
+}

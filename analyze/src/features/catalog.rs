@@ -1,0 +1,192 @@
+//! The one list of features: name, unit, meaning, and how the peer-group baseline treats it.
+//!
+//! Families (`events.<kind>`, `rate.<kind>`, `syscall.<nr>`) are documented once here and
+//! expand into one column per event kind / per syscall number seen. [`markdown_table`]
+//! renders this list for `analyze features --list` and `analyze/README.md` (a unit test keeps
+//! the README in step).
+
+use needle_common::abi::EVENT_KINDS;
+
+/// How an anomaly score reads a feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Only values above the peer norm are suspicious.
+    High,
+    /// Values far from the norm either way are suspicious.
+    Both,
+    /// Context only; not scored.
+    Unscored,
+}
+
+/// Transform applied before comparing a workload with its peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// `ln(1 + x)`: counts, rates and byte totals are heavy-tailed.
+    Log,
+    /// As is: ratios, means, depths.
+    Linear,
+}
+
+/// One feature, or a family of features (`{kind}` / `{nr}` in the name).
+#[derive(Clone, Copy, Debug)]
+pub struct FeatureDef {
+    /// Column name (a family has a `{kind}` or `{nr}` placeholder).
+    pub name: &'static str,
+    /// Unit of the value.
+    pub unit: &'static str,
+    /// What it measures.
+    pub doc: &'static str,
+    /// How the anomaly baseline reads it.
+    pub direction: Direction,
+    /// Transform before scoring.
+    pub scale: Scale,
+}
+
+const fn def(name: &'static str, unit: &'static str, direction: Direction, scale: Scale, doc: &'static str) -> FeatureDef {
+    FeatureDef { name, unit, doc, direction, scale }
+}
+
+use Direction::{Both, High, Unscored};
+use Scale::{Linear, Log};
+
+/// Index of each fixed feature in a feature vector (after the per-kind families).
+#[allow(missing_docs)]
+pub mod id {
+    pub const EVENTS_TOTAL: usize = 0;
+    pub const LIFETIME: usize = 1;
+    pub const EXE_DISTINCT: usize = 2;
+    pub const EXE_WRITABLE: usize = 3;
+    pub const EXE_FILELESS: usize = 4;
+    pub const SHELL_FROM_NON_SHELL: usize = 5;
+    pub const PROC_DISTINCT: usize = 6;
+    pub const TREE_DEPTH: usize = 7;
+    pub const FANOUT: usize = 8;
+    pub const FILE_WRITES: usize = 9;
+    pub const WRITTEN_THEN_EXECUTED: usize = 10;
+    pub const REMOTE_IPS: usize = 11;
+    pub const REMOTE_PORTS: usize = 12;
+    pub const UNUSUAL_PORTS: usize = 13;
+    pub const OUTBOUND: usize = 14;
+    pub const INBOUND: usize = 15;
+    pub const OUTBOUND_RATIO: usize = 16;
+    pub const BYTES_OUT: usize = 17;
+    pub const DNS_QUERIES: usize = 18;
+    pub const DNS_DISTINCT: usize = 19;
+    pub const DNS_ENTROPY_MEAN: usize = 20;
+    pub const DNS_ENTROPY_MAX: usize = 21;
+    pub const DNS_LEN_MEAN: usize = 22;
+    pub const DNS_LEN_MAX: usize = 23;
+    pub const DNS_NXDOMAIN_RATIO: usize = 24;
+    pub const SYSCALL_TOTAL: usize = 25;
+    pub const SYSCALL_DISTINCT: usize = 26;
+    pub const SECURITY_CALLS: usize = 27;
+    pub const COUNT: usize = 28;
+}
+
+/// The fixed features, in vector order (indices in [`id`]).
+pub const FIXED: [FeatureDef; id::COUNT] = [
+    def("events.total", "events", Unscored, Log, "rows of the workload in the scanned time window"),
+    def("lifetime_s", "seconds", Unscored, Linear, "time between the workload's first and last event"),
+    def("exe.distinct", "executables", High, Log, "distinct executable paths run (exec events)"),
+    def("exe.writable_path", "execs", High, Log, "execs of a binary under /tmp, /dev/shm, /var/tmp, a hidden dot directory, a memfd or a deleted file"),
+    def("exe.fileless", "execs", High, Log, "execs of a memfd (`memfd:`) or of a deleted file (`(deleted)`)"),
+    def("proc.shell_from_non_shell", "execs", High, Log, "shells (sh, bash, dash, zsh, …) started by a parent that is not a shell"),
+    def("proc.distinct", "processes", High, Log, "distinct processes (tgids) seen forking or executing"),
+    def("proc.tree_depth", "levels", High, Linear, "deepest parent→child chain among the workload's processes"),
+    def("proc.fanout_max", "children", High, Log, "most children started by one process"),
+    def("file.writes", "opens", High, Log, "opens with write intent (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC)"),
+    def("file.written_then_executed", "files", High, Linear, "distinct files written, created, renamed into place or made executable, then executed"),
+    def("net.remote_ips", "addresses", High, Log, "distinct remote addresses connected to, sent to or accepted from"),
+    def("net.remote_ports", "ports", High, Log, "distinct remote ports of outbound connections and sends"),
+    def("net.unusual_ports", "connections", High, Log, "outbound connections/sends to a port outside the common service list (see `COMMON_PORTS`)"),
+    def("net.outbound", "connections", High, Log, "connect and sendto events"),
+    def("net.inbound", "connections", Both, Log, "accepted connections"),
+    def("net.outbound_ratio", "fraction", Both, Linear, "outbound / (outbound + inbound); 0 when there is no traffic"),
+    def("net.bytes_out", "bytes", High, Log, "payload bytes sent with sendto, where known"),
+    def("dns.queries", "queries", High, Log, "DNS queries seen on the wire"),
+    def("dns.distinct_names", "names", High, Log, "distinct DNS query names"),
+    def("dns.name_entropy_mean", "bits/char", High, Linear, "mean Shannon entropy of the first label of queried names"),
+    def("dns.name_entropy_max", "bits/char", High, Linear, "highest Shannon entropy of a first label"),
+    def("dns.name_len_mean", "characters", High, Linear, "mean length of queried names"),
+    def("dns.name_len_max", "characters", High, Linear, "longest queried name"),
+    def("dns.nxdomain_ratio", "fraction", High, Linear, "DNS responses with NXDOMAIN / DNS responses"),
+    def("syscall.total", "syscalls", Unscored, Log, "syscalls counted, from the full stream (`syscall` rows) and profiles (`syscall_profile` maps)"),
+    def("syscall.distinct", "syscall numbers", Both, Linear, "distinct syscall numbers used"),
+    def("security.calls", "calls", High, Log, "security-relevant calls: ptrace, process_vm_writev, /proc/<pid>/mem writes, module loads, set*id, capset, userfaultfd, mount, unshare, setns, bpf, keyctl, memfd_create (events, plus the same syscalls in syscall streams and profiles)"),
+];
+
+/// Families that expand per event kind or per syscall number.
+pub const FAMILIES: [FeatureDef; 3] = [
+    def("events.{kind}", "events", High, Log, "events of one kind (`{kind}` is an event kind name: exec, connect, dns_query, …)"),
+    def("rate.{kind}", "events/s", High, Log, "events of one kind per second of the workload's lifetime (lifetime floored at 1 s)"),
+    def("syscall.{nr}", "fraction", Both, Linear, "share of syscall number `{nr}` (x86_64) in the workload's syscall histogram; one column per number seen in the input"),
+];
+
+/// Remote ports that are ordinary for outbound traffic; others count in `net.unusual_ports`.
+pub const COMMON_PORTS: &[u16] = &[
+    20, 21, 22, 25, 53, 80, 110, 123, 143, 389, 443, 465, 587, 636, 853, 993, 995, 1433, 2379,
+    3306, 5432, 5671, 5672, 6379, 6443, 8080, 8443, 9092, 9200, 9300, 10250, 11211, 27017,
+];
+
+/// Number of per-kind columns of each family (one per event kind).
+pub const KINDS: usize = EVENT_KINDS.len();
+
+/// Offset of the fixed features in a vector: after `events.<kind>` and `rate.<kind>`.
+pub const FIXED_OFFSET: usize = 2 * KINDS;
+
+/// Name, definition of the column at `index` of a vector with the fixed layout
+/// (`events.<kind>` ×34, `rate.<kind>` ×34, fixed features). Syscall columns come after.
+pub fn fixed_layout() -> Vec<(String, &'static FeatureDef)> {
+    let mut out = Vec::with_capacity(FIXED_OFFSET + FIXED.len());
+    for k in EVENT_KINDS {
+        out.push((format!("events.{}", k.name()), &FAMILIES[0]));
+    }
+    for k in EVENT_KINDS {
+        out.push((format!("rate.{}", k.name()), &FAMILIES[1]));
+    }
+    for f in &FIXED {
+        out.push((f.name.to_string(), f));
+    }
+    out
+}
+
+/// The feature documentation as a Markdown table (for `--list` and the README).
+pub fn markdown_table() -> String {
+    let mut s = String::from("| feature | unit | meaning | scored |\n|---|---|---|---|\n");
+    for f in FAMILIES.iter().take(2).chain(FIXED.iter()).chain(FAMILIES.iter().skip(2)) {
+        let scored = match f.direction {
+            High => "high",
+            Both => "both ways",
+            Unscored => "no",
+        };
+        s.push_str(&format!("| `{}` | {} | {} | {} |\n", f.name, f.unit, f.doc, scored));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_documented() {
+        let layout = fixed_layout();
+        let mut seen = std::collections::HashSet::new();
+        for (name, def) in &layout {
+            assert!(seen.insert(name.clone()), "duplicate feature {name}");
+            assert!(!def.doc.is_empty() && !def.unit.is_empty());
+        }
+        assert_eq!(layout.len(), FIXED_OFFSET + id::COUNT);
+        assert_eq!(layout[FIXED_OFFSET + id::SECURITY_CALLS].0, "security.calls");
+        assert_eq!(layout[FIXED_OFFSET + id::DNS_NXDOMAIN_RATIO].0, "dns.nxdomain_ratio");
+    }
+
+    #[test]
+    fn readme_documents_every_feature() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&markdown_table()),
+            "analyze/README.md's feature table is stale: paste the output of `analyze features --list`"
+        );
+    }
+}

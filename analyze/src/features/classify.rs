@@ -1,0 +1,101 @@
+//! Small judgements about attacker-controlled strings: is this a shell, a writable location,
+//! a fileless image; how random does a DNS label look.
+
+use std::hash::{Hash, Hasher};
+
+/// Shell program names (basename of the executable, or `comm`).
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "csh", "tcsh", "fish", "busybox"];
+
+/// The last path component.
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// True for a shell's name (basename or comm).
+pub fn is_shell(name: &str) -> bool {
+    SHELLS.contains(&basename(name))
+}
+
+/// True for an executable image that lives in no file: a memfd or a deleted file.
+pub fn is_fileless(path: &str) -> bool {
+    path.starts_with("memfd:") || path.starts_with("/memfd:") || path.ends_with(" (deleted)")
+}
+
+/// True for an executable in a world-writable or temporary place, a hidden dot directory,
+/// or no file at all.
+pub fn is_writable_location(path: &str) -> bool {
+    const TEMP: &[&str] = &["/tmp/", "/dev/shm/", "/var/tmp/", "/run/shm/", "/var/run/shm/"];
+    if is_fileless(path) || TEMP.iter().any(|t| path.starts_with(t)) {
+        return true;
+    }
+    // A directory component starting with a dot (`/root/.x/miner`, `/tmp/.../a`); the file
+    // name itself may be anything.
+    let dir = match path.rfind('/') {
+        Some(i) => &path[..i],
+        None => return false,
+    };
+    dir.split('/').any(|c| c.starts_with('.') && c != "." && c != "..")
+}
+
+/// Shannon entropy of the bytes of `s`, in bits per character (0 for empty).
+pub fn entropy(s: &str) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts.iter().filter(|&&c| c > 0).map(|&c| {
+        let p = f64::from(c) / n;
+        -p * p.log2()
+    }).sum()
+}
+
+/// First label of a DNS name, lower-cased semantics aside (`a1b2.pool.example` → `a1b2`).
+pub fn first_label(name: &str) -> &str {
+    name.trim_start_matches('.').split('.').next().unwrap_or("")
+}
+
+/// A stable 64-bit hash of a string, used for distinct counts and set joins that merge
+/// across files and threads (the same on every run and machine).
+pub fn hash_str(s: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shells() {
+        assert!(is_shell("/bin/sh") && is_shell("bash") && is_shell("/usr/bin/dash"));
+        assert!(!is_shell("/usr/sbin/nginx") && !is_shell("shx") && !is_shell(""));
+    }
+
+    #[test]
+    fn writable_locations() {
+        for p in ["/tmp/x", "/dev/shm/k", "/var/tmp/a", "/root/.cache/xmrig", "/tmp/.../m", "memfd:x (deleted)", "/memfd:abc", "/usr/bin/ls (deleted)"] {
+            assert!(is_writable_location(p), "{p}");
+        }
+        for p in ["/usr/bin/ls", "/bin/.hidden-file-is-fine", "/opt/app/bin/app", "relative", "/tmpfoo/x"] {
+            assert!(!is_writable_location(p), "{p}");
+        }
+        assert!(is_fileless("/memfd:x (deleted)") && !is_fileless("/tmp/x"));
+    }
+
+    #[test]
+    fn entropy_and_labels() {
+        assert_eq!(entropy(""), 0.0);
+        assert_eq!(entropy("aaaa"), 0.0);
+        assert!((entropy("ab") - 1.0).abs() < 1e-9);
+        assert!(entropy("x7k2q9zp4m") > entropy("google"));
+        assert_eq!(first_label("a1b2.pool.example."), "a1b2");
+        assert_eq!(first_label(""), "");
+        assert_eq!(hash_str("a"), hash_str("a"));
+        assert_ne!(hash_str("a"), hash_str("b"));
+    }
+}

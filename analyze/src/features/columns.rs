@@ -1,0 +1,222 @@
+//! Typed, tolerant access to the columns the features read.
+//!
+//! Strings arrive dictionary-encoded when the scan could keep Parquet's dictionaries (it asks
+//! for that), plain otherwise; a missing nullable column reads as all-null (older files); a
+//! column of another type is cast when Arrow can, or is an error naming it.
+
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, MapArray, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int32Type, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use needle_common::schema::names as n;
+
+use super::FeatureError;
+
+/// Columns the feature pass reads; everything else is skipped by the scan's projection.
+pub const NEEDED: &[&str] = &[
+    n::TIME, n::KIND, n::TGID, n::PPID, n::COMM, n::CGROUP_ID, n::EXE_PATH, n::CONTAINER_ID,
+    n::CONTAINER_NAME, n::IMAGE, n::POD, n::NAMESPACE, n::LABEL, n::PATH, n::PATH2, n::FLAGS,
+    n::MODE, n::RET, n::DST_ADDR, n::DST_PORT, n::BYTES, n::DNS_NAME, n::DNS_RCODE, n::SYSCALL,
+    n::SYSCALL_COUNTS,
+];
+
+/// A string column: dictionary-encoded, plain, or absent.
+pub enum StrCol {
+    /// Dictionary keys into `values`.
+    Dict {
+        /// Row → index into `values`.
+        keys: Int32Array,
+        /// The distinct strings.
+        values: StringArray,
+    },
+    /// One string per row.
+    Plain(StringArray),
+    /// Column absent from the file: every row null.
+    Missing,
+}
+
+impl StrCol {
+    fn from_batch(batch: &RecordBatch, name: &'static str) -> Result<StrCol, FeatureError> {
+        let Some(a) = batch.column_by_name(name) else { return Ok(StrCol::Missing) };
+        if let Some(d) = a.as_dictionary_opt::<Int32Type>()
+            && let Some(values) = d.values().as_string_opt::<i32>()
+        {
+            return Ok(StrCol::Dict { keys: d.keys().clone(), values: values.clone() });
+        }
+        let plain = cast_to(a, &DataType::Utf8, name)?;
+        Ok(StrCol::Plain(plain.as_string::<i32>().clone()))
+    }
+
+    /// The string of `row`, if not null.
+    #[inline]
+    pub fn get(&self, row: usize) -> Option<&str> {
+        match self {
+            StrCol::Dict { keys, values } => {
+                if keys.is_null(row) {
+                    return None;
+                }
+                let k = usize::try_from(keys.value(row)).ok()?;
+                (k < values.len() && values.is_valid(k)).then(|| values.value(k))
+            }
+            StrCol::Plain(a) => a.is_valid(row).then(|| a.value(row)),
+            StrCol::Missing => None,
+        }
+    }
+
+    /// The dictionary key of `row` (dictionary columns only, non-null rows only).
+    #[inline]
+    pub fn key(&self, row: usize) -> Option<usize> {
+        match self {
+            StrCol::Dict { keys, .. } if keys.is_valid(row) => usize::try_from(keys.value(row)).ok(),
+            _ => None,
+        }
+    }
+
+    /// Number of dictionary entries (0 for plain columns).
+    pub fn dict_len(&self) -> usize {
+        match self {
+            StrCol::Dict { values, .. } => values.len(),
+            _ => 0,
+        }
+    }
+
+    /// The dictionary entry `k`.
+    pub fn dict_value(&self, k: usize) -> Option<&str> {
+        match self {
+            StrCol::Dict { values, .. } if k < values.len() && values.is_valid(k) => Some(values.value(k)),
+            _ => None,
+        }
+    }
+}
+
+fn cast_to(a: &ArrayRef, to: &DataType, name: &'static str) -> Result<ArrayRef, FeatureError> {
+    if a.data_type() == to {
+        return Ok(a.clone());
+    }
+    cast(a, to).map_err(|e| FeatureError::ColumnType { column: name, found: a.data_type().to_string(), message: e.to_string() })
+}
+
+macro_rules! prim {
+    ($fn:ident, $arr:ty, $dt:expr, $as:ident) => {
+        fn $fn(batch: &RecordBatch, name: &'static str) -> Result<Option<$arr>, FeatureError> {
+            match batch.column_by_name(name) {
+                None => Ok(None),
+                Some(a) => Ok(Some(cast_to(a, &$dt, name)?.$as().clone())),
+            }
+        }
+    };
+}
+
+prim!(u32_col, UInt32Array, DataType::UInt32, as_primitive);
+prim!(u64_col, UInt64Array, DataType::UInt64, as_primitive);
+prim!(i64_col, Int64Array, DataType::Int64, as_primitive);
+
+/// The columns of one batch that the features read.
+pub struct Columns {
+    /// Rows in the batch.
+    pub len: usize,
+    pub(crate) time: TimestampNanosecondArray,
+    pub(crate) kind: StrCol,
+    pub(crate) tgid: Option<UInt32Array>,
+    pub(crate) ppid: Option<UInt32Array>,
+    pub(crate) comm: StrCol,
+    pub(crate) cgroup_id: Option<UInt64Array>,
+    pub(crate) exe_path: StrCol,
+    pub(crate) container_id: StrCol,
+    pub(crate) container_name: StrCol,
+    pub(crate) image: StrCol,
+    pub(crate) pod: StrCol,
+    pub(crate) namespace: StrCol,
+    pub(crate) label: StrCol,
+    pub(crate) path: StrCol,
+    pub(crate) path2: StrCol,
+    pub(crate) flags: Option<UInt64Array>,
+    pub(crate) mode: Option<UInt32Array>,
+    pub(crate) ret: Option<Int64Array>,
+    pub(crate) dst_addr: StrCol,
+    pub(crate) dst_port: Option<UInt32Array>,
+    pub(crate) bytes: Option<UInt64Array>,
+    pub(crate) dns_name: StrCol,
+    pub(crate) dns_rcode: Option<UInt32Array>,
+    pub(crate) syscall: Option<UInt32Array>,
+    pub(crate) syscall_counts: Option<MapArray>,
+}
+
+/// Value of a nullable primitive column at `row`.
+#[inline]
+pub fn opt<T: arrow::datatypes::ArrowPrimitiveType>(a: &Option<arrow::array::PrimitiveArray<T>>, row: usize) -> Option<T::Native> {
+    a.as_ref().filter(|a| a.is_valid(row)).map(|a| a.value(row))
+}
+
+impl Columns {
+    /// Typed views of `batch`'s columns; `time` and `kind` are required.
+    pub fn new(batch: &RecordBatch) -> Result<Columns, FeatureError> {
+        let time_type = DataType::Timestamp(TimeUnit::Nanosecond, None);
+        let time = batch.column_by_name(n::TIME).ok_or(FeatureError::MissingColumn(n::TIME))?;
+        let time = match time.as_primitive_opt::<arrow::datatypes::TimestampNanosecondType>() {
+            Some(t) => t.clone(),
+            None => cast_to(time, &time_type, n::TIME)?.as_primitive().clone(),
+        };
+        let kind = StrCol::from_batch(batch, n::KIND)?;
+        if matches!(kind, StrCol::Missing) {
+            return Err(FeatureError::MissingColumn(n::KIND));
+        }
+        let syscall_counts = match batch.column_by_name(n::SYSCALL_COUNTS) {
+            None => None,
+            Some(a) => Some(a.as_map_opt().cloned().ok_or_else(|| FeatureError::ColumnType {
+                column: n::SYSCALL_COUNTS,
+                found: a.data_type().to_string(),
+                message: "expected a map of syscall number to count".into(),
+            })?),
+        };
+        Ok(Columns {
+            len: batch.num_rows(),
+            time,
+            kind,
+            tgid: u32_col(batch, n::TGID)?,
+            ppid: u32_col(batch, n::PPID)?,
+            comm: StrCol::from_batch(batch, n::COMM)?,
+            cgroup_id: u64_col(batch, n::CGROUP_ID)?,
+            exe_path: StrCol::from_batch(batch, n::EXE_PATH)?,
+            container_id: StrCol::from_batch(batch, n::CONTAINER_ID)?,
+            container_name: StrCol::from_batch(batch, n::CONTAINER_NAME)?,
+            image: StrCol::from_batch(batch, n::IMAGE)?,
+            pod: StrCol::from_batch(batch, n::POD)?,
+            namespace: StrCol::from_batch(batch, n::NAMESPACE)?,
+            label: StrCol::from_batch(batch, n::LABEL)?,
+            path: StrCol::from_batch(batch, n::PATH)?,
+            path2: StrCol::from_batch(batch, n::PATH2)?,
+            flags: u64_col(batch, n::FLAGS)?,
+            mode: u32_col(batch, n::MODE)?,
+            ret: i64_col(batch, n::RET)?,
+            dst_addr: StrCol::from_batch(batch, n::DST_ADDR)?,
+            dst_port: u32_col(batch, n::DST_PORT)?,
+            bytes: u64_col(batch, n::BYTES)?,
+            dns_name: StrCol::from_batch(batch, n::DNS_NAME)?,
+            dns_rcode: u32_col(batch, n::DNS_RCODE)?,
+            syscall: u32_col(batch, n::SYSCALL)?,
+            syscall_counts,
+        })
+    }
+
+    /// The `(syscall, count)` pairs of a `syscall_profile` row.
+    pub fn profile(&self, row: usize) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let entries = self.syscall_counts.as_ref().filter(|m| m.is_valid(row)).map(|m| {
+            let start = m.value_offsets()[row] as usize;
+            let end = m.value_offsets()[row + 1] as usize;
+            (m, start, end)
+        });
+        let (keys, values) = match entries {
+            Some((m, _, _)) => (
+                m.keys().as_primitive_opt::<arrow::datatypes::UInt32Type>(),
+                m.values().as_primitive_opt::<arrow::datatypes::UInt64Type>(),
+            ),
+            None => (None, None),
+        };
+        let range = entries.map(|(_, s, e)| s..e).unwrap_or(0..0);
+        range.filter_map(move |i| {
+            let (k, v) = (keys?, values?);
+            (i < k.len() && k.is_valid(i) && v.is_valid(i)).then(|| (k.value(i), v.value(i)))
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! Per-workload behavioural features as mergeable partial aggregates.
+//!
+//! Map: an [`Accumulator`] turns the rows of one scan task (a file's row group) into
+//! [`Partials`]. Reduce: [`merge_partials`] folds them per workload, in any order. Finish:
+//! [`finalize`] turns the merged aggregates into a [`FeatureTable`]. Features are listed and
+//! documented once, in [`catalog`].
+
+mod accumulate;
+pub mod catalog;
+pub mod classify;
+mod columns;
+mod finalize;
+mod partial;
+
+pub use accumulate::Accumulator;
+pub use columns::NEEDED as NEEDED_COLUMNS;
+pub use finalize::{finalize, FeatureColumn, FeatureTable, WorkloadFeatures};
+pub use partial::{merge_partials, Context, Partials, WorkloadPartial};
+
+/// Why a batch could not be turned into features.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// A column the features cannot do without is absent.
+    #[error("required column `{0}` is missing")]
+    MissingColumn(&'static str),
+    /// A column has a type that cannot be read as the schema's.
+    #[error("column `{column}` has type {found}: {message}")]
+    ColumnType {
+        /// Column name.
+        column: &'static str,
+        /// Type found in the file.
+        found: String,
+        /// Why it cannot be used.
+        message: String,
+    },
+}
+
+/// A half-open time window `[since, until)`, ns since the epoch; `None` is unbounded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// Earliest time kept.
+    pub since: Option<i64>,
+    /// First time no longer kept.
+    pub until: Option<i64>,
+}
+
+impl TimeWindow {
+    /// True when `t` is inside the window.
+    #[inline]
+    pub fn contains(&self, t: i64) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+
+    /// True when some time in `[min, max]` may be inside the window.
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.since.is_none_or(|s| max >= s) && self.until.is_none_or(|u| min < u)
+    }
+}
+
+/// The workload a row belongs to: its container id when it has one, else a key for the
+/// host's cgroup (`host:<host>:cgroup-<id>`), since cgroup ids are only unique per host.
+/// This is the only place that decides what a workload is.
+pub fn workload_key(container_id: Option<&str>, host: &str, cgroup_id: u64) -> String {
+    match container_id {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => format!("host:{host}:cgroup-{cgroup_id}"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

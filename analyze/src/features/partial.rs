@@ -1,0 +1,302 @@
+//! Per-workload partial aggregates: computed over any slice of rows (a row group, a file),
+//! merged associatively, finalized once into a feature vector.
+//!
+//! Every field is a count, a min/max, a sum or a set, so `merge(a, merge(b, c)) ==
+//! merge(merge(a, b), c)` and the split of the input into files and row groups does not change
+//! the result. Sets hold 64-bit hashes of the strings (never the attacker's strings
+//! themselves) and are capped per workload; hitting a cap is counted in `capped`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use super::catalog::KINDS;
+
+/// Largest syscall number kept in the histogram; larger ones count in `syscall_other`.
+pub const MAX_SYSCALL_NR: usize = 1024;
+
+/// Most entries one workload keeps in each set (processes, written or executed files,
+/// addresses, names). Beyond it values are dropped and counted in [`WorkloadPartial::capped`].
+pub const SET_CAP: usize = 200_000;
+
+/// Context of a container, taken from the first row that has it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// Container name.
+    pub name: Option<String>,
+    /// Image reference.
+    pub image: Option<String>,
+    /// Kubernetes pod.
+    pub pod: Option<String>,
+    /// Kubernetes namespace.
+    pub namespace: Option<String>,
+    /// Ground-truth label (labelled datasets only).
+    pub label: Option<String>,
+}
+
+impl Context {
+    fn fill_from(&mut self, other: &Context) {
+        for (mine, theirs) in [
+            (&mut self.name, &other.name),
+            (&mut self.image, &other.image),
+            (&mut self.pod, &other.pod),
+            (&mut self.namespace, &other.namespace),
+            (&mut self.label, &other.label),
+        ] {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        }
+    }
+}
+
+/// What is known about one process of a workload (from its fork and exec rows).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcInfo {
+    /// Parent tgid (0 when unknown).
+    pub ppid: u32,
+    /// Whether the parent was a shell when it forked this process (the child's `comm` on its
+    /// fork row is the parent's).
+    pub forked_by_shell: Option<bool>,
+    /// Each exec: (time, the new image is a shell).
+    pub execs: Vec<(i64, bool)>,
+}
+
+/// A shell exec, judged at finalize time once every exec and fork is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShellExec {
+    /// Process that became a shell.
+    pub tgid: u32,
+    /// Its parent.
+    pub ppid: u32,
+    /// When.
+    pub time: i64,
+}
+
+/// Mergeable aggregates of one workload over some rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadPartial {
+    /// Container context.
+    pub context: Context,
+    /// Hosts the rows came from.
+    pub hosts: BTreeSet<String>,
+    /// Rows per event kind (index = `EventKind::slot`).
+    pub kind_counts: [u64; KINDS],
+    /// Rows with a kind this build does not know.
+    pub unknown_kinds: u64,
+    /// Earliest event time (ns), `i64::MAX` when empty.
+    pub first_ns: i64,
+    /// Latest event time (ns), `i64::MIN` when empty.
+    pub last_ns: i64,
+    /// Hashes of executed paths.
+    pub exes: HashSet<u64>,
+    /// Execs from writable/temporary places.
+    pub exe_writable: u64,
+    /// Execs of memfds and deleted files.
+    pub exe_fileless: u64,
+    /// Processes by tgid.
+    pub procs: HashMap<u32, ProcInfo>,
+    /// Shell execs.
+    pub shell_execs: Vec<ShellExec>,
+    /// Opens with write intent.
+    pub file_writes: u64,
+    /// Path hash → first time it was written.
+    pub written: HashMap<u64, i64>,
+    /// Path hash → last time it was executed.
+    pub executed: HashMap<u64, i64>,
+    /// Hashes of remote addresses.
+    pub remote_ips: HashSet<u64>,
+    /// Remote ports of outbound traffic.
+    pub remote_ports: HashSet<u32>,
+    /// Outbound connections/sends to uncommon ports.
+    pub unusual_ports: u64,
+    /// connect + sendto.
+    pub outbound: u64,
+    /// accept.
+    pub inbound: u64,
+    /// sendto payload bytes.
+    pub bytes_out: u64,
+    /// Hashes of DNS query names.
+    pub dns_names: HashSet<u64>,
+    /// Queries with a name (for the means below).
+    pub dns_named: u64,
+    /// Sum of first-label entropies.
+    pub dns_entropy_sum: f64,
+    /// Highest first-label entropy.
+    pub dns_entropy_max: f64,
+    /// Sum of name lengths.
+    pub dns_len_sum: u64,
+    /// Longest name.
+    pub dns_len_max: u64,
+    /// DNS responses with an rcode.
+    pub dns_responses: u64,
+    /// NXDOMAIN responses.
+    pub dns_nxdomain: u64,
+    /// Syscall histogram, index = syscall number (grown on demand, at most [`MAX_SYSCALL_NR`]).
+    pub syscalls: Vec<u64>,
+    /// Syscalls with a number ≥ [`MAX_SYSCALL_NR`].
+    pub syscall_other: u64,
+    /// Values dropped because a set reached [`SET_CAP`].
+    pub capped: u64,
+}
+
+impl Default for WorkloadPartial {
+    fn default() -> Self {
+        WorkloadPartial {
+            context: Context::default(),
+            hosts: BTreeSet::new(),
+            kind_counts: [0; KINDS],
+            unknown_kinds: 0,
+            first_ns: i64::MAX,
+            last_ns: i64::MIN,
+            exes: HashSet::new(),
+            exe_writable: 0,
+            exe_fileless: 0,
+            procs: HashMap::new(),
+            shell_execs: Vec::new(),
+            file_writes: 0,
+            written: HashMap::new(),
+            executed: HashMap::new(),
+            remote_ips: HashSet::new(),
+            remote_ports: HashSet::new(),
+            unusual_ports: 0,
+            outbound: 0,
+            inbound: 0,
+            bytes_out: 0,
+            dns_names: HashSet::new(),
+            dns_named: 0,
+            dns_entropy_sum: 0.0,
+            dns_entropy_max: 0.0,
+            dns_len_sum: 0,
+            dns_len_max: 0,
+            dns_responses: 0,
+            dns_nxdomain: 0,
+            syscalls: Vec::new(),
+            syscall_other: 0,
+            capped: 0,
+        }
+    }
+}
+
+/// Inserts into a capped set; counts what is dropped.
+pub(crate) fn insert_capped<T: std::hash::Hash + Eq>(set: &mut HashSet<T>, v: T, capped: &mut u64) {
+    if set.len() < SET_CAP || set.contains(&v) {
+        set.insert(v);
+    } else {
+        *capped += 1;
+    }
+}
+
+fn merge_set<T: std::hash::Hash + Eq>(into: &mut HashSet<T>, from: HashSet<T>, capped: &mut u64) {
+    for v in from {
+        insert_capped(into, v, capped);
+    }
+}
+
+fn merge_times(into: &mut HashMap<u64, i64>, from: HashMap<u64, i64>, keep: fn(i64, i64) -> i64, capped: &mut u64) {
+    for (k, t) in from {
+        let len = into.len();
+        match into.get_mut(&k) {
+            Some(old) => *old = keep(*old, t),
+            None if len < SET_CAP => {
+                into.insert(k, t);
+            }
+            None => *capped += 1,
+        }
+    }
+}
+
+impl WorkloadPartial {
+    /// Adds `n` syscalls with number `nr` to the histogram.
+    pub fn add_syscalls(&mut self, nr: u32, n: u64) {
+        let i = nr as usize;
+        if i >= MAX_SYSCALL_NR {
+            self.syscall_other += n;
+            return;
+        }
+        if self.syscalls.len() <= i {
+            self.syscalls.resize(i + 1, 0);
+        }
+        self.syscalls[i] += n;
+    }
+
+    /// The process entry of `tgid`, created if new (None when the process table is full).
+    pub fn proc_mut(&mut self, tgid: u32) -> Option<&mut ProcInfo> {
+        if !self.procs.contains_key(&tgid) && self.procs.len() >= SET_CAP {
+            self.capped += 1;
+            return None;
+        }
+        Some(self.procs.entry(tgid).or_default())
+    }
+
+    /// Folds `other` into `self`.
+    pub fn merge(&mut self, other: WorkloadPartial) {
+        self.context.fill_from(&other.context);
+        self.hosts.extend(other.hosts);
+        for (a, b) in self.kind_counts.iter_mut().zip(other.kind_counts) {
+            *a += b;
+        }
+        self.unknown_kinds += other.unknown_kinds;
+        self.first_ns = self.first_ns.min(other.first_ns);
+        self.last_ns = self.last_ns.max(other.last_ns);
+        self.capped += other.capped;
+        let capped = &mut self.capped;
+        merge_set(&mut self.exes, other.exes, capped);
+        self.exe_writable += other.exe_writable;
+        self.exe_fileless += other.exe_fileless;
+        for (tgid, p) in other.procs {
+            let len = self.procs.len();
+            match self.procs.get_mut(&tgid) {
+                Some(mine) => {
+                    if mine.ppid == 0 {
+                        mine.ppid = p.ppid;
+                    }
+                    mine.forked_by_shell = mine.forked_by_shell.or(p.forked_by_shell);
+                    mine.execs.extend(p.execs);
+                }
+                None if len < SET_CAP => {
+                    self.procs.insert(tgid, p);
+                }
+                None => *capped += 1,
+            }
+        }
+        self.shell_execs.extend(other.shell_execs);
+        self.file_writes += other.file_writes;
+        merge_times(&mut self.written, other.written, i64::min, capped);
+        merge_times(&mut self.executed, other.executed, i64::max, capped);
+        merge_set(&mut self.remote_ips, other.remote_ips, capped);
+        merge_set(&mut self.remote_ports, other.remote_ports, capped);
+        self.unusual_ports += other.unusual_ports;
+        self.outbound += other.outbound;
+        self.inbound += other.inbound;
+        self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
+        merge_set(&mut self.dns_names, other.dns_names, capped);
+        self.dns_named += other.dns_named;
+        self.dns_entropy_sum += other.dns_entropy_sum;
+        self.dns_entropy_max = self.dns_entropy_max.max(other.dns_entropy_max);
+        self.dns_len_sum += other.dns_len_sum;
+        self.dns_len_max = self.dns_len_max.max(other.dns_len_max);
+        self.dns_responses += other.dns_responses;
+        self.dns_nxdomain += other.dns_nxdomain;
+        if self.syscalls.len() < other.syscalls.len() {
+            self.syscalls.resize(other.syscalls.len(), 0);
+        }
+        for (a, b) in self.syscalls.iter_mut().zip(other.syscalls) {
+            *a += b;
+        }
+        self.syscall_other += other.syscall_other;
+    }
+}
+
+/// Partial aggregates of many workloads, keyed by workload key.
+pub type Partials = HashMap<String, WorkloadPartial>;
+
+/// Merges `from` into `into`, workload by workload.
+pub fn merge_partials(into: &mut Partials, from: Partials) {
+    for (key, p) in from {
+        match into.get_mut(&key) {
+            Some(mine) => mine.merge(p),
+            None => {
+                into.insert(key, p);
+            }
+        }
+    }
+}

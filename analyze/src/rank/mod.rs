@@ -1,0 +1,213 @@
+//! Scoring and ordering workloads, most suspicious first.
+//!
+//! Two kinds of sources plug in here:
+//! * a [`Model`] scores every row of the feature table (higher = more anomalous) and says which
+//!   features drove each score; the baseline is [`PeerOutlier`], trained models come later;
+//! * a [`Signature`] names findings for one workload (known-bad behaviour, threat intel).
+//!
+//! A workload's score is the highest model score plus a weight per signature finding
+//! ([`Severity::weight`]). A workload whose model score reaches [`ANOMALY_THRESHOLD`] without
+//! any signature finding gets an `Execution:Runtime/AnomalousBehavior` finding.
+
+mod peer;
+
+use serde::Serialize;
+
+pub use peer::{peer_norm, PeerNorm, PeerOutlier, TOP_CONTRIBUTIONS, Z_MAX};
+
+use crate::features::{FeatureTable, WorkloadFeatures};
+use crate::scan::rfc3339;
+
+/// Model score from which a workload without signature findings is reported as anomalous.
+pub const ANOMALY_THRESHOLD: f64 = 8.0;
+/// Finding type of the learned-behaviour baseline (see DETECTIONS.md).
+pub const ANOMALOUS_BEHAVIOR: &str = "Execution:Runtime/AnomalousBehavior";
+
+/// One feature's part in a score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Contribution {
+    /// Feature name.
+    pub feature: String,
+    /// The workload's value.
+    pub value: f64,
+    /// Median of the peers' values (the norm it was compared with).
+    pub peer_median: f64,
+    /// Robust z-score (clipped).
+    pub z: f64,
+}
+
+/// A model's verdict on one workload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelScore {
+    /// Higher = more anomalous.
+    pub score: f64,
+    /// The features that drove it, strongest first.
+    pub contributions: Vec<Contribution>,
+}
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a look.
+    Low,
+    /// Suspicious.
+    Medium,
+    /// Likely malicious.
+    High,
+    /// Known-bad.
+    Critical,
+}
+
+impl Severity {
+    /// Points a finding of this severity adds to a workload's score.
+    pub fn weight(self) -> f64 {
+        match self {
+            Severity::Low => 5.0,
+            Severity::Medium => 10.0,
+            Severity::High => 20.0,
+            Severity::Critical => 40.0,
+        }
+    }
+}
+
+/// One piece of evidence behind a finding.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evidence {
+    /// What was seen (a feature name, or an event description).
+    pub what: String,
+    /// Its value, when numeric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The peer norm it was compared with, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_median: Option<f64>,
+}
+
+/// A named finding (GuardDuty Runtime Monitoring type names).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    /// Finding type, e.g. `Execution:Runtime/AnomalousBehavior`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Time of the first evidence (RFC 3339).
+    pub first_seen: String,
+    /// Time of the last evidence (RFC 3339).
+    pub last_seen: String,
+    /// What supports it.
+    pub evidence: Vec<Evidence>,
+}
+
+/// Scores every workload of a feature table.
+pub trait Model: Send + Sync {
+    /// Short name, for reports.
+    fn name(&self) -> &str;
+    /// One score per row of `table`, in row order.
+    fn score(&self, table: &FeatureTable) -> Vec<ModelScore>;
+}
+
+/// Names findings for one workload.
+pub trait Signature: Send + Sync {
+    /// Short name, for reports.
+    fn name(&self) -> &str;
+    /// Findings for `workload` (a row of `table`).
+    fn evaluate(&self, workload: &WorkloadFeatures, table: &FeatureTable) -> Vec<Finding>;
+}
+
+/// A workload's place in the ranking.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ranked {
+    /// Row of the feature table.
+    pub row: usize,
+    /// 1 = most suspicious.
+    pub rank: usize,
+    /// Combined score.
+    pub score: f64,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// The features that drove the model score.
+    pub contributions: Vec<Contribution>,
+}
+
+/// Models and signatures, combined into one ordering.
+pub struct Ranker {
+    models: Vec<Box<dyn Model>>,
+    signatures: Vec<Box<dyn Signature>>,
+}
+
+impl Default for Ranker {
+    fn default() -> Self {
+        Ranker::baseline()
+    }
+}
+
+impl Ranker {
+    /// The unsupervised baseline alone.
+    pub fn baseline() -> Self {
+        Ranker { models: vec![Box::new(PeerOutlier)], signatures: Vec::new() }
+    }
+
+    /// Adds a model.
+    pub fn with_model(mut self, m: Box<dyn Model>) -> Self {
+        self.models.push(m);
+        self
+    }
+
+    /// Adds a signature.
+    pub fn with_signature(mut self, s: Box<dyn Signature>) -> Self {
+        self.signatures.push(s);
+        self
+    }
+
+    /// Scores and orders every workload of `table`, most suspicious first.
+    pub fn rank(&self, table: &FeatureTable) -> Vec<Ranked> {
+        let model_scores: Vec<Vec<ModelScore>> = self.models.iter().map(|m| m.score(table)).collect();
+        let mut ranked: Vec<Ranked> = table
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let best = model_scores
+                    .iter()
+                    .filter_map(|s| s.get(i))
+                    .max_by(|a, b| a.score.total_cmp(&b.score))
+                    .cloned()
+                    .unwrap_or_default();
+                let mut findings: Vec<Finding> = self.signatures.iter().flat_map(|s| s.evaluate(w, table)).collect();
+                let signature_points: f64 = findings.iter().map(|f| f.severity.weight()).sum();
+                if findings.is_empty() && best.score >= ANOMALY_THRESHOLD {
+                    findings.push(anomaly_finding(w, &best));
+                }
+                findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)));
+                Ranked { row: i, rank: 0, score: best.score + signature_points, findings, contributions: best.contributions }
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.score.total_cmp(&a.score).then_with(|| table.rows[a.row].workload.cmp(&table.rows[b.row].workload))
+        });
+        for (i, r) in ranked.iter_mut().enumerate() {
+            r.rank = i + 1;
+        }
+        ranked
+    }
+}
+
+fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore) -> Finding {
+    let severity = if s.score >= 2.0 * ANOMALY_THRESHOLD { Severity::High } else { Severity::Medium };
+    Finding {
+        kind: ANOMALOUS_BEHAVIOR.to_string(),
+        severity,
+        first_seen: rfc3339(w.first_ns),
+        last_seen: rfc3339(w.last_ns),
+        evidence: s
+            .contributions
+            .iter()
+            .map(|c| Evidence { what: c.feature.clone(), value: Some(c.value), peer_median: Some(c.peer_median) })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! Output: the ranked workloads as a terminal table or JSON, the feature table as CSV or
+//! Parquet. Every attacker-controlled string is escaped for its destination ([`escape`]).
+
+pub mod escape;
+mod json;
+mod table;
+mod tabular;
+
+use std::io::Write;
+
+pub use json::{JsonReport, WorkloadReport};
+
+use crate::features::FeatureTable;
+use crate::rank::Ranked;
+use crate::scan::InputSummary;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Ranked workloads as an aligned table for a terminal.
+    Table,
+    /// Ranked workloads and the inputs summary as one JSON document.
+    Json,
+    /// The feature table (one row per workload), CSV.
+    Csv,
+    /// The feature table (one row per workload), Parquet.
+    Parquet,
+}
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Writing failed (closed pipe, full disk).
+    #[error("writing the report: {0}")]
+    Io(#[from] std::io::Error),
+    /// JSON encoding failed.
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Building or writing Parquet failed.
+    #[error("writing Parquet: {0}")]
+    Parquet(String),
+}
+
+/// What a report shows: the feature table, the ranking (already filtered and cut to `--top`),
+/// and what was read.
+pub struct Report<'a> {
+    /// All features.
+    pub table: &'a FeatureTable,
+    /// Workloads to show, in rank order.
+    pub ranked: &'a [Ranked],
+    /// The inputs.
+    pub inputs: &'a InputSummary,
+}
+
+impl Report<'_> {
+    /// Writes the report in `format` to `out`.
+    pub fn write(&self, format: Format, out: &mut (dyn Write + Send)) -> Result<(), ReportError> {
+        match format {
+            Format::Table => table::write(self, out),
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, &JsonReport::new(self))?;
+                writeln!(out)?;
+                Ok(())
+            }
+            Format::Csv => tabular::write_csv(self.table, Some(self.ranked), out),
+            Format::Parquet => tabular::write_parquet(self.table, Some(self.ranked), out),
+        }
+    }
+}
+
+/// Writes the bare feature table (every workload, no ranking) as CSV, Parquet or JSON.
+pub fn write_features(table: &FeatureTable, format: Format, out: &mut (dyn Write + Send)) -> Result<(), ReportError> {
+    match format {
+        Format::Csv => tabular::write_csv(table, None, out),
+        Format::Parquet => tabular::write_parquet(table, None, out),
+        Format::Json | Format::Table => {
+            serde_json::to_writer_pretty(&mut *out, &json::features_json(table))?;
+            writeln!(out)?;
+            Ok(())
+        }
+    }
+}

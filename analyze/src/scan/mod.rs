@@ -1,0 +1,241 @@
+//! Finding and reading traces: discovery, validation, and the parallel feature map.
+//!
+//! Every file is opened and checked first (footer, needle metadata, schema version). Then each
+//! kept row group is one rayon task that reads only the feature columns, with strings as
+//! dictionaries, into its own [`Accumulator`]; task results are merged per workload as they
+//! finish. Memory is bounded by the workloads (and tasks in flight), not by the input size.
+
+mod discover;
+mod open;
+mod summary;
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+pub use discover::discover;
+pub use open::OpenTrace;
+pub use summary::{rfc3339, FileSummary, InputSummary, Skipped, TimeSpan};
+
+use crate::features::{merge_partials, Accumulator, FeatureError, Partials, TimeWindow};
+
+/// Why an input could not be read. Every variant names the file or input.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The file or directory cannot be opened or listed (missing, permission…).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The input.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A directory or glob that holds no trace file.
+    #[error("{}: no trace files (*.parquet) found", input.display())]
+    NoMatch {
+        /// The input.
+        input: PathBuf,
+    },
+    /// A glob pattern that cannot be parsed.
+    #[error("bad pattern `{pattern}`: {message}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        message: String,
+    },
+    /// Not a Parquet file, or a damaged one (empty, truncated, bad footer).
+    #[error("{}: not a readable Parquet file: {message}", path.display())]
+    NotParquet {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's complaint.
+        message: String,
+    },
+    /// A Parquet file without needle metadata.
+    #[error("{}: not a needle trace (Parquet without `needle.schema_version` metadata)", path.display())]
+    NotATrace {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Needle metadata this build cannot use (newer schema version, bad value).
+    #[error("{}: {source}", path.display())]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: needle_common::schema::MetadataError,
+    },
+    /// Columns the analyzer needs are missing or mistyped.
+    #[error("{}: unusable columns: {message}", path.display())]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Data pages that cannot be decoded (corruption inside the file).
+    #[error("{}: row group {row_group}: {message}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Row group being read.
+        row_group: usize,
+        /// The decoder's complaint.
+        message: String,
+    },
+    /// Nothing to analyze.
+    #[error("no readable trace files in the input")]
+    NothingToRead,
+}
+
+impl From<(PathBuf, usize, FeatureError)> for ScanError {
+    fn from((path, row_group, e): (PathBuf, usize, FeatureError)) -> Self {
+        ScanError::Read { path, row_group, message: e.to_string() }
+    }
+}
+
+impl ScanError {
+    /// The file or input the error is about, if any.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            ScanError::Io { path, .. }
+            | ScanError::NotParquet { path, .. }
+            | ScanError::NotATrace { path }
+            | ScanError::Metadata { path, .. }
+            | ScanError::Schema { path, .. }
+            | ScanError::Read { path, .. } => Some(path),
+            ScanError::NoMatch { input } => Some(input),
+            ScanError::BadPattern { .. } | ScanError::NothingToRead => None,
+        }
+    }
+}
+
+/// One end of the time window, as the user gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeBound {
+    /// An absolute time, ns since the epoch.
+    At(i64),
+    /// This long before the end of the input (the latest event time of all files).
+    BeforeEnd(std::time::Duration),
+}
+
+impl TimeBound {
+    fn resolve(self, end: Option<i64>) -> Option<i64> {
+        match self {
+            TimeBound::At(t) => Some(t),
+            TimeBound::BeforeEnd(d) => end.map(|e| e.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
+        }
+    }
+}
+
+/// `--since` / `--until` before they are resolved against the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// Keep rows at or after this time.
+    pub since: Option<TimeBound>,
+    /// Keep rows before this time.
+    pub until: Option<TimeBound>,
+}
+
+impl WindowSpec {
+    /// The absolute window, given the input's last event time.
+    pub fn resolve(&self, end: Option<i64>) -> TimeWindow {
+        TimeWindow { since: self.since.and_then(|b| b.resolve(end)), until: self.until.and_then(|b| b.resolve(end)) }
+    }
+}
+
+/// How to scan.
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    /// Rows outside this window are ignored (whole row groups are skipped by statistics).
+    pub window: WindowSpec,
+    /// Go on past bad inputs, listing them in [`InputSummary::skipped`].
+    pub skip_bad: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a scan produced.
+pub struct ScanOutput {
+    /// Merged partial aggregates per workload.
+    pub partials: Partials,
+    /// What was read.
+    pub inputs: InputSummary,
+}
+
+#[derive(Default)]
+struct Reduced {
+    partials: Partials,
+    rows: u64,
+    failed: Vec<(usize, ScanError)>,
+}
+
+impl Reduced {
+    fn merge(mut self, other: Reduced) -> Reduced {
+        merge_partials(&mut self.partials, other.partials);
+        self.rows += other.rows;
+        self.failed.extend(other.failed);
+        self
+    }
+}
+
+/// Finds, checks and reads every input; returns the per-workload partial aggregates.
+pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanError> {
+    let (files, problems) = discover(inputs);
+    let mut skipped = Vec::new();
+    for p in problems {
+        if !opts.skip_bad {
+            return Err(p);
+        }
+        skipped.push(Skipped::from(&p));
+    }
+    let opened: Vec<Result<OpenTrace, ScanError>> = files.par_iter().map(|f| OpenTrace::open(f)).collect();
+    let mut traces = Vec::new();
+    for r in opened {
+        match r {
+            Ok(t) => traces.push(t),
+            Err(e) if opts.skip_bad => skipped.push(Skipped::from(&e)),
+            Err(e) => return Err(e),
+        }
+    }
+    if traces.is_empty() {
+        return Err(ScanError::NothingToRead);
+    }
+    let window = opts.window.resolve(traces.iter().filter_map(OpenTrace::end_ns).max());
+    let tasks: Vec<(usize, usize, u64)> = traces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.row_groups_in(window).map(move |r| (i, r.index, r.rows)))
+        .collect();
+    let bar = summary::progress_bar(opts.progress, tasks.iter().map(|t| t.2).sum());
+    let reduced = tasks
+        .par_iter()
+        .fold(Reduced::default, |mut acc, &(i, rg, rows)| {
+            let trace = &traces[i];
+            let mut a = Accumulator::new(&trace.host, window);
+            match trace.read_row_group(rg, &mut a) {
+                Ok(()) => {
+                    acc.rows += a.rows;
+                    merge_partials(&mut acc.partials, a.finish());
+                }
+                Err(e) => acc.failed.push((i, e)),
+            }
+            bar.inc(rows);
+            acc
+        })
+        .reduce(Reduced::default, Reduced::merge);
+    bar.finish_and_clear();
+    let mut failed_files = std::collections::BTreeMap::new();
+    for (i, e) in reduced.failed {
+        if !opts.skip_bad {
+            return Err(e);
+        }
+        if let std::collections::btree_map::Entry::Vacant(slot) = failed_files.entry(i) {
+            skipped.push(Skipped::from(&e));
+            slot.insert(e);
+        }
+    }
+    let inputs = InputSummary::new(&traces, window, &reduced.partials, reduced.rows, skipped, failed_files);
+    Ok(ScanOutput { partials: reduced.partials, inputs })
+}

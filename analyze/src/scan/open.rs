@@ -1,0 +1,144 @@
+//! Opening one trace file: footer, needle metadata, schema hint, row-group plan.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use needle_common::schema::{names, MetadataError, TraceMetadata};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
+use parquet::file::statistics::Statistics;
+
+use super::ScanError;
+use crate::features::{Accumulator, TimeWindow, NEEDED_COLUMNS};
+
+
+/// Rows per record batch handed to the feature accumulator.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// A trace file whose footer and metadata are valid.
+#[derive(Clone)]
+pub struct OpenTrace {
+    /// The file.
+    pub path: PathBuf,
+    /// Its `needle.*` metadata.
+    pub metadata: TraceMetadata,
+    /// Host of its rows (metadata, else the host column's statistics, else `unknown`).
+    pub host: String,
+    reader_meta: ArrowReaderMetadata,
+    projection: ProjectionMask,
+    /// Every row group: index, rows, min and max `time` when the statistics say.
+    pub row_groups: Vec<RowGroup>,
+}
+
+/// One row group of a trace.
+#[derive(Clone, Copy, Debug)]
+pub struct RowGroup {
+    /// Index in the file.
+    pub index: usize,
+    /// Rows.
+    pub rows: u64,
+    /// Min and max of the `time` column, from the statistics.
+    pub time: Option<(i64, i64)>,
+}
+
+fn parquet_err(path: &Path, e: impl std::fmt::Display) -> ScanError {
+    ScanError::NotParquet { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Reads strings as dictionaries: Parquet already stores them so, and keeping the
+/// dictionary lets the features resolve each distinct value once per batch.
+fn dictionary_hint(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// Min and max of the `time` column in one row group, when the statistics say.
+fn time_range(meta: &ArrowReaderMetadata, rg: usize, time_col: Option<usize>) -> Option<(i64, i64)> {
+    let col = meta.metadata().row_group(rg).column(time_col?);
+    match col.statistics()? {
+        Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+        _ => None,
+    }
+}
+
+impl OpenTrace {
+    /// Opens `path` and checks it is a needle trace this build reads.
+    pub fn open(path: &Path) -> Result<OpenTrace, ScanError> {
+        let file = File::open(path).map_err(|source| ScanError::Io { path: path.to_path_buf(), source })?;
+        let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| parquet_err(path, e))?;
+        let kv = plain.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+        let metadata = TraceMetadata::from_key_values(kv.iter().map(|k| (k.key.as_str(), k.value.as_deref())))
+            .map_err(|source| match source {
+                MetadataError::NotATrace => ScanError::NotATrace { path: path.to_path_buf() },
+                other => ScanError::Metadata { path: path.to_path_buf(), source: other },
+            })?;
+        let schema = plain.schema().clone();
+        if schema.field_with_name(names::TIME).is_err() || schema.field_with_name(names::KIND).is_err() {
+            return Err(ScanError::Schema { path: path.to_path_buf(), message: "no `time` or `kind` column".into() });
+        }
+        let hint = Arc::new(dictionary_hint(&schema));
+        let reader_meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
+            .map_err(|e| ScanError::Schema { path: path.to_path_buf(), message: e.to_string() })?;
+        let roots: Vec<usize> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| NEEDED_COLUMNS.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let projection = ProjectionMask::roots(reader_meta.metadata().file_metadata().schema_descr(), roots);
+        let time_col = reader_meta
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.path().string() == names::TIME);
+        let row_groups = (0..reader_meta.metadata().num_row_groups())
+            .map(|index| RowGroup {
+                index,
+                rows: reader_meta.metadata().row_group(index).num_rows().max(0) as u64,
+                time: time_range(&reader_meta, index, time_col),
+            })
+            .collect();
+        let host = if metadata.host.is_empty() { "unknown".to_string() } else { metadata.host.clone() };
+        Ok(OpenTrace { path: path.to_path_buf(), metadata, host, reader_meta, projection, row_groups })
+    }
+
+    /// The latest event time the file claims (row-group statistics, else its metadata).
+    pub fn end_ns(&self) -> Option<i64> {
+        let stats = self.row_groups.iter().filter_map(|r| r.time.map(|t| t.1)).max();
+        stats.or((self.metadata.end_time_ns > 0).then_some(self.metadata.end_time_ns))
+    }
+
+    /// Row groups that may hold rows inside `window` (by their `time` statistics).
+    pub fn row_groups_in(&self, window: TimeWindow) -> impl Iterator<Item = &RowGroup> {
+        self.row_groups.iter().filter(move |r| r.time.is_none_or(|(min, max)| window.overlaps(min, max)))
+    }
+
+    /// Reads one row group into `acc`.
+    pub fn read_row_group(&self, rg: usize, acc: &mut Accumulator) -> Result<(), ScanError> {
+        let file = File::open(&self.path).map_err(|source| ScanError::Io { path: self.path.clone(), source })?;
+        let read_err = |e: &dyn std::fmt::Display| ScanError::Read { path: self.path.clone(), row_group: rg, message: e.to_string() };
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
+            .with_projection(self.projection.clone())
+            .with_row_groups(vec![rg])
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| read_err(&e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| read_err(&e))?;
+            acc.add_batch(&batch).map_err(|e| read_err(&e))?;
+        }
+        Ok(())
+    }
+}

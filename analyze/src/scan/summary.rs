@@ -1,0 +1,168 @@
+//! What a scan read: the `inputs` object of the JSON report.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::{OpenTrace, ScanError};
+use crate::features::{Partials, TimeWindow};
+
+/// One file that was read.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileSummary {
+    /// The file.
+    pub path: String,
+    /// Host that recorded it.
+    pub host: String,
+    /// Its schema version.
+    pub schema_version: u32,
+    /// Program that wrote it.
+    pub writer: String,
+    /// Rows in the file (all row groups).
+    pub rows: u64,
+    /// Events the capture lost while recording it (from its metadata).
+    pub events_lost: u64,
+    /// Row groups skipped by the time window.
+    pub row_groups_pruned: usize,
+    /// Set when part of the file could not be decoded (only with `--skip-bad`; the file is
+    /// also listed in `skipped`, and its readable row groups were used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_read_error: Option<String>,
+}
+
+/// An input that was skipped (`--skip-bad`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    /// The file or input.
+    pub path: String,
+    /// Why.
+    pub error: String,
+}
+
+impl From<&ScanError> for Skipped {
+    fn from(e: &ScanError) -> Self {
+        Skipped { path: e.path().map(|p| p.display().to_string()).unwrap_or_default(), error: e.to_string() }
+    }
+}
+
+/// First and last event time of the rows analyzed.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimeSpan {
+    /// RFC 3339 time of the first event.
+    pub first: String,
+    /// RFC 3339 time of the last event.
+    pub last: String,
+    /// Seconds between them.
+    pub seconds: f64,
+}
+
+/// The `inputs` object: what was read, from where, and what the capture lost.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputSummary {
+    /// Files read.
+    pub files: Vec<FileSummary>,
+    /// Rows analyzed (inside the time window).
+    pub rows: u64,
+    /// Time span of the analyzed rows (absent when no row was analyzed).
+    pub time_span: Option<TimeSpan>,
+    /// Schema versions of the files read.
+    pub schema_versions: Vec<u32>,
+    /// Events lost during capture, all files.
+    pub events_lost: u64,
+    /// Events lost during capture, per host.
+    pub events_lost_by_host: BTreeMap<String, u64>,
+    /// Inputs skipped (`--skip-bad`).
+    pub skipped: Vec<Skipped>,
+}
+
+/// Formats ns since the epoch as RFC 3339 UTC, with as many fraction digits as needed.
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    match u64::try_from(secs) {
+        Ok(s) => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos);
+            let full = humantime::format_rfc3339_nanos(t).to_string();
+            // 2027-01-15T08:00:00.500000000Z → 2027-01-15T08:00:00.5Z; whole seconds lose the dot.
+            match full.strip_suffix('Z') {
+                Some(body) if body.contains('.') => format!("{}Z", body.trim_end_matches('0').trim_end_matches('.')),
+                _ => full,
+            }
+        }
+        Err(_) => format!("{ns}ns"),
+    }
+}
+
+impl InputSummary {
+    pub(super) fn new(
+        traces: &[OpenTrace],
+        window: TimeWindow,
+        partials: &Partials,
+        rows: u64,
+        skipped: Vec<Skipped>,
+        failed: BTreeMap<usize, ScanError>,
+    ) -> InputSummary {
+        let files: Vec<FileSummary> = traces
+            .iter()
+            .enumerate()
+            .map(|(i, t)| FileSummary {
+                path: t.path.display().to_string(),
+                host: t.host.clone(),
+                schema_version: t.metadata.schema_version,
+                writer: t.metadata.writer.clone(),
+                rows: t.row_groups.iter().map(|r| r.rows).sum(),
+                events_lost: t.metadata.events_lost,
+                row_groups_pruned: t.row_groups.len() - t.row_groups_in(window).count(),
+                partial_read_error: failed.get(&i).map(|e| e.to_string()),
+            })
+            .collect();
+        let mut events_lost_by_host = BTreeMap::new();
+        for t in traces {
+            *events_lost_by_host.entry(t.host.clone()).or_insert(0) += t.metadata.events_lost;
+        }
+        let first = partials.values().map(|p| p.first_ns).min().filter(|&t| t != i64::MAX);
+        let last = partials.values().map(|p| p.last_ns).max().filter(|&t| t != i64::MIN);
+        let time_span = first.zip(last).map(|(f, l)| TimeSpan { first: rfc3339(f), last: rfc3339(l), seconds: (l - f) as f64 / 1e9 });
+        let schema_versions: BTreeSet<u32> = traces.iter().map(|t| t.metadata.schema_version).collect();
+        InputSummary {
+            events_lost: traces.iter().map(|t| t.metadata.events_lost).sum(),
+            files,
+            rows,
+            time_span,
+            schema_versions: schema_versions.into_iter().collect(),
+            events_lost_by_host,
+            skipped,
+        }
+    }
+
+    /// Events lost on any of `hosts` (a workload's hosts), from the files' metadata.
+    pub fn events_lost_on(&self, hosts: &[String]) -> u64 {
+        hosts.iter().filter_map(|h| self.events_lost_by_host.get(h)).sum()
+    }
+}
+
+/// A progress bar over rows on stderr, drawn only when asked and stderr is a terminal.
+pub(super) fn progress_bar(enabled: bool, rows: u64) -> ProgressBar {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} scanning [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339(1_800_000_000_000_000_000), "2027-01-15T08:00:00Z");
+        assert_eq!(rfc3339(1_800_000_000_500_000_000), "2027-01-15T08:00:00.5Z");
+        assert_eq!(rfc3339(-1), "-1ns");
+    }
+}

@@ -1,0 +1,156 @@
+//! End-to-end: bad inputs give a clear error naming the file (exit non-zero), or with
+//! `--skip-bad` are listed in `inputs.skipped` while the good files are analyzed. Never a panic.
+
+mod analyze_support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use analyze_support::*;
+use arrow::array::{ArrayRef, Int32Array};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+/// Writes a good trace and returns its path.
+fn good(dir: &Path) -> PathBuf {
+    let f = dir.join("good.parquet");
+    write_trace(&f, &fleet(3, true), |_| {});
+    f
+}
+
+/// Checks both behaviours for one bad file: error naming it and the problem; skipped with
+/// `--skip-bad`.
+fn check_bad(bad: &Path, problem: &str) {
+    let dir = bad.parent().unwrap();
+    let good = good(dir);
+    let o = analyze(&[p(&good), p(bad)]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{}: {err}", bad.display());
+    assert!(err.contains(p(bad)), "error does not name the file: {err}");
+    assert!(err.contains(problem), "error does not say {problem:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let doc = analyze_json(&[p(&good), p(bad), "--skip-bad"]);
+    let skipped = doc["inputs"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["path"], p(bad));
+    assert!(skipped[0]["error"].as_str().unwrap().contains(problem));
+    assert_eq!(doc["workloads"][0]["workload"], cid(999), "good files are still analyzed");
+}
+
+#[test]
+fn empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("empty.parquet");
+    std::fs::write(&f, b"").unwrap();
+    check_bad(&f, "not a readable Parquet file");
+}
+
+#[test]
+fn not_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("notes.parquet");
+    std::fs::write(&f, "this is a text file, not a trace\n".repeat(10)).unwrap();
+    check_bad(&f, "not a readable Parquet file");
+}
+
+#[test]
+fn truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.bin");
+    write_trace(&whole, &fleet(2, false), |_| {});
+    let bytes = std::fs::read(&whole).unwrap();
+    let f = dir.path().join("truncated.parquet");
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    check_bad(&f, "not a readable Parquet file");
+}
+
+#[test]
+fn corrupt_data_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.bin");
+    write_trace(&whole, &fleet(4, false), |_| {});
+    let mut bytes = std::fs::read(&whole).unwrap();
+    // Keep the magic and the footer, scramble the column chunks in between.
+    let footer_len = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    let data_end = bytes.len() - 8 - footer_len;
+    for (i, b) in bytes[4..data_end].iter_mut().enumerate() {
+        *b ^= 0x5a ^ (i as u8);
+    }
+    let f = dir.path().join("corrupt.parquet");
+    std::fs::write(&f, &bytes).unwrap();
+    check_bad(&f, "row group");
+}
+
+#[test]
+fn foreign_parquet_without_needle_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pandas.parquet");
+    let col: ArrayRef = Arc::new(Int32Array::from(vec![1, 2, 3]));
+    let batch = RecordBatch::try_from_iter([("x", col)]).unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&f).unwrap(), batch.schema(), Some(WriterProperties::default())).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    check_bad(&f, "not a needle trace");
+}
+
+#[test]
+fn future_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("future.parquet");
+    write_trace(&f, &fleet(2, false), |m| m.schema_version = 99);
+    check_bad(&f, "schema version 99 is newer");
+}
+
+#[test]
+fn unreadable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = dir.path().join("secret.parquet");
+    write_trace(&f, &fleet(2, false), |_| {});
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let good = good(dir.path());
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Root reads anything: drop to nobody for this run (setpriv, util-linux).
+    let root = unsafe { libc::geteuid() } == 0;
+    let run = |extra: &[&str]| {
+        let bin = needle_tests::binary("analyze");
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin);
+            c
+        } else {
+            std::process::Command::new(bin)
+        };
+        cmd.args([p(&good), p(&f)]).args(extra).output().expect("run analyze")
+    };
+    let o = run(&[]);
+    let err = stderr(&o);
+    if root && err.contains("setpriv") {
+        eprintln!("SKIP unreadable_file: cannot drop privileges here ({err})");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(p(&f)) && err.contains("Permission denied"), "{err}");
+    let o = run(&["--skip-bad", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["inputs"]["skipped"][0]["path"], p(&f));
+}
+
+#[test]
+fn missing_inputs_and_empty_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = analyze(&[p(&dir.path().join("nope.parquet"))]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope.parquet: no such file"), "{}", stderr(&o));
+    let o = analyze(&[p(dir.path())]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no trace files"), "{}", stderr(&o));
+    // Everything bad, even with --skip-bad: nothing to analyze is an error.
+    let o = analyze(&[p(dir.path()), "--skip-bad"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no readable trace files"), "{}", stderr(&o));
+}
