@@ -43,10 +43,12 @@ if ! rustup toolchain list | grep -q '^nightly'; then
   log "rustup toolchain install nightly"
   rustup toolchain install nightly --profile minimal
 fi
-if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
-  log "rustup component add rust-src --toolchain nightly"
-  rustup component add rust-src --toolchain nightly
-fi
+for component in rust-src clippy; do
+  if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q "^${component}"; then
+    log "rustup component add ${component} --toolchain nightly"
+    rustup component add "${component}" --toolchain nightly
+  fi
+done
 
 if ! bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
   log "cargo install bpf-linker $BPF_LINKER_VERSION (llvm-$LLVM_VERSION)"

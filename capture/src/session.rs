@@ -137,6 +137,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         config.output.display(),
         ring_bytes / 1024
     );
+    let cpu_at_start = own_cpu_time();
     let clock = BootClock::measure();
     let run_start_wall = BootClock::now_wall_ns();
     let started = Instant::now();
@@ -273,6 +274,10 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         programs: sensor.programs.clone(),
         output_dir,
         files: outcome.finished.clone(),
+        cpu: {
+            let (u, s) = own_cpu_time();
+            (u.saturating_sub(cpu_at_start.0), s.saturating_sub(cpu_at_start.1))
+        },
     };
     if let Some(e) = outcome.error {
         return Err(CaptureError::Write {
@@ -282,6 +287,18 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         });
     }
     Ok(summary)
+}
+
+/// CPU time used by this process so far (all threads): (user, system).
+fn own_cpu_time() -> (Duration, Duration) {
+    // SAFETY: getrusage fills the zeroed struct we pass; no other preconditions.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
+    (tv(usage.ru_utime), tv(usage.ru_stime))
 }
 
 fn send_batch(worker: &Worker, builder: &mut TraceBatchBuilder) {

@@ -33,6 +33,9 @@ pub struct Summary {
     pub output_dir: PathBuf,
     /// Finalized files.
     pub files: Vec<FinishedSegment>,
+    /// CPU time capture used while recording (user, system), all threads; start-up (BTF
+    /// parsing, program verification) excluded.
+    pub cpu: (Duration, Duration),
 }
 
 impl Summary {
@@ -98,6 +101,15 @@ impl fmt::Display for Summary {
                 file.bytes
             )?;
         }
+        let (user, sys) = self.cpu;
+        let cpu = user + sys;
+        let per_million = if events > 0 { format!("{:.2}", cpu.as_secs_f64() / events as f64 * 1e6) } else { "-".into() };
+        writeln!(
+            f,
+            "  cpu (recording) {:.2} s user, {:.2} s system ({per_million} s per million events)",
+            user.as_secs_f64(),
+            sys.as_secs_f64()
+        )?;
         let loaded = self.programs.iter().filter(|p| p.loaded).count();
         writeln!(
             f,
