@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod counters;
 pub mod decode;
+pub mod enrich;
 pub mod kernel;
 pub mod loader;
 pub mod output;

@@ -1,0 +1,1 @@
+//! Container context from cgroup ids (being written).
