@@ -180,6 +180,8 @@ pub fn import_syscall_traces(dir: &Path, label: Label, out: &Path) -> Result<Imp
                 exe_path: None,
                 exe_sha256: None,
                 container: Some(container.clone()),
+                workload: None,
+                context: None,
                 label: Some(label.clone()),
                 detail: Detail::Syscall { nr, ret: None },
             });

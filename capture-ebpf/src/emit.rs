@@ -60,10 +60,19 @@ pub unsafe fn fill_header(h: *mut EventHeader, kind: EventKind) {
         (*h).cgroup_id = bpf_get_current_cgroup_id();
         (*h).pid = pid_tgid as u32;
         (*h).tgid = (pid_tgid >> 32) as u32;
-        (*h).ppid = task::current_ppid().unwrap_or_else(|_| {
-            count_event(Counter::KernelReadError);
-            0
-        });
+        let me = task::current();
+        (*h).start_ns = task::process_start_ns(me).unwrap_or(0);
+        match task::current_parent() {
+            Ok(parent) => {
+                (*h).ppid = task::tgid(parent).unwrap_or(0);
+                (*h).parent_start_ns = task::process_start_ns(parent).unwrap_or(0);
+            }
+            Err(_) => {
+                count_event(Counter::KernelReadError);
+                (*h).ppid = 0;
+                (*h).parent_start_ns = 0;
+            }
+        }
         (*h).uid = uid_gid as u32;
         (*h).gid = (uid_gid >> 32) as u32;
         (*h)._pad = 0;

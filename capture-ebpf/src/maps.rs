@@ -20,6 +20,20 @@ pub static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
 #[unsafe(no_mangle)]
 pub static CONFIG: ProbeConfig = ProbeConfig::zeroed();
 
+/// One of each record struct, never read: it makes bpf-linker emit their BTF, so capture's
+/// tests can check the layouts the kernel side was compiled with against the ABI crate.
+#[repr(C)]
+pub struct AbiLayouts {
+    pub header: needle_common::abi::EventHeader,
+    pub exec: needle_common::abi::ExecEvent,
+    pub fork: needle_common::abi::ForkEvent,
+    pub exit: needle_common::abi::ExitEvent,
+}
+
+#[unsafe(no_mangle)]
+#[used]
+pub static ABI_LAYOUTS: AbiLayouts = unsafe { core::mem::zeroed() };
+
 /// The offsets as loaded (volatile: the compiler must not fold the zero initializer).
 #[inline(always)]
 pub fn offsets() -> KernelOffsets {

@@ -33,17 +33,63 @@ pub fn pid(task: Task) -> Result<u32, i32> {
     read::<u32>(task, offsets().task_pid)
 }
 
-/// `task->real_parent->tgid` of the current task.
+/// `task->real_parent` of the current task.
 #[inline(always)]
-pub fn current_ppid() -> Result<u32, i32> {
-    let parent: Task = read(current(), offsets().task_real_parent)?;
-    tgid(parent)
+pub fn current_parent() -> Result<Task, i32> {
+    read(current(), offsets().task_real_parent)
+}
+
+/// Start time (boot clock, ns) of the process `task` belongs to: `group_leader->start_boottime`.
+#[inline(always)]
+pub fn process_start_ns(task: Task) -> Result<u64, i32> {
+    let off = offsets();
+    let leader: Task = read(task, off.task_group_leader)?;
+    read::<u64>(leader, off.task_start_boottime)
+}
+
+/// `task->start_boottime` of a task that is its own group leader (a new process in fork).
+#[inline(always)]
+pub fn start_ns(task: Task) -> Result<u64, i32> {
+    read::<u64>(task, offsets().task_start_boottime)
 }
 
 /// `task->exit_code` of the current task.
 #[inline(always)]
 pub fn current_exit_code() -> Result<u32, i32> {
     read::<u32>(current(), offsets().task_exit_code)
+}
+
+/// Identity of the current task's executable, read from `mm->exe_file` (the file the kernel
+/// actually mapped, not a path that could have been swapped since).
+pub struct ExeIdentity {
+    pub ino: u64,
+    pub nlink: u32,
+    pub dev: u32,
+    pub size: u64,
+    pub mtime_sec: Option<i64>,
+    pub dname: *const u8,
+}
+
+#[inline(always)]
+pub fn current_exe() -> Result<ExeIdentity, i32> {
+    let off = offsets();
+    let mm: *const u8 = read(current(), off.task_mm)?;
+    let file: *const u8 = read(mm, off.mm_exe_file)?;
+    let inode: *const u8 = read(file, off.file_inode)?;
+    let dentry: *const u8 = read(file, off.file_dentry)?;
+    let sb: *const u8 = read(inode, off.inode_sb)?;
+    Ok(ExeIdentity {
+        ino: read::<u64>(inode, off.inode_ino)?,
+        nlink: read::<u32>(inode, off.inode_nlink)?,
+        dev: read::<u32>(sb, off.sb_dev)?,
+        size: read::<u64>(inode, off.inode_size)?,
+        mtime_sec: if off.inode_mtime_sec == needle_common::abi::OFFSET_MISSING {
+            None
+        } else {
+            read::<i64>(inode, off.inode_mtime_sec).ok()
+        },
+        dname: read::<*const u8>(dentry, off.dentry_name)?,
+    })
 }
 
 /// `[mm->arg_start, mm->arg_end)` of the current task: the argv the kernel wrote at exec.

@@ -293,3 +293,54 @@ fn attach(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use btf_rs::{Btf, Type};
+    use needle_common::abi::{EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, ProbeConfig};
+    use object::{Object, ObjectSection};
+
+    use super::OBJECT;
+
+    /// The eBPF object's own BTF (emitted by bpf-linker from the kernel-side build).
+    fn object_btf() -> Btf {
+        let elf = object::File::parse(OBJECT).expect("eBPF object is ELF");
+        let section = elf.section_by_name(".BTF").expect("eBPF object has .BTF");
+        Btf::from_bytes(section.data().expect(".BTF data")).expect("parse .BTF")
+    }
+
+    fn check(btf: &Btf, name: &str, size: usize, fields: &[(&str, usize)]) {
+        let types = btf.resolve_types_by_name(name).unwrap_or_else(|_| panic!("{name} not in the eBPF object's BTF"));
+        let Some(Type::Struct(s)) = types.into_iter().find(|t| matches!(t, Type::Struct(_))) else {
+            panic!("{name} is not a struct in BTF");
+        };
+        assert_eq!(s.size(), size, "size of {name}: kernel side vs ABI crate");
+        for (field, offset) in fields {
+            let m = s
+                .members
+                .iter()
+                .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == *field))
+                .unwrap_or_else(|| panic!("{name}.{field} missing on the kernel side"));
+            assert_eq!(m.bit_offset() as usize, offset * 8, "offset of {name}.{field}");
+        }
+        assert_eq!(s.members.len(), fields.len(), "{name}: field count differs (update this test)");
+    }
+
+    /// Tetragon's alignchecker idea: the layouts the eBPF programs were compiled with must be
+    /// the ones the decoder reads.
+    #[test]
+    fn kernel_side_layouts_match_the_abi_crate() {
+        let btf = object_btf();
+        macro_rules! fields {
+            ($t:ty: $($f:ident),* $(,)?) => { &[$((stringify!($f), offset_of!($t, $f))),*] };
+        }
+        check(&btf, "EventHeader", size_of::<EventHeader>(), fields!(EventHeader: kind, cpu, ktime_ns, cgroup_id, pid, tgid, ppid, uid, gid, _pad, start_ns, parent_start_ns, comm));
+        check(&btf, "ExecEvent", size_of::<ExecEvent>(), fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, filename, args));
+        check(&btf, "ForkEvent", size_of::<ForkEvent>(), fields!(ForkEvent: header, parent_pid, _pad));
+        check(&btf, "ExitEvent", size_of::<ExitEvent>(), fields!(ExitEvent: header, exit_code, flags));
+        check(&btf, "KernelOffsets", size_of::<KernelOffsets>(), fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead));
+        check(&btf, "ProbeConfig", size_of::<ProbeConfig>(), fields!(ProbeConfig: wakeup_bytes, self_tgid, _pad));
+    }
+}

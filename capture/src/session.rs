@@ -15,6 +15,7 @@ use std::os::fd::AsFd;
 
 use crate::counters::{Delta, Snapshot};
 use crate::decode::Decoder;
+use crate::enrich::{Enricher, Pending};
 use crate::kernel::btf::{BtfError, KernelBtf};
 use crate::kernel::clock::BootClock;
 use crate::kernel::host::HostInfo;
@@ -137,7 +138,6 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         config.output.display(),
         ring_bytes / 1024
     );
-    let cpu_at_start = own_cpu_time();
     let clock = BootClock::measure();
     let run_start_wall = BootClock::now_wall_ns();
     let started = Instant::now();
@@ -156,6 +156,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     };
 
     let mut decoder = Decoder::new(clock);
+    // The /proc snapshot is taken after the programs are attached: a process that starts in
+    // between is in the ring buffer and the snapshot both, never in neither.
+    let mut enricher = Enricher::new();
+    let cpu_at_start = own_cpu_time();
+    let mut pending: Vec<Pending> = Vec::new();
     let mut builder = TraceBatchBuilder::new(&host.hostname);
     let mut by_kind: BTreeMap<EventKind, u64> = BTreeMap::new();
     let mut decode_errors = 0u64;
@@ -169,6 +174,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         counters_at_start: first_counters.clone(),
         enrichment_misses: 0,
     };
+    let mut misses_at_segment_start = 0u64;
     let row_group_rows = config.write.row_group_rows.max(1);
 
     let finalize =
@@ -195,17 +201,18 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         }
         while let Some(item) = sensor.events.next() {
             match decoder.decode(&item) {
-                Ok(event) => {
-                    *by_kind.entry(event.detail.kind()).or_default() += 1;
-                    builder.push(&event);
-                }
+                Ok(decoded) => enricher.enrich(decoded, &mut pending),
                 Err(_) => decode_errors += 1,
             }
             drop(item);
-            if builder.len() >= row_group_rows {
-                send_batch(&worker, &mut builder);
+            if pending.len() >= row_group_rows {
+                flush(&worker, &mut builder, &mut pending, &mut by_kind);
             }
         }
+        enricher.tick(&mut pending, || {
+            let k = BootClock::now_boot_ns();
+            (clock.wall_ns(k), k)
+        });
 
         let now = Instant::now();
         if now.duration_since(last_counter_read) >= COUNTER_PERIOD || stopping {
@@ -214,8 +221,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             if delta.lost > 0 {
                 // Make the loss visible in the data itself, at the time it was noticed.
                 let ktime = BootClock::now_boot_ns();
-                builder.push(&lost_event(&clock, ktime, delta.lost));
-                *by_kind.entry(EventKind::Lost).or_default() += 1;
+                pending.push(Pending { event: lost_event(&clock, ktime, delta.lost), digest: None });
             }
             last_counters = snap;
             last_counter_read = now;
@@ -224,9 +230,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         let open_bytes = worker.shared.open_bytes.load(Ordering::Relaxed);
         let rotate = now.duration_since(segment.start_at) >= config.rotate_interval
             || open_bytes >= config.rotate_size;
+        segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
         if rotate && !stopping {
-            send_batch(&worker, &mut builder);
+            flush(&worker, &mut builder, &mut pending, &mut by_kind);
             finalize(&worker, &segment, &last_counters, &base_meta);
+            misses_at_segment_start = enricher.stats.cgroup_misses;
             segment = SegmentState {
                 start_wall_ns: BootClock::now_wall_ns(),
                 start_at: now,
@@ -257,7 +265,10 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
 
     let writer_failed = worker.failed();
     if !writer_failed {
-        send_batch(&worker, &mut builder);
+        // Give hashes of the last executables a moment; rows never wait longer than this.
+        enricher.drain_hashes(Duration::from_secs(2));
+        segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
+        flush(&worker, &mut builder, &mut pending, &mut by_kind);
         finalize(&worker, &segment, &last_counters, &base_meta);
     }
     let error_text = worker.error_text();
@@ -277,6 +288,12 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         cpu: {
             let (u, s) = own_cpu_time();
             (u.saturating_sub(cpu_at_start.0), s.saturating_sub(cpu_at_start.1))
+        },
+        enrich: enricher.stats,
+        hashes: {
+            use std::sync::atomic::Ordering::Relaxed;
+            let h = enricher.hash_stats();
+            [h.hashed.load(Relaxed), h.cached.load(Relaxed), h.unavailable.load(Relaxed), h.dropped.load(Relaxed)]
         },
     };
     if let Some(e) = outcome.error {
@@ -301,7 +318,18 @@ fn own_cpu_time() -> (Duration, Duration) {
     (tv(usage.ru_utime), tv(usage.ru_stime))
 }
 
-fn send_batch(worker: &Worker, builder: &mut TraceBatchBuilder) {
+/// Writes every pending event (with the digests ready by now) as one sorted batch.
+fn flush(
+    worker: &Worker,
+    builder: &mut TraceBatchBuilder,
+    pending: &mut Vec<Pending>,
+    by_kind: &mut BTreeMap<EventKind, u64>,
+) {
+    for p in pending.drain(..) {
+        let event = p.finish();
+        *by_kind.entry(event.detail.kind()).or_default() += 1;
+        builder.push(&event);
+    }
     if builder.is_empty() {
         return;
     }
@@ -342,6 +370,8 @@ fn lost_event(clock: &BootClock, ktime_ns: u64, count: u64) -> Event {
         exe_path: None,
         exe_sha256: None,
         container: None,
+        workload: None,
+        context: None,
         label: None,
         detail: Detail::Lost { count },
     }

@@ -33,6 +33,10 @@ pub struct Summary {
     pub output_dir: PathBuf,
     /// Finalized files.
     pub files: Vec<FinishedSegment>,
+    /// Enrichment counters.
+    pub enrich: crate::enrich::EnrichStats,
+    /// Executable hashing: hashed, served from cache, unavailable, dropped (queue full).
+    pub hashes: [u64; 4],
     /// CPU time capture used while recording (user, system), all threads; start-up (BTF
     /// parsing, program verification) excluded.
     pub cpu: (Duration, Duration),
@@ -84,6 +88,17 @@ impl fmt::Display for Summary {
         for (name, n) in &self.counters {
             writeln!(f, "  {name:<22}{n}")?;
         }
+        let e = &self.enrich;
+        writeln!(
+            f,
+            "  context         {} containers started, {} stopped; {} events without workload, {} processes not in the table",
+            e.containers_started, e.containers_stopped, e.cgroup_misses, e.process_misses
+        )?;
+        let [hashed, cached, unavailable, dropped] = self.hashes;
+        writeln!(
+            f,
+            "  exe sha256      {hashed} hashed, {cached} from cache, {unavailable} unavailable, {dropped} dropped"
+        )?;
         let bytes = self.bytes();
         let per_event = if events > 0 {
             format!("{:.1}", bytes as f64 / events as f64)

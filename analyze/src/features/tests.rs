@@ -43,6 +43,8 @@ impl Ev {
             container: self.container.map(|id| {
                 Arc::new(Container { id: id.into(), name: Some(format!("{id}-name").into()), image: Some("img:1".into()), ..Default::default() })
             }),
+            workload: None,
+            context: None,
             label: None,
             detail,
         }

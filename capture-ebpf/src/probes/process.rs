@@ -13,7 +13,7 @@ use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
 use aya_ebpf::EbpfContext;
 use needle_common::abi::{
     Counter, EventKind, ExecEvent, ExitEvent, ForkEvent, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED,
-    EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED, EXIT_GROUP_DEAD, OFFSET_MISSING,
+    EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED, EXE_IDENTITY, EXE_MTIME, EXIT_GROUP_DEAD, OFFSET_MISSING,
 };
 
 use crate::emit::{count_event, fill_header, is_self, reserve, submit};
@@ -57,6 +57,25 @@ unsafe fn fill_exec(ctx: &TracePointContext, ev: *mut ExecEvent) {
             if (loc >> 16) as usize > EXEC_FILENAME_MAX {
                 (*ev).flags |= EXEC_FILENAME_TRUNCATED;
             }
+        }
+
+        (*ev).exe_flags = 0;
+        (*ev)._pad = 0;
+        if let Ok(exe) = task::current_exe() {
+            (*ev).exe_ino = exe.ino;
+            (*ev).exe_nlink = exe.nlink;
+            (*ev).exe_dev = exe.dev;
+            (*ev).exe_size = exe.size;
+            (*ev).exe_flags = EXE_IDENTITY;
+            if let Some(m) = exe.mtime_sec {
+                (*ev).exe_mtime_sec = m;
+                (*ev).exe_flags |= EXE_MTIME;
+            }
+            if bpf_probe_read_kernel_str_bytes(exe.dname, &mut (*ev).exe_dname).is_err() {
+                (*ev).exe_dname[0] = 0;
+            }
+        } else {
+            count_event(Counter::KernelReadError);
         }
 
         match task::current_args() {
@@ -103,6 +122,9 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         (*ev).header.pid = child_pid;
         (*ev).header.tgid = child_tgid;
         (*ev).header.ppid = (parent >> 32) as u32;
+        // The child is its own group leader: its start time names it; the parent's is ours.
+        (*ev).header.parent_start_ns = (*ev).header.start_ns;
+        (*ev).header.start_ns = task::start_ns(child).unwrap_or(0);
         (*ev).parent_pid = parent as u32;
         (*ev)._pad = 0;
     }

@@ -55,6 +55,39 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// The executable's identity as the kernel saw it at exec (`mm->exe_file`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelExe {
+    /// Device (user-space encoding), inode, size, mtime.
+    pub key: crate::enrich::hash::ExeKey,
+    /// Link count: 0 for a deleted file or a memfd.
+    pub nlink: u32,
+    /// Dentry name (`memfd:<name>` for memfds).
+    pub dname: String,
+    /// False when the kernel could not read the mtime (the key's mtime is then 0).
+    pub has_mtime: bool,
+}
+
+impl KernelExe {
+    /// Deleted or memfd-backed.
+    pub fn fileless(&self) -> bool {
+        self.nlink == 0 || self.dname.starts_with("memfd:")
+    }
+}
+
+/// A decoded record: the event plus what enrichment needs from the kernel record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    /// The event.
+    pub event: Event,
+    /// Process start (boot ns), `group_leader->start_boottime`.
+    pub start_ns: u64,
+    /// Parent process start (boot ns).
+    pub parent_start_ns: u64,
+    /// Executable identity, for exec records.
+    pub exe: Option<KernelExe>,
+}
+
 /// Most tasks share a few command names; interning them saves an allocation per row.
 const COMM_CACHE_MAX: usize = 4096;
 
@@ -74,7 +107,7 @@ impl Decoder {
     }
 
     /// Decodes one ring-buffer record.
-    pub fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         let header: EventHeader = pod(bytes, "header")?;
         let kind = EventKind::try_from(header.kind)?;
         use EventKind as K;
@@ -128,6 +161,11 @@ impl Decoder {
         c
     }
 
+    /// A decoded record with the header's common fields and `detail`.
+    pub(crate) fn decoded(&mut self, h: &EventHeader, detail: Detail) -> Decoded {
+        Decoded { event: self.event(h, detail), start_ns: h.start_ns, parent_start_ns: h.parent_start_ns, exe: None }
+    }
+
     /// An event with the header's common fields and `detail`.
     pub(crate) fn event(&mut self, h: &EventHeader, detail: Detail) -> Event {
         Event {
@@ -145,6 +183,8 @@ impl Decoder {
             exe_path: None,
             exe_sha256: None,
             container: None,
+            workload: None,
+            context: None,
             label: None,
             detail,
         }
@@ -169,6 +209,8 @@ mod tests {
             uid: 1000,
             gid: 100,
             _pad: 0,
+            start_ns: 500,
+            parent_start_ns: 5,
             comm,
         }
     }

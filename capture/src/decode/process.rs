@@ -1,12 +1,13 @@
 //! Process lifecycle records.
 
 use needle_common::abi::{
-    EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED, ExecEvent,
-    ExitEvent, ForkEvent,
+    EXE_IDENTITY, EXE_MTIME, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX,
+    EXEC_FILENAME_TRUNCATED, ExecEvent, ExitEvent, ForkEvent,
 };
-use needle_common::schema::{Detail, Event};
+use needle_common::schema::Detail;
 
-use super::{DecodeError, Decoder, pod, text};
+use super::{DecodeError, Decoded, Decoder, KernelExe, pod, text};
+use crate::enrich::hash::ExeKey;
 
 /// Splits a NUL-separated argv block (as in `/proc/<pid>/cmdline`).
 fn split_args(block: &[u8]) -> Vec<String> {
@@ -20,31 +21,40 @@ fn split_args(block: &[u8]) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn exec(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
+pub(super) fn exec(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let ev: ExecEvent = pod(bytes, "exec")?;
     let filename_len = (ev.filename_len as usize).min(EXEC_FILENAME_MAX);
     let args_len = (ev.args_len as usize).min(EXEC_ARGS_MAX);
     let path = text(&ev.filename[..filename_len]);
     let truncated = ev.flags & (EXEC_ARGS_TRUNCATED | EXEC_FILENAME_TRUNCATED) != 0;
-    let mut e = d.event(
-        &ev.header,
-        Detail::Exec {
-            argv: split_args(&ev.args[..args_len]),
-            truncated,
-        },
-    );
-    e.exe_path = Some(path.into());
-    Ok(e)
+    let detail = Detail::Exec { argv: split_args(&ev.args[..args_len]), truncated };
+    let mut out = d.decoded(&ev.header, detail);
+    out.event.exe_path = Some(path.into());
+    if ev.exe_flags & EXE_IDENTITY != 0 {
+        let has_mtime = ev.exe_flags & EXE_MTIME != 0;
+        out.exe = Some(KernelExe {
+            key: ExeKey {
+                dev: ExeKey::user_dev(ev.exe_dev),
+                ino: ev.exe_ino,
+                size: ev.exe_size,
+                mtime_sec: if has_mtime { ev.exe_mtime_sec } else { 0 },
+            },
+            nlink: ev.exe_nlink,
+            dname: text(&ev.exe_dname),
+            has_mtime,
+        });
+    }
+    Ok(out)
 }
 
-pub(super) fn fork(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
+pub(super) fn fork(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let ev: ForkEvent = pod(bytes, "fork")?;
-    Ok(d.event(&ev.header, Detail::Fork))
+    Ok(d.decoded(&ev.header, Detail::Fork))
 }
 
-pub(super) fn exit(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
+pub(super) fn exit(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let ev: ExitEvent = pod(bytes, "exit")?;
-    Ok(d.event(&ev.header, Detail::exit_from_wait_status(ev.exit_code)))
+    Ok(d.decoded(&ev.header, Detail::exit_from_wait_status(ev.exit_code)))
 }
 
 #[cfg(test)]
@@ -66,7 +76,7 @@ mod tests {
         ev.args[..args.len()].copy_from_slice(args);
         ev.args_len = args.len() as u32;
         let mut d = Decoder::new(BootClock::measure());
-        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap();
+        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap().event;
         assert_eq!(e.exe_path.as_deref(), Some("/bin/true"));
         assert_eq!(
             e.detail,
@@ -93,7 +103,7 @@ mod tests {
 
         ev.flags = EXEC_ARGS_TRUNCATED;
         ev.args_len = u32::MAX; // a lying length is clamped, not trusted
-        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap();
+        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap().event;
         assert!(matches!(
             e.detail,
             Detail::Exec {
@@ -110,7 +120,7 @@ mod tests {
         ev.exit_code = 7 << 8;
         let mut d = Decoder::new(BootClock::measure());
         assert_eq!(
-            d.decode(bytemuck::bytes_of(&ev)).unwrap().detail,
+            d.decode(bytemuck::bytes_of(&ev)).unwrap().event.detail,
             Detail::Exit {
                 code: Some(7),
                 signal: None
@@ -118,7 +128,7 @@ mod tests {
         );
         ev.exit_code = 15;
         assert_eq!(
-            d.decode(bytemuck::bytes_of(&ev)).unwrap().detail,
+            d.decode(bytemuck::bytes_of(&ev)).unwrap().event.detail,
             Detail::Exit {
                 code: None,
                 signal: Some(15)
@@ -131,7 +141,7 @@ mod tests {
         let mut ev = ForkEvent::zeroed();
         ev.header = header(EventKind::Fork);
         let mut d = Decoder::new(BootClock::measure());
-        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap();
+        let e = d.decode(bytemuck::bytes_of(&ev)).unwrap().event;
         assert_eq!(e.detail, Detail::Fork);
         assert_eq!(e.process.tgid, 10);
     }

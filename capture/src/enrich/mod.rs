@@ -1,5 +1,223 @@
 //! Enrichment: container, Kubernetes and process context added to every event in user space,
 //! after decode and before write. It never blocks the event path: lookups are cached, slow work
-//! (hashing executables) runs on a bounded worker pool, and misses are counted.
+//! (hashing executables) runs on a bounded worker pool whose results are read when a batch is
+//! written, and every event that could not be enriched is counted.
 
 pub mod container;
+pub mod hash;
+pub mod process;
+pub mod users;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use needle_common::schema::{Detail, Event};
+
+use crate::decode::Decoded;
+use container::{ContainerInfo, ContainerResolver, Resolution};
+use hash::{DigestSlot, Hasher};
+use process::{ExecFacts, Observation, ProcessTable};
+use users::UserDb;
+
+/// An event waiting to be written, with the digest its executable will get.
+pub struct Pending {
+    /// The event (everything but `exe_sha256` is final).
+    pub event: Event,
+    /// Filled in by the hashing pool, read just before the row is written.
+    pub digest: Option<Arc<DigestSlot>>,
+}
+
+impl Pending {
+    /// The event with its digest, if the digest is ready.
+    pub fn finish(mut self) -> Event {
+        if self.event.exe_sha256.is_none() {
+            self.event.exe_sha256 = self.digest.and_then(|d| d.get().cloned().flatten());
+        }
+        self.event
+    }
+}
+
+/// Counters of the enricher.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EnrichStats {
+    /// Events enriched.
+    pub events: u64,
+    /// Events whose cgroup could not be resolved to a container or host unit.
+    pub cgroup_misses: u64,
+    /// Events whose process was not known (created from the event itself).
+    pub process_misses: u64,
+    /// Containers seen starting / stopping.
+    pub containers_started: u64,
+    /// Containers seen going away.
+    pub containers_stopped: u64,
+}
+
+/// How often known containers are checked for removal.
+const STOP_CHECK: Duration = Duration::from_secs(2);
+
+/// Adds context to decoded events.
+pub struct Enricher {
+    containers: ContainerResolver,
+    table: ProcessTable,
+    hasher: Hasher,
+    users: UserDb,
+    live: HashMap<u64, Arc<ContainerInfo>>,
+    cgroup2_root: Option<PathBuf>,
+    last_stop_check: Instant,
+    /// Counters.
+    pub stats: EnrichStats,
+}
+
+impl Enricher {
+    /// An enricher using the standard runtime locations; reads the `/proc` snapshot.
+    pub fn new() -> Enricher {
+        let cgroup2_root = ContainerResolver::detect_cgroup2_root();
+        let containers = ContainerResolver::new(
+            cgroup2_root.clone().unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
+            Default::default(),
+        );
+        let mut table = ProcessTable::new(1 << 20);
+        table.snapshot(Path::new("/proc"));
+        Enricher {
+            containers,
+            table,
+            hasher: Hasher::new(2, 4096),
+            users: UserDb::default(),
+            live: HashMap::new(),
+            cgroup2_root,
+            last_stop_check: Instant::now(),
+            stats: EnrichStats::default(),
+        }
+    }
+
+    /// Enriches one decoded record; pushes it (preceded by a `container_start` row when it is
+    /// the first event of a container) onto `out`.
+    pub fn enrich(&mut self, d: Decoded, out: &mut Vec<Pending>) {
+        let Decoded { mut event, start_ns, parent_start_ns, exe } = d;
+        self.stats.events += 1;
+        let cgroup_id = event.process.cgroup_id;
+        let (container, workload) = match self.containers.resolve(cgroup_id) {
+            Resolution::Container(info) => {
+                let workload: Arc<str> = info.container.id.clone();
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.live.entry(cgroup_id) {
+                    slot.insert(info.clone());
+                    self.stats.containers_started += 1;
+                    let mut start = event.clone();
+                    start.detail = Detail::ContainerStart;
+                    start.container = Some(info.container.clone());
+                    start.workload = Some(workload.clone());
+                    out.push(Pending { event: start, digest: None });
+                }
+                (Some(info), Some(workload))
+            }
+            Resolution::Host(key) => (None, Some(key)),
+            Resolution::Unknown => {
+                self.stats.cgroup_misses += 1;
+                (None, None)
+            }
+        };
+        let root: PathBuf = container.as_ref().and_then(|c| c.rootfs.clone()).unwrap_or_else(|| PathBuf::from("/"));
+        let user = self.users.name(&root, event.process.uid);
+        let exec = match (&event.detail, &exe) {
+            (Detail::Exec { .. }, _) => {
+                let path: Arc<str> = event.exe_path.clone().unwrap_or_else(|| "".into());
+                let digest = exe.as_ref().map(|k| {
+                    let mut candidates = vec![PathBuf::from(format!("/proc/{}/exe", event.process.tgid))];
+                    let rel = path.trim_start_matches('/');
+                    candidates.push(PathBuf::from(format!("/proc/{}/root/{rel}", event.process.tgid)));
+                    candidates.push(root.join(rel));
+                    self.hasher.request(k.key, candidates)
+                });
+                Some(ExecFacts {
+                    path,
+                    fileless: exe.as_ref().is_some_and(|k| k.fileless()),
+                    mtime_sec: exe.as_ref().filter(|k| k.has_mtime).map(|k| k.key.mtime_sec),
+                    digest,
+                })
+            }
+            _ => None,
+        };
+        let misses_before = self.table.stats.misses;
+        let view = self.table.observe(Observation {
+            kind: event.detail.kind(),
+            tgid: event.process.tgid,
+            ppid: event.process.ppid,
+            cgroup_id,
+            comm: &event.process.comm,
+            start_ns,
+            parent_start_ns,
+            exec,
+            in_container: container.is_some(),
+            container_started_ns: container.as_ref().and_then(|c| c.created_ns),
+            user,
+        });
+        if self.table.stats.misses > misses_before {
+            self.stats.process_misses += 1;
+        }
+        event.container = container.map(|c| c.container.clone());
+        event.workload = workload;
+        if event.exe_path.is_none() {
+            event.exe_path = view.exe_path.clone();
+        }
+        event.context = Some(view.context);
+        out.push(Pending { event, digest: view.digest });
+    }
+
+    /// Periodic work: emits `container_stop` rows for containers whose cgroup is gone.
+    /// `now_event` builds the row's time fields.
+    pub fn tick(&mut self, out: &mut Vec<Pending>, stamp: impl Fn() -> (i64, u64)) {
+        if self.last_stop_check.elapsed() < STOP_CHECK {
+            return;
+        }
+        self.last_stop_check = Instant::now();
+        let Some(root) = self.cgroup2_root.clone() else { return };
+        let gone: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, info)| !root.join(info.cgroup_path.trim_start_matches('/')).exists())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            let Some(info) = self.live.remove(&id) else { continue };
+            self.containers.forget(id);
+            if let Some(r) = &info.rootfs {
+                self.users.forget(r);
+            }
+            self.stats.containers_stopped += 1;
+            let (time_ns, ktime_ns) = stamp();
+            out.push(Pending {
+                event: Event {
+                    time_ns,
+                    ktime_ns,
+                    process: needle_common::schema::Process { cgroup_id: id, comm: "".into(), ..Default::default() },
+                    exe_path: None,
+                    exe_sha256: None,
+                    container: Some(info.container.clone()),
+                    workload: Some(info.container.id.clone()),
+                    context: None,
+                    label: None,
+                    detail: Detail::ContainerStop,
+                },
+                digest: None,
+            });
+        }
+    }
+
+    /// Waits (bounded) for outstanding hashes, before the last batch is written.
+    pub fn drain_hashes(&self, limit: Duration) {
+        self.hasher.drain(limit);
+    }
+
+    /// Hashing counters.
+    pub fn hash_stats(&self) -> &hash::HashStats {
+        &self.hasher.stats
+    }
+}
+
+impl Default for Enricher {
+    fn default() -> Self {
+        Enricher::new()
+    }
+}

@@ -98,6 +98,19 @@ impl KernelBtf {
         }
     }
 
+    /// Offset of the first of `members` that `strukt` has (fields renamed across kernel versions,
+    /// e.g. `inode.i_mtime_sec` since 6.11, `__i_mtime` in 6.7–6.10, `i_mtime` before).
+    pub fn first_member_offset(&self, strukt: &str, members: &[&str]) -> Result<u64, BtfError> {
+        let mut last = BtfError::NoStruct(strukt.into());
+        for m in members {
+            match self.member_offset(strukt, m) {
+                Ok(off) => return Ok(off),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// Bit offset of `member` in `s` (base `base_bits`), descending into anonymous members.
     fn find(&self, s: &btf_rs::Struct, member: &str, base_bits: u64) -> Option<Found> {
         for m in &s.members {
@@ -173,3 +186,4 @@ mod tests {
         ));
     }
 }
+

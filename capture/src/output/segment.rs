@@ -295,6 +295,8 @@ mod tests {
             exe_path: None,
             exe_sha256: None,
             container: None,
+            workload: None,
+            context: None,
             label: None,
             detail: Detail::Fork,
         });

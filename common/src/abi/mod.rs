@@ -15,7 +15,7 @@ pub use kind::{EVENT_KINDS, EventKind, UnknownEventKind};
 pub use offsets::{KernelOffsets, OFFSET_MISSING, ProbeConfig};
 pub use process::{
     EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED,
-    EXIT_GROUP_DEAD, ExecEvent, ExitEvent, ForkEvent,
+    EXE_DNAME_MAX, EXE_IDENTITY, EXE_MTIME, EXIT_GROUP_DEAD, ExecEvent, ExitEvent, ForkEvent,
 };
 
 /// Length of `task_struct::comm`.
@@ -46,8 +46,13 @@ pub struct EventHeader {
     pub gid: u32,
     /// Explicit padding; always zero.
     pub _pad: u32,
+    /// Start time (boot clock, ns) of the process (`group_leader->start_boottime`): with `tgid`
+    /// it names the process uniquely, even across pid reuse.
+    pub start_ns: u64,
+    /// Start time of the parent process (`real_parent->group_leader->start_boottime`).
+    pub parent_start_ns: u64,
     /// `task_struct::comm`, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
 
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 80);

@@ -22,6 +22,30 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     /// `task_struct::exit_code`
     pub task_exit_code: u32,
+    /// `task_struct::group_leader`
+    pub task_group_leader: u32,
+    /// `task_struct::start_boottime` (what `/proc/<pid>/stat` reports as start time)
+    pub task_start_boottime: u32,
+    /// `mm_struct::exe_file`
+    pub mm_exe_file: u32,
+    /// `file::f_inode`
+    pub file_inode: u32,
+    /// `file::f_path` + `path::dentry`
+    pub file_dentry: u32,
+    /// `dentry::d_name` + `qstr::name`
+    pub dentry_name: u32,
+    /// `inode::i_ino`
+    pub inode_ino: u32,
+    /// `inode::i_nlink`
+    pub inode_nlink: u32,
+    /// `inode::i_size`
+    pub inode_size: u32,
+    /// `inode::i_mtime_sec` (or the older names), or [`OFFSET_MISSING`]
+    pub inode_mtime_sec: u32,
+    /// `inode::i_sb`
+    pub inode_sb: u32,
+    /// `super_block::s_dev`
+    pub sb_dev: u32,
     /// `mm_struct::arg_start` (inside an anonymous struct on current kernels)
     pub mm_arg_start: u32,
     /// `mm_struct::arg_end`
@@ -45,6 +69,18 @@ impl KernelOffsets {
             task_pid: 0,
             task_mm: 0,
             task_exit_code: 0,
+            task_group_leader: 0,
+            task_start_boottime: 0,
+            mm_exe_file: 0,
+            file_inode: 0,
+            file_dentry: 0,
+            dentry_name: 0,
+            inode_ino: 0,
+            inode_nlink: 0,
+            inode_size: 0,
+            inode_mtime_sec: OFFSET_MISSING,
+            inode_sb: 0,
+            sb_dev: 0,
             mm_arg_start: 0,
             mm_arg_end: 0,
             tp_exec_filename: 0,

@@ -7,6 +7,13 @@ pub const EXEC_FILENAME_MAX: usize = 512;
 /// Bytes kept of the new image's argv (NUL-separated, as in `/proc/<pid>/cmdline`).
 pub const EXEC_ARGS_MAX: usize = 1024;
 
+/// Bytes kept of the executable's dentry name.
+pub const EXE_DNAME_MAX: usize = 32;
+/// `ExecEvent::exe_flags`: `exe_ino`, `exe_dev`, `exe_nlink`, `exe_size`, `exe_dname` were read.
+pub const EXE_IDENTITY: u32 = 1 << 0;
+/// `ExecEvent::exe_flags`: `exe_mtime_sec` was read.
+pub const EXE_MTIME: u32 = 1 << 1;
+
 /// `ExecEvent::flags`: the path was longer than [`EXEC_FILENAME_MAX`].
 pub const EXEC_FILENAME_TRUNCATED: u32 = 1 << 0;
 /// `ExecEvent::flags`: argv was longer than [`EXEC_ARGS_MAX`].
@@ -31,6 +38,22 @@ pub struct ExecEvent {
     pub filename_len: u32,
     /// Valid bytes in `args`.
     pub args_len: u32,
+    /// `EXE_*` bits: which of the identity fields below are valid.
+    pub exe_flags: u32,
+    /// Link count of the executable's inode (0: deleted or memfd).
+    pub exe_nlink: u32,
+    /// Device of the executable's filesystem (kernel encoding: major << 20 | minor).
+    pub exe_dev: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+    /// Inode number of the executable (`mm->exe_file->f_inode->i_ino`).
+    pub exe_ino: u64,
+    /// Size of the executable in bytes.
+    pub exe_size: u64,
+    /// Last modification of the executable, seconds since the epoch.
+    pub exe_mtime_sec: i64,
+    /// Name of the executable's dentry (`memfd:<name>` for memfd files), NUL-padded.
+    pub exe_dname: [u8; EXE_DNAME_MAX],
     /// Path of the executed file as the kernel resolved it.
     pub filename: [u8; EXEC_FILENAME_MAX],
     /// NUL-separated argv.

@@ -236,6 +236,14 @@ pub struct TraceBatchBuilder {
     pod: StringBuilder,
     namespace: StringBuilder,
     labels: StringBuilder,
+    workload: StringBuilder,
+    process_key: StringBuilder,
+    parent_key: StringBuilder,
+    ancestry: ListBuilder<StringBuilder>,
+    user: StringBuilder,
+    exe_new: BooleanBuilder,
+    exe_writable: BooleanBuilder,
+    exe_fileless: BooleanBuilder,
     path: StringBuilder,
     path2: StringBuilder,
     path_source: StringBuilder,
@@ -307,6 +315,14 @@ impl TraceBatchBuilder {
             pod: StringBuilder::new(),
             namespace: StringBuilder::new(),
             labels: StringBuilder::new(),
+            workload: StringBuilder::new(),
+            process_key: StringBuilder::new(),
+            parent_key: StringBuilder::new(),
+            ancestry: ListBuilder::new(StringBuilder::new()),
+            user: StringBuilder::new(),
+            exe_new: BooleanBuilder::new(),
+            exe_writable: BooleanBuilder::new(),
+            exe_fileless: BooleanBuilder::new(),
             path: StringBuilder::new(),
             path2: StringBuilder::new(),
             path_source: StringBuilder::new(),
@@ -381,6 +397,23 @@ impl TraceBatchBuilder {
         self.labels
             .append_option(c.and_then(|c| c.labels.as_deref()));
         self.label.append_option(ev.label.as_deref());
+        self.workload.append_option(ev.workload.as_deref());
+        let x = ev.context.as_deref();
+        self.process_key.append_option(x.map(|x| &*x.key));
+        self.parent_key.append_option(x.and_then(|x| x.parent_key.as_deref()));
+        match x {
+            Some(x) => {
+                for a in &x.ancestry {
+                    self.ancestry.values().append_value(a);
+                }
+                self.ancestry.append(true);
+            }
+            None => self.ancestry.append(false),
+        }
+        self.user.append_option(x.and_then(|x| x.user.as_deref()));
+        self.exe_new.append_option(x.and_then(|x| x.exe_new));
+        self.exe_writable.append_option(x.and_then(|x| x.exe_writable));
+        self.exe_fileless.append_option(x.and_then(|x| x.exe_fileless));
         self.push_kind_columns(KindColumns::of(&ev.detail));
     }
 
@@ -465,6 +498,14 @@ impl TraceBatchBuilder {
             (n::POD, Arc::new(self.pod.finish())),
             (n::NAMESPACE, Arc::new(self.namespace.finish())),
             (n::LABELS, Arc::new(self.labels.finish())),
+            (n::WORKLOAD, Arc::new(self.workload.finish())),
+            (n::PROCESS_KEY, Arc::new(self.process_key.finish())),
+            (n::PARENT_KEY, Arc::new(self.parent_key.finish())),
+            (n::ANCESTRY, Arc::new(self.ancestry.finish())),
+            (n::USER, Arc::new(self.user.finish())),
+            (n::EXE_NEW, Arc::new(self.exe_new.finish())),
+            (n::EXE_WRITABLE, Arc::new(self.exe_writable.finish())),
+            (n::EXE_FILELESS, Arc::new(self.exe_fileless.finish())),
             (n::PATH, Arc::new(self.path.finish())),
             (n::PATH2, Arc::new(self.path2.finish())),
             (n::PATH_SOURCE, Arc::new(self.path_source.finish())),

@@ -19,6 +19,11 @@ pub struct Event {
     pub exe_sha256: Option<Arc<str>>,
     /// Container context, when the task runs in a container (shared by all its rows).
     pub container: Option<Arc<Container>>,
+    /// The workload the row belongs to: the container id, or a host key such as
+    /// `host:sshd.service`. Ranking groups by it.
+    pub workload: Option<Arc<str>>,
+    /// Process identity, lineage and executable flags (shared by all rows of the process).
+    pub context: Option<Arc<ProcessContext>>,
     /// Ground-truth label (`normal`/`attack`), only in labelled datasets.
     pub label: Option<Arc<str>>,
     /// What happened.
@@ -42,6 +47,28 @@ pub struct Process {
     pub comm: Arc<str>,
     /// cgroup v2 id.
     pub cgroup_id: u64,
+}
+
+/// Who a process is and where it came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessContext {
+    /// Stable process key: `<tgid>@<start time in clock ticks since boot>`, the same value
+    /// `/proc/<tgid>/stat` gives, so it survives pid reuse and matches across captures.
+    pub key: Arc<str>,
+    /// Key of the parent process.
+    pub parent_key: Option<Arc<str>>,
+    /// Executables (or command names, when unknown) of the ancestors, parent first, up to the
+    /// container's init or pid 1 (at most 8).
+    pub ancestry: Vec<Arc<str>>,
+    /// User name of `uid`, resolved in the container's `/etc/passwd` (the host's for host tasks).
+    pub user: Option<Arc<str>>,
+    /// The executable was created or modified after its container started.
+    pub exe_new: Option<bool>,
+    /// The executable lives in a writable or temporary location (`/tmp`, `/dev/shm`, `/var/tmp`,
+    /// `/run`, a hidden directory).
+    pub exe_writable: Option<bool>,
+    /// The executable is a memfd or a deleted file.
+    pub exe_fileless: Option<bool>,
 }
 
 /// Container and Kubernetes context of a task.

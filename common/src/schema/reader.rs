@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 
-use super::event::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process};
+use super::event::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext};
 use super::names as n;
 use crate::abi::EventKind;
 
@@ -413,6 +413,10 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
     }
     let ret = c.typed(n::RET, i64s)?;
     let truncated = c.typed(n::TRUNCATED, bools)?;
+    let exe_new = c.typed(n::EXE_NEW, bools)?;
+    let exe_writable = c.typed(n::EXE_WRITABLE, bools)?;
+    let exe_fileless = c.typed(n::EXE_FILELESS, bools)?;
+    let flag = |a: Option<&BooleanArray>, row: usize| a.filter(|a| a.is_valid(row)).map(|a| a.value(row));
     let counts = c.typed(n::SYSCALL_COUNTS, maps)?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
@@ -466,6 +470,18 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
                 }),
                 cgroup_id: req(cgroup, row, n::CGROUP_ID)?,
             },
+            workload: r.str(n::WORKLOAD).map(Into::into),
+            context: r.str(n::PROCESS_KEY).map(|key| {
+                Arc::new(ProcessContext {
+                    key: key.into(),
+                    parent_key: r.str(n::PARENT_KEY).map(Into::into),
+                    ancestry: r.list(n::ANCESTRY).unwrap_or_default().into_iter().map(Into::into).collect(),
+                    user: r.str(n::USER).map(Into::into),
+                    exe_new: flag(exe_new, row),
+                    exe_writable: flag(exe_writable, row),
+                    exe_fileless: flag(exe_fileless, row),
+                })
+            }),
             exe_path: r.str(n::EXE_PATH).map(Into::into),
             exe_sha256: r.str(n::EXE_SHA256).map(Into::into),
             container,
@@ -511,6 +527,16 @@ mod tests {
             exe_path: Some("/bin/sh".into()),
             exe_sha256: None,
             container: Some(container),
+            workload: Some("ab".repeat(32).into()),
+            context: Some(Arc::new(ProcessContext {
+                key: "10@123".into(),
+                parent_key: Some("1@2".into()),
+                ancestry: vec!["/usr/bin/containerd-shim".into()],
+                user: Some("root".into()),
+                exe_new: Some(false),
+                exe_writable: Some(true),
+                exe_fileless: None,
+            })),
             label: None,
             detail: Detail::Fork,
         };

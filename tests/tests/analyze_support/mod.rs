@@ -44,6 +44,8 @@ impl Workload {
                 namespace: Some("prod".into()),
                 ..Default::default()
             })),
+            workload: None,
+            context: None,
             label: None,
             detail,
         });
