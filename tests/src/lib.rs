@@ -6,6 +6,8 @@
 //! `scripts/test.sh` reports at the end — a skip is never silent. With `NEEDLE_REQUIRE_PRIVILEGED=1`
 //! (set by CI, which runs as root) a test that cannot run fails instead of skipping.
 
+pub mod capture;
+
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,96 +1,13 @@
 //! End to end: the real `capture` binary, real eBPF programs, real processes, Parquet read back.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use needle_common::schema::{Detail, Event};
+use needle_tests::capture::Capture;
 use needle_tests::{Trace, binary, read_trace, require_privileges};
-
-/// A running capture; killed on drop if the test fails midway.
-struct Capture {
-    child: Option<Child>,
-    stderr_lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Capture {
-    /// Starts capture and waits until its programs are attached.
-    fn start(out: &Path, extra: &[&str]) -> Capture {
-        let mut child = Command::new(binary("capture"))
-            .arg("--output")
-            .arg(out)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn capture");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[capture] {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let cap = Capture {
-            child: Some(child),
-            stderr_lines: rx,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match cap.stderr_lines.recv_timeout(left) {
-                Ok(line) if line.contains("capture: recording with") => break,
-                Ok(_) => continue,
-                Err(_) => panic!("capture did not report that it is recording within 30 s"),
-            }
-        }
-        cap
-    }
-
-    fn signal(&mut self, sig: i32) {
-        let pid = self.child.as_ref().expect("running").id() as i32;
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(pid, sig) };
-    }
-
-    /// Waits for exit (bounded) and returns (status code, stdout).
-    fn wait(mut self) -> (Option<i32>, String) {
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                let mut out = String::new();
-                use std::io::Read;
-                child
-                    .stdout
-                    .take()
-                    .expect("stdout")
-                    .read_to_string(&mut out)
-                    .ok();
-                return (status.code(), out);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("capture did not exit within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
