@@ -206,7 +206,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             }
             drop(item);
             if pending.len() >= row_group_rows {
-                flush(&worker, &mut builder, &mut pending, &mut by_kind);
+                flush(&worker, &mut builder, &mut pending, &mut enricher, &mut by_kind);
             }
         }
         enricher.tick(&mut pending, || {
@@ -221,7 +221,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             if delta.lost > 0 {
                 // Make the loss visible in the data itself, at the time it was noticed.
                 let ktime = BootClock::now_boot_ns();
-                pending.push(Pending { event: lost_event(&clock, ktime, delta.lost), digest: None });
+                pending.push(Pending::done(lost_event(&clock, ktime, delta.lost)));
             }
             last_counters = snap;
             last_counter_read = now;
@@ -232,7 +232,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             || open_bytes >= config.rotate_size;
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
         if rotate && !stopping {
-            flush(&worker, &mut builder, &mut pending, &mut by_kind);
+            flush(&worker, &mut builder, &mut pending, &mut enricher, &mut by_kind);
             finalize(&worker, &segment, &last_counters, &base_meta);
             misses_at_segment_start = enricher.stats.cgroup_misses;
             segment = SegmentState {
@@ -268,7 +268,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         // Give hashes of the last executables a moment; rows never wait longer than this.
         enricher.drain_hashes(Duration::from_secs(2));
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
-        flush(&worker, &mut builder, &mut pending, &mut by_kind);
+        flush(&worker, &mut builder, &mut pending, &mut enricher, &mut by_kind);
         finalize(&worker, &segment, &last_counters, &base_meta);
     }
     let error_text = worker.error_text();
@@ -323,13 +323,15 @@ fn flush(
     worker: &Worker,
     builder: &mut TraceBatchBuilder,
     pending: &mut Vec<Pending>,
+    enricher: &mut Enricher,
     by_kind: &mut BTreeMap<EventKind, u64>,
 ) {
     for p in pending.drain(..) {
-        let event = p.finish();
+        let event = enricher.finish(p);
         *by_kind.entry(event.detail.kind()).or_default() += 1;
         builder.push(&event);
     }
+    enricher.flushed();
     if builder.is_empty() {
         return;
     }

@@ -21,21 +21,25 @@ use hash::{DigestSlot, Hasher};
 use process::{ExecFacts, Observation, ProcessTable};
 use users::UserDb;
 
-/// An event waiting to be written, with the digest its executable will get.
+/// An event waiting to be written. Two things may still improve before it is: the digest of
+/// its executable (hashed off the event path) and its container's metadata (runtimes write
+/// their state files only after the container's first processes ran).
 pub struct Pending {
-    /// The event (everything but `exe_sha256` is final).
+    /// The event.
     pub event: Event,
     /// Filled in by the hashing pool, read just before the row is written.
     pub digest: Option<Arc<DigestSlot>>,
+    /// The container cgroup whose latest metadata the row takes when written.
+    pub container_cgroup: Option<u64>,
+    /// mtime of the executable an exec row ran, to decide `exe_new` once the container's start
+    /// time is known.
+    pub exe_mtime_sec: Option<i64>,
 }
 
 impl Pending {
-    /// The event with its digest, if the digest is ready.
-    pub fn finish(mut self) -> Event {
-        if self.event.exe_sha256.is_none() {
-            self.event.exe_sha256 = self.digest.and_then(|d| d.get().cloned().flatten());
-        }
-        self.event
+    /// A row with nothing left to fill in.
+    pub fn done(event: Event) -> Pending {
+        Pending { event, digest: None, container_cgroup: None, exe_mtime_sec: None }
     }
 }
 
@@ -63,7 +67,10 @@ pub struct Enricher {
     table: ProcessTable,
     hasher: Hasher,
     users: UserDb,
+    /// Latest metadata of every container seen, by cgroup id (kept until its rows are written).
     live: HashMap<u64, Arc<ContainerInfo>>,
+    /// Containers whose cgroup is gone, removed from `live` after the next flush.
+    stopped: Vec<u64>,
     cgroup2_root: Option<PathBuf>,
     last_stop_check: Instant,
     /// Counters.
@@ -86,6 +93,7 @@ impl Enricher {
             hasher: Hasher::new(2, 4096),
             users: UserDb::default(),
             live: HashMap::new(),
+            stopped: Vec::new(),
             cgroup2_root,
             last_stop_check: Instant::now(),
             stats: EnrichStats::default(),
@@ -101,14 +109,12 @@ impl Enricher {
         let (container, workload) = match self.containers.resolve(cgroup_id) {
             Resolution::Container(info) => {
                 let workload: Arc<str> = info.container.id.clone();
-                if let std::collections::hash_map::Entry::Vacant(slot) = self.live.entry(cgroup_id) {
-                    slot.insert(info.clone());
+                if self.live.insert(cgroup_id, info.clone()).is_none() {
                     self.stats.containers_started += 1;
                     let mut start = event.clone();
                     start.detail = Detail::ContainerStart;
-                    start.container = Some(info.container.clone());
                     start.workload = Some(workload.clone());
-                    out.push(Pending { event: start, digest: None });
+                    out.push(Pending { event: start, digest: None, container_cgroup: Some(cgroup_id), exe_mtime_sec: None });
                 }
                 (Some(info), Some(workload))
             }
@@ -120,6 +126,7 @@ impl Enricher {
         };
         let root: PathBuf = container.as_ref().and_then(|c| c.rootfs.clone()).unwrap_or_else(|| PathBuf::from("/"));
         let user = self.users.name(&root, event.process.uid);
+        let exe_mtime_sec = exe.as_ref().filter(|k| k.has_mtime).map(|k| k.key.mtime_sec);
         let exec = match (&event.detail, &exe) {
             (Detail::Exec { .. }, _) => {
                 let path: Arc<str> = event.exe_path.clone().unwrap_or_else(|| "".into());
@@ -162,7 +169,36 @@ impl Enricher {
             event.exe_path = view.exe_path.clone();
         }
         event.context = Some(view.context);
-        out.push(Pending { event, digest: view.digest });
+        let container_cgroup = event.container.is_some().then_some(cgroup_id);
+        out.push(Pending { event, digest: view.digest, container_cgroup, exe_mtime_sec });
+    }
+
+    /// The row as it is written: with its executable's digest if ready, and its container's
+    /// latest metadata.
+    pub fn finish(&self, p: Pending) -> Event {
+        let mut event = p.event;
+        if event.exe_sha256.is_none() {
+            event.exe_sha256 = p.digest.and_then(|d| d.get().cloned().flatten());
+        }
+        if let Some(info) = p.container_cgroup.and_then(|cg| self.live.get(&cg)) {
+            event.container = Some(info.container.clone());
+            // An exec that ran before the runtime wrote its state: decide `exe_new` now.
+            if let (Some(m), Some(started), Some(ctx)) = (p.exe_mtime_sec, info.created_ns, &event.context)
+                && ctx.exe_new.is_none()
+            {
+                let mut c = (**ctx).clone();
+                c.exe_new = Some(i128::from(m) * 1_000_000_000 > i128::from(started));
+                event.context = Some(Arc::new(c));
+            }
+        }
+        event
+    }
+
+    /// Called after a flush: containers that stopped no longer need their metadata kept.
+    pub fn flushed(&mut self) {
+        for id in self.stopped.drain(..) {
+            self.live.remove(&id);
+        }
     }
 
     /// Periodic work: emits `container_stop` rows for containers whose cgroup is gone.
@@ -180,7 +216,11 @@ impl Enricher {
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
-            let Some(info) = self.live.remove(&id) else { continue };
+            let Some(info) = self.live.get(&id).cloned() else { continue };
+            if self.stopped.contains(&id) {
+                continue;
+            }
+            self.stopped.push(id);
             self.containers.forget(id);
             if let Some(r) = &info.rootfs {
                 self.users.forget(r);
@@ -201,6 +241,8 @@ impl Enricher {
                     detail: Detail::ContainerStop,
                 },
                 digest: None,
+                container_cgroup: Some(id),
+                exe_mtime_sec: None,
             });
         }
     }
