@@ -7,6 +7,7 @@
 //! (set by CI, which runs as root) a test that cannot run fails instead of skipping.
 
 pub mod capture;
+pub mod runc;
 
 use std::fs;
 use std::io::Write as _;
