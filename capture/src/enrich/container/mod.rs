@@ -339,3 +339,5 @@ fn labels_json(annotations: &BTreeMap<String, String>) -> Option<Arc<str>> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_runc;
