@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use super::fasthash::FastMap;
+
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use needle_common::abi::{EventKind, EVENT_KINDS};
@@ -28,14 +30,14 @@ pub struct Accumulator {
     slots: Vec<WorkloadPartial>,
     keys: Vec<String>,
     by_key: HashMap<String, u32>,
-    by_cgroup: HashMap<u64, u32>,
+    by_cgroup: FastMap<u64, u32>,
     /// Rows inside the time window.
     pub rows: u64,
     /// Rows skipped because their time is null.
     pub rows_without_time: u64,
 }
 
-fn note_time(into: &mut HashMap<u64, i64>, key: u64, t: i64, keep: fn(i64, i64) -> i64, capped: &mut u64) {
+fn note_time(into: &mut FastMap<u64, i64>, key: u64, t: i64, keep: fn(i64, i64) -> i64, capped: &mut u64) {
     let len = into.len();
     match into.get_mut(&key) {
         Some(old) => *old = keep(*old, t),
@@ -55,7 +57,7 @@ impl Accumulator {
             slots: Vec::new(),
             keys: Vec::new(),
             by_key: HashMap::new(),
-            by_cgroup: HashMap::new(),
+            by_cgroup: FastMap::default(),
             rows: 0,
             rows_without_time: 0,
         }
@@ -111,6 +113,13 @@ impl Accumulator {
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), FeatureError> {
         let c = Columns::new(batch)?;
         let mut cid_slots = vec![NO_SLOT; c.container_id.dict_len()];
+        let mut h = Hashes {
+            exe: c.exe_path.hash_cache(),
+            path: c.path.hash_cache(),
+            path2: c.path2.hash_cache(),
+            dst: c.dst_addr.hash_cache(),
+            dns: c.dns_name.hash_cache(),
+        };
         let kind_slots: Vec<u8> = (0..c.kind.dict_len())
             .map(|k| c.kind.dict_value(k).and_then(EventKind::from_name).map_or(UNKNOWN, |k| k.slot() as u8))
             .collect();
@@ -138,7 +147,7 @@ impl Accumulator {
             match EVENT_KINDS.get(kslot as usize) {
                 Some(&kind) => {
                     w.kind_counts[kslot as usize] += 1;
-                    add_row(w, kind, &c, row, t);
+                    add_row(w, kind, &c, &mut h, row, t);
                 }
                 None => w.unknown_kinds += 1,
             }
@@ -167,8 +176,17 @@ fn fill_context(w: &mut WorkloadPartial, c: &Columns, row: usize) {
     }
 }
 
+/// Per-batch caches of string hashes, one slot per dictionary entry.
+struct Hashes {
+    exe: Vec<u64>,
+    path: Vec<u64>,
+    path2: Vec<u64>,
+    dst: Vec<u64>,
+    dns: Vec<u64>,
+}
+
 /// Kind-specific work for one row. Every kind is listed, so a new kind is a compile error here.
-fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, row: usize, t: i64) {
+fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes, row: usize, t: i64) {
     use EventKind as K;
     match kind {
         K::Exec => {
@@ -177,11 +195,11 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, row: usize, t:
             let exe = c.exe_path.get(row);
             let shell = exe.or_else(|| c.comm.get(row)).is_some_and(is_shell);
             if let Some(path) = exe {
-                let h = hash_str(path);
-                insert_capped(&mut w.exes, h, &mut w.capped);
+                let hash = c.exe_path.hash(row, &mut h.exe).unwrap_or_else(|| hash_str(path));
+                insert_capped(&mut w.exes, hash, &mut w.capped);
                 w.exe_writable += u64::from(is_writable_location(path));
                 w.exe_fileless += u64::from(is_fileless(path));
-                note_time(&mut w.executed, h, t, i64::max, &mut w.capped);
+                note_time(&mut w.executed, hash, t, i64::max, &mut w.capped);
             }
             if let Some(p) = w.proc_mut(tgid) {
                 if p.ppid == 0 {
@@ -207,28 +225,28 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, row: usize, t:
             let ok = opt(&c.ret, row).is_none_or(|r| r >= 0);
             if flags & WRITE_FLAGS != 0 && ok {
                 w.file_writes += 1;
-                if let Some(p) = c.path.get(row) {
-                    note_time(&mut w.written, hash_str(p), t, i64::min, &mut w.capped);
+                if let Some(p) = c.path.hash(row, &mut h.path) {
+                    note_time(&mut w.written, p, t, i64::min, &mut w.capped);
                 }
             }
         }
         K::Rename => {
-            if let Some(p) = c.path2.get(row) {
-                note_time(&mut w.written, hash_str(p), t, i64::min, &mut w.capped);
+            if let Some(p) = c.path2.hash(row, &mut h.path2) {
+                note_time(&mut w.written, p, t, i64::min, &mut w.capped);
             }
         }
         K::Chmod => {
             if opt(&c.mode, row).is_some_and(|m| m & 0o111 != 0)
-                && let Some(p) = c.path.get(row)
+                && let Some(p) = c.path.hash(row, &mut h.path)
             {
-                note_time(&mut w.written, hash_str(p), t, i64::min, &mut w.capped);
+                note_time(&mut w.written, p, t, i64::min, &mut w.capped);
             }
         }
         K::Connect | K::SendTo => {
             w.outbound += 1;
             if let Some(port) = opt(&c.dst_port, row).filter(|&p| p != 0) {
-                if let Some(addr) = c.dst_addr.get(row) {
-                    insert_capped(&mut w.remote_ips, hash_str(addr), &mut w.capped);
+                if let Some(addr) = c.dst_addr.hash(row, &mut h.dst) {
+                    insert_capped(&mut w.remote_ips, addr, &mut w.capped);
                 }
                 insert_capped(&mut w.remote_ports, port, &mut w.capped);
                 let common = u16::try_from(port).is_ok_and(|p| COMMON_PORTS.contains(&p));
@@ -238,13 +256,13 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, row: usize, t:
         }
         K::Accept => {
             w.inbound += 1;
-            if let Some(addr) = c.dst_addr.get(row) {
-                insert_capped(&mut w.remote_ips, hash_str(addr), &mut w.capped);
+            if let Some(addr) = c.dst_addr.hash(row, &mut h.dst) {
+                insert_capped(&mut w.remote_ips, addr, &mut w.capped);
             }
         }
         K::DnsQuery => {
-            if let Some(name) = c.dns_name.get(row) {
-                insert_capped(&mut w.dns_names, hash_str(name), &mut w.capped);
+            if let (Some(name), Some(hash)) = (c.dns_name.get(row), c.dns_name.hash(row, &mut h.dns)) {
+                insert_capped(&mut w.dns_names, hash, &mut w.capped);
                 let e = entropy(first_label(name));
                 w.dns_named += 1;
                 w.dns_entropy_sum += e;

@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, Int32Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
+use super::classify::hash_str;
 use super::FeatureError;
 
 /// Columns the feature pass reads; everything else is skipped by the scan's projection.
@@ -61,6 +62,34 @@ impl StrCol {
             StrCol::Plain(a) => a.is_valid(row).then(|| a.value(row)),
             StrCol::Missing => None,
         }
+    }
+
+    /// The [`hash_str`] of the string of `row`, computed once per dictionary entry and batch
+    /// (`cache` has one slot per entry, 0 = not computed yet).
+    #[inline]
+    pub fn hash(&self, row: usize, cache: &mut [u64]) -> Option<u64> {
+        match self {
+            StrCol::Dict { keys, values } => {
+                if keys.is_null(row) {
+                    return None;
+                }
+                let k = usize::try_from(keys.value(row)).ok()?;
+                if k >= values.len() || values.is_null(k) {
+                    return None;
+                }
+                let slot = cache.get_mut(k)?;
+                if *slot == 0 {
+                    *slot = hash_str(values.value(k));
+                }
+                Some(*slot)
+            }
+            _ => self.get(row).map(hash_str),
+        }
+    }
+
+    /// A hash cache for [`StrCol::hash`] over this batch.
+    pub fn hash_cache(&self) -> Vec<u64> {
+        vec![0; self.dict_len()]
     }
 
     /// The dictionary key of `row` (dictionary columns only, non-null rows only).

@@ -9,6 +9,7 @@ mod accumulate;
 pub mod catalog;
 pub mod classify;
 mod columns;
+mod fasthash;
 mod finalize;
 mod partial;
 

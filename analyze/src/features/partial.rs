@@ -6,7 +6,9 @@
 //! the result. Sets hold 64-bit hashes of the strings (never the attacker's strings
 //! themselves) and are capped per workload; hitting a cap is counted in `capped`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+
+use super::fasthash::{FastMap, FastSet};
 
 use super::catalog::KINDS;
 
@@ -87,25 +89,25 @@ pub struct WorkloadPartial {
     /// Latest event time (ns), `i64::MIN` when empty.
     pub last_ns: i64,
     /// Hashes of executed paths.
-    pub exes: HashSet<u64>,
+    pub exes: FastSet<u64>,
     /// Execs from writable/temporary places.
     pub exe_writable: u64,
     /// Execs of memfds and deleted files.
     pub exe_fileless: u64,
     /// Processes by tgid.
-    pub procs: HashMap<u32, ProcInfo>,
+    pub procs: FastMap<u32, ProcInfo>,
     /// Shell execs.
     pub shell_execs: Vec<ShellExec>,
     /// Opens with write intent.
     pub file_writes: u64,
     /// Path hash → first time it was written.
-    pub written: HashMap<u64, i64>,
+    pub written: FastMap<u64, i64>,
     /// Path hash → last time it was executed.
-    pub executed: HashMap<u64, i64>,
+    pub executed: FastMap<u64, i64>,
     /// Hashes of remote addresses.
-    pub remote_ips: HashSet<u64>,
+    pub remote_ips: FastSet<u64>,
     /// Remote ports of outbound traffic.
-    pub remote_ports: HashSet<u32>,
+    pub remote_ports: FastSet<u32>,
     /// Outbound connections/sends to uncommon ports.
     pub unusual_ports: u64,
     /// connect + sendto.
@@ -115,7 +117,7 @@ pub struct WorkloadPartial {
     /// sendto payload bytes.
     pub bytes_out: u64,
     /// Hashes of DNS query names.
-    pub dns_names: HashSet<u64>,
+    pub dns_names: FastSet<u64>,
     /// Queries with a name (for the means below).
     pub dns_named: u64,
     /// Sum of first-label entropies.
@@ -147,21 +149,21 @@ impl Default for WorkloadPartial {
             unknown_kinds: 0,
             first_ns: i64::MAX,
             last_ns: i64::MIN,
-            exes: HashSet::new(),
+            exes: FastSet::default(),
             exe_writable: 0,
             exe_fileless: 0,
-            procs: HashMap::new(),
+            procs: FastMap::default(),
             shell_execs: Vec::new(),
             file_writes: 0,
-            written: HashMap::new(),
-            executed: HashMap::new(),
-            remote_ips: HashSet::new(),
-            remote_ports: HashSet::new(),
+            written: FastMap::default(),
+            executed: FastMap::default(),
+            remote_ips: FastSet::default(),
+            remote_ports: FastSet::default(),
             unusual_ports: 0,
             outbound: 0,
             inbound: 0,
             bytes_out: 0,
-            dns_names: HashSet::new(),
+            dns_names: FastSet::default(),
             dns_named: 0,
             dns_entropy_sum: 0.0,
             dns_entropy_max: 0.0,
@@ -177,7 +179,7 @@ impl Default for WorkloadPartial {
 }
 
 /// Inserts into a capped set; counts what is dropped.
-pub(crate) fn insert_capped<T: std::hash::Hash + Eq>(set: &mut HashSet<T>, v: T, capped: &mut u64) {
+pub(crate) fn insert_capped<T: std::hash::Hash + Eq>(set: &mut FastSet<T>, v: T, capped: &mut u64) {
     if set.len() < SET_CAP || set.contains(&v) {
         set.insert(v);
     } else {
@@ -185,13 +187,13 @@ pub(crate) fn insert_capped<T: std::hash::Hash + Eq>(set: &mut HashSet<T>, v: T,
     }
 }
 
-fn merge_set<T: std::hash::Hash + Eq>(into: &mut HashSet<T>, from: HashSet<T>, capped: &mut u64) {
+fn merge_set<T: std::hash::Hash + Eq>(into: &mut FastSet<T>, from: FastSet<T>, capped: &mut u64) {
     for v in from {
         insert_capped(into, v, capped);
     }
 }
 
-fn merge_times(into: &mut HashMap<u64, i64>, from: HashMap<u64, i64>, keep: fn(i64, i64) -> i64, capped: &mut u64) {
+fn merge_times(into: &mut FastMap<u64, i64>, from: FastMap<u64, i64>, keep: fn(i64, i64) -> i64, capped: &mut u64) {
     for (k, t) in from {
         let len = into.len();
         match into.get_mut(&k) {

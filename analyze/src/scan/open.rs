@@ -15,6 +15,8 @@ use crate::features::{Accumulator, TimeWindow, NEEDED_COLUMNS};
 
 
 /// Rows per record batch handed to the feature accumulator.
+/// As large as capture's row groups: each batch re-exports the column dictionaries, so fewer,
+/// larger batches copy less; memory stays bounded by this many rows per task.
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// A trace file whose footer and metadata are valid.
