@@ -203,3 +203,24 @@ fn import_syscall_traces_round_trip() {
     assert!(err.contains("bad.txt:2: `five` is not a syscall number"), "{err}");
     assert!(!dir.path().join("x.parquet").exists(), "no output after a bad trace");
 }
+
+#[test]
+fn a_container_that_starts_in_a_later_row_group_still_gets_its_context() {
+    // Context columns are read from the first row group of each file, and probed for
+    // workloads that first appear later (the test writer makes 500-row row groups).
+    let dir = tempfile::tempdir().unwrap();
+    let mut ws = fleet(6, false);
+    let mut late = Workload::new(&cid(500), "late-one");
+    for s in 40..44 {
+        late.event(s, 9, 1, "worker", "/usr/bin/worker", Detail::Fork);
+    }
+    ws.push(late);
+    let f = dir.path().join("a.parquet");
+    write_trace(&f, &ws, |_| {});
+    let trace = needle_tests::read_trace(&f).unwrap();
+    let first_row = trace.events.iter().position(|e| e.container.as_ref().is_some_and(|c| *c.id == *cid(500))).unwrap();
+    assert!(first_row >= 500, "the late container must start after the first row group ({first_row})");
+    let doc = analyze_json(&[p(&f), "--workload", &cid(500)]);
+    assert_eq!(doc["workloads"][0]["name"], "late-one");
+    assert_eq!(doc["workloads"][0]["image"], "shop/web:1.0");
+}

@@ -15,7 +15,7 @@ use needle_common::abi::{EventKind, EVENT_KINDS};
 use super::catalog::COMMON_PORTS;
 use super::classify::{entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location};
 use super::columns::{opt, Columns};
-use super::partial::{insert_capped, Partials, ShellExec, WorkloadPartial, SET_CAP};
+use super::partial::{insert_capped, Partials, ShellExec, WorkloadPartial, MAX_EXECS_PER_PROC, SET_CAP};
 use super::{workload_key, FeatureError, TimeWindow};
 
 const UNKNOWN: u8 = u8::MAX;
@@ -31,6 +31,9 @@ pub struct Accumulator {
     keys: Vec<String>,
     by_key: HashMap<String, u32>,
     by_cgroup: FastMap<u64, u32>,
+    /// Where these rows come from, when the batches lack the context columns: new workloads
+    /// remember it as their [`WorkloadPartial::context_probe`].
+    probe: Option<(u32, u32)>,
     /// Rows inside the time window.
     pub rows: u64,
     /// Rows skipped because their time is null.
@@ -58,14 +61,22 @@ impl Accumulator {
             keys: Vec::new(),
             by_key: HashMap::new(),
             by_cgroup: FastMap::default(),
+            probe: None,
             rows: 0,
             rows_without_time: 0,
         }
     }
 
+    /// Marks the rows as coming from row group `rg` of file `file`, read without context
+    /// columns.
+    pub fn without_context(mut self, file: u32, rg: u32) -> Self {
+        self.probe = Some((file, rg));
+        self
+    }
+
     fn new_slot(&mut self, key: String) -> u32 {
         let slot = self.slots.len() as u32;
-        let mut p = WorkloadPartial::default();
+        let mut p = WorkloadPartial { context_probe: self.probe, ..Default::default() };
         p.hosts.insert(self.host.clone());
         self.slots.push(p);
         self.by_key.insert(key.clone(), slot);
@@ -141,7 +152,7 @@ impl Accumulator {
             let Some(w) = self.slots.get_mut(slot) else { continue };
             w.first_ns = w.first_ns.min(t);
             w.last_ns = w.last_ns.max(t);
-            if w.context.name.is_none() || w.context.image.is_none() {
+            if self.probe.is_none() && (w.context.name.is_none() || w.context.image.is_none()) {
                 fill_context(w, &c, row);
             }
             match EVENT_KINDS.get(kslot as usize) {
@@ -205,9 +216,13 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes
                 if p.ppid == 0 {
                     p.ppid = ppid;
                 }
-                p.execs.push((t, shell));
+                if p.execs.len() < MAX_EXECS_PER_PROC {
+                    p.execs.push((t, shell));
+                } else {
+                    w.capped += 1;
+                }
             }
-            if shell {
+            if shell && w.shell_execs.len() < SET_CAP {
                 w.shell_execs.push(ShellExec { tgid, ppid, time: t });
             }
         }

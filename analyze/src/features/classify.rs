@@ -1,7 +1,7 @@
 //! Small judgements about attacker-controlled strings: is this a shell, a writable location,
 //! a fileless image; how random does a DNS label look.
 
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 
 /// Shell program names (basename of the executable, or `comm`).
 const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "csh", "tcsh", "fish", "busybox"];
@@ -59,11 +59,10 @@ pub fn first_label(name: &str) -> &str {
 }
 
 /// A stable 64-bit hash of a string, used for distinct counts and set joins that merge
-/// across files and threads (the same on every run and machine).
+/// across files and threads (the same on every run and machine: a fixed seed).
 pub fn hash_str(s: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    const SEED: u64 = 0x6e65_6564_6c65_2121;
+    foldhash::quality::FixedState::with_seed(SEED).hash_one(s)
 }
 
 #[cfg(test)]

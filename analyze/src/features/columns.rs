@@ -16,10 +16,16 @@ use super::FeatureError;
 /// Columns the feature pass reads; everything else is skipped by the scan's projection.
 pub const NEEDED: &[&str] = &[
     n::TIME, n::KIND, n::TGID, n::PPID, n::COMM, n::CGROUP_ID, n::EXE_PATH, n::CONTAINER_ID,
-    n::CONTAINER_NAME, n::IMAGE, n::POD, n::NAMESPACE, n::LABEL, n::PATH, n::PATH2, n::FLAGS,
-    n::MODE, n::RET, n::DST_ADDR, n::DST_PORT, n::BYTES, n::DNS_NAME, n::DNS_RCODE, n::SYSCALL,
-    n::SYSCALL_COUNTS,
+    n::PATH, n::PATH2, n::FLAGS, n::MODE, n::RET, n::DST_ADDR, n::DST_PORT, n::BYTES, n::DNS_NAME,
+    n::DNS_RCODE, n::SYSCALL, n::SYSCALL_COUNTS,
 ];
+
+/// Context columns: the same value on every row of a workload, so the scan reads them from one
+/// row group per workload (the first of each file, plus probes), not from every row group.
+pub const CONTEXT: &[&str] = &[n::CONTAINER_NAME, n::IMAGE, n::POD, n::NAMESPACE, n::LABEL];
+
+/// What a context probe reads: enough to key rows to workloads, and the context.
+pub const PROBE: &[&str] = &[n::TIME, n::KIND, n::CGROUP_ID, n::CONTAINER_ID];
 
 /// A string column: dictionary-encoded, plain, or absent.
 pub enum StrCol {

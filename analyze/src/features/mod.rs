@@ -14,7 +14,7 @@ mod finalize;
 mod partial;
 
 pub use accumulate::Accumulator;
-pub use columns::NEEDED as NEEDED_COLUMNS;
+pub use columns::{CONTEXT as CONTEXT_COLUMNS, NEEDED as NEEDED_COLUMNS, PROBE as PROBE_COLUMNS};
 pub use finalize::{finalize, FeatureColumn, FeatureTable, WorkloadFeatures};
 pub use partial::{merge_partials, Context, Partials, WorkloadPartial};
 

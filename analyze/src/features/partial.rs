@@ -19,6 +19,10 @@ pub const MAX_SYSCALL_NR: usize = 1024;
 /// addresses, names). Beyond it values are dropped and counted in [`WorkloadPartial::capped`].
 pub const SET_CAP: usize = 200_000;
 
+/// Most execs remembered per process (a process that execs more is unusual; the rest are
+/// counted in [`WorkloadPartial::capped`]). Keeps the shell judgement linear.
+pub const MAX_EXECS_PER_PROC: usize = 32;
+
 /// Context of a container, taken from the first row that has it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {
@@ -138,6 +142,9 @@ pub struct WorkloadPartial {
     pub syscall_other: u64,
     /// Values dropped because a set reached [`SET_CAP`].
     pub capped: u64,
+    /// A (file, row group) that holds rows of this workload, read without its context
+    /// columns; the scan reads the context from there if no other task found it.
+    pub context_probe: Option<(u32, u32)>,
 }
 
 impl Default for WorkloadPartial {
@@ -174,6 +181,7 @@ impl Default for WorkloadPartial {
             syscalls: Vec::new(),
             syscall_other: 0,
             capped: 0,
+            context_probe: None,
         }
     }
 }
@@ -252,7 +260,13 @@ impl WorkloadPartial {
                         mine.ppid = p.ppid;
                     }
                     mine.forked_by_shell = mine.forked_by_shell.or(p.forked_by_shell);
-                    mine.execs.extend(p.execs);
+                    for e in p.execs {
+                        if mine.execs.len() < MAX_EXECS_PER_PROC {
+                            mine.execs.push(e);
+                        } else {
+                            *capped += 1;
+                        }
+                    }
                 }
                 None if len < SET_CAP => {
                     self.procs.insert(tgid, p);
@@ -260,7 +274,17 @@ impl WorkloadPartial {
                 None => *capped += 1,
             }
         }
-        self.shell_execs.extend(other.shell_execs);
+        for s in other.shell_execs {
+            if self.shell_execs.len() < SET_CAP {
+                self.shell_execs.push(s);
+            } else {
+                *capped += 1;
+            }
+        }
+        self.context_probe = match (self.context_probe, other.context_probe) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.file_writes += other.file_writes;
         merge_times(&mut self.written, other.written, i64::min, capped);
         merge_times(&mut self.executed, other.executed, i64::max, capped);

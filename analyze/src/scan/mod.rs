@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 pub use discover::discover;
-pub use open::OpenTrace;
+pub use open::{Fetch, OpenTrace};
 pub use summary::{rfc3339, FileSummary, InputSummary, Skipped, TimeSpan};
 
 use crate::features::{merge_partials, Accumulator, FeatureError, Partials, TimeWindow};
@@ -203,18 +203,27 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         return Err(ScanError::NothingToRead);
     }
     let window = opts.window.resolve(traces.iter().filter_map(OpenTrace::end_ns).max());
-    let tasks: Vec<(usize, usize, u64)> = traces
+    // The first kept row group of each file also reads the context columns; workloads that
+    // first appear later get theirs from a probe afterwards (see `fill_missing_context`).
+    let tasks: Vec<(usize, usize, u64, Fetch)> = traces
         .iter()
         .enumerate()
-        .flat_map(|(i, t)| t.row_groups_in(window).map(move |r| (i, r.index, r.rows)))
+        .flat_map(|(i, t)| {
+            t.row_groups_in(window).enumerate().map(move |(n, r)| {
+                (i, r.index, r.rows, if n == 0 { Fetch::FeaturesAndContext } else { Fetch::Features })
+            })
+        })
         .collect();
     let bar = summary::progress_bar(opts.progress, tasks.iter().map(|t| t.2).sum());
-    let reduced = tasks
+    let mut reduced = tasks
         .par_iter()
-        .fold(Reduced::default, |mut acc, &(i, rg, rows)| {
+        .fold(Reduced::default, |mut acc, &(i, rg, rows, fetch)| {
             let trace = &traces[i];
             let mut a = Accumulator::new(&trace.host, window);
-            match trace.read_row_group(rg, &mut a) {
+            if fetch == Fetch::Features {
+                a = a.without_context(i as u32, rg as u32);
+            }
+            match trace.read_row_group(rg, fetch, &mut a) {
                 Ok(()) => {
                     acc.rows += a.rows;
                     merge_partials(&mut acc.partials, a.finish());
@@ -226,6 +235,8 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         })
         .reduce(Reduced::default, Reduced::merge);
     bar.finish_and_clear();
+    let probe_failures = fill_missing_context(&traces, window, &mut reduced.partials);
+    reduced.failed.extend(probe_failures);
     let mut failed_files = std::collections::BTreeMap::new();
     for (i, e) in reduced.failed {
         if !opts.skip_bad {
@@ -238,4 +249,44 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
     }
     let inputs = InputSummary::new(&traces, window, &reduced.partials, reduced.rows, skipped, failed_files);
     Ok(ScanOutput { partials: reduced.partials, inputs })
+}
+
+/// Reads the context columns of the row groups that workloads without context were first seen
+/// in (each such row group once), and fills those workloads' context.
+fn fill_missing_context(traces: &[OpenTrace], window: TimeWindow, partials: &mut Partials) -> Vec<(usize, ScanError)> {
+    let mut probes: std::collections::BTreeSet<(u32, u32)> = std::collections::BTreeSet::new();
+    for p in partials.values() {
+        if p.context == crate::features::Context::default()
+            && let Some(probe) = p.context_probe
+        {
+            probes.insert(probe);
+        }
+    }
+    let found: Vec<Result<Partials, (usize, ScanError)>> = probes
+        .into_par_iter()
+        .filter_map(|(file, rg)| {
+            let trace = traces.get(file as usize)?;
+            let mut a = Accumulator::new(&trace.host, window);
+            Some(match trace.read_row_group(rg as usize, Fetch::Context, &mut a) {
+                Ok(()) => Ok(a.finish()),
+                Err(e) => Err((file as usize, e)),
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for r in found {
+        match r {
+            Ok(found) => {
+                for (key, p) in found {
+                    if let Some(mine) = partials.get_mut(&key)
+                        && mine.context == crate::features::Context::default()
+                    {
+                        mine.context = p.context;
+                    }
+                }
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    failures
 }

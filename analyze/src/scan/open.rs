@@ -11,7 +11,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::statistics::Statistics;
 
 use super::ScanError;
-use crate::features::{Accumulator, TimeWindow, NEEDED_COLUMNS};
+use crate::features::{Accumulator, TimeWindow, CONTEXT_COLUMNS, NEEDED_COLUMNS, PROBE_COLUMNS};
 
 
 /// Rows per record batch handed to the feature accumulator.
@@ -29,9 +29,21 @@ pub struct OpenTrace {
     /// Host of its rows (metadata, else the host column's statistics, else `unknown`).
     pub host: String,
     reader_meta: ArrowReaderMetadata,
-    projection: ProjectionMask,
+    /// Projections for [`Fetch::Features`], [`Fetch::FeaturesAndContext`], [`Fetch::Context`].
+    projections: [ProjectionMask; 3],
     /// Every row group: index, rows, min and max `time` when the statistics say.
     pub row_groups: Vec<RowGroup>,
+}
+
+/// Which columns a read fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// The feature columns.
+    Features,
+    /// The feature columns and the workload context (name, image, pod, namespace, label).
+    FeaturesAndContext,
+    /// Only what keys rows to workloads, and the context.
+    Context,
 }
 
 /// One row group of a trace.
@@ -90,14 +102,20 @@ impl OpenTrace {
         let hint = Arc::new(dictionary_hint(&schema));
         let reader_meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
             .map_err(|e| ScanError::Schema { path: path.to_path_buf(), message: e.to_string() })?;
-        let roots: Vec<usize> = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| NEEDED_COLUMNS.contains(&f.name().as_str()))
-            .map(|(i, _)| i)
-            .collect();
-        let projection = ProjectionMask::roots(reader_meta.metadata().file_metadata().schema_descr(), roots);
+        let mask = |names: &[&[&str]]| {
+            let roots = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| names.iter().any(|set| set.contains(&f.name().as_str())))
+                .map(|(i, _)| i);
+            ProjectionMask::roots(reader_meta.metadata().file_metadata().schema_descr(), roots)
+        };
+        let projections = [
+            mask(&[NEEDED_COLUMNS]),
+            mask(&[NEEDED_COLUMNS, CONTEXT_COLUMNS]),
+            mask(&[PROBE_COLUMNS, CONTEXT_COLUMNS]),
+        ];
         let time_col = reader_meta
             .metadata()
             .file_metadata()
@@ -113,7 +131,7 @@ impl OpenTrace {
             })
             .collect();
         let host = if metadata.host.is_empty() { "unknown".to_string() } else { metadata.host.clone() };
-        Ok(OpenTrace { path: path.to_path_buf(), metadata, host, reader_meta, projection, row_groups })
+        Ok(OpenTrace { path: path.to_path_buf(), metadata, host, reader_meta, projections, row_groups })
     }
 
     /// The latest event time the file claims (row-group statistics, else its metadata).
@@ -127,12 +145,12 @@ impl OpenTrace {
         self.row_groups.iter().filter(move |r| r.time.is_none_or(|(min, max)| window.overlaps(min, max)))
     }
 
-    /// Reads one row group into `acc`.
-    pub fn read_row_group(&self, rg: usize, acc: &mut Accumulator) -> Result<(), ScanError> {
+    /// Reads the `fetch` columns of one row group into `acc`.
+    pub fn read_row_group(&self, rg: usize, fetch: Fetch, acc: &mut Accumulator) -> Result<(), ScanError> {
         let file = File::open(&self.path).map_err(|source| ScanError::Io { path: self.path.clone(), source })?;
         let read_err = |e: &dyn std::fmt::Display| ScanError::Read { path: self.path.clone(), row_group: rg, message: e.to_string() };
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
-            .with_projection(self.projection.clone())
+            .with_projection(self.projections[fetch as usize].clone())
             .with_row_groups(vec![rg])
             .with_batch_size(BATCH_ROWS)
             .build()
