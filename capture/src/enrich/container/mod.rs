@@ -37,7 +37,8 @@ const METADATA_ATTEMPTS: u32 = 5;
 pub struct ContainerInfo {
     /// The trace columns: id, name, image, runtime, pod, namespace, labels (JSON object text).
     pub container: Arc<Container>,
-    /// cgroup path relative to the cgroup2 root (as `/proc/<pid>/cgroup` shows it).
+    /// cgroup path relative to the cgroup2 root (as `/proc/<pid>/cgroup` shows it) where the
+    /// container was first seen (a container may have sub-cgroups, e.g. podman's `/container`).
     pub cgroup_path: String,
     /// Creation time (wall clock, ns since the epoch) from the runtime state.
     pub created_ns: Option<i64>,

@@ -95,6 +95,8 @@ fn bare_id_runtime(ancestors: &[&str]) -> Option<Runtime> {
     match ancestors {
         [] => Some(Runtime::Runc),
         [.., "docker"] => Some(Runtime::Docker),
+        // Amazon ECS (Docker, cgroupfs): `/ecs/<task id>/<id>`.
+        [.., "ecs", _task] => Some(Runtime::Docker),
         // cgroupfs-driver Kubernetes: `/kubepods/<qos>/pod<uid>/<id>` or `/kubepods/pod<uid>/<id>`.
         // The path alone cannot tell containerd from dockershim; containerd is today's default.
         [.., pod] if pod.starts_with("pod") && ancestors.contains(&"kubepods") => {
@@ -191,6 +193,10 @@ mod tests {
             (
                 format!("/machine.slice/libpod-{ID}.scope/container"),
                 Runtime::Podman,
+            ),
+            (
+                format!("/ecs/0a1b2c3d4e5f60718293a4b5c6d7e8f9/{ID}"),
+                Runtime::Docker,
             ),
             (format!("/{ID}"), Runtime::Runc),
             (format!("/{ID}/"), Runtime::Runc),

@@ -103,7 +103,8 @@ pub struct Metadata {
     pub rootfs: Option<PathBuf>,
     /// Hostname from the OCI config.
     pub hostname: Option<String>,
-    /// See [`OciConfig::privileged`]; None without an OCI config.
+    /// Privileged by the OCI config's capabilities and masks (rule in `oci.rs`); None without
+    /// an OCI config.
     pub privileged: Option<bool>,
     /// Bounding capabilities from the OCI config.
     pub capabilities: Vec<String>,

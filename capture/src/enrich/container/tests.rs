@@ -444,3 +444,30 @@ fn resolves_this_process_on_the_real_cgroup2_tree() {
     };
     assert_eq!(&*container(resolver.resolve(id)).container.id, expected);
 }
+
+/// Throughput of cached lookups (the event path). `cargo test --release -p capture --lib
+/// hit_path_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement; run with --release"]
+fn hit_path_throughput() {
+    let host = Host::new();
+    host.runc_container(ID);
+    let ids: Vec<u64> = (0..64)
+        .map(|i| host.cgroup(&format!("{ID}/sub{i}")))
+        .chain((0..64).map(|i| host.cgroup(&format!("system.slice/unit{i}.service"))))
+        .collect();
+    let mut resolver = host.resolver();
+    let n = 10_000_000u64;
+    let start = Instant::now();
+    let mut containers = 0u64;
+    for i in 0..n {
+        let id = ids[(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57) as usize];
+        containers += u64::from(matches!(resolver.resolve(id), Resolution::Container(_)));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{:.1} M lookups/s ({containers} containers)",
+        n as f64 / secs / 1e6
+    );
+    assert_eq!(resolver.stats().misses, 128);
+}
