@@ -117,7 +117,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
 
 /// Families that expand per event kind or per syscall number.
 pub const FAMILIES: [FeatureDef; 3] = [
-    def("events.{kind}", "events", High, Log, "events of one kind (`{kind}` is an event kind name: exec, connect, dns_query, …)"),
+    def("events.{kind}", "events", Unscored, Log, "events of one kind (`{kind}` is an event kind name: exec, connect, dns_query, …); scored through its rate"),
     def("rate.{kind}", "events/s", High, Log, "events of one kind per second of the workload's lifetime (lifetime floored at 1 s)"),
     def("syscall.{nr}", "fraction", Both, Linear, "share of syscall number `{nr}` (x86_64) in the workload's syscall histogram; one column per number seen in the input"),
 ];
