@@ -154,3 +154,31 @@ fn missing_inputs_and_empty_directories() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no readable trace files"), "{}", stderr(&o));
 }
+
+#[test]
+fn damaged_bytes_never_crash_the_analyzer() {
+    // Deterministic damage at many places (footer, metadata, pages): every run must end with
+    // success or a clean error (exit 1), never a crash (101) or a signal.
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.bin");
+    write_trace(&whole, &fleet(3, true), |_| {});
+    let bytes = std::fs::read(&whole).unwrap();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for case in 0..24 {
+        let mut b = bytes.clone();
+        for _ in 0..(1 + case % 4) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed as usize) % b.len();
+            b[at] ^= (seed >> 32) as u8 | 1;
+        }
+        let f = dir.path().join(format!("damaged-{case}.parquet"));
+        std::fs::write(&f, &b).unwrap();
+        let o = analyze(&[p(&f), "--format", "json"]);
+        assert!(matches!(o.status.code(), Some(0) | Some(1)), "case {case}: {:?} {}", o.status, stderr(&o));
+        if o.status.code() == Some(1) {
+            assert!(stderr(&o).contains(p(&f)), "case {case}: error does not name the file: {}", stderr(&o));
+        }
+    }
+}

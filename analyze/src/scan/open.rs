@@ -87,6 +87,10 @@ fn time_range(meta: &ArrowReaderMetadata, rg: usize, time_col: Option<usize>) ->
 impl OpenTrace {
     /// Opens `path` and checks it is a needle trace this build reads.
     pub fn open(path: &Path) -> Result<OpenTrace, ScanError> {
+        guard(path, None, || OpenTrace::open_inner(path))
+    }
+
+    fn open_inner(path: &Path) -> Result<OpenTrace, ScanError> {
         let file = File::open(path).map_err(|source| ScanError::Io { path: path.to_path_buf(), source })?;
         let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| parquet_err(path, e))?;
         let kv = plain.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
@@ -147,6 +151,10 @@ impl OpenTrace {
 
     /// Reads the `fetch` columns of one row group into `acc`.
     pub fn read_row_group(&self, rg: usize, fetch: Fetch, acc: &mut Accumulator) -> Result<(), ScanError> {
+        guard(&self.path, Some(rg), || self.read_row_group_inner(rg, fetch, acc))
+    }
+
+    fn read_row_group_inner(&self, rg: usize, fetch: Fetch, acc: &mut Accumulator) -> Result<(), ScanError> {
         let file = File::open(&self.path).map_err(|source| ScanError::Io { path: self.path.clone(), source })?;
         let read_err = |e: &dyn std::fmt::Display| ScanError::Read { path: self.path.clone(), row_group: rg, message: e.to_string() };
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
@@ -161,4 +169,21 @@ impl OpenTrace {
         }
         Ok(())
     }
+}
+
+/// Runs a decoder step, turning a panic inside the Parquet/Arrow decoders (malformed input
+/// they do not expect) into an error naming the file, so one bad file cannot abort the scan.
+fn guard<T>(path: &Path, row_group: Option<usize>, f: impl FnOnce() -> Result<T, ScanError>) -> Result<T, ScanError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        let message = format!("decoder failed: {what}");
+        Err(match row_group {
+            Some(row_group) => ScanError::Read { path: path.to_path_buf(), row_group, message },
+            None => ScanError::NotParquet { path: path.to_path_buf(), message },
+        })
+    })
 }
