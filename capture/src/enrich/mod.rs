@@ -126,7 +126,20 @@ impl Enricher {
         };
         let root: PathBuf = container.as_ref().and_then(|c| c.rootfs.clone()).unwrap_or_else(|| PathBuf::from("/"));
         let user = self.users.name(&root, event.process.uid);
-        let exe_mtime_sec = exe.as_ref().filter(|k| k.has_mtime).map(|k| k.key.mtime_sec);
+        // The executed path's own mtime decides `exe_new`: for a script the kernel's exe_file is
+        // the interpreter, not the (possibly just downloaded) script. Looked up through the
+        // process's root, then the container's rootfs; the kernel's inode is the fallback.
+        let exe_mtime_sec = match (&event.detail, event.exe_path.as_deref()) {
+            (Detail::Exec { .. }, Some(path)) => {
+                let rel = path.trim_start_matches('/');
+                [PathBuf::from(format!("/proc/{}/root/{rel}", event.process.tgid)), root.join(rel)]
+                    .iter()
+                    .find_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| std::os::unix::fs::MetadataExt::mtime(&m))
+                    .or_else(|| exe.as_ref().filter(|k| k.has_mtime).map(|k| k.key.mtime_sec))
+            }
+            _ => None,
+        };
         let exec = match (&event.detail, &exe) {
             (Detail::Exec { .. }, _) => {
                 let path: Arc<str> = event.exe_path.clone().unwrap_or_else(|| "".into());
@@ -140,7 +153,7 @@ impl Enricher {
                 Some(ExecFacts {
                     path,
                     fileless: exe.as_ref().is_some_and(|k| k.fileless()),
-                    mtime_sec: exe.as_ref().filter(|k| k.has_mtime).map(|k| k.key.mtime_sec),
+                    mtime_sec: exe_mtime_sec,
                     digest,
                 })
             }
