@@ -93,16 +93,19 @@ pub struct ProcessTable {
     pub stats: TableStats,
 }
 
-/// Is `path` in a place where code should not normally run from?
+/// Is `path` in a place where code should not normally run from: a world-writable or
+/// temporary directory (`/tmp`, `/dev/shm`, `/var/tmp`, `/run`, `/dev/mqueue`), or a hidden
+/// directory at the top of the tree (`/.x/miner`)? Hidden directories inside home directories
+/// (`~/.cargo/bin`, `~/.pyenv/shims`) are where developer tools live and do not count.
 pub fn is_writable_location(path: &str) -> bool {
-    const PREFIXES: [&str; 5] = ["/tmp/", "/dev/shm/", "/var/tmp/", "/run/", "/dev/mqueue/"];
+    const PREFIXES: [&str; 6] = ["/tmp/", "/dev/shm/", "/var/tmp/", "/run/", "/var/run/", "/dev/mqueue/"];
     if PREFIXES.iter().any(|p| path.starts_with(p)) {
         return true;
     }
-    // A hidden directory anywhere on the way (`/root/.cache/x`, `/.x/miner`).
-    let mut parts: Vec<&str> = path.split('/').collect();
-    parts.pop();
-    parts.iter().any(|c| c.starts_with('.') && *c != "." && *c != "..")
+    let mut parts = path.split('/').skip(1);
+    let first = parts.next().unwrap_or("");
+    // A hidden first-level directory (there must be something below it).
+    first.starts_with('.') && first != "." && first != ".." && parts.next().is_some()
 }
 
 impl ProcessTable {
@@ -335,10 +338,10 @@ mod tests {
 
     #[test]
     fn writable_locations() {
-        for p in ["/tmp/x", "/dev/shm/kdevtmpfsi", "/var/tmp/.x/y", "/root/.cache/miner", "/.hidden/x", "/run/user/0/x"] {
+        for p in ["/tmp/x", "/dev/shm/kdevtmpfsi", "/var/tmp/.x/y", "/tmp/.X11-unix/.x/xmrig", "/.hidden/x", "/run/user/0/x"] {
             assert!(is_writable_location(p), "{p}");
         }
-        for p in ["/usr/bin/curl", "/bin/sh", "/opt/app/bin/server", "/usr/lib/x/.hidden_file_but_not_dir"] {
+        for p in ["/usr/bin/curl", "/bin/sh", "/opt/app/bin/server", "/usr/lib/x/.hidden_file_but_not_dir", "/root/.cargo/bin/cargo", "/root/.pyenv/shims/python3", "/.profile"] {
             assert!(!is_writable_location(p), "{p}");
         }
     }
