@@ -75,7 +75,7 @@ fn containers_get_runtime_kubernetes_and_process_context() {
             assert_eq!(k.pod.as_deref(), Some(c.pod), "{}: pod on every row ({:?})", c.name, e.detail.kind());
             assert_eq!(k.namespace.as_deref(), Some(c.namespace), "{}: namespace", c.name);
             assert_eq!(k.name.as_deref(), Some(c.name), "{}: container name", c.name);
-            assert_eq!(e.workload.as_deref(), Some(id.as_str()), "{}: workload is the container id", c.name);
+            assert_eq!(e.workload.as_deref(), Some(id.as_str()), "{}: workload is the container id ({:?} {} {:?})", c.name, e.detail.kind(), e.process.comm, e.exe_path);
         }
         assert_eq!(rows.iter().filter(|e| e.detail == Detail::ContainerStart).count(), 1, "{}: one container_start", c.name);
 

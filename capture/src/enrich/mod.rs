@@ -119,10 +119,9 @@ impl Enricher {
                 (Some(info), Some(workload))
             }
             Resolution::Host(key) => (None, Some(key)),
-            Resolution::Unknown => {
-                self.stats.cgroup_misses += 1;
-                (None, None)
-            }
+            // A cgroup created a moment ago may not be found until the next rescan: tried
+            // again when the row is written (`finish`), counted as a miss only if still unknown.
+            Resolution::Unknown => (None, None),
         };
         let root: PathBuf = container.as_ref().and_then(|c| c.rootfs.clone()).unwrap_or_else(|| PathBuf::from("/"));
         let user = self.users.name(&root, event.process.uid);
@@ -182,16 +181,32 @@ impl Enricher {
             event.exe_path = view.exe_path.clone();
         }
         event.context = Some(view.context);
-        let container_cgroup = event.container.is_some().then_some(cgroup_id);
+        let container_cgroup = (event.container.is_some() || event.workload.is_none()).then_some(cgroup_id);
         out.push(Pending { event, digest: view.digest, container_cgroup, exe_mtime_sec });
     }
 
     /// The row as it is written: with its executable's digest if ready, and its container's
     /// latest metadata.
-    pub fn finish(&self, p: Pending) -> Event {
+    pub fn finish(&mut self, p: Pending) -> Event {
         let mut event = p.event;
         if event.exe_sha256.is_none() {
             event.exe_sha256 = p.digest.and_then(|d| d.get().cloned().flatten());
+        }
+        if event.workload.is_none()
+            && let Some(cg) = p.container_cgroup
+        {
+            let resolution = match self.live.get(&cg) {
+                Some(info) => Resolution::Container(info.clone()),
+                None => self.containers.resolve(cg),
+            };
+            match resolution {
+                Resolution::Container(info) => {
+                    event.workload = Some(info.container.id.clone());
+                    event.container = Some(info.container.clone());
+                }
+                Resolution::Host(key) => event.workload = Some(key),
+                Resolution::Unknown => self.stats.cgroup_misses += 1,
+            }
         }
         if let Some(info) = p.container_cgroup.and_then(|cg| self.live.get(&cg)) {
             event.container = Some(info.container.clone());
