@@ -50,6 +50,26 @@ impl Capture {
         cap
     }
 
+    /// True once capture has exited (without reaping it; [`Capture::wait`] still works).
+    pub fn exited(&mut self) -> bool {
+        let pid = self.child.as_ref().map_or(0, |c| c.id() as i32);
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: WNOWAIT leaves the child waitable; `info` is a valid out-parameter.
+        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        // SAFETY: si_pid is valid to read after waitid filled the struct.
+        r == 0 && unsafe { info.si_pid() } == pid
+    }
+
+    /// Everything capture printed on stderr after it reported that it was recording.
+    pub fn stderr_so_far(&mut self) -> String {
+        let mut text = String::new();
+        while let Ok(line) = self.stderr_lines.try_recv() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
     pub fn signal(&mut self, sig: i32) {
         let pid = self.child.as_ref().expect("running").id() as i32;
         // SAFETY: sending a signal to our own child.

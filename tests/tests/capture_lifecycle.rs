@@ -344,3 +344,43 @@ fn unprivileged_user_gets_a_clear_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_full_disk_stops_capture_with_a_clear_error_and_complete_files() {
+    if !require_privileges("capture_lifecycle::disk_full") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    // A 256 KiB tmpfs of our own: the disk fills within a few segments.
+    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&mnt).status().unwrap();
+    assert!(ok.success(), "mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let out = mnt.join("traces");
+    let mut cap = Capture::start(&out, &["--rotate-interval", "1s", "--duration", "60s"]);
+    // Bounded load: at most 60 s of execs with long argv, until capture gives up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !cap.exited() {
+        for _ in 0..50 {
+            Command::new("/bin/true").arg("x".repeat(1000)).arg(format!("{:?}", Instant::now())).status().unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let err = cap.stderr_so_far();
+    let (code, summary) = cap.wait();
+    assert_ne!(code, Some(0), "capture must fail when the disk is full; summary:\n{summary}");
+    assert!(err.contains("No space left") || err.contains("disk"), "the error says the disk is full: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let finalized: Vec<PathBuf> = parquet_files(&out).into_iter().filter(|f| f.extension().is_some_and(|e| e == "parquet")).collect();
+    assert!(!finalized.is_empty(), "segments finalized before the disk filled are kept");
+    for f in &finalized {
+        read_trace(f).unwrap_or_else(|e| panic!("finalized file unreadable after disk full: {e}"));
+    }
+}
