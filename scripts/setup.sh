@@ -5,6 +5,7 @@
 #   scripts/setup.sh            toolchain for building capture (eBPF) + test dependencies
 #   scripts/setup.sh --bench    also the peers the bench suite compares against (bpftrace, redis)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 want_bench=0
 for arg in "$@"; do
@@ -57,6 +58,19 @@ if ! bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
       --no-default-features --features "llvm-${LLVM_VERSION}"
 else
   log "bpf-linker $BPF_LINKER_VERSION present"
+fi
+
+# Python for the tests that compare needle with DuckDB (and the notebooks later): a venv inside
+# target/ so that it is per checkout and cached with the build.
+py=target/py
+req=scripts/requirements.txt
+if [ ! -x "$py/bin/python" ] || ! cmp -s "$req" "$py/requirements.installed"; then
+  log "python venv $py (${req})"
+  python3 -m venv "$py"
+  "$py/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$py/requirements.installed"
+else
+  log "python venv present"
 fi
 
 # Classic tracepoints need tracefs; mounting it needs root, so only try when we are root.

@@ -13,6 +13,7 @@ if [ "${CI:-}" = "true" ]; then export NEEDLE_REQUIRE_PRIVILEGED=1; fi
 export NEEDLE_SKIP_LOG="${NEEDLE_SKIP_LOG:-$(mktemp -t needle-skips.XXXXXX)}"
 : > "$NEEDLE_SKIP_LOG"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export NEEDLE_PYTHON="${NEEDLE_PYTHON:-$PWD/target/py/bin/python}"
 
 cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
