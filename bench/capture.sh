@@ -70,21 +70,25 @@ run_one() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+modes="none capture bpftrace-count bpftrace-print"
 printf '%-8s %-15s %14s %7s %10s %6s %11s %14s\n' workload mode "ops/s(median)" ratio events/s lost bytes/event "cpu s/M events"
 for w in $workloads; do
-  base=
-  for mode in none capture bpftrace-count bpftrace-print; do
-    : > "$work/rates"; : > "$work/extra"
-    for rep in $(seq 1 "$reps"); do
+  # Modes are interleaved within each repetition, so drift in the machine's speed (other VMs,
+  # thermal, page cache) hits every mode alike instead of biasing whichever ran last.
+  for mode in $modes; do : > "$work/rates-$mode"; : > "$work/extra-$mode"; done
+  for rep in $(seq 1 "$reps"); do
+    for mode in $modes; do
       read -r rate events lost bytes cpu < <(run_one "$w" "$mode" "$rep")
-      echo "$rate" >> "$work/rates"
-      echo "$events $lost $bytes $cpu" >> "$work/extra"
+      echo "$rate" >> "$work/rates-$mode"
+      echo "$events $lost $bytes $cpu" >> "$work/extra-$mode"
     done
-    med=$(median < "$work/rates")
-    [ -z "$base" ] && base=$med
+  done
+  base=$(median < "$work/rates-none")
+  for mode in $modes; do
+    med=$(median < "$work/rates-$mode")
     ratio=$(awk -v a="$med" -v b="$base" 'BEGIN {printf "%.3f", a/b}')
     # events/s, lost, bytes/event and CPU per million events summed over the repetitions.
-    read -r ev lo by cp < <(awk '{e+=$1; l+=$2; b+=$3; c+=$4} END {printf "%d %d %d %.3f\n", e, l, b, c}' "$work/extra")
+    read -r ev lo by cp < <(awk '{e+=$1; l+=$2; b+=$3; c+=$4} END {printf "%d %d %d %.3f\n", e, l, b, c}' "$work/extra-$mode")
     if [ "$mode" = capture ] && [ "$ev" -gt 0 ]; then
       evs=$(awk -v e="$ev" -v r="$reps" -v s="$secs" 'BEGIN {printf "%.0f", e/(r*s)}')
       bpe=$(awk -v b="$by" -v e="$ev" 'BEGIN {printf "%.1f", b/e}')
