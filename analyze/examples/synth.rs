@@ -6,6 +6,8 @@
 //!
 //! One file per host (`host=node-<i>/seg-0.parquet`, a hive-style tree), one hour of events
 //! each, sorted by time, 256 Ki rows per row group (capture's default). Deterministic.
+//! `--page-rows N` (experiment) overrides the writer's data page row limit (20000 is parquet's
+//! default, which needle's writer lifts; use it to measure what that costs a reader).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -170,6 +172,7 @@ fn main() {
     let n_workloads: usize = arg(&args, "--workloads", 100);
     let files: usize = arg(&args, "--files", 4).max(1);
     let out: PathBuf = arg(&args, "--out", PathBuf::from("target/bench/synth"));
+    let page_rows: Option<usize> = args.iter().any(|a| a == "--page-rows").then(|| arg(&args, "--page-rows", usize::MAX));
     let all = workloads(n_workloads);
     let per_file = events / files as u64;
     const T0: i64 = 1_800_000_000 * 1_000_000_000;
@@ -194,7 +197,11 @@ fn main() {
             events_written: per_file,
             ..Default::default()
         };
-        let props = writer_properties(&opts, meta.to_key_values()).expect("writer properties");
+        let mut props = writer_properties(&opts, meta.to_key_values()).expect("writer properties");
+        if let Some(rows) = page_rows {
+            // Experiment only: another page row limit than needle's writer uses.
+            props = props.into_builder().set_data_page_row_count_limit(rows).build();
+        }
         let tmp = dir.join(".seg-0.parquet.tmp");
         let mut w = ArrowWriter::try_new(std::fs::File::create(&tmp).expect("create"), arrow_schema(), Some(props)).expect("writer");
         let mut b = TraceBatchBuilder::new(&host);
