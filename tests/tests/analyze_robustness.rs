@@ -182,3 +182,29 @@ fn damaged_bytes_never_crash_the_analyzer() {
         }
     }
 }
+
+#[test]
+fn older_files_missing_optional_columns_still_get_features() {
+    use needle_common::schema::{writer_properties, TraceBatchBuilder, TraceMetadata, WriteOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = TraceBatchBuilder::new("node-1");
+    for w in fleet(4, true) {
+        w.events.iter().for_each(|e| b.push(e));
+    }
+    let full = b.finish_sorted().unwrap();
+    let schema = full.schema();
+    let dropped = ["dns_name", "syscall_counts", "container_name", "labels", "label", "path2"];
+    let keep: Vec<usize> = (0..full.num_columns()).filter(|&i| !dropped.contains(&schema.field(i).name().as_str())).collect();
+    let older = full.project(&keep).unwrap();
+    let meta = TraceMetadata { schema_version: 1, host: "node-1".into(), ..Default::default() };
+    let props = writer_properties(&WriteOptions::default(), meta.to_key_values()).unwrap();
+    let f = dir.path().join("older.parquet");
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&f).unwrap(), older.schema(), Some(props)).unwrap();
+    w.write(&older).unwrap();
+    w.close().unwrap();
+    let doc = analyze_json(&[p(&f)]);
+    let top = &doc["workloads"][0];
+    assert_eq!(top["workload"], cid(999));
+    assert!(top["name"].is_null(), "no container_name column, no name");
+    assert_eq!(top["image"], "shop/web:1.0");
+}
