@@ -7,7 +7,10 @@
 //!
 //! A workload's score is the highest model score plus a weight per signature finding
 //! ([`Severity::weight`]). A workload whose model score reaches [`ANOMALY_THRESHOLD`] without
-//! any signature finding gets an `Execution:Runtime/AnomalousBehavior` finding.
+//! any signature finding, and among whose top features an indicator feature (a binary from a
+//! writable place, a shell from a server, …) deviates by at least [`INDICATOR_Z`], gets an
+//! `Execution:Runtime/AnomalousBehavior` finding: being busier than the peers ranks a workload
+//! higher but is no finding by itself.
 
 mod peer;
 
@@ -20,6 +23,9 @@ use crate::scan::rfc3339;
 
 /// Model score from which a workload without signature findings is reported as anomalous.
 pub const ANOMALY_THRESHOLD: f64 = 8.0;
+/// Robust z-score from which an indicator feature (see `FeatureDef::indicator`) supports the
+/// anomaly finding.
+pub const INDICATOR_Z: f64 = 3.0;
 /// Finding type of the learned-behaviour baseline (see DETECTIONS.md).
 pub const ANOMALOUS_BEHAVIOR: &str = "Execution:Runtime/AnomalousBehavior";
 
@@ -177,7 +183,10 @@ impl Ranker {
                     .unwrap_or_default();
                 let mut findings: Vec<Finding> = self.signatures.iter().flat_map(|s| s.evaluate(w, table)).collect();
                 let signature_points: f64 = findings.iter().map(|f| f.severity.weight()).sum();
-                if findings.is_empty() && best.score >= ANOMALY_THRESHOLD {
+                let indicated = best.contributions.iter().any(|c| {
+                    c.z >= INDICATOR_Z && table.column(&c.feature).is_some_and(|i| table.columns[i].def.indicator)
+                });
+                if findings.is_empty() && best.score >= ANOMALY_THRESHOLD && indicated {
                     findings.push(anomaly_finding(w, &best));
                 }
                 findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)));

@@ -93,3 +93,22 @@ fn one_workload_or_identical_ones_score_zero() {
     assert_eq!(r[0].score, 0.0);
     assert!(r[0].findings.is_empty());
 }
+
+#[test]
+fn a_busy_workload_ranks_high_but_gets_no_finding() {
+    let mut events = Vec::new();
+    for (i, id) in NAMES.iter().enumerate() {
+        events.extend(normal(id, i as i64 % 4));
+    }
+    // Forks hundreds of children, talks to many databases: unusual volume, nothing suspicious.
+    let c = Ev::in_container("busy");
+    for k in 0..300u32 {
+        events.push(c.at(1).proc(1000 + k, 100, "nginx").with(Detail::Fork));
+        events.push(c.at(2).with(Detail::Connect(net(&format!("10.3.{}.{}", k / 200, k % 200), 5432, None))));
+    }
+    let t = table(&events);
+    let ranked = Ranker::baseline().rank(&t);
+    assert_eq!(t.rows[ranked[0].row].workload, "busy");
+    assert!(ranked[0].score >= ANOMALY_THRESHOLD, "{}", ranked[0].score);
+    assert!(ranked[0].findings.is_empty(), "{:?}", ranked[0].findings);
+}
