@@ -158,6 +158,9 @@ pub enum CliError {
     /// `--top 0`.
     #[error("--top must be at least 1")]
     ZeroTop,
+    /// `features --format table`.
+    #[error("the feature table is written as csv, json or parquet, not as a terminal table")]
+    FeaturesAsTable,
 }
 
 /// Validated input settings.
@@ -254,6 +257,9 @@ impl TryFrom<Cli> for Command {
             Some(Sub::Features(f)) => {
                 let out = f.out.ok_or(CliError::NoInput)?;
                 let format = f.format.unwrap_or_else(|| format_from_extension(&out));
+                if format == Format::Table {
+                    return Err(CliError::FeaturesAsTable);
+                }
                 Ok(Command::Features { input: f.input.try_into()?, format, out })
             }
             Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
@@ -313,6 +319,7 @@ mod tests {
         assert!(parse(&[]).unwrap_err().contains("no input"));
         assert!(parse(&["x", "--since", "yesterday-ish"]).unwrap_err().contains("--since"));
         assert!(parse(&["x", "--top", "0"]).is_err());
+        assert!(parse(&["features", "x", "--out", "f", "--format", "table"]).unwrap_err().contains("csv, json or parquet"));
         assert!(parse(&["import", "syscall-traces", "d", "--label", "maybe", "--out", "o"]).is_err());
     }
 }

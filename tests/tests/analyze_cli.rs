@@ -16,7 +16,7 @@ fn table_puts_the_attacked_container_first() {
     assert!(first.starts_with("1 "), "{out}");
     assert!(first.contains(&cid(999)[..12]) && first.contains("web-evil"), "{out}");
     assert!(first.contains("Execution:Runtime/AnomalousBehavior"), "{out}");
-    assert!(out.contains("13 workloads shown"), "{out}");
+    assert!(out.contains("13 of 13 workloads shown"), "{out}");
 }
 
 #[test]

@@ -73,6 +73,7 @@ pub fn write_features(table: &FeatureTable, format: Format, out: &mut (dyn Write
     match format {
         Format::Csv => tabular::write_csv(table, None, out),
         Format::Parquet => tabular::write_parquet(table, None, out),
+        // The command line refuses `features --format table`; JSON is the readable fallback.
         Format::Json | Format::Table => {
             serde_json::to_writer_pretty(&mut *out, &json::features_json(table))?;
             writeln!(out)?;

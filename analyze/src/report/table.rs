@@ -60,7 +60,14 @@ pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result
         writeln!(out, "{}", line.trim_end())?;
     }
     let i = report.inputs;
-    write!(out, "\n{} workloads shown, {} rows from {} files", report.ranked.len(), i.rows, i.files.len())?;
+    write!(
+        out,
+        "\n{} of {} workloads shown, {} rows from {} files",
+        report.ranked.len(),
+        report.table.rows.len(),
+        i.rows,
+        i.files.len()
+    )?;
     if let Some(span) = &i.time_span {
         write!(out, ", {} → {}", span.first, span.last)?;
     }
