@@ -28,6 +28,7 @@ pub struct AbiLayouts {
     pub exec: needle_common::abi::ExecEvent,
     pub fork: needle_common::abi::ForkEvent,
     pub exit: needle_common::abi::ExitEvent,
+    pub net: needle_common::abi::NetEvent,
 }
 
 #[unsafe(no_mangle)]

@@ -6,7 +6,9 @@
 //! The outcome of every entry is written into each trace file's metadata.
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, ProgramType, TracePoint};
+use std::path::Path;
+
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramType, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use needle_common::abi::{KernelOffsets, ProbeConfig};
 use needle_common::schema::ProgramStatus;
@@ -31,6 +33,11 @@ pub enum Hook {
         /// Name.
         name: &'static str,
     },
+    /// A cgroup sock_addr hook (`cgroup/connect4`, …) attached at the cgroup v2 root.
+    CgroupSockAddr {
+        /// The attach point.
+        attach: &'static str,
+    },
 }
 
 impl Hook {
@@ -38,6 +45,7 @@ impl Hook {
         match self {
             Hook::Tracepoint { category, name } => format!("tracepoint/{category}/{name}"),
             Hook::BtfTracepoint { name } => format!("tp_btf/{name}"),
+            Hook::CgroupSockAddr { attach } => format!("cgroup/{attach}"),
         }
     }
 }
@@ -56,33 +64,15 @@ pub struct ProgramSpec {
 }
 
 /// Every program, in attach order.
+#[rustfmt::skip]
 pub const PROGRAMS: &[ProgramSpec] = &[
-    ProgramSpec {
-        name: "sched_process_exec",
-        hook: Hook::Tracepoint {
-            category: "sched",
-            name: "sched_process_exec",
-        },
-        family: "process",
-        fallback: None,
-    },
-    ProgramSpec {
-        name: "sched_process_fork",
-        hook: Hook::BtfTracepoint {
-            name: "sched_process_fork",
-        },
-        family: "process",
-        fallback: None,
-    },
-    ProgramSpec {
-        name: "sched_process_exit",
-        hook: Hook::Tracepoint {
-            category: "sched",
-            name: "sched_process_exit",
-        },
-        family: "process",
-        fallback: None,
-    },
+    ProgramSpec { name: "sched_process_exec", hook: Hook::Tracepoint { category: "sched", name: "sched_process_exec" }, family: "process", fallback: None },
+    ProgramSpec { name: "sched_process_fork", hook: Hook::BtfTracepoint { name: "sched_process_fork" }, family: "process", fallback: None },
+    ProgramSpec { name: "sched_process_exit", hook: Hook::Tracepoint { category: "sched", name: "sched_process_exit" }, family: "process", fallback: None },
+    ProgramSpec { name: "connect4", hook: Hook::CgroupSockAddr { attach: "connect4" }, family: "network", fallback: None },
+    ProgramSpec { name: "connect6", hook: Hook::CgroupSockAddr { attach: "connect6" }, family: "network", fallback: None },
+    ProgramSpec { name: "sendmsg4", hook: Hook::CgroupSockAddr { attach: "sendmsg4" }, family: "network", fallback: None },
+    ProgramSpec { name: "sendmsg6", hook: Hook::CgroupSockAddr { attach: "sendmsg6" }, family: "network", fallback: None },
 ];
 
 /// Why capture could not start its sensor at all.
@@ -150,9 +140,13 @@ fn is_permission(e: &impl std::fmt::Display) -> bool {
 /// Probes, loads and attaches every program in [`PROGRAMS`].
 pub fn load(
     tracefs: &TraceFs,
+    cgroup2_root: Option<&Path>,
     offsets: KernelOffsets,
     opts: SensorOptions,
 ) -> Result<Sensor, LoadError> {
+    // Opened once; every cgroup program attaches to it.
+    let cgroup_root = cgroup2_root
+        .map(|p| std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display())));
     let btf = Btf::from_sys_fs().ok();
     let config = ProbeConfig {
         wakeup_bytes: opts.wakeup_bytes,
@@ -177,7 +171,7 @@ pub fn load(
 
     let mut statuses = Vec::new();
     for spec in PROGRAMS {
-        let status = match attach(&mut ebpf, spec, tracefs, btf.as_ref()) {
+        let status = match attach(&mut ebpf, spec, tracefs, btf.as_ref(), cgroup_root.as_ref()) {
             Ok(()) => ProgramStatus {
                 name: spec.name.into(),
                 hook: spec.hook.describe(),
@@ -187,7 +181,7 @@ pub fn load(
             Err(reason) => match spec.fallback {
                 Some(fallback) => {
                     let fb = PROGRAMS.iter().find(|p| p.name == fallback).copied();
-                    match fb.map(|fb| attach(&mut ebpf, &fb, tracefs, btf.as_ref())) {
+                    match fb.map(|fb| attach(&mut ebpf, &fb, tracefs, btf.as_ref(), cgroup_root.as_ref())) {
                         Some(Ok(())) => ProgramStatus {
                             name: fallback.into(),
                             hook: fb.map(|f| f.hook.describe()).unwrap_or_default(),
@@ -262,6 +256,7 @@ fn attach(
     spec: &ProgramSpec,
     tracefs: &TraceFs,
     btf: Option<&Btf>,
+    cgroup_root: Option<&Result<std::fs::File, String>>,
 ) -> Result<(), String> {
     let program = ebpf
         .program_mut(spec.name)
@@ -290,6 +285,21 @@ fn attach(
             tp.load(name, btf).map_err(|e| format!("load: {e:#}"))?;
             tp.attach().map_err(|e| format!("attach: {e:#}"))?;
         }
+        Hook::CgroupSockAddr { .. } => {
+            let root = match cgroup_root {
+                Some(Ok(f)) => f,
+                Some(Err(e)) => return Err(format!("cgroup v2 root: {e}")),
+                None => return Err("no cgroup v2 hierarchy is mounted".into()),
+            };
+            if !matches!(aya::sys::is_program_supported(ProgramType::CgroupSockAddr), Ok(true)) {
+                return Err("kernel does not support cgroup sock_addr programs".into());
+            }
+            let p: &mut CgroupSockAddr = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load().map_err(|e| format!("load: {e:#}"))?;
+            // aya attaches through bpf_link_create where the kernel has it; links always share the
+            // hook with other programs (systemd's, a CNI's), and the kernel wants flags 0 there.
+            p.attach(root, CgroupAttachMode::Single).map_err(|e| format!("attach: {e:#} ({:?})", std::error::Error::source(&e)))?;
+        }
     }
     Ok(())
 }
@@ -299,7 +309,7 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     use btf_rs::{Btf, Type};
-    use needle_common::abi::{EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, ProbeConfig};
+    use needle_common::abi::{EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig};
     use object::{Object, ObjectSection};
 
     use super::OBJECT;
@@ -339,6 +349,7 @@ mod tests {
         check(&btf, "EventHeader", size_of::<EventHeader>(), fields!(EventHeader: kind, cpu, ktime_ns, cgroup_id, pid, tgid, ppid, uid, gid, _pad, start_ns, parent_start_ns, comm));
         check(&btf, "ExecEvent", size_of::<ExecEvent>(), fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, filename, args));
         check(&btf, "ForkEvent", size_of::<ForkEvent>(), fields!(ForkEvent: header, parent_pid, _pad));
+        check(&btf, "NetEvent", size_of::<NetEvent>(), fields!(NetEvent: header, family, dst_port, protocol, dst_addr));
         check(&btf, "ExitEvent", size_of::<ExitEvent>(), fields!(ExitEvent: header, exit_code, flags));
         check(&btf, "KernelOffsets", size_of::<KernelOffsets>(), fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead));
         check(&btf, "ProbeConfig", size_of::<ProbeConfig>(), fields!(ProbeConfig: wakeup_bytes, self_tgid, _pad));

@@ -114,8 +114,10 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         .max(4096)
         .checked_next_power_of_two()
         .unwrap_or(1 << 31);
+    let cgroup2_root = crate::enrich::container::ContainerResolver::detect_cgroup2_root();
     let mut sensor = loader::load(
         &tracefs,
+        cgroup2_root.as_deref(),
         offsets,
         SensorOptions {
             ring_bytes,

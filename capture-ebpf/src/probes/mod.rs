@@ -1,3 +1,4 @@
 //! eBPF programs, one module per event family.
 
+pub mod network;
 pub mod process;

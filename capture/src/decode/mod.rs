@@ -4,6 +4,7 @@
 //! records in its own module. The match lists every kind (no `_` arm), so adding a kind to the
 //! ABI without deciding how it is decoded does not compile.
 
+mod network;
 mod process;
 
 use std::collections::HashMap;
@@ -115,6 +116,7 @@ impl Decoder {
             K::Exec => process::exec(self, bytes),
             K::Fork => process::fork(self, bytes),
             K::Exit => process::exit(self, bytes),
+            K::Connect | K::SendTo => network::net(self, bytes, kind),
             K::Open
             | K::Unlink
             | K::Rename
@@ -122,11 +124,9 @@ impl Decoder {
             | K::Chown
             | K::MemfdCreate
             | K::MmapExec
-            | K::Connect
             | K::Accept
             | K::Bind
             | K::Listen
-            | K::SendTo
             | K::DnsQuery
             | K::DnsResponse
             | K::Ptrace

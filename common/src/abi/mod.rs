@@ -7,10 +7,12 @@
 
 mod counters;
 mod kind;
+mod network;
 mod offsets;
 mod process;
 
 pub use counters::{COUNTER_SLOTS, Counter};
+pub use network::{NetEvent, AF_INET, AF_INET6};
 pub use kind::{EVENT_KINDS, EventKind, UnknownEventKind};
 pub use offsets::{KernelOffsets, OFFSET_MISSING, ProbeConfig};
 pub use process::{
