@@ -81,7 +81,25 @@ PY
 mkdir -p "$work/www"
 printf '#!/bin/sh\n# stand-in for a downloaded miner: connects to the pool and burns CPU\n(echo "{\\"id\\":1,\\"method\\":\\"mining.subscribe\\",\\"params\\":[\\"xmrig/6.21\\"]}"; /bin/sleep 3) | /bin/nc 127.0.0.1 13333\ni=0; while [ $i -lt 200000 ]; do i=$((i+1)); done\n' > "$work/www/kworker"
 busybox httpd -f -p 127.0.0.1:18080 -h "$work/www" & pids+=($!)
-( for _ in $(seq 1 30); do timeout 5 busybox nc -l -p 13333 -s 127.0.0.1 >/dev/null 2>&1 || true; done ) & pids+=($!)
+# The fake pool: accepts on 127.0.0.1:13333, reads what the miner says, for at most 120 s.
+python3 - <<'PY' & pids+=($!)
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 13333)); s.listen(); s.settimeout(1.0)
+end = time.time() + 120
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+        c.settimeout(2.0)
+        try:
+            c.recv(4096)
+            c.sendall(b'{"id":1,"result":[["mining.notify","ae6812eb4cd7735a302a8a9dd95cf71f"],"08000002",4],"error":null}\n')
+        except OSError:
+            pass
+        c.close()
+    except socket.timeout:
+        pass
+PY
 
 rm -rf "$out"; mkdir -p "$out"
 traces="$out/traces"

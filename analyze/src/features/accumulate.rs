@@ -92,24 +92,21 @@ impl Accumulator {
     }
 
     fn slot_of(&mut self, c: &Columns, row: usize, cid_slots: &mut [u32]) -> u32 {
-        if let Some(k) = c.container_id.key(row) {
+        if let Some(k) = c.workload.key(row) {
             if let Some(&s) = cid_slots.get(k)
                 && s != NO_SLOT
             {
                 return s;
             }
-            if let Some(id) = c.container_id.dict_value(k).filter(|id| !id.is_empty()) {
+            if let Some(id) = c.workload.dict_value(k).filter(|id| !id.is_empty()) {
                 let s = self.slot_for_key(workload_key(Some(id), &self.host, 0));
                 if let Some(slot) = cid_slots.get_mut(k) {
                     *slot = s;
                 }
                 return s;
             }
-        } else if let Some(id) = c.container_id.get(row).filter(|id| !id.is_empty()) {
-            return match self.by_key.get(id) {
-                Some(&s) => s,
-                None => self.new_slot(workload_key(Some(id), &self.host, 0)),
-            };
+        } else if let Some(id) = c.workload.get(row).filter(|id| !id.is_empty()) {
+            return self.slot_for_key(workload_key(Some(id), &self.host, 0));
         }
         let cgroup = opt(&c.cgroup_id, row).unwrap_or(0);
         if let Some(&s) = self.by_cgroup.get(&cgroup) {
@@ -123,7 +120,7 @@ impl Accumulator {
     /// Adds every row of `batch`.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), FeatureError> {
         let c = Columns::new(batch)?;
-        let mut cid_slots = vec![NO_SLOT; c.container_id.dict_len()];
+        let mut cid_slots = vec![NO_SLOT; c.workload.dict_len()];
         let mut h = Hashes {
             exe: c.exe_path.hash_cache(),
             path: c.path.hash_cache(),

@@ -15,7 +15,7 @@ use super::FeatureError;
 
 /// Columns the feature pass reads; everything else is skipped by the scan's projection.
 pub const NEEDED: &[&str] = &[
-    n::TIME, n::KIND, n::TGID, n::PPID, n::COMM, n::CGROUP_ID, n::EXE_PATH, n::CONTAINER_ID,
+    n::TIME, n::KIND, n::TGID, n::PPID, n::COMM, n::CGROUP_ID, n::EXE_PATH, n::CONTAINER_ID, n::WORKLOAD,
     n::PATH, n::PATH2, n::FLAGS, n::MODE, n::RET, n::DST_ADDR, n::DST_PORT, n::BYTES, n::DNS_NAME,
     n::DNS_RCODE, n::SYSCALL, n::SYSCALL_COUNTS,
 ];
@@ -25,7 +25,7 @@ pub const NEEDED: &[&str] = &[
 pub const CONTEXT: &[&str] = &[n::CONTAINER_NAME, n::IMAGE, n::POD, n::NAMESPACE, n::LABEL];
 
 /// What a context probe reads: enough to key rows to workloads, and the context.
-pub const PROBE: &[&str] = &[n::TIME, n::KIND, n::CGROUP_ID, n::CONTAINER_ID];
+pub const PROBE: &[&str] = &[n::TIME, n::KIND, n::CGROUP_ID, n::CONTAINER_ID, n::WORKLOAD];
 
 /// A string column: dictionary-encoded, plain, or absent.
 pub enum StrCol {
@@ -157,7 +157,7 @@ pub struct Columns {
     pub(crate) comm: StrCol,
     pub(crate) cgroup_id: Option<UInt64Array>,
     pub(crate) exe_path: StrCol,
-    pub(crate) container_id: StrCol,
+    pub(crate) workload: StrCol,
     pub(crate) container_name: StrCol,
     pub(crate) image: StrCol,
     pub(crate) pod: StrCol,
@@ -213,7 +213,12 @@ impl Columns {
             comm: StrCol::from_batch(batch, n::COMM)?,
             cgroup_id: u64_col(batch, n::CGROUP_ID)?,
             exe_path: StrCol::from_batch(batch, n::EXE_PATH)?,
-            container_id: StrCol::from_batch(batch, n::CONTAINER_ID)?,
+            // capture writes the workload key itself (container id, or `host:<unit>`); older
+            // traces and imported ones only have the container id.
+            workload: match batch.column_by_name(n::WORKLOAD) {
+                Some(w) if w.null_count() < w.len() => StrCol::from_batch(batch, n::WORKLOAD)?,
+                _ => StrCol::from_batch(batch, n::CONTAINER_ID)?,
+            },
             container_name: StrCol::from_batch(batch, n::CONTAINER_NAME)?,
             image: StrCol::from_batch(batch, n::IMAGE)?,
             pod: StrCol::from_batch(batch, n::POD)?,

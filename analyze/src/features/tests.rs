@@ -277,3 +277,10 @@ fn older_files_without_optional_columns_still_get_features() {
     let err = Accumulator::new("h", TimeWindow::default()).add_batch(&full.project(&no_kind).unwrap()).unwrap_err();
     assert!(err.to_string().contains("`kind`"), "{err}");
 }
+
+#[test]
+fn capture_host_keys_are_qualified_with_the_host() {
+    assert_eq!(workload_key(Some("host"), "node-1", 9), "host:node-1");
+    assert_eq!(workload_key(Some("host:sshd.service"), "node-1", 9), "host:node-1:sshd.service");
+    assert_eq!(workload_key(Some("ab12"), "node-1", 9), "ab12");
+}
