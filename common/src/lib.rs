@@ -12,5 +12,6 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod paths;
 #[cfg(feature = "user")]
 pub mod schema;

@@ -109,7 +109,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
     ind("net.unusual_ports", "connections", High, Log, "outbound connections/sends to a port outside the common service list (see `COMMON_PORTS`)"),
     def("net.outbound", "connections", High, Log, "connect and sendto events"),
     def("net.inbound", "connections", Both, Log, "accepted connections"),
-    def("net.outbound_ratio", "fraction", Both, Linear, "outbound / (outbound + inbound); 0 when there is no traffic"),
+    def("net.outbound_ratio", "fraction", High, Linear, "outbound / (outbound + inbound); 0 when there is no traffic (scored one-sided: less outbound than peers is not suspicious)"),
     def("net.bytes_out", "bytes", High, Log, "payload bytes sent with sendto, where known"),
     def("dns.queries", "queries", High, Log, "DNS queries seen on the wire"),
     def("dns.distinct_names", "names", High, Log, "distinct DNS query names"),

@@ -16,25 +16,12 @@ pub fn is_shell(name: &str) -> bool {
     SHELLS.contains(&basename(name))
 }
 
-/// True for an executable image that lives in no file: a memfd or a deleted file.
-pub fn is_fileless(path: &str) -> bool {
-    path.starts_with("memfd:") || path.starts_with("/memfd:") || path.ends_with(" (deleted)")
-}
+pub use needle_common::paths::is_fileless;
 
-/// True for an executable in a world-writable or temporary place, a hidden dot directory,
-/// or no file at all.
+/// True for an executable in a writable or temporary place (the rule capture flags rows with,
+/// see `needle_common::paths`), or no file at all.
 pub fn is_writable_location(path: &str) -> bool {
-    const TEMP: &[&str] = &["/tmp/", "/dev/shm/", "/var/tmp/", "/run/shm/", "/var/run/shm/"];
-    if is_fileless(path) || TEMP.iter().any(|t| path.starts_with(t)) {
-        return true;
-    }
-    // A directory component starting with a dot (`/root/.x/miner`, `/tmp/.../a`); the file
-    // name itself may be anything.
-    let dir = match path.rfind('/') {
-        Some(i) => &path[..i],
-        None => return false,
-    };
-    dir.split('/').any(|c| c.starts_with('.') && c != "." && c != "..")
+    is_fileless(path) || needle_common::paths::is_writable_location(path)
 }
 
 /// Shannon entropy of the bytes of `s`, in bits per character (0 for empty).

@@ -86,7 +86,13 @@ impl Model for PeerOutlier {
             let norm = peer_norm(table, c);
             for (i, row) in table.rows.iter().enumerate() {
                 let value = row.values[c];
-                let z = (transform(value, col.def.scale) - norm.median) / norm.scale;
+                let mut z = (transform(value, col.def.scale) - norm.median) / norm.scale;
+                // An indicator (a binary run from /tmp, a shell spawned by a server, …) that no
+                // peer shows at all is as unusual as anything can be: the scale floor, meant to
+                // keep ordinary counts from exploding, must not damp it.
+                if col.def.indicator && norm.raw_median == 0.0 && norm.scale <= scale_floor(col.def.scale, norm.median) && value > 0.0 {
+                    z = Z_MAX;
+                }
                 let z = match direction {
                     Direction::High => z.max(0.0),
                     Direction::Both => z.abs(),

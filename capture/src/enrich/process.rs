@@ -93,20 +93,7 @@ pub struct ProcessTable {
     pub stats: TableStats,
 }
 
-/// Is `path` in a place where code should not normally run from: a world-writable or
-/// temporary directory (`/tmp`, `/dev/shm`, `/var/tmp`, `/run`, `/dev/mqueue`), or a hidden
-/// directory at the top of the tree (`/.x/miner`)? Hidden directories inside home directories
-/// (`~/.cargo/bin`, `~/.pyenv/shims`) are where developer tools live and do not count.
-pub fn is_writable_location(path: &str) -> bool {
-    const PREFIXES: [&str; 6] = ["/tmp/", "/dev/shm/", "/var/tmp/", "/run/", "/var/run/", "/dev/mqueue/"];
-    if PREFIXES.iter().any(|p| path.starts_with(p)) {
-        return true;
-    }
-    let mut parts = path.split('/').skip(1);
-    let first = parts.next().unwrap_or("");
-    // A hidden first-level directory (there must be something below it).
-    first.starts_with('.') && first != "." && first != ".." && parts.next().is_some()
-}
+pub use needle_common::paths::is_writable_location;
 
 impl ProcessTable {
     /// An empty table; `cap` bounds its size.
@@ -334,16 +321,6 @@ mod tests {
         let s = "42 (a) b) (c) S 7 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10 18446744073709551615";
         assert_eq!(parse_stat(s), Some(("a) b) (c".to_string(), 7, 12345)));
         assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn writable_locations() {
-        for p in ["/tmp/x", "/dev/shm/kdevtmpfsi", "/var/tmp/.x/y", "/tmp/.X11-unix/.x/xmrig", "/.hidden/x", "/run/user/0/x"] {
-            assert!(is_writable_location(p), "{p}");
-        }
-        for p in ["/usr/bin/curl", "/bin/sh", "/opt/app/bin/server", "/usr/lib/x/.hidden_file_but_not_dir", "/root/.cargo/bin/cargo", "/root/.pyenv/shims/python3", "/.profile"] {
-            assert!(!is_writable_location(p), "{p}");
-        }
     }
 
     #[test]
