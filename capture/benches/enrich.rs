@@ -21,10 +21,10 @@ fn main() {
     let procs = 2_000u32;
     let base_pid = 3_000_000u32; // above pid_max: never collides with a real process
     let make = |i: usize, detail: Detail| Decoded {
-        event: Event {
-            time_ns: i as i64,
-            ktime_ns: i as u64,
-            process: Process {
+        event: Event::new(
+            i as i64,
+            i as u64,
+            Process {
                 pid: base_pid + (i as u32 % procs),
                 tgid: base_pid + (i as u32 % procs),
                 ppid: 1,
@@ -33,14 +33,8 @@ fn main() {
                 comm: comm.clone(),
                 cgroup_id: cgroup,
             },
-            exe_path: None,
-            exe_sha256: None,
-            container: None,
-            workload: None,
-            context: None,
-            label: None,
             detail,
-        },
+        ),
         start_ns: 1_000_000_000 + u64::from(i as u32 % procs) * 10_000_000,
         parent_start_ns: 0,
         exe: None,

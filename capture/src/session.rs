@@ -362,21 +362,6 @@ fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> 
 }
 
 fn lost_event(clock: &BootClock, ktime_ns: u64, count: u64) -> Event {
-    Event {
-        time_ns: clock.wall_ns(ktime_ns),
-        ktime_ns,
-        process: Process {
-            pid: std::process::id(),
-            tgid: std::process::id(),
-            comm: "needle-capture".into(),
-            ..Default::default()
-        },
-        exe_path: None,
-        exe_sha256: None,
-        container: None,
-        workload: None,
-        context: None,
-        label: None,
-        detail: Detail::Lost { count },
-    }
+    let me = Process { pid: std::process::id(), tgid: std::process::id(), comm: "needle-capture".into(), ..Default::default() };
+    Event::new(clock.wall_ns(ktime_ns), ktime_ns, me, Detail::Lost { count })
 }

@@ -168,27 +168,18 @@ impl Decoder {
 
     /// An event with the header's common fields and `detail`.
     pub(crate) fn event(&mut self, h: &EventHeader, detail: Detail) -> Event {
-        Event {
-            time_ns: self.clock.wall_ns(h.ktime_ns),
-            ktime_ns: h.ktime_ns,
-            process: Process {
-                pid: h.pid,
-                tgid: h.tgid,
-                ppid: h.ppid,
-                uid: h.uid,
-                gid: h.gid,
-                comm: self.comm(h.comm),
-                cgroup_id: h.cgroup_id,
-            },
-            exe_path: None,
-            exe_sha256: None,
-            container: None,
-            workload: None,
-            context: None,
-            label: None,
-            detail,
-        }
+        let process = Process {
+            pid: h.pid,
+            tgid: h.tgid,
+            ppid: h.ppid,
+            uid: h.uid,
+            gid: h.gid,
+            comm: self.comm(h.comm),
+            cgroup_id: h.cgroup_id,
+        };
+        Event::new(self.clock.wall_ns(h.ktime_ns), h.ktime_ns, process, detail)
     }
+
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use needle_common::schema::{Detail, Event};
+use needle_common::schema::{Detail, Event, Process};
 
 use crate::decode::Decoded;
 use container::{ContainerInfo, ContainerResolver, Resolution};
@@ -257,16 +257,9 @@ impl Enricher {
             let (time_ns, ktime_ns) = stamp();
             out.push(Pending {
                 event: Event {
-                    time_ns,
-                    ktime_ns,
-                    process: needle_common::schema::Process { cgroup_id: id, comm: "".into(), ..Default::default() },
-                    exe_path: None,
-                    exe_sha256: None,
                     container: Some(info.container.clone()),
                     workload: Some(info.container.id.clone()),
-                    context: None,
-                    label: None,
-                    detail: Detail::ContainerStop,
+                    ..Event::new(time_ns, ktime_ns, Process { cgroup_id: id, comm: "".into(), ..Default::default() }, Detail::ContainerStop)
                 },
                 digest: None,
                 container_cgroup: Some(id),

@@ -30,6 +30,25 @@ pub struct Event {
     pub detail: Detail,
 }
 
+impl Event {
+    /// An event as decoded, before enrichment: every context field (`exe_*`, `container`,
+    /// `workload`, `context`, `label`) empty.
+    pub fn new(time_ns: i64, ktime_ns: u64, process: Process, detail: Detail) -> Event {
+        Event {
+            time_ns,
+            ktime_ns,
+            process,
+            exe_path: None,
+            exe_sha256: None,
+            container: None,
+            workload: None,
+            context: None,
+            label: None,
+            detail,
+        }
+    }
+}
+
 /// The task an event belongs to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Process {
