@@ -123,8 +123,13 @@ impl Enricher {
             // again when the row is written (`finish`), counted as a miss only if still unknown.
             Resolution::Unknown => (None, None),
         };
-        let root: PathBuf = container.as_ref().and_then(|c| c.rootfs.clone()).unwrap_or_else(|| PathBuf::from("/"));
-        let user = self.users.name(&root, event.process.uid);
+        let root: &Path = container.as_ref().and_then(|c| c.rootfs.as_deref()).unwrap_or(Path::new("/"));
+        // The passwd lookup only when the table will use it (new process, or none known yet).
+        let user = self
+            .table
+            .needs_user(event.detail.kind(), event.process.tgid, start_ns)
+            .then(|| self.users.name(root, event.process.uid))
+            .flatten();
         // The executed path's own mtime decides `exe_new`: for a script the kernel's exe_file is
         // the interpreter, not the (possibly just downloaded) script. Looked up through the
         // process's root, then the container's rootfs; the kernel's inode is the fallback.
@@ -215,7 +220,7 @@ impl Enricher {
                 && ctx.exe_new.is_none()
             {
                 let mut c = (**ctx).clone();
-                c.exe_new = Some(i128::from(m) * 1_000_000_000 > i128::from(started));
+                c.exe_new = Some(process::modified_after(m, started));
                 event.context = Some(Arc::new(c));
             }
         }

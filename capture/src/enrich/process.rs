@@ -95,6 +95,12 @@ pub struct ProcessTable {
 
 pub use needle_common::paths::is_writable_location;
 
+/// True when a file last modified at `mtime_sec` (seconds) changed after `started_ns` (wall ns):
+/// what `exe_new` means.
+pub fn modified_after(mtime_sec: i64, started_ns: i64) -> bool {
+    i128::from(mtime_sec) * 1_000_000_000 > i128::from(started_ns)
+}
+
 impl ProcessTable {
     /// An empty table; `cap` bounds its size.
     pub fn new(cap: usize) -> ProcessTable {
@@ -145,7 +151,7 @@ impl ProcessTable {
             let key = self.key(tgid, start_ns);
             let (parent_key, ancestry) = self.lineage(ppid, parent_start_ns, None);
             let writable = exe.as_deref().map(is_writable_location);
-            let fileless = exe.as_deref().map(|e| e.ends_with(" (deleted)") || e.starts_with("/memfd:"));
+            let fileless = exe.as_deref().map(needle_common::paths::is_fileless);
             let context = Arc::new(ProcessContext {
                 key,
                 parent_key,
@@ -180,6 +186,19 @@ impl ProcessTable {
                 (key, ancestry)
             }
             _ => ((parent_start_ns != 0).then(|| self.key(ppid, parent_start_ns)), Vec::new()),
+        }
+    }
+
+    /// True when [`ProcessTable::observe`] would use `Observation::user` for this event: the
+    /// event creates a process context (fork, or a process the table does not know) or the
+    /// known context has no user yet. Lets the caller skip the passwd lookup otherwise.
+    pub fn needs_user(&self, kind: EventKind, tgid: u32, start_ns: u64) -> bool {
+        if kind == EventKind::Fork {
+            return true;
+        }
+        match self.procs.get(&tgid) {
+            Some(p) if p.start_ns / self.tick_ns == start_ns / self.tick_ns => p.view.context.user.is_none(),
+            _ => true,
         }
     }
 
@@ -262,7 +281,7 @@ impl ProcessTable {
         c.exe_writable = Some(is_writable_location(&exec.path));
         c.exe_fileless = Some(exec.fileless || exec.path.starts_with("/dev/fd/") || exec.path.starts_with("/proc/self/fd/"));
         c.exe_new = match (exec.mtime_sec, started_ns) {
-            (Some(m), Some(s)) => Some(i128::from(m) * 1_000_000_000 > i128::from(s)),
+            (Some(m), Some(s)) => Some(modified_after(m, s)),
             _ => None,
         };
         p.comm = comm.clone();
