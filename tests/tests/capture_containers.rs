@@ -3,18 +3,13 @@
 //! name, executable hash, ancestry inside the container, new-binary flags, start and stop rows.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use needle_common::schema::{Detail, Event};
 use needle_tests::capture::{trace_files, Capture};
 use needle_tests::runc::{runc_available, CgroupStyle, Container, ContainerSpec};
-use needle_tests::{read_trace, require, require_privileges};
+use needle_tests::{read_trace, require, require_privileges, sha256sum};
 
-fn sha256sum(path: &std::path::Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
-}
 
 struct Expect {
     style: CgroupStyle,

@@ -7,12 +7,8 @@ use std::time::Duration;
 
 use needle_common::schema::{Detail, Event};
 use needle_tests::capture::{trace_files, Capture};
-use needle_tests::{read_trace, require_privileges};
+use needle_tests::{read_trace, require_privileges, sha256sum};
 
-fn sha256sum(path: &str) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
-}
 
 /// `<tgid>@<start ticks>` as /proc/<pid>/stat reports it.
 fn proc_key(pid: u32) -> String {
@@ -67,7 +63,7 @@ fn host_processes_carry_keys_ancestry_hash_and_user() {
     assert_eq!(ctx.user.as_deref(), Some("root"));
     assert_eq!(ctx.exe_writable, Some(false));
     assert_eq!(ctx.exe_fileless, Some(false));
-    assert_eq!(exec.exe_sha256.as_deref(), Some(sha256sum("/bin/true").as_str()), "hash of the executed file");
+    assert_eq!(exec.exe_sha256.as_deref(), Some(sha256sum(std::path::Path::new("/bin/true")).as_str()), "hash of the executed file");
     assert!(exec.workload.as_deref().is_some_and(|w| w.starts_with("host")), "host workload: {:?}", exec.workload);
     assert!(exec.container.is_none());
 
