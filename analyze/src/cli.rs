@@ -87,6 +87,18 @@ pub struct RankArgs {
     /// Write to this file instead of stdout (required for parquet when stdout is a terminal).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Add the threat-intel lists in DIR (*.txt, see analyze/README.md): a list with a shipped
+    /// name extends it (or replaces it, with a `# mode: replace` header), a new name adds a
+    /// list. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub intel: Vec<PathBuf>,
+    /// Add the signature rules in DIR (*.toml): a rule with a shipped id replaces it, and
+    /// `enabled = false` turns it off. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Rank by the models alone: no signature rules.
+    #[arg(long)]
+    pub no_signatures: bool,
 }
 
 /// `analyze features`.
@@ -176,6 +188,17 @@ pub struct InputConfig {
     pub progress: bool,
 }
 
+/// Where signature rules and intel come from.
+#[derive(Clone, Debug, Default)]
+pub struct SignatureConfig {
+    /// Run signatures at all.
+    pub enabled: bool,
+    /// Extra rule directories.
+    pub rules: Vec<PathBuf>,
+    /// Extra intel directories.
+    pub intel: Vec<PathBuf>,
+}
+
 /// What to do, validated.
 #[derive(Clone, Debug)]
 pub enum Command {
@@ -191,6 +214,8 @@ pub enum Command {
         workload: Option<String>,
         /// Output file (None = stdout).
         out: Option<PathBuf>,
+        /// Signature rules and intel.
+        signatures: SignatureConfig,
     },
     /// Write the feature table.
     Features {
@@ -279,7 +304,8 @@ impl TryFrom<Cli> for Command {
                     return Err(CliError::ParquetToTerminal);
                 }
                 let top = r.top.or((r.format == Format::Table && r.workload.is_none()).then_some(25));
-                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out })
+                let signatures = SignatureConfig { enabled: !r.no_signatures, rules: r.rules, intel: r.intel };
+                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out, signatures })
             }
         }
     }

@@ -17,6 +17,8 @@
 //!   workload is).
 //! * [`rank`] scores the merged feature table: a [`rank::Model`] (the baseline is robust
 //!   peer-group outlier scoring) and [`rank::Signature`]s, combined into one ordering.
+//! * [`signatures`] names known-bad behaviour (GuardDuty finding types) from rules and threat
+//!   intel, evaluated in the same scan, with each finding's events and process lineage.
 //! * [`report`] writes the result, escaping every attacker-controlled string.
 //! * [`import`] converts other trace formats into needle traces.
 //! * [`cli`] is the command line, validated into a [`cli::Command`] that [`run`] executes.
@@ -28,6 +30,7 @@ pub mod import;
 pub mod rank;
 pub mod report;
 pub mod scan;
+pub mod signatures;
 
 mod run;
 

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::cli::{Command, InputConfig};
 use crate::features::{catalog, finalize, FeatureTable};
@@ -10,6 +11,7 @@ use crate::import::{import_syscall_traces, ImportError};
 use crate::rank::{Ranked, Ranker};
 use crate::report::{write_features, Report, ReportError};
 use crate::scan::{scan, InputSummary, ScanError, ScanOptions};
+use crate::signatures::{Engine, ScanFindings};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +22,9 @@ pub enum Error {
     /// Writing the report failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// Rules or intel cannot be loaded.
+    #[error(transparent)]
+    Signatures(#[from] crate::signatures::SignatureError),
     /// Importing failed.
     #[error(transparent)]
     Import(#[from] ImportError),
@@ -42,9 +47,16 @@ pub enum Error {
 }
 
 fn features_of(input: &InputConfig) -> Result<(FeatureTable, InputSummary), Error> {
-    let opts = ScanOptions { window: input.window, skip_bad: input.skip_bad, progress: input.progress };
+    let (table, inputs, _) = scan_inputs(input, None)?;
+    Ok((table, inputs))
+}
+
+/// Scans the inputs once: features, and signature findings when an engine is given.
+fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<(FeatureTable, InputSummary, Option<ScanFindings>), Error> {
+    let opts = ScanOptions { window: input.window, skip_bad: input.skip_bad, progress: input.progress, signatures: engine.clone() };
     let out = scan(&input.files, &opts)?;
-    Ok((finalize(out.partials), out.inputs))
+    let findings = engine.map(|e| ScanFindings(e.findings(&out.partials)));
+    Ok((finalize(out.partials), out.inputs, findings))
 }
 
 fn open_output(out: Option<&Path>) -> Result<Box<dyn Write + Send>, Error> {
@@ -78,9 +90,14 @@ fn flush(mut w: Box<dyn Write + Send>) -> Result<(), Error> {
 /// Runs `command`, writing its output where the command says.
 pub fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Rank { input, format, top, workload, out } => {
-            let (table, inputs) = features_of(&input)?;
-            let mut ranked = Ranker::baseline().rank(&table);
+        Command::Rank { input, format, top, workload, out, signatures } => {
+            let engine = if signatures.enabled { Some(Arc::new(Engine::load(&signatures.rules, &signatures.intel)?)) } else { None };
+            let (table, inputs, findings) = scan_inputs(&input, engine)?;
+            let mut ranker = Ranker::baseline();
+            if let Some(f) = findings {
+                ranker = ranker.with_signature(Box::new(f));
+            }
+            let mut ranked = ranker.rank(&table);
             if let Some(id) = &workload {
                 ranked = select_workload(&table, ranked, id)?;
             }

@@ -15,8 +15,12 @@ fn table_puts_the_attacked_container_first() {
     let first = out.lines().nth(1).unwrap_or_default();
     assert!(first.starts_with("1 "), "{out}");
     assert!(first.contains(&cid(999)[..12]) && first.contains("web-evil"), "{out}");
-    assert!(first.contains("Execution:Runtime/AnomalousBehavior"), "{out}");
+    assert!(first.contains("Impact:Runtime/CryptoMinerExecuted"), "{out}");
     assert!(out.contains("13 of 13 workloads shown"), "{out}");
+    // The models alone still flag it, as anomalous behaviour.
+    let o = analyze(&[p(dir.path()), "--no-signatures"]);
+    let out = stdout(&o);
+    assert!(out.lines().nth(1).unwrap_or_default().contains("Execution:Runtime/AnomalousBehavior"), "{out}");
 }
 
 #[test]
@@ -39,8 +43,9 @@ fn json_contract() {
     assert!(top["score"].as_f64().unwrap() > ws[1]["score"].as_f64().unwrap());
     assert_eq!(top["host_events_lost"], 7);
     let finding = &top["findings"][0];
-    assert_eq!(finding["type"], "Execution:Runtime/AnomalousBehavior");
-    for key in ["severity", "first_seen", "last_seen", "evidence"] {
+    assert_eq!(finding["type"], "Impact:Runtime/CryptoMinerExecuted");
+    assert_eq!(finding["process"]["exe"], "/tmp/.x/xmrig");
+    for key in ["severity", "first_seen", "last_seen", "events", "rules", "process"] {
         assert!(!finding[key].is_null(), "finding has no {key}");
     }
     let features: Vec<&str> = top["features"].as_array().unwrap().iter().map(|f| f["feature"].as_str().unwrap()).collect();

@@ -34,6 +34,8 @@ pub struct Accumulator {
     /// Where these rows come from, when the batches lack the context columns: new workloads
     /// remember it as their [`WorkloadPartial::context_probe`].
     probe: Option<(u32, u32)>,
+    /// Signature engine run on the same rows, if any.
+    signatures: Option<std::sync::Arc<crate::signatures::Engine>>,
     /// Rows inside the time window.
     pub rows: u64,
     /// Rows skipped because their time is null.
@@ -62,6 +64,7 @@ impl Accumulator {
             by_key: HashMap::new(),
             by_cgroup: FastMap::default(),
             probe: None,
+            signatures: None,
             rows: 0,
             rows_without_time: 0,
         }
@@ -71,6 +74,12 @@ impl Accumulator {
     /// columns.
     pub fn without_context(mut self, file: u32, rg: u32) -> Self {
         self.probe = Some((file, rg));
+        self
+    }
+
+    /// Also evaluates the signature `engine` on every row.
+    pub fn with_signatures(mut self, engine: Option<std::sync::Arc<crate::signatures::Engine>>) -> Self {
+        self.signatures = engine;
         self
     }
 
@@ -128,6 +137,11 @@ impl Accumulator {
             dst: c.dst_addr.hash_cache(),
             dns: c.dns_name.hash_cache(),
         };
+        let engine = self.signatures.clone();
+        let sig_cols = match engine {
+            Some(_) => Some(crate::signatures::SigColumns::new(batch)?),
+            None => None,
+        };
         let kind_slots: Vec<u8> = (0..c.kind.dict_len())
             .map(|k| c.kind.dict_value(k).and_then(EventKind::from_name).map_or(UNKNOWN, |k| k.slot() as u8))
             .collect();
@@ -156,6 +170,9 @@ impl Accumulator {
                 Some(&kind) => {
                     w.kind_counts[kslot as usize] += 1;
                     add_row(w, kind, &c, &mut h, row, t);
+                    if let (Some(e), Some(s)) = (&engine, &sig_cols) {
+                        e.observe(&crate::signatures::Row { c: &c, s, row }, kind, t, &mut w.sig);
+                    }
                 }
                 None => w.unknown_kinds += 1,
             }

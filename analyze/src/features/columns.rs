@@ -43,7 +43,7 @@ pub enum StrCol {
 }
 
 impl StrCol {
-    fn from_batch(batch: &RecordBatch, name: &'static str) -> Result<StrCol, FeatureError> {
+    pub(crate) fn from_batch(batch: &RecordBatch, name: &'static str) -> Result<StrCol, FeatureError> {
         let Some(a) = batch.column_by_name(name) else { return Ok(StrCol::Missing) };
         if let Some(d) = a.as_dictionary_opt::<Int32Type>()
             && let Some(values) = d.values().as_string_opt::<i32>()
@@ -133,7 +133,7 @@ fn cast_to(a: &ArrayRef, to: &DataType, name: &'static str) -> Result<ArrayRef, 
 
 macro_rules! prim {
     ($fn:ident, $arr:ty, $dt:expr, $as:ident) => {
-        fn $fn(batch: &RecordBatch, name: &'static str) -> Result<Option<$arr>, FeatureError> {
+        pub(crate) fn $fn(batch: &RecordBatch, name: &'static str) -> Result<Option<$arr>, FeatureError> {
             match batch.column_by_name(name) {
                 None => Ok(None),
                 Some(a) => Ok(Some(cast_to(a, &$dt, name)?.$as().clone())),

@@ -8,8 +8,8 @@
 mod accumulate;
 pub mod catalog;
 pub mod classify;
-mod columns;
-mod fasthash;
+pub(crate) mod columns;
+pub(crate) mod fasthash;
 mod finalize;
 mod partial;
 

@@ -145,6 +145,8 @@ pub struct WorkloadPartial {
     /// A (file, row group) that holds rows of this workload, read without its context
     /// columns; the scan reads the context from there if no other task found it.
     pub context_probe: Option<(u32, u32)>,
+    /// Signature hits and the process tree (see [`crate::signatures`]).
+    pub sig: crate::signatures::SigPartial,
 }
 
 impl Default for WorkloadPartial {
@@ -182,6 +184,7 @@ impl Default for WorkloadPartial {
             syscall_other: 0,
             capped: 0,
             context_probe: None,
+            sig: Default::default(),
         }
     }
 }
@@ -309,6 +312,7 @@ impl WorkloadPartial {
             *a += b;
         }
         self.syscall_other += other.syscall_other;
+        self.sig.merge(other.sig);
     }
 }
 

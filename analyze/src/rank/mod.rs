@@ -52,10 +52,11 @@ pub struct ModelScore {
 }
 
 /// How bad a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth a look.
+    #[default]
     Low,
     /// Suspicious.
     Medium,
@@ -90,8 +91,52 @@ pub struct Evidence {
     pub peer_median: Option<f64>,
 }
 
+/// The process a finding is about.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Stable process key (`<tgid>@<start ticks>`), when the trace has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_key: Option<String>,
+    /// Executable path.
+    pub exe: Option<String>,
+    /// argv of its (last) exec, when seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<String>,
+    /// SHA-256 of the executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Real user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// User name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Executables of the ancestors, parent first.
+    pub ancestry: Vec<String>,
+}
+
+/// One event behind a finding: when, what, which process, and its key fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EventEvidence {
+    /// Event time (RFC 3339).
+    pub time: String,
+    /// Event time, ns since the epoch (for ordering).
+    #[serde(skip)]
+    pub time_ns: i64,
+    /// Event kind.
+    pub kind: String,
+    /// Process id.
+    pub pid: u32,
+    /// Executable of the process.
+    pub exe: Option<String>,
+    /// Kind-specific fields (argv, path, mode, address, port, DNS name…).
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
 /// A named finding (GuardDuty Runtime Monitoring type names).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Finding {
     /// Finding type, e.g. `Execution:Runtime/AnomalousBehavior`.
     #[serde(rename = "type")]
@@ -102,8 +147,32 @@ pub struct Finding {
     pub first_seen: String,
     /// Time of the last evidence (RFC 3339).
     pub last_seen: String,
-    /// What supports it.
+    /// What supports it (features and their peer norms, for model findings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
+    /// Signature rules that raised it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// One line saying what was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The process that did it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessInfo>,
+    /// The events that matched, in time order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventEvidence>,
+    /// How many times the rules matched in this workload.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub occurrences: u64,
+    /// Related events of the same process lineage (ancestors and descendants), in time order:
+    /// the story around the finding.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<EventEvidence>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Scores every workload of a feature table.
@@ -215,6 +284,7 @@ fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore) -> Finding {
             .iter()
             .map(|c| Evidence { what: c.feature.clone(), value: Some(c.value), peer_median: Some(c.peer_median) })
             .collect(),
+        ..Default::default()
     }
 }
 

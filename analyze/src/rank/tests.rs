@@ -69,7 +69,7 @@ impl Signature for AlwaysCritical {
         if w.workload != "w05" {
             return Vec::new();
         }
-        vec![Finding { kind: "Test:Runtime/Fixture".into(), severity: Severity::Critical, first_seen: String::new(), last_seen: String::new(), evidence: vec![] }]
+        vec![Finding { kind: "Test:Runtime/Fixture".into(), severity: Severity::Critical, first_seen: String::new(), last_seen: String::new(), ..Default::default() }]
     }
 }
 

@@ -154,6 +154,8 @@ pub struct ScanOptions {
     pub skip_bad: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Signature engine to run in the same pass.
+    pub signatures: Option<std::sync::Arc<crate::signatures::Engine>>,
 }
 
 /// What a scan produced.
@@ -219,7 +221,7 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         .par_iter()
         .fold(Reduced::default, |mut acc, &(i, rg, rows, fetch)| {
             let trace = &traces[i];
-            let mut a = Accumulator::new(&trace.host, window);
+            let mut a = Accumulator::new(&trace.host, window).with_signatures(opts.signatures.clone());
             if fetch == Fetch::Features {
                 a = a.without_context(i as u32, rg as u32);
             }

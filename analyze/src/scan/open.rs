@@ -116,8 +116,8 @@ impl OpenTrace {
             ProjectionMask::roots(reader_meta.metadata().file_metadata().schema_descr(), roots)
         };
         let projections = [
-            mask(&[NEEDED_COLUMNS]),
-            mask(&[NEEDED_COLUMNS, CONTEXT_COLUMNS]),
+            mask(&[NEEDED_COLUMNS, crate::signatures::EXTRA_COLUMNS]),
+            mask(&[NEEDED_COLUMNS, crate::signatures::EXTRA_COLUMNS, CONTEXT_COLUMNS]),
             mask(&[PROBE_COLUMNS, CONTEXT_COLUMNS]),
         ];
         let time_col = reader_meta

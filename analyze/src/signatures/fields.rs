@@ -1,0 +1,381 @@
+//! The event fields rules can test, read from one row of a record batch.
+
+use std::borrow::Cow;
+
+use arrow::array::{Array, AsArray, BooleanArray, ListArray, UInt32Array};
+use arrow::record_batch::RecordBatch;
+use needle_common::schema::names as n;
+
+use crate::features::FeatureError;
+use crate::features::classify::basename;
+use crate::features::columns::{Columns, StrCol, opt, u32_col};
+
+/// Extra columns the signatures read (beyond the feature columns).
+pub const EXTRA_COLUMNS: &[&str] = &[
+    n::PID,
+    n::UID,
+    n::EXE_SHA256,
+    n::PROCESS_KEY,
+    n::PARENT_KEY,
+    n::ANCESTRY,
+    n::USER,
+    n::EXE_NEW,
+    n::EXE_WRITABLE,
+    n::EXE_FILELESS,
+    n::ARGV,
+    n::OP,
+    n::TARGET_PID,
+    n::TARGET_UID,
+    n::TARGET_GID,
+    n::FSTYPE,
+    n::FAMILY,
+    n::PROTOCOL,
+    n::SRC_PORT,
+    n::DNS_TYPE,
+    n::DNS_ANSWERS,
+];
+
+macro_rules! fields {
+    ($($name:ident => $text:literal),* $(,)?) => {
+        /// A field a rule condition tests.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[allow(missing_docs)]
+        pub enum Field { $($name),* }
+        impl Field {
+            /// The field called `s` in rule files.
+            pub fn parse(s: &str) -> Option<Field> {
+                match s { $($text => Some(Field::$name),)* _ => None }
+            }
+            /// Its name in rule files.
+            pub fn name(self) -> &'static str {
+                match self { $(Field::$name => $text),* }
+            }
+        }
+        /// Every field name, for error messages.
+        pub const FIELD_NAMES: &[&str] = &[$($text),*];
+    };
+}
+
+fields! {
+    Comm => "comm", Exe => "exe", ExeName => "exe_name", Argv => "argv", Argv0Name => "argv0_name",
+    ArgvHosts => "argv_hosts", Sha256 => "sha256", ParentExe => "parent_exe", ParentName => "parent_name",
+    GrandparentName => "grandparent_name", AncestorName => "ancestor_name", User => "user", Uid => "uid",
+    ExeNew => "exe_new", ExeWritable => "exe_writable", ExeFileless => "exe_fileless",
+    Path => "path", PathName => "path_name", Path2 => "path2", Flags => "flags", Mode => "mode", Op => "op",
+    TargetPid => "target_pid", TargetIsSelf => "target_is_self", TargetUid => "target_uid",
+    TargetGid => "target_gid", Fstype => "fstype", Family => "family", Protocol => "protocol",
+    DstAddr => "dst_addr", DstPort => "dst_port", SrcPort => "src_port", DnsName => "dns_name",
+    DnsType => "dns_type", DnsRcode => "dns_rcode", DnsAnswers => "dns_answers", Ret => "ret",
+}
+
+/// A field's value in one row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val<'a> {
+    /// Null or not applicable.
+    None,
+    /// Text.
+    Str(Cow<'a, str>),
+    /// A number.
+    Num(i64),
+    /// A flag.
+    Bool(bool),
+    /// Several texts (ancestry, answers, hosts named in argv); a test holds if it holds for one.
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl Val<'_> {
+    /// The value as text (numbers in decimal, lists joined with spaces).
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Val::None => None,
+            Val::Str(s) => Some(s.to_string()),
+            Val::Num(v) => Some(v.to_string()),
+            Val::Bool(b) => Some(b.to_string()),
+            Val::Many(v) => Some(v.join(" ")),
+        }
+    }
+
+    /// Every text the value holds (one for scalars).
+    pub fn texts(&self) -> Vec<String> {
+        match self {
+            Val::Many(v) => v.iter().map(|s| s.to_string()).collect(),
+            other => other.text().into_iter().collect(),
+        }
+    }
+}
+
+/// The signature-only columns of one batch.
+pub struct SigColumns {
+    pid: Option<UInt32Array>,
+    uid: Option<UInt32Array>,
+    pub(crate) sha256: StrCol,
+    pub(crate) process_key: StrCol,
+    pub(crate) parent_key: StrCol,
+    ancestry: Option<ListArray>,
+    user: StrCol,
+    exe_new: Option<BooleanArray>,
+    exe_writable: Option<BooleanArray>,
+    exe_fileless: Option<BooleanArray>,
+    argv: Option<ListArray>,
+    op: Option<UInt32Array>,
+    target_pid: Option<UInt32Array>,
+    target_uid: Option<UInt32Array>,
+    target_gid: Option<UInt32Array>,
+    fstype: StrCol,
+    family: StrCol,
+    protocol: StrCol,
+    src_port: Option<UInt32Array>,
+    dns_type: Option<UInt32Array>,
+    dns_answers: Option<ListArray>,
+}
+
+fn list(batch: &RecordBatch, name: &'static str) -> Result<Option<ListArray>, FeatureError> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(a) => match a.as_list_opt::<i32>() {
+            Some(l) if l.values().as_string_opt::<i32>().is_some() => Ok(Some(l.clone())),
+            _ => Err(FeatureError::ColumnType {
+                column: name,
+                found: a.data_type().to_string(),
+                message: "expected a list of strings".into(),
+            }),
+        },
+    }
+}
+
+fn boolean(batch: &RecordBatch, name: &'static str) -> Result<Option<BooleanArray>, FeatureError> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(a) => a
+            .as_boolean_opt()
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| FeatureError::ColumnType {
+                column: name,
+                found: a.data_type().to_string(),
+                message: "expected booleans".into(),
+            }),
+    }
+}
+
+fn list_at(l: &Option<ListArray>, row: usize) -> Vec<&str> {
+    let Some(l) = l.as_ref().filter(|l| l.is_valid(row)) else {
+        return Vec::new();
+    };
+    let Some(values) = l.values().as_string_opt::<i32>() else {
+        return Vec::new();
+    };
+    let offsets = l.value_offsets();
+    let (start, end) = (
+        offsets[row].max(0) as usize,
+        offsets[row + 1].max(0) as usize,
+    );
+    (start..end.min(values.len()))
+        .filter(|&i| values.is_valid(i))
+        .map(|i| values.value(i))
+        .collect()
+}
+
+fn flag(a: &Option<BooleanArray>, row: usize) -> Val<'static> {
+    match a.as_ref().filter(|a| a.is_valid(row)) {
+        Some(a) => Val::Bool(a.value(row)),
+        None => Val::None,
+    }
+}
+
+impl SigColumns {
+    /// Typed views of `batch`'s signature columns (missing ones read as null).
+    pub fn new(batch: &RecordBatch) -> Result<SigColumns, FeatureError> {
+        Ok(SigColumns {
+            pid: u32_col(batch, n::PID)?,
+            uid: u32_col(batch, n::UID)?,
+            sha256: StrCol::from_batch(batch, n::EXE_SHA256)?,
+            process_key: StrCol::from_batch(batch, n::PROCESS_KEY)?,
+            parent_key: StrCol::from_batch(batch, n::PARENT_KEY)?,
+            ancestry: list(batch, n::ANCESTRY)?,
+            user: StrCol::from_batch(batch, n::USER)?,
+            exe_new: boolean(batch, n::EXE_NEW)?,
+            exe_writable: boolean(batch, n::EXE_WRITABLE)?,
+            exe_fileless: boolean(batch, n::EXE_FILELESS)?,
+            argv: list(batch, n::ARGV)?,
+            op: u32_col(batch, n::OP)?,
+            target_pid: u32_col(batch, n::TARGET_PID)?,
+            target_uid: u32_col(batch, n::TARGET_UID)?,
+            target_gid: u32_col(batch, n::TARGET_GID)?,
+            fstype: StrCol::from_batch(batch, n::FSTYPE)?,
+            family: StrCol::from_batch(batch, n::FAMILY)?,
+            protocol: StrCol::from_batch(batch, n::PROTOCOL)?,
+            src_port: u32_col(batch, n::SRC_PORT)?,
+            dns_type: u32_col(batch, n::DNS_TYPE)?,
+            dns_answers: list(batch, n::DNS_ANSWERS)?,
+        })
+    }
+}
+
+/// One row, as the rules see it.
+pub struct Row<'a> {
+    /// Feature columns.
+    pub c: &'a Columns,
+    /// Signature columns.
+    pub s: &'a SigColumns,
+    /// Row index.
+    pub row: usize,
+}
+
+fn s<'a>(v: Option<&'a str>) -> Val<'a> {
+    v.map_or(Val::None, |v| Val::Str(Cow::Borrowed(v)))
+}
+
+fn num<T: Into<i64>>(v: Option<T>) -> Val<'static> {
+    v.map_or(Val::None, |v| Val::Num(v.into()))
+}
+
+/// Host names in argv: `-o pool.example:3333`, `stratum+tcp://pool.example:3333`, `user@host`.
+fn hosts_in(argv: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in argv {
+        for tok in a.split([' ', '=', ',']) {
+            let tok = tok.split_once("://").map_or(tok, |(_, rest)| rest);
+            let tok = tok.rsplit_once('@').map_or(tok, |(_, h)| h);
+            let host = tok.split(['/', ':']).next().unwrap_or("");
+            if host.contains('.')
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                && host.bytes().any(|b| b.is_ascii_alphabetic())
+            {
+                out.push(host.to_ascii_lowercase());
+            }
+        }
+    }
+    out
+}
+
+impl<'a> Row<'a> {
+    /// The argv of an exec row.
+    pub fn argv(&self) -> Vec<&'a str> {
+        list_at(&self.s.argv, self.row)
+    }
+
+    /// Ancestry, parent first.
+    pub fn ancestry(&self) -> Vec<&'a str> {
+        list_at(&self.s.ancestry, self.row)
+    }
+
+    /// The process key.
+    pub fn process_key(&self) -> Option<&'a str> {
+        self.s.process_key.get(self.row)
+    }
+
+    /// The parent's process key.
+    pub fn parent_key(&self) -> Option<&'a str> {
+        self.s.parent_key.get(self.row)
+    }
+
+    /// Value of `f` in this row.
+    pub fn get(&self, f: Field) -> Val<'a> {
+        let (c, sc, row) = (self.c, self.s, self.row);
+        match f {
+            Field::Comm => s(c.comm.get(row)),
+            Field::Exe => s(c.exe_path.get(row)),
+            Field::ExeName => s(c.exe_path.get(row).map(basename)),
+            Field::Argv => {
+                let a = self.argv();
+                if a.is_empty() {
+                    Val::None
+                } else {
+                    Val::Str(Cow::Owned(a.join(" ")))
+                }
+            }
+            Field::Argv0Name => s(self.argv().first().map(|a| basename(a))),
+            Field::ArgvHosts => {
+                Val::Many(hosts_in(&self.argv()).into_iter().map(Cow::Owned).collect())
+            }
+            Field::Sha256 => s(sc.sha256.get(row)),
+            Field::ParentExe => s(self.ancestry().first().copied()),
+            Field::ParentName => s(self.ancestry().first().map(|a| basename(a))),
+            Field::GrandparentName => s(self.ancestry().get(1).map(|a| basename(a))),
+            Field::AncestorName => Val::Many(
+                self.ancestry()
+                    .iter()
+                    .map(|a| Cow::Borrowed(basename(a)))
+                    .collect(),
+            ),
+            Field::User => s(sc.user.get(row)),
+            Field::Uid => num(opt(&sc.uid, row)),
+            Field::ExeNew => flag(&sc.exe_new, row),
+            Field::ExeWritable => flag(&sc.exe_writable, row),
+            Field::ExeFileless => flag(&sc.exe_fileless, row),
+            Field::Path => s(c.path.get(row)),
+            Field::PathName => s(c.path.get(row).map(basename)),
+            Field::Path2 => s(c.path2.get(row)),
+            Field::Flags => opt(&c.flags, row).map_or(Val::None, |v| Val::Num(v as i64)),
+            Field::Mode => num(opt(&c.mode, row)),
+            Field::Op => num(opt(&sc.op, row)),
+            Field::TargetPid => num(opt(&sc.target_pid, row)),
+            Field::TargetIsSelf => match (
+                opt(&sc.target_pid, row),
+                opt(&c.tgid, row),
+                opt(&sc.pid, row),
+            ) {
+                (Some(t), tgid, pid) => Val::Bool(Some(t) == tgid || Some(t) == pid),
+                _ => Val::None,
+            },
+            Field::TargetUid => num(opt(&sc.target_uid, row)),
+            Field::TargetGid => num(opt(&sc.target_gid, row)),
+            Field::Fstype => s(sc.fstype.get(row)),
+            Field::Family => s(sc.family.get(row)),
+            Field::Protocol => s(sc.protocol.get(row)),
+            Field::DstAddr => s(c.dst_addr.get(row)),
+            Field::DstPort => num(opt(&c.dst_port, row)),
+            Field::SrcPort => num(opt(&sc.src_port, row)),
+            Field::DnsName => s(c.dns_name.get(row)),
+            Field::DnsType => num(opt(&sc.dns_type, row)),
+            Field::DnsRcode => num(opt(&c.dns_rcode, row)),
+            Field::DnsAnswers => Val::Many(
+                list_at(&sc.dns_answers, row)
+                    .into_iter()
+                    .map(Cow::Borrowed)
+                    .collect(),
+            ),
+            Field::Ret => num(opt(&c.ret, row)),
+        }
+    }
+
+    /// pid and uid of the row.
+    pub fn pid_uid(&self) -> (u32, Option<u32>) {
+        (
+            opt(&self.c.tgid, self.row).unwrap_or(0),
+            opt(&self.s.uid, self.row),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_named_in_argv() {
+        assert_eq!(
+            hosts_in(&["x", "-o", "pool.minexmr.com:4444"]),
+            ["pool.minexmr.com"]
+        );
+        assert_eq!(
+            hosts_in(&["--url=stratum+tcp://a.b.example:3333"]),
+            ["a.b.example"]
+        );
+        assert_eq!(
+            hosts_in(&["-c", "wget http://u@dl.example/x -O /tmp/a.sh"]),
+            ["dl.example"]
+        );
+        assert!(
+            hosts_in(&["/bin/sh", "1.2.3.4:80", "file.txt"])
+                .iter()
+                .all(|h| h == "file.txt")
+        );
+        for f in FIELD_NAMES {
+            assert_eq!(Field::parse(f).map(Field::name), Some(*f));
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Signatures with threat intel: known-bad behaviour named as GuardDuty Runtime Monitoring
+//! findings, with the events that prove it.
+//!
+//! Rules are TOML files ([`rule`], shipped in `models/rules/`, embedded at build time, extended
+//! with `--rules DIR`); intel lists are text files ([`intel`], `models/intel/`, `--intel DIR`).
+//!
+//! Evaluation rides the feature scan (no extra pass over the input):
+//! * map — for every row, the conditions registered for its event kind are tested; a match
+//!   becomes a [`Hit`] (the event's key fields, the process, the values later steps join on)
+//!   in the workload's [`SigPartial`], together with the process tree (process key → parent)
+//!   and each process's last exec. Hits are sparse and capped per rule and workload;
+//! * reduce — partials merge like every other aggregate;
+//! * finish — per workload, single-event rules become findings, sequences are joined in time
+//!   order within a process lineage, thresholds count distinct values, and every finding gets
+//!   the related events of its lineage as its evidence chain ([`correlate`]).
+
+mod correlate;
+pub mod fields;
+pub mod intel;
+pub mod rule;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use needle_common::abi::{EVENT_KINDS, EventKind};
+
+use crate::features::Partials;
+use crate::features::classify::hash_str;
+use crate::features::fasthash::FastMap;
+use crate::rank::{Finding, Signature};
+
+pub use correlate::findings_for;
+pub use fields::{EXTRA_COLUMNS, Row, SigColumns};
+pub use intel::Intel;
+pub use rule::Rule;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+/// Most hits kept per rule and workload (the earliest ones).
+pub const MAX_HITS_PER_RULE: usize = 64;
+/// Most processes whose parent and last exec are remembered per workload.
+pub const MAX_PROCS: usize = 100_000;
+/// Longest argv text kept per process.
+const MAX_ARGV: usize = 512;
+
+/// Why rules or intel cannot be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    /// A file or directory cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A rule file is invalid.
+    #[error("{file}: {message}")]
+    Rule {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An intel file is invalid.
+    #[error("{file}: line {line}: {message}")]
+    Intel {
+        /// The file.
+        file: String,
+        /// Line number (0 = the file as a whole).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Compiled rules and intel, indexed by event kind.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    /// Per event-kind slot: (rule, condition) pairs to test.
+    by_kind: Vec<Vec<(u16, u8)>>,
+    intel: Intel,
+}
+
+impl Engine {
+    /// The shipped rules and intel, extended by the rule and intel directories given.
+    pub fn load(rule_dirs: &[PathBuf], intel_dirs: &[PathBuf]) -> Result<Engine, SignatureError> {
+        let mut intel = Intel::shipped()?;
+        for d in intel_dirs {
+            intel.add_dir(d)?;
+        }
+        let mut files: Vec<(String, String)> = embedded::RULES
+            .iter()
+            .map(|(f, t)| (format!("models/rules/{f}"), t.to_string()))
+            .collect();
+        for d in rule_dirs {
+            for p in intel::text_files(d, "toml")? {
+                let text = std::fs::read_to_string(&p).map_err(|source| SignatureError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+                files.push((p.display().to_string(), text));
+            }
+        }
+        let mut by_id: BTreeMap<String, Option<Rule>> = BTreeMap::new();
+        for (file, text) in &files {
+            let parsed = rule::parse(file, text)?;
+            let compiled = if parsed.enabled {
+                Some(Rule::compile(file, &parsed, &intel)?)
+            } else {
+                None
+            };
+            by_id.insert(parsed.id.clone(), compiled);
+        }
+        Ok(Engine::new(by_id.into_values().flatten().collect(), intel))
+    }
+
+    fn new(rules: Vec<Rule>, intel: Intel) -> Engine {
+        let mut by_kind = vec![Vec::new(); EVENT_KINDS.len()];
+        for (ri, r) in rules.iter().enumerate() {
+            for (ci, c) in r.conds.iter().enumerate() {
+                for k in &c.kinds {
+                    by_kind[k.slot() as usize].push((ri as u16, ci as u8));
+                }
+            }
+        }
+        Engine {
+            rules,
+            by_kind,
+            intel,
+        }
+    }
+
+    /// The rules, in id order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The intel lists.
+    pub fn intel(&self) -> &Intel {
+        &self.intel
+    }
+
+    /// Tests one row (map step) and records what matched into `into`.
+    pub fn observe(&self, row: &Row<'_>, kind: EventKind, time: i64, into: &mut SigPartial) {
+        let (tgid, _) = row.pid_uid();
+        let proc = proc_hash(row.process_key(), tgid);
+        if matches!(kind, EventKind::Exec | EventKind::Fork) {
+            let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
+            into.note_process(
+                proc,
+                proc_hash(row.parent_key(), ppid),
+                (kind == EventKind::Exec).then_some((time, row)),
+            );
+        }
+        let Some(candidates) = self.by_kind.get(kind.slot() as usize) else {
+            return;
+        };
+        let mut event: Option<Arc<HitEvent>> = None;
+        for &(ri, ci) in candidates {
+            let Some(cond) = self
+                .rules
+                .get(ri as usize)
+                .and_then(|r| r.conds.get(ci as usize))
+            else {
+                continue;
+            };
+            if !cond.matches(row, kind) {
+                continue;
+            }
+            let kept = into.per_rule.entry(ri).or_insert(0);
+            if *kept as usize >= MAX_HITS_PER_RULE {
+                into.dropped += 1;
+                continue;
+            }
+            *kept += 1;
+            if event.is_none() && !matches!(kind, EventKind::Exec | EventKind::Fork) {
+                // Hits of processes whose exec or fork was not seen still join their lineage.
+                let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
+                into.note_process(proc, proc_hash(row.parent_key(), ppid), None);
+            }
+            let ev = event
+                .get_or_insert_with(|| Arc::new(HitEvent::from_row(row, kind, time)))
+                .clone();
+            let carried = cond
+                .carried()
+                .into_iter()
+                .map(|(var, f)| {
+                    (
+                        var,
+                        row.get(f)
+                            .texts()
+                            .iter()
+                            .map(|v| rule::value_hash(v))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let distinct = self.rules[ri as usize]
+                .threshold
+                .and_then(|(f, _)| row.get(f).text())
+                .map(|v| hash_str(&v));
+            into.hits.push(Hit {
+                rule: ri,
+                cond: ci,
+                time,
+                proc,
+                carried,
+                distinct,
+                event: ev,
+            });
+        }
+    }
+
+    /// Findings of every workload of `partials`, by workload key.
+    pub fn findings(&self, partials: &Partials) -> HashMap<String, Vec<Finding>> {
+        partials
+            .iter()
+            .map(|(k, p)| (k.clone(), findings_for(self, &p.sig)))
+            .filter(|(_, f)| !f.is_empty())
+            .collect()
+    }
+}
+
+/// Key of a process: its process key, else (older or imported traces) its pid.
+fn proc_hash(key: Option<&str>, pid: u32) -> u64 {
+    match key {
+        Some(k) if !k.is_empty() => hash_str(k),
+        _ => hash_str(&format!("pid:{pid}")),
+    }
+}
+
+/// The event of a hit: enough to show it and to describe its process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HitEvent {
+    /// Time, ns.
+    pub time: i64,
+    /// Kind.
+    pub kind: EventKind,
+    /// Process id.
+    pub pid: u32,
+    /// Process key.
+    pub process_key: Option<String>,
+    /// Executable.
+    pub exe: Option<String>,
+    /// Its SHA-256.
+    pub sha256: Option<String>,
+    /// Real uid.
+    pub uid: Option<u32>,
+    /// User name.
+    pub user: Option<String>,
+    /// Ancestry, parent first.
+    pub ancestry: Vec<String>,
+    /// Key fields of the kind.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// Fields shown as evidence, per event kind.
+fn key_fields(kind: EventKind) -> &'static [fields::Field] {
+    use EventKind as K;
+    use fields::Field as F;
+    match kind {
+        K::Exec => &[F::Argv, F::ExeNew, F::ExeWritable, F::ExeFileless],
+        K::Fork
+        | K::Exit
+        | K::ContainerStart
+        | K::ContainerStop
+        | K::Lost
+        | K::SyscallProfile
+        | K::Syscall => &[],
+        K::Open | K::Unlink | K::Rename | K::Chmod | K::Chown | K::MemfdCreate | K::MmapExec => {
+            &[F::Path, F::Path2, F::Flags, F::Mode, F::Ret]
+        }
+        K::Connect | K::Accept | K::Bind | K::Listen | K::SendTo => {
+            &[F::Protocol, F::DstAddr, F::DstPort, F::SrcPort, F::Ret]
+        }
+        K::DnsQuery | K::DnsResponse => &[
+            F::DnsName,
+            F::DnsType,
+            F::DnsRcode,
+            F::DnsAnswers,
+            F::DstAddr,
+        ],
+        K::Ptrace
+        | K::ProcessVmWritev
+        | K::ProcMemWrite
+        | K::ModuleLoad
+        | K::SetId
+        | K::Capset
+        | K::Userfaultfd
+        | K::Mount
+        | K::Unshare
+        | K::Setns
+        | K::Bpf
+        | K::Keyctl => &[
+            F::Op,
+            F::TargetPid,
+            F::TargetUid,
+            F::TargetGid,
+            F::Path,
+            F::Path2,
+            F::Fstype,
+            F::Flags,
+            F::Ret,
+        ],
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+impl HitEvent {
+    fn from_row(row: &Row<'_>, kind: EventKind, time: i64) -> HitEvent {
+        use fields::{Field as F, Val};
+        let (pid, uid) = row.pid_uid();
+        let text = |f| row.get(f).text();
+        let fields = key_fields(kind)
+            .iter()
+            .filter_map(|&f| {
+                let v = match (f, row.get(f)) {
+                    (F::Flags | F::Mode, Val::Num(n)) => format!("0o{n:o}"),
+                    (_, v) => v.text()?,
+                };
+                Some((f.name(), cut(&v, MAX_ARGV)))
+            })
+            .collect();
+        HitEvent {
+            time,
+            kind,
+            pid,
+            process_key: row.process_key().map(str::to_string),
+            exe: text(F::Exe),
+            sha256: text(F::Sha256),
+            uid,
+            user: text(F::User),
+            ancestry: row.ancestry().iter().map(|s| s.to_string()).collect(),
+            fields,
+        }
+    }
+}
+
+/// One matched condition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// Rule index.
+    pub rule: u16,
+    /// Condition (alternative or step) index.
+    pub cond: u8,
+    /// Event time, ns.
+    pub time: i64,
+    /// Process (hash of its key).
+    pub proc: u64,
+    /// Values carried for joins: (variable, hashes of its values).
+    pub carried: Vec<(String, Vec<u64>)>,
+    /// Hash of the threshold field's value.
+    pub distinct: Option<u64>,
+    /// The event.
+    pub event: Arc<HitEvent>,
+}
+
+/// A process's last exec: time, argv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecInfo {
+    /// When.
+    pub time: i64,
+    /// argv, joined.
+    pub argv: String,
+}
+
+/// Signature state of one workload over some rows; merges like the feature aggregates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SigPartial {
+    /// Matched conditions.
+    pub hits: Vec<Hit>,
+    per_rule: FastMap<u16, u32>,
+    /// Hits not kept (cap reached).
+    pub dropped: u64,
+    /// Process → parent.
+    pub parents: FastMap<u64, u64>,
+    /// Process → its last exec.
+    pub execs: FastMap<u64, ExecInfo>,
+}
+
+impl SigPartial {
+    fn note_process(&mut self, proc: u64, parent: u64, exec: Option<(i64, &Row<'_>)>) {
+        if self.parents.len() < MAX_PROCS || self.parents.contains_key(&proc) {
+            if proc != parent {
+                self.parents.insert(proc, parent);
+            }
+        } else {
+            self.dropped += 1;
+        }
+        if let Some((time, row)) = exec
+            && (self.execs.len() < MAX_PROCS || self.execs.contains_key(&proc))
+            && self.execs.get(&proc).is_none_or(|e| e.time <= time)
+        {
+            self.execs.insert(
+                proc,
+                ExecInfo {
+                    time,
+                    argv: cut(&row.argv().join(" "), MAX_ARGV),
+                },
+            );
+        }
+    }
+
+    /// Folds `other` into `self`.
+    pub fn merge(&mut self, other: SigPartial) {
+        self.dropped += other.dropped;
+        for (p, parent) in other.parents {
+            if self.parents.len() < MAX_PROCS || self.parents.contains_key(&p) {
+                self.parents.insert(p, parent);
+            }
+        }
+        for (p, e) in other.execs {
+            if self.execs.get(&p).is_none_or(|mine| mine.time <= e.time)
+                && (self.execs.len() < MAX_PROCS || self.execs.contains_key(&p))
+            {
+                self.execs.insert(p, e);
+            }
+        }
+        self.hits.extend(other.hits);
+        for (r, n) in other.per_rule {
+            *self.per_rule.entry(r).or_insert(0) += n;
+        }
+        if self
+            .per_rule
+            .values()
+            .any(|&n| n as usize > MAX_HITS_PER_RULE)
+        {
+            // Keep the earliest hits of each rule.
+            self.hits.sort_by_key(|h| (h.rule, h.time));
+            let mut kept: FastMap<u16, u32> = FastMap::default();
+            let before = self.hits.len();
+            self.hits.retain(|h| {
+                let n = kept.entry(h.rule).or_insert(0);
+                *n += 1;
+                *n as usize <= MAX_HITS_PER_RULE
+            });
+            self.dropped += (before - self.hits.len()) as u64;
+            self.per_rule = kept
+                .into_iter()
+                .map(|(r, n)| (r, n.min(MAX_HITS_PER_RULE as u32)))
+                .collect();
+        }
+    }
+}
+
+/// Findings computed from the scan, handed to the ranker by workload key.
+pub struct ScanFindings(pub HashMap<String, Vec<Finding>>);
+
+impl Signature for ScanFindings {
+    fn name(&self) -> &str {
+        "signatures"
+    }
+
+    fn evaluate(
+        &self,
+        workload: &crate::features::WorkloadFeatures,
+        _: &crate::features::FeatureTable,
+    ) -> Vec<Finding> {
+        self.0.get(&workload.workload).cloned().unwrap_or_default()
+    }
+}
