@@ -6,9 +6,12 @@ use aya_ebpf::helpers::{
     bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
 };
 use aya_ebpf::maps::ring_buf::RingBufEntry;
-use needle_common::abi::{Counter, EventHeader, EventKind};
+use needle_common::abi::{
+    CALL_FIXED, CALL_PATH2, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_OFFSET, CallEvent, Counter,
+    EventHeader, EventKind, SHAPE_CALL, SHAPE_PRIMARY,
+};
 
-use crate::maps::{config, COUNTERS, EVENTS};
+use crate::maps::{CALL_SCRATCH, COUNTERS, EVENTS, config};
 use crate::task;
 
 /// Adds one to a per-CPU counter slot.
@@ -36,12 +39,78 @@ pub fn reserve<T: 'static>(kind: EventKind) -> Option<RingBufEntry<T>> {
     entry
 }
 
+/// Wake-up flag for a record about to be committed: wake the reader only once enough bytes wait.
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    (if waiting >= config().wakeup_bytes {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }) as u64
+}
+
 /// Submits a record, waking the reader only once enough bytes are waiting.
 #[inline(always)]
 pub fn submit<T>(entry: RingBufEntry<T>) {
-    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    let flags = if waiting >= config().wakeup_bytes { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
-    entry.submit(flags as u64);
+    entry.submit(wakeup_flags());
+}
+
+/// Copies the first `len` bytes of a record built elsewhere (a per-CPU scratch) into the ring;
+/// a full ring is counted as a lost event of `kind`.
+#[inline(always)]
+pub fn output(bytes: &[u8], kind: EventKind) {
+    if EVENTS.output::<[u8]>(bytes, wakeup_flags()).is_err() {
+        count(kind.slot());
+    }
+}
+
+/// This CPU's scratch [`CallEvent`], with the fixed part reset for syscall `nr` returning `ret`.
+#[inline(always)]
+pub fn call_scratch(nr: u32, ret: i64) -> Option<*mut CallEvent> {
+    let ev = CALL_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU map value, ours while the program runs.
+    unsafe {
+        (*ev).syscall = nr;
+        (*ev).flags = 0;
+        (*ev).ret = ret;
+        (*ev).args = [0; 6];
+        (*ev).dev = 0;
+        (*ev).path_len = 0;
+        (*ev).path2_len = 0;
+        (*ev).path3_len = 0;
+        (*ev).depth = 0;
+        (*ev)._pad = 0;
+        (*ev).ino = 0;
+    }
+    Some(ev)
+}
+
+/// Fills the header of a scratch [`CallEvent`] as `kind` and sends its used prefix.
+///
+/// # Safety
+/// `ev` must come from [`call_scratch`].
+#[inline(always)]
+pub unsafe fn emit_call(ev: *mut CallEvent, kind: EventKind) {
+    // SAFETY: the caller passes our scratch.
+    unsafe {
+        fill_header(&raw mut (*ev).header, kind);
+        (*ev).header.shape = SHAPE_CALL;
+        let flags = (*ev).flags;
+        let used = if flags & CALL_PATH3 != 0 {
+            CALL_PATH3_OFFSET + (*ev).path3_len as usize
+        } else if flags & CALL_PATH2 != 0 {
+            CALL_PATH2_OFFSET + (*ev).path2_len as usize
+        } else {
+            (*ev).path_len as usize
+        };
+        let max = core::mem::size_of::<CallEvent>();
+        let mut len = CALL_FIXED + used;
+        if len > max {
+            len = max;
+        }
+        output(core::slice::from_raw_parts(ev as *const u8, len), kind);
+    }
 }
 
 /// Fills the common header from the current task.
@@ -75,7 +144,7 @@ pub unsafe fn fill_header(h: *mut EventHeader, kind: EventKind) {
         }
         (*h).uid = uid_gid as u32;
         (*h).gid = (uid_gid >> 32) as u32;
-        (*h)._pad = 0;
+        (*h).shape = SHAPE_PRIMARY;
         (*h).comm = bpf_get_current_comm().unwrap_or([0; 16]);
     }
 }

@@ -1,8 +1,10 @@
 //! Maps and globals shared by every program.
 
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::{PerCpuArray, RingBuf};
-use needle_common::abi::{KernelOffsets, ProbeConfig, COUNTER_SLOTS};
+use aya_ebpf::maps::{HashMap, PerCpuArray, ProgramArray, RingBuf};
+use needle_common::abi::{
+    COUNTER_SLOTS, CallEvent, KernelOffsets, PROFILE_SLOTS, ProbeConfig, ProfileEvent, ProfileState,
+};
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
 #[map]
@@ -11,6 +13,28 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// Per-CPU counters: losses per kind, then [`needle_common::abi::Counter`] slots.
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Syscall-exit handlers, indexed by syscall number: `sys_exit` tail-calls the one for the
+/// syscall that just returned; numbers without an entry cost one failed tail call.
+#[map]
+pub static HANDLERS: ProgramArray = ProgramArray::with_max_entries(PROFILE_SLOTS as u32, 0);
+
+/// Per-CPU room to build a variable-length [`CallEvent`] before it is copied into the ring.
+#[map]
+pub static CALL_SCRATCH: PerCpuArray<CallEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU room to build a profile record.
+#[map]
+pub static PROFILE_SCRATCH: PerCpuArray<ProfileEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// A zeroed profile, the template for new entries and for resets (never written).
+#[map]
+pub static PROFILE_ZERO: PerCpuArray<ProfileState> = PerCpuArray::with_max_entries(1, 0);
+
+/// Syscall counts per thread id, allocated on a thread's first counted syscall and removed when
+/// the thread exits (`BPF_F_NO_PREALLOC`: memory follows the number of live threads).
+#[map]
+pub static PROFILES: HashMap<u32, ProfileState> = HashMap::with_max_entries(16384, 1);
 
 /// Kernel struct and tracepoint offsets, filled in by user space before load.
 #[unsafe(no_mangle)]
@@ -29,22 +53,29 @@ pub struct AbiLayouts {
     pub fork: needle_common::abi::ForkEvent,
     pub exit: needle_common::abi::ExitEvent,
     pub net: needle_common::abi::NetEvent,
+    pub call: needle_common::abi::CallEvent,
+    pub profile: needle_common::abi::ProfileEvent,
+    pub syscall: needle_common::abi::SyscallEvent,
 }
 
 #[unsafe(no_mangle)]
 #[used]
 pub static ABI_LAYOUTS: AbiLayouts = unsafe { core::mem::zeroed() };
 
-/// The offsets as loaded (volatile: the compiler must not fold the zero initializer).
+/// The offsets as loaded. The pointer goes through a volatile read so that the compiler cannot
+/// fold the zero initializer into the code; fields are then read where they are used (the
+/// structs are too large to copy onto the 512-byte eBPF stack).
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: a plain read of a global that the program never writes.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+pub fn offsets() -> &'static KernelOffsets {
+    let p: *const KernelOffsets = &OFFSETS;
+    // SAFETY: reads a local pointer; the result points at the global, which lives forever.
+    unsafe { &*core::ptr::read_volatile(&p) }
 }
 
-/// The settings as loaded.
+/// The settings as loaded (see [`offsets`]).
 #[inline(always)]
-pub fn config() -> ProbeConfig {
+pub fn config() -> &'static ProbeConfig {
+    let p: *const ProbeConfig = &CONFIG;
     // SAFETY: as above.
-    unsafe { core::ptr::read_volatile(&CONFIG) }
+    unsafe { &*core::ptr::read_volatile(&p) }
 }

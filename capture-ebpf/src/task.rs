@@ -100,5 +100,36 @@ pub fn current_args() -> Result<(u64, u64), i32> {
     if mm.is_null() {
         return Err(-1);
     }
-    Ok((read::<u64>(mm, off.mm_arg_start)?, read::<u64>(mm, off.mm_arg_end)?))
+    Ok((
+        read::<u64>(mm, off.mm_arg_start)?,
+        read::<u64>(mm, off.mm_arg_end)?,
+    ))
+}
+
+/// The current process's id as its own pid namespace sees it (what its `/proc/self` names):
+/// `group_leader->thread_pid->numbers[level].nr`.
+#[inline(always)]
+pub fn current_ns_tgid() -> Result<u32, i32> {
+    let off = offsets();
+    let leader: Task = read(current(), off.task_group_leader)?;
+    let pid: *const u8 = read(leader, off.task_thread_pid)?;
+    let level = read::<u32>(pid, off.pid_level)?;
+    if level > 32 {
+        return Err(-1);
+    }
+    read::<u32>(
+        pid,
+        off.pid_numbers
+            .wrapping_add(level.wrapping_mul(off.upid_size)),
+    )
+}
+
+/// The `struct sock *` behind a socket file (`file->private_data->sk`).
+#[inline(always)]
+pub fn socket_of(file: *const u8) -> Result<(*const u8, u16), i32> {
+    let off = offsets();
+    let socket: *const u8 = read(file, off.file_private_data)?;
+    let sk: *const u8 = read(socket, off.socket_sk)?;
+    let kind = read::<u16>(socket, off.socket_type)?;
+    Ok((sk, kind))
 }

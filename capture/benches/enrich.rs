@@ -14,7 +14,10 @@ use capture::enrich::{Enricher, Pending};
 use needle_common::schema::{Detail, Event, Process};
 
 fn main() {
-    let events: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let events: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
     let cgroup = own_cgroup_id();
     let mut enricher = Enricher::new();
     let comm: Arc<str> = "worker".into();
@@ -48,9 +51,21 @@ fn main() {
 
     let stream: Vec<Decoded> = (0..events)
         .map(|i| match i % 20 {
-            0 => make(i, Detail::Exec { argv: vec!["worker".into(), "--serve".into()], truncated: false }),
+            0 => make(
+                i,
+                Detail::Exec {
+                    argv: vec!["worker".into(), "--serve".into()],
+                    truncated: false,
+                },
+            ),
             1 => make(i, Detail::Fork),
-            _ => make(i, Detail::Syscall { nr: 0, ret: Some(0) }),
+            _ => make(
+                i,
+                Detail::Syscall {
+                    nr: 0,
+                    ret: Some(0),
+                },
+            ),
         })
         .collect();
     let start = Instant::now();
@@ -77,7 +92,11 @@ fn main() {
 fn own_cgroup_id() -> u64 {
     use std::os::unix::fs::MetadataExt;
     let line = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let path = line.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/").to_string();
+    let path = line
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/")
+        .to_string();
     for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
         if let Ok(m) = std::fs::metadata(format!("{root}{path}")) {
             return m.ino();

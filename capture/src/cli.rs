@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use needle_common::schema::WriteOptions;
 
+use crate::probe_config::{DEFAULT_SKIP_PREFIXES, PrefixError, ProbeSettings, SyscallMode};
 use crate::session::Config;
 
 /// Record process activity on this host with eBPF and write it as zstd-compressed Parquet.
@@ -46,6 +47,28 @@ pub struct Args {
     /// Ring buffer size per CPU in KiB (the total is rounded up to a power of two).
     #[arg(long, default_value_t = 4096, value_name = "KIB")]
     pub ring_kib_per_cpu: u32,
+
+    /// Syscall recording: `off`; `profile` (per-thread syscall counts, one row per thread every
+    /// --profile-interval and at thread exit); `full` (profiles plus one row per syscall exit, for
+    /// sequence models — much larger traces).
+    #[arg(long, value_enum, default_value_t = SyscallMode::Profile)]
+    pub syscalls: SyscallMode,
+
+    /// How often a running thread's syscall profile is written (e.g. 30s, 5m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub profile_interval: Duration,
+
+    /// Also skip read-only opens and executable mappings under this absolute path prefix
+    /// (at most 3 components of 16 bytes, 32 bytes in all; 8 prefixes in total). The kernel
+    /// filters and counts them (`file_filtered` in the summary). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub skip_prefix: Vec<String>,
+
+    /// Do not skip the default prefixes (shared libraries and loader caches: /lib/, /lib64/,
+    /// /usr/lib/, /usr/lib64/, /etc/ld.so.cache, /usr/share/locale/, /usr/share/zoneinfo/) nor a
+    /// process's read-only opens of its own /proc/<pid>/ files: record every open.
+    #[arg(long)]
+    pub no_default_filters: bool,
 }
 
 /// A flag value that makes no sense.
@@ -59,6 +82,9 @@ pub enum ArgsError {
         /// The allowed range.
         what: &'static str,
     },
+    /// A --skip-prefix the kernel filter cannot hold.
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
 }
 
 impl TryFrom<Args> for Config {
@@ -95,6 +121,28 @@ impl TryFrom<Args> for Config {
                 what: "longer than zero",
             });
         }
+        if a.profile_interval < Duration::from_secs(1) {
+            return Err(ArgsError::Range {
+                flag: "profile-interval",
+                what: "at least 1s",
+            });
+        }
+        let mut skip_prefixes: Vec<String> = if a.no_default_filters {
+            Vec::new()
+        } else {
+            DEFAULT_SKIP_PREFIXES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        skip_prefixes.extend(a.skip_prefix);
+        let probe = ProbeSettings {
+            syscalls: a.syscalls,
+            profile_interval: a.profile_interval,
+            skip_prefixes,
+            skip_proc_self: !a.no_default_filters,
+        };
+        probe.validate()?;
         Ok(Config {
             duration: a.duration,
             output: a.output,
@@ -106,6 +154,7 @@ impl TryFrom<Args> for Config {
             },
             stats_interval: a.stats_interval,
             ring_bytes_per_cpu: a.ring_kib_per_cpu * 1024,
+            probe,
         })
     }
 }
@@ -137,6 +186,31 @@ mod tests {
         assert_eq!(parse(&[]).unwrap().duration, None);
         assert!(parse(&["--duration", "soon"]).is_err());
         assert!(parse(&["--duration", "0s"]).is_err());
+    }
+
+    #[test]
+    fn filters_and_syscall_mode() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.probe, ProbeSettings::default());
+        let c = parse(&[
+            "--syscalls",
+            "full",
+            "--no-default-filters",
+            "--skip-prefix",
+            "/opt/app/",
+        ])
+        .unwrap();
+        assert_eq!(c.probe.syscalls, SyscallMode::Full);
+        assert_eq!(c.probe.skip_prefixes, vec!["/opt/app/".to_string()]);
+        assert!(!c.probe.skip_proc_self);
+        assert!(parse(&["--skip-prefix", "relative/"]).is_err());
+        // Seven defaults plus two is one too many for the kernel's eight slots.
+        assert!(
+            parse(&["--skip-prefix", "/a/", "--skip-prefix", "/b/"])
+                .unwrap_err()
+                .contains("at most 8")
+        );
+        assert!(parse(&["--syscalls", "some"]).is_err());
     }
 
     #[test]

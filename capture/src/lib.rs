@@ -17,6 +17,7 @@ pub mod kernel;
 pub mod loader;
 pub mod output;
 pub mod privileges;
+pub mod probe_config;
 pub mod session;
 pub mod summary;
 

@@ -5,11 +5,14 @@
 //! runs with the rest (kprobes and LSM programs are missing on some kernels, see KERNEL.md).
 //! The outcome of every entry is written into each trace file's metadata.
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use std::path::Path;
 
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramType, TracePoint};
+use aya::programs::{
+    BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramType, RawTracePoint, TracePoint,
+};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
+use needle_common::abi::nr;
 use needle_common::abi::{KernelOffsets, ProbeConfig};
 use needle_common::schema::ProgramStatus;
 
@@ -38,6 +41,17 @@ pub enum Hook {
         /// The attach point.
         attach: &'static str,
     },
+    /// A raw tracepoint (`raw_tracepoint/<name>`).
+    RawTracepoint {
+        /// Name.
+        name: &'static str,
+    },
+    /// Not attached: loaded and entered into the `HANDLERS` program array, which `sys_exit`
+    /// tail-calls by syscall number.
+    SyscallHandler {
+        /// The syscall numbers it handles.
+        syscalls: &'static [u32],
+    },
 }
 
 impl Hook {
@@ -46,6 +60,10 @@ impl Hook {
             Hook::Tracepoint { category, name } => format!("tracepoint/{category}/{name}"),
             Hook::BtfTracepoint { name } => format!("tp_btf/{name}"),
             Hook::CgroupSockAddr { attach } => format!("cgroup/{attach}"),
+            Hook::RawTracepoint { name } => format!("raw_tracepoint/{name}"),
+            Hook::SyscallHandler { syscalls } => {
+                format!("sys_exit tail call for {} syscalls", syscalls.len())
+            }
         }
     }
 }
@@ -73,6 +91,13 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec { name: "connect6", hook: Hook::CgroupSockAddr { attach: "connect6" }, family: "network", fallback: None },
     ProgramSpec { name: "sendmsg4", hook: Hook::CgroupSockAddr { attach: "sendmsg4" }, family: "network", fallback: None },
     ProgramSpec { name: "sendmsg6", hook: Hook::CgroupSockAddr { attach: "sendmsg6" }, family: "network", fallback: None },
+    ProgramSpec { name: "sys_exit_open", hook: Hook::SyscallHandler { syscalls: &[nr::OPEN, nr::CREAT, nr::OPENAT, nr::OPENAT2] }, family: "file", fallback: None },
+    ProgramSpec { name: "sys_exit_path", hook: Hook::SyscallHandler { syscalls: &[nr::UNLINK, nr::RMDIR, nr::UNLINKAT, nr::RENAME, nr::RENAMEAT, nr::RENAMEAT2, nr::CHMOD, nr::FCHMOD, nr::FCHMODAT, nr::FCHMODAT2, nr::CHOWN, nr::LCHOWN, nr::FCHOWN, nr::FCHOWNAT] }, family: "file", fallback: None },
+    ProgramSpec { name: "sys_exit_memory", hook: Hook::SyscallHandler { syscalls: &[nr::MMAP, nr::MEMFD_CREATE] }, family: "file", fallback: None },
+    ProgramSpec { name: "sys_exit_security", hook: Hook::SyscallHandler { syscalls: &[nr::PTRACE, nr::PROCESS_VM_WRITEV, nr::INIT_MODULE, nr::FINIT_MODULE, nr::SETUID, nr::SETGID, nr::SETREUID, nr::SETREGID, nr::SETRESUID, nr::SETRESGID, nr::SETFSUID, nr::SETFSGID, nr::CAPSET, nr::USERFAULTFD, nr::MOUNT, nr::UNSHARE, nr::SETNS, nr::BPF, nr::KEYCTL] }, family: "security", fallback: None },
+    ProgramSpec { name: "sys_exit_socket", hook: Hook::SyscallHandler { syscalls: &[nr::ACCEPT, nr::ACCEPT4, nr::BIND, nr::LISTEN, nr::CONNECT] }, family: "network", fallback: None },
+    // Last: the handlers are in place before the dispatcher sees its first syscall.
+    ProgramSpec { name: "sys_exit", hook: Hook::RawTracepoint { name: "sys_exit" }, family: "syscall", fallback: None },
 ];
 
 /// Why capture could not start its sensor at all.
@@ -116,14 +141,16 @@ unsafe impl Pod for ConfigGlobal {}
 pub struct SensorOptions {
     /// Ring buffer size (rounded up to a power of two of at least one page).
     pub ring_bytes: u32,
-    /// Wake the reader once this many bytes wait.
-    pub wakeup_bytes: u64,
+    /// The programs' `CONFIG` global.
+    pub config: ProbeConfig,
 }
 
 /// The loaded, attached programs and the maps user space reads.
 pub struct Sensor {
     /// Owns the programs and their links: dropping it detaches everything.
     _ebpf: Ebpf,
+    /// The syscall handlers' program array (kept open while the dispatcher runs).
+    _handlers: Option<ProgramArray<MapData>>,
     /// The event ring buffer.
     pub events: RingBuf<MapData>,
     /// Per-CPU counters.
@@ -145,14 +172,10 @@ pub fn load(
     opts: SensorOptions,
 ) -> Result<Sensor, LoadError> {
     // Opened once; every cgroup program attaches to it.
-    let cgroup_root = cgroup2_root
-        .map(|p| std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display())));
+    let cgroup_root =
+        cgroup2_root.map(|p| std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display())));
     let btf = Btf::from_sys_fs().ok();
-    let config = ProbeConfig {
-        wakeup_bytes: opts.wakeup_bytes,
-        self_tgid: std::process::id(),
-        _pad: 0,
-    };
+    let config = opts.config;
     let ring_bytes = opts.ring_bytes.max(4096).next_power_of_two();
     let mut ebpf = EbpfLoader::new()
         .btf(btf.as_ref())
@@ -169,9 +192,21 @@ pub fn load(
             }
         })?;
 
+    let mut handlers = match ebpf.take_map("HANDLERS").map(ProgramArray::try_from) {
+        Some(Ok(h)) => Ok(h),
+        Some(Err(e)) => Err(format!("program array HANDLERS: {e}")),
+        None => Err("program array HANDLERS is missing".to_string()),
+    };
     let mut statuses = Vec::new();
     for spec in PROGRAMS {
-        let status = match attach(&mut ebpf, spec, tracefs, btf.as_ref(), cgroup_root.as_ref()) {
+        let status = match attach(
+            &mut ebpf,
+            spec,
+            tracefs,
+            btf.as_ref(),
+            cgroup_root.as_ref(),
+            &mut handlers,
+        ) {
             Ok(()) => ProgramStatus {
                 name: spec.name.into(),
                 hook: spec.hook.describe(),
@@ -181,7 +216,16 @@ pub fn load(
             Err(reason) => match spec.fallback {
                 Some(fallback) => {
                     let fb = PROGRAMS.iter().find(|p| p.name == fallback).copied();
-                    match fb.map(|fb| attach(&mut ebpf, &fb, tracefs, btf.as_ref(), cgroup_root.as_ref())) {
+                    match fb.map(|fb| {
+                        attach(
+                            &mut ebpf,
+                            &fb,
+                            tracefs,
+                            btf.as_ref(),
+                            cgroup_root.as_ref(),
+                            &mut handlers,
+                        )
+                    }) {
                         Some(Ok(())) => ProgramStatus {
                             name: fallback.into(),
                             hook: fb.map(|f| f.hook.describe()).unwrap_or_default(),
@@ -243,6 +287,7 @@ pub fn load(
         message: e.to_string(),
     })?;
     Ok(Sensor {
+        _handlers: handlers.ok(),
         _ebpf: ebpf,
         events,
         counters,
@@ -257,6 +302,7 @@ fn attach(
     tracefs: &TraceFs,
     btf: Option<&Btf>,
     cgroup_root: Option<&Result<std::fs::File, String>>,
+    handlers: &mut Result<ProgramArray<MapData>, String>,
 ) -> Result<(), String> {
     let program = ebpf
         .program_mut(spec.name)
@@ -291,14 +337,40 @@ fn attach(
                 Some(Err(e)) => return Err(format!("cgroup v2 root: {e}")),
                 None => return Err("no cgroup v2 hierarchy is mounted".into()),
             };
-            if !matches!(aya::sys::is_program_supported(ProgramType::CgroupSockAddr), Ok(true)) {
+            if !matches!(
+                aya::sys::is_program_supported(ProgramType::CgroupSockAddr),
+                Ok(true)
+            ) {
                 return Err("kernel does not support cgroup sock_addr programs".into());
             }
             let p: &mut CgroupSockAddr = program.try_into().map_err(|e| format!("{e}"))?;
             p.load().map_err(|e| format!("load: {e:#}"))?;
             // aya attaches through bpf_link_create where the kernel has it; links always share the
             // hook with other programs (systemd's, a CNI's), and the kernel wants flags 0 there.
-            p.attach(root, CgroupAttachMode::Single).map_err(|e| format!("attach: {e:#} ({:?})", std::error::Error::source(&e)))?;
+            p.attach(root, CgroupAttachMode::Single)
+                .map_err(|e| format!("attach: {e:#} ({:?})", std::error::Error::source(&e)))?;
+        }
+        Hook::RawTracepoint { name } => {
+            if !matches!(
+                aya::sys::is_program_supported(ProgramType::RawTracePoint),
+                Ok(true)
+            ) {
+                return Err("kernel does not support raw tracepoint programs".into());
+            }
+            let tp: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load().map_err(|e| format!("load: {e:#}"))?;
+            tp.attach(name).map_err(|e| format!("attach: {e:#}"))?;
+        }
+        Hook::SyscallHandler { syscalls } => {
+            let array = handlers.as_mut().map_err(|e| e.clone())?;
+            let tp: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load().map_err(|e| format!("load: {e:#}"))?;
+            let fd = tp.fd().map_err(|e| format!("{e:#}"))?;
+            for nr in syscalls {
+                array
+                    .set(*nr, fd, 0)
+                    .map_err(|e| format!("program array entry {nr}: {e:#}"))?;
+            }
         }
     }
     Ok(())
@@ -309,7 +381,10 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     use btf_rs::{Btf, Type};
-    use needle_common::abi::{EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent, ProbeConfig};
+    use needle_common::abi::{
+        CallEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent,
+        PathPrefix, ProbeConfig, ProfileEvent, SyscallEvent,
+    };
     use object::{Object, ObjectSection};
 
     use super::OBJECT;
@@ -322,7 +397,9 @@ mod tests {
     }
 
     fn check(btf: &Btf, name: &str, size: usize, fields: &[(&str, usize)]) {
-        let types = btf.resolve_types_by_name(name).unwrap_or_else(|_| panic!("{name} not in the eBPF object's BTF"));
+        let types = btf
+            .resolve_types_by_name(name)
+            .unwrap_or_else(|_| panic!("{name} not in the eBPF object's BTF"));
         let Some(Type::Struct(s)) = types.into_iter().find(|t| matches!(t, Type::Struct(_))) else {
             panic!("{name} is not a struct in BTF");
         };
@@ -333,9 +410,17 @@ mod tests {
                 .iter()
                 .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == *field))
                 .unwrap_or_else(|| panic!("{name}.{field} missing on the kernel side"));
-            assert_eq!(m.bit_offset() as usize, offset * 8, "offset of {name}.{field}");
+            assert_eq!(
+                m.bit_offset() as usize,
+                offset * 8,
+                "offset of {name}.{field}"
+            );
         }
-        assert_eq!(s.members.len(), fields.len(), "{name}: field count differs (update this test)");
+        assert_eq!(
+            s.members.len(),
+            fields.len(),
+            "{name}: field count differs (update this test)"
+        );
     }
 
     /// Tetragon's alignchecker idea: the layouts the eBPF programs were compiled with must be
@@ -346,12 +431,71 @@ mod tests {
         macro_rules! fields {
             ($t:ty: $($f:ident),* $(,)?) => { &[$((stringify!($f), offset_of!($t, $f))),*] };
         }
-        check(&btf, "EventHeader", size_of::<EventHeader>(), fields!(EventHeader: kind, cpu, ktime_ns, cgroup_id, pid, tgid, ppid, uid, gid, _pad, start_ns, parent_start_ns, comm));
-        check(&btf, "ExecEvent", size_of::<ExecEvent>(), fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, filename, args));
-        check(&btf, "ForkEvent", size_of::<ForkEvent>(), fields!(ForkEvent: header, parent_pid, _pad));
-        check(&btf, "NetEvent", size_of::<NetEvent>(), fields!(NetEvent: header, family, dst_port, protocol, dst_addr));
-        check(&btf, "ExitEvent", size_of::<ExitEvent>(), fields!(ExitEvent: header, exit_code, flags));
-        check(&btf, "KernelOffsets", size_of::<KernelOffsets>(), fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead));
-        check(&btf, "ProbeConfig", size_of::<ProbeConfig>(), fields!(ProbeConfig: wakeup_bytes, self_tgid, _pad));
+        check(
+            &btf,
+            "EventHeader",
+            size_of::<EventHeader>(),
+            fields!(EventHeader: kind, cpu, ktime_ns, cgroup_id, pid, tgid, ppid, uid, gid, shape, start_ns, parent_start_ns, comm),
+        );
+        check(
+            &btf,
+            "CallEvent",
+            size_of::<CallEvent>(),
+            fields!(CallEvent: header, syscall, flags, ret, args, dev, path_len, path2_len, path3_len, depth, _pad, ino, data),
+        );
+        check(
+            &btf,
+            "ProfileEvent",
+            size_of::<ProfileEvent>(),
+            fields!(ProfileEvent: header, since_ns, counts),
+        );
+        check(
+            &btf,
+            "SyscallEvent",
+            size_of::<SyscallEvent>(),
+            fields!(SyscallEvent: header, syscall, _pad, ret),
+        );
+        check(
+            &btf,
+            "PathPrefix",
+            size_of::<PathPrefix>(),
+            fields!(PathPrefix: depth, lens, names, text, text_len, _pad),
+        );
+        check(
+            &btf,
+            "ExecEvent",
+            size_of::<ExecEvent>(),
+            fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, filename, args),
+        );
+        check(
+            &btf,
+            "ForkEvent",
+            size_of::<ForkEvent>(),
+            fields!(ForkEvent: header, parent_pid, _pad),
+        );
+        check(
+            &btf,
+            "NetEvent",
+            size_of::<NetEvent>(),
+            fields!(NetEvent: header, family, dst_port, protocol, dst_addr),
+        );
+        check(
+            &btf,
+            "ExitEvent",
+            size_of::<ExitEvent>(),
+            fields!(ExitEvent: header, exit_code, flags),
+        );
+        check(
+            &btf,
+            "KernelOffsets",
+            size_of::<KernelOffsets>(),
+            fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead, regs_nr, regs_args, task_files, files_fdt, fdt_fd, fdt_max_fds, file_vfsmount, file_private_data, dentry_parent, vfsmount_root, mount_mnt, mount_parent, mount_mountpoint, task_fs, fs_root_mnt, fs_root_dentry, task_thread_pid, pid_level, pid_numbers, upid_size, socket_sk, socket_type, skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr, skc_v6_rcv_saddr, skc_v6_daddr),
+        );
+        check(
+            &btf,
+            "ProbeConfig",
+            size_of::<ProbeConfig>(),
+            fields!(ProbeConfig: wakeup_bytes, self_tgid, features, profile_interval_ns, prefixes),
+        );
     }
 }

@@ -23,6 +23,7 @@ use crate::kernel::tracefs::{TraceFs, TracefsError};
 use crate::kernel::{OffsetsError, resolve_offsets};
 use crate::loader::{self, LoadError, SensorOptions};
 use crate::output::{Job, OutputDir, OutputError, PARTIAL_SUFFIX, SegmentWriter, Worker};
+use crate::probe_config::{PrefixError, ProbeSettings};
 use crate::summary::Summary;
 
 /// A validated capture configuration.
@@ -42,6 +43,8 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// Ring buffer bytes per CPU.
     pub ring_bytes_per_cpu: u32,
+    /// What the kernel programs record and skip.
+    pub probe: ProbeSettings,
 }
 
 /// Why a capture could not run or finish.
@@ -56,6 +59,9 @@ pub enum CaptureError {
     /// BTF.
     #[error(transparent)]
     Btf(#[from] BtfError),
+    /// A kernel-side filter setting that does not fit.
+    #[error(transparent)]
+    Filter(#[from] PrefixError),
     /// Offsets.
     #[error(transparent)]
     Offsets(#[from] OffsetsError),
@@ -121,7 +127,9 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         offsets,
         SensorOptions {
             ring_bytes,
-            wakeup_bytes: u64::from(ring_bytes / 8),
+            config: config
+                .probe
+                .probe_config(u64::from(ring_bytes / 8), std::process::id())?,
         },
     )?;
     for p in sensor.programs.iter().filter(|p| !p.loaded) {
@@ -154,6 +162,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         kernel: host.kernel.clone(),
         writer: format!("capture {}", env!("CARGO_PKG_VERSION")),
         programs: sensor.programs.clone(),
+        settings: config.probe.describe(),
         ..Default::default()
     };
 
@@ -182,7 +191,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     let finalize =
         |worker: &Worker, seg: &SegmentState, counters: &Snapshot, meta: &TraceMetadata| {
             let delta = counters.since(&seg.counters_at_start);
-            worker.send(Job::Finalize(segment_metadata(meta, seg, &delta)))
+            worker.send(Job::Finalize(Box::new(segment_metadata(meta, seg, &delta))))
         };
 
     loop {
@@ -208,7 +217,13 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             }
             drop(item);
             if pending.len() >= row_group_rows {
-                flush(&worker, &mut builder, &mut pending, &mut enricher, &mut by_kind);
+                flush(
+                    &worker,
+                    &mut builder,
+                    &mut pending,
+                    &mut enricher,
+                    &mut by_kind,
+                );
             }
         }
         enricher.tick(&mut pending, || {
@@ -234,7 +249,13 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             || open_bytes >= config.rotate_size;
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
         if rotate && !stopping {
-            flush(&worker, &mut builder, &mut pending, &mut enricher, &mut by_kind);
+            flush(
+                &worker,
+                &mut builder,
+                &mut pending,
+                &mut enricher,
+                &mut by_kind,
+            );
             finalize(&worker, &segment, &last_counters, &base_meta);
             misses_at_segment_start = enricher.stats.cgroup_misses;
             segment = SegmentState {
@@ -270,7 +291,13 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         // Give hashes of the last executables a moment; rows never wait longer than this.
         enricher.drain_hashes(Duration::from_secs(2));
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
-        flush(&worker, &mut builder, &mut pending, &mut enricher, &mut by_kind);
+        flush(
+            &worker,
+            &mut builder,
+            &mut pending,
+            &mut enricher,
+            &mut by_kind,
+        );
         finalize(&worker, &segment, &last_counters, &base_meta);
     }
     let error_text = worker.error_text();
@@ -289,13 +316,21 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         files: outcome.finished.clone(),
         cpu: {
             let (u, s) = own_cpu_time();
-            (u.saturating_sub(cpu_at_start.0), s.saturating_sub(cpu_at_start.1))
+            (
+                u.saturating_sub(cpu_at_start.0),
+                s.saturating_sub(cpu_at_start.1),
+            )
         },
         enrich: enricher.stats,
         hashes: {
             use std::sync::atomic::Ordering::Relaxed;
             let h = enricher.hash_stats();
-            [h.hashed.load(Relaxed), h.cached.load(Relaxed), h.unavailable.load(Relaxed), h.dropped.load(Relaxed)]
+            [
+                h.hashed.load(Relaxed),
+                h.cached.load(Relaxed),
+                h.unavailable.load(Relaxed),
+                h.dropped.load(Relaxed),
+            ]
         },
     };
     if let Some(e) = outcome.error {
@@ -316,7 +351,8 @@ fn own_cpu_time() -> (Duration, Duration) {
         libc::getrusage(libc::RUSAGE_SELF, &mut u);
         u
     };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
+    let tv =
+        |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
     (tv(usage.ru_utime), tv(usage.ru_stime))
 }
 
@@ -362,6 +398,16 @@ fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> 
 }
 
 fn lost_event(clock: &BootClock, ktime_ns: u64, count: u64) -> Event {
-    let me = Process { pid: std::process::id(), tgid: std::process::id(), comm: "needle-capture".into(), ..Default::default() };
-    Event::new(clock.wall_ns(ktime_ns), ktime_ns, me, Detail::Lost { count })
+    let me = Process {
+        pid: std::process::id(),
+        tgid: std::process::id(),
+        comm: "needle-capture".into(),
+        ..Default::default()
+    };
+    Event::new(
+        clock.wall_ns(ktime_ns),
+        ktime_ns,
+        me,
+        Detail::Lost { count },
+    )
 }

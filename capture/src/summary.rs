@@ -118,7 +118,11 @@ impl fmt::Display for Summary {
         }
         let (user, sys) = self.cpu;
         let cpu = user + sys;
-        let per_million = if events > 0 { format!("{:.2}", cpu.as_secs_f64() / events as f64 * 1e6) } else { "-".into() };
+        let per_million = if events > 0 {
+            format!("{:.2}", cpu.as_secs_f64() / events as f64 * 1e6)
+        } else {
+            "-".into()
+        };
         writeln!(
             f,
             "  cpu (recording) {:.2} s user, {:.2} s system ({per_million} s per million events)",

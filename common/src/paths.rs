@@ -4,14 +4,40 @@
 /// Home-directory dot folders where developer toolchains install their binaries. Code running
 /// from these is normal on build hosts; a miner dropped into `~/.x/` is not.
 const TOOL_DIRS: &[&str] = &[
-    ".asdf", ".bun", ".cabal", ".cargo", ".deno", ".dotnet", ".ghcup", ".gradle", ".juliaup",
-    ".krew", ".local", ".m2", ".nix-profile", ".npm", ".nvm", ".opam", ".pyenv", ".rbenv",
-    ".rustup", ".sdkman", ".stack", ".volta", ".vscode-server",
+    ".asdf",
+    ".bun",
+    ".cabal",
+    ".cargo",
+    ".deno",
+    ".dotnet",
+    ".ghcup",
+    ".gradle",
+    ".juliaup",
+    ".krew",
+    ".local",
+    ".m2",
+    ".nix-profile",
+    ".npm",
+    ".nvm",
+    ".opam",
+    ".pyenv",
+    ".rbenv",
+    ".rustup",
+    ".sdkman",
+    ".stack",
+    ".volta",
+    ".vscode-server",
 ];
 
 /// World-writable or temporary directories.
-const TEMP_PREFIXES: &[&str] =
-    &["/tmp/", "/dev/shm/", "/var/tmp/", "/run/", "/var/run/", "/dev/mqueue/"];
+const TEMP_PREFIXES: &[&str] = &[
+    "/tmp/",
+    "/dev/shm/",
+    "/var/tmp/",
+    "/run/",
+    "/var/run/",
+    "/dev/mqueue/",
+];
 
 /// True when `path` names a memfd or a deleted file (as `/proc/<pid>/exe` spells them).
 pub fn is_fileless(path: &str) -> bool {
@@ -26,7 +52,9 @@ pub fn is_writable_location(path: &str) -> bool {
     if TEMP_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return true;
     }
-    let Some(dir) = path.rfind('/').map(|i| &path[..i]) else { return false };
+    let Some(dir) = path.rfind('/').map(|i| &path[..i]) else {
+        return false;
+    };
     let mut parts = dir.split('/').skip(1);
     let hidden = |c: &str| c.starts_with('.') && c != "." && c != "..";
     match (parts.next(), parts.next(), parts.next()) {
@@ -43,17 +71,41 @@ mod tests {
 
     #[test]
     fn writable_locations() {
-        for p in ["/tmp/x", "/dev/shm/kdevtmpfsi", "/var/tmp/.x/y", "/tmp/.X11-unix/.x/xmrig", "/.hidden/x", "/run/user/0/x", "/root/.cache/xmrig", "/home/app/.x/m"] {
+        for p in [
+            "/tmp/x",
+            "/dev/shm/kdevtmpfsi",
+            "/var/tmp/.x/y",
+            "/tmp/.X11-unix/.x/xmrig",
+            "/.hidden/x",
+            "/run/user/0/x",
+            "/root/.cache/xmrig",
+            "/home/app/.x/m",
+        ] {
             assert!(is_writable_location(p), "{p}");
         }
-        for p in ["/usr/bin/curl", "/bin/sh", "/opt/app/bin/server", "/usr/lib/x/.hidden_dir/f", "/root/.cargo/bin/cargo", "/root/.pyenv/shims/python3", "/home/dev/.local/bin/tool", "/.profile", "relative", "/tmpfoo/x"] {
+        for p in [
+            "/usr/bin/curl",
+            "/bin/sh",
+            "/opt/app/bin/server",
+            "/usr/lib/x/.hidden_dir/f",
+            "/root/.cargo/bin/cargo",
+            "/root/.pyenv/shims/python3",
+            "/home/dev/.local/bin/tool",
+            "/.profile",
+            "relative",
+            "/tmpfoo/x",
+        ] {
             assert!(!is_writable_location(p), "{p}");
         }
     }
 
     #[test]
     fn fileless() {
-        assert!(is_fileless("/memfd:x (deleted)") && is_fileless("/usr/bin/ls (deleted)") && is_fileless("memfd:a"));
+        assert!(
+            is_fileless("/memfd:x (deleted)")
+                && is_fileless("/usr/bin/ls (deleted)")
+                && is_fileless("memfd:a")
+        );
         assert!(!is_fileless("/tmp/x"));
     }
 }

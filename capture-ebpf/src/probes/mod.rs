@@ -1,4 +1,8 @@
 //! eBPF programs, one module per event family.
 
+pub mod files;
 pub mod network;
 pub mod process;
+pub mod security;
+pub mod sockets;
+pub mod syscalls;

@@ -6,7 +6,7 @@
 
 use aya_ebpf::macros::cgroup_sock_addr;
 use aya_ebpf::programs::SockAddrContext;
-use needle_common::abi::{EventKind, NetEvent, AF_INET, AF_INET6};
+use needle_common::abi::{AF_INET, AF_INET6, EventKind, NetEvent};
 
 use crate::emit::{fill_header, is_self, reserve, submit};
 
@@ -42,7 +42,9 @@ fn record(ctx: &SockAddrContext, kind: EventKind, family: u16) {
     if is_self() {
         return;
     }
-    let Some(mut entry) = reserve::<NetEvent>(kind) else { return };
+    let Some(mut entry) = reserve::<NetEvent>(kind) else {
+        return;
+    };
     let ev = entry.as_mut_ptr();
     let sa = ctx.sock_addr;
     // SAFETY: `ev` points into our reservation; `sa` is the program's context, read with the
@@ -60,7 +62,12 @@ fn record(ctx: &SockAddrContext, kind: EventKind, family: u16) {
             (*ev).dst_addr[2] = ip[2];
             (*ev).dst_addr[3] = ip[3];
         } else {
-            let words = [(*sa).user_ip6[0], (*sa).user_ip6[1], (*sa).user_ip6[2], (*sa).user_ip6[3]];
+            let words = [
+                (*sa).user_ip6[0],
+                (*sa).user_ip6[1],
+                (*sa).user_ip6[2],
+                (*sa).user_ip6[3],
+            ];
             for (i, w) in words.iter().enumerate() {
                 let b = w.to_ne_bytes();
                 (*ev).dst_addr[i * 4] = b[0];

@@ -6,14 +6,15 @@
 //! * fork — `tp_btf/sched_process_fork` hands us both task_structs; threads are filtered here.
 //! * exit — `sched/sched_process_exit` with `group_dead`, so one row per process, not per thread.
 
+use aya_ebpf::EbpfContext;
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes};
 use aya_ebpf::macros::{btf_tracepoint, tracepoint};
 use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
-use aya_ebpf::EbpfContext;
 use needle_common::abi::{
-    Counter, EventKind, ExecEvent, ExitEvent, ForkEvent, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED,
-    EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED, EXE_IDENTITY, EXE_MTIME, EXIT_GROUP_DEAD, OFFSET_MISSING,
+    Counter, EXE_IDENTITY, EXE_MTIME, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX,
+    EXEC_FILENAME_TRUNCATED, EXIT_GROUP_DEAD, EventKind, ExecEvent, ExitEvent, ForkEvent,
+    OFFSET_MISSING,
 };
 
 use crate::emit::{count_event, fill_header, is_self, reserve, submit};
@@ -25,7 +26,9 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     if is_self() {
         return 0;
     }
-    let Some(mut entry) = reserve::<ExecEvent>(EventKind::Exec) else { return 0 };
+    let Some(mut entry) = reserve::<ExecEvent>(EventKind::Exec) else {
+        return 0;
+    };
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points into our ring-buffer reservation, sized for an ExecEvent.
     unsafe {
@@ -43,7 +46,9 @@ unsafe fn fill_exec(ctx: &TracePointContext, ev: *mut ExecEvent) {
     let off = offsets();
     // SAFETY: reads of the tracepoint record at offsets taken from its tracefs format.
     unsafe {
-        (*ev).old_pid = ctx.read_at::<u32>(off.tp_exec_old_pid as usize).unwrap_or(0);
+        (*ev).old_pid = ctx
+            .read_at::<u32>(off.tp_exec_old_pid as usize)
+            .unwrap_or(0);
         (*ev).flags = 0;
         (*ev).filename_len = 0;
         (*ev).args_len = 0;
@@ -81,7 +86,11 @@ unsafe fn fill_exec(ctx: &TracePointContext, ev: *mut ExecEvent) {
         match task::current_args() {
             Ok((start, end)) if end > start => {
                 let total = end - start;
-                let n = if total > EXEC_ARGS_MAX as u64 { EXEC_ARGS_MAX as u64 } else { total };
+                let n = if total > EXEC_ARGS_MAX as u64 {
+                    EXEC_ARGS_MAX as u64
+                } else {
+                    total
+                };
                 if total > EXEC_ARGS_MAX as u64 {
                     (*ev).flags |= EXEC_ARGS_TRUNCATED;
                 }
@@ -112,7 +121,9 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     if is_self() {
         return 0;
     }
-    let Some(mut entry) = reserve::<ForkEvent>(EventKind::Fork) else { return 0 };
+    let Some(mut entry) = reserve::<ForkEvent>(EventKind::Fork) else {
+        return 0;
+    };
     let ev = entry.as_mut_ptr();
     let parent = bpf_get_current_pid_tgid();
     // SAFETY: `ev` points into our reservation.
@@ -134,6 +145,10 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 
 #[tracepoint(category = "sched", name = "sched_process_exit")]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    // Every exiting thread hands in its syscall profile (it makes no syscall after this).
+    if !is_self() {
+        super::syscalls::flush_profile();
+    }
     let off = offsets();
     let pid_tgid = bpf_get_current_pid_tgid();
     let last_thread = if off.tp_exit_group_dead != OFFSET_MISSING {
@@ -150,7 +165,9 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     if is_self() {
         return 0;
     }
-    let Some(mut entry) = reserve::<ExitEvent>(EventKind::Exit) else { return 0 };
+    let Some(mut entry) = reserve::<ExitEvent>(EventKind::Exit) else {
+        return 0;
+    };
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points into our reservation.
     unsafe {

@@ -4,14 +4,17 @@
 //! records in its own module. The match lists every kind (no `_` arm), so adding a kind to the
 //! ABI without deciding how it is decoded does not compile.
 
+mod calls;
 mod network;
 mod process;
+
+pub use calls::{ELIDED, kernel_path};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytemuck::Pod;
-use needle_common::abi::{COMM_LEN, EventHeader, EventKind, UnknownEventKind};
+use needle_common::abi::{COMM_LEN, EventHeader, EventKind, SHAPE_CALL, UnknownEventKind};
 use needle_common::schema::{Detail, Event, Process};
 
 use crate::kernel::clock::BootClock;
@@ -116,6 +119,7 @@ impl Decoder {
             K::Exec => process::exec(self, bytes),
             K::Fork => process::fork(self, bytes),
             K::Exit => process::exit(self, bytes),
+            K::Connect if header.shape == SHAPE_CALL => calls::call(self, bytes, kind),
             K::Connect | K::SendTo => network::net(self, bytes, kind),
             K::Open
             | K::Unlink
@@ -127,8 +131,6 @@ impl Decoder {
             | K::Accept
             | K::Bind
             | K::Listen
-            | K::DnsQuery
-            | K::DnsResponse
             | K::Ptrace
             | K::ProcessVmWritev
             | K::ProcMemWrite
@@ -140,12 +142,11 @@ impl Decoder {
             | K::Unshare
             | K::Setns
             | K::Bpf
-            | K::Keyctl
-            | K::SyscallProfile
-            | K::Syscall
-            | K::ContainerStart
-            | K::ContainerStop
-            | K::Lost => Err(DecodeError::NotFromKernel(kind)),
+            | K::Keyctl => calls::call(self, bytes, kind),
+            K::SyscallProfile => calls::profile(self, bytes),
+            K::Syscall => calls::syscall(self, bytes),
+            K::DnsQuery | K::DnsResponse => Err(DecodeError::NotFromKernel(kind)),
+            K::ContainerStart | K::ContainerStop | K::Lost => Err(DecodeError::NotFromKernel(kind)),
         }
     }
 
@@ -163,7 +164,12 @@ impl Decoder {
 
     /// A decoded record with the header's common fields and `detail`.
     pub(crate) fn decoded(&mut self, h: &EventHeader, detail: Detail) -> Decoded {
-        Decoded { event: self.event(h, detail), start_ns: h.start_ns, parent_start_ns: h.parent_start_ns, exe: None }
+        Decoded {
+            event: self.event(h, detail),
+            start_ns: h.start_ns,
+            parent_start_ns: h.parent_start_ns,
+            exe: None,
+        }
     }
 
     /// An event with the header's common fields and `detail`.
@@ -179,7 +185,6 @@ impl Decoder {
         };
         Event::new(self.clock.wall_ns(h.ktime_ns), h.ktime_ns, process, detail)
     }
-
 }
 
 #[cfg(test)]
@@ -199,7 +204,7 @@ mod tests {
             ppid: 1,
             uid: 1000,
             gid: 100,
-            _pad: 0,
+            shape: 0,
             start_ns: 500,
             parent_start_ns: 5,
             comm,

@@ -23,7 +23,12 @@ pub(super) fn net(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Deco
     let ev: NetEvent = pod(bytes, "net")?;
     let (family, addr) = match ev.family {
         AF_INET => {
-            let a = [ev.dst_addr[0], ev.dst_addr[1], ev.dst_addr[2], ev.dst_addr[3]];
+            let a = [
+                ev.dst_addr[0],
+                ev.dst_addr[1],
+                ev.dst_addr[2],
+                ev.dst_addr[3],
+            ];
             ("inet", Ipv4Addr::from(a).to_string())
         }
         AF_INET6 => ("inet6", Ipv6Addr::from(ev.dst_addr).to_string()),
@@ -64,8 +69,18 @@ mod tests {
         ev.dst_port = 3333;
         ev.dst_addr[..4].copy_from_slice(&[127, 0, 0, 9]);
         let e = d.decode(bytemuck::bytes_of(&ev)).unwrap().event;
-        let Detail::Connect(n) = e.detail else { panic!("connect") };
-        assert_eq!((n.family.as_str(), n.protocol.as_str(), n.dst_addr.as_deref(), n.dst_port), ("inet", "tcp", Some("127.0.0.9"), Some(3333)));
+        let Detail::Connect(n) = e.detail else {
+            panic!("connect")
+        };
+        assert_eq!(
+            (
+                n.family.as_str(),
+                n.protocol.as_str(),
+                n.dst_addr.as_deref(),
+                n.dst_port
+            ),
+            ("inet", "tcp", Some("127.0.0.9"), Some(3333))
+        );
 
         ev.header = header(EventKind::SendTo);
         ev.family = AF_INET6;
@@ -73,7 +88,17 @@ mod tests {
         ev.dst_port = 53;
         ev.dst_addr = Ipv6Addr::LOCALHOST.octets();
         let e = d.decode(bytemuck::bytes_of(&ev)).unwrap().event;
-        let Detail::SendTo(n) = e.detail else { panic!("sendto") };
-        assert_eq!((n.family.as_str(), n.protocol.as_str(), n.dst_addr.as_deref(), n.dst_port), ("inet6", "udp", Some("::1"), Some(53)));
+        let Detail::SendTo(n) = e.detail else {
+            panic!("sendto")
+        };
+        assert_eq!(
+            (
+                n.family.as_str(),
+                n.protocol.as_str(),
+                n.dst_addr.as_deref(),
+                n.dst_port
+            ),
+            ("inet6", "udp", Some("::1"), Some(53))
+        );
     }
 }

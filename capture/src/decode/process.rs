@@ -27,7 +27,10 @@ pub(super) fn exec(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError
     let args_len = (ev.args_len as usize).min(EXEC_ARGS_MAX);
     let path = text(&ev.filename[..filename_len]);
     let truncated = ev.flags & (EXEC_ARGS_TRUNCATED | EXEC_FILENAME_TRUNCATED) != 0;
-    let detail = Detail::Exec { argv: split_args(&ev.args[..args_len]), truncated };
+    let detail = Detail::Exec {
+        argv: split_args(&ev.args[..args_len]),
+        truncated,
+    };
     let mut out = d.decoded(&ev.header, detail);
     out.event.exe_path = Some(path.into());
     if ev.exe_flags & EXE_IDENTITY != 0 {

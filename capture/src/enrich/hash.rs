@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use sha2::{Digest, Sha256};
 
 /// The identity of an executable file, as the kernel saw it at exec.
@@ -94,7 +94,12 @@ impl Hasher {
                     .ok()
             })
             .collect();
-        Hasher { jobs: Some(tx), workers, cache: HashMap::new(), stats }
+        Hasher {
+            jobs: Some(tx),
+            workers,
+            cache: HashMap::new(),
+            stats,
+        }
     }
 
     /// The slot that will hold the digest of the file `key`, queueing it for hashing if it is
@@ -109,7 +114,11 @@ impl Hasher {
         }
         let slot = Arc::new(DigestSlot::new());
         self.cache.insert(key, slot.clone());
-        let job = Job { key, candidates, slot: slot.clone() };
+        let job = Job {
+            key,
+            candidates,
+            slot: slot.clone(),
+        };
         if let Some(tx) = &self.jobs {
             match tx.try_send(job) {
                 Ok(()) => {}
@@ -154,7 +163,9 @@ fn hash_first_match(key: &ExeKey, candidates: &[PathBuf], stats: &HashStats) -> 
         return None;
     }
     for path in candidates {
-        let Ok(mut file) = File::open(path) else { continue };
+        let Ok(mut file) = File::open(path) else {
+            continue;
+        };
         let Ok(meta) = file.metadata() else { continue };
         if meta.ino() != key.ino || meta.dev() != key.dev {
             continue;
@@ -189,7 +200,12 @@ mod tests {
 
     fn key_of(path: &std::path::Path) -> ExeKey {
         let m = std::fs::metadata(path).unwrap();
-        ExeKey { dev: m.dev(), ino: m.ino(), size: m.size(), mtime_sec: m.mtime() }
+        ExeKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_sec: m.mtime(),
+        }
     }
 
     #[test]

@@ -39,7 +39,12 @@ pub struct Pending {
 impl Pending {
     /// A row with nothing left to fill in.
     pub fn done(event: Event) -> Pending {
-        Pending { event, digest: None, container_cgroup: None, exe_mtime_sec: None }
+        Pending {
+            event,
+            digest: None,
+            container_cgroup: None,
+            exe_mtime_sec: None,
+        }
     }
 }
 
@@ -82,7 +87,9 @@ impl Enricher {
     pub fn new() -> Enricher {
         let cgroup2_root = ContainerResolver::detect_cgroup2_root();
         let containers = ContainerResolver::new(
-            cgroup2_root.clone().unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
+            cgroup2_root
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
             Default::default(),
         );
         let mut table = ProcessTable::new(1 << 20);
@@ -103,7 +110,12 @@ impl Enricher {
     /// Enriches one decoded record; pushes it (preceded by a `container_start` row when it is
     /// the first event of a container) onto `out`.
     pub fn enrich(&mut self, d: Decoded, out: &mut Vec<Pending>) {
-        let Decoded { mut event, start_ns, parent_start_ns, exe } = d;
+        let Decoded {
+            mut event,
+            start_ns,
+            parent_start_ns,
+            exe,
+        } = d;
         self.stats.events += 1;
         let cgroup_id = event.process.cgroup_id;
         let (container, workload) = match self.containers.resolve(cgroup_id) {
@@ -114,7 +126,12 @@ impl Enricher {
                     let mut start = event.clone();
                     start.detail = Detail::ContainerStart;
                     start.workload = Some(workload.clone());
-                    out.push(Pending { event: start, digest: None, container_cgroup: Some(cgroup_id), exe_mtime_sec: None });
+                    out.push(Pending {
+                        event: start,
+                        digest: None,
+                        container_cgroup: Some(cgroup_id),
+                        exe_mtime_sec: None,
+                    });
                 }
                 (Some(info), Some(workload))
             }
@@ -123,7 +140,10 @@ impl Enricher {
             // again when the row is written (`finish`), counted as a miss only if still unknown.
             Resolution::Unknown => (None, None),
         };
-        let root: &Path = container.as_ref().and_then(|c| c.rootfs.as_deref()).unwrap_or(Path::new("/"));
+        let root: &Path = container
+            .as_ref()
+            .and_then(|c| c.rootfs.as_deref())
+            .unwrap_or(Path::new("/"));
         // The passwd lookup only when the table will use it (new process, or none known yet).
         let user = self
             .table
@@ -136,11 +156,18 @@ impl Enricher {
         let exe_mtime_sec = match (&event.detail, event.exe_path.as_deref()) {
             (Detail::Exec { .. }, Some(path)) => {
                 let rel = path.trim_start_matches('/');
-                [PathBuf::from(format!("/proc/{}/root/{rel}", event.process.tgid)), root.join(rel)]
-                    .iter()
-                    .find_map(|p| std::fs::metadata(p).ok())
-                    .map(|m| std::os::unix::fs::MetadataExt::mtime(&m))
-                    .or_else(|| exe.as_ref().filter(|k| k.has_mtime).map(|k| k.key.mtime_sec))
+                [
+                    PathBuf::from(format!("/proc/{}/root/{rel}", event.process.tgid)),
+                    root.join(rel),
+                ]
+                .iter()
+                .find_map(|p| std::fs::metadata(p).ok())
+                .map(|m| std::os::unix::fs::MetadataExt::mtime(&m))
+                .or_else(|| {
+                    exe.as_ref()
+                        .filter(|k| k.has_mtime)
+                        .map(|k| k.key.mtime_sec)
+                })
             }
             _ => None,
         };
@@ -148,9 +175,13 @@ impl Enricher {
             (Detail::Exec { .. }, _) => {
                 let path: Arc<str> = event.exe_path.clone().unwrap_or_else(|| "".into());
                 let digest = exe.as_ref().map(|k| {
-                    let mut candidates = vec![PathBuf::from(format!("/proc/{}/exe", event.process.tgid))];
+                    let mut candidates =
+                        vec![PathBuf::from(format!("/proc/{}/exe", event.process.tgid))];
                     let rel = path.trim_start_matches('/');
-                    candidates.push(PathBuf::from(format!("/proc/{}/root/{rel}", event.process.tgid)));
+                    candidates.push(PathBuf::from(format!(
+                        "/proc/{}/root/{rel}",
+                        event.process.tgid
+                    )));
                     candidates.push(root.join(rel));
                     self.hasher.request(k.key, candidates)
                 });
@@ -186,8 +217,14 @@ impl Enricher {
             event.exe_path = view.exe_path.clone();
         }
         event.context = Some(view.context);
-        let container_cgroup = (event.container.is_some() || event.workload.is_none()).then_some(cgroup_id);
-        out.push(Pending { event, digest: view.digest, container_cgroup, exe_mtime_sec });
+        let container_cgroup =
+            (event.container.is_some() || event.workload.is_none()).then_some(cgroup_id);
+        out.push(Pending {
+            event,
+            digest: view.digest,
+            container_cgroup,
+            exe_mtime_sec,
+        });
     }
 
     /// The row as it is written: with its executable's digest if ready, and its container's
@@ -216,7 +253,8 @@ impl Enricher {
         if let Some(info) = p.container_cgroup.and_then(|cg| self.live.get(&cg)) {
             event.container = Some(info.container.clone());
             // An exec that ran before the runtime wrote its state: decide `exe_new` now.
-            if let (Some(m), Some(started), Some(ctx)) = (p.exe_mtime_sec, info.created_ns, &event.context)
+            if let (Some(m), Some(started), Some(ctx)) =
+                (p.exe_mtime_sec, info.created_ns, &event.context)
                 && ctx.exe_new.is_none()
             {
                 let mut c = (**ctx).clone();
@@ -241,7 +279,9 @@ impl Enricher {
             return;
         }
         self.last_stop_check = Instant::now();
-        let Some(root) = self.cgroup2_root.clone() else { return };
+        let Some(root) = self.cgroup2_root.clone() else {
+            return;
+        };
         let gone: Vec<u64> = self
             .live
             .iter()
@@ -249,7 +289,9 @@ impl Enricher {
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
-            let Some(info) = self.live.get(&id).cloned() else { continue };
+            let Some(info) = self.live.get(&id).cloned() else {
+                continue;
+            };
             if self.stopped.contains(&id) {
                 continue;
             }
@@ -264,7 +306,16 @@ impl Enricher {
                 event: Event {
                     container: Some(info.container.clone()),
                     workload: Some(info.container.id.clone()),
-                    ..Event::new(time_ns, ktime_ns, Process { cgroup_id: id, comm: "".into(), ..Default::default() }, Detail::ContainerStop)
+                    ..Event::new(
+                        time_ns,
+                        ktime_ns,
+                        Process {
+                            cgroup_id: id,
+                            comm: "".into(),
+                            ..Default::default()
+                        },
+                        Detail::ContainerStop,
+                    )
                 },
                 digest: None,
                 container_cgroup: Some(id),

@@ -107,7 +107,12 @@ impl ProcessTable {
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         let hz = if hz > 0 { hz as u64 } else { 100 };
-        ProcessTable { procs: HashMap::new(), tick_ns: 1_000_000_000 / hz, cap, stats: TableStats::default() }
+        ProcessTable {
+            procs: HashMap::new(),
+            tick_ns: 1_000_000_000 / hz,
+            cap,
+            stats: TableStats::default(),
+        }
     }
 
     /// Number of processes known.
@@ -132,15 +137,29 @@ impl ProcessTable {
     /// Loads every process under `proc_root` (normally `/proc`). Processes that vanish midway
     /// are skipped.
     pub fn snapshot(&mut self, proc_root: &Path) {
-        let Ok(dir) = std::fs::read_dir(proc_root) else { return };
+        let Ok(dir) = std::fs::read_dir(proc_root) else {
+            return;
+        };
         // (tgid, ppid, start ticks, comm, exe)
         type Found = (u32, u32, u64, Arc<str>, Option<Arc<str>>);
         let mut found: Vec<Found> = Vec::new();
         for entry in dir.filter_map(Result::ok) {
-            let Some(tgid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-            let Some((comm, ppid, start_ticks)) = parse_stat(&stat) else { continue };
-            let exe = std::fs::read_link(entry.path().join("exe")).ok().map(|p| Arc::from(p.to_string_lossy().as_ref()));
+            let Some(tgid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some((comm, ppid, start_ticks)) = parse_stat(&stat) else {
+                continue;
+            };
+            let exe = std::fs::read_link(entry.path().join("exe"))
+                .ok()
+                .map(|p| Arc::from(p.to_string_lossy().as_ref()));
             found.push((tgid, ppid, start_ticks, comm.into(), exe));
         }
         // Parents before children, so ancestry can be built in one pass.
@@ -161,20 +180,40 @@ impl ProcessTable {
                 exe_writable: writable,
                 exe_fileless: fileless,
             });
-            let view = ProcView { context, exe_path: exe, digest: None };
-            self.procs.insert(tgid, Proc { start_ns, cgroup_id: 0, comm, view });
+            let view = ProcView {
+                context,
+                exe_path: exe,
+                digest: None,
+            };
+            self.procs.insert(
+                tgid,
+                Proc {
+                    start_ns,
+                    cgroup_id: 0,
+                    comm,
+                    view,
+                },
+            );
             self.stats.snapshot += 1;
         }
     }
 
     /// Parent key and ancestry for a child of (`ppid`, `parent_start_ns`); `boundary` is the
     /// child's cgroup when it runs in a container (ancestors outside it are not included).
-    fn lineage(&self, ppid: u32, parent_start_ns: u64, boundary: Option<u64>) -> (Option<Arc<str>>, Vec<Arc<str>>) {
+    fn lineage(
+        &self,
+        ppid: u32,
+        parent_start_ns: u64,
+        boundary: Option<u64>,
+    ) -> (Option<Arc<str>>, Vec<Arc<str>>) {
         if ppid == 0 {
             return (None, Vec::new());
         }
         match self.procs.get(&ppid) {
-            Some(p) if parent_start_ns == 0 || p.start_ns / self.tick_ns == parent_start_ns / self.tick_ns => {
+            Some(p)
+                if parent_start_ns == 0
+                    || p.start_ns / self.tick_ns == parent_start_ns / self.tick_ns =>
+            {
                 let key = Some(p.view.context.key.clone());
                 if boundary.is_some_and(|cg| p.cgroup_id != 0 && p.cgroup_id != cg) {
                     return (key, Vec::new());
@@ -182,10 +221,20 @@ impl ProcessTable {
                 let label = p.view.exe_path.clone().unwrap_or_else(|| p.comm.clone());
                 let mut ancestry = Vec::with_capacity(MAX_ANCESTRY);
                 ancestry.push(label);
-                ancestry.extend(p.view.context.ancestry.iter().take(MAX_ANCESTRY - 1).cloned());
+                ancestry.extend(
+                    p.view
+                        .context
+                        .ancestry
+                        .iter()
+                        .take(MAX_ANCESTRY - 1)
+                        .cloned(),
+                );
                 (key, ancestry)
             }
-            _ => ((parent_start_ns != 0).then(|| self.key(ppid, parent_start_ns)), Vec::new()),
+            _ => (
+                (parent_start_ns != 0).then(|| self.key(ppid, parent_start_ns)),
+                Vec::new(),
+            ),
         }
     }
 
@@ -197,7 +246,9 @@ impl ProcessTable {
             return true;
         }
         match self.procs.get(&tgid) {
-            Some(p) if p.start_ns / self.tick_ns == start_ns / self.tick_ns => p.view.context.user.is_none(),
+            Some(p) if p.start_ns / self.tick_ns == start_ns / self.tick_ns => {
+                p.view.context.user.is_none()
+            }
             _ => true,
         }
     }
@@ -205,7 +256,11 @@ impl ProcessTable {
     /// Updates the table with one event and returns the event's process view.
     pub fn observe(&mut self, o: Observation<'_>) -> ProcView {
         let boundary = o.in_container.then_some(o.cgroup_id);
-        let known = self.procs.get(&o.tgid).filter(|p| p.start_ns / self.tick_ns == o.start_ns / self.tick_ns).is_some();
+        let known = self
+            .procs
+            .get(&o.tgid)
+            .filter(|p| p.start_ns / self.tick_ns == o.start_ns / self.tick_ns)
+            .is_some();
         let view = match o.kind {
             EventKind::Fork => {
                 // The row describes the child: it runs its parent's image until it execs.
@@ -235,7 +290,9 @@ impl ProcessTable {
                 }
                 let (parent_key, ancestry) = self.lineage(o.ppid, o.parent_start_ns, boundary);
                 let exe_path = if o.exec.is_none() {
-                    std::fs::read_link(format!("/proc/{}/exe", o.tgid)).ok().map(|p| Arc::from(p.to_string_lossy().as_ref()))
+                    std::fs::read_link(format!("/proc/{}/exe", o.tgid))
+                        .ok()
+                        .map(|p| Arc::from(p.to_string_lossy().as_ref()))
                 } else {
                     None
                 };
@@ -248,7 +305,11 @@ impl ProcessTable {
                     exe_writable: exe_path.as_deref().map(is_writable_location),
                     exe_fileless: None,
                 });
-                let view = ProcView { context, exe_path, digest: None };
+                let view = ProcView {
+                    context,
+                    exe_path,
+                    digest: None,
+                };
                 self.insert(o.tgid, o.start_ns, o.cgroup_id, o.comm, view.clone());
                 view
             }
@@ -266,7 +327,9 @@ impl ProcessTable {
             }
         };
         let view = match o.exec {
-            Some(exec) => self.apply_exec(o.tgid, o.comm, exec, o.container_started_ns).unwrap_or(view),
+            Some(exec) => self
+                .apply_exec(o.tgid, o.comm, exec, o.container_started_ns)
+                .unwrap_or(view),
             None => view,
         };
         if o.kind == EventKind::Exit {
@@ -275,26 +338,56 @@ impl ProcessTable {
         view
     }
 
-    fn apply_exec(&mut self, tgid: u32, comm: &Arc<str>, exec: ExecFacts, started_ns: Option<i64>) -> Option<ProcView> {
+    fn apply_exec(
+        &mut self,
+        tgid: u32,
+        comm: &Arc<str>,
+        exec: ExecFacts,
+        started_ns: Option<i64>,
+    ) -> Option<ProcView> {
         let p = self.procs.get_mut(&tgid)?;
         let mut c = (*p.view.context).clone();
         c.exe_writable = Some(is_writable_location(&exec.path));
-        c.exe_fileless = Some(exec.fileless || exec.path.starts_with("/dev/fd/") || exec.path.starts_with("/proc/self/fd/"));
+        c.exe_fileless = Some(
+            exec.fileless
+                || exec.path.starts_with("/dev/fd/")
+                || exec.path.starts_with("/proc/self/fd/"),
+        );
         c.exe_new = match (exec.mtime_sec, started_ns) {
             (Some(m), Some(s)) => Some(modified_after(m, s)),
             _ => None,
         };
         p.comm = comm.clone();
-        p.view = ProcView { context: Arc::new(c), exe_path: Some(exec.path), digest: exec.digest };
+        p.view = ProcView {
+            context: Arc::new(c),
+            exe_path: Some(exec.path),
+            digest: exec.digest,
+        };
         Some(p.view.clone())
     }
 
-    fn insert(&mut self, tgid: u32, start_ns: u64, cgroup_id: u64, comm: &Arc<str>, view: ProcView) {
+    fn insert(
+        &mut self,
+        tgid: u32,
+        start_ns: u64,
+        cgroup_id: u64,
+        comm: &Arc<str>,
+        view: ProcView,
+    ) {
         if self.procs.len() >= self.cap && !self.procs.contains_key(&tgid) {
             // Exit events keep the table small; only lost exits let it grow. Drop the dead.
-            self.procs.retain(|pid, _| Path::new(&format!("/proc/{pid}")).exists());
+            self.procs
+                .retain(|pid, _| Path::new(&format!("/proc/{pid}")).exists());
         }
-        self.procs.insert(tgid, Proc { start_ns, cgroup_id, comm: comm.clone(), view });
+        self.procs.insert(
+            tgid,
+            Proc {
+                start_ns,
+                cgroup_id,
+                comm: comm.clone(),
+                view,
+            },
+        );
     }
 }
 
@@ -315,7 +408,14 @@ pub fn parse_stat(stat: &str) -> Option<(String, u32, u64)> {
 mod tests {
     use super::*;
 
-    fn obs<'a>(kind: EventKind, tgid: u32, ppid: u32, start: u64, pstart: u64, comm: &'a Arc<str>) -> Observation<'a> {
+    fn obs<'a>(
+        kind: EventKind,
+        tgid: u32,
+        ppid: u32,
+        start: u64,
+        pstart: u64,
+        comm: &'a Arc<str>,
+    ) -> Observation<'a> {
         Observation {
             kind,
             tgid,
@@ -332,7 +432,12 @@ mod tests {
     }
 
     fn exec(path: &str, mtime: i64) -> Option<ExecFacts> {
-        Some(ExecFacts { path: path.into(), fileless: false, mtime_sec: Some(mtime), digest: None })
+        Some(ExecFacts {
+            path: path.into(),
+            fileless: false,
+            mtime_sec: Some(mtime),
+            digest: None,
+        })
     }
 
     #[test]
@@ -346,7 +451,8 @@ mod tests {
     fn fork_exec_chain_builds_ancestry_keys_and_flags() {
         let mut t = ProcessTable::new(1000);
         let tick = t.tick_ns;
-        let (sh, web, miner): (Arc<str>, Arc<str>, Arc<str>) = ("sh".into(), "web".into(), "xmr".into());
+        let (sh, web, miner): (Arc<str>, Arc<str>, Arc<str>) =
+            ("sh".into(), "web".into(), "xmr".into());
         // web server (pid 10) is known from an exec; it forks a shell (20) that execs /bin/sh,
         // which forks 30 that execs a file downloaded to /tmp after the container started.
         let mut o = obs(EventKind::Fork, 10, 1, 100 * tick, 0, &web);
@@ -367,8 +473,18 @@ mod tests {
         let mut o = obs(EventKind::Exec, 30, 20, 300 * tick, 200 * tick, &miner);
         o.exec = exec("/tmp/.x/xmr", 2_000);
         let v = t.observe(o);
-        assert_eq!(v.context.ancestry, vec![Arc::<str>::from("/bin/sh"), Arc::from("/app/server")]);
-        assert_eq!((v.context.exe_new, v.context.exe_writable, v.context.exe_fileless), (Some(true), Some(true), Some(false)));
+        assert_eq!(
+            v.context.ancestry,
+            vec![Arc::<str>::from("/bin/sh"), Arc::from("/app/server")]
+        );
+        assert_eq!(
+            (
+                v.context.exe_new,
+                v.context.exe_writable,
+                v.context.exe_fileless
+            ),
+            (Some(true), Some(true), Some(false))
+        );
         assert_eq!(v.exe_path.as_deref(), Some("/tmp/.x/xmr"));
         // A later event of the same process reuses the view; exit removes it.
         let later = t.observe(obs(EventKind::Exit, 30, 20, 300 * tick, 200 * tick, &miner));
@@ -397,7 +513,10 @@ mod tests {
         o.in_container = false;
         t.observe(o);
         let v = t.observe(obs(EventKind::Fork, 6, 5, 2 * tick, tick, &c));
-        assert!(v.context.ancestry.is_empty(), "the shim outside the container is not an ancestor inside it");
+        assert!(
+            v.context.ancestry.is_empty(),
+            "the shim outside the container is not an ancestor inside it"
+        );
         assert_eq!(v.context.parent_key.as_deref(), Some("5@1"));
     }
 

@@ -98,6 +98,21 @@ impl KernelBtf {
         }
     }
 
+    /// Size in bytes of `struct strukt`.
+    pub fn struct_size(&self, strukt: &str) -> Result<u64, BtfError> {
+        let types = self
+            .btf
+            .resolve_types_by_name(strukt)
+            .map_err(|_| BtfError::NoStruct(strukt.into()))?;
+        types
+            .iter()
+            .find_map(|t| match t {
+                Type::Struct(s) if !s.members.is_empty() => Some(s.size() as u64),
+                _ => None,
+            })
+            .ok_or_else(|| BtfError::NoStruct(strukt.into()))
+    }
+
     /// Offset of the first of `members` that `strukt` has (fields renamed across kernel versions,
     /// e.g. `inode.i_mtime_sec` since 6.11, `__i_mtime` in 6.7–6.10, `i_mtime` before).
     pub fn first_member_offset(&self, strukt: &str, members: &[&str]) -> Result<u64, BtfError> {
@@ -186,4 +201,3 @@ mod tests {
         ));
     }
 }
-

@@ -36,6 +36,15 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
     let m = |strukt: &'static str, member: &'static str| -> Result<u32, OffsetsError> {
         narrow(member, btf.member_offset(strukt, member)?)
     };
+    // `a.b` then `b.c`: a member inside an embedded struct.
+    let m2 = |s1: &'static str,
+              m1: &'static str,
+              s2: &'static str,
+              m2: &'static str|
+     -> Result<u32, OffsetsError> {
+        narrow(m2, btf.member_offset(s1, m1)? + btf.member_offset(s2, m2)?)
+    };
+    let regs = |member: &'static str| m("pt_regs", member);
     Ok(KernelOffsets {
         task_real_parent: m("task_struct", "real_parent")?,
         task_tgid: m("task_struct", "tgid")?,
@@ -57,7 +66,10 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
             btf.member_offset("dentry", "d_name")? + btf.member_offset("qstr", "name")?,
         )?,
         inode_ino: m("inode", "i_ino")?,
-        inode_nlink: narrow("i_nlink", btf.first_member_offset("inode", &["i_nlink", "__i_nlink"])?)?,
+        inode_nlink: narrow(
+            "i_nlink",
+            btf.first_member_offset("inode", &["i_nlink", "__i_nlink"])?,
+        )?,
         inode_size: m("inode", "i_size")?,
         // Renamed across versions; tv_sec leads timespec64 in the older layouts.
         inode_mtime_sec: btf
@@ -69,6 +81,44 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
         sb_dev: m("super_block", "s_dev")?,
         tp_exec_filename: exec.require("filename")?.offset,
         tp_exec_old_pid: exec.require("old_pid")?.offset,
-        tp_exit_group_dead: exit.field("group_dead").map_or(OFFSET_MISSING, |f| f.offset),
+        tp_exit_group_dead: exit
+            .field("group_dead")
+            .map_or(OFFSET_MISSING, |f| f.offset),
+        regs_nr: regs("orig_ax")?,
+        regs_args: [
+            regs("di")?,
+            regs("si")?,
+            regs("dx")?,
+            regs("r10")?,
+            regs("r8")?,
+            regs("r9")?,
+        ],
+        task_files: m("task_struct", "files")?,
+        files_fdt: m("files_struct", "fdt")?,
+        fdt_fd: m("fdtable", "fd")?,
+        fdt_max_fds: m("fdtable", "max_fds")?,
+        file_vfsmount: m2("file", "f_path", "path", "mnt")?,
+        file_private_data: m("file", "private_data")?,
+        dentry_parent: m("dentry", "d_parent")?,
+        vfsmount_root: m("vfsmount", "mnt_root")?,
+        mount_mnt: m("mount", "mnt")?,
+        mount_parent: m("mount", "mnt_parent")?,
+        mount_mountpoint: m("mount", "mnt_mountpoint")?,
+        task_fs: m("task_struct", "fs")?,
+        fs_root_mnt: m2("fs_struct", "root", "path", "mnt")?,
+        fs_root_dentry: m2("fs_struct", "root", "path", "dentry")?,
+        task_thread_pid: m("task_struct", "thread_pid")?,
+        pid_level: m("pid", "level")?,
+        pid_numbers: m2("pid", "numbers", "upid", "nr")?,
+        upid_size: narrow("upid", btf.struct_size("upid")?)?,
+        socket_sk: m("socket", "sk")?,
+        socket_type: m("socket", "type")?,
+        skc_family: m("sock_common", "skc_family")?,
+        skc_num: m("sock_common", "skc_num")?,
+        skc_dport: m("sock_common", "skc_dport")?,
+        skc_rcv_saddr: m("sock_common", "skc_rcv_saddr")?,
+        skc_daddr: m("sock_common", "skc_daddr")?,
+        skc_v6_rcv_saddr: m("sock_common", "skc_v6_rcv_saddr")?,
+        skc_v6_daddr: m("sock_common", "skc_v6_daddr")?,
     })
 }

@@ -285,7 +285,15 @@ mod tests {
         let dir = OutputDir::open_or_create(tmp.path()).unwrap();
         let mut w = SegmentWriter::new(dir, "h", 0, WriteOptions::default());
         let mut b = TraceBatchBuilder::new("h");
-        b.push(&Event::new(1, 1, Process { comm: "x".into(), ..Default::default() }, Detail::Fork));
+        b.push(&Event::new(
+            1,
+            1,
+            Process {
+                comm: "x".into(),
+                ..Default::default()
+            },
+            Detail::Fork,
+        ));
         w.write(&b.finish()).unwrap();
         let partial = w.open_partial_name().unwrap().to_string();
         assert!(tmp.path().join(&partial).exists());

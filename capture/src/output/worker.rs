@@ -16,7 +16,7 @@ pub enum Job {
     /// Append a sorted batch to the open segment.
     Write(RecordBatch),
     /// Finalize the open segment with this metadata.
-    Finalize(TraceMetadata),
+    Finalize(Box<TraceMetadata>),
 }
 
 /// State the writer shares with the reader.
@@ -63,7 +63,7 @@ impl Worker {
                 for job in rx {
                     let result = match job {
                         Job::Write(batch) => writer.write(&batch),
-                        Job::Finalize(meta) => writer.finalize(meta).map(|seg| {
+                        Job::Finalize(meta) => writer.finalize(*meta).map(|seg| {
                             sh.done_bytes.fetch_add(seg.bytes, Ordering::Relaxed);
                         }),
                     };

@@ -18,15 +18,28 @@ pub enum Counter {
     ExecArgvReadError,
     /// Reads of kernel structs that failed (e.g. an offset that does not fit this kernel).
     KernelReadError,
+    /// File events skipped by the kernel-side path filter (read-only opens and executable
+    /// mappings of system library paths).
+    FileFiltered,
+    /// Opens of a process's own `/proc/<pid>/…` files skipped in the kernel.
+    ProcSelfFiltered,
+    /// bpf(2) calls skipped because the command only reads or iterates (lookups, `*_GET_NEXT_ID`).
+    BpfReadFiltered,
+    /// Syscall profiles that could not start because the per-thread map was full.
+    ProfileMapFull,
 }
 
 impl Counter {
     /// Every non-loss counter, in slot order.
-    pub const ALL: [Counter; 4] = [
+    pub const ALL: [Counter; 8] = [
         Counter::ForkThreadFiltered,
         Counter::ExitThreadFiltered,
         Counter::ExecArgvReadError,
         Counter::KernelReadError,
+        Counter::FileFiltered,
+        Counter::ProcSelfFiltered,
+        Counter::BpfReadFiltered,
+        Counter::ProfileMapFull,
     ];
 
     /// Name used in summaries and file metadata.
@@ -36,6 +49,10 @@ impl Counter {
             Counter::ExitThreadFiltered => "exit_thread_filtered",
             Counter::ExecArgvReadError => "exec_argv_read_error",
             Counter::KernelReadError => "kernel_read_error",
+            Counter::FileFiltered => "file_filtered",
+            Counter::ProcSelfFiltered => "proc_self_filtered",
+            Counter::BpfReadFiltered => "bpf_read_filtered",
+            Counter::ProfileMapFull => "profile_map_full",
         }
     }
 }

@@ -5,23 +5,39 @@
 //! alignment) and padding is spelled out, so the layout is the same on both sides; with the
 //! `user` feature, `bytemuck::Pod` proves at compile time that no byte is implicit padding.
 
+mod calls;
 mod counters;
 mod kind;
 mod network;
 mod offsets;
 mod process;
 
+pub use calls::{
+    CALL_DATA_MAX, CALL_FIXED, CALL_INODE, CALL_PATH_AREA, CALL_PATH_DEPTH, CALL_PATH_DETACHED,
+    CALL_PATH_KERNEL, CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET,
+    CALL_PATH3, CALL_PATH3_MAX, CALL_PATH3_OFFSET, CALL_SOCKET, CallEvent, PROFILE_SLOTS,
+    ProfileEvent, ProfileState, SyscallEvent, nr,
+};
 pub use counters::{COUNTER_SLOTS, Counter};
-pub use network::{NetEvent, AF_INET, AF_INET6};
 pub use kind::{EVENT_KINDS, EventKind, UnknownEventKind};
-pub use offsets::{KernelOffsets, OFFSET_MISSING, ProbeConfig};
+pub use network::{AF_INET, AF_INET6, NetEvent};
+pub use offsets::{
+    FEATURE_FILE_FILTER, FEATURE_FULL, FEATURE_PROC_SELF_FILTER, FEATURE_PROFILE,
+    FILTER_COMPONENTS, FILTER_NAME_MAX, FILTER_PREFIXES, FILTER_TEXT_MAX, KernelOffsets,
+    OFFSET_MISSING, PathPrefix, ProbeConfig,
+};
 pub use process::{
-    EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED,
-    EXE_DNAME_MAX, EXE_IDENTITY, EXE_MTIME, EXIT_GROUP_DEAD, ExecEvent, ExitEvent, ForkEvent,
+    EXE_DNAME_MAX, EXE_IDENTITY, EXE_MTIME, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX,
+    EXEC_FILENAME_TRUNCATED, EXIT_GROUP_DEAD, ExecEvent, ExitEvent, ForkEvent,
 };
 
 /// Length of `task_struct::comm`.
 pub const COMM_LEN: usize = 16;
+
+/// `EventHeader::shape`: the kind's own record struct.
+pub const SHAPE_PRIMARY: u32 = 0;
+/// `EventHeader::shape`: a [`CallEvent`].
+pub const SHAPE_CALL: u32 = 1;
 
 /// The first bytes of every ring-buffer record.
 #[repr(C)]
@@ -46,8 +62,9 @@ pub struct EventHeader {
     pub uid: u32,
     /// Real group id.
     pub gid: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// Which struct follows for this kind: [`SHAPE_PRIMARY`], or [`SHAPE_CALL`] for a
+    /// [`CallEvent`] (kinds such as `connect` come from a hook and from syscall exit).
+    pub shape: u32,
     /// Start time (boot clock, ns) of the process (`group_leader->start_boottime`): with `tgid`
     /// it names the process uniquely, even across pid reuse.
     pub start_ns: u64,

@@ -400,7 +400,8 @@ impl TraceBatchBuilder {
         self.workload.append_option(ev.workload.as_deref());
         let x = ev.context.as_deref();
         self.process_key.append_option(x.map(|x| &*x.key));
-        self.parent_key.append_option(x.and_then(|x| x.parent_key.as_deref()));
+        self.parent_key
+            .append_option(x.and_then(|x| x.parent_key.as_deref()));
         match x {
             Some(x) => {
                 for a in &x.ancestry {
@@ -412,8 +413,10 @@ impl TraceBatchBuilder {
         }
         self.user.append_option(x.and_then(|x| x.user.as_deref()));
         self.exe_new.append_option(x.and_then(|x| x.exe_new));
-        self.exe_writable.append_option(x.and_then(|x| x.exe_writable));
-        self.exe_fileless.append_option(x.and_then(|x| x.exe_fileless));
+        self.exe_writable
+            .append_option(x.and_then(|x| x.exe_writable));
+        self.exe_fileless
+            .append_option(x.and_then(|x| x.exe_fileless));
         self.push_kind_columns(KindColumns::of(&ev.detail));
     }
 

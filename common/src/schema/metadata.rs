@@ -60,6 +60,8 @@ pub struct TraceMetadata {
     pub enrichment_misses: u64,
     /// What was recording.
     pub programs: Vec<ProgramStatus>,
+    /// Recording settings that decide what is in the file (syscall mode, kernel-side filters).
+    pub settings: String,
 }
 
 /// Why a file's metadata is not usable.
@@ -168,6 +170,7 @@ mod tests {
                 loaded: true,
                 reason: None,
             }],
+            settings: "syscalls=profile".into(),
         }
     }
 

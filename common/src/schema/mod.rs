@@ -15,7 +15,9 @@ mod reader;
 mod write;
 
 pub use builder::TraceBatchBuilder;
-pub use event::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext};
+pub use event::{
+    Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
+};
 pub use metadata::{KEY_PREFIX, MetadataError, ProgramStatus, TraceMetadata};
 pub use reader::{ReadError, events_from_batch};
 pub use write::{WriteOptions, writer_properties};

@@ -12,7 +12,9 @@ use arrow::array::{
 use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 
-use super::event::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext};
+use super::event::{
+    Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
+};
 use super::names as n;
 use crate::abi::EventKind;
 
@@ -416,7 +418,8 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
     let exe_new = c.typed(n::EXE_NEW, bools)?;
     let exe_writable = c.typed(n::EXE_WRITABLE, bools)?;
     let exe_fileless = c.typed(n::EXE_FILELESS, bools)?;
-    let flag = |a: Option<&BooleanArray>, row: usize| a.filter(|a| a.is_valid(row)).map(|a| a.value(row));
+    let flag =
+        |a: Option<&BooleanArray>, row: usize| a.filter(|a| a.is_valid(row)).map(|a| a.value(row));
     let counts = c.typed(n::SYSCALL_COUNTS, maps)?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
@@ -475,7 +478,12 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
                 Arc::new(ProcessContext {
                     key: key.into(),
                     parent_key: r.str(n::PARENT_KEY).map(Into::into),
-                    ancestry: r.list(n::ANCESTRY).unwrap_or_default().into_iter().map(Into::into).collect(),
+                    ancestry: r
+                        .list(n::ANCESTRY)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
                     user: r.str(n::USER).map(Into::into),
                     exe_new: flag(exe_new, row),
                     exe_writable: flag(exe_writable, row),

@@ -1,0 +1,122 @@
+//! Socket state at syscall exit (tail-called from `sys_exit`): accept/accept4 (the new
+//! connection), bind and listen (the local address), and connect on unix sockets (the path;
+//! inet connects come from the cgroup sock_addr hooks in `network`).
+//!
+//! Addresses come from the kernel's `struct sock` after the call, not from user buffers:
+//! `args[0]` = family | socket type << 16, `args[1]` = local port | remote port << 16,
+//! `args[2..4]` = local address, `args[4..6]` = remote address (4 bytes for IPv4, 16 for IPv6).
+
+use aya_ebpf::helpers::bpf_probe_read_user;
+use aya_ebpf::macros::raw_tracepoint;
+use aya_ebpf::programs::RawTracePointContext;
+use needle_common::abi::{AF_INET, AF_INET6, CALL_SOCKET, CallEvent, EventKind, nr};
+
+use super::syscalls::{exit_args, syscall_arg, syscall_nr};
+use crate::emit::{call_scratch, emit_call};
+use crate::fs::{fd_file, user_string};
+use crate::maps::offsets;
+use crate::task::{read, socket_of};
+
+const AF_UNIX: u16 = 1;
+/// Bytes of `sun_path`.
+const SUN_PATH_MAX: u32 = 108;
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
+    let (regs, ret) = exit_args(&ctx);
+    let Some(nr) = syscall_nr(regs) else { return 0 };
+    let (kind, fd) = match nr {
+        // A failed accept is mostly EAGAIN from an event loop: not an event.
+        nr::ACCEPT | nr::ACCEPT4 if ret >= 0 => (EventKind::Accept, ret),
+        nr::BIND => (EventKind::Bind, syscall_arg(regs, 0) as i64),
+        nr::LISTEN => (EventKind::Listen, syscall_arg(regs, 0) as i64),
+        nr::CONNECT => return unix_connect(regs, ret),
+        _ => return 0,
+    };
+    let Some(ev) = call_scratch(nr, ret) else {
+        return 0;
+    };
+    // SAFETY: `ev` is this CPU's scratch.
+    unsafe {
+        if !fill_socket(ev, fd) {
+            return 0;
+        }
+        // A unix socket bound to a path: the path, as the caller passed it.
+        if nr == nr::BIND
+            && (*ev).args[0] as u16 == AF_UNIX
+            && let Some(len) = user_string(ev, 0, SUN_PATH_MAX, syscall_arg(regs, 1) + 2)
+        {
+            (*ev).path_len = len;
+        }
+        emit_call(ev, kind);
+    }
+    0
+}
+
+/// connect(2) of a unix socket: the path from the caller's sockaddr, read at exit.
+#[inline(always)]
+fn unix_connect(regs: *const u8, ret: i64) -> i32 {
+    let addr = syscall_arg(regs, 1);
+    // SAFETY: bpf_probe_read_user checks the address.
+    let family = unsafe { bpf_probe_read_user(addr as *const u16) }.unwrap_or(0);
+    if family != AF_UNIX {
+        return 0;
+    }
+    let Some(ev) = call_scratch(nr::CONNECT, ret) else {
+        return 0;
+    };
+    // SAFETY: `ev` is this CPU's scratch.
+    unsafe {
+        let _ = fill_socket(ev, syscall_arg(regs, 0) as i64);
+        (*ev).args[0] = AF_UNIX as u64 | ((*ev).args[0] & 0xffff_0000);
+        match user_string(ev, 0, SUN_PATH_MAX, addr + 2) {
+            Some(len) if len > 0 => (*ev).path_len = len,
+            _ => {
+                // Abstract socket: sun_path starts with NUL; keep the name after it.
+                if let Some(len) = user_string(ev, 1, SUN_PATH_MAX - 1, addr + 3) {
+                    (*ev).data[0] = b'@';
+                    (*ev).path_len = len + 1;
+                }
+            }
+        }
+        emit_call(ev, EventKind::Connect);
+    }
+    0
+}
+
+/// Family, type, ports and addresses of the socket behind `fd`.
+///
+/// # Safety
+/// `ev` must be this CPU's scratch event.
+#[inline(always)]
+unsafe fn fill_socket(ev: *mut CallEvent, fd: i64) -> bool {
+    let file = fd_file(fd);
+    if file.is_null() {
+        return false;
+    }
+    let Ok((sk, kind)) = socket_of(file) else {
+        return false;
+    };
+    let off = offsets();
+    let family = read::<u16>(sk, off.skc_family).unwrap_or(0);
+    let sport = read::<u16>(sk, off.skc_num).unwrap_or(0);
+    let dport = u16::from_be(read::<u16>(sk, off.skc_dport).unwrap_or(0));
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        (*ev).flags |= CALL_SOCKET;
+        (*ev).args[0] = family as u64 | ((kind as u64) << 16);
+        (*ev).args[1] = sport as u64 | ((dport as u64) << 16);
+        if family == AF_INET {
+            (*ev).args[2] = read::<u32>(sk, off.skc_rcv_saddr).unwrap_or(0) as u64;
+            (*ev).args[4] = read::<u32>(sk, off.skc_daddr).unwrap_or(0) as u64;
+        } else if family == AF_INET6 {
+            let src = read::<[u64; 2]>(sk, off.skc_v6_rcv_saddr).unwrap_or([0; 2]);
+            let dst = read::<[u64; 2]>(sk, off.skc_v6_daddr).unwrap_or([0; 2]);
+            (*ev).args[2] = src[0];
+            (*ev).args[3] = src[1];
+            (*ev).args[4] = dst[0];
+            (*ev).args[5] = dst[1];
+        }
+    }
+    true
+}
