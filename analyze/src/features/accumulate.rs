@@ -83,6 +83,11 @@ impl Accumulator {
         self
     }
 
+    /// True when signatures run on these rows (they read more columns).
+    pub fn has_signatures(&self) -> bool {
+        self.signatures.is_some()
+    }
+
     fn new_slot(&mut self, key: String) -> u32 {
         let slot = self.slots.len() as u32;
         let mut p = WorkloadPartial { context_probe: self.probe, ..Default::default() };

@@ -29,8 +29,9 @@ pub struct OpenTrace {
     /// Host of its rows (metadata, else the host column's statistics, else `unknown`).
     pub host: String,
     reader_meta: ArrowReaderMetadata,
-    /// Projections for [`Fetch::Features`], [`Fetch::FeaturesAndContext`], [`Fetch::Context`].
-    projections: [ProjectionMask; 3],
+    /// Projections for [`Fetch::Features`], [`Fetch::FeaturesAndContext`], [`Fetch::Context`],
+    /// then the first two again with the signature columns.
+    projections: [ProjectionMask; 5],
     /// Every row group: index, rows, min and max `time` when the statistics say.
     pub row_groups: Vec<RowGroup>,
 }
@@ -116,9 +117,11 @@ impl OpenTrace {
             ProjectionMask::roots(reader_meta.metadata().file_metadata().schema_descr(), roots)
         };
         let projections = [
+            mask(&[NEEDED_COLUMNS]),
+            mask(&[NEEDED_COLUMNS, CONTEXT_COLUMNS]),
+            mask(&[PROBE_COLUMNS, CONTEXT_COLUMNS]),
             mask(&[NEEDED_COLUMNS, crate::signatures::EXTRA_COLUMNS]),
             mask(&[NEEDED_COLUMNS, crate::signatures::EXTRA_COLUMNS, CONTEXT_COLUMNS]),
-            mask(&[PROBE_COLUMNS, CONTEXT_COLUMNS]),
         ];
         let time_col = reader_meta
             .metadata()
@@ -158,7 +161,7 @@ impl OpenTrace {
         let file = File::open(&self.path).map_err(|source| ScanError::Io { path: self.path.clone(), source })?;
         let read_err = |e: &dyn std::fmt::Display| ScanError::Read { path: self.path.clone(), row_group: rg, message: e.to_string() };
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
-            .with_projection(self.projections[fetch as usize].clone())
+            .with_projection(self.projections[fetch as usize + if acc.has_signatures() && fetch != Fetch::Context { 3 } else { 0 }].clone())
             .with_row_groups(vec![rg])
             .with_batch_size(BATCH_ROWS)
             .build()

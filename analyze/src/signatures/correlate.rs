@@ -231,7 +231,16 @@ pub fn findings_for(engine: &Engine, sig: &SigPartial) -> Vec<Finding> {
         // tree (a container's init names everything its children do), then the latest.
         let actor = matched
             .iter()
-            .flat_map(|(_, inst)| inst.iter().filter_map(|i| i.hits.last().copied()))
+            .flat_map(|(ri, inst)| {
+                let first = engine.rules[*ri].actor_first;
+                inst.iter().filter_map(move |i| {
+                    if first {
+                        i.hits.first().copied()
+                    } else {
+                        i.hits.last().copied()
+                    }
+                })
+            })
             .max_by_key(|h| (h.event.ancestry.len(), h.time));
         let Some(actor) = actor else { continue };
         let related = |p: u64| {

@@ -58,7 +58,7 @@ macro_rules! fields {
 
 fields! {
     Comm => "comm", Exe => "exe", ExeName => "exe_name", Argv => "argv", Argv0Name => "argv0_name",
-    ArgvHosts => "argv_hosts", Sha256 => "sha256", ParentExe => "parent_exe", ParentName => "parent_name",
+    ArgvHosts => "argv_hosts", ArgvPaths => "argv_paths", Sha256 => "sha256", ParentExe => "parent_exe", ParentName => "parent_name",
     GrandparentName => "grandparent_name", AncestorName => "ancestor_name", User => "user", Uid => "uid",
     ExeNew => "exe_new", ExeWritable => "exe_writable", ExeFileless => "exe_fileless",
     Path => "path", PathName => "path_name", Path2 => "path2", Flags => "flags", Mode => "mode", Op => "op",
@@ -291,6 +291,15 @@ impl<'a> Row<'a> {
             Field::ArgvHosts => {
                 Val::Many(hosts_in(&self.argv()).into_iter().map(Cow::Owned).collect())
             }
+            Field::ArgvPaths => Val::Many(
+                self.argv()
+                    .iter()
+                    .skip(1)
+                    .flat_map(|a| a.split([' ', '=']))
+                    .filter(|t| t.starts_with('/') && t.len() > 1)
+                    .map(Cow::Borrowed)
+                    .collect(),
+            ),
             Field::Sha256 => s(sc.sha256.get(row)),
             Field::ParentExe => s(self.ancestry().first().copied()),
             Field::ParentName => s(self.ancestry().first().map(|a| basename(a))),

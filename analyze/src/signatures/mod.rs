@@ -150,12 +150,14 @@ impl Engine {
 
     /// Tests one row (map step) and records what matched into `into`.
     pub fn observe(&self, row: &Row<'_>, kind: EventKind, time: i64, into: &mut SigPartial) {
-        let (tgid, _) = row.pid_uid();
-        let proc = proc_hash(row.process_key(), tgid);
+        // Hashing the process key costs: only for rows that need it (exec, fork, hits).
+        let mut proc = None;
+        let mut proc_of =
+            || *proc.get_or_insert_with(|| proc_hash(row.process_key(), row.pid_uid().0));
         if matches!(kind, EventKind::Exec | EventKind::Fork) {
             let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
             into.note_process(
-                proc,
+                proc_of(),
                 proc_hash(row.parent_key(), ppid),
                 (kind == EventKind::Exec).then_some((time, row)),
             );
@@ -184,7 +186,7 @@ impl Engine {
             if event.is_none() && !matches!(kind, EventKind::Exec | EventKind::Fork) {
                 // Hits of processes whose exec or fork was not seen still join their lineage.
                 let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
-                into.note_process(proc, proc_hash(row.parent_key(), ppid), None);
+                into.note_process(proc_of(), proc_hash(row.parent_key(), ppid), None);
             }
             let ev = event
                 .get_or_insert_with(|| Arc::new(HitEvent::from_row(row, kind, time)))
@@ -211,7 +213,7 @@ impl Engine {
                 rule: ri,
                 cond: ci,
                 time,
-                proc,
+                proc: proc_of(),
                 carried,
                 distinct,
                 event: ev,

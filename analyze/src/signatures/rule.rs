@@ -19,6 +19,7 @@
 //! anything in the workload) and `within = "10m"`. A step can `bind = { var = "field" }` and a
 //! later one test `field = { bound = "var" }`. `[threshold] distinct = "field", at_least = N`
 //! raises the finding only when N distinct values of that field matched in the workload.
+//! `actor = "first"` makes a sequence's first step the finding's process (default: the last).
 //!
 //! Conditions: `field = value` (equality), `field = [values]` (one of), or a table with one
 //! or more tests: `eq`, `ne`, `in`, `in_list` (an intel list), `prefix`, `suffix`, `contains`,
@@ -74,6 +75,10 @@ pub struct RuleFile {
     within: Option<String>,
     #[serde(default)]
     threshold: Option<Threshold>,
+    /// Whose process the finding is about in a sequence: the `first` step's or the `last`'s
+    /// (default).
+    #[serde(default)]
+    actor: Option<String>,
     /// Fixtures: events that must raise the finding, and near misses that must not.
     #[serde(default)]
     pub test: Option<toml::Table>,
@@ -189,6 +194,8 @@ pub struct Rule {
     pub within_ns: i64,
     /// Distinct-count threshold.
     pub threshold: Option<(Field, u32)>,
+    /// The finding's process is the first step's (else the last step's).
+    pub actor_first: bool,
     /// Where the rule came from.
     pub file: String,
 }
@@ -435,6 +442,11 @@ impl Rule {
             same,
             within_ns: i64::try_from(within.as_nanos()).unwrap_or(i64::MAX),
             threshold,
+            actor_first: match r.actor.as_deref() {
+                None | Some("last") => false,
+                Some("first") => true,
+                Some(o) => return Err(err(file, format!("actor = `{o}`: expected first or last"))),
+            },
             file: file.to_string(),
         })
     }

