@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Capture overhead benchmark: each workload runs with no tracer, with `capture` (default
-# configuration) and with bpftrace on the same tracepoints (counting in the kernel, and printing
-# every event), all in one run; the median of --reps runs is compared to the no-tracer baseline.
+# configuration), with `capture --syscalls full` (heaviest mode) and with bpftrace on the
+# equivalent tracepoints (counting in the kernel, and printing every event), all in one run; the
+# median of --reps runs is compared to the no-tracer baseline.
 #
-#   bench/capture.sh [--secs 5] [--reps 3] [--workers 2] [--workloads "exec open getppid"]
+#   bench/capture.sh [--secs 5] [--reps 3] [--workers 2] [--workloads "exec open getppid connect dns"]
 #
 # Needs root. Prints one table and one machine-readable `BENCH …` line per workload and mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs=5 reps=3 workers=$(nproc) workloads="exec open getppid"
+secs=5 reps=3 workers=$(nproc) workloads="exec open getppid connect dns"
 while [ $# -gt 0 ]; do
   case "$1" in
     --secs) secs=$2; shift 2 ;;
@@ -35,16 +36,29 @@ wait_for() { # file pattern seconds
   echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 
-TP='tracepoint:sched:sched_process_exec,tracepoint:sched:sched_process_fork,tracepoint:sched:sched_process_exit'
+# The tracepoints bpftrace attaches to for each workload: what capture records for it.
+tracepoints() {
+  case "$1" in
+    exec) echo 'tracepoint:sched:sched_process_exec,tracepoint:sched:sched_process_fork,tracepoint:sched:sched_process_exit' ;;
+    open) echo 'tracepoint:syscalls:sys_exit_openat' ;;
+    getppid) echo 'tracepoint:raw_syscalls:sys_exit' ;;
+    connect) echo 'tracepoint:syscalls:sys_enter_connect' ;;
+    dns) echo 'tracepoint:syscalls:sys_enter_sendto,tracepoint:syscalls:sys_exit_recvfrom' ;;
+  esac
+}
 
 # run_one WORKLOAD MODE REP -> prints "rate events lost bytes cpu_s"
 run_one() {
-  local w=$1 mode=$2 rep=$3 dir="$work/$1-$2-$3" pid rate
+  local w=$1 mode=$2 rep=$3 dir="$work/$1-$2-$3" pid rate TP
+  TP=$(tracepoints "$w")
   mkdir -p "$dir"
   case "$mode" in
     none) ;;
     capture)
       "$CAPTURE" --output "$dir/traces" >"$dir/summary" 2>"$dir/err" & pid=$!
+      wait_for "$dir/err" "recording with" 30 ;;
+    capture-full)
+      "$CAPTURE" --syscalls full --output "$dir/traces" >"$dir/summary" 2>"$dir/err" & pid=$!
       wait_for "$dir/err" "recording with" 30 ;;
     bpftrace-count)
       bpftrace -e "$TP { @[probe] = count(); }" >"$dir/bt" 2>&1 & pid=$!
@@ -58,7 +72,7 @@ run_one() {
   if [ "$mode" != none ]; then
     kill -INT "$pid"; wait "$pid" || true
   fi
-  if [ "$mode" = capture ]; then
+  if [ "${mode%-full}" = capture ]; then
     events=$(sed -n 's/^  events *\([0-9]*\) .*/\1/p' "$dir/summary")
     lost=$(sed -n 's/^  events lost *\([0-9]*\) .*/\1/p' "$dir/summary")
     bytes=$(sed -n 's/^  bytes written *\([0-9]*\) .*/\1/p' "$dir/summary")
@@ -70,7 +84,7 @@ run_one() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-modes="none capture bpftrace-count bpftrace-print"
+modes="none capture capture-full bpftrace-count bpftrace-print"
 printf '%-8s %-15s %14s %7s %10s %6s %11s %14s\n' workload mode "ops/s(median)" ratio events/s lost bytes/event "cpu s/M events"
 for w in $workloads; do
   # Modes are interleaved within each repetition, so drift in the machine's speed (other VMs,
@@ -89,12 +103,12 @@ for w in $workloads; do
     ratio=$(awk -v a="$med" -v b="$base" 'BEGIN {printf "%.3f", a/b}')
     # events/s, lost, bytes/event and CPU per million events summed over the repetitions.
     read -r ev lo by cp < <(awk '{e+=$1; l+=$2; b+=$3; c+=$4} END {printf "%d %d %d %.3f\n", e, l, b, c}' "$work/extra-$mode")
-    if [ "$mode" = capture ] && [ "$ev" -gt 0 ]; then
+    if [ "${mode%-full}" = capture ] && [ "$ev" -gt 0 ]; then
       evs=$(awk -v e="$ev" -v r="$reps" -v s="$secs" 'BEGIN {printf "%.0f", e/(r*s)}')
       bpe=$(awk -v b="$by" -v e="$ev" 'BEGIN {printf "%.1f", b/e}')
       cpm=$(awk -v c="$cp" -v e="$ev" 'BEGIN {printf "%.2f", c/e*1e6}')
     else
-      evs=- bpe=- cpm=-; [ "$mode" = capture ] || lo=-
+      evs=- bpe=- cpm=-; [ "${mode%-full}" = capture ] || lo=-
     fi
     printf '%-8s %-15s %14.0f %7s %10s %6s %11s %14s\n' "$w" "$mode" "$med" "$ratio" "$evs" "$lo" "$bpe" "$cpm"
     echo "BENCH suite=capture workload=$w mode=$mode ops_per_s=$med ratio=$ratio events_per_s=$evs lost=$lo bytes_per_event=$bpe cpu_s_per_m_events=$cpm secs=$secs reps=$reps workers=$workers" >> "$work/lines"
