@@ -21,6 +21,8 @@ use crate::scan::{TimeBound, WindowSpec};
 ///   analyze 'traces/host=*/date=2026-11-*'       hive-partitioned trees, quoted glob
 ///   analyze traces/*.parquet --format json --top 10
 ///   analyze features traces/ --out features.parquet
+///   analyze train datasets/lab-train --labels datasets/lab-train/labels.csv --out my.model
+///   analyze eval datasets/lab-test --model my.model --labels datasets/lab-test/labels.csv
 ///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
 #[derive(Debug, Parser)]
 #[command(name = "analyze", version, args_conflicts_with_subcommands = true, verbatim_doc_comment)]
@@ -41,6 +43,69 @@ pub enum Sub {
     /// Convert other trace formats into needle traces.
     #[command(subcommand)]
     Import(ImportSub),
+    /// Train anomaly models on the normal workloads of FILES and write a model file.
+    Train(TrainArgs),
+    /// Evaluate a model on labelled workloads: ROC AUC, average precision, precision@k, the
+    /// rank of every attack, detection rate, false alarms and F1 at the model's threshold.
+    Eval(EvalArgs),
+}
+
+/// `analyze train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Inputs and time window.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The model file to write (e.g. models/default.model).
+    #[arg(long, short, value_name = "MODEL")]
+    pub out: PathBuf,
+    /// Ground truth: a CSV file with `workload` and `label` (normal/attack) columns. Without
+    /// it, the traces' `label` column is used; when nothing is labelled, every workload is
+    /// taken as normal. Only normal workloads are trained on.
+    #[arg(long, value_name = "CSV")]
+    pub labels: Option<PathBuf>,
+    /// Seed of every random choice (validation split, isolation forest, k-means, GMM): the
+    /// same data and seed give a byte-identical model file.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `analyze eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Inputs and time window (labelled workloads the model was not trained on).
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The model file [default: the built-in models/default.model].
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// Ground truth: a CSV file with `workload` and `label` columns [default: the traces'
+    /// `label` column].
+    #[arg(long, value_name = "CSV")]
+    pub labels: Option<PathBuf>,
+    /// Output format: text (Markdown tables) or json.
+    #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
+    pub format: EvalFormat,
+}
+
+/// `eval --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EvalFormat {
+    /// Markdown tables.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Which model ranks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// The built-in default model.
+    Default,
+    /// A model file.
+    File(PathBuf),
+    /// The unsupervised peer-group baseline only.
+    Baseline,
 }
 
 /// Options shared by every command that reads traces.
@@ -99,6 +164,12 @@ pub struct RankArgs {
     /// Rank by the models alone: no signature rules.
     #[arg(long)]
     pub no_signatures: bool,
+    /// Score with this trained model [default: the built-in models/default.model].
+    #[arg(long, value_name = "MODEL", conflicts_with = "no_model")]
+    pub model: Option<PathBuf>,
+    /// Score with the unsupervised peer-group baseline instead of a trained model.
+    #[arg(long)]
+    pub no_model: bool,
 }
 
 /// `analyze features`.
@@ -216,6 +287,30 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Signature rules and intel.
         signatures: SignatureConfig,
+        /// The model that scores.
+        model: ModelChoice,
+    },
+    /// Train a model.
+    Train {
+        /// Inputs.
+        input: InputConfig,
+        /// Model file to write.
+        out: PathBuf,
+        /// Labels file.
+        labels: Option<PathBuf>,
+        /// Seed.
+        seed: u64,
+    },
+    /// Evaluate a model.
+    Eval {
+        /// Inputs.
+        input: InputConfig,
+        /// The model.
+        model: ModelChoice,
+        /// Labels file.
+        labels: Option<PathBuf>,
+        /// Output format.
+        format: EvalFormat,
     },
     /// Write the feature table.
     Features {
@@ -287,6 +382,13 @@ impl TryFrom<Cli> for Command {
                 }
                 Ok(Command::Features { input: f.input.try_into()?, format, out })
             }
+            Some(Sub::Train(t)) => Ok(Command::Train { input: t.input.try_into()?, out: t.out, labels: t.labels, seed: t.seed }),
+            Some(Sub::Eval(e)) => Ok(Command::Eval {
+                input: e.input.try_into()?,
+                model: e.model.map_or(ModelChoice::Default, ModelChoice::File),
+                labels: e.labels,
+                format: e.format,
+            }),
             Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
                 dir: a.dir,
                 label: match a.label {
@@ -305,7 +407,12 @@ impl TryFrom<Cli> for Command {
                 }
                 let top = r.top.or((r.format == Format::Table && r.workload.is_none()).then_some(25));
                 let signatures = SignatureConfig { enabled: !r.no_signatures, rules: r.rules, intel: r.intel };
-                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out, signatures })
+                let model = match (r.model, r.no_model) {
+                    (_, true) => ModelChoice::Baseline,
+                    (Some(p), false) => ModelChoice::File(p),
+                    (None, false) => ModelChoice::Default,
+                };
+                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out, signatures, model })
             }
         }
     }
@@ -347,5 +454,11 @@ mod tests {
         assert!(parse(&["x", "--top", "0"]).is_err());
         assert!(parse(&["features", "x", "--out", "f", "--format", "table"]).unwrap_err().contains("csv, json or parquet"));
         assert!(parse(&["import", "syscall-traces", "d", "--label", "maybe", "--out", "o"]).is_err());
+        assert!(matches!(parse(&["train", "d", "--out", "m.model", "--seed", "7"]), Ok(Command::Train { seed: 7, .. })));
+        assert!(parse(&["train", "d"]).is_err(), "--out is required");
+        assert!(matches!(parse(&["eval", "d", "--format", "json"]), Ok(Command::Eval { model: ModelChoice::Default, format: EvalFormat::Json, .. })));
+        assert!(matches!(parse(&["x", "--no-model"]), Ok(Command::Rank { model: ModelChoice::Baseline, .. })));
+        assert!(matches!(parse(&["x", "--model", "m"]), Ok(Command::Rank { model: ModelChoice::File(_), .. })));
+        assert!(parse(&["x", "--model", "m", "--no-model"]).is_err());
     }
 }

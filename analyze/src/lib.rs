@@ -27,6 +27,7 @@
 pub mod cli;
 pub mod features;
 pub mod import;
+pub mod models;
 pub mod rank;
 pub mod report;
 pub mod scan;

@@ -5,9 +5,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{Command, InputConfig};
+use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice};
 use crate::features::{catalog, finalize, FeatureTable};
 use crate::import::{import_syscall_traces, ImportError};
+use crate::models::labels::{read_labels, truths};
+use crate::models::sequence::{read_sequences, Sequences};
+use crate::models::{ModelError, ModelFile, Scorer, DEFAULT_MODEL, DEFAULT_MODEL_NAME};
 use crate::rank::{Ranked, Ranker};
 use crate::report::{write_features, Report, ReportError};
 use crate::scan::{scan, InputSummary, ScanError, ScanOptions};
@@ -28,6 +31,9 @@ pub enum Error {
     /// Importing failed.
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// A model cannot be loaded, trained or used.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// The output file cannot be created.
     #[error("{}: {source}", path.display())]
     Output {
@@ -57,6 +63,45 @@ fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<(Feat
     let out = scan(&input.files, &opts)?;
     let findings = engine.map(|e| ScanFindings(e.findings(&out.partials)));
     Ok((finalize(out.partials), out.inputs, findings))
+}
+
+/// The model a command scores with (None: the peer-group baseline), and its name.
+fn load_model(choice: &ModelChoice) -> Result<Option<(Arc<ModelFile>, String)>, Error> {
+    Ok(match choice {
+        ModelChoice::Baseline => None,
+        ModelChoice::Default => {
+            Some((Arc::new(ModelFile::from_bytes(Path::new(DEFAULT_MODEL_NAME), DEFAULT_MODEL)?), DEFAULT_MODEL_NAME.to_string()))
+        }
+        ModelChoice::File(p) => Some((Arc::new(ModelFile::load(p)?), p.display().to_string())),
+    })
+}
+
+/// The input's syscall sequences, read only when `wanted` and some workload has `syscall` rows.
+fn sequences_of(input: &InputConfig, table: &FeatureTable, wanted: bool) -> Result<Sequences, Error> {
+    let has = table.column("events.syscall").is_some_and(|c| table.rows.iter().any(|r| r.values[c] > 0.0));
+    if !wanted || !has {
+        return Ok(Sequences::new());
+    }
+    Ok(read_sequences(&input.files, input.window, input.skip_bad)?)
+}
+
+/// A model bound to the input.
+fn scorer(input: &InputConfig, table: &FeatureTable, model: Arc<ModelFile>, name: &str) -> Result<Arc<Scorer>, Error> {
+    let sequences = sequences_of(input, table, model.sequence.is_some())?;
+    Ok(Arc::new(Scorer::new(model, name, table, sequences)?))
+}
+
+/// The ranking every command uses: the trained model (else the peer-group baseline) and the
+/// signatures.
+fn ranker(scorer: Option<Arc<Scorer>>, findings: Option<ScanFindings>) -> Ranker {
+    let mut ranker = match scorer {
+        Some(s) => Ranker::with_models(vec![Box::new(s)]),
+        None => Ranker::baseline(),
+    };
+    if let Some(f) = findings {
+        ranker = ranker.with_signature(Box::new(f));
+    }
+    ranker
 }
 
 fn open_output(out: Option<&Path>) -> Result<Box<dyn Write + Send>, Error> {
@@ -90,14 +135,14 @@ fn flush(mut w: Box<dyn Write + Send>) -> Result<(), Error> {
 /// Runs `command`, writing its output where the command says.
 pub fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Rank { input, format, top, workload, out, signatures } => {
+        Command::Rank { input, format, top, workload, out, signatures, model } => {
             let engine = if signatures.enabled { Some(Arc::new(Engine::load(&signatures.rules, &signatures.intel)?)) } else { None };
             let (table, inputs, findings) = scan_inputs(&input, engine)?;
-            let mut ranker = Ranker::baseline();
-            if let Some(f) = findings {
-                ranker = ranker.with_signature(Box::new(f));
-            }
-            let mut ranked = ranker.rank(&table);
+            let scorer = match load_model(&model)? {
+                Some((m, name)) => Some(scorer(&input, &table, m, &name)?),
+                None => None,
+            };
+            let mut ranked = ranker(scorer, findings).rank(&table);
             if let Some(id) = &workload {
                 ranked = select_workload(&table, ranked, id)?;
             }
@@ -117,6 +162,59 @@ pub fn run(command: Command) -> Result<(), Error> {
                 eprintln!("skipped {}: {}", crate::report::escape::terminal(&s.path, 200), crate::report::escape::terminal(&s.error, 300));
             }
             Ok(())
+        }
+        Command::Train { input, out, labels, seed } => {
+            let started = std::time::Instant::now();
+            let labels = labels.as_deref().map(read_labels).transpose()?;
+            let (table, _) = features_of(&input)?;
+            let sequences = sequences_of(&input, &table, true)?;
+            let truths = truths(&table, labels.as_ref());
+            let (model, notes) = crate::models::train::fit(&table, &sequences, &truths, seed, input.progress)?;
+            model.save(&out)?;
+            if notes.assumed_normal {
+                eprintln!("note: no workload is labelled: all {} were taken as normal", table.rows.len());
+            }
+            if notes.unlabelled > 0 {
+                eprintln!("note: {} workloads without a label were left out", notes.unlabelled);
+            }
+            let t = &model.training;
+            eprintln!(
+                "trained {} on {} normal workloads ({} held out for the threshold; {} attack workloads left out; {} threads, {} syscalls) in {:.1}s: threshold {:.3}, wrote {}",
+                model.kinds.join(", "),
+                t.train_workloads,
+                t.validation_workloads,
+                t.attack_workloads_excluded,
+                t.threads,
+                t.syscalls,
+                started.elapsed().as_secs_f64(),
+                model.threshold,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Eval { input, model, labels, format } => {
+            let labels = labels.as_deref().map(read_labels).transpose()?;
+            // The shipped signature rules and intel: the ranking is evaluated with them, the
+            // model scores without.
+            let engine = Some(Arc::new(Engine::load(&[], &[])?));
+            let (table, _, findings) = scan_inputs(&input, engine)?;
+            let Some((m, name)) = load_model(&model)? else {
+                return Err(ModelError::NoLabels("eval needs a trained model".into()).into());
+            };
+            let s = scorer(&input, &table, m.clone(), &name)?;
+            let scored = s.score_all(&table);
+            let ranked = ranker(Some(s), findings).rank(&table);
+            let truths = truths(&table, labels.as_ref());
+            let report = crate::models::eval::evaluate(&name, &m, &table, &scored, &ranked, &truths)?;
+            let mut w = open_output(None)?;
+            match format {
+                EvalFormat::Text => w.write_all(report.text().as_bytes()).map_err(ReportError::from)?,
+                EvalFormat::Json => {
+                    serde_json::to_writer_pretty(&mut w, &report).map_err(|e| ReportError::from(std::io::Error::other(e)))?;
+                    w.write_all(b"\n").map_err(ReportError::from)?;
+                }
+            }
+            flush(w)
         }
         Command::ListFeatures => {
             print!("{}", catalog::markdown_table());

@@ -2,11 +2,14 @@
 //!
 //! Two kinds of sources plug in here:
 //! * a [`Model`] scores every row of the feature table (higher = more anomalous) and says which
-//!   features drove each score; the baseline is [`PeerOutlier`], trained models come later;
+//!   features drove each score; the baseline is [`PeerOutlier`], trained models
+//!   (`crate::models::Scorer`) calibrate their own threshold;
 //! * a [`Signature`] names findings for one workload (known-bad behaviour, threat intel).
 //!
-//! A workload's score is the highest model score plus a weight per signature finding
-//! ([`Severity::weight`]). A workload whose model score reaches [`ANOMALY_THRESHOLD`] without
+//! Order: workloads with a High or Critical finding first; within each tier, the highest model
+//! score first. The reported score is that model score plus a weight per signature finding
+//! ([`Severity::weight`]). A workload whose model score reaches the model's threshold
+//! ([`ANOMALY_THRESHOLD`] for the baseline) without
 //! any signature finding, and among whose top features an indicator feature (a binary from a
 //! writable place, a shell from a server, …) deviates by at least [`INDICATOR_Z`], gets an
 //! `Execution:Runtime/AnomalousBehavior` finding: being busier than the peers ranks a workload
@@ -181,6 +184,11 @@ pub trait Model: Send + Sync {
     fn name(&self) -> &str;
     /// One score per row of `table`, in row order.
     fn score(&self, table: &FeatureTable) -> Vec<ModelScore>;
+    /// Score from which a workload may get the anomaly finding (with an indicator feature
+    /// among its top deviations); trained models calibrate their own.
+    fn anomaly_threshold(&self) -> f64 {
+        ANOMALY_THRESHOLD
+    }
 }
 
 /// Names findings for one workload.
@@ -198,8 +206,12 @@ pub struct Ranked {
     pub row: usize,
     /// 1 = most suspicious.
     pub rank: usize,
-    /// Combined score.
+    /// Combined score: the model score plus the signature points.
     pub score: f64,
+    /// The model score alone (orders workloads within a tier).
+    pub anomaly: f64,
+    /// 1 when the workload has a High or Critical finding (ranked before all others), else 0.
+    pub tier: u8,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
     /// The features that drove the model score.
@@ -224,6 +236,11 @@ impl Ranker {
         Ranker { models: vec![Box::new(PeerOutlier)], signatures: Vec::new() }
     }
 
+    /// These models and no signature (yet).
+    pub fn with_models(models: Vec<Box<dyn Model>>) -> Self {
+        Ranker { models, signatures: Vec::new() }
+    }
+
     /// Adds a model.
     pub fn with_model(mut self, m: Box<dyn Model>) -> Self {
         self.models.push(m);
@@ -236,34 +253,50 @@ impl Ranker {
         self
     }
 
-    /// Scores and orders every workload of `table`, most suspicious first.
+    /// Scores and orders every workload of `table`, most suspicious first: workloads with a
+    /// High or Critical finding before the others; within each tier, by model score (then by
+    /// signature points).
     pub fn rank(&self, table: &FeatureTable) -> Vec<Ranked> {
-        let model_scores: Vec<Vec<ModelScore>> = self.models.iter().map(|m| m.score(table)).collect();
+        let model_scores: Vec<(Vec<ModelScore>, f64)> =
+            self.models.iter().map(|m| (m.score(table), m.anomaly_threshold())).collect();
         let mut ranked: Vec<Ranked> = table
             .rows
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let best = model_scores
+                let (best, threshold) = model_scores
                     .iter()
-                    .filter_map(|s| s.get(i))
-                    .max_by(|a, b| a.score.total_cmp(&b.score))
-                    .cloned()
-                    .unwrap_or_default();
+                    .filter_map(|(s, t)| s.get(i).map(|s| (s, *t)))
+                    .max_by(|a, b| a.0.score.total_cmp(&b.0.score))
+                    .map(|(s, t)| (s.clone(), t))
+                    .unwrap_or((ModelScore::default(), ANOMALY_THRESHOLD));
                 let mut findings: Vec<Finding> = self.signatures.iter().flat_map(|s| s.evaluate(w, table)).collect();
                 let signature_points: f64 = findings.iter().map(|f| f.severity.weight()).sum();
                 let indicated = best.contributions.iter().any(|c| {
                     c.z >= INDICATOR_Z && table.column(&c.feature).is_some_and(|i| table.columns[i].def.indicator)
                 });
-                if findings.is_empty() && best.score >= ANOMALY_THRESHOLD && indicated {
-                    findings.push(anomaly_finding(w, &best));
+                if findings.is_empty() && best.score >= threshold && best.score > 0.0 && indicated {
+                    findings.push(anomaly_finding(w, &best, threshold));
                 }
                 findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)));
-                Ranked { row: i, rank: 0, score: best.score + signature_points, findings, contributions: best.contributions }
+                let tier = u8::from(findings.iter().any(|f| f.severity >= Severity::High));
+                Ranked {
+                    row: i,
+                    rank: 0,
+                    score: best.score + signature_points,
+                    anomaly: best.score,
+                    tier,
+                    findings,
+                    contributions: best.contributions,
+                }
             })
             .collect();
         ranked.sort_by(|a, b| {
-            b.score.total_cmp(&a.score).then_with(|| table.rows[a.row].workload.cmp(&table.rows[b.row].workload))
+            b.tier
+                .cmp(&a.tier)
+                .then_with(|| b.anomaly.total_cmp(&a.anomaly))
+                .then_with(|| b.score.total_cmp(&a.score))
+                .then_with(|| table.rows[a.row].workload.cmp(&table.rows[b.row].workload))
         });
         for (i, r) in ranked.iter_mut().enumerate() {
             r.rank = i + 1;
@@ -272,8 +305,8 @@ impl Ranker {
     }
 }
 
-fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore) -> Finding {
-    let severity = if s.score >= 2.0 * ANOMALY_THRESHOLD { Severity::High } else { Severity::Medium };
+fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore, threshold: f64) -> Finding {
+    let severity = if s.score >= 2.0 * threshold { Severity::High } else { Severity::Medium };
     Finding {
         kind: ANOMALOUS_BEHAVIOR.to_string(),
         severity,

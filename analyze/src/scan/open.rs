@@ -174,6 +174,36 @@ impl OpenTrace {
     }
 }
 
+impl OpenTrace {
+    /// Reads the named columns (those the file has) of row group `rg`, handing each record
+    /// batch to `each`; for passes other than the feature map (e.g. syscall sequences).
+    pub fn read_columns(
+        &self,
+        rg: usize,
+        columns: &[&str],
+        each: &mut dyn FnMut(&arrow::record_batch::RecordBatch) -> Result<(), String>,
+    ) -> Result<(), ScanError> {
+        guard(&self.path, Some(rg), || {
+            let read_err = |e: &dyn std::fmt::Display| ScanError::Read { path: self.path.clone(), row_group: rg, message: e.to_string() };
+            let file = File::open(&self.path).map_err(|source| ScanError::Io { path: self.path.clone(), source })?;
+            let schema = self.reader_meta.schema();
+            let roots = schema.fields().iter().enumerate().filter(|(_, f)| columns.contains(&f.name().as_str())).map(|(i, _)| i);
+            let mask = ProjectionMask::roots(self.reader_meta.metadata().file_metadata().schema_descr(), roots);
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
+                .with_projection(mask)
+                .with_row_groups(vec![rg])
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| read_err(&e))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| read_err(&e))?;
+                each(&batch).map_err(|e| read_err(&e))?;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Runs a decoder step, turning a panic inside the Parquet/Arrow decoders (malformed input
 /// they do not expect) into an error naming the file, so one bad file cannot abort the scan.
 fn guard<T>(path: &Path, row_group: Option<usize>, f: impl FnOnce() -> Result<T, ScanError>) -> Result<T, ScanError> {

@@ -1,0 +1,191 @@
+//! `analyze train`: fit the models on the normal workloads of a feature table.
+//!
+//! Normal workloads (by label; every workload when nothing in the input is labelled) are
+//! split by workload — never by event — into a training set (¾) and a validation set (¼,
+//! chosen by a seeded hash of the workload key). The models are fitted on the training set;
+//! the threshold is the highest combined score of the validation set.
+
+use sha2::{Digest, Sha256};
+
+use super::ModelError;
+use super::file::{FORMAT_VERSION, ModelFile, TrainingSummary};
+use super::labels::Truth;
+use super::rng::hash_str;
+use super::sequence::{SequenceModel, Sequences};
+use super::workload::WorkloadModel;
+use crate::features::FeatureTable;
+
+/// What training decided, for the user.
+#[derive(Clone, Debug, Default)]
+pub struct TrainNotes {
+    /// No workload was labelled: all were taken as normal.
+    pub assumed_normal: bool,
+    /// Workloads without a label (left out) when others are labelled.
+    pub unlabelled: usize,
+}
+
+/// True when workload `key` goes to the validation set.
+pub fn is_validation(key: &str, seed: u64) -> bool {
+    hash_str(&format!("{seed}\u{0}{key}")).is_multiple_of(4)
+}
+
+/// Fits a model on the normal workloads of `table` (rows) and `sequences`.
+pub fn fit(
+    table: &FeatureTable,
+    sequences: &Sequences,
+    truths: &[Option<Truth>],
+    seed: u64,
+    progress: bool,
+) -> Result<(ModelFile, TrainNotes), ModelError> {
+    let mut notes = TrainNotes::default();
+    let labelled = truths.iter().any(Option::is_some);
+    notes.assumed_normal = !labelled;
+    notes.unlabelled = if labelled {
+        truths.iter().filter(|t| t.is_none()).count()
+    } else {
+        0
+    };
+    let normal: Vec<usize> = (0..table.rows.len())
+        .filter(|&i| !labelled || truths[i] == Some(Truth::Normal))
+        .collect();
+    if normal.is_empty() {
+        return Err(ModelError::NoNormalWorkloads(format!(
+            "{} workloads in the input, none labelled normal",
+            table.rows.len()
+        )));
+    }
+    let attacks = truths.iter().filter(|t| **t == Some(Truth::Attack)).count();
+    let (mut train, mut val): (Vec<usize>, Vec<usize>) = normal
+        .iter()
+        .partition(|&&i| !is_validation(&table.rows[i].workload, seed));
+    // Too few to hold any out: calibrate in-sample (the summary says so).
+    if train.len() < 3 || normal.len() < 4 {
+        train = normal.clone();
+        val.clear();
+    }
+    let bar = progress_steps(progress, 3, "training");
+    bar.set_message("workload model");
+    let workload = WorkloadModel::fit(table, &train, seed);
+    bar.inc(1);
+    bar.set_message("sequence models");
+    let threads_of = |rows: &[usize]| {
+        rows.iter()
+            .filter_map(|&i| sequences.get(&table.rows[i].workload))
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let train_threads = threads_of(&train);
+    let sequence = (!train_threads.is_empty()).then(|| SequenceModel::fit(train_threads.iter()));
+    bar.inc(1);
+    bar.set_message("calibration");
+    let mut kinds: Vec<String> = workload
+        .detector_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if sequence.is_some() {
+        kinds.extend(["stide".to_string(), "markov".to_string()]);
+    }
+    let all_threads = threads_of(&normal);
+    let mut model = ModelFile {
+        format_version: FORMAT_VERSION,
+        needle_version: env!("CARGO_PKG_VERSION").to_string(),
+        kinds,
+        seed,
+        training: TrainingSummary {
+            train_workloads: train.len(),
+            validation_workloads: val.len(),
+            attack_workloads_excluded: attacks,
+            events: normal
+                .iter()
+                .map(|&i| {
+                    table
+                        .column("events.total")
+                        .map_or(0.0, |c| table.rows[i].values[c]) as u64
+                })
+                .sum(),
+            threads: all_threads.len(),
+            syscalls: all_threads.iter().map(|t| t.calls.len() as u64).sum(),
+            sha256: digest(table, sequences, &train, &val),
+            workload_hashes: {
+                let mut h: Vec<u64> = normal
+                    .iter()
+                    .map(|&i| hash_str(&table.rows[i].workload))
+                    .collect();
+                h.sort_unstable();
+                h
+            },
+        },
+        threshold: 0.0,
+        parts: Vec::new(),
+        normal_scores: Vec::new(),
+        workload: Some(workload),
+        sequence,
+    };
+    let binding = model.workload.as_ref().map(|w| w.bind(table)).transpose()?;
+    let parts = |rows: &[usize]| -> Vec<(Option<f64>, Option<f64>)> {
+        rows.iter()
+            .map(|&i| {
+                let r = &table.rows[i];
+                let (f, s) = model.raw_parts(
+                    binding.as_ref().map(|b| (r.values.as_slice(), b)),
+                    sequences.get(&r.workload).map(Vec::as_slice),
+                );
+                (f, s.map(|s| s.markov))
+            })
+            .collect()
+    };
+    let (tp, vp) = (parts(&train), parts(&val));
+    model.calibrate(&tp, &vp);
+    bar.inc(1);
+    bar.finish_and_clear();
+    Ok((model, notes))
+}
+
+/// A step counter on stderr (only when it is a terminal and `enabled`).
+pub fn progress_steps(enabled: bool, steps: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(steps),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} [{{bar:20}}] {{pos}}/{{len}} {{msg}} ({{elapsed}})"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// SHA-256 over what the model was fitted and calibrated on, in a fixed order.
+fn digest(table: &FeatureTable, sequences: &Sequences, train: &[usize], val: &[usize]) -> String {
+    let mut h = Sha256::new();
+    for c in &table.columns {
+        h.update(c.name.as_bytes());
+        h.update([0]);
+    }
+    for (set, rows) in [(b'T', train), (b'V', val)] {
+        for &i in rows {
+            let r = &table.rows[i];
+            h.update([set]);
+            h.update(r.workload.as_bytes());
+            h.update([0]);
+            for v in &r.values {
+                h.update(v.to_bits().to_le_bytes());
+            }
+            for t in sequences.get(&r.workload).into_iter().flatten() {
+                h.update(t.tid.to_le_bytes());
+                h.update((t.calls.len() as u64).to_le_bytes());
+                for c in &t.calls {
+                    h.update(c.to_le_bytes());
+                }
+            }
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
