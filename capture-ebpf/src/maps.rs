@@ -1,9 +1,10 @@
 //! Maps and globals shared by every program.
 
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::{HashMap, PerCpuArray, ProgramArray, RingBuf};
+use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf};
 use needle_common::abi::{
-    COUNTER_SLOTS, CallEvent, KernelOffsets, PROFILE_SLOTS, ProbeConfig, ProfileEvent, ProfileState,
+    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, PROFILE_SLOTS, ProbeConfig,
+    ProfileEvent, ProfileState,
 };
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
@@ -36,6 +37,15 @@ pub static PROFILE_ZERO: PerCpuArray<ProfileState> = PerCpuArray::with_max_entri
 #[map]
 pub static PROFILES: HashMap<u32, ProfileState> = HashMap::with_max_entries(16384, 1);
 
+/// Who owns a socket that talks to port 53, by socket cookie: the header the sock_addr hook
+/// filled at connect/sendmsg time (the DNS packet hooks run where the task is not known).
+#[map]
+pub static DNS_OWNERS: LruHashMap<u64, EventHeader> = LruHashMap::with_max_entries(8192, 0);
+
+/// Per-CPU room to build a DNS record.
+#[map]
+pub static DNS_SCRATCH: PerCpuArray<DnsEvent> = PerCpuArray::with_max_entries(1, 0);
+
 /// Kernel struct and tracepoint offsets, filled in by user space before load.
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
@@ -56,6 +66,7 @@ pub struct AbiLayouts {
     pub call: needle_common::abi::CallEvent,
     pub profile: needle_common::abi::ProfileEvent,
     pub syscall: needle_common::abi::SyscallEvent,
+    pub dns: needle_common::abi::DnsEvent,
 }
 
 #[unsafe(no_mangle)]

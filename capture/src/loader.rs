@@ -9,7 +9,8 @@ use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use std::path::Path;
 
 use aya::programs::{
-    BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramType, RawTracePoint, TracePoint,
+    BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramType,
+    RawTracePoint, TracePoint,
 };
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use needle_common::abi::nr;
@@ -41,6 +42,11 @@ pub enum Hook {
         /// The attach point.
         attach: &'static str,
     },
+    /// A cgroup skb hook (`cgroup_skb/egress`, `cgroup_skb/ingress`) at the cgroup v2 root.
+    CgroupSkb {
+        /// `egress` or `ingress`.
+        attach: &'static str,
+    },
     /// A raw tracepoint (`raw_tracepoint/<name>`).
     RawTracepoint {
         /// Name.
@@ -60,6 +66,7 @@ impl Hook {
             Hook::Tracepoint { category, name } => format!("tracepoint/{category}/{name}"),
             Hook::BtfTracepoint { name } => format!("tp_btf/{name}"),
             Hook::CgroupSockAddr { attach } => format!("cgroup/{attach}"),
+            Hook::CgroupSkb { attach } => format!("cgroup_skb/{attach}"),
             Hook::RawTracepoint { name } => format!("raw_tracepoint/{name}"),
             Hook::SyscallHandler { syscalls } => {
                 format!("sys_exit tail call for {} syscalls", syscalls.len())
@@ -91,6 +98,8 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec { name: "connect6", hook: Hook::CgroupSockAddr { attach: "connect6" }, family: "network", fallback: None },
     ProgramSpec { name: "sendmsg4", hook: Hook::CgroupSockAddr { attach: "sendmsg4" }, family: "network", fallback: None },
     ProgramSpec { name: "sendmsg6", hook: Hook::CgroupSockAddr { attach: "sendmsg6" }, family: "network", fallback: None },
+    ProgramSpec { name: "dns_egress", hook: Hook::CgroupSkb { attach: "egress" }, family: "dns", fallback: None },
+    ProgramSpec { name: "dns_ingress", hook: Hook::CgroupSkb { attach: "ingress" }, family: "dns", fallback: None },
     ProgramSpec { name: "sys_exit_open", hook: Hook::SyscallHandler { syscalls: &[nr::OPEN, nr::CREAT, nr::OPENAT, nr::OPENAT2] }, family: "file", fallback: None },
     ProgramSpec { name: "sys_exit_path", hook: Hook::SyscallHandler { syscalls: &[nr::UNLINK, nr::RMDIR, nr::UNLINKAT, nr::RENAME, nr::RENAMEAT, nr::RENAMEAT2, nr::CHMOD, nr::FCHMOD, nr::FCHMODAT, nr::FCHMODAT2, nr::CHOWN, nr::LCHOWN, nr::FCHOWN, nr::FCHOWNAT] }, family: "file", fallback: None },
     ProgramSpec { name: "sys_exit_memory", hook: Hook::SyscallHandler { syscalls: &[nr::MMAP, nr::MEMFD_CREATE] }, family: "file", fallback: None },
@@ -350,6 +359,28 @@ fn attach(
             p.attach(root, CgroupAttachMode::Single)
                 .map_err(|e| format!("attach: {e:#} ({:?})", std::error::Error::source(&e)))?;
         }
+        Hook::CgroupSkb { attach } => {
+            let root = match cgroup_root {
+                Some(Ok(f)) => f,
+                Some(Err(e)) => return Err(format!("cgroup v2 root: {e}")),
+                None => return Err("no cgroup v2 hierarchy is mounted".into()),
+            };
+            if !matches!(
+                aya::sys::is_program_supported(ProgramType::CgroupSkb),
+                Ok(true)
+            ) {
+                return Err("kernel does not support cgroup skb programs".into());
+            }
+            let kind = if attach == "ingress" {
+                CgroupSkbAttachType::Ingress
+            } else {
+                CgroupSkbAttachType::Egress
+            };
+            let p: &mut CgroupSkb = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load().map_err(|e| format!("load: {e:#}"))?;
+            p.attach(root, kind, CgroupAttachMode::Single)
+                .map_err(|e| format!("attach: {e:#}"))?;
+        }
         Hook::RawTracepoint { name } => {
             if !matches!(
                 aya::sys::is_program_supported(ProgramType::RawTracePoint),
@@ -382,7 +413,7 @@ mod tests {
 
     use btf_rs::{Btf, Type};
     use needle_common::abi::{
-        CallEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent,
+        CallEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent,
         PathPrefix, ProbeConfig, ProfileEvent, SyscallEvent,
     };
     use object::{Object, ObjectSection};
@@ -454,6 +485,12 @@ mod tests {
             "SyscallEvent",
             size_of::<SyscallEvent>(),
             fields!(SyscallEvent: header, syscall, _pad, ret),
+        );
+        check(
+            &btf,
+            "DnsEvent",
+            size_of::<DnsEvent>(),
+            fields!(DnsEvent: header, family, protocol, direction, src_port, dst_port, src_addr, dst_addr, payload_len, captured, payload),
         );
         check(
             &btf,

@@ -175,6 +175,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     let mut builder = TraceBatchBuilder::new(&host.hostname);
     let mut by_kind: BTreeMap<EventKind, u64> = BTreeMap::new();
     let mut decode_errors = 0u64;
+    // Connect results whose row was already written (its `ret` stays empty).
+    let mut unmatched_results = 0u64;
     let first_counters = Snapshot::read(&sensor.counters);
     let mut last_counters = first_counters.clone();
     let mut last_counter_read = Instant::now();
@@ -212,6 +214,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         }
         while let Some(item) = sensor.events.next() {
             match decoder.decode(&item) {
+                Ok(decoded) if decoded.result => {
+                    if !crate::enrich::attach_result(decoded, &mut pending) {
+                        unmatched_results += 1;
+                    }
+                }
                 Ok(decoded) => enricher.enrich(decoded, &mut pending),
                 Err(_) => decode_errors += 1,
             }
@@ -307,6 +314,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         duration: started.elapsed(),
         by_kind,
         decode_errors,
+        unmatched_results,
         lost: loss.lost,
         lost_per_cpu: loss.lost_per_cpu.clone(),
         lost_by_kind: loss.lost_by_kind.clone(),

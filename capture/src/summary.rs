@@ -19,6 +19,8 @@ pub struct Summary {
     pub by_kind: BTreeMap<EventKind, u64>,
     /// Records that could not be decoded.
     pub decode_errors: u64,
+    /// Connect results that arrived after their row was written (that row's `ret` is empty).
+    pub unmatched_results: u64,
     /// Events the kernel could not deliver.
     pub lost: u64,
     /// The same per CPU.
@@ -81,6 +83,13 @@ impl fmt::Display for Summary {
         )?;
         for (kind, n) in &self.lost_by_kind {
             writeln!(f, "    {kind:<14}{n}")?;
+        }
+        if self.unmatched_results > 0 {
+            writeln!(
+                f,
+                "  connect results {} arrived after their row was written (ret left empty)",
+                self.unmatched_results
+            )?;
         }
         if self.decode_errors > 0 {
             writeln!(f, "  decode errors   {}", self.decode_errors)?;

@@ -1,5 +1,6 @@
 //! eBPF programs, one module per event family.
 
+pub mod dns;
 pub mod files;
 pub mod network;
 pub mod process;

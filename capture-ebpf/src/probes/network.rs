@@ -8,7 +8,14 @@ use aya_ebpf::macros::cgroup_sock_addr;
 use aya_ebpf::programs::SockAddrContext;
 use needle_common::abi::{AF_INET, AF_INET6, EventKind, NetEvent};
 
+use aya_ebpf::EbpfContext;
+use aya_ebpf::helpers::generated::bpf_get_socket_cookie;
+
 use crate::emit::{fill_header, is_self, reserve, submit};
+use crate::maps::DNS_OWNERS;
+
+/// DNS port: sockets that send there are remembered for the packet hooks in `dns`.
+const DNS_PORT: u16 = 53;
 
 /// Allow the operation (a sock_addr program's verdict).
 const ALLOW: i32 = 1;
@@ -75,6 +82,10 @@ fn record(ctx: &SockAddrContext, kind: EventKind, family: u16) {
                 (*ev).dst_addr[i * 4 + 2] = b[2];
                 (*ev).dst_addr[i * 4 + 3] = b[3];
             }
+        }
+        if (*ev).dst_port == DNS_PORT {
+            let cookie = bpf_get_socket_cookie(ctx.as_ptr());
+            let _ = DNS_OWNERS.insert(cookie, (*ev).header, 0);
         }
     }
     submit(entry);

@@ -6,10 +6,9 @@
 //! `args[0]` = family | socket type << 16, `args[1]` = local port | remote port << 16,
 //! `args[2..4]` = local address, `args[4..6]` = remote address (4 bytes for IPv4, 16 for IPv6).
 
-use aya_ebpf::helpers::bpf_probe_read_user;
 use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
-use needle_common::abi::{AF_INET, AF_INET6, CALL_SOCKET, CallEvent, EventKind, nr};
+use needle_common::abi::{AF_INET, AF_INET6, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, nr};
 
 use super::syscalls::{exit_args, syscall_arg, syscall_nr};
 use crate::emit::{call_scratch, emit_call};
@@ -30,7 +29,7 @@ pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
         nr::ACCEPT | nr::ACCEPT4 if ret >= 0 => (EventKind::Accept, ret),
         nr::BIND => (EventKind::Bind, syscall_arg(regs, 0) as i64),
         nr::LISTEN => (EventKind::Listen, syscall_arg(regs, 0) as i64),
-        nr::CONNECT => return unix_connect(regs, ret),
+        nr::CONNECT => return connect_exit(regs, ret),
         _ => return 0,
     };
     let Some(ev) = call_scratch(nr, ret) else {
@@ -53,22 +52,29 @@ pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// connect(2) of a unix socket: the path from the caller's sockaddr, read at exit.
+/// connect(2) at exit. inet: the result (`ret`, local address) of the row the connect4/6 hook
+/// already wrote, which user space completes ([`CALL_RESULT`]). unix: a row of its own, with
+/// the path from the caller's sockaddr read at exit.
 #[inline(always)]
-fn unix_connect(regs: *const u8, ret: i64) -> i32 {
-    let addr = syscall_arg(regs, 1);
-    // SAFETY: bpf_probe_read_user checks the address.
-    let family = unsafe { bpf_probe_read_user(addr as *const u16) }.unwrap_or(0);
-    if family != AF_UNIX {
-        return 0;
-    }
+fn connect_exit(regs: *const u8, ret: i64) -> i32 {
     let Some(ev) = call_scratch(nr::CONNECT, ret) else {
         return 0;
     };
     // SAFETY: `ev` is this CPU's scratch.
     unsafe {
-        let _ = fill_socket(ev, syscall_arg(regs, 0) as i64);
-        (*ev).args[0] = AF_UNIX as u64 | ((*ev).args[0] & 0xffff_0000);
+        if !fill_socket(ev, syscall_arg(regs, 0) as i64) {
+            return 0;
+        }
+        let family = (*ev).args[0] as u16;
+        if family == AF_INET || family == AF_INET6 {
+            (*ev).flags |= CALL_RESULT;
+            emit_call(ev, EventKind::Connect);
+            return 0;
+        }
+        if family != AF_UNIX {
+            return 0;
+        }
+        let addr = syscall_arg(regs, 1);
         match user_string(ev, 0, SUN_PATH_MAX, addr + 2) {
             Some(len) if len > 0 => (*ev).path_len = len,
             _ => {

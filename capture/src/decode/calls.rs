@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use needle_common::abi::{
     AF_INET, AF_INET6, CALL_FIXED, CALL_PATH_AREA, CALL_PATH_DETACHED, CALL_PATH_KERNEL,
     CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_MAX,
-    CALL_PATH3_OFFSET, CALL_SOCKET, CallEvent, EventKind, PROFILE_SLOTS, ProfileEvent,
+    CALL_PATH3_OFFSET, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, PROFILE_SLOTS, ProfileEvent,
     SyscallEvent, nr,
 };
 use needle_common::schema::{Detail, FilePath, Net, PathSource};
@@ -318,7 +318,9 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
         }
         other => return Err(DecodeError::NotFromKernel(other)),
     };
-    Ok(d.decoded(&c.ev.header, detail))
+    let mut decoded = d.decoded(&c.ev.header, detail);
+    decoded.result = c.ev.flags & CALL_RESULT != 0;
+    Ok(decoded)
 }
 
 pub(super) fn profile(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {

@@ -5,6 +5,8 @@
 //! ABI without deciding how it is decoded does not compile.
 
 mod calls;
+#[cfg(any())]
+mod dns;
 mod network;
 mod process;
 
@@ -35,6 +37,9 @@ pub enum DecodeError {
     /// A kind id this build does not know.
     #[error(transparent)]
     UnknownKind(#[from] UnknownEventKind),
+    /// A DNS packet whose message could not be parsed.
+    #[error("DNS message: {0}")]
+    Dns(String),
     /// A kind that the kernel programs never emit (produced in user space, or not yet captured).
     #[error("event kind {0:?} is not emitted by the kernel programs")]
     NotFromKernel(EventKind),
@@ -90,6 +95,9 @@ pub struct Decoded {
     pub parent_start_ns: u64,
     /// Executable identity, for exec records.
     pub exe: Option<KernelExe>,
+    /// Not a row of its own: the result of the call whose row a hook wrote before the call ran
+    /// (an inet connect's `ret` and local address), see [`crate::enrich::attach_result`].
+    pub result: bool,
 }
 
 /// Most tasks share a few command names; interning them saves an allocation per row.
@@ -145,7 +153,7 @@ impl Decoder {
             | K::Keyctl => calls::call(self, bytes, kind),
             K::SyscallProfile => calls::profile(self, bytes),
             K::Syscall => calls::syscall(self, bytes),
-            K::DnsQuery | K::DnsResponse => Err(DecodeError::NotFromKernel(kind)),
+            K::DnsQuery | K::DnsResponse => Err(DecodeError::NotFromKernel(kind)), // TEMP-DNS
             K::ContainerStart | K::ContainerStop | K::Lost => Err(DecodeError::NotFromKernel(kind)),
         }
     }
@@ -169,6 +177,7 @@ impl Decoder {
             start_ns: h.start_ns,
             parent_start_ns: h.parent_start_ns,
             exe: None,
+            result: false,
         }
     }
 

@@ -21,6 +21,38 @@ use hash::{DigestSlot, Hasher};
 use process::{ExecFacts, Observation, ProcessTable};
 use users::UserDb;
 
+/// Rows searched, newest first, for the row a call result belongs to.
+const RESULT_SEARCH: usize = 4096;
+
+/// Completes the row a hook wrote before its call ran (an inet connect) with the call's result:
+/// `ret`, and the local address the kernel chose. Records of one thread arrive in order, so the
+/// newest connect row of that thread still waiting for a result is the one. Returns false when
+/// no such row is pending (it was already written: its `ret` stays empty).
+pub fn attach_result(result: Decoded, out: &mut [Pending]) -> bool {
+    let Detail::Connect(r) = &result.event.detail else {
+        return false;
+    };
+    let tid = result.event.process.pid;
+    let n = out.len();
+    for row in out[n.saturating_sub(RESULT_SEARCH)..].iter_mut().rev() {
+        if row.event.process.pid != tid {
+            continue;
+        }
+        if let Detail::Connect(net) = &mut row.event.detail
+            && net.ret.is_none()
+            && net.family == r.family
+        {
+            net.ret = r.ret;
+            if r.src_port.is_some_and(|p| p != 0) {
+                net.src_addr = r.src_addr.clone();
+                net.src_port = r.src_port;
+            }
+            return true;
+        }
+    }
+    false
+}
+
 /// An event waiting to be written. Two things may still improve before it is: the digest of
 /// its executable (hashed off the event path) and its container's metadata (runtimes write
 /// their state files only after the container's first processes ran).
@@ -115,6 +147,7 @@ impl Enricher {
             start_ns,
             parent_start_ns,
             exe,
+            result: _,
         } = d;
         self.stats.events += 1;
         let cgroup_id = event.process.cgroup_id;

@@ -94,6 +94,9 @@ pub const CALL_PATH3: u32 = 1 << 4;
 pub const CALL_PATH_DETACHED: u32 = 1 << 5;
 /// The socket fields (`args[0..3]` of accept/bind/listen) were read from the kernel socket.
 pub const CALL_SOCKET: u32 = 1 << 6;
+/// The result of a call whose row came from a hook before the call ran (an inet connect): user
+/// space attaches `ret` and the local address to that row instead of writing a new one.
+pub const CALL_RESULT: u32 = 1 << 7;
 
 /// One syscall of the file, security or socket families, read at syscall exit.
 ///
