@@ -179,3 +179,18 @@ fn bad_model_files_and_feature_mismatch_are_clear_errors() {
         "{e}"
     );
 }
+
+/// Writes the synthetic benchmark set as plain syscall-trace files (the classic dataset
+/// layout) under `$NEEDLE_SYNTH_DIR`: `train/` (600 normal traces), `test-normal/` (200) and
+/// `test-attack/` (200). `bench/sequences.sh` imports, trains and evaluates them with the
+/// release binary.
+#[test]
+#[ignore = "writes the benchmark set; run by bench/sequences.sh"]
+fn write_synthetic_benchmark_set() {
+    let Some(dir) = std::env::var_os("NEEDLE_SYNTH_DIR") else { panic!("set NEEDLE_SYNTH_DIR") };
+    let dir = PathBuf::from(dir);
+    let s = generate(&SynthConfig { normal: 800, attack: 200, ..SynthConfig::default() });
+    write_traces(&dir.join("train"), &s.normal[..600]);
+    write_traces(&dir.join("test-normal"), &s.normal[600..]);
+    write_traces(&dir.join("test-attack"), &s.attack);
+}
