@@ -248,7 +248,10 @@ impl EvalReport {
         );
         s.push_str("| scorer | ROC AUC | AP | P@attacks | P@10 | attacks first | attack ranks |\n|---|---|---|---|---|---|---|\n");
         for m in &self.workloads {
-            let ranks: Vec<String> = m.attack_ranks.iter().map(usize::to_string).collect();
+            let mut ranks: Vec<String> = m.attack_ranks.iter().take(20).map(usize::to_string).collect();
+            if m.attack_ranks.len() > 20 {
+                ranks.push(format!("… ({} more; all in --format json)", m.attack_ranks.len() - 20));
+            }
             s.push_str(&format!(
                 "| {} | {} | {} | {:.3} | {:.3} | {} | {} |\n",
                 m.scorer,
@@ -268,7 +271,7 @@ impl EvalReport {
         s.push_str(
             "| rank | attack workload | name | score | percentile |\n|---|---|---|---|---|\n",
         );
-        for a in &self.attacks {
+        for a in self.attacks.iter().take(50) {
             s.push_str(&format!(
                 "| {} | {} | {} | {:.3} | {:.3} |\n",
                 a.rank,
@@ -277,6 +280,9 @@ impl EvalReport {
                 a.score,
                 a.percentile
             ));
+        }
+        if self.attacks.len() > 50 {
+            s.push_str(&format!("\n({} more attack workloads in --format json)\n", self.attacks.len() - 50));
         }
         s
     }
