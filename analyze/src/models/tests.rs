@@ -159,6 +159,13 @@ fn bad_model_files_and_feature_mismatch_are_clear_errors() {
         Default::default(),
     )
     .expect("binds to this build's features");
+    // A build with a new event kind has new events./rate. columns: they are ignored.
+    let mut newer = table.clone();
+    newer.columns.push(crate::features::FeatureColumn { name: "rate.brand_new".into(), def: &crate::features::catalog::FAMILIES[1] });
+    for r in &mut newer.rows {
+        r.values.push(3.0);
+    }
+    Scorer::new(Arc::new(model.clone()), "default", &newer, Default::default()).expect("a new event kind is not a mismatch");
     let mut renamed = model;
     if let Some(w) = renamed.workload.as_mut() {
         let f = w

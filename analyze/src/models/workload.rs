@@ -79,6 +79,14 @@ pub fn is_syscall_share(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Columns of a family that grows with the data or the build: `syscall.<nr>` (one per number
+/// seen) and the per-event-kind `events.<kind>` / `rate.<kind>` (event kinds are only ever
+/// added). A model and a table may differ in these: a column the model lacks is ignored, a
+/// column the table lacks reads as 0.
+pub fn is_open_family(name: &str) -> bool {
+    is_syscall_share(name) || (name.starts_with("events.") && name != "events.total") || name.starts_with("rate.")
+}
+
 /// Which table column feeds each model feature (None: a syscall share absent from the input).
 pub type Binding = Vec<Option<usize>>;
 
@@ -156,7 +164,7 @@ impl WorkloadModel {
             .features
             .iter()
             .zip(&binding)
-            .filter(|(f, b)| b.is_none() && !is_syscall_share(&f.name))
+            .filter(|(f, b)| b.is_none() && !is_open_family(&f.name))
             .map(|(f, _)| f.name.clone())
             .collect();
         let known: std::collections::HashSet<&str> =
@@ -166,7 +174,7 @@ impl WorkloadModel {
             .iter()
             .filter(|c| {
                 c.def.direction != Direction::Unscored
-                    && !is_syscall_share(&c.name)
+                    && !is_open_family(&c.name)
                     && !known.contains(c.name.as_str())
             })
             .map(|c| c.name.clone())
