@@ -168,6 +168,37 @@ pub struct Sensor {
     pub programs: Vec<ProgramStatus>,
 }
 
+/// Time one program spent in the kernel (needs `sysctl kernel.bpf_stats_enabled=1`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramCost {
+    /// Program name.
+    pub name: String,
+    /// Times it ran.
+    pub runs: u64,
+    /// Total time in it, ns.
+    pub ns: u64,
+}
+
+impl Sensor {
+    /// Run counts and run time per program, as the kernel accounts them; empty when the kernel
+    /// is not collecting BPF statistics.
+    pub fn costs(&self) -> Vec<ProgramCost> {
+        let mut out: Vec<ProgramCost> = self
+            ._ebpf
+            .programs()
+            .filter_map(|(name, p)| p.info().ok().map(|i| (name, i)))
+            .map(|(name, i)| ProgramCost {
+                name: name.to_string(),
+                runs: i.run_count(),
+                ns: i.run_time().as_nanos() as u64,
+            })
+            .filter(|c| c.runs > 0)
+            .collect();
+        out.sort_by(|a, b| b.ns.cmp(&a.ns));
+        out
+    }
+}
+
 fn is_permission(e: &impl std::fmt::Display) -> bool {
     let s = e.to_string();
     s.contains("Operation not permitted") || s.contains("EPERM") || s.contains("Permission denied")

@@ -315,6 +315,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         by_kind,
         decode_errors,
         unmatched_results,
+        costs: sensor.costs(),
         lost: loss.lost,
         lost_per_cpu: loss.lost_per_cpu.clone(),
         lost_by_kind: loss.lost_by_kind.clone(),

@@ -19,6 +19,8 @@ pub struct Summary {
     pub by_kind: BTreeMap<EventKind, u64>,
     /// Records that could not be decoded.
     pub decode_errors: u64,
+    /// Kernel time per program (when `kernel.bpf_stats_enabled` is on).
+    pub costs: Vec<crate::loader::ProgramCost>,
     /// Connect results that arrived after their row was written (that row's `ret` is empty).
     pub unmatched_results: u64,
     /// Events the kernel could not deliver.
@@ -152,6 +154,19 @@ impl fmt::Display for Summary {
                 p.hook,
                 p.reason.as_deref().unwrap_or("?")
             )?;
+        }
+        if !self.costs.is_empty() {
+            writeln!(f, "  kernel time     (kernel.bpf_stats_enabled)")?;
+            for c in &self.costs {
+                writeln!(
+                    f,
+                    "    {:<18} {:>12} runs {:>9.1} ns/run {:>9.3} s",
+                    c.name,
+                    c.runs,
+                    c.ns as f64 / c.runs as f64,
+                    c.ns as f64 / 1e9
+                )?;
+            }
         }
         Ok(())
     }

@@ -83,6 +83,9 @@ fn emit_syscall(nr: u32, ret: i64) {
     submit(entry);
 }
 
+/// How often (in calls of one syscall number) a thread's profile interval is checked.
+const PROFILE_CLOCK_EVERY: u32 = 256;
+
 /// Counts syscall `nr` for the current thread; emits the profile when its interval is over.
 #[inline(always)]
 fn profile_count(nr: u32) {
@@ -108,18 +111,22 @@ fn profile_count(nr: u32) {
     } else {
         PROFILE_SLOTS - 1
     };
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_boot_ns() };
     // SAFETY: the map value belongs to this thread: only it counts into it, and its exit flushes it.
     unsafe {
         if (*state).since_ns == 0 {
-            (*state).since_ns = now;
+            (*state).since_ns = bpf_ktime_get_boot_ns();
         }
-        if let Some(c) = (*state).counts.get_mut(slot) {
-            *c = c.wrapping_add(1);
+        let Some(c) = (*state).counts.get_mut(slot) else {
+            return;
+        };
+        *c = c.wrapping_add(1);
+        // The clock is read only every PROFILE_CLOCK_EVERY calls of one number: a busy thread's
+        // profile goes out within that many calls after its interval; a quiet one at its exit.
+        if *c & (PROFILE_CLOCK_EVERY - 1) != 0 {
+            return;
         }
         let interval = config().profile_interval_ns;
-        if interval != 0 && now.wrapping_sub((*state).since_ns) >= interval {
+        if interval != 0 && bpf_ktime_get_boot_ns().wrapping_sub((*state).since_ns) >= interval {
             emit_profile(state);
         }
     }
