@@ -202,6 +202,12 @@ impl Model for Scorer {
     fn anomaly_threshold(&self) -> f64 {
         self.model.finding_threshold()
     }
+
+    /// A learned-behaviour finding is `medium`: an unusual workload, not a named threat, so it
+    /// never lifts a workload into the High/Critical tier by itself.
+    fn anomaly_high_from(&self) -> f64 {
+        f64::INFINITY
+    }
 }
 
 impl Model for Arc<Scorer> {
@@ -215,6 +221,12 @@ impl Model for Arc<Scorer> {
 
     fn anomaly_threshold(&self) -> f64 {
         self.model.finding_threshold()
+    }
+
+    /// A learned-behaviour finding is `medium`: an unusual workload, not a named threat, so it
+    /// never lifts a workload into the High/Critical tier by itself.
+    fn anomaly_high_from(&self) -> f64 {
+        f64::INFINITY
     }
 }
 

@@ -1,7 +1,7 @@
 //! `analyze train`: fit the models on the normal workloads of a feature table.
 //!
 //! Normal workloads (by label; every workload when nothing in the input is labelled) are
-//! split by workload — never by event — into a training set (¾) and a validation set (¼,
+//! split by workload — never by event — into a training set (⅔) and a validation set (⅓,
 //! chosen by a seeded hash of the workload key). The models are fitted on the training set;
 //! the threshold is the highest combined score of the validation set.
 
@@ -26,7 +26,7 @@ pub struct TrainNotes {
 
 /// True when workload `key` goes to the validation set.
 pub fn is_validation(key: &str, seed: u64) -> bool {
-    hash_str(&format!("{seed}\u{0}{key}")).is_multiple_of(4)
+    hash_str(&format!("{seed}\u{0}{key}")).is_multiple_of(3)
 }
 
 /// Fits a model on the normal workloads of `table` (rows) and `sequences`.

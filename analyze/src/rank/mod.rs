@@ -189,6 +189,10 @@ pub trait Model: Send + Sync {
     fn anomaly_threshold(&self) -> f64 {
         ANOMALY_THRESHOLD
     }
+    /// Score from which that finding is `high` (and so ranks in the top tier).
+    fn anomaly_high_from(&self) -> f64 {
+        2.0 * ANOMALY_THRESHOLD
+    }
 }
 
 /// Names findings for one workload.
@@ -257,26 +261,26 @@ impl Ranker {
     /// High or Critical finding before the others; within each tier, by model score (then by
     /// signature points).
     pub fn rank(&self, table: &FeatureTable) -> Vec<Ranked> {
-        let model_scores: Vec<(Vec<ModelScore>, f64)> =
-            self.models.iter().map(|m| (m.score(table), m.anomaly_threshold())).collect();
+        let model_scores: Vec<(Vec<ModelScore>, f64, f64)> =
+            self.models.iter().map(|m| (m.score(table), m.anomaly_threshold(), m.anomaly_high_from())).collect();
         let mut ranked: Vec<Ranked> = table
             .rows
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let (best, threshold) = model_scores
+                let (best, threshold, high_from) = model_scores
                     .iter()
-                    .filter_map(|(s, t)| s.get(i).map(|s| (s, *t)))
+                    .filter_map(|(s, t, h)| s.get(i).map(|s| (s, *t, *h)))
                     .max_by(|a, b| a.0.score.total_cmp(&b.0.score))
-                    .map(|(s, t)| (s.clone(), t))
-                    .unwrap_or((ModelScore::default(), ANOMALY_THRESHOLD));
+                    .map(|(s, t, h)| (s.clone(), t, h))
+                    .unwrap_or((ModelScore::default(), ANOMALY_THRESHOLD, 2.0 * ANOMALY_THRESHOLD));
                 let mut findings: Vec<Finding> = self.signatures.iter().flat_map(|s| s.evaluate(w, table)).collect();
                 let signature_points: f64 = findings.iter().map(|f| f.severity.weight()).sum();
                 let indicated = best.contributions.iter().any(|c| {
                     c.z >= INDICATOR_Z && table.column(&c.feature).is_some_and(|i| table.columns[i].def.indicator)
                 });
                 if findings.is_empty() && best.score >= threshold && best.score > 0.0 && indicated {
-                    findings.push(anomaly_finding(w, &best, threshold));
+                    findings.push(anomaly_finding(w, &best, high_from));
                 }
                 findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)));
                 let tier = u8::from(findings.iter().any(|f| f.severity >= Severity::High));
@@ -305,8 +309,8 @@ impl Ranker {
     }
 }
 
-fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore, threshold: f64) -> Finding {
-    let severity = if s.score >= 2.0 * threshold { Severity::High } else { Severity::Medium };
+fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore, high_from: f64) -> Finding {
+    let severity = if s.score >= high_from { Severity::High } else { Severity::Medium };
     Finding {
         kind: ANOMALOUS_BEHAVIOR.to_string(),
         severity,
