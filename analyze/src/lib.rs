@@ -21,6 +21,8 @@
 //!   intel, evaluated in the same scan, with each finding's events and process lineage.
 //! * [`report`] writes the result, escaping every attacker-controlled string.
 //! * [`import`] converts other trace formats into needle traces.
+//! * [`models`] trains, stores and applies the anomaly models (workload features and syscall
+//!   sequences) that `analyze` ranks with; `train` and `eval` are its pipelines.
 //! * [`cli`] is the command line, validated into a [`cli::Command`] that [`run`] executes.
 #![deny(missing_docs)]
 
