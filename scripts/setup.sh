@@ -24,6 +24,7 @@ packages=(
   "llvm-${LLVM_VERSION}-dev" "libpolly-${LLVM_VERSION}-dev" libzstd-dev zlib1g-dev  # bpf-linker
   runc busybox-static                                                               # container tests
   iproute2                                                                          # network namespaces
+  gcc libc6-dev                                                                     # the lab builds its static implant tool
 )
 if [ "$want_bench" -eq 1 ]; then packages+=(bpftrace redis-server redis-tools); fi
 

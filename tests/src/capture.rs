@@ -16,15 +16,21 @@ pub struct Capture {
 impl Capture {
     /// Starts capture and waits until its programs are attached.
     pub fn start(out: &Path, extra: &[&str]) -> Capture {
-        let mut child = Command::new(binary("capture"))
+        Capture::spawn(&binary("capture"), out, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the capture binary at `bin` and waits (at most 30 s) until it reports that it is
+    /// recording; an error says why not (spawn failure, or exit/silence with its last words).
+    pub fn spawn(bin: &Path, out: &Path, extra: &[&str]) -> Result<Capture, String> {
+        let mut child = Command::new(bin)
             .arg("--output")
             .arg(out)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn capture");
-        let stderr = child.stderr.take().expect("stderr");
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        let stderr = child.stderr.take().ok_or("capture stderr not piped")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -39,15 +45,20 @@ impl Capture {
             stderr_lines: rx,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match cap.stderr_lines.recv_timeout(left) {
-                Ok(line) if line.contains("capture: recording with") => break,
-                Ok(_) => continue,
-                Err(_) => panic!("capture did not report that it is recording within 30 s"),
+                Ok(line) if line.contains("capture: recording with") => return Ok(cap),
+                Ok(line) => last = line,
+                Err(_) => {
+                    return Err(format!(
+                        "{} did not report that it is recording within 30 s (last line: {last:?})",
+                        bin.display()
+                    ));
+                }
             }
         }
-        cap
     }
 
     /// True once capture has exited (without reaping it; [`Capture::wait`] still works).
@@ -55,7 +66,14 @@ impl Capture {
         let pid = self.child.as_ref().map_or(0, |c| c.id() as i32);
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: WNOWAIT leaves the child waitable; `info` is a valid out-parameter.
-        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
         // SAFETY: si_pid is valid to read after waitid filled the struct.
         r == 0 && unsafe { info.si_pid() } == pid
     }
@@ -77,24 +95,31 @@ impl Capture {
     }
 
     /// Waits for exit (bounded) and returns (status code, stdout).
-    pub fn wait(mut self) -> (Option<i32>, String) {
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(30);
+    pub fn wait(self) -> (Option<i32>, String) {
+        self.wait_for(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Waits for exit at most `timeout` (then kills it) and returns (status code, stdout).
+    pub fn wait_for(mut self, timeout: Duration) -> Result<(Option<i32>, String), String> {
+        let mut child = self.child.take().ok_or("capture already reaped")?;
+        let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = child.try_wait().expect("wait") {
+            if let Some(status) = child
+                .try_wait()
+                .map_err(|e| format!("wait for capture: {e}"))?
+            {
                 let mut out = String::new();
                 use std::io::Read;
-                child
-                    .stdout
-                    .take()
-                    .expect("stdout")
-                    .read_to_string(&mut out)
-                    .ok();
-                return (status.code(), out);
+                if let Some(mut stdout) = child.stdout.take() {
+                    stdout.read_to_string(&mut out).ok();
+                }
+                return Ok((status.code(), out));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("capture did not exit within 30 s");
+                let _ = child.wait();
+                return Err(format!("capture did not exit within {timeout:?}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -109,7 +134,6 @@ impl Drop for Capture {
         }
     }
 }
-
 
 /// Every finalized trace file in `dir`, sorted by name.
 pub fn trace_files(dir: &Path) -> Vec<PathBuf> {

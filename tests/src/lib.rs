@@ -7,6 +7,7 @@
 //! (set by CI, which runs as root) a test that cannot run fails instead of skipping.
 
 pub mod capture;
+pub mod lab;
 pub mod runc;
 
 use std::fs;
@@ -74,8 +75,15 @@ pub fn require(test: &str, why_not: Option<String>) -> bool {
 /// `sha256sum` of a file, as the coreutils tool prints it (the independent reference for the
 /// digests capture computes).
 pub fn sha256sum(path: &Path) -> String {
-    let out = std::process::Command::new("sha256sum").arg(path).output().expect("run sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A trace file read back: its metadata and every row as a typed event.

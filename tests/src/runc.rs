@@ -103,6 +103,10 @@ pub struct ContainerSpec {
     pub share_host_network: bool,
     /// Extra files: path in the rootfs, contents, mode (e.g. a custom `/etc/passwd`).
     pub files: Vec<(String, Vec<u8>, u32)>,
+    /// Extra environment variables of the init process (`KEY=value`).
+    pub env: Vec<String>,
+    /// Bind mounts: host path (a file, directory or unix socket) → absolute path in the container.
+    pub mounts: Vec<(PathBuf, String)>,
 }
 
 impl ContainerSpec {
@@ -115,6 +119,8 @@ impl ContainerSpec {
             args: Vec::new(),
             share_host_network: false,
             files: Vec::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 
@@ -529,6 +535,26 @@ fn config_json(spec: &ContainerSpec, cgroup_path: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let caps = r#"["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]"#;
+    let env = [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "TERM=xterm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(spec.env.iter().cloned())
+    .collect::<Vec<_>>();
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|(source, destination)| {
+            format!(
+                r#",
+    {{"destination": {}, "type": "bind", "source": {}, "options": ["rbind", "rw"]}}"#,
+                json_str(destination),
+                json_str(&source.to_string_lossy())
+            )
+        })
+        .collect::<String>();
     format!(
         r#"{{
   "ociVersion": "1.0.2-dev",
@@ -536,7 +562,7 @@ fn config_json(spec: &ContainerSpec, cgroup_path: &str) -> String {
     "terminal": false,
     "user": {{"uid": 0, "gid": 0}},
     "args": [{args}],
-    "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+    "env": [{env}],
     "cwd": "/",
     "capabilities": {{"bounding": {caps}, "effective": {caps}, "permitted": {caps}, "ambient": {caps}}},
     "rlimits": [{{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}}],
@@ -552,7 +578,7 @@ fn config_json(spec: &ContainerSpec, cgroup_path: &str) -> String {
     {{"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}},
     {{"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}},
     {{"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}},
-    {{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}}
+    {{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}}{mounts}
   ],
   "linux": {{
     "cgroupsPath": {cgroups},
@@ -564,6 +590,7 @@ fn config_json(spec: &ContainerSpec, cgroup_path: &str) -> String {
 }}
 "#,
         args = list(&args),
+        env = list(&env),
         hostname = json_str(&spec.id[..12]),
         cgroups = json_str(cgroup_path),
     )

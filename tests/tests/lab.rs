@@ -1,0 +1,133 @@
+//! The product's proof, end to end: a short scenario lab (8 benign containers, 2 attacked web
+//! apps: the seed's command injection → miner chain, and a reverse shell) recorded by the real
+//! `capture`, then the real `analyze`. Every attack container must rank above every benign
+//! one, the benign ones must carry no finding, and the attacks must really have happened (the
+//! fake pool and the reverse-shell controller saw them). Root only (eBPF, runc).
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use needle_tests::runc::runc_available;
+use needle_tests::{binary, missing_privileges, require};
+
+#[test]
+fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding() {
+    if !require(
+        "lab::attacks_outrank_benign",
+        missing_privileges().or_else(runc_available),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("lab");
+    let lab = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "--seed",
+            "11",
+            "--benign",
+            "8",
+            "--attacks",
+            "miner,reverse-shell",
+            "--seconds",
+            "30",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--capture")
+        .arg(binary("capture"))
+        .output()
+        .expect("run lab");
+    let stdout = String::from_utf8_lossy(&lab.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        lab.status.success(),
+        "lab failed: {}",
+        String::from_utf8_lossy(&lab.stderr)
+    );
+
+    // The attacks happened: the injections were delivered and the fake internet saw the miner
+    // speak Stratum and the reverse shell connect.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("lab-run.json")).expect("lab-run.json"))
+            .expect("json");
+    assert_eq!(manifest["injections_delivered"], 2, "{manifest}");
+    let activity = &manifest["activity"];
+    assert!(
+        activity["stratum.message"].as_u64().unwrap_or(0) > 0,
+        "the miner never spoke Stratum: {activity}"
+    );
+    assert!(
+        activity
+            .as_object()
+            .is_some_and(|a| a.keys().any(|k| k.starts_with("reverse-shell:"))),
+        "the reverse shell never connected: {activity}"
+    );
+
+    // labels.csv: workload,label,scenario,expected_findings,…
+    let labels = std::fs::read_to_string(out.join("labels.csv")).expect("labels.csv");
+    let labels: HashMap<String, (String, String)> = labels
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
+        })
+        .collect();
+    assert_eq!(labels.len(), 10);
+
+    let analyze = Command::new(binary("analyze"))
+        .arg(&out)
+        .args(["--format", "json", "--no-progress"])
+        .output()
+        .expect("run analyze");
+    assert!(
+        analyze.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analyze.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&analyze.stdout).expect("analyze json");
+    let workloads = json["workloads"].as_array().expect("workloads");
+
+    // Only the lab's containers are in the dataset.
+    assert_eq!(
+        workloads.len(),
+        10,
+        "the dataset holds exactly the lab's containers"
+    );
+    eprintln!("rank  score  label   scenario        findings");
+    let mut worst_attack = 0;
+    let mut best_benign = usize::MAX;
+    for w in workloads {
+        let id = w["workload"].as_str().expect("workload");
+        let rank = w["rank"].as_u64().expect("rank") as usize;
+        let (label, scenario) = labels
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is not a lab container"));
+        let findings: Vec<&str> = w["findings"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|f| f["type"].as_str()).collect())
+            .unwrap_or_default();
+        eprintln!(
+            "{rank:>4}  {:>5.1}  {label:<7} {scenario:<15} {findings:?}",
+            w["score"].as_f64().unwrap_or(0.0)
+        );
+        assert_eq!(
+            w["label"].as_str(),
+            Some(label.as_str()),
+            "the trace's label column agrees with labels.csv"
+        );
+        if label == "attack" {
+            worst_attack = worst_attack.max(rank);
+        } else {
+            best_benign = best_benign.min(rank);
+            assert!(
+                findings.is_empty(),
+                "benign {scenario} container {id} carries findings {findings:?}"
+            );
+        }
+    }
+    assert!(
+        worst_attack < best_benign,
+        "every attack must outrank every benign container (worst attack rank {worst_attack}, best benign rank {best_benign})"
+    );
+}
