@@ -120,5 +120,11 @@ fn main() -> anyhow::Result<()> {
             r.injected
         );
     }
+    if !o.unconfirmed.is_empty() {
+        bail!(
+            "attacks that never reached their server (the dataset is written, but check it): {:?}",
+            o.unconfirmed
+        );
+    }
     Ok(())
 }

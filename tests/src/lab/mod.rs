@@ -79,6 +79,22 @@ pub struct Outcome {
     pub activity: BTreeMap<String, u64>,
     /// capture's summary (stdout).
     pub capture_summary: String,
+    /// Attacks whose server saw nothing (the attack did not really happen).
+    pub unconfirmed: Vec<String>,
+}
+
+/// The fake-internet activity key prefix that proves an attack reached its server (None for
+/// attacks that need no server: kmod-load).
+fn proof_of(kind: &str, net: &Net) -> Option<String> {
+    match kind {
+        "miner" => Some("stratum.message".into()),
+        "c2-dga-beacon" | "fileless" => Some(format!("http:{}", net.c2)),
+        "reverse-shell" => Some("reverse-shell:".into()),
+        "tor-client" => Some("tor-or:".into()),
+        "cred-discovery" => Some(format!("http:{}", net.drop)),
+        "docker-socket" => Some("docker.".into()),
+        _ => None,
+    }
 }
 
 /// Names accepted by `--attacks`.
@@ -371,6 +387,12 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
     let activity = internet.activity.snapshot();
     drop(internet);
     result?;
+    let unconfirmed: Vec<String> = cfg
+        .attacks
+        .iter()
+        .filter(|a| proof_of(a, &net).is_some_and(|p| !activity.keys().any(|k| k.starts_with(&p))))
+        .cloned()
+        .collect();
 
     // The dataset: only the lab's workloads, labelled.
     let labels: HashMap<String, &'static str> =
@@ -401,6 +423,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
         recorded_s,
         activity,
         capture_summary,
+        unconfirmed,
     };
     write_manifest(&cfg.out.join("lab-run.json"), cfg, &net, &outcome)?;
     Ok(outcome)
@@ -566,6 +589,7 @@ fn write_manifest(path: &Path, cfg: &Config, net: &Net, o: &Outcome) -> Result<(
         },
         "activity": o.activity,
         "injections_delivered": o.containers.iter().filter(|r| r.injected).count(),
+        "attacks_unconfirmed": o.unconfirmed,
     });
     let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
     fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))

@@ -660,11 +660,12 @@ pub fn attack(rng: &mut Rng, ctx: &Ctx, kind: &str, ip: Ipv4Addr) -> Plan {
         .find(|(k, _)| *k == kind)
         .map(|(_, f)| f.iter().map(|s| s.to_string()).collect())
         .unwrap_or_default();
+    // Not /dev/shm: container runtimes mount it noexec.
     let dir = words(
         rng,
         &[
             "/tmp/.x",
-            "/dev/shm/.cache",
+            "/var/tmp/.cache",
             "/var/tmp/.font-unix",
             "/tmp/.ICE-unix/.s",
         ],
