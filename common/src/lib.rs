@@ -12,6 +12,8 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+#[cfg(feature = "user")]
+pub mod dns;
 pub mod paths;
 #[cfg(feature = "user")]
 pub mod schema;
