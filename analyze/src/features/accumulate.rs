@@ -176,7 +176,7 @@ impl Accumulator {
                     w.kind_counts[kslot as usize] += 1;
                     add_row(w, kind, &c, &mut h, row, t);
                     if let (Some(e), Some(s)) = (&engine, &sig_cols) {
-                        e.observe(&crate::signatures::Row { c: &c, s, row }, kind, t, &mut w.sig);
+                        e.observe(&crate::signatures::Row::new(&c, s, row), kind, t, &mut w.sig);
                     }
                 }
                 None => w.unknown_kinds += 1,

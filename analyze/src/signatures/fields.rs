@@ -220,6 +220,10 @@ pub struct Row<'a> {
     pub s: &'a SigColumns,
     /// Row index.
     pub row: usize,
+    // Decoded once per row, however many conditions read them.
+    argv: std::cell::OnceCell<Vec<&'a str>>,
+    ancestry: std::cell::OnceCell<Vec<&'a str>>,
+    argv_text: std::cell::OnceCell<String>,
 }
 
 fn s<'a>(v: Option<&'a str>) -> Val<'a> {
@@ -252,14 +256,26 @@ fn hosts_in(argv: &[&str]) -> Vec<String> {
 }
 
 impl<'a> Row<'a> {
+    /// Row `row` of a batch.
+    pub fn new(c: &'a Columns, s: &'a SigColumns, row: usize) -> Row<'a> {
+        Row {
+            c,
+            s,
+            row,
+            argv: std::cell::OnceCell::new(),
+            ancestry: std::cell::OnceCell::new(),
+            argv_text: std::cell::OnceCell::new(),
+        }
+    }
+
     /// The argv of an exec row.
-    pub fn argv(&self) -> Vec<&'a str> {
-        list_at(&self.s.argv, self.row)
+    pub fn argv(&self) -> &[&'a str] {
+        self.argv.get_or_init(|| list_at(&self.s.argv, self.row))
     }
 
     /// Ancestry, parent first.
-    pub fn ancestry(&self) -> Vec<&'a str> {
-        list_at(&self.s.ancestry, self.row)
+    pub fn ancestry(&self) -> &[&'a str] {
+        self.ancestry.get_or_init(|| list_at(&self.s.ancestry, self.row))
     }
 
     /// The process key.
@@ -273,23 +289,22 @@ impl<'a> Row<'a> {
     }
 
     /// Value of `f` in this row.
-    pub fn get(&self, f: Field) -> Val<'a> {
+    pub fn get(&self, f: Field) -> Val<'_> {
         let (c, sc, row) = (self.c, self.s, self.row);
         match f {
             Field::Comm => s(c.comm.get(row)),
             Field::Exe => s(c.exe_path.get(row)),
             Field::ExeName => s(c.exe_path.get(row).map(basename)),
             Field::Argv => {
-                let a = self.argv();
-                if a.is_empty() {
+                if self.argv().is_empty() {
                     Val::None
                 } else {
-                    Val::Str(Cow::Owned(a.join(" ")))
+                    Val::Str(Cow::Borrowed(self.argv_text.get_or_init(|| self.argv().join(" "))))
                 }
             }
             Field::Argv0Name => s(self.argv().first().map(|a| basename(a))),
             Field::ArgvHosts => {
-                Val::Many(hosts_in(&self.argv()).into_iter().map(Cow::Owned).collect())
+                Val::Many(hosts_in(self.argv()).into_iter().map(Cow::Owned).collect())
             }
             Field::ArgvPaths => Val::Many(
                 self.argv()
