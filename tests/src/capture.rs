@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::binary;
+use needle_common::schema::Event;
+
+use crate::{binary, read_trace};
 
 /// A running capture; killed on drop if the test fails midway.
 pub struct Capture {
@@ -143,4 +145,49 @@ pub fn trace_files(dir: &Path) -> Vec<PathBuf> {
     v.retain(|p| p.extension().is_some_and(|e| e == "parquet"));
     v.sort();
     v
+}
+
+/// Everything a capture run recorded: the rows of all its trace files, and the kernel counters
+/// and losses summed over them.
+pub struct Recorded {
+    /// All rows, in file order.
+    pub events: Vec<Event>,
+    /// `needle.*` counters (`file_filtered`, `bpf_read_filtered`, …), summed.
+    pub counters: std::collections::BTreeMap<String, u64>,
+    /// Events lost in the kernel, by kind, summed.
+    pub lost_by_kind: std::collections::BTreeMap<String, u64>,
+}
+
+impl Recorded {
+    /// Reads every finalized trace in `dir`; panics (naming the file) when one cannot be read.
+    pub fn read(dir: &Path) -> Recorded {
+        let mut r = Recorded {
+            events: Vec::new(),
+            counters: Default::default(),
+            lost_by_kind: Default::default(),
+        };
+        let files = trace_files(dir);
+        assert!(!files.is_empty(), "no trace file in {}", dir.display());
+        for f in files {
+            let t = read_trace(&f).unwrap_or_else(|e| panic!("{e}"));
+            for (k, v) in t.metadata.counters {
+                *r.counters.entry(k).or_default() += v;
+            }
+            for (k, v) in t.metadata.events_lost_by_kind {
+                *r.lost_by_kind.entry(k).or_default() += v;
+            }
+            r.events.extend(t.events);
+        }
+        r
+    }
+
+    /// A counter's total (0 when absent).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// The rows of thread `tid`, in order.
+    pub fn of_thread(&self, tid: u32) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(move |e| e.process.pid == tid)
+    }
 }
