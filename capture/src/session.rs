@@ -132,6 +132,9 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
                 .probe_config(u64::from(ring_bytes / 8), std::process::id())?,
         },
     )?;
+    // The counters' baseline is taken as soon as the programs run: what they filter or lose
+    // before the first event is read still belongs to this recording.
+    let first_counters = Snapshot::read(&sensor.counters);
     for p in sensor.programs.iter().filter(|p| !p.loaded) {
         eprintln!(
             "capture: warning: {} ({}) skipped: {}",
@@ -177,7 +180,6 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     let mut decode_errors = 0u64;
     // Connect results whose row was already written (its `ret` stays empty).
     let mut unmatched_results = 0u64;
-    let first_counters = Snapshot::read(&sensor.counters);
     let mut last_counters = first_counters.clone();
     let mut last_counter_read = Instant::now();
     let mut last_stats = Instant::now();

@@ -370,8 +370,6 @@ fn security_calls_are_recorded_exactly() {
 /// The filtered calls are counted from the moment capture says it is recording: 50 bpf map
 /// lookups right after start are all in `bpf_read_filtered` (trace metadata and summary).
 #[test]
-#[ignore = "capture bug: the counter baseline is read after the /proc snapshot, so filter counts \
-            between \"recording\" and the baseline are dropped (reported to the lead)"]
 fn filter_counters_start_when_recording_starts() {
     if !require_privileges("capture_security::filter_counters") {
         return;

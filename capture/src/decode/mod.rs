@@ -5,7 +5,6 @@
 //! ABI without deciding how it is decoded does not compile.
 
 mod calls;
-#[cfg(any())]
 mod dns;
 mod network;
 mod process;
@@ -153,7 +152,7 @@ impl Decoder {
             | K::Keyctl => calls::call(self, bytes, kind),
             K::SyscallProfile => calls::profile(self, bytes),
             K::Syscall => calls::syscall(self, bytes),
-            K::DnsQuery | K::DnsResponse => Err(DecodeError::NotFromKernel(kind)), // TEMP-DNS
+            K::DnsQuery | K::DnsResponse => dns::dns(self, bytes),
             K::ContainerStart | K::ContainerStop | K::Lost => Err(DecodeError::NotFromKernel(kind)),
         }
     }
