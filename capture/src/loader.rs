@@ -194,7 +194,7 @@ impl Sensor {
             })
             .filter(|c| c.runs > 0)
             .collect();
-        out.sort_by(|a, b| b.ns.cmp(&a.ns));
+        out.sort_by_key(|c| std::cmp::Reverse(c.ns));
         out
     }
 }
