@@ -12,7 +12,7 @@ use needle_common::abi::{
 use needle_common::schema::{Detail, FilePath, Net, PathSource};
 
 use super::network::protocol_name;
-use super::{DecodeError, Decoded, Decoder, pod};
+use super::{DecodeError, Decoded, Decoder, pod, pod_prefix};
 
 /// Marks the start of a path whose top could not be walked (deeper than the walk limit).
 pub const ELIDED: &str = "…";
@@ -25,17 +25,7 @@ struct Call {
 
 impl Call {
     fn parse(bytes: &[u8]) -> Result<Call, DecodeError> {
-        if bytes.len() < CALL_FIXED {
-            return Err(DecodeError::Short {
-                what: "call",
-                len: bytes.len(),
-                need: CALL_FIXED,
-            });
-        }
-        let mut full = vec![0u8; std::mem::size_of::<CallEvent>()];
-        let n = bytes.len().min(full.len());
-        full[..n].copy_from_slice(&bytes[..n]);
-        let ev: CallEvent = pod(&full, "call")?;
+        let (ev, n): (CallEvent, usize) = pod_prefix(bytes, CALL_FIXED, "call")?;
         Ok(Call {
             ev,
             data: bytes[CALL_FIXED..n].to_vec(),

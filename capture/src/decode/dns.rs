@@ -10,7 +10,7 @@ use needle_common::dns::{self, RData, Transport};
 use needle_common::schema::{Detail, Dns, Net};
 
 use super::network::protocol_name;
-use super::{DecodeError, Decoded, Decoder, pod};
+use super::{DecodeError, Decoded, Decoder, pod_prefix};
 
 fn addr(family: u16, raw: &[u8; 16]) -> Option<String> {
     match family {
@@ -21,17 +21,7 @@ fn addr(family: u16, raw: &[u8; 16]) -> Option<String> {
 }
 
 pub(super) fn dns(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    if bytes.len() < DNS_FIXED {
-        return Err(DecodeError::Short {
-            what: "dns",
-            len: bytes.len(),
-            need: DNS_FIXED,
-        });
-    }
-    let mut full = vec![0u8; std::mem::size_of::<DnsEvent>()];
-    let n = bytes.len().min(full.len());
-    full[..n].copy_from_slice(&bytes[..n]);
-    let ev: DnsEvent = pod(&full, "dns")?;
+    let (ev, n): (DnsEvent, usize) = pod_prefix(bytes, DNS_FIXED, "dns")?;
     let captured = (ev.captured as usize)
         .min(DNS_PAYLOAD_MAX)
         .min(n - DNS_FIXED);
