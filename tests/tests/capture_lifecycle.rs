@@ -353,8 +353,9 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_complete_files() {
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    // A 256 KiB tmpfs of our own: the disk fills within a few segments.
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&mnt).status().unwrap();
+    // A 1 MiB tmpfs of our own: room for the first segments (a second of a busy machine with
+    // every event family on is more than 256 KiB), full within a few more.
+    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mnt).status().unwrap();
     assert!(ok.success(), "mount tmpfs");
     struct Unmount(PathBuf);
     impl Drop for Unmount {
