@@ -18,8 +18,11 @@ export NEEDLE_PYTHON="${NEEDLE_PYTHON:-$PWD/target/py/bin/python}"
 cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
 (cd capture-ebpf && cargo +nightly clippy --release --target bpfel-unknown-none -Z build-std=core -- -D warnings)
+# Not under `set -e`: a failing test must still reach the summary below.
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/needle-test-output.txt
 status=${PIPESTATUS[0]}
+set -e
 
 skips=$(grep -c . "$NEEDLE_SKIP_LOG" || true)
 if [ "$skips" -gt 0 ]; then
