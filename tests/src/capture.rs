@@ -147,6 +147,24 @@ pub fn trace_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Ends captures the way the tests end them: a short pause so the last events reach the ring
+/// buffer, SIGINT to every one (they finalize in parallel), then each must exit 0. Returns what
+/// each recorded (read from its directory) with its summary, in the order given.
+pub fn stop_and_read(caps: Vec<(Capture, &Path)>) -> Vec<(Recorded, String)> {
+    std::thread::sleep(Duration::from_millis(300));
+    let mut caps = caps;
+    for (cap, _) in caps.iter_mut() {
+        cap.signal(libc::SIGINT);
+    }
+    caps.into_iter()
+        .map(|(cap, dir)| {
+            let (code, summary) = cap.wait();
+            assert_eq!(code, Some(0), "{summary}");
+            (Recorded::read(dir), summary)
+        })
+        .collect()
+}
+
 /// Everything a capture run recorded: the rows of all its trace files, and the kernel counters
 /// and losses summed over them.
 pub struct Recorded {

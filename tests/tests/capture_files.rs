@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use needle_common::schema::{Detail, Event, FilePath, PathSource};
-use needle_tests::capture::{Capture, Recorded};
+use needle_tests::capture::{stop_and_read, Capture, Recorded};
 use needle_tests::require_privileges;
 
 fn cstr(p: &Path) -> CString {
@@ -302,19 +302,8 @@ fn file_events_filters_and_the_path_race() {
         "the race happened: both files were opened"
     );
 
-    std::thread::sleep(Duration::from_millis(300));
-    // Stop both first (they finalize in parallel), then read each.
-    let mut caps = [(cap_default, &out_default), (cap_all, &out_all)];
-    for (cap, _) in caps.iter_mut() {
-        cap.signal(libc::SIGINT);
-    }
-    let mut runs = Vec::new();
-    for (cap, out) in caps {
-        let (code, summary) = cap.wait();
-        assert_eq!(code, Some(0), "{summary}");
-        runs.push(Recorded::read(out));
-    }
-    let (def, all) = (&runs[0], &runs[1]);
+    let runs = stop_and_read(vec![(cap_default, &out_default), (cap_all, &out_all)]);
+    let (def, all) = (&runs[0].0, &runs[1].0);
     let dir_s = format!("{}/", dir.display());
     let mine = |r: &Recorded| -> Vec<Detail> {
         r.of_thread(tid)

@@ -9,10 +9,9 @@ use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use needle_common::schema::{Detail, FilePath, PathSource};
-use needle_tests::capture::{Capture, Recorded};
+use needle_tests::capture::{stop_and_read, Capture};
 use needle_tests::require_privileges;
 
 /// A raw syscall result as the kernel returns it: the value, or -errno.
@@ -71,7 +70,7 @@ fn security_calls_are_recorded_exactly() {
     let junk = dir.join("junk.ko");
     std::fs::write(&junk, b"needle: this is not a kernel module\n").unwrap();
     let out = dir.join("traces");
-    let mut cap = Capture::start(&out, &["--duration", "60s"]);
+    let cap = Capture::start(&out, &["--duration", "60s"]);
     let me = std::process::id();
     let tid = gettid();
     let mut expected = Vec::new();
@@ -308,11 +307,7 @@ fn security_calls_are_recorded_exactly() {
     assert!(fileless.wait().unwrap().success());
     drop(memfile);
 
-    std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    let (code, summary) = cap.wait();
-    assert_eq!(code, Some(0), "{summary}");
-    let rec = Recorded::read(&out);
+    let (rec, _) = stop_and_read(vec![(cap, &out)]).remove(0);
 
     let got: Vec<Detail> = rec
         .of_thread(tid)
@@ -376,18 +371,14 @@ fn filter_counters_start_when_recording_starts() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
-    let mut cap = Capture::start(&out, &["--duration", "60s"]);
+    let cap = Capture::start(&out, &["--duration", "60s"]);
     let attr = [0u8; 128];
     for _ in 0..50 {
         // SAFETY: a zeroed attr of the given size; the kernel rejects the lookup.
         let r = unsafe { libc::syscall(libc::SYS_bpf, 1, attr.as_ptr(), attr.len()) };
         assert!(r < 0);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    let (code, summary) = cap.wait();
-    assert_eq!(code, Some(0), "{summary}");
-    let rec = Recorded::read(&out);
+    let (rec, summary) = stop_and_read(vec![(cap, &out)]).remove(0);
     assert!(
         rec.counter("bpf_read_filtered") >= 50,
         "every lookup counted: {:?}\n{summary}",

@@ -6,10 +6,9 @@
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::time::Duration;
 
 use needle_common::schema::{Detail, Net};
-use needle_tests::capture::{Capture, Recorded};
+use needle_tests::capture::{stop_and_read, Capture};
 use needle_tests::require_privileges;
 
 fn net(
@@ -49,7 +48,7 @@ fn bind_listen_accept_and_unix_connect_are_recorded_exactly() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
-    let mut cap = Capture::start(&out, &["--duration", "60s"]);
+    let cap = Capture::start(&out, &["--duration", "60s"]);
     // SAFETY: no preconditions.
     let tid = unsafe { libc::gettid() as u32 };
     let mut expected = Vec::new();
@@ -171,11 +170,7 @@ fn bind_listen_accept_and_unix_connect_are_recorded_exactly() {
     let (us, _) = ul.accept().unwrap();
     expected.push(Detail::Accept(unix(None, None, i64::from(us.as_raw_fd()))));
 
-    std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    let (code, summary) = cap.wait();
-    assert_eq!(code, Some(0), "{summary}");
-    let rec = Recorded::read(&out);
+    let (rec, _) = stop_and_read(vec![(cap, &out)]).remove(0);
     // Inet connects come from the cgroup sock_addr hook (capture_network tests them).
     let got: Vec<Detail> = rec
         .of_thread(tid)

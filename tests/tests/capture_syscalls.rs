@@ -3,10 +3,9 @@
 //! and exits; its profile row counts them, and the full stream has exactly N getppid rows with
 //! the parent's pid as the result. Both captures run at once over the same thread.
 
-use std::time::Duration;
 
 use needle_common::schema::Detail;
-use needle_tests::capture::{Capture, Recorded};
+use needle_tests::capture::{stop_and_read, Capture, Recorded};
 use needle_tests::require_privileges;
 
 const N: u64 = 1000;
@@ -36,18 +35,10 @@ fn profiles_count_and_full_mode_records_every_syscall() {
     .join()
     .unwrap();
 
-    std::thread::sleep(Duration::from_millis(300));
-    // Stop both first (they finalize in parallel), then read each.
-    let mut caps = [(cap_profile, &out_profile), (cap_full, &out_full)];
-    for (cap, _) in caps.iter_mut() {
-        cap.signal(libc::SIGINT);
-    }
-    let mut runs = Vec::new();
-    for (cap, out) in caps {
-        let (code, summary) = cap.wait();
-        assert_eq!(code, Some(0), "{summary}");
-        runs.push(Recorded::read(out));
-    }
+    let runs: Vec<Recorded> = stop_and_read(vec![(cap_profile, &out_profile), (cap_full, &out_full)])
+        .into_iter()
+        .map(|(rec, _)| rec)
+        .collect();
 
     for (run, name) in runs.iter().zip(["profile", "full"]) {
         let profiles: Vec<&Vec<(u32, u64)>> = run
