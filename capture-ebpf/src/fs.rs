@@ -343,10 +343,7 @@ pub unsafe fn matches_prefix(ev: *const CallEvent, top: &Top) -> bool {
                 break;
             }
             let name = prefix.names[c];
-            let want = [
-                u64::from_le_bytes(first8(&name, 0)),
-                u64::from_le_bytes(first8(&name, 8)),
-            ];
+            let want = [le_word(&name, 0), le_word(&name, 8)];
             if (have[0] ^ want[0]) & word_mask(len, 0) != 0
                 || (have[1] ^ want[1]) & word_mask(len, 1) != 0
             {
@@ -361,9 +358,10 @@ pub unsafe fn matches_prefix(ev: *const CallEvent, top: &Top) -> bool {
     false
 }
 
+/// The little-endian word of `b[at..at + 8]`.
 #[inline(always)]
-fn first8(b: &[u8; FILTER_NAME_MAX], at: usize) -> [u8; 8] {
-    [
+fn le_word(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes([
         b[at],
         b[at + 1],
         b[at + 2],
@@ -372,7 +370,7 @@ fn first8(b: &[u8; FILTER_NAME_MAX], at: usize) -> [u8; 8] {
         b[at + 5],
         b[at + 6],
         b[at + 7],
-    ]
+    ])
 }
 
 /// The user path in `data[..len]` starts with one of the configured prefixes' text form.
@@ -393,16 +391,7 @@ pub unsafe fn user_path_matches_prefix(ev: *const CallEvent, len: u16) -> bool {
         let t = &prefix.text;
         let mut all = true;
         for w in 0..4 {
-            let want = u64::from_le_bytes([
-                t[w * 8],
-                t[w * 8 + 1],
-                t[w * 8 + 2],
-                t[w * 8 + 3],
-                t[w * 8 + 4],
-                t[w * 8 + 5],
-                t[w * 8 + 6],
-                t[w * 8 + 7],
-            ]);
+            let want = le_word(t, w * 8);
             if (have[w] ^ want) & word_mask(n, w as u32) != 0 {
                 all = false;
                 break;

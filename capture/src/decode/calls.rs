@@ -20,7 +20,8 @@ pub const ELIDED: &str = "…";
 /// The fixed part and the strings of a call record (only the used prefix is sent).
 struct Call {
     ev: CallEvent,
-    data: Vec<u8>,
+    /// Bytes of `ev.data` that were sent.
+    len: usize,
 }
 
 impl Call {
@@ -28,15 +29,15 @@ impl Call {
         let (ev, n): (CallEvent, usize) = pod_prefix(bytes, CALL_FIXED, "call")?;
         Ok(Call {
             ev,
-            data: bytes[CALL_FIXED..n].to_vec(),
+            len: n - CALL_FIXED,
         })
     }
 
     fn slice(&self, at: usize, len: usize, max: usize) -> &[u8] {
+        let data = &self.ev.data[..self.len];
         let len = len.min(max);
-        self.data
-            .get(at..at + len)
-            .or_else(|| self.data.get(at..))
+        data.get(at..at + len)
+            .or_else(|| data.get(at..))
             .unwrap_or(&[])
     }
 

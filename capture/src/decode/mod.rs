@@ -59,14 +59,22 @@ pub(crate) fn pod<T: Pod>(bytes: &[u8], what: &'static str) -> Result<T, DecodeE
 
 /// Copies a record sent only as far as its variable tail is used (at least `fixed` bytes) into
 /// a zero-filled `T`; also returns how many bytes were received.
-pub(crate) fn pod_prefix<T: Pod>(bytes: &[u8], fixed: usize, what: &'static str) -> Result<(T, usize), DecodeError> {
+pub(crate) fn pod_prefix<T: Pod>(
+    bytes: &[u8],
+    fixed: usize,
+    what: &'static str,
+) -> Result<(T, usize), DecodeError> {
     if bytes.len() < fixed {
-        return Err(DecodeError::Short { what, len: bytes.len(), need: fixed });
+        return Err(DecodeError::Short {
+            what,
+            len: bytes.len(),
+            need: fixed,
+        });
     }
-    let mut full = vec![0u8; std::mem::size_of::<T>()];
-    let n = bytes.len().min(full.len());
-    full[..n].copy_from_slice(&bytes[..n]);
-    Ok((pod(&full, what)?, n))
+    let mut value = T::zeroed();
+    let n = bytes.len().min(std::mem::size_of::<T>());
+    bytemuck::bytes_of_mut(&mut value)[..n].copy_from_slice(&bytes[..n]);
+    Ok((value, n))
 }
 
 /// Text from a NUL-terminated or length-bounded kernel buffer, invalid UTF-8 replaced.
