@@ -390,9 +390,9 @@ pub unsafe fn user_path_matches_prefix(ev: *const CallEvent, len: u16) -> bool {
         }
         let t = &prefix.text;
         let mut all = true;
-        for w in 0..4 {
+        for (w, word) in have.iter().enumerate() {
             let want = le_word(t, w * 8);
-            if (have[w] ^ want) & word_mask(n, w as u32) != 0 {
+            if (word ^ want) & word_mask(n, w as u32) != 0 {
                 all = false;
                 break;
             }
