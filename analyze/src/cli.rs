@@ -170,6 +170,13 @@ pub struct RankArgs {
     /// Score with the unsupervised peer-group baseline instead of a trained model.
     #[arg(long)]
     pub no_model: bool,
+    /// Also write a self-contained HTML report to FILE (one file, no network needed to open
+    /// it): summary, every workload ranked, and for each suspicious one its findings with
+    /// evidence, timeline, process tree, network peers, DNS names and the features behind its
+    /// score. Reads the suspicious workloads' events a second time; --top and --workload
+    /// apply to the normal output only.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// `analyze features`.
@@ -289,6 +296,8 @@ pub enum Command {
         signatures: SignatureConfig,
         /// The model that scores.
         model: ModelChoice,
+        /// Also write the HTML report here.
+        report: Option<PathBuf>,
     },
     /// Train a model.
     Train {
@@ -412,7 +421,7 @@ impl TryFrom<Cli> for Command {
                     (Some(p), false) => ModelChoice::File(p),
                     (None, false) => ModelChoice::Default,
                 };
-                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out, signatures, model })
+                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out, signatures, model, report: r.report })
             }
         }
     }

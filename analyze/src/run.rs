@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice};
-use crate::features::{catalog, finalize, FeatureTable};
+use crate::features::{catalog, finalize, FeatureTable, TimeWindow};
 use crate::import::{import_syscall_traces, ImportError};
 use crate::models::labels::{read_labels, truths};
 use crate::models::sequence::{read_sequences, Sequences};
 use crate::models::{ModelError, ModelFile, Scorer, DEFAULT_MODEL, DEFAULT_MODEL_NAME};
-use crate::rank::{Ranked, Ranker};
+use crate::rank::{Model as _, Ranked, Ranker, ANOMALY_THRESHOLD};
+use crate::report::html::{self, ModelInfo};
 use crate::report::{write_features, Report, ReportError};
-use crate::scan::{scan, InputSummary, ScanError, ScanOptions};
+use crate::scan::{scan, InputSummary, OpenTrace, ScanError, ScanOptions};
 use crate::signatures::{Engine, ScanFindings};
 
 /// Why a command failed.
@@ -53,16 +54,38 @@ pub enum Error {
 }
 
 fn features_of(input: &InputConfig) -> Result<(FeatureTable, InputSummary), Error> {
-    let (table, inputs, _) = scan_inputs(input, None)?;
-    Ok((table, inputs))
+    let s = scan_inputs(input, None)?;
+    Ok((s.table, s.inputs))
+}
+
+/// What one scan of the inputs gave.
+struct Scanned {
+    table: FeatureTable,
+    inputs: InputSummary,
+    findings: Option<ScanFindings>,
+    /// The files read and the resolved window, for a second read (`--report`).
+    traces: Vec<OpenTrace>,
+    window: TimeWindow,
 }
 
 /// Scans the inputs once: features, and signature findings when an engine is given.
-fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<(FeatureTable, InputSummary, Option<ScanFindings>), Error> {
+fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<Scanned, Error> {
     let opts = ScanOptions { window: input.window, skip_bad: input.skip_bad, progress: input.progress, signatures: engine.clone() };
     let out = scan(&input.files, &opts)?;
     let findings = engine.map(|e| ScanFindings(e.findings(&out.partials)));
-    Ok((finalize(out.partials), out.inputs, findings))
+    Ok(Scanned { table: finalize(out.partials), inputs: out.inputs, findings, traces: out.traces, window: out.window })
+}
+
+/// Writes the HTML report of `ranked` (every workload, in rank order) to `path`.
+fn write_html_report(path: &Path, s: &Scanned, ranked: &[Ranked], model: &ModelInfo) -> Result<(), Error> {
+    let report = Report { table: &s.table, ranked, inputs: &s.inputs };
+    let wanted = html::suspicious(&report, model);
+    let first = s.table.rows.iter().map(|r| r.first_ns).min().unwrap_or(0);
+    let last = s.table.rows.iter().map(|r| r.last_ns).max().unwrap_or(first);
+    let evidence = html::collect(&s.traces, s.window, (first, last), &wanted);
+    let mut w = open_output(Some(path))?;
+    html::write(&report, model, &evidence, &mut *w)?;
+    flush(w)
 }
 
 /// The model a command scores with (None: the peer-group baseline), and its name.
@@ -135,22 +158,31 @@ fn flush(mut w: Box<dyn Write + Send>) -> Result<(), Error> {
 /// Runs `command`, writing its output where the command says.
 pub fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Rank { input, format, top, workload, out, signatures, model } => {
+        Command::Rank { input, format, top, workload, out, signatures, model, report } => {
             let engine = if signatures.enabled { Some(Arc::new(Engine::load(&signatures.rules, &signatures.intel)?)) } else { None };
-            let (table, inputs, findings) = scan_inputs(&input, engine)?;
+            let mut scanned = scan_inputs(&input, engine)?;
+            let table = &scanned.table;
             let scorer = match load_model(&model)? {
-                Some((m, name)) => Some(scorer(&input, &table, m, &name)?),
+                Some((m, name)) => Some(scorer(&input, table, m, &name)?),
                 None => None,
             };
-            let mut ranked = ranker(scorer, findings).rank(&table);
+            let model_info = match &scorer {
+                Some(s) => ModelInfo { name: s.name().to_string(), threshold: s.anomaly_threshold() },
+                None => ModelInfo { name: "peer-group baseline".into(), threshold: ANOMALY_THRESHOLD },
+            };
+            let mut ranked = ranker(scorer, scanned.findings.take()).rank(table);
+            if let Some(path) = &report {
+                write_html_report(path, &scanned, &ranked, &model_info)?;
+            }
+            let (table, inputs) = (&scanned.table, &scanned.inputs);
             if let Some(id) = &workload {
-                ranked = select_workload(&table, ranked, id)?;
+                ranked = select_workload(table, ranked, id)?;
             }
             if let Some(n) = top {
                 ranked.truncate(n);
             }
             let mut w = open_output(out.as_deref())?;
-            Report { table: &table, ranked: &ranked, inputs: &inputs }.write(format, &mut *w)?;
+            Report { table, ranked: &ranked, inputs }.write(format, &mut *w)?;
             flush(w)
         }
         Command::Features { input, format, out } => {
@@ -197,7 +229,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             // The shipped signature rules and intel: the ranking is evaluated with them, the
             // model scores without.
             let engine = Some(Arc::new(Engine::load(&[], &[])?));
-            let (table, _, findings) = scan_inputs(&input, engine)?;
+            let Scanned { table, findings, .. } = scan_inputs(&input, engine)?;
             let Some((m, name)) = load_model(&model)? else {
                 return Err(ModelError::NoLabels("eval needs a trained model".into()).into());
             };

@@ -1,7 +1,9 @@
 //! Output: the ranked workloads as a terminal table or JSON, the feature table as CSV or
-//! Parquet. Every attacker-controlled string is escaped for its destination ([`escape`]).
+//! Parquet, the HTML report ([`html`]). Every attacker-controlled string is escaped for its
+//! destination ([`escape`], and the HTML template's auto-escaping).
 
 pub mod escape;
+pub mod html;
 mod json;
 mod table;
 mod tabular;
@@ -39,6 +41,9 @@ pub enum ReportError {
     /// Building or writing Parquet failed.
     #[error("writing Parquet: {0}")]
     Parquet(String),
+    /// Rendering the HTML report failed.
+    #[error("rendering the HTML report: {0}")]
+    Html(String),
 }
 
 /// What a report shows: the feature table, the ranking (already filtered and cut to `--top`),

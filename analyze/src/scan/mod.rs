@@ -164,6 +164,10 @@ pub struct ScanOutput {
     pub partials: Partials,
     /// What was read.
     pub inputs: InputSummary,
+    /// The time window, resolved against the input.
+    pub window: TimeWindow,
+    /// The files that were read.
+    pub traces: Vec<OpenTrace>,
 }
 
 #[derive(Default)]
@@ -250,7 +254,7 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         }
     }
     let inputs = InputSummary::new(&traces, window, &reduced.partials, reduced.rows, skipped, failed_files);
-    Ok(ScanOutput { partials: reduced.partials, inputs })
+    Ok(ScanOutput { partials: reduced.partials, inputs, window, traces })
 }
 
 /// Reads the context columns of the row groups that workloads without context were first seen

@@ -1,0 +1,2 @@
+use super::evidence::{fold, link_parents, WorkloadEvents};
+use super::*;
