@@ -24,7 +24,11 @@ use sha2::{Digest, Sha256};
 pub use evidence::{collect, Evidence, Wanted};
 pub use view::Page;
 
+use super::escape::terminal;
 use super::{Report, ReportError};
+
+/// Longest string shown (argv can be long; a page should stay readable).
+const MAX_CHARS: usize = 2000;
 
 const TEMPLATE: &str = include_str!("report.html");
 const STYLE: &str = include_str!("report.css");
@@ -61,6 +65,13 @@ pub fn render(report: &Report<'_>, model: &ModelInfo, evidence: &Evidence) -> Re
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
+    // Strings from traces: control characters, ANSI sequences and bidirectional overrides
+    // become visible escapes (`\x1b`, `\u{202e}`) before the HTML escaping, and very long
+    // values are cut.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(s) if !value.is_safe() => minijinja::escape_formatter(out, state, &minijinja::Value::from(terminal(s, MAX_CHARS))),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     env.add_template("report.html", TEMPLATE).map_err(|e| ReportError::Html(format!("{e:#}")))?;
     let tmpl = env.get_template("report.html").map_err(|e| ReportError::Html(format!("{e:#}")))?;
     tmpl.render(minijinja::context! { page => minijinja::Value::from(minijinja::value::Serde(&page)), style => STYLE, script => SCRIPT, script_hash => hash })
