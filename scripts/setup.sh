@@ -25,6 +25,7 @@ packages=(
   runc busybox-static                                                               # container tests
   iproute2                                                                          # network namespaces
   gcc libc6-dev                                                                     # the lab builds its static implant tool
+  chromium chromium-driver                                                          # the HTML report's browser test
 )
 if [ "$want_bench" -eq 1 ]; then packages+=(bpftrace redis-server redis-tools); fi
 
@@ -61,7 +62,8 @@ else
   log "bpf-linker $BPF_LINKER_VERSION present"
 fi
 
-# Python for the tests that compare needle with DuckDB (and the notebooks later): a venv inside
+# Python for the tests that compare needle with DuckDB, drive the report in Chromium (selenium)
+# and execute the notebooks (nbconvert, polars, matplotlib): a venv inside
 # target/ so that it is per checkout and cached with the build.
 py=target/py
 req=scripts/requirements.txt

@@ -16,12 +16,12 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampNanosecondType, UInt64Type};
 use arrow::error::ArrowError;
 use needle_common::abi::EventKind;
-use needle_common::schema::{events_from_batch, names as n, Detail, Event};
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use needle_common::schema::{Detail, Event, events_from_batch, names as n};
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use rayon::prelude::*;
 
-use crate::features::{workload_key, TimeWindow};
+use crate::features::{TimeWindow, workload_key};
 use crate::scan::OpenTrace;
 
 /// Buckets of a timeline.
@@ -42,7 +42,11 @@ pub struct KindSeries {
 
 impl KindSeries {
     fn new(start_ns: i64, end_ns: i64) -> KindSeries {
-        KindSeries { start_ns, end_ns: end_ns.max(start_ns), counts: BTreeMap::new() }
+        KindSeries {
+            start_ns,
+            end_ns: end_ns.max(start_ns),
+            counts: BTreeMap::new(),
+        }
     }
 
     fn add(&mut self, kind: &'static str, t: i64) {
@@ -64,7 +68,11 @@ impl KindSeries {
 
     /// Total events per kind, most frequent first.
     pub fn totals(&self) -> Vec<(&'static str, u64)> {
-        let mut t: Vec<(&'static str, u64)> = self.counts.iter().map(|(k, v)| (*k, v.iter().sum())).collect();
+        let mut t: Vec<(&'static str, u64)> = self
+            .counts
+            .iter()
+            .map(|(k, v)| (*k, v.iter().sum()))
+            .collect();
         t.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         t
     }
@@ -181,21 +189,50 @@ fn str_at(batch: &RecordBatch, name: &str, row: usize) -> Option<String> {
 
 /// The workload key of every row of `batch` (the rule of the feature scan).
 fn row_keys(batch: &RecordBatch, host: &str) -> Vec<String> {
-    let workload_col = batch.column_by_name(n::WORKLOAD).filter(|w| w.null_count() < w.len()).map(|_| n::WORKLOAD).unwrap_or(n::CONTAINER_ID);
-    let cgroups = batch.column_by_name(n::CGROUP_ID).and_then(|c| c.as_primitive_opt::<UInt64Type>().cloned());
+    let workload_col = batch
+        .column_by_name(n::WORKLOAD)
+        .filter(|w| w.null_count() < w.len())
+        .map(|_| n::WORKLOAD)
+        .unwrap_or(n::CONTAINER_ID);
+    let cgroups = batch
+        .column_by_name(n::CGROUP_ID)
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>().cloned());
     (0..batch.num_rows())
-        .map(|row| match str_at(batch, workload_col, row).filter(|s| !s.is_empty()) {
-            Some(id) => workload_key(Some(&id), host, 0),
-            None => workload_key(None, host, cgroups.as_ref().filter(|c| !c.is_null(row)).map_or(0, |c| c.value(row))),
-        })
+        .map(
+            |row| match str_at(batch, workload_col, row).filter(|s| !s.is_empty()) {
+                Some(id) => workload_key(Some(&id), host, 0),
+                None => workload_key(
+                    None,
+                    host,
+                    cgroups
+                        .as_ref()
+                        .filter(|c| !c.is_null(row))
+                        .map_or(0, |c| c.value(row)),
+                ),
+            },
+        )
         .collect()
 }
 
 /// Reads the events of `wanted` from `traces`, and the kinds over time of everything inside
 /// `window` (`span` is the input's first and last analyzed event).
-pub fn collect(traces: &[OpenTrace], window: TimeWindow, span: (i64, i64), wanted: &[Wanted]) -> Evidence {
-    let wanted_by_key: Arc<HashMap<String, (i64, i64)>> = Arc::new(wanted.iter().map(|w| (w.key.clone(), (w.first_ns, w.last_ns))).collect());
-    let tasks: Vec<(usize, usize)> = traces.iter().enumerate().flat_map(|(i, t)| t.row_groups_in(window).map(move |r| (i, r.index))).collect();
+pub fn collect(
+    traces: &[OpenTrace],
+    window: TimeWindow,
+    span: (i64, i64),
+    wanted: &[Wanted],
+) -> Evidence {
+    let wanted_by_key: Arc<HashMap<String, (i64, i64)>> = Arc::new(
+        wanted
+            .iter()
+            .map(|w| (w.key.clone(), (w.first_ns, w.last_ns)))
+            .collect(),
+    );
+    let tasks: Vec<(usize, usize)> = traces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.row_groups_in(window).map(move |r| (i, r.index)))
+        .collect();
     let parts: Vec<Result<RowGroupEvents, String>> = tasks
         .par_iter()
         .map(|&(i, rg)| {
@@ -204,7 +241,10 @@ pub fn collect(traces: &[OpenTrace], window: TimeWindow, span: (i64, i64), wante
                 .map_err(|e| format!("{}: row group {rg}: {e}", trace.path.display()))
         })
         .collect();
-    let mut out = Evidence { global: KindSeries::new(span.0, span.1), ..Default::default() };
+    let mut out = Evidence {
+        global: KindSeries::new(span.0, span.1),
+        ..Default::default()
+    };
     let mut per: HashMap<String, Vec<Event>> = HashMap::new();
     for p in parts {
         match p {
@@ -220,7 +260,10 @@ pub fn collect(traces: &[OpenTrace], window: TimeWindow, span: (i64, i64), wante
     for w in wanted {
         let mut events = per.remove(&w.key).unwrap_or_default();
         events.sort_by_key(|e| e.time_ns);
-        let mut we = WorkloadEvents { series: KindSeries::new(w.first_ns, w.last_ns), ..Default::default() };
+        let mut we = WorkloadEvents {
+            series: KindSeries::new(w.first_ns, w.last_ns),
+            ..Default::default()
+        };
         for e in &events {
             fold(&mut we, e);
         }
@@ -247,30 +290,41 @@ fn read_row_group(
         .columns()
         .iter()
         .enumerate()
-        .filter(|(_, c)| [n::TIME, n::KIND, n::WORKLOAD, n::CONTAINER_ID, n::CGROUP_ID].contains(&c.path().string().as_str()))
+        .filter(|(_, c)| {
+            [n::TIME, n::KIND, n::WORKLOAD, n::CONTAINER_ID, n::CGROUP_ID]
+                .contains(&c.path().string().as_str())
+        })
         .map(|(i, _)| i)
         .collect();
     let mask = ProjectionMask::leaves(schema, key_cols);
     let global = Arc::new(Mutex::new(KindSeries::new(span.0, span.1)));
     let (g, w, h) = (global.clone(), wanted.clone(), host.to_string());
-    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| -> Result<BooleanArray, ArrowError> {
-        let times = batch
-            .column_by_name(n::TIME)
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            .ok_or_else(|| ArrowError::SchemaError("no `time` column".into()))?;
-        let keys = row_keys(&batch, &h);
-        let mut g = g.lock().map_err(|_| ArrowError::ComputeError("poisoned".into()))?;
-        let keep = (0..batch.num_rows()).map(|row| {
-            let t = times.value(row);
-            if !window.contains(t) {
-                return false;
-            }
-            let kind = str_at(&batch, n::KIND, row).and_then(|k| EventKind::from_name(&k)).map_or("unknown", EventKind::name);
-            g.add(kind, t);
-            w.get(&keys[row]).is_some_and(|&(first, last)| t >= first && t <= last)
-        });
-        Ok(keep.map(Some).collect())
-    });
+    let predicate = ArrowPredicateFn::new(
+        mask,
+        move |batch: RecordBatch| -> Result<BooleanArray, ArrowError> {
+            let times = batch
+                .column_by_name(n::TIME)
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+                .ok_or_else(|| ArrowError::SchemaError("no `time` column".into()))?;
+            let keys = row_keys(&batch, &h);
+            let mut g = g
+                .lock()
+                .map_err(|_| ArrowError::ComputeError("poisoned".into()))?;
+            let keep = (0..batch.num_rows()).map(|row| {
+                let t = times.value(row);
+                if !window.contains(t) {
+                    return false;
+                }
+                let kind = str_at(&batch, n::KIND, row)
+                    .and_then(|k| EventKind::from_name(&k))
+                    .map_or("unknown", EventKind::name);
+                g.add(kind, t);
+                w.get(&keys[row])
+                    .is_some_and(|&(first, last)| t >= first && t <= last)
+            });
+            Ok(keep.map(Some).collect())
+        },
+    );
     let reader = builder
         .with_row_groups(vec![rg])
         .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
@@ -282,7 +336,11 @@ fn read_row_group(
         let keys = row_keys(&batch, host);
         let decoded = events_from_batch(&batch).map_err(|e| e.to_string())?;
         for (key, e) in keys.into_iter().zip(decoded) {
-            let key = if wanted.contains_key(&key) { key } else { key_of_event(&e, host, wanted).unwrap_or(key) };
+            let key = if wanted.contains_key(&key) {
+                key
+            } else {
+                key_of_event(&e, host, wanted).unwrap_or(key)
+            };
             events.entry(key).or_default().push(e);
         }
     }
@@ -294,33 +352,50 @@ fn read_row_group(
 /// `workload` values the whole row group had): any of its possible keys that is wanted.
 fn key_of_event(e: &Event, host: &str, wanted: &HashMap<String, (i64, i64)>) -> Option<String> {
     let candidates = [
-        e.workload.as_deref().filter(|w| !w.is_empty()).map(|w| workload_key(Some(w), host, 0)),
-        e.container.as_ref().map(|c| workload_key(Some(&c.id), host, 0)),
+        e.workload
+            .as_deref()
+            .filter(|w| !w.is_empty())
+            .map(|w| workload_key(Some(w), host, 0)),
+        e.container
+            .as_ref()
+            .map(|c| workload_key(Some(&c.id), host, 0)),
         Some(workload_key(None, host, e.process.cgroup_id)),
     ];
-    candidates.into_iter().flatten().find(|k| wanted.contains_key(k))
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|k| wanted.contains_key(k))
 }
 
 /// Adds `e` to `w`.
 pub fn fold(w: &mut WorkloadEvents, e: &Event) {
     let kind = e.detail.kind().name();
     w.series.add(kind, e.time_ns);
-    let id = e.context.as_ref().map_or_else(|| format!("pid:{}", e.process.tgid), |c| c.key.to_string());
+    let id = e
+        .context
+        .as_ref()
+        .map_or_else(|| format!("pid:{}", e.process.tgid), |c| c.key.to_string());
     let full = w.processes.len() >= CAP && !w.processes.contains_key(&id);
     if full {
         w.dropped += 1;
     } else {
-        let node = w.processes.entry(id.clone()).or_insert_with(|| ProcessNode {
-            id: id.clone(),
-            pid: e.process.tgid,
-            ppid: e.process.ppid,
-            comm: e.process.comm.to_string(),
-            first_ns: e.time_ns,
-            ..Default::default()
-        });
+        let node = w
+            .processes
+            .entry(id.clone())
+            .or_insert_with(|| ProcessNode {
+                id: id.clone(),
+                pid: e.process.tgid,
+                ppid: e.process.ppid,
+                comm: e.process.comm.to_string(),
+                first_ns: e.time_ns,
+                ..Default::default()
+            });
         node.events += 1;
         if node.parent.is_none() {
-            node.parent = e.context.as_ref().and_then(|c| c.parent_key.as_deref().map(str::to_string));
+            node.parent = e
+                .context
+                .as_ref()
+                .and_then(|c| c.parent_key.as_deref().map(str::to_string));
         }
         if let Some(x) = &e.exe_path {
             node.exe = Some(x.to_string());
@@ -361,7 +436,10 @@ pub fn fold(w: &mut WorkloadEvents, e: &Event) {
                 w.dropped += 1;
                 return;
             }
-            let d = w.destinations.entry(key).or_insert_with(|| Destination { first_ns: e.time_ns, ..Default::default() });
+            let d = w.destinations.entry(key).or_insert_with(|| Destination {
+                first_ns: e.time_ns,
+                ..Default::default()
+            });
             d.count += 1;
             d.kinds.insert(kind);
             d.bytes += net.bytes.unwrap_or(0);
@@ -374,7 +452,10 @@ pub fn fold(w: &mut WorkloadEvents, e: &Event) {
                 w.dropped += 1;
                 return;
             }
-            let d = w.dns.entry(dns.name.clone()).or_insert_with(|| DnsName { first_ns: e.time_ns, ..Default::default() });
+            let d = w.dns.entry(dns.name.clone()).or_insert_with(|| DnsName {
+                first_ns: e.time_ns,
+                ..Default::default()
+            });
             if matches!(e.detail, Detail::DnsQuery(_)) {
                 d.queries += 1;
             } else {
@@ -387,8 +468,12 @@ pub fn fold(w: &mut WorkloadEvents, e: &Event) {
         }
         _ => {
             let path = match &e.detail {
-                Detail::Open { file, flags, .. } if flags & 0o3 != 0 || flags & 0o100 != 0 => Some(file.path.clone()),
-                Detail::Unlink { file, .. } | Detail::Chmod { file, .. } | Detail::Chown { file, .. } => Some(file.path.clone()),
+                Detail::Open { file, flags, .. } if flags & 0o3 != 0 || flags & 0o100 != 0 => {
+                    Some(file.path.clone())
+                }
+                Detail::Unlink { file, .. }
+                | Detail::Chmod { file, .. }
+                | Detail::Chown { file, .. } => Some(file.path.clone()),
                 Detail::Rename { new_path, .. } => Some(new_path.clone()),
                 _ => None,
             };
@@ -405,10 +490,11 @@ pub fn fold(w: &mut WorkloadEvents, e: &Event) {
 
 /// Links processes without a parent key to the latest earlier process with their `ppid`.
 pub fn link_parents(w: &mut WorkloadEvents) {
-    let by_pid: HashMap<u32, Vec<(i64, String)>> = w.processes.values().fold(HashMap::new(), |mut m, p| {
-        m.entry(p.pid).or_default().push((p.first_ns, p.id.clone()));
-        m
-    });
+    let by_pid: HashMap<u32, Vec<(i64, String)>> =
+        w.processes.values().fold(HashMap::new(), |mut m, p| {
+            m.entry(p.pid).or_default().push((p.first_ns, p.id.clone()));
+            m
+        });
     let ids: HashSet<String> = w.processes.keys().cloned().collect();
     for p in w.processes.values_mut() {
         if p.parent.as_ref().is_some_and(|k| ids.contains(k)) {
@@ -416,7 +502,11 @@ pub fn link_parents(w: &mut WorkloadEvents) {
         }
         p.parent = by_pid
             .get(&p.ppid)
-            .and_then(|v| v.iter().filter(|(t, id)| *t <= p.first_ns && *id != p.id).max_by_key(|(t, _)| *t))
+            .and_then(|v| {
+                v.iter()
+                    .filter(|(t, id)| *t <= p.first_ns && *id != p.id)
+                    .max_by_key(|(t, _)| *t)
+            })
             .map(|(_, id)| id.clone());
     }
 }

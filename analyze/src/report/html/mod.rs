@@ -21,7 +21,7 @@ use base64::Engine as _;
 use minijinja::{AutoEscape, Environment};
 use sha2::{Digest, Sha256};
 
-pub use evidence::{collect, Evidence, Wanted};
+pub use evidence::{Evidence, Wanted, collect};
 pub use view::Page;
 
 use super::escape::terminal;
@@ -55,13 +55,22 @@ pub fn suspicious(report: &Report<'_>, model: &ModelInfo) -> Vec<Wanted> {
         .filter(|r| !r.findings.is_empty() || r.anomaly >= model.threshold)
         .take(MAX_DETAILED)
         .filter_map(|r| report.table.rows.get(r.row))
-        .map(|w| Wanted { key: w.workload.clone(), first_ns: w.first_ns, last_ns: w.last_ns })
+        .map(|w| Wanted {
+            key: w.workload.clone(),
+            first_ns: w.first_ns,
+            last_ns: w.last_ns,
+        })
         .collect()
 }
 
 /// Renders the page.
-pub fn render(report: &Report<'_>, model: &ModelInfo, evidence: &Evidence) -> Result<String, ReportError> {
-    let page = Page::build(report, model, evidence).map_err(|e| ReportError::Html(e.to_string()))?;
+pub fn render(
+    report: &Report<'_>,
+    model: &ModelInfo,
+    evidence: &Evidence,
+) -> Result<String, ReportError> {
+    let page =
+        Page::build(report, model, evidence).map_err(|e| ReportError::Html(e.to_string()))?;
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()));
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
@@ -69,17 +78,27 @@ pub fn render(report: &Report<'_>, model: &ModelInfo, evidence: &Evidence) -> Re
     // become visible escapes (`\x1b`, `\u{202e}`) before the HTML escaping, and very long
     // values are cut.
     env.set_formatter(|out, state, value| match value.as_str() {
-        Some(s) if !value.is_safe() => minijinja::escape_formatter(out, state, &minijinja::Value::from(terminal(s, MAX_CHARS))),
+        Some(s) if !value.is_safe() => {
+            minijinja::escape_formatter(out, state, &minijinja::Value::from(terminal(s, MAX_CHARS)))
+        }
         _ => minijinja::escape_formatter(out, state, value),
     });
-    env.add_template("report.html", TEMPLATE).map_err(|e| ReportError::Html(format!("{e:#}")))?;
-    let tmpl = env.get_template("report.html").map_err(|e| ReportError::Html(format!("{e:#}")))?;
+    env.add_template("report.html", TEMPLATE)
+        .map_err(|e| ReportError::Html(format!("{e:#}")))?;
+    let tmpl = env
+        .get_template("report.html")
+        .map_err(|e| ReportError::Html(format!("{e:#}")))?;
     tmpl.render(minijinja::context! { page => minijinja::Value::from(minijinja::value::Serde(&page)), style => STYLE, script => SCRIPT, script_hash => hash })
         .map_err(|e| ReportError::Html(format!("{e:#}")))
 }
 
 /// Renders the page into `out`.
-pub fn write(report: &Report<'_>, model: &ModelInfo, evidence: &Evidence, out: &mut dyn Write) -> Result<(), ReportError> {
+pub fn write(
+    report: &Report<'_>,
+    model: &ModelInfo,
+    evidence: &Evidence,
+    out: &mut dyn Write,
+) -> Result<(), ReportError> {
     out.write_all(render(report, model, evidence)?.as_bytes())?;
     Ok(())
 }

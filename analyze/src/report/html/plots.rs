@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::evidence::{KindSeries, BUCKETS};
+use super::evidence::{BUCKETS, KindSeries};
 
 /// Why a chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +37,16 @@ const MAX_LINES: usize = 8;
 /// the model has a finite one: a model may never raise the anomaly finding).
 pub fn score_histogram(scores: &[f64], threshold: f64) -> Result<String, PlotError> {
     let finite: Vec<f64> = scores.iter().copied().filter(|s| s.is_finite()).collect();
-    let threshold = if threshold.is_finite() { threshold } else { f64::INFINITY };
-    let floor = if threshold.is_finite() { threshold.max(1.0) } else { 1.0 };
+    let threshold = if threshold.is_finite() {
+        threshold
+    } else {
+        f64::INFINITY
+    };
+    let floor = if threshold.is_finite() {
+        threshold.max(1.0)
+    } else {
+        1.0
+    };
     let max = finite.iter().copied().fold(floor, f64::max) * 1.05;
     let bins = 40usize;
     let width = max / bins as f64;
@@ -67,15 +75,28 @@ pub fn score_histogram(scores: &[f64], threshold: f64) -> Result<String, PlotErr
             .draw()
             .map_err(err)?;
         chart
-            .draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
-                let x0 = i as f64 * width;
-                let color = if x0 + width > threshold { PALETTE[2] } else { PALETTE[0] };
-                Rectangle::new([(x0, 0), (x0 + width * 0.9, *c)], color.filled())
-            }))
+            .draw_series(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(|(i, c)| {
+                        let x0 = i as f64 * width;
+                        let color = if x0 + width > threshold {
+                            PALETTE[2]
+                        } else {
+                            PALETTE[0]
+                        };
+                        Rectangle::new([(x0, 0), (x0 + width * 0.9, *c)], color.filled())
+                    }),
+            )
             .map_err(err)?;
         if threshold.is_finite() {
             chart
-                .draw_series(LineSeries::new([(threshold, 0), (threshold, top + top / 5 + 1)], RED.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    [(threshold, 0), (threshold, top + top / 5 + 1)],
+                    RED.stroke_width(2),
+                ))
                 .map_err(err)?
                 .label(format!("threshold {threshold:.2}"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED.stroke_width(2)));
@@ -96,7 +117,11 @@ pub fn score_histogram(scores: &[f64], threshold: f64) -> Result<String, PlotErr
 /// Events per kind over time, one line per frequent kind.
 pub fn kind_timeline(series: &KindSeries, width: u32, height: u32) -> Result<String, PlotError> {
     let totals = series.totals();
-    let mut lines: Vec<(&str, Vec<u64>)> = totals.iter().take(MAX_LINES).filter_map(|(k, _)| Some((*k, series.counts.get(k)?.clone()))).collect();
+    let mut lines: Vec<(&str, Vec<u64>)> = totals
+        .iter()
+        .take(MAX_LINES)
+        .filter_map(|(k, _)| Some((*k, series.counts.get(k)?.clone())))
+        .collect();
     if totals.len() > MAX_LINES {
         let mut other = vec![0u64; BUCKETS];
         for (k, _) in &totals[MAX_LINES..] {
@@ -106,7 +131,12 @@ pub fn kind_timeline(series: &KindSeries, width: u32, height: u32) -> Result<Str
         }
         lines.push(("other", other));
     }
-    let top = lines.iter().flat_map(|(_, v)| v.iter().copied()).max().unwrap_or(1).max(1);
+    let top = lines
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let seconds = (series.end_ns - series.start_ns).max(1) as f64 / 1e9;
     let step = seconds / BUCKETS as f64;
     let mut svg = String::new();
@@ -128,12 +158,18 @@ pub fn kind_timeline(series: &KindSeries, width: u32, height: u32) -> Result<Str
             .map_err(err)?;
         for (i, (kind, counts)) in lines.iter().enumerate() {
             let color = PALETTE[i.min(PALETTE.len() - 1)];
-            let points: Vec<(f64, f64)> = counts.iter().enumerate().map(|(b, c)| ((b as f64 + 0.5) * step, (*c as f64).max(0.8))).collect();
+            let points: Vec<(f64, f64)> = counts
+                .iter()
+                .enumerate()
+                .map(|(b, c)| ((b as f64 + 0.5) * step, (*c as f64).max(0.8)))
+                .collect();
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(err)?
                 .label(*kind)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -158,10 +194,16 @@ mod tests {
         assert!(h.starts_with("<svg") && h.contains("threshold 1.50"), "{h}");
         let never = score_histogram(&[0.1, 2.0], f64::INFINITY).unwrap();
         assert!(never.starts_with("<svg") && !never.contains("threshold"));
-        let mut s = KindSeries { start_ns: 0, end_ns: 10_000_000_000, ..Default::default() };
+        let mut s = KindSeries {
+            start_ns: 0,
+            end_ns: 10_000_000_000,
+            ..Default::default()
+        };
         s.counts.insert("exec", vec![1; BUCKETS]);
         s.counts.insert("connect", vec![3; BUCKETS]);
         let t = kind_timeline(&s, 600, 200).unwrap();
-        assert!(t.contains(">exec<") && t.contains(">connect<"), "{t}");
+        for kind in ["exec", "connect"] {
+            assert!(t.lines().any(|l| l.trim() == kind), "{kind} in the legend");
+        }
     }
 }

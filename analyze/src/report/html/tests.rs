@@ -1,2 +1,99 @@
-use super::evidence::{fold, link_parents, WorkloadEvents};
-use super::*;
+use std::sync::Arc;
+
+use needle_common::schema::{Detail, Dns, Event, Net, Process, ProcessContext};
+
+use super::evidence::{WorkloadEvents, fold, link_parents};
+use super::view::tree_rows;
+use crate::rank::{Finding, ProcessInfo};
+
+fn ev(t: i64, tgid: u32, ppid: u32, exe: &str, key: Option<(&str, &str)>, detail: Detail) -> Event {
+    let mut e = Event::new(
+        t,
+        0,
+        Process {
+            pid: tgid,
+            tgid,
+            ppid,
+            comm: exe.rsplit('/').next().unwrap_or(exe).into(),
+            ..Default::default()
+        },
+        detail,
+    );
+    e.exe_path = Some(exe.into());
+    e.context = key.map(|(k, p)| {
+        Arc::new(ProcessContext {
+            key: k.into(),
+            parent_key: Some(p.into()),
+            ..Default::default()
+        })
+    });
+    e
+}
+
+#[test]
+fn tree_links_parents_and_highlights_the_flagged_branch() {
+    let mut w = WorkloadEvents::default();
+    let exec = || Detail::Exec {
+        argv: vec!["x".into(), "-y".into()],
+        truncated: false,
+    };
+    for e in [
+        ev(1, 10, 1, "/usr/sbin/nginx", None, exec()),
+        // Keys from the trace link sh to nginx even though nginx has none: by ppid.
+        ev(2, 20, 10, "/bin/sh", Some(("20@5", "10@1")), exec()),
+        ev(3, 30, 20, "/tmp/x", Some(("30@6", "20@5")), exec()),
+        ev(
+            4,
+            30,
+            20,
+            "/tmp/x",
+            Some(("30@6", "20@5")),
+            Detail::Connect(Net {
+                dst_addr: Some("203.0.113.7".into()),
+                dst_port: Some(3333),
+                protocol: "tcp".into(),
+                ..Default::default()
+            }),
+        ),
+        ev(
+            5,
+            30,
+            20,
+            "/tmp/x",
+            Some(("30@6", "20@5")),
+            Detail::DnsQuery(Dns {
+                name: "pool.example".into(),
+                ..Default::default()
+            }),
+        ),
+        ev(6, 11, 1, "/usr/bin/other", None, exec()),
+    ] {
+        fold(&mut w, &e);
+    }
+    link_parents(&mut w);
+    assert_eq!(w.processes["pid:10"].argv.as_deref(), Some("x -y"));
+    assert_eq!(w.destinations.len(), 1);
+    assert_eq!(w.dns["pool.example"].queries, 1);
+    let finding = Finding {
+        process: Some(ProcessInfo {
+            pid: 30,
+            process_key: Some("30@6".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let rows = tree_rows(&w, &[finding]);
+    let shape: Vec<(usize, &str, bool, bool)> = rows
+        .iter()
+        .map(|r| (r.depth, r.exe.as_deref().unwrap_or(""), r.flagged, r.branch))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (0, "/usr/sbin/nginx", false, true),
+            (1, "/bin/sh", false, true),
+            (2, "/tmp/x", true, false),
+            (0, "/usr/bin/other", false, false)
+        ]
+    );
+}

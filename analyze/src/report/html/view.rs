@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 
 use super::evidence::{Evidence, ProcessNode, WorkloadEvents};
-use super::plots::{kind_timeline, score_histogram, PlotError};
-use super::{suspicious, ModelInfo};
+use super::plots::{PlotError, kind_timeline, score_histogram};
+use super::{ModelInfo, suspicious};
 use crate::rank::{Contribution, Finding, Ranked, Z_MAX};
 use crate::report::Report;
 use crate::scan::rfc3339;
@@ -114,11 +114,11 @@ struct FeatureRow {
 }
 
 #[derive(Debug, Serialize)]
-struct TreeRow {
-    depth: usize,
+pub(super) struct TreeRow {
+    pub(super) depth: usize,
     pid: u32,
     comm: String,
-    exe: Option<String>,
+    pub(super) exe: Option<String>,
     argv: Option<String>,
     sha256: Option<String>,
     user: Option<String>,
@@ -126,9 +126,9 @@ struct TreeRow {
     events: u64,
     exit: Option<String>,
     /// A finding names this process.
-    flagged: bool,
+    pub(super) flagged: bool,
     /// An ancestor or a descendant of a flagged process.
-    branch: bool,
+    pub(super) branch: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,11 +154,19 @@ struct DnsRow {
 }
 
 fn fmt_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.3}") }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 fn short_id(key: &str) -> String {
-    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) { key[..12].to_string() } else { key.to_string() }
+    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        key[..12].to_string()
+    } else {
+        key.to_string()
+    }
 }
 
 fn feature_rows(contributions: &[Contribution]) -> Vec<FeatureRow> {
@@ -189,21 +197,31 @@ fn flagged_processes(findings: &[Finding]) -> (HashSet<String>, HashSet<u32>) {
 }
 
 /// The process forest in depth-first order, children by start time.
-fn tree_rows(w: &WorkloadEvents, findings: &[Finding]) -> Vec<TreeRow> {
+pub(super) fn tree_rows(w: &WorkloadEvents, findings: &[Finding]) -> Vec<TreeRow> {
     let (keys, pids) = flagged_processes(findings);
     let nodes = &w.processes;
     let mut children: BTreeMap<&str, Vec<&ProcessNode>> = BTreeMap::new();
     let mut roots: Vec<&ProcessNode> = Vec::new();
     for p in nodes.values() {
-        match p.parent.as_deref().filter(|k| nodes.contains_key(*k) && *k != p.id) {
+        match p
+            .parent
+            .as_deref()
+            .filter(|k| nodes.contains_key(*k) && *k != p.id)
+        {
             Some(parent) => children.entry(parent).or_default().push(p),
             None => roots.push(p),
         }
     }
-    let by_start = |v: &mut Vec<&ProcessNode>| v.sort_by(|a, b| a.first_ns.cmp(&b.first_ns).then(a.id.cmp(&b.id)));
+    let by_start = |v: &mut Vec<&ProcessNode>| {
+        v.sort_by(|a, b| a.first_ns.cmp(&b.first_ns).then(a.id.cmp(&b.id)))
+    };
     by_start(&mut roots);
     children.values_mut().for_each(by_start);
-    let flagged: HashSet<&str> = nodes.values().filter(|p| keys.contains(&p.id) || pids.contains(&p.pid)).map(|p| p.id.as_str()).collect();
+    let flagged: HashSet<&str> = nodes
+        .values()
+        .filter(|p| keys.contains(&p.id) || pids.contains(&p.pid))
+        .map(|p| p.id.as_str())
+        .collect();
     // Ancestors of flagged processes.
     let mut branch: HashSet<&str> = HashSet::new();
     for id in &flagged {
@@ -219,7 +237,8 @@ fn tree_rows(w: &WorkloadEvents, findings: &[Finding]) -> Vec<TreeRow> {
     }
     let mut out = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
-    let mut stack: Vec<(&ProcessNode, usize, bool)> = roots.iter().rev().map(|p| (*p, 0, false)).collect();
+    let mut stack: Vec<(&ProcessNode, usize, bool)> =
+        roots.iter().rev().map(|p| (*p, 0, false)).collect();
     while let Some((p, depth, under_flagged)) = stack.pop() {
         if !seen.insert(p.id.as_str()) {
             continue;
@@ -248,8 +267,15 @@ fn tree_rows(w: &WorkloadEvents, findings: &[Finding]) -> Vec<TreeRow> {
     out
 }
 
-fn detail(report: &Report<'_>, r: &Ranked, anchor: String, ev: Option<&WorkloadEvents>) -> Result<Option<Detail>, PlotError> {
-    let Some(w) = report.table.rows.get(r.row) else { return Ok(None) };
+fn detail(
+    report: &Report<'_>,
+    r: &Ranked,
+    anchor: String,
+    ev: Option<&WorkloadEvents>,
+) -> Result<Option<Detail>, PlotError> {
+    let Some(w) = report.table.rows.get(r.row) else {
+        return Ok(None);
+    };
     let empty = WorkloadEvents::default();
     let ev = ev.unwrap_or(&empty);
     let destinations = ev
@@ -274,11 +300,20 @@ fn detail(report: &Report<'_>, r: &Ranked, anchor: String, ev: Option<&WorkloadE
             queries: d.queries,
             responses: d.responses,
             answers: d.answers.iter().cloned().collect(),
-            rcodes: d.rcodes.iter().map(u8::to_string).collect::<Vec<_>>().join(", "),
+            rcodes: d
+                .rcodes
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             first: rfc3339(d.first_ns),
         })
         .collect();
-    let timeline_svg = if ev.series.counts.is_empty() { String::new() } else { kind_timeline(&ev.series, 760, 220)? };
+    let timeline_svg = if ev.series.counts.is_empty() {
+        String::new()
+    } else {
+        kind_timeline(&ev.series, 760, 220)?
+    };
     Ok(Some(Detail {
         anchor,
         rank: r.rank,
@@ -300,25 +335,43 @@ fn detail(report: &Report<'_>, r: &Ranked, anchor: String, ev: Option<&WorkloadE
         tree: tree_rows(ev, &r.findings),
         destinations,
         dns,
-        files: ev.files.iter().map(|(p, k)| (p.clone(), k.iter().copied().collect::<Vec<_>>().join(", "))).collect(),
+        files: ev
+            .files
+            .iter()
+            .map(|(p, k)| (p.clone(), k.iter().copied().collect::<Vec<_>>().join(", ")))
+            .collect(),
         dropped: ev.dropped,
     }))
 }
 
 impl Page {
     /// Everything the template needs.
-    pub fn build(report: &Report<'_>, model: &ModelInfo, evidence: &Evidence) -> Result<Page, PlotError> {
+    pub fn build(
+        report: &Report<'_>,
+        model: &ModelInfo,
+        evidence: &Evidence,
+    ) -> Result<Page, PlotError> {
         let inputs = report.inputs;
-        let detailed: HashSet<String> = suspicious(report, model).into_iter().map(|w| w.key).collect();
+        let detailed: HashSet<String> = suspicious(report, model)
+            .into_iter()
+            .map(|w| w.key)
+            .collect();
         let mut anchors: HashMap<usize, String> = HashMap::new();
         let mut details = Vec::new();
         for r in report.ranked {
-            let Some(w) = report.table.rows.get(r.row) else { continue };
+            let Some(w) = report.table.rows.get(r.row) else {
+                continue;
+            };
             if !detailed.contains(&w.workload) {
                 continue;
             }
             let anchor = format!("w{}", r.rank);
-            if let Some(d) = detail(report, r, anchor.clone(), evidence.workloads.get(&w.workload))? {
+            if let Some(d) = detail(
+                report,
+                r,
+                anchor.clone(),
+                evidence.workloads.get(&w.workload),
+            )? {
                 anchors.insert(r.row, anchor);
                 details.push(d);
             }
@@ -338,29 +391,69 @@ impl Page {
                     image: w.context.image.clone(),
                     namespace: w.context.namespace.clone(),
                     label: w.context.label.clone(),
-                    findings: r.findings.iter().map(|f| f.kind.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
-                    severity: r.findings.iter().map(|f| f.severity).max().map(|s| format!("{s:?}").to_lowercase()),
+                    findings: r
+                        .findings
+                        .iter()
+                        .map(|f| f.kind.clone())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
+                    severity: r
+                        .findings
+                        .iter()
+                        .map(|f| f.severity)
+                        .max()
+                        .map(|s| format!("{s:?}").to_lowercase()),
                     anchor: anchors.get(&r.row).cloned(),
-                    top_features: r.contributions.iter().take(3).map(|c| format!("{}={} ({})", c.feature, fmt_value(c.value), fmt_value(c.peer_median))).collect(),
+                    top_features: r
+                        .contributions
+                        .iter()
+                        .take(3)
+                        .map(|c| {
+                            format!(
+                                "{}={} ({})",
+                                c.feature,
+                                fmt_value(c.value),
+                                fmt_value(c.peer_median)
+                            )
+                        })
+                        .collect(),
                 })
             })
             .collect();
         let mut hosts: BTreeMap<&str, HostRow> = BTreeMap::new();
         for f in &inputs.files {
-            let h = hosts.entry(&f.host).or_insert_with(|| HostRow { host: f.host.clone(), files: 0, events_lost: 0 });
+            let h = hosts.entry(&f.host).or_insert_with(|| HostRow {
+                host: f.host.clone(),
+                files: 0,
+                events_lost: 0,
+            });
             h.files += 1;
             h.events_lost += f.events_lost;
         }
         let scores: Vec<f64> = report.ranked.iter().map(|r| r.anomaly).collect();
         let summary = Summary {
-            files: inputs.files.iter().map(|f| FileRow { path: f.path.clone(), host: f.host.clone(), rows: f.rows, events_lost: f.events_lost }).collect(),
+            files: inputs
+                .files
+                .iter()
+                .map(|f| FileRow {
+                    path: f.path.clone(),
+                    host: f.host.clone(),
+                    rows: f.rows,
+                    events_lost: f.events_lost,
+                })
+                .collect(),
             rows: inputs.rows,
             first: inputs.time_span.as_ref().map(|s| s.first.clone()),
             last: inputs.time_span.as_ref().map(|s| s.last.clone()),
             seconds: inputs.time_span.as_ref().map(|s| s.seconds),
             hosts: hosts.into_values().collect(),
             events_lost: inputs.events_lost,
-            skipped: inputs.skipped.iter().map(|s| (s.path.clone(), s.error.clone())).collect(),
+            skipped: inputs
+                .skipped
+                .iter()
+                .map(|s| (s.path.clone(), s.error.clone()))
+                .collect(),
             workloads: report.table.rows.len(),
             shown: ranked.len(),
             suspicious: details.len(),
@@ -369,7 +462,11 @@ impl Page {
             threshold_finite: model.threshold.is_finite(),
             generated_by: format!("analyze {}", env!("CARGO_PKG_VERSION")),
         };
-        let timeline_svg = if evidence.global.counts.is_empty() { String::new() } else { kind_timeline(&evidence.global, 1100, 300)? };
+        let timeline_svg = if evidence.global.counts.is_empty() {
+            String::new()
+        } else {
+            kind_timeline(&evidence.global, 1100, 300)?
+        };
         Ok(Page {
             summary,
             score_svg: score_histogram(&scores, model.threshold)?,
