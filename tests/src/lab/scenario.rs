@@ -71,6 +71,18 @@ pub const ATTACKS: &[(&str, &[&str])] = &[
     ("kmod-load", &["DefenseEvasion:Runtime/KernelModuleLoaded"]),
 ];
 
+/// Mining pools the miner is pointed at: real pools' published addresses (the fake resolver
+/// answers every name with the lab's address), so its DNS lookup is the one a real miner makes.
+pub const POOLS: &[&str] = &[
+    "pool.minexmr.com",
+    "xmr.2miners.com",
+    "pool.supportxmr.com",
+    "xmr-eu1.nanopool.org",
+    "mine.c3pool.com",
+    "gulf.moneroocean.stream",
+    "pool.hashvault.pro",
+];
+
 /// Port every web container listens on (each on an address of its own, like a pod IP).
 pub const WEB_PORT: u16 = 8080;
 
@@ -691,20 +703,7 @@ pub fn attack(rng: &mut Rng, ctx: &Ctx, kind: &str, ip: Ipv4Addr) -> Plan {
     };
     let payload = match kind {
         "miner" => {
-            let pool = format!(
-                "{}.{}",
-                words(
-                    rng,
-                    &[
-                        "pool.minexmr",
-                        "xmr.2miners",
-                        "pool.supportxmr",
-                        "xmr-eu1.nanopool",
-                        "mine.c3pool"
-                    ]
-                ),
-                words(rng, &["com", "org", "net"])
-            );
+            let pool = words(rng, POOLS);
             let wallet = format!(
                 "4{}",
                 rng.string(
@@ -764,7 +763,7 @@ pub fn attack(rng: &mut Rng, ctx: &Ctx, kind: &str, ip: Ipv4Addr) -> Plan {
             let tor = words(rng, &["tor", "torproxy", ".tor-daemon"]);
             let body = format!(
                 "# stand-in for a Tor client: SOCKS listener on 9050, bootstraps via Dir and OR ports\n\
-                 /bin/nc -l -p 9050 > /dev/null 2>&1 < /dev/null &\n\
+                 /bin/nc -l -p 9050 {ip} > /dev/null 2>&1 < /dev/null &\n\
                  for i in $(/bin/seq 1 {rounds}); do\n\
                  /bin/wget -q -O /dev/null http://{a}:{}/tor/status-vote/current/consensus\n\
                  (printf '\\026\\003\\001\\000\\310\\001\\000\\000\\304\\003\\003'; /bin/sleep 2) | /bin/nc {a} {} > /dev/null\n\
@@ -898,6 +897,36 @@ mod tests {
             assert_eq!(p.label, "normal");
             assert!(p.injection.is_none() && p.expected.is_empty());
         }
+    }
+
+    #[test]
+    fn miner_pools_are_listed_and_the_tor_listener_is_the_containers_own_address() {
+        let list = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../models/intel/mining_pool_domains.txt"
+        ))
+        .expect("mining_pool_domains.txt");
+        let domains: Vec<&str> = list
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .collect();
+        for pool in POOLS {
+            assert!(
+                domains
+                    .iter()
+                    .any(|d| pool == d || pool.ends_with(&format!(".{d}"))),
+                "{pool} is not in mining_pool_domains: the miner's DNS lookup would not be named"
+            );
+        }
+        let mut rng = Rng::new(5, 0);
+        let net = Net::new(Ipv4Addr::new(127, 9, 9, 1), &mut rng);
+        let ip = Ipv4Addr::new(127, 9, 9, 14);
+        let p = attack(&mut rng, &ctx(&net), "tor-client", ip);
+        let body = String::from_utf8_lossy(&p.serve[0].1).into_owned();
+        assert!(
+            body.contains(&format!("/bin/nc -l -p 9050 {ip} ")),
+            "the SOCKS stand-in binds the container's loopback address only: {body}"
+        );
     }
 
     #[test]
