@@ -38,6 +38,10 @@ pub struct TrainingSummary {
     pub syscalls: u64,
     /// SHA-256 of the training data (workload keys, feature values, sequences, split).
     pub sha256: String,
+    /// Validation workloads scored by a model fitted without their group (training workloads
+    /// of the same image), see [`super::train`].
+    #[serde(default)]
+    pub validation_group_held_out: usize,
     /// Stable hashes of the training and validation workload keys (sorted), so that `eval`
     /// can tell when test data overlaps training data.
     pub workload_hashes: Vec<u64>,
@@ -213,7 +217,11 @@ impl ModelFile {
     /// when the model saw fewer than [`super::MIN_WORKLOADS_FOR_FINDINGS`] normal workloads.
     pub fn finding_threshold(&self) -> f64 {
         let seen = self.training.train_workloads + self.training.validation_workloads;
-        if seen >= super::MIN_WORKLOADS_FOR_FINDINGS { self.threshold } else { f64::INFINITY }
+        if seen >= super::MIN_WORKLOADS_FOR_FINDINGS {
+            self.threshold
+        } else {
+            f64::INFINITY
+        }
     }
 
     /// Share of normal training workloads whose combined score is at most `score`.

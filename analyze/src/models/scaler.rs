@@ -27,6 +27,10 @@ pub struct FeatureScale {
     pub inert: bool,
     /// Training median of the raw values (the norm shown in explanations).
     pub raw_median: f64,
+    /// Highest raw training value: an indicator that no training workload ever showed is
+    /// novel (see [`FeatureScale::apply`]).
+    #[serde(default)]
+    pub raw_max: f64,
     /// Training median of the transformed values.
     pub center: f64,
     /// Spread of the transformed values.
@@ -74,6 +78,11 @@ impl FeatureScale {
             indicator,
             inert,
             raw_median: median_of(xs),
+            raw_max: xs
+                .iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .fold(0.0, f64::max),
             center,
             scale: (1.4826 * mad).max(floor),
         }
@@ -85,9 +94,11 @@ impl FeatureScale {
             return 0.0;
         }
         let mut z = (transform(x, self.log) - self.center) / self.scale;
-        // An indicator never seen in training (a binary run from /tmp) is as unusual as
-        // anything can be: the floor meant for ordinary counts must not damp it.
-        if self.indicator && self.raw_median == 0.0 && x > 0.0 && self.center == 0.0 {
+        // An indicator no training workload ever showed (a binary run from /tmp) is as
+        // unusual as anything can be: the floor meant for ordinary counts must not damp it.
+        // One that some benign workloads show (an installer runs what it wrote) is scored
+        // like any other count.
+        if self.indicator && self.raw_max == 0.0 && x > 0.0 && self.center == 0.0 {
             z = z.max(CLIP);
         }
         if self.one_sided {
@@ -132,6 +143,16 @@ mod tests {
             "a count indicator never seen in training is maximal"
         );
         assert_eq!(ind.apply(f64::NAN), 0.0);
+        let some = FeatureScale::fit(
+            def("file.written_then_executed"),
+            "file.written_then_executed",
+            &[0.0, 0.0, 0.0, 1.0],
+        );
+        let z = some.apply(1.0);
+        assert!(
+            z > 1.0 && z < CLIP,
+            "an indicator some normal workloads show is scored as a count, not as novel: {z}"
+        );
         let entropy = FeatureScale::fit(
             def("dns.name_entropy_mean"),
             "dns.name_entropy_mean",

@@ -4,6 +4,14 @@
 //! split by workload — never by event — into a training set (⅔) and a validation set (⅓,
 //! chosen by a seeded hash of the workload key). The models are fitted on the training set;
 //! the threshold is the highest combined score of the validation set.
+//!
+//! A validation workload is scored as a workload of a kind the model has never seen: when
+//! training workloads share its group (its image without tag or digest: replicas of one
+//! application), its workload-feature score comes from a model fitted on the training set
+//! without that group. Scored by the final model, a validation replica of a trained
+//! application looks like its twins and sets a threshold far below what a new benign
+//! application scores; held out by group, the threshold measures how unusual a benign
+//! workload the model has not seen can look.
 
 use sha2::{Digest, Sha256};
 
@@ -27,6 +35,23 @@ pub struct TrainNotes {
 /// True when workload `key` goes to the validation set.
 pub fn is_validation(key: &str, seed: u64) -> bool {
     hash_str(&format!("{seed}\u{0}{key}")).is_multiple_of(3)
+}
+
+/// The calibration group of a workload: its image without tag or digest (replicas of one
+/// application), else its container name, else the workload key itself.
+pub fn group_of(w: &crate::features::WorkloadFeatures) -> String {
+    if let Some(image) = w.context.image.as_deref().filter(|i| !i.is_empty()) {
+        let image = image.split('@').next().unwrap_or(image);
+        let repo = match image.rfind(':') {
+            Some(colon) if !image[colon..].contains('/') => &image[..colon],
+            _ => image,
+        };
+        return format!("image:{repo}");
+    }
+    match w.context.name.as_deref().filter(|n| !n.is_empty()) {
+        Some(n) => format!("name:{n}"),
+        None => format!("workload:{}", w.workload),
+    }
 }
 
 /// Fits a model on the normal workloads of `table` (rows) and `sequences`.
@@ -108,6 +133,7 @@ pub fn fit(
             threads: all_threads.len(),
             syscalls: all_threads.iter().map(|t| t.calls.len() as u64).sum(),
             sha256: digest(table, sequences, &train, &val),
+            validation_group_held_out: 0,
             workload_hashes: {
                 let mut h: Vec<u64> = normal
                     .iter()
@@ -136,7 +162,35 @@ pub fn fit(
             })
             .collect()
     };
-    let (tp, vp) = (parts(&train), parts(&val));
+    let (tp, mut vp) = (parts(&train), parts(&val));
+    // Validation workloads whose group is in the training set: their feature score from a
+    // model fitted without that group.
+    let mut held_out: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (k, &i) in val.iter().enumerate() {
+        held_out
+            .entry(group_of(&table.rows[i]))
+            .or_default()
+            .push(k);
+    }
+    let mut regrouped = 0;
+    for (group, members) in &held_out {
+        let rest: Vec<usize> = train
+            .iter()
+            .copied()
+            .filter(|&i| group_of(&table.rows[i]) != *group)
+            .collect();
+        if rest.len() == train.len() || rest.len() < 3 {
+            continue;
+        }
+        let fold = WorkloadModel::fit(table, &rest, seed);
+        let fold_binding = fold.bind(table)?;
+        for &k in members {
+            let v = &table.rows[val[k]].values;
+            vp[k].0 = Some(fold.combined(&fold.scaled(v, &fold_binding)));
+            regrouped += 1;
+        }
+    }
+    model.training.validation_group_held_out = regrouped;
     model.calibrate(&tp, &vp);
     bar.inc(1);
     bar.finish_and_clear();
