@@ -148,11 +148,18 @@ mod tests {
             "file.written_then_executed",
             &[0.0, 0.0, 0.0, 1.0],
         );
-        let z = some.apply(1.0);
+        // Small enough that the count's own z stays below the clip: the novelty rule would
+        // lift it to CLIP.
+        let x = 0.25;
+        let z = some.apply(x);
+        assert_eq!(some.raw_max, 1.0);
         assert!(
-            z > 1.0 && z < CLIP,
+            z > 0.0
+                && z < CLIP
+                && (z - (transform(x, some.log) - some.center) / some.scale).abs() < 1e-9,
             "an indicator some normal workloads show is scored as a count, not as novel: {z}"
         );
+        assert_eq!(ind.apply(x), CLIP, "while one never seen is novel");
         let entropy = FeatureScale::fit(
             def("dns.name_entropy_mean"),
             "dns.name_entropy_mean",
