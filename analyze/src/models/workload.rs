@@ -223,27 +223,67 @@ impl WorkloadModel {
             / self.calibration.len() as f64
     }
 
-    /// The features furthest from their training norm, strongest first.
+    /// The features furthest from their training norm, strongest first. Among features at
+    /// the same distance (many sit at the clip), what no training workload ever showed comes
+    /// first: "never seen in normal traffic" says more than "far above its usual range".
     pub fn explain(&self, values: &[f64], binding: &Binding, x: &[f64]) -> Vec<Contribution> {
-        let mut c: Vec<Contribution> = self
+        let c: Vec<(bool, Contribution)> = self
             .features
             .iter()
             .zip(binding)
             .zip(x)
             .filter(|(_, z)| z.abs() >= 0.05)
-            .map(|((f, b), z)| Contribution {
-                feature: f.name.clone(),
-                value: b.and_then(|c| values.get(c).copied()).unwrap_or(0.0),
-                peer_median: f.raw_median,
-                z: *z,
+            .map(|((f, b), z)| {
+                let value = b.and_then(|c| values.get(c).copied()).unwrap_or(0.0);
+                let novel = f.raw_max == 0.0 && value > 0.0;
+                let contribution = Contribution {
+                    feature: f.name.clone(),
+                    value,
+                    peer_median: f.raw_median,
+                    z: *z,
+                };
+                (novel, contribution)
             })
             .collect();
-        c.sort_by(|a, b| {
-            b.z.abs()
-                .total_cmp(&a.z.abs())
-                .then_with(|| a.feature.cmp(&b.feature))
-        });
-        c.truncate(TOP_CONTRIBUTIONS);
-        c
+        strongest(c)
+    }
+}
+
+/// The [`TOP_CONTRIBUTIONS`] strongest contributions (each flagged novel or not): furthest
+/// first, novel before known at the same distance, then by name so the order is stable.
+fn strongest(mut c: Vec<(bool, Contribution)>) -> Vec<Contribution> {
+    c.sort_by(|(novel_a, a), (novel_b, b)| {
+        b.z.abs()
+            .total_cmp(&a.z.abs())
+            .then_with(|| novel_b.cmp(novel_a))
+            .then_with(|| a.feature.cmp(&b.feature))
+    });
+    c.into_iter().take(TOP_CONTRIBUTIONS).map(|(_, c)| c).collect()
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    fn c(feature: &str, z: f64) -> Contribution {
+        Contribution { feature: feature.to_string(), value: 1.0, peer_median: 0.0, z }
+    }
+
+    #[test]
+    fn novel_features_lead_among_ties_at_the_clip() {
+        let got = strongest(vec![
+            (false, c("dns.name_entropy_max", 10.0)),
+            (false, c("a.weaker", 3.0)),
+            (true, c("exe.writable_path", 10.0)),
+            (false, c("dns.name_len_max", -10.0)),
+            (true, c("net.stronger_novel_below", 2.0)),
+            (false, c("b.more", 1.0)),
+            (false, c("c.dropped", 0.5)),
+        ]);
+        let names: Vec<&str> = got.iter().map(|c| c.feature.as_str()).collect();
+        assert_eq!(
+            names,
+            ["exe.writable_path", "dns.name_entropy_max", "dns.name_len_max", "a.weaker", "net.stronger_novel_below"]
+        );
     }
 }
