@@ -36,8 +36,10 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
 
-    /// Rows per Parquet row group (each row group is sorted by time).
-    #[arg(long, default_value_t = 256 * 1024)]
+    /// Rows per Parquet row group (each row group is sorted by time). capture holds about one
+    /// row group of rows in memory (~400 bytes a row) while it fills, and the encoder's state
+    /// for another: larger groups compress and scan slightly better, smaller ones cap memory.
+    #[arg(long, default_value_t = needle_common::schema::WriteOptions::default().row_group_rows)]
     pub row_group_rows: usize,
 
     /// Print a progress line to stderr this often (e.g. 10s).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use needle_common::abi::EventKind;
 use needle_common::schema::{
-    Detail, Event, Process, SCHEMA_VERSION, TraceBatchBuilder, TraceMetadata, WriteOptions,
+    Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions,
 };
 use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::AsFd;
@@ -87,8 +87,11 @@ pub enum CaptureError {
 const COUNTER_PERIOD: Duration = Duration::from_secs(1);
 /// Longest wait for the ring buffer before checking timers and the stop flag.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-/// Batches waiting for the writer before the reader blocks.
-const WRITER_QUEUE: usize = 4;
+/// Rows per batch the reader hands the writer thread, which builds and encodes them: a row
+/// group (up to `--row-group-rows`) is sorted as a whole, then sent in batches this size, so
+/// neither the whole row group in Arrow form (about 800 bytes a row) nor its building ever
+/// holds up the reader.
+pub const BATCH_ROWS: usize = 16 * 1024;
 
 struct SegmentState {
     start_wall_ns: i64,
@@ -157,7 +160,9 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     let deadline = config.duration.map(|d| started + d);
     let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write);
     let output_dir = writer.dir().path().to_path_buf();
-    let worker = Worker::spawn(writer, WRITER_QUEUE);
+    // Room for a whole default row group in batches: a flush never waits for the writer.
+    let queue = (config.write.row_group_rows / BATCH_ROWS).clamp(2, 16);
+    let worker = Worker::spawn(writer, &host.hostname, queue);
 
     let base_meta = TraceMetadata {
         schema_version: SCHEMA_VERSION,
@@ -173,9 +178,10 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     // The /proc snapshot is taken after the programs are attached: a process that starts in
     // between is in the ring buffer and the snapshot both, never in neither.
     let mut enricher = Enricher::new();
+    settle_allocator();
     let cpu_at_start = own_cpu_time();
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut builder = TraceBatchBuilder::new(&host.hostname);
+    // Sized once: growing by doubling would briefly hold one and a half row groups.
+    let mut pending: Vec<Pending> = Vec::with_capacity(config.write.row_group_rows.max(1) + 1024);
     let mut by_kind: BTreeMap<EventKind, u64> = BTreeMap::new();
     let mut decode_errors = 0u64;
     // Connect results whose row was already written (its `ret` stays empty).
@@ -228,7 +234,6 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             if pending.len() >= row_group_rows {
                 flush(
                     &worker,
-                    &mut builder,
                     &mut pending,
                     &mut enricher,
                     &mut by_kind,
@@ -260,7 +265,6 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         if rotate && !stopping {
             flush(
                 &worker,
-                &mut builder,
                 &mut pending,
                 &mut enricher,
                 &mut by_kind,
@@ -302,7 +306,6 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
         flush(
             &worker,
-            &mut builder,
             &mut pending,
             &mut enricher,
             &mut by_kind,
@@ -354,6 +357,20 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     Ok(summary)
 }
 
+/// Start-up (BTF, loading, the /proc snapshot) is over: hand its garbage back to the kernel, then
+/// keep what recording frees. Batches of many thousand rows are built and freed over and over;
+/// by default glibc returns buffers that large to the kernel (`munmap`, heap trimming) and
+/// every new batch faults them back in page by page: an eighth of capture's CPU under load.
+fn settle_allocator() {
+    const KEEP: libc::c_int = 1 << 30;
+    // SAFETY: malloc_trim and mallopt only release free memory and adjust tunables.
+    unsafe {
+        libc::malloc_trim(0);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, KEEP);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP);
+    }
+}
+
 /// CPU time used by this process so far (all threads): (user, system).
 fn own_cpu_time() -> (Duration, Duration) {
     // SAFETY: getrusage fills the zeroed struct we pass; no other preconditions.
@@ -370,29 +387,31 @@ fn own_cpu_time() -> (Duration, Duration) {
 /// Writes every pending event (with the digests ready by now) as one sorted batch.
 fn flush(
     worker: &Worker,
-    builder: &mut TraceBatchBuilder,
     pending: &mut Vec<Pending>,
     enricher: &mut Enricher,
     by_kind: &mut BTreeMap<EventKind, u64>,
 ) {
+    if pending.is_empty() {
+        enricher.flushed();
+        return;
+    }
+    // A row group is sorted by time. Records arrive nearly in order (one ring buffer), so the
+    // sort is close to a linear pass.
+    pending.sort_by_key(|p| p.event.ktime_ns);
+    let mut rows = Vec::with_capacity(BATCH_ROWS);
     for p in pending.drain(..) {
         let event = enricher.finish(p);
         *by_kind.entry(event.detail.kind()).or_default() += 1;
-        builder.push(&event);
+        rows.push(event);
+        if rows.len() == BATCH_ROWS {
+            worker.send(Job::Rows(std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS))));
+        }
     }
     enricher.flushed();
-    if builder.is_empty() {
-        return;
+    if !rows.is_empty() {
+        worker.send(Job::Rows(rows));
     }
-    match builder.finish_sorted() {
-        Ok(batch) => {
-            worker.send(Job::Write(batch));
-        }
-        Err(_) => {
-            // Sorting a batch we built ourselves cannot fail; write it unsorted rather than lose it.
-            worker.send(Job::Write(builder.finish()));
-        }
-    }
+    worker.send(Job::EndRowGroup);
 }
 
 fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> TraceMetadata {

@@ -171,25 +171,34 @@ impl SegmentWriter {
         Ok(self.open.as_mut().expect("segment is open"))
     }
 
-    /// Writes one time-sorted batch as (at least) one row group of the open segment.
+    /// Appends a batch to the open segment's current row group.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SegmentError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let seg = self.open_segment()?;
-        let file = seg.partial_name.clone();
         seg.writer
             .write(batch)
             .map_err(|source| SegmentError::Parquet {
-                file: file.clone(),
+                file: seg.partial_name.clone(),
                 source,
             })?;
-        // End the row group here so that each row group holds one sorted batch.
-        seg.writer
-            .flush()
-            .map_err(|source| SegmentError::Parquet { file, source })?;
         seg.rows += batch.num_rows() as u64;
         Ok(())
+    }
+
+    /// Ends the current row group: the batches written since the last one form one row group
+    /// (the reader hands over one time-sorted flush at a time).
+    pub fn end_row_group(&mut self) -> Result<(), SegmentError> {
+        let Some(seg) = self.open.as_mut() else {
+            return Ok(());
+        };
+        seg.writer
+            .flush()
+            .map_err(|source| SegmentError::Parquet {
+                file: seg.partial_name.clone(),
+                source,
+            })
     }
 
     /// Bytes written so far to the open segment (0 when none is open).

@@ -1,20 +1,23 @@
-//! The writer thread: Parquet encoding and zstd run beside the ring-buffer reader, so a slow
-//! disk never stalls decoding (the bounded channel applies back-pressure instead).
+//! The writer thread: sorting, Arrow building, Parquet encoding and zstd run beside the
+//! ring-buffer reader, so neither a big flush nor a slow disk stalls decoding (the bounded
+//! channel applies back-pressure instead).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{Sender, bounded};
-use needle_common::schema::TraceMetadata;
+use needle_common::schema::{Event, TraceBatchBuilder, TraceMetadata};
 
 use super::segment::{FinishedSegment, SegmentError, SegmentWriter};
 
 /// A request to the writer thread.
 pub enum Job {
-    /// Append a sorted batch to the open segment.
-    Write(RecordBatch),
+    /// Rows to append to the current row group, in the order given (the reader sorts a row
+    /// group's rows by time before it hands them over in batches).
+    Rows(Vec<Event>),
+    /// End the current row group.
+    EndRowGroup,
     /// Finalize the open segment with this metadata.
     Finalize(Box<TraceMetadata>),
 }
@@ -51,18 +54,26 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the thread; at most `queue` jobs wait at once.
-    pub fn spawn(mut writer: SegmentWriter, queue: usize) -> Worker {
+    pub fn spawn(mut writer: SegmentWriter, host: &str, queue: usize) -> Worker {
         let (tx, rx) = bounded::<Job>(queue);
         let shared = Arc::new(Shared::default());
         let error_text = Arc::new(Mutex::new(None));
         let (sh, et) = (shared.clone(), error_text.clone());
+        let mut builder = TraceBatchBuilder::new(host);
         let handle = std::thread::Builder::new()
             .name("needle-writer".into())
             .spawn(move || {
                 let mut error = None;
                 for job in rx {
                     let result = match job {
-                        Job::Write(batch) => writer.write(&batch),
+                        Job::Rows(rows) => {
+                            for e in &rows {
+                                builder.push(e);
+                            }
+                            drop(rows);
+                            writer.write(&builder.finish())
+                        }
+                        Job::EndRowGroup => writer.end_row_group(),
                         Job::Finalize(meta) => writer.finalize(*meta).map(|seg| {
                             sh.done_bytes.fetch_add(seg.bytes, Ordering::Relaxed);
                         }),

@@ -13,7 +13,9 @@ use super::names;
 pub struct WriteOptions {
     /// zstd level (1–22). 3 is zstd's own default: fast, and most of the gain.
     pub zstd_level: i32,
-    /// Rows per row group; each row group is sorted by time.
+    /// Rows per row group; each row group is sorted by time. 128 Ki rows is DuckDB's choice
+    /// too (122 880): large enough that a column chunk's header and zstd frame are noise, small
+    /// enough that a writer holding one row group in memory stays far below 256 MiB.
     pub row_group_rows: usize,
 }
 
@@ -21,10 +23,19 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             zstd_level: 3,
-            row_group_rows: 256 * 1024,
+            row_group_rows: 128 * 1024,
         }
     }
 }
+
+/// Text columns that keep min/max statistics: the ones queries select row groups by.
+const PRUNED_BY: &[&str] = &[
+    names::HOST,
+    names::KIND,
+    names::WORKLOAD,
+    names::CONTAINER_ID,
+    names::NAMESPACE,
+];
 
 /// Writer properties for a trace file: zstd, dictionary-encoded strings, delta-encoded clocks,
 /// and the given key-value metadata.
@@ -49,6 +60,16 @@ pub fn writer_properties(
                 .map(|(k, v)| KeyValue::new(k, v))
                 .collect(),
         ));
+    // Min/max statistics of a text column cost a string comparison per row, and the
+    // writer's time goes mostly to text columns. Keep them where readers prune row groups
+    // (time, host, kind, workload, container); a path or argv spans everything in a
+    // time-sorted row group anyway.
+    for c in super::COLUMNS {
+        let text = matches!(c.ty, super::ColumnType::Str | super::ColumnType::StrList);
+        if text && !PRUNED_BY.contains(&c.name) {
+            b = b.set_column_statistics_enabled(ColumnPath::from(c.name), EnabledStatistics::None);
+        }
+    }
     // Clocks grow almost monotonically within a sorted row group: deltas are tiny.
     for clock in [names::TIME, names::KTIME_NS] {
         let path = ColumnPath::from(clock);
