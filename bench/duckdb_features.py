@@ -56,20 +56,22 @@ WRITABLE = r"""(exe_path LIKE '/tmp/%' OR exe_path LIKE '/dev/shm/%' OR exe_path
     OR regexp_matches(exe_path, '/\.(?:[^/.][^/]*|\.[^/]+)/'))"""
 FILELESS = "(exe_path LIKE 'memfd:%' OR exe_path LIKE '/memfd:%' OR exe_path LIKE '% (deleted)')"
 LABEL = "split_part(ltrim(dns_name, '.'), '.', 1)"
+# Events a row stands for: an open row that closes a collapse window counts the opens in it.
+EVENTS = """(CASE WHEN kind = 'open' THEN coalesce("count", 1) ELSE 1 END)"""
 
 
 def main_query(src):
-    per_kind = ",\n  ".join(f"count(*) FILTER (WHERE kind = {q(k)}) AS \"events.{k}\"" for k in KINDS)
+    per_kind = ",\n  ".join(f"coalesce(sum({EVENTS}) FILTER (WHERE kind = {q(k)}), 0) AS \"events.{k}\"" for k in KINDS)
     return f"""
 SELECT {WORKLOAD} AS workload,
   {per_kind},
-  count(*) AS "events.total",
+  sum({EVENTS}) AS "events.total",
   (max(epoch_ns(time)) - min(epoch_ns(time))) / 1e9 AS lifetime_s,
   count(DISTINCT exe_path) FILTER (WHERE kind = 'exec') AS "exe.distinct",
   count(*) FILTER (WHERE kind = 'exec' AND {WRITABLE}) AS "exe.writable_path",
   count(*) FILTER (WHERE kind = 'exec' AND {FILELESS}) AS "exe.fileless",
   count(DISTINCT tgid) FILTER (WHERE kind IN ('exec', 'fork')) AS "proc.distinct",
-  count(*) FILTER (WHERE kind = 'open' AND (flags & {WRITE_FLAGS}) <> 0 AND coalesce(ret, 0) >= 0) AS "file.writes",
+  coalesce(sum({EVENTS}) FILTER (WHERE kind = 'open' AND (flags & {WRITE_FLAGS}) <> 0 AND coalesce(ret, 0) >= 0), 0) AS "file.writes",
   count(DISTINCT dst_addr) FILTER (WHERE ({OUT} AND coalesce(dst_port, 0) <> 0) OR kind = 'accept') AS "net.remote_ips",
   count(DISTINCT dst_port) FILTER (WHERE {OUT} AND coalesce(dst_port, 0) <> 0) AS "net.remote_ports",
   count(*) FILTER (WHERE {OUT} AND coalesce(dst_port, 0) <> 0 AND dst_port NOT IN {lst(COMMON_PORTS)}) AS "net.unusual_ports",

@@ -134,7 +134,7 @@ fn detail(r: &mut Rng) -> Detail {
         0..300 => Detail::Syscall { nr: COMMON_SYSCALLS[r.skewed(COMMON_SYSCALLS.len() as u64) as usize], ret: Some(0) },
         300..600 => {
             let write = r.below(10) == 0;
-            Detail::Open { file: file(r), flags: if write { 0o101 } else { 0 }, mode: 0o644, ret: 3 }
+            Detail::Open { file: file(r), flags: if write { 0o101 } else { 0 }, mode: 0o644, ret: 3, count: None }
         }
         600..680 => Detail::Connect(net(r)),
         680..730 => Detail::Accept(net(r)),

@@ -71,18 +71,26 @@ pub unsafe fn file_path(ev: *mut CallEvent, file: *const u8) -> Option<Top> {
     let vfsmnt: *const u8 = read(file, off.file_vfsmount).ok()?;
     // SAFETY: as the caller guarantees.
     unsafe {
-        if let Ok(inode) = read::<*const u8>(file, off.file_inode)
-            && let (Ok(ino), Ok(sb)) = (
-                read::<u64>(inode, off.inode_ino),
-                read::<*const u8>(inode, off.inode_sb),
-            )
-        {
+        if let Some((ino, dev)) = file_identity(file) {
             (*ev).ino = ino;
-            (*ev).dev = read::<u32>(sb, off.sb_dev).unwrap_or(0);
+            (*ev).dev = dev;
             (*ev).flags |= CALL_INODE;
         }
         Some(walk(ev, dentry, vfsmnt))
     }
+}
+
+/// `(inode number, device)` of `file` (`f_inode->i_ino`, `f_inode->i_sb->s_dev`).
+#[inline(always)]
+pub fn file_identity(file: *const u8) -> Option<(u64, u32)> {
+    if file.is_null() {
+        return None;
+    }
+    let off = offsets();
+    let inode: *const u8 = read(file, off.file_inode).ok()?;
+    let ino = read::<u64>(inode, off.inode_ino).ok()?;
+    let sb: *const u8 = read(inode, off.inode_sb).ok()?;
+    Some((ino, read::<u32>(sb, off.sb_dev).unwrap_or(0)))
 }
 
 /// State of a path walk, shared with the [`walk_step`] callback of `bpf_loop` (the verifier

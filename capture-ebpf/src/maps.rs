@@ -3,8 +3,8 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf};
 use needle_common::abi::{
-    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, PROFILE_SLOTS, ProbeConfig,
-    ProfileEvent, ProfileState,
+    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, OpenWindows, PROFILE_SLOTS,
+    ProbeConfig, ProfileEvent, ProfileState,
 };
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
@@ -37,6 +37,16 @@ pub static PROFILE_ZERO: PerCpuArray<ProfileState> = PerCpuArray::with_max_entri
 #[map]
 pub static PROFILES: HashMap<u32, ProfileState> = HashMap::with_max_entries(16384, 1);
 
+/// Collapse windows of repeated opens per thread id, created on a thread's first collapsible
+/// open and removed when it exits (`BPF_F_NO_PREALLOC`). User space reads what is left at the
+/// end of a capture.
+#[map]
+pub static OPEN_WINDOWS_BY_TID: HashMap<u32, OpenWindows> = HashMap::with_max_entries(16384, 1);
+
+/// Zeroed windows, the template for new entries (never written).
+#[map]
+pub static WINDOWS_ZERO: PerCpuArray<OpenWindows> = PerCpuArray::with_max_entries(1, 0);
+
 /// Who owns a socket that talks to port 53, by socket cookie: the header the sock_addr hook
 /// filled at connect/sendmsg time (the DNS packet hooks run where the task is not known).
 #[map]
@@ -67,6 +77,8 @@ pub struct AbiLayouts {
     pub profile: needle_common::abi::ProfileEvent,
     pub syscall: needle_common::abi::SyscallEvent,
     pub dns: needle_common::abi::DnsEvent,
+    pub repeat: needle_common::abi::RepeatEvent,
+    pub windows: needle_common::abi::OpenWindows,
 }
 
 #[unsafe(no_mangle)]

@@ -41,7 +41,7 @@ fn main() {
         start_ns: 1_000_000_000 + u64::from(i as u32 % procs) * 10_000_000,
         parent_start_ns: 0,
         exe: None,
-        result: false,
+        role: capture::decode::Role::Row,
     };
     // Warm-up: every process forks once, so the table knows all of them.
     let mut out: Vec<Pending> = Vec::with_capacity(1 << 16);

@@ -99,6 +99,7 @@ fn open(path: String, i: usize) -> Detail {
         flags: 0o100000,
         mode: 0,
         ret: 3 + (i % 5) as i64,
+        count: None,
     }
 }
 

@@ -71,6 +71,13 @@ pub struct Args {
     /// process's read-only opens of its own /proc/<pid>/ files: record every open.
     #[arg(long)]
     pub no_default_filters: bool,
+
+    /// Count repeats of an open into one row: when a thread opens the same file (same device
+    /// and inode, as the kernel resolved it) with the same flags again within this long of the
+    /// first open, the kernel only counts it; the row that closes the window carries the count
+    /// (`count` column), so every open is accounted for. `0` writes every open as a row.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub collapse_window: Duration,
 }
 
 /// A flag value that makes no sense.
@@ -143,6 +150,7 @@ impl TryFrom<Args> for Config {
             profile_interval: a.profile_interval,
             skip_prefixes,
             skip_proc_self: !a.no_default_filters,
+            collapse_window: a.collapse_window,
         };
         probe.validate()?;
         Ok(Config {

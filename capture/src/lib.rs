@@ -3,13 +3,16 @@
 //! Data flows one way: [`kernel`] learns the running kernel (BTF offsets, tracepoint layouts,
 //! clocks) → [`loader`] probes, loads and attaches the eBPF programs of `capture-ebpf`, each on
 //! its own so one failure only skips that program → [`session`] drains the ring buffer,
-//! [`decode`]s records into typed events, batches them into time-sorted Arrow record batches →
-//! [`output`] writes them on a separate thread into rotating zstd Parquet segments, renamed into
+//! [`decode`]s records into typed events ([`collapse`] turns the kernel's counts of repeated
+//! opens into rows), enriches them and hands time-sorted row groups →
+//! [`output`], which builds Arrow batches and writes them on a separate thread into rotating
+//! zstd Parquet segments, renamed into
 //! place only when complete. Kernel counters ([`counters`]) account for every event that was
 //! lost or filtered, and land in each file's metadata and the run's [`summary`].
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod collapse;
 pub mod counters;
 pub mod decode;
 pub mod enrich;

@@ -14,7 +14,7 @@ use aya::programs::{
 };
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use needle_common::abi::nr;
-use needle_common::abi::{KernelOffsets, ProbeConfig};
+use needle_common::abi::{KernelOffsets, OpenWindows, ProbeConfig};
 use needle_common::schema::ProgramStatus;
 
 use crate::kernel::tracefs::TraceFs;
@@ -154,16 +154,21 @@ pub struct SensorOptions {
     pub config: ProbeConfig,
 }
 
+/// The collapse windows of live threads, as raw [`OpenWindows`] values by thread id.
+pub type WindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<OpenWindows>()]>;
+
 /// The loaded, attached programs and the maps user space reads.
 pub struct Sensor {
     /// Owns the programs and their links: dropping it detaches everything.
-    _ebpf: Ebpf,
+    ebpf: Option<Ebpf>,
     /// The syscall handlers' program array (kept open while the dispatcher runs).
     _handlers: Option<ProgramArray<MapData>>,
     /// The event ring buffer.
     pub events: RingBuf<MapData>,
     /// Per-CPU counters.
     pub counters: PerCpuArray<MapData, u64>,
+    /// Collapse windows still open (read after [`Sensor::detach`]).
+    pub windows: Option<WindowsMap>,
     /// What loaded and what did not.
     pub programs: Vec<ProgramStatus>,
 }
@@ -183,8 +188,10 @@ impl Sensor {
     /// Run counts and run time per program, as the kernel accounts them; empty when the kernel
     /// is not collecting BPF statistics.
     pub fn costs(&self) -> Vec<ProgramCost> {
-        let mut out: Vec<ProgramCost> = self
-            ._ebpf
+        let Some(ebpf) = &self.ebpf else {
+            return Vec::new();
+        };
+        let mut out: Vec<ProgramCost> = ebpf
             .programs()
             .filter_map(|(name, p)| p.info().ok().map(|i| (name, i)))
             .map(|(name, i)| ProgramCost {
@@ -196,6 +203,13 @@ impl Sensor {
             .collect();
         out.sort_by_key(|c| std::cmp::Reverse(c.ns));
         out
+    }
+
+    /// Detaches and unloads every program; the maps taken out of the object (ring buffer,
+    /// counters, windows) stay readable, and nothing writes to them any more.
+    pub fn detach(&mut self) {
+        self._handlers = None;
+        self.ebpf = None;
     }
 }
 
@@ -326,11 +340,17 @@ pub fn load(
         name: "COUNTERS",
         message: e.to_string(),
     })?;
+    // Optional: without it, collapsed counts of threads still alive at the end are lost (and
+    // the summary says how many windows that was not known for).
+    let windows = ebpf
+        .take_map("OPEN_WINDOWS_BY_TID")
+        .and_then(|m| WindowsMap::try_from(m).ok());
     Ok(Sensor {
         _handlers: handlers.ok(),
-        _ebpf: ebpf,
+        ebpf: Some(ebpf),
         events,
         counters,
+        windows,
         programs: statuses,
     })
 }
@@ -445,7 +465,7 @@ mod tests {
     use btf_rs::{Btf, Type};
     use needle_common::abi::{
         CallEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent,
-        PathPrefix, ProbeConfig, ProfileEvent, SyscallEvent,
+        OpenWindow, OpenWindows, PathPrefix, ProbeConfig, ProfileEvent, RepeatEvent, SyscallEvent,
     };
     use object::{Object, ObjectSection};
 
@@ -563,7 +583,25 @@ mod tests {
             &btf,
             "ProbeConfig",
             size_of::<ProbeConfig>(),
-            fields!(ProbeConfig: wakeup_bytes, self_tgid, features, profile_interval_ns, prefixes),
+            fields!(ProbeConfig: wakeup_bytes, self_tgid, features, profile_interval_ns, collapse_window_ns, prefixes),
+        );
+        check(
+            &btf,
+            "RepeatEvent",
+            size_of::<RepeatEvent>(),
+            fields!(RepeatEvent: header, window, count, first_ns, last_ns),
+        );
+        check(
+            &btf,
+            "OpenWindows",
+            size_of::<OpenWindows>(),
+            fields!(OpenWindows: windows, next, _pad),
+        );
+        check(
+            &btf,
+            "OpenWindow",
+            size_of::<OpenWindow>(),
+            fields!(OpenWindow: ino, first_ns, last_ns, dev, flags, count, state),
         );
     }
 }

@@ -1,5 +1,6 @@
-//! What the kernel programs record and skip: syscall profiles, the full syscall stream, and
-//! the kernel-side path filter, turned into the `CONFIG` global of the eBPF object.
+//! What the kernel programs record and skip: syscall profiles, the full syscall stream, the
+//! kernel-side path filter and the collapse window for repeated opens, turned into the
+//! `CONFIG` global of the eBPF object.
 
 use std::time::Duration;
 
@@ -88,6 +89,9 @@ pub struct ProbeSettings {
     pub skip_prefixes: Vec<String>,
     /// Skip a process's read-only opens of its own `/proc/<pid>/…`.
     pub skip_proc_self: bool,
+    /// Identical opens by one thread within this long are counted into one row (zero: every
+    /// open is a row of its own).
+    pub collapse_window: Duration,
 }
 
 impl Default for ProbeSettings {
@@ -100,6 +104,7 @@ impl Default for ProbeSettings {
                 .map(|s| s.to_string())
                 .collect(),
             skip_proc_self: true,
+            collapse_window: Duration::from_secs(1),
         }
     }
 }
@@ -137,6 +142,7 @@ impl ProbeSettings {
             c.features |= FEATURE_PROC_SELF_FILTER;
         }
         c.profile_interval_ns = u64::try_from(self.profile_interval.as_nanos()).unwrap_or(u64::MAX);
+        c.collapse_window_ns = u64::try_from(self.collapse_window.as_nanos()).unwrap_or(u64::MAX);
         for (slot, text) in c.prefixes.iter_mut().zip(&self.skip_prefixes) {
             *slot = prefix(text)?;
         }
@@ -151,11 +157,12 @@ impl ProbeSettings {
             self.skip_prefixes.join(",")
         };
         format!(
-            "syscalls={:?} profile_interval={} skip_prefixes={} skip_proc_self={}",
+            "syscalls={:?} profile_interval={} skip_prefixes={} skip_proc_self={} collapse_window={}",
             self.syscalls,
             humantime::format_duration(self.profile_interval),
             skip,
-            self.skip_proc_self
+            self.skip_proc_self,
+            humantime::format_duration(self.collapse_window)
         )
         .to_lowercase()
     }

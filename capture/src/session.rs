@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use needle_common::abi::EventKind;
+use needle_common::abi::{EventKind, OpenWindows};
 use needle_common::schema::{
     Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions,
 };
@@ -14,7 +14,8 @@ use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::AsFd;
 
 use crate::counters::{Delta, Snapshot};
-use crate::decode::Decoder;
+use crate::collapse::Windows;
+use crate::decode::{Decoder, Role};
 use crate::enrich::{Enricher, Pending};
 use crate::kernel::btf::{BtfError, KernelBtf};
 use crate::kernel::clock::BootClock;
@@ -175,6 +176,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     };
 
     let mut decoder = Decoder::new(clock);
+    let mut windows = Windows::default();
+    let mut costs = None;
     // The /proc snapshot is taken after the programs are attached: a process that starts in
     // between is in the ring buffer and the snapshot both, never in neither.
     let mut enricher = Enricher::new();
@@ -220,14 +223,21 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             let ts = rustix::time::Timespec::try_from(timeout).ok();
             let _ = poll(&mut fds, ts.as_ref());
         }
+        if stopping && costs.is_none() {
+            // Nothing records after this point: what is in the ring buffer and in the
+            // collapse windows is final.
+            costs = Some(sensor.costs());
+            sensor.detach();
+        }
         while let Some(item) = sensor.events.next() {
-            match decoder.decode(&item) {
-                Ok(decoded) if decoded.result => {
+            match decoder.decode(&item).map(|d| windows.route(d, &clock)) {
+                Ok(Some(decoded)) if decoded.role == Role::Result => {
                     if !crate::enrich::attach_result(decoded, &mut pending) {
                         unmatched_results += 1;
                     }
                 }
-                Ok(decoded) => enricher.enrich(decoded, &mut pending),
+                Ok(Some(decoded)) => enricher.enrich(decoded, &mut pending),
+                Ok(None) => {}
                 Err(_) => decode_errors += 1,
             }
             drop(item);
@@ -299,6 +309,20 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         }
     }
 
+    // The collapse windows threads still hold: their counts become rows too.
+    let open_windows: Vec<(u32, OpenWindows)> = sensor
+        .windows
+        .as_ref()
+        .map(|m| {
+            m.iter()
+                .filter_map(Result::ok)
+                .map(|(tid, raw)| (tid, bytemuck::pod_read_unaligned(&raw)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for d in windows.remaining(open_windows, &clock) {
+        enricher.enrich(d, &mut pending);
+    }
     let writer_failed = worker.failed();
     if !writer_failed {
         // Give hashes of the last executables a moment; rows never wait longer than this.
@@ -320,7 +344,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         by_kind,
         decode_errors,
         unmatched_results,
-        costs: sensor.costs(),
+        costs: costs.unwrap_or_default(),
+        collapse: windows.stats,
         lost: loss.lost,
         lost_per_cpu: loss.lost_per_cpu.clone(),
         lost_by_kind: loss.lost_by_kind.clone(),

@@ -23,6 +23,9 @@ pub struct Summary {
     pub costs: Vec<crate::loader::ProgramCost>,
     /// Connect results that arrived after their row was written (that row's `ret` is empty).
     pub unmatched_results: u64,
+    /// Collapsed opens: rows written for closed windows, the opens they stand for, and counts
+    /// whose window's first row was lost.
+    pub collapse: crate::collapse::CollapseStats,
     /// Events the kernel could not deliver.
     pub lost: u64,
     /// The same per CPU.
@@ -95,6 +98,20 @@ impl fmt::Display for Summary {
         }
         if self.decode_errors > 0 {
             writeln!(f, "  decode errors   {}", self.decode_errors)?;
+        }
+        let c = &self.collapse;
+        if c.rows > 0 || c.orphaned > 0 {
+            writeln!(
+                f,
+                "  collapsed opens {} in {} counted rows{}",
+                c.opens,
+                c.rows,
+                if c.orphaned > 0 {
+                    format!(" ({} counts lost with their window's first row)", c.orphaned)
+                } else {
+                    String::new()
+                }
+            )?;
         }
         for (name, n) in &self.counters {
             writeln!(f, "  {name:<22}{n}")?;

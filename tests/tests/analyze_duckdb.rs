@@ -56,7 +56,10 @@ fn sql_and_native_features_agree() {
         .event(39, 302, 300, "b", "/tmp/b", Detail::SendTo(Net { bytes: Some(99), ..net("198.51.100.1", 53) }))
         .event(40, 302, 300, "b", "/tmp/b", Detail::DnsResponse(Dns { rcode: Some(3), ..dns("nx.example") }))
         .event(40, 302, 300, "b", "/tmp/b", Detail::DnsResponse(Dns { rcode: Some(0), ..dns("ok.example") }))
-        .event(41, 302, 300, "b", "/tmp/b", Detail::Ptrace { request: 16, target_pid: 1, ret: 0 });
+        .event(41, 302, 300, "b", "/tmp/b", Detail::Ptrace { request: 16, target_pid: 1, ret: 0 })
+        // A collapse window: one open, then a row standing for 41 more (a write-open: file.writes).
+        .event(42, 302, 300, "b", "/tmp/b", Detail::Open { file: tmp("/tmp/log"), flags: 0o1101, mode: 0o644, ret: 3, count: None })
+        .event(43, 302, 300, "b", "/tmp/b", Detail::Open { file: tmp("/tmp/log"), flags: 0o1101, mode: 0o644, ret: 3, count: Some(41) });
     let mut host = Workload::normal("h", "h", 3);
     for e in &mut host.events {
         e.container = None;

@@ -43,6 +43,7 @@ fn hostile() -> Workload {
             flags: 0o101,
             mode: 0o755,
             ret: 3,
+            count: None,
         },
     )
     .event(

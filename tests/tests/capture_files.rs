@@ -98,7 +98,10 @@ fn file_events_filters_and_the_path_race() {
     let out_all = dir.join("traces-all");
     let skip = format!("{}/", skipped_dir.display());
     let cap_default = Capture::start(&out_default, &["--duration", "60s", "--skip-prefix", &skip]);
-    let cap_all = Capture::start(&out_all, &["--duration", "60s", "--no-default-filters"]);
+    let cap_all = Capture::start(
+        &out_all,
+        &["--duration", "60s", "--no-default-filters", "--collapse-window", "0"],
+    );
 
     let me = std::process::id();
     let tid = gettid();
@@ -116,6 +119,7 @@ fn file_events_filters_and_the_path_race() {
         flags: create_flags as u64,
         mode: 0o640,
         ret: fd,
+        count: None,
     });
     // SAFETY: writing a local buffer to our fd; fchmod of our fd.
     unsafe {
@@ -141,6 +145,7 @@ fn file_events_filters_and_the_path_race() {
         flags: ro as u64,
         mode: 0,
         ret: e,
+        count: None,
     });
 
     // Filtered by default, recorded with --no-default-filters.
@@ -191,6 +196,7 @@ fn file_events_filters_and_the_path_race() {
         flags: ro as u64,
         mode: 0,
         ret: fd,
+        count: None,
     });
     let prot = libc::PROT_READ | libc::PROT_EXEC;
     // SAFETY: a private mapping of our own file, unmapped right away.
@@ -373,6 +379,7 @@ fn file_events_filters_and_the_path_race() {
             flags,
             mode,
             ret,
+            count: None,
         } = &rows[0].detail
         else {
             unreachable!()
@@ -386,19 +393,29 @@ fn file_events_filters_and_the_path_race() {
     assert_eq!(all.counter("file_filtered"), 0, "{:?}", all.counters);
     assert_eq!(all.counter("proc_self_filtered"), 0, "{:?}", all.counters);
 
-    // The race: the opener's recorded paths are the files it actually got, in order.
+    // The race: the opener's recorded paths are the files it actually got, in order
+    // (--collapse-window 0: every open is a row).
     let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
-    for r in [def, all] {
-        let recorded: Vec<bool> = r
-            .of_thread(opener_tid)
+    let racy = |r: &Recorded| -> Vec<(bool, Option<u64>)> {
+        r.of_thread(opener_tid)
             .filter_map(|e| match &e.detail {
-                Detail::Open { file, ret, .. }
-                    if *ret >= 0 && (file.path == a_s || file.path == b_s) =>
-                {
+                Detail::Open {
+                    file, ret, count, ..
+                } if *ret >= 0 && (file.path == a_s || file.path == b_s) => {
                     assert_eq!(file.source, PathSource::Kernel);
-                    Some(file.path == b_s)
+                    Some((file.path == b_s, *count))
                 }
                 _ => None,
+            })
+            .collect()
+    };
+    {
+        let r = all;
+        let recorded: Vec<bool> = racy(r)
+            .into_iter()
+            .map(|(is_b, count)| {
+                assert_eq!(count, None, "no collapsing with --collapse-window 0");
+                is_b
             })
             .collect();
         assert_eq!(
@@ -412,4 +429,28 @@ fn file_events_filters_and_the_path_race() {
             "recorded paths are the files the kernel opened"
         );
     }
+    // By default repeats are collapsed in the kernel, keyed by the inode it opened: each
+    // file's rows and counts add up to exactly the opens that got that file.
+    let rows = racy(def);
+    let opens_of = |b: bool| -> u64 {
+        rows.iter()
+            .filter(|(is_b, _)| *is_b == b)
+            .map(|(_, count)| count.unwrap_or(1))
+            .sum()
+    };
+    let actual_of = |b: bool| actual.iter().filter(|x| **x == b).count() as u64;
+    assert_eq!(
+        (opens_of(false), opens_of(true)),
+        (actual_of(false), actual_of(true)),
+        "every racy open accounted for, by the file the kernel opened: {rows:?} (losses: {:?})",
+        def.lost_by_kind
+    );
+    let collapsed: u64 = rows.iter().filter_map(|(_, c)| *c).sum();
+    assert!(
+        rows.len() < actual.len() && collapsed > 0,
+        "repeats were collapsed: {} rows for {} opens",
+        rows.len(),
+        actual.len()
+    );
+    assert!(def.counter("open_collapsed") >= collapsed, "{:?}", def.counters);
 }

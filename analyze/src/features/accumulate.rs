@@ -173,7 +173,7 @@ impl Accumulator {
             }
             match EVENT_KINDS.get(kslot as usize) {
                 Some(&kind) => {
-                    w.kind_counts[kslot as usize] += 1;
+                    w.kind_counts[kslot as usize] += if kind == EventKind::Open { c.opens(row) } else { 1 };
                     add_row(w, kind, &c, &mut h, row, t);
                     if let (Some(e), Some(s)) = (&engine, &sig_cols) {
                         e.observe(&crate::signatures::Row::new(&c, s, row), kind, t, &mut w.sig);
@@ -258,7 +258,7 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes
             let flags = opt(&c.flags, row).unwrap_or(0);
             let ok = opt(&c.ret, row).is_none_or(|r| r >= 0);
             if flags & WRITE_FLAGS != 0 && ok {
-                w.file_writes += 1;
+                w.file_writes += c.opens(row);
                 if let Some(p) = c.path.hash(row, &mut h.path) {
                     note_time(&mut w.written, p, t, i64::min, &mut w.capped);
                 }

@@ -93,7 +93,7 @@ pub mod id {
 
 /// The fixed features, in vector order (indices in [`id`]).
 pub const FIXED: [FeatureDef; id::COUNT] = [
-    def("events.total", "events", Unscored, Log, "rows of the workload in the scanned time window"),
+    def("events.total", "events", Unscored, Log, "events of the workload in the scanned time window (a row closing a collapse window counts the opens it stands for)"),
     def("lifetime_s", "seconds", Unscored, Linear, "time between the workload's first and last event"),
     def("exe.distinct", "executables", High, Log, "distinct executable paths run (exec events)"),
     ind("exe.writable_path", "execs", High, Log, "execs of a binary under /tmp, /dev/shm, /var/tmp, a hidden dot directory, a memfd or a deleted file"),
@@ -125,7 +125,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
 
 /// Families that expand per event kind or per syscall number.
 pub const FAMILIES: [FeatureDef; 3] = [
-    def("events.{kind}", "events", Unscored, Log, "events of one kind (`{kind}` is an event kind name: exec, connect, dns_query, …); scored through its rate"),
+    def("events.{kind}", "events", Unscored, Log, "events of one kind (`{kind}` is an event kind name: exec, connect, dns_query, …; opens collapsed by capture count one each); scored through its rate"),
     def("rate.{kind}", "events/s", High, Log, "events of one kind per second of the workload's lifetime (lifetime floored at 1 s)"),
     def("syscall.{nr}", "fraction", Both, Linear, "share of syscall number `{nr}` (x86_64) in the workload's syscall histogram; one column per number seen in the input"),
 ];

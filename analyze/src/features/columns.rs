@@ -17,7 +17,7 @@ use super::FeatureError;
 pub const NEEDED: &[&str] = &[
     n::TIME, n::KIND, n::TGID, n::PPID, n::COMM, n::CGROUP_ID, n::EXE_PATH, n::CONTAINER_ID, n::WORKLOAD,
     n::PATH, n::PATH2, n::FLAGS, n::MODE, n::RET, n::DST_ADDR, n::DST_PORT, n::BYTES, n::DNS_NAME,
-    n::DNS_RCODE, n::SYSCALL, n::SYSCALL_COUNTS,
+    n::DNS_RCODE, n::SYSCALL, n::SYSCALL_COUNTS, n::COUNT,
 ];
 
 /// Context columns: the same value on every row of a workload, so the scan reads them from one
@@ -175,6 +175,8 @@ pub struct Columns {
     pub(crate) dns_rcode: Option<UInt32Array>,
     pub(crate) syscall: Option<UInt32Array>,
     pub(crate) syscall_counts: Option<MapArray>,
+    /// `count`: on `open` rows, the opens a collapse window stands for (see [`Columns::opens`]).
+    pub(crate) count: Option<UInt64Array>,
 }
 
 /// Value of a nullable primitive column at `row`.
@@ -236,7 +238,15 @@ impl Columns {
             dns_rcode: u32_col(batch, n::DNS_RCODE)?,
             syscall: u32_col(batch, n::SYSCALL)?,
             syscall_counts,
+            count: u64_col(batch, n::COUNT)?,
         })
+    }
+
+    /// Opens an `open` row stands for: 1, or the count of a row that closes a collapse window
+    /// (capture counted that many identical opens into it).
+    #[inline]
+    pub fn opens(&self, row: usize) -> u64 {
+        opt(&self.count, row).unwrap_or(1)
     }
 
     /// The `(syscall, count)` pairs of a `syscall_profile` row.

@@ -143,7 +143,7 @@ fn shell_exec_chain_judges_the_previous_image() {
 #[test]
 fn files_written_then_executed() {
     let c = Ev::in_container("c");
-    let create = |p: &str| Detail::Open { file: file(p), flags: 0o101, mode: 0o755, ret: 3 };
+    let create = |p: &str| Detail::Open { file: file(p), flags: 0o101, mode: 0o755, ret: 3, count: None };
     let t = table(&[
         c.at(1).with(create("/tmp/a")),
         c.at(2).exe("/tmp/a").with(exec()),
@@ -157,8 +157,8 @@ fn files_written_then_executed() {
         c.at(7).with(Detail::Chmod { file: file("/opt/d"), mode: 0o755, ret: 0 }),
         c.at(8).exe("/opt/d").with(exec()),
         // a read-only open and a failed write do not count.
-        c.at(9).with(Detail::Open { file: file("/etc/passwd"), flags: 0, mode: 0, ret: 3 }),
-        c.at(9).with(Detail::Open { file: file("/etc/shadow"), flags: 0o1, mode: 0, ret: -13 }),
+        c.at(9).with(Detail::Open { file: file("/etc/passwd"), flags: 0, mode: 0, ret: 3, count: None }),
+        c.at(9).with(Detail::Open { file: file("/etc/shadow"), flags: 0o1, mode: 0, ret: -13, count: None }),
     ]);
     assert_eq!(v(&t, "c", "file.written_then_executed"), 3.0);
     assert_eq!(v(&t, "c", "file.writes"), 2.0);
@@ -227,7 +227,7 @@ fn merging_partials_does_not_depend_on_the_split() {
     let events = vec![
         c.at(1).proc(200, 100, "nginx").with(Detail::Fork),
         c.at(2).proc(200, 100, "sh").exe("/bin/sh").with(exec()),
-        c.at(3).with(Detail::Open { file: file("/tmp/a"), flags: 0o101, mode: 0o755, ret: 3 }),
+        c.at(3).with(Detail::Open { file: file("/tmp/a"), flags: 0o101, mode: 0o755, ret: 3, count: None }),
         c.at(4).exe("/tmp/a").with(exec()),
         c.at(5).with(Detail::Connect(net("10.0.0.1", 3333, None))),
         c.at(6).with(Detail::DnsQuery(dns("q.example", None))),

@@ -28,7 +28,7 @@ fn attack(id: &'static str) -> Vec<Event> {
     ev.extend([
         c.at(30).proc(300, 100, "nginx").with(Detail::Fork),
         c.at(30).proc(300, 100, "sh").exe("/bin/sh").with(exec()),
-        c.at(31).proc(300, 100, "sh").with(Detail::Open { file: tmp, flags: 0o101, mode: 0o755, ret: 3 }),
+        c.at(31).proc(300, 100, "sh").with(Detail::Open { file: tmp, flags: 0o101, mode: 0o755, ret: 3, count: None }),
         c.at(32).proc(301, 300, "xmrig").exe("/tmp/.x/xmrig").with(exec()),
         c.at(33).proc(301, 300, "xmrig").with(Detail::DnsQuery(dns("x9qz7k2v.pool.example", None))),
         c.at(34).proc(301, 300, "xmrig").with(Detail::Connect(net("203.0.113.7", 3333, None))),

@@ -102,6 +102,7 @@ pub(crate) fn fixture_event(n: usize, t: &toml::Table) -> Event {
                 flags,
                 mode: i(t, "mode").unwrap_or(0o644) as u32,
                 ret,
+                count: None,
             },
             EventKind::Unlink => Detail::Unlink { file: file(), ret },
             EventKind::Rename => Detail::Rename {

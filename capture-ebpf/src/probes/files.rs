@@ -4,7 +4,8 @@
 //!   walked from the kernel's `struct file` (race-free); a failed open records the user string,
 //!   read at exit. Read-only opens under the configured system prefixes, and a process's reads of
 //!   its own `/proc/<pid>/…`, are skipped here and counted. A write-open of `/proc/<pid>/mem` is
-//!   a `proc_mem_write`.
+//!   a `proc_mem_write`. Repeats of an open the thread made within the collapse window are
+//!   counted into that open's window before any path is walked (see `crate::collapse`).
 //! * unlink/rmdir/rename/chmod/chown: the user strings at exit (the file may be gone); the
 //!   fd-based forms (fchmod, fchown) walk the kernel path.
 //! * memfd_create: the name; mmap with PROT_EXEC of a file: the file's kernel path.
@@ -13,15 +14,17 @@ use aya_ebpf::helpers::bpf_probe_read_user;
 use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use needle_common::abi::{
-    CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CallEvent, Counter, EventKind,
-    FEATURE_FILE_FILTER, FEATURE_PROC_SELF_FILTER, nr,
+    CALL_ARG_WINDOW, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CallEvent, Counter, EventKind,
+    FEATURE_FILE_FILTER, FEATURE_PROC_SELF_FILTER, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED,
+    WINDOW_ROW, nr,
 };
 
 use super::syscalls::{exit_args, syscall_arg, syscall_nr};
+use crate::collapse::{self, Seen};
 use crate::emit::{call_scratch, count_event, emit_call};
 use crate::fs::{
-    Top, USER_PATH_MAX, component_is, component_number, fd_file, file_path, matches_prefix,
-    user_path_matches_prefix, user_string,
+    Top, USER_PATH_MAX, component_is, component_number, fd_file, file_identity, file_path,
+    matches_prefix, user_path_matches_prefix, user_string,
 };
 use crate::maps::config;
 use crate::task;
@@ -86,7 +89,22 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
         (*ev).args[2] = dfd as u64;
         let filter = config().features;
         if ret >= 0 {
-            let Some(top) = file_path(ev, fd_file(ret)) else {
+            let file = fd_file(ret);
+            // A repeat of an open this thread made a moment ago is only counted: no path walk.
+            let window = match file_identity(file) {
+                Some((ino, dev)) => match collapse::seen(ino, dev, flags as u32) {
+                    Seen::Counted => return 0,
+                    Seen::New(w, index) => Some((w, index)),
+                    Seen::Untracked => None,
+                },
+                None => None,
+            };
+            let settle = |state: u32| {
+                if let Some((w, _)) = window {
+                    collapse::opened(w, state);
+                }
+            };
+            let Some(top) = file_path(ev, file) else {
                 count_event(Counter::KernelReadError);
                 return 0;
             };
@@ -95,6 +113,7 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
                     && component_is(ev, top.off[2], top.len[2], b"mem")
                     && !read_only(flags)
                 {
+                    // Always a row of its own: the window stays empty.
                     (*ev).args[3] = pid as u64;
                     emit_call(ev, EventKind::ProcMemWrite);
                     return 0;
@@ -103,13 +122,19 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
                     && read_only(flags)
                     && task::current_ns_tgid().is_ok_and(|me| me == pid)
                 {
+                    settle(WINDOW_PROC_SELF_FILTERED);
                     count_event(Counter::ProcSelfFiltered);
                     return 0;
                 }
             }
             if filter & FEATURE_FILE_FILTER != 0 && read_only(flags) && matches_prefix(ev, &top) {
+                settle(WINDOW_FILE_FILTERED);
                 count_event(Counter::FileFiltered);
                 return 0;
+            }
+            if let Some((_, index)) = window {
+                settle(WINDOW_ROW);
+                (*ev).args[CALL_ARG_WINDOW] = u64::from(index) + 1;
             }
         } else {
             let Some(len) = user_string(ev, 0, USER_PATH_MAX, path) else {

@@ -145,9 +145,11 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 
 #[tracepoint(category = "sched", name = "sched_process_exit")]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-    // Every exiting thread hands in its syscall profile (it makes no syscall after this).
+    // Every exiting thread hands in its syscall profile and its collapsed opens (it makes no
+    // syscall after this).
     if !is_self() {
         super::syscalls::flush_profile();
+        crate::collapse::thread_exit();
     }
     let off = offsets();
     let pid_tgid = bpf_get_current_pid_tgid();

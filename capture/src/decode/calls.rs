@@ -6,13 +6,13 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use needle_common::abi::{
     AF_INET, AF_INET6, CALL_FIXED, CALL_PATH_AREA, CALL_PATH_DETACHED, CALL_PATH_KERNEL,
     CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_MAX,
-    CALL_PATH3_OFFSET, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, PROFILE_SLOTS, ProfileEvent,
-    SyscallEvent, nr,
+    CALL_ARG_WINDOW, CALL_PATH3_OFFSET, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind,
+    PROFILE_SLOTS, ProfileEvent, REPEAT_THREAD_DONE, RepeatEvent, SyscallEvent, nr,
 };
 use needle_common::schema::{Detail, FilePath, Net, PathSource};
 
 use super::network::protocol_name;
-use super::{DecodeError, Decoded, Decoder, pod, pod_prefix};
+use super::{DecodeError, Decoded, Decoder, Role, pod, pod_prefix};
 
 /// Marks the start of a path whose top could not be walked (deeper than the walk limit).
 pub const ELIDED: &str = "…";
@@ -193,6 +193,7 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
             flags: c.arg(0),
             mode: c.arg(1) as u32,
             ret,
+            count: None,
         },
         EventKind::ProcMemWrite => Detail::ProcMemWrite {
             file: c.path_or_empty(),
@@ -310,7 +311,30 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
         other => return Err(DecodeError::NotFromKernel(other)),
     };
     let mut decoded = d.decoded(&c.ev.header, detail);
-    decoded.result = c.ev.flags & CALL_RESULT != 0;
+    if c.ev.flags & CALL_RESULT != 0 {
+        decoded.role = Role::Result;
+    } else if kind == EventKind::Open
+        && let Some(index) = c.arg(CALL_ARG_WINDOW).checked_sub(1)
+    {
+        decoded.role = Role::Window(index as u32);
+    }
+    Ok(decoded)
+}
+
+/// The count of a closed collapse window (or the end of a thread's windows).
+pub(super) fn repeat(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let ev: RepeatEvent = pod(bytes, "open_repeat")?;
+    // The detail is a placeholder: the row is the window's first row, copied with the count.
+    let mut decoded = d.decoded(&ev.header, Detail::Fork);
+    decoded.role = if ev.window == REPEAT_THREAD_DONE {
+        Role::ThreadDone
+    } else {
+        Role::Repeat {
+            index: ev.window,
+            count: ev.count,
+            last_ns: ev.last_ns,
+        }
+    };
     Ok(decoded)
 }
 
@@ -414,7 +438,8 @@ mod tests {
                 },
                 flags: 0o1101,
                 mode: 0o644,
-                ret: 3
+                ret: 3,
+                count: None
             }
         );
         let bytes = call_bytes(

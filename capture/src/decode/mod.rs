@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytemuck::Pod;
-use needle_common::abi::{COMM_LEN, EventHeader, EventKind, SHAPE_CALL, UnknownEventKind};
+use needle_common::abi::{
+    COMM_LEN, EventHeader, EventKind, SHAPE_CALL, SHAPE_REPEAT, UnknownEventKind,
+};
 use needle_common::schema::{Detail, Event, Process};
 
 use crate::kernel::clock::BootClock;
@@ -114,9 +116,33 @@ pub struct Decoded {
     pub parent_start_ns: u64,
     /// Executable identity, for exec records.
     pub exe: Option<KernelExe>,
-    /// Not a row of its own: the result of the call whose row a hook wrote before the call ran
-    /// (an inet connect's `ret` and local address), see [`crate::enrich::attach_result`].
-    pub result: bool,
+    /// What the record is to the rows around it.
+    pub role: Role,
+}
+
+/// How a decoded record becomes rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A row of its own.
+    Row,
+    /// A row of its own that opened collapse window `index` of its thread: later identical
+    /// opens are counted into it (see [`crate::collapse`]).
+    Window(u32),
+    /// Not a row of its own: the result of the call whose row a hook wrote before the call
+    /// ran (an inet connect's `ret` and local address), see [`crate::enrich::attach_result`].
+    Result,
+    /// Not a row of its own: window `index` of the thread closed with `count` repeats, the last
+    /// at `last_ns` (boot clock); written as a copy of the window's first row with the count.
+    Repeat {
+        /// The window.
+        index: u32,
+        /// Repeats it collapsed.
+        count: u32,
+        /// Boot-time ns of the last one.
+        last_ns: u64,
+    },
+    /// Not a row: the thread exited, its windows are gone.
+    ThreadDone,
 }
 
 /// Most tasks share a few command names; interning them saves an allocation per row.
@@ -148,6 +174,7 @@ impl Decoder {
             K::Exit => process::exit(self, bytes),
             K::Connect if header.shape == SHAPE_CALL => calls::call(self, bytes, kind),
             K::Connect | K::SendTo => network::net(self, bytes, kind),
+            K::Open if header.shape == SHAPE_REPEAT => calls::repeat(self, bytes),
             K::Open
             | K::Unlink
             | K::Rename
@@ -196,7 +223,7 @@ impl Decoder {
             start_ns: h.start_ns,
             parent_start_ns: h.parent_start_ns,
             exe: None,
-            result: false,
+            role: Role::Row,
         }
     }
 

@@ -147,7 +147,7 @@ impl Enricher {
             start_ns,
             parent_start_ns,
             exe,
-            result: _,
+            role: _,
         } = d;
         self.stats.events += 1;
         let cgroup_id = event.process.cgroup_id;

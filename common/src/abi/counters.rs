@@ -27,11 +27,17 @@ pub enum Counter {
     BpfReadFiltered,
     /// Syscall profiles that could not start because the per-thread map was full.
     ProfileMapFull,
+    /// Opens counted into a collapse window instead of written as a row of their own (each is
+    /// in the `count` of the row that closes the window).
+    OpenCollapsed,
+    /// Opens that could not be collapsed because the per-thread window map was full (they are
+    /// written one row each).
+    CollapseMapFull,
 }
 
 impl Counter {
     /// Every non-loss counter, in slot order.
-    pub const ALL: [Counter; 8] = [
+    pub const ALL: [Counter; 10] = [
         Counter::ForkThreadFiltered,
         Counter::ExitThreadFiltered,
         Counter::ExecArgvReadError,
@@ -40,6 +46,8 @@ impl Counter {
         Counter::ProcSelfFiltered,
         Counter::BpfReadFiltered,
         Counter::ProfileMapFull,
+        Counter::OpenCollapsed,
+        Counter::CollapseMapFull,
     ];
 
     /// Name used in summaries and file metadata.
@@ -53,6 +61,8 @@ impl Counter {
             Counter::ProcSelfFiltered => "proc_self_filtered",
             Counter::BpfReadFiltered => "bpf_read_filtered",
             Counter::ProfileMapFull => "profile_map_full",
+            Counter::OpenCollapsed => "open_collapsed",
+            Counter::CollapseMapFull => "collapse_map_full",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `user` feature, `bytemuck::Pod` proves at compile time that no byte is implicit padding.
 
 mod calls;
+mod collapse;
 mod counters;
 mod kind;
 mod network;
@@ -17,6 +18,10 @@ pub use calls::{
     CALL_PATH_KERNEL, CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET,
     CALL_PATH3, CALL_PATH3_MAX, CALL_PATH3_OFFSET, CALL_RESULT, CALL_SOCKET, CallEvent,
     PROFILE_SLOTS, ProfileEvent, ProfileState, SyscallEvent, nr,
+};
+pub use collapse::{
+    CALL_ARG_WINDOW, OPEN_WINDOWS, OpenWindow, OpenWindows, REPEAT_THREAD_DONE, RepeatEvent,
+    WINDOW_EMPTY, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED, WINDOW_ROW,
 };
 pub use counters::{COUNTER_SLOTS, Counter};
 pub use kind::{EVENT_KINDS, EventKind, UnknownEventKind};
@@ -40,6 +45,8 @@ pub const COMM_LEN: usize = 16;
 pub const SHAPE_PRIMARY: u32 = 0;
 /// `EventHeader::shape`: a [`CallEvent`].
 pub const SHAPE_CALL: u32 = 1;
+/// `EventHeader::shape`: a [`RepeatEvent`] (the count of a closed collapse window).
+pub const SHAPE_REPEAT: u32 = 2;
 
 /// The first bytes of every ring-buffer record.
 #[repr(C)]

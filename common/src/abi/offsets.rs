@@ -243,6 +243,9 @@ pub struct ProbeConfig {
     pub features: u32,
     /// Emit a thread's syscall profile once this many ns passed since its first count.
     pub profile_interval_ns: u64,
+    /// Collapse identical opens by one thread within this many ns into one counted row
+    /// (0: every open is a row of its own). See [`super::OpenWindows`].
+    pub collapse_window_ns: u64,
     /// Kernel-side path filter.
     pub prefixes: [PathPrefix; FILTER_PREFIXES],
 }
@@ -255,6 +258,7 @@ impl ProbeConfig {
             self_tgid: 0,
             features: 0,
             profile_interval_ns: 0,
+            collapse_window_ns: 0,
             prefixes: [PathPrefix::empty(); FILTER_PREFIXES],
         }
     }

@@ -87,9 +87,11 @@ impl<'a> KindColumns<'a> {
                 flags,
                 mode,
                 ret,
+                count,
             } => KindColumns {
                 flags: Some(*flags),
                 mode: Some(*mode),
+                count: *count,
                 ..KindColumns::file(file, Some(*ret))
             },
             D::Unlink { file, ret } => KindColumns::file(file, Some(*ret)),

@@ -213,6 +213,11 @@ pub enum Detail {
         mode: u32,
         /// The fd, or -errno.
         ret: i64,
+        /// `Some(n)`: the row closes a collapse window — the same thread opened the same file
+        /// with the same flags `n` more times after the window's first row (which is a row of
+        /// its own), the last of them at this row's time; `ret` is the first open's. `None`:
+        /// one open.
+        count: Option<u64>,
     },
     /// unlink/unlinkat/rmdir.
     Unlink {

@@ -241,6 +241,7 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
             flags: flags(),
             mode: r.u32(n::MODE).unwrap_or(0),
             ret: ret(),
+            count: r.u64(n::COUNT),
         },
         K::Unlink => Detail::Unlink {
             file: r.file(),
@@ -664,6 +665,14 @@ mod tests {
                 flags: 0o101,
                 mode: 0o600,
                 ret: 3,
+                count: None,
+            },
+            Detail::Open {
+                file: file.clone(),
+                flags: 0,
+                mode: 0,
+                ret: 4,
+                count: Some(41),
             },
             Detail::Unlink {
                 file: file.clone(),

@@ -72,7 +72,7 @@ impl Workload {
         let tmp = FilePath { path: "/tmp/.x/xmrig".into(), source: PathSource::Kernel };
         w.event(30, 300, 100, "nginx", "/usr/sbin/nginx", Detail::Fork)
             .event(30, 300, 100, "sh", "/bin/sh", exec())
-            .event(31, 300, 100, "sh", "/bin/sh", Detail::Open { file: tmp, flags: 0o101, mode: 0o755, ret: 3 })
+            .event(31, 300, 100, "sh", "/bin/sh", Detail::Open { file: tmp, flags: 0o101, mode: 0o755, ret: 3, count: None })
             .event(32, 301, 300, "xmrig", "/tmp/.x/xmrig", exec())
             .event(33, 301, 300, "xmrig", "/tmp/.x/xmrig", Detail::DnsQuery(dns("x9qz7k2v.pool.example")))
             .event(34, 301, 300, "xmrig", "/tmp/.x/xmrig", Detail::Connect(net("203.0.113.7", 3333)));

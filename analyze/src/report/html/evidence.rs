@@ -49,13 +49,15 @@ impl KindSeries {
         }
     }
 
-    fn add(&mut self, kind: &'static str, t: i64) {
+    /// Adds `n` events of `kind` at `t` (an open row that closes a collapse window stands for
+    /// more than one).
+    fn add(&mut self, kind: &'static str, t: i64, n: u64) {
         let span = (self.end_ns - self.start_ns) as i128 + 1;
         let offset = (t.clamp(self.start_ns, self.end_ns) - self.start_ns) as i128;
         let b = ((offset * BUCKETS as i128) / span) as usize;
         let row = self.counts.entry(kind).or_insert_with(|| vec![0; BUCKETS]);
         if let Some(c) = row.get_mut(b.min(BUCKETS - 1)) {
-            *c += 1;
+            *c += n;
         }
     }
 
@@ -291,7 +293,7 @@ fn read_row_group(
         .iter()
         .enumerate()
         .filter(|(_, c)| {
-            [n::TIME, n::KIND, n::WORKLOAD, n::CONTAINER_ID, n::CGROUP_ID]
+            [n::TIME, n::KIND, n::WORKLOAD, n::CONTAINER_ID, n::CGROUP_ID, n::COUNT]
                 .contains(&c.path().string().as_str())
         })
         .map(|(i, _)| i)
@@ -307,6 +309,9 @@ fn read_row_group(
                 .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
                 .ok_or_else(|| ArrowError::SchemaError("no `time` column".into()))?;
             let keys = row_keys(&batch, &h);
+            let counts = batch
+                .column_by_name(n::COUNT)
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>());
             let mut g = g
                 .lock()
                 .map_err(|_| ArrowError::ComputeError("poisoned".into()))?;
@@ -315,10 +320,12 @@ fn read_row_group(
                 if !window.contains(t) {
                     return false;
                 }
-                let kind = str_at(&batch, n::KIND, row)
-                    .and_then(|k| EventKind::from_name(&k))
-                    .map_or("unknown", EventKind::name);
-                g.add(kind, t);
+                let kind = str_at(&batch, n::KIND, row).and_then(|k| EventKind::from_name(&k));
+                let events = match (kind, counts) {
+                    (Some(EventKind::Open), Some(c)) if c.is_valid(row) => c.value(row),
+                    _ => 1,
+                };
+                g.add(kind.map_or("unknown", EventKind::name), t, events);
                 w.get(&keys[row])
                     .is_some_and(|&(first, last)| t >= first && t <= last)
             });
@@ -369,8 +376,12 @@ fn key_of_event(e: &Event, host: &str, wanted: &HashMap<String, (i64, i64)>) -> 
 
 /// Adds `e` to `w`.
 pub fn fold(w: &mut WorkloadEvents, e: &Event) {
+    let events = match e.detail {
+        Detail::Open { count: Some(c), .. } => c,
+        _ => 1,
+    };
     let kind = e.detail.kind().name();
-    w.series.add(kind, e.time_ns);
+    w.series.add(kind, e.time_ns, events);
     let id = e
         .context
         .as_ref()
