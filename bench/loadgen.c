@@ -2,6 +2,7 @@
 // prints the total operations per second. Built by bench/capture.sh with the system C compiler.
 //
 //   loadgen exec|open|getppid|connect|dns SECONDS WORKERS
+//   loadgen rate SECONDS WORKERS CALLS_PER_SECOND
 //
 // exec:    fork + execve("/bin/true") + wait   (3 lifecycle events per op: fork, exec, exit)
 // open:    open + read + close of /etc/hostname
@@ -10,6 +11,8 @@
 //          and closes in a child process)
 // dns:     a DNS query (A example.com) over a connected UDP socket to a responder of our own
 //          on 127.0.0.153:53 that answers every query, + the answer received
+// rate:    getppid at a fixed total rate, paced in 1 ms ticks (the saturation ramp: with
+//          `capture --syscalls full` every call is one event)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -81,6 +84,27 @@ static pid_t start_servers(const char *mode) {
     return 0;
 }
 
+/* getppid at `per_second` calls per second: a batch every millisecond, then sleep until the
+   next tick (a worker that falls behind does not sleep, so the rate is kept when it can be). */
+static long run_rate(double secs, double per_second) {
+    long ops = 0;
+    double per_tick = per_second / 1000.0, owed = 0;
+    struct timespec tick;
+    clock_gettime(CLOCK_MONOTONIC, &tick);
+    double end = now() + secs;
+    while (now() < end) {
+        owed += per_tick;
+        for (; owed >= 1; owed -= 1) {
+            getppid();
+            ops++;
+        }
+        tick.tv_nsec += 1000000;
+        if (tick.tv_nsec >= 1000000000) { tick.tv_sec++; tick.tv_nsec -= 1000000000; }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &tick, NULL);
+    }
+    return ops;
+}
+
 static long run(const char *mode, double secs) {
     long ops = 0;
     char buf[64];
@@ -130,14 +154,17 @@ static long run(const char *mode, double secs) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s exec|open|getppid|connect|dns SECONDS WORKERS\n", argv[0]);
+    int rate_mode = argc == 5 && strcmp(argv[1], "rate") == 0;
+    if (argc != 4 && !rate_mode) {
+        fprintf(stderr, "usage: %s exec|open|getppid|connect|dns SECONDS WORKERS\n"
+                        "       %s rate SECONDS WORKERS CALLS_PER_SECOND\n", argv[0], argv[0]);
         return 2;
     }
     const char *mode = argv[1];
     double secs = atof(argv[2]);
     int workers = atoi(argv[3]);
-    if (secs <= 0 || secs > 600 || workers < 1 || workers > 64) {
+    double per_second = rate_mode ? atof(argv[4]) : 0;
+    if (secs <= 0 || secs > 600 || workers < 1 || workers > 64 || (rate_mode && (per_second <= 0 || per_second > 1e9))) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
@@ -147,7 +174,7 @@ int main(int argc, char **argv) {
     double start = now();
     for (int w = 0; w < workers; w++) {
         if (fork() == 0) {
-            shared[w] = run(mode, secs);
+            shared[w] = rate_mode ? run_rate(secs, per_second / workers) : run(mode, secs);
             _exit(0);
         }
     }

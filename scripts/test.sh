@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup.sh
+# --bench: the peers the bench suite's smoke test runs (bpftrace, redis).
+bash scripts/setup.sh --bench
 
 if [ "${CI:-}" = "true" ]; then export NEEDLE_REQUIRE_PRIVILEGED=1; fi
 export NEEDLE_SKIP_LOG="${NEEDLE_SKIP_LOG:-$(mktemp -t needle-skips.XXXXXX)}"
