@@ -95,11 +95,12 @@ start_tracer() {
   esac
 }
 
-# stop_tracer MODE DIR: stops it; prints "events lost bytes cpu_s rss_kib" (dashes for peers).
+# stop_tracer MODE DIR: stops it; prints "events lost bytes cpu_s rss_kib secs" (dashes for
+# peers; secs is how long capture recorded).
 # Call it in this shell (not in $(…) or <(…)): it must wait for the tracer, its own child.
 stop_tracer() {
   local mode=$1 dir=$2 rss=-
-  [ -z "$tracer_pid" ] && { echo "- - - - -"; return; }
+  [ -z "$tracer_pid" ] && { echo "- - - - - -"; return; }
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$tracer_pid/status" 2>/dev/null || echo -)
   kill -INT "$tracer_pid"; wait "$tracer_pid" || true
   if [ "${mode%-full}" = capture ]; then
@@ -107,9 +108,10 @@ stop_tracer() {
     echo "$(summary_field "$s" 's/^  events *\([0-9]*\) .*/\1/p') \
 $(summary_field "$s" 's/^  events lost *\([0-9]*\) .*/\1/p') \
 $(summary_field "$s" 's/^  bytes written *\([0-9]*\) .*/\1/p') \
-$(summary_field "$s" 's/^  cpu (recording) *\([0-9.]*\) s user, \([0-9.]*\) s system.*/\1 \2/p' | awk '{print $1+$2}') $rss"
+$(summary_field "$s" 's/^  cpu (recording) *\([0-9.]*\) s user, \([0-9.]*\) s system.*/\1 \2/p' | awk '{print $1+$2}') $rss \
+$(summary_field "$s" 's/^  duration *\([0-9.]*\) s/\1/p')"
   else
-    echo "- - - - -"
+    echo "- - - - - -"
   fi
   rm -rf "$dir/traces"
 }
@@ -133,11 +135,12 @@ report() {
   for mode in $modes; do
     med=$(median < "$work/rates-$mode")
     ratio=$(awk -v a="$med" -v b="$base" 'BEGIN {printf "%.3f", a/b}')
-    read -r ev lo by cp rss < <(awk '$1 != "-" {e+=$1; l+=$2; b+=$3; c+=$4; if ($5 > r) r = $5; n++}
-      END {if (n) printf "%d %d %d %.3f %d\n", e, l, b, c, r; else print "- - - - -"}' "$work/extra-$mode")
+    read -r ev lo by cp rss dur < <(awk '$1 != "-" {e+=$1; l+=$2; b+=$3; c+=$4; if ($5 > r) r = $5; d+=$6; n++}
+      END {if (n) printf "%d %d %d %.3f %d %.3f\n", e, l, b, c, r, d; else print "- - - - - -"}' "$work/extra-$mode")
     local evs=- bpe=- cpm=- mib=-
     if [ "$ev" != - ] && [ "$ev" -gt 0 ]; then
-      evs=$(awk -v e="$ev" -v r="$reps" -v s="$secs" 'BEGIN {printf "%.0f", e/(r*s)}')
+      # Over the time capture recorded (the load runs for most of it).
+      evs=$(awk -v e="$ev" -v d="$dur" 'BEGIN {printf "%.0f", (d > 0 ? e/d : 0)}')
       bpe=$(awk -v b="$by" -v e="$ev" 'BEGIN {printf "%.1f", b/e}')
       cpm=$(awk -v c="$cp" -v e="$ev" 'BEGIN {printf "%.2f", c/e*1e6}')
       mib=$(awk -v r="$rss" 'BEGIN {printf "%.0f", r/1024}')
@@ -210,9 +213,9 @@ scenario_saturation() {
       stop_tracer capture-full "$dir" > "$dir/stopped"
       # The whole host is recorded (every syscall of every process while capture runs); the
       # offered load of the step is the calls/s the load generator achieved.
-      read -r ev lo by cp rss < "$dir/stopped"
+      read -r ev lo by cp rss dur < "$dir/stopped"
       local evs pct cpm mib
-      evs=$(awk -v e="$ev" -v d="$(summary_field "$dir/summary" 's/^  duration *\([0-9.]*\) s/\1/p')" 'BEGIN {printf "%.0f", (d > 0 ? e/d : 0)}')
+      evs=$(awk -v e="$ev" -v d="$dur" 'BEGIN {printf "%.0f", (d > 0 ? e/d : 0)}')
       pct=$(awk -v l="$lo" -v e="$ev" 'BEGIN {printf "%.2f", ((e+l) > 0 ? 100*l/(e+l) : 0)}')
       cpm=$(awk -v c="$cp" -v e="$ev" 'BEGIN {printf "%.2f", (e > 0 ? c/e*1e6 : 0)}')
       mib=$(awk -v r="$rss" 'BEGIN {printf "%.0f", r/1024}')

@@ -183,11 +183,14 @@ impl Enricher {
             .needs_user(event.detail.kind(), event.process.tgid, start_ns)
             .then(|| self.users.name(root, event.process.uid))
             .flatten();
+        // `exe_new` is about containers (created or modified after the container started): a
+        // host task's row never uses it, unless its cgroup is not known yet.
+        let may_be_container = container.is_some() || workload.is_none();
         // The executed path's own mtime decides `exe_new`: for a script the kernel's exe_file is
         // the interpreter, not the (possibly just downloaded) script. Looked up through the
         // process's root, then the container's rootfs; the kernel's inode is the fallback.
         let exe_mtime_sec = match (&event.detail, event.exe_path.as_deref()) {
-            (Detail::Exec { .. }, Some(path)) => {
+            (Detail::Exec { .. }, Some(path)) if may_be_container => {
                 let rel = path.trim_start_matches('/');
                 [
                     PathBuf::from(format!("/proc/{}/root/{rel}", event.process.tgid)),
@@ -250,8 +253,7 @@ impl Enricher {
             event.exe_path = view.exe_path.clone();
         }
         event.context = Some(view.context);
-        let container_cgroup =
-            (event.container.is_some() || event.workload.is_none()).then_some(cgroup_id);
+        let container_cgroup = may_be_container.then_some(cgroup_id);
         out.push(Pending {
             event,
             digest: view.digest,
