@@ -53,6 +53,16 @@ pub fn start_ns(task: Task) -> Result<u64, i32> {
     read::<u64>(task, offsets().task_start_boottime)
 }
 
+/// x86 `TS_COMPAT` in `thread_info.status`: the task is in a 32-bit syscall (int 0x80 or the
+/// ia32 entry), whose numbers and argument registers are not the 64-bit table's.
+const TS_COMPAT: u32 = 0x0002;
+
+/// True while the current task executes a 32-bit syscall.
+#[inline(always)]
+pub fn in_compat_syscall() -> bool {
+    read::<u32>(current(), offsets().task_ti_status).is_ok_and(|s| s & TS_COMPAT != 0)
+}
+
 /// `task->exit_code` of the current task.
 #[inline(always)]
 pub fn current_exit_code() -> Result<u32, i32> {

@@ -135,6 +135,17 @@ mod tests {
         }
     }
 
+    fn repeat(tid: u32, index: u32, count: u32, last_ns: u64) -> Decoded {
+        Decoded {
+            role: Role::Repeat {
+                index,
+                count,
+                last_ns,
+            },
+            ..open(tid, "", Role::Row, last_ns + 50)
+        }
+    }
+
     fn count_of(d: &Decoded) -> Option<u64> {
         match d.event.detail {
             Detail::Open { count, .. } => count,
@@ -148,30 +159,14 @@ mod tests {
         let mut w = Windows::default();
         let first = w.route(open(10, "/proc/stat", Role::Window(2), 100), &clock).unwrap();
         assert_eq!((first.role, count_of(&first)), (Role::Row, None));
-        let repeat = Decoded {
-            role: Role::Repeat {
-                index: 2,
-                count: 41,
-                last_ns: 900,
-            },
-            ..open(10, "", Role::Row, 950)
-        };
-        let row = w.route(repeat, &clock).unwrap();
+        let row = w.route(repeat(10, 2, 41, 900), &clock).unwrap();
         assert_eq!(count_of(&row), Some(41));
         assert_eq!(row.event.ktime_ns, 900);
         assert_eq!(row.event.time_ns, clock.wall_ns(900));
         assert!(matches!(&row.event.detail, Detail::Open { file, .. } if file.path == "/proc/stat"));
         assert_eq!((row.start_ns, row.role), (7, Role::Row));
         // The window is closed: a second count for it has no first row.
-        let again = Decoded {
-            role: Role::Repeat {
-                index: 2,
-                count: 1,
-                last_ns: 1000,
-            },
-            ..open(10, "", Role::Row, 1000)
-        };
-        assert!(w.route(again, &clock).is_none());
+        assert!(w.route(repeat(10, 2, 1, 1000), &clock).is_none());
         assert_eq!(
             w.stats,
             CollapseStats {

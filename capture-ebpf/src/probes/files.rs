@@ -19,7 +19,7 @@ use needle_common::abi::{
     WINDOW_ROW, nr,
 };
 
-use super::syscalls::{exit_args, syscall_arg, syscall_nr};
+use super::syscalls::Regs;
 use crate::collapse::{self, Seen};
 use crate::emit::{call_scratch, count_event, emit_call};
 use crate::fs::{
@@ -44,42 +44,44 @@ fn read_only(flags: u64) -> bool {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
-    let (regs, ret) = exit_args(&ctx);
-    let Some(nr) = syscall_nr(regs) else { return 0 };
+    let Some((regs, ret)) = Regs::at_exit(&ctx) else {
+        return 0;
+    };
+    let Some(nr) = regs.nr() else { return 0 };
     let Some(ev) = call_scratch(nr, ret) else {
         return 0;
     };
     let (dfd, path, flags, mode) = match nr {
         nr::OPEN => (
             AT_FDCWD,
-            syscall_arg(regs, 0),
-            syscall_arg(regs, 1),
-            syscall_arg(regs, 2),
+            regs.arg(0),
+            regs.arg(1),
+            regs.arg(2),
         ),
         nr::CREAT => (
             AT_FDCWD,
-            syscall_arg(regs, 0),
+            regs.arg(0),
             O_CREAT | O_WRONLY | O_TRUNC,
-            syscall_arg(regs, 1),
+            regs.arg(1),
         ),
         nr::OPENAT2 => {
             // struct open_how { u64 flags; u64 mode; u64 resolve; }, still in user memory.
-            let how = syscall_arg(regs, 2);
+            let how = regs.arg(2);
             // SAFETY: bpf_probe_read_user checks the address.
             let flags = unsafe { bpf_probe_read_user(how as *const u64) }.unwrap_or(0);
             let mode = unsafe { bpf_probe_read_user((how + 8) as *const u64) }.unwrap_or(0);
             (
-                syscall_arg(regs, 0) as i64,
-                syscall_arg(regs, 1),
+                regs.arg(0) as i64,
+                regs.arg(1),
                 flags,
                 mode,
             )
         }
         _ => (
-            syscall_arg(regs, 0) as i64,
-            syscall_arg(regs, 1),
-            syscall_arg(regs, 2),
-            syscall_arg(regs, 3),
+            regs.arg(0) as i64,
+            regs.arg(1),
+            regs.arg(2),
+            regs.arg(3),
         ),
     };
     // SAFETY: `ev` is this CPU's scratch.
@@ -172,12 +174,14 @@ unsafe fn proc_pid(ev: *const CallEvent, top: &Top) -> Option<u32> {
 /// unlink, rmdir, rename, chmod, chown and their *at / f* forms.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit_path(ctx: RawTracePointContext) -> i32 {
-    let (regs, ret) = exit_args(&ctx);
-    let Some(nr) = syscall_nr(regs) else { return 0 };
+    let Some((regs, ret)) = Regs::at_exit(&ctx) else {
+        return 0;
+    };
+    let Some(nr) = regs.nr() else { return 0 };
     let Some(ev) = call_scratch(nr, ret) else {
         return 0;
     };
-    let a = |i| syscall_arg(regs, i);
+    let a = |i| regs.arg(i);
     // (kind, fd for a kernel path or -1, user path, user path2, args)
     let (kind, fd, path, path2, x, y, z) = match nr {
         nr::UNLINK | nr::RMDIR => (EventKind::Unlink, -1, a(0), 0, 0, 0, 0),
@@ -218,12 +222,14 @@ pub fn sys_exit_path(ctx: RawTracePointContext) -> i32 {
 /// memfd_create and mmap with PROT_EXEC of a file.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit_memory(ctx: RawTracePointContext) -> i32 {
-    let (regs, ret) = exit_args(&ctx);
-    let Some(nr) = syscall_nr(regs) else { return 0 };
+    let Some((regs, ret)) = Regs::at_exit(&ctx) else {
+        return 0;
+    };
+    let Some(nr) = regs.nr() else { return 0 };
     if nr == nr::MMAP {
-        let prot = syscall_arg(regs, 2);
-        let flags = syscall_arg(regs, 3);
-        let fd = syscall_arg(regs, 4) as i64;
+        let prot = regs.arg(2);
+        let flags = regs.arg(3);
+        let fd = regs.arg(4) as i64;
         // Failed mmaps return -errno (a value in the top 4095 of the address space).
         if prot & PROT_EXEC == 0
             || flags & MAP_ANONYMOUS != 0
@@ -258,8 +264,8 @@ pub fn sys_exit_memory(ctx: RawTracePointContext) -> i32 {
         };
         // SAFETY: `ev` is this CPU's scratch.
         unsafe {
-            (*ev).args[0] = syscall_arg(regs, 1);
-            if let Some(len) = user_string(ev, 0, 256, syscall_arg(regs, 0)) {
+            (*ev).args[0] = regs.arg(1);
+            if let Some(len) = user_string(ev, 0, 256, regs.arg(0)) {
                 (*ev).path_len = len;
             }
             emit_call(ev, EventKind::MemfdCreate);

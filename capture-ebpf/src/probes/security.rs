@@ -16,7 +16,7 @@ use needle_common::abi::{
     Counter, EventKind, nr,
 };
 
-use super::syscalls::{exit_args, syscall_arg, syscall_nr};
+use super::syscalls::Regs;
 use crate::emit::{call_scratch, count_event, emit_call};
 use crate::fs::{USER_PATH_MAX, fd_file, file_path, user_string};
 
@@ -30,9 +30,11 @@ fn bpf_cmd_recorded(cmd: u64) -> bool {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit_security(ctx: RawTracePointContext) -> i32 {
-    let (regs, ret) = exit_args(&ctx);
-    let Some(nr) = syscall_nr(regs) else { return 0 };
-    let a = |i| syscall_arg(regs, i);
+    let Some((regs, ret)) = Regs::at_exit(&ctx) else {
+        return 0;
+    };
+    let Some(nr) = regs.nr() else { return 0 };
+    let a = |i| regs.arg(i);
     let kind = match nr {
         nr::PTRACE => EventKind::Ptrace,
         nr::PROCESS_VM_WRITEV => EventKind::ProcessVmWritev,

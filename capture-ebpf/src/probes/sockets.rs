@@ -10,7 +10,7 @@ use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use needle_common::abi::{AF_INET, AF_INET6, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, nr};
 
-use super::syscalls::{exit_args, syscall_arg, syscall_nr};
+use super::syscalls::Regs;
 use crate::emit::{call_scratch, emit_call};
 use crate::fs::{fd_file, user_string};
 use crate::maps::offsets;
@@ -22,14 +22,16 @@ const SUN_PATH_MAX: u32 = 108;
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
-    let (regs, ret) = exit_args(&ctx);
-    let Some(nr) = syscall_nr(regs) else { return 0 };
+    let Some((regs, ret)) = Regs::at_exit(&ctx) else {
+        return 0;
+    };
+    let Some(nr) = regs.nr() else { return 0 };
     let (kind, fd) = match nr {
         // A failed accept is mostly EAGAIN from an event loop: not an event.
         nr::ACCEPT | nr::ACCEPT4 if ret >= 0 => (EventKind::Accept, ret),
-        nr::BIND => (EventKind::Bind, syscall_arg(regs, 0) as i64),
-        nr::LISTEN => (EventKind::Listen, syscall_arg(regs, 0) as i64),
-        nr::CONNECT => return connect_exit(regs, ret),
+        nr::BIND => (EventKind::Bind, regs.arg(0) as i64),
+        nr::LISTEN => (EventKind::Listen, regs.arg(0) as i64),
+        nr::CONNECT => return connect_exit(&regs, ret),
         _ => return 0,
     };
     let Some(ev) = call_scratch(nr, ret) else {
@@ -43,7 +45,7 @@ pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
         // A unix socket bound to a path: the path, as the caller passed it.
         if nr == nr::BIND
             && (*ev).args[0] as u16 == AF_UNIX
-            && let Some(len) = user_string(ev, 0, SUN_PATH_MAX, syscall_arg(regs, 1) + 2)
+            && let Some(len) = user_string(ev, 0, SUN_PATH_MAX, regs.arg(1) + 2)
         {
             (*ev).path_len = len;
         }
@@ -56,13 +58,13 @@ pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
 /// already wrote, which user space completes ([`CALL_RESULT`]). unix: a row of its own, with
 /// the path from the caller's sockaddr read at exit.
 #[inline(always)]
-fn connect_exit(regs: *const u8, ret: i64) -> i32 {
+fn connect_exit(regs: &Regs, ret: i64) -> i32 {
     let Some(ev) = call_scratch(nr::CONNECT, ret) else {
         return 0;
     };
     // SAFETY: `ev` is this CPU's scratch.
     unsafe {
-        if !fill_socket(ev, syscall_arg(regs, 0) as i64) {
+        if !fill_socket(ev, regs.arg(0) as i64) {
             return 0;
         }
         let family = (*ev).args[0] as u16;
@@ -74,7 +76,7 @@ fn connect_exit(regs: *const u8, ret: i64) -> i32 {
         if family != AF_UNIX {
             return 0;
         }
-        let addr = syscall_arg(regs, 1);
+        let addr = regs.arg(1);
         match user_string(ev, 0, SUN_PATH_MAX, addr + 2) {
             Some(len) if len > 0 => (*ev).path_len = len,
             _ => {

@@ -12,18 +12,68 @@ use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
 use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use needle_common::abi::{
-    Counter, EventKind, FEATURE_FULL, FEATURE_PROFILE, PROFILE_SLOTS, ProfileEvent, ProfileState,
-    SyscallEvent,
+    Counter, EventKind, FEATURE_FULL, FEATURE_PROFILE, PROFILE_SLOTS, PT_REGS_WORDS, ProfileEvent,
+    ProfileState, SyscallEvent,
 };
 
-use crate::emit::{count_event, fill_header, is_self, output, reserve, submit};
-use crate::maps::{HANDLERS, PROFILE_SCRATCH, PROFILE_ZERO, PROFILES, config, offsets};
+use crate::emit::{count_event, fill_header, output, reserve, submit};
+use crate::maps::{HANDLERS, PROFILE_SCRATCH, PROFILE_ZERO, PROFILES, REGS_SCRATCH, config, offsets};
 use crate::task::read;
 
-/// The syscall's saved registers and return value, as `sys_exit` and its handlers get them.
+/// The syscall's saved registers and return value, as `sys_exit` gets them.
 #[inline(always)]
 pub fn exit_args(ctx: &RawTracePointContext) -> (*const u8, i64) {
     (ctx.arg::<*const u8>(0), ctx.arg::<i64>(1))
+}
+
+/// A handler's copy of the saved registers, read in one go into this CPU's scratch (too large
+/// for the eBPF stack): one helper call instead of one per argument.
+pub struct Regs {
+    words: *const [u64; PT_REGS_WORDS],
+}
+
+impl Regs {
+    /// The registers and return value of the syscall that is returning; `None` when the
+    /// registers cannot be read, or when the task is in a 32-bit (compat) syscall, whose numbers
+    /// and argument registers are another table's: counted, never decoded as a 64-bit call.
+    #[inline(always)]
+    pub fn at_exit(ctx: &RawTracePointContext) -> Option<(Regs, i64)> {
+        let (regs, ret) = exit_args(ctx);
+        if crate::task::in_compat_syscall() {
+            crate::emit::count_event(needle_common::abi::Counter::CompatSyscall);
+            return None;
+        }
+        let words = REGS_SCRATCH.get_ptr_mut(0)?;
+        let size = core::mem::size_of::<[u64; PT_REGS_WORDS]>() as u32;
+        // SAFETY: the scratch is this CPU's and as large as `size`; the helper checks `regs`.
+        if unsafe { bpf_probe_read_kernel(words as *mut _, size, regs as *const _) } < 0 {
+            return None;
+        }
+        Some((Regs { words }, ret))
+    }
+
+    /// The register at byte offset `off`.
+    #[inline(always)]
+    fn at(&self, off: u32) -> u64 {
+        // SAFETY: this CPU's scratch, filled in `at_exit` during this program run.
+        unsafe { (*self.words).get((off / 8) as usize).copied().unwrap_or(0) }
+    }
+
+    /// Syscall number (`orig_ax`).
+    #[inline(always)]
+    pub fn nr(&self) -> Option<u32> {
+        let nr = self.at(offsets().regs_nr) as i64;
+        (nr >= 0).then_some(nr as u32)
+    }
+
+    /// Argument `i` (0..6).
+    #[inline(always)]
+    pub fn arg(&self, i: usize) -> u64 {
+        match offsets().regs_args.get(i) {
+            Some(o) => self.at(*o),
+            None => 0,
+        }
+    }
 }
 
 /// Syscall number from the saved registers (`orig_ax`).
@@ -36,26 +86,18 @@ pub fn syscall_nr(regs: *const u8) -> Option<u32> {
     Some(nr as u32)
 }
 
-/// Argument `i` (0..6) of the syscall.
-#[inline(always)]
-pub fn syscall_arg(regs: *const u8, i: usize) -> u64 {
-    let off = offsets();
-    match off.regs_args.get(i) {
-        Some(o) => read::<u64>(regs, *o).unwrap_or(0),
-        None => 0,
-    }
-}
-
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let (regs, ret) = exit_args(&ctx);
     let Some(nr) = syscall_nr(regs) else { return 0 };
-    if is_self() {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let me = config().self_tgid;
+    if me != 0 && (pid_tgid >> 32) as u32 == me {
         return 0;
     }
     let features = config().features;
     if features & FEATURE_PROFILE != 0 {
-        profile_count(nr);
+        profile_count(pid_tgid as u32, nr);
     }
     if features & FEATURE_FULL != 0 {
         emit_syscall(nr, ret);
@@ -86,10 +128,9 @@ fn emit_syscall(nr: u32, ret: i64) {
 /// How often (in calls of one syscall number) a thread's profile interval is checked.
 const PROFILE_CLOCK_EVERY: u32 = 256;
 
-/// Counts syscall `nr` for the current thread; emits the profile when its interval is over.
+/// Counts syscall `nr` for the current thread `tid`; emits the profile when its interval is over.
 #[inline(always)]
-fn profile_count(nr: u32) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+fn profile_count(tid: u32, nr: u32) {
     let state = match PROFILES.get_ptr_mut(tid) {
         Some(p) => p,
         None => {

@@ -6,7 +6,7 @@ pub mod clock;
 pub mod host;
 pub mod tracefs;
 
-use needle_common::abi::{KernelOffsets, OFFSET_MISSING};
+use needle_common::abi::{KernelOffsets, OFFSET_MISSING, PT_REGS_WORDS};
 
 use btf::{BtfError, KernelBtf};
 use tracefs::{TraceFs, TracefsError};
@@ -23,6 +23,9 @@ pub enum OffsetsError {
     /// An offset does not fit the 32-bit global.
     #[error("offset of {0} does not fit in 32 bits")]
     TooLarge(&'static str),
+    /// `struct pt_regs` is laid out unlike x86_64's (the handlers read its first words at once).
+    #[error("pt_regs.{0} lies beyond the {PT_REGS_WORDS} words the syscall handlers read")]
+    RegsLayout(&'static str),
 }
 
 fn narrow(name: &'static str, v: u64) -> Result<u32, OffsetsError> {
@@ -44,7 +47,13 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
      -> Result<u32, OffsetsError> {
         narrow(m2, btf.member_offset(s1, m1)? + btf.member_offset(s2, m2)?)
     };
-    let regs = |member: &'static str| m("pt_regs", member);
+    let regs = |member: &'static str| -> Result<u32, OffsetsError> {
+        let off = m("pt_regs", member)?;
+        if off as usize + 8 > PT_REGS_WORDS * 8 {
+            return Err(OffsetsError::RegsLayout(member));
+        }
+        Ok(off)
+    };
     Ok(KernelOffsets {
         task_real_parent: m("task_struct", "real_parent")?,
         task_tgid: m("task_struct", "tgid")?,
@@ -120,5 +129,7 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
         skc_daddr: m("sock_common", "skc_daddr")?,
         skc_v6_rcv_saddr: m("sock_common", "skc_v6_rcv_saddr")?,
         skc_v6_daddr: m("sock_common", "skc_v6_daddr")?,
+        task_ti_status: m2("task_struct", "thread_info", "thread_info", "status")?,
+        _pad: 0,
     })
 }

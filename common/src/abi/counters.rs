@@ -33,11 +33,16 @@ pub enum Counter {
     /// Opens that could not be collapsed because the per-thread window map was full (they are
     /// written one row each).
     CollapseMapFull,
+    /// 32-bit (compat) syscalls (int 0x80 or the ia32 entry on a 64-bit kernel) that reached a
+    /// recording handler: their numbers and registers follow the ia32 table, so they are counted
+    /// here instead of being decoded as the 64-bit call of the same number. (One whose 64-bit
+    /// twin has no handler — a 32-bit open is 64-bit fstat — is not counted.)
+    CompatSyscall,
 }
 
 impl Counter {
     /// Every non-loss counter, in slot order.
-    pub const ALL: [Counter; 10] = [
+    pub const ALL: [Counter; 11] = [
         Counter::ForkThreadFiltered,
         Counter::ExitThreadFiltered,
         Counter::ExecArgvReadError,
@@ -48,6 +53,7 @@ impl Counter {
         Counter::ProfileMapFull,
         Counter::OpenCollapsed,
         Counter::CollapseMapFull,
+        Counter::CompatSyscall,
     ];
 
     /// Name used in summaries and file metadata.
@@ -63,6 +69,7 @@ impl Counter {
             Counter::ProfileMapFull => "profile_map_full",
             Counter::OpenCollapsed => "open_collapsed",
             Counter::CollapseMapFull => "collapse_map_full",
+            Counter::CompatSyscall => "compat_syscall",
         }
     }
 }

@@ -114,6 +114,11 @@ pub struct KernelOffsets {
     pub skc_v6_rcv_saddr: u32,
     /// `sock_common::skc_v6_daddr`
     pub skc_v6_daddr: u32,
+    /// `task_struct::thread_info` + `thread_info::status` (x86: `TS_COMPAT` during a 32-bit
+    /// syscall)
+    pub task_ti_status: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<KernelOffsets>().is_multiple_of(8));
@@ -173,6 +178,8 @@ impl KernelOffsets {
             skc_daddr: 0,
             skc_v6_rcv_saddr: 0,
             skc_v6_daddr: 0,
+            task_ti_status: 0,
+            _pad: 0,
         }
     }
 }
@@ -219,6 +226,10 @@ impl PathPrefix {
         }
     }
 }
+
+/// 8-byte words of the saved registers (`struct pt_regs`, x86_64) a syscall-exit handler reads
+/// in one go; every `regs_*` offset lies inside them.
+pub const PT_REGS_WORDS: usize = 21;
 
 /// `ProbeConfig::features`: count syscalls per thread and emit profiles.
 pub const FEATURE_PROFILE: u32 = 1 << 0;
