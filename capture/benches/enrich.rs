@@ -74,14 +74,17 @@ fn main() {
     for d in stream {
         enricher.enrich(d, &mut out);
         if out.len() >= 1 << 16 {
-            for p in out.drain(..) {
-                written += enricher.finish(p).process.pid as usize & 1;
+            for p in out.iter_mut() {
+                enricher.finish(p);
+                written += p.event.process.pid as usize & 1;
             }
+            out.clear();
             enricher.flushed();
         }
     }
-    for p in out.drain(..) {
-        written += enricher.finish(p).process.pid as usize & 1;
+    for p in out.iter_mut() {
+        enricher.finish(p);
+        written += p.event.process.pid as usize & 1;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(

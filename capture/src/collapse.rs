@@ -5,11 +5,10 @@
 //! until the window closes; its count then becomes a copy of that row with `count` set and
 //! the time of the last repeat, enriched and written like any other row.
 
-use std::collections::HashMap;
-
 use needle_common::abi::{OPEN_WINDOWS, OpenWindows, WINDOW_ROW};
 use needle_common::schema::Detail;
 
+use crate::hashing::Map;
 use crate::decode::{Decoded, Role};
 use crate::kernel::clock::BootClock;
 
@@ -32,7 +31,7 @@ pub struct CollapseStats {
 /// The first rows of the open windows, by thread id and window index.
 #[derive(Default)]
 pub struct Windows {
-    first: HashMap<(u32, u32), Decoded>,
+    first: Map<(u32, u32), Decoded>,
     /// Counts so far.
     pub stats: CollapseStats,
 }

@@ -16,6 +16,7 @@ pub mod collapse;
 pub mod counters;
 pub mod decode;
 pub mod enrich;
+pub mod hashing;
 pub mod kernel;
 pub mod loader;
 pub mod output;

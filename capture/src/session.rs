@@ -88,10 +88,9 @@ pub enum CaptureError {
 const COUNTER_PERIOD: Duration = Duration::from_secs(1);
 /// Longest wait for the ring buffer before checking timers and the stop flag.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-/// Rows per batch the reader hands the writer thread, which builds and encodes them: a row
-/// group (up to `--row-group-rows`) is sorted as a whole, then sent in batches this size, so
-/// neither the whole row group in Arrow form (about 800 bytes a row) nor its building ever
-/// holds up the reader.
+/// Rows per Arrow batch the writer thread builds and encodes from a row group (up to
+/// `--row-group-rows`, sorted as a whole by the reader): the whole row group in Arrow form
+/// (about 800 bytes a row) is never held at once.
 pub const BATCH_ROWS: usize = 16 * 1024;
 
 struct SegmentState {
@@ -108,8 +107,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     }
     let host = HostInfo::read();
     let tracefs = TraceFs::open_or_mount()?;
-    let btf = KernelBtf::running()?;
-    let offsets = resolve_offsets(&btf, &tracefs)?;
+    // The parsed kernel BTF is large and only needed for the offsets: dropped right here.
+    let offsets = resolve_offsets(&KernelBtf::running()?, &tracefs)?;
     let dir = OutputDir::open_or_create(&config.output)?;
     let stale = dir.files_ending_with(PARTIAL_SUFFIX);
     for name in &stale {
@@ -161,9 +160,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     let deadline = config.duration.map(|d| started + d);
     let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write);
     let output_dir = writer.dir().path().to_path_buf();
-    // Room for a whole default row group in batches: a flush never waits for the writer.
-    let queue = (config.write.row_group_rows / BATCH_ROWS).clamp(2, 16);
-    let worker = Worker::spawn(writer, &host.hostname, queue);
+    // One row group may wait while the writer encodes the one before: the reader hands over a
+    // full group without waiting, and at most three are alive (filling, waiting, encoding).
+    // (Handing over only when the writer is idle keeps two alive, but stalls the reader long
+    // enough to lose events at 700 K events/s.)
+    let worker = Worker::spawn(writer, &host.hostname, 1, BATCH_ROWS);
 
     let base_meta = TraceMetadata {
         schema_version: SCHEMA_VERSION,
@@ -421,22 +422,17 @@ fn flush(
         return;
     }
     // A row group is sorted by time. Records arrive nearly in order (one ring buffer), so the
-    // sort is close to a linear pass.
+    // sort is close to a linear pass. The rows are settled in place and the whole group goes to
+    // the writer in one move: an event is a few hundred bytes, and copying each one again was
+    // the reader's largest cost.
     pending.sort_by_key(|p| p.event.ktime_ns);
-    let mut rows = Vec::with_capacity(BATCH_ROWS);
-    for p in pending.drain(..) {
-        let event = enricher.finish(p);
-        *by_kind.entry(event.detail.kind()).or_default() += 1;
-        rows.push(event);
-        if rows.len() == BATCH_ROWS {
-            worker.send(Job::Rows(std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS))));
-        }
+    for p in pending.iter_mut() {
+        enricher.finish(p);
+        *by_kind.entry(p.event.detail.kind()).or_default() += 1;
     }
     enricher.flushed();
-    if !rows.is_empty() {
-        worker.send(Job::Rows(rows));
-    }
-    worker.send(Job::EndRowGroup);
+    let capacity = pending.capacity();
+    worker.send(Job::Rows(std::mem::replace(pending, Vec::with_capacity(capacity))));
 }
 
 fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> TraceMetadata {

@@ -11,7 +11,6 @@ mod process;
 
 pub use calls::{ELIDED, kernel_path};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytemuck::Pod;
@@ -20,6 +19,7 @@ use needle_common::abi::{
 };
 use needle_common::schema::{Detail, Event, Process};
 
+use crate::hashing::Map;
 use crate::kernel::clock::BootClock;
 
 /// A record that could not be decoded. Counted and reported; never fatal.
@@ -151,7 +151,7 @@ const COMM_CACHE_MAX: usize = 4096;
 /// Decodes records; holds the clock conversion and small caches.
 pub struct Decoder {
     clock: BootClock,
-    comms: HashMap<[u8; COMM_LEN], Arc<str>>,
+    comms: Map<[u8; COMM_LEN], Arc<str>>,
 }
 
 impl Decoder {
@@ -159,7 +159,7 @@ impl Decoder {
     pub fn new(clock: BootClock) -> Self {
         Decoder {
             clock,
-            comms: HashMap::new(),
+            comms: Map::default(),
         }
     }
 

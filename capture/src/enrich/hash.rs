@@ -7,7 +7,6 @@
 //! `fstat` against the kernel's identity before it is hashed, so a path that now names another
 //! file is never attributed.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -19,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use sha2::{Digest, Sha256};
+
+use crate::hashing::Map;
 
 /// The identity of an executable file, as the kernel saw it at exec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,7 +71,7 @@ struct Job {
 pub struct Hasher {
     jobs: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
-    cache: HashMap<ExeKey, Arc<DigestSlot>>,
+    cache: Map<ExeKey, Arc<DigestSlot>>,
     /// Shared counters.
     pub stats: Arc<HashStats>,
 }
@@ -97,7 +98,7 @@ impl Hasher {
         Hasher {
             jobs: Some(tx),
             workers,
-            cache: HashMap::new(),
+            cache: Map::default(),
             stats,
         }
     }

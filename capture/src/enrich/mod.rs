@@ -8,13 +8,13 @@ pub mod hash;
 pub mod process;
 pub mod users;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use needle_common::schema::{Detail, Event, Process};
 
+use crate::hashing::Map;
 use crate::decode::Decoded;
 use container::{ContainerInfo, ContainerResolver, Resolution};
 use hash::{DigestSlot, Hasher};
@@ -105,7 +105,7 @@ pub struct Enricher {
     hasher: Hasher,
     users: UserDb,
     /// Latest metadata of every container seen, by cgroup id (kept until its rows are written).
-    live: HashMap<u64, Arc<ContainerInfo>>,
+    live: Map<u64, Arc<ContainerInfo>>,
     /// Containers whose cgroup is gone, removed from `live` after the next flush.
     stopped: Vec<u64>,
     cgroup2_root: Option<PathBuf>,
@@ -131,7 +131,7 @@ impl Enricher {
             table,
             hasher: Hasher::new(2, 4096),
             users: UserDb::default(),
-            live: HashMap::new(),
+            live: Map::default(),
             stopped: Vec::new(),
             cgroup2_root,
             last_stop_check: Instant::now(),
@@ -262,12 +262,12 @@ impl Enricher {
         });
     }
 
-    /// The row as it is written: with its executable's digest if ready, and its container's
-    /// latest metadata.
-    pub fn finish(&mut self, p: Pending) -> Event {
-        let mut event = p.event;
+    /// Settles the row as it is written, in place: its executable's digest if ready, and its
+    /// container's latest metadata.
+    pub fn finish(&mut self, p: &mut Pending) {
+        let event = &mut p.event;
         if event.exe_sha256.is_none() {
-            event.exe_sha256 = p.digest.and_then(|d| d.get().cloned().flatten());
+            event.exe_sha256 = p.digest.take().and_then(|d| d.get().cloned().flatten());
         }
         if event.workload.is_none()
             && let Some(cg) = p.container_cgroup
@@ -297,7 +297,6 @@ impl Enricher {
                 event.context = Some(Arc::new(c));
             }
         }
-        event
     }
 
     /// Called after a flush: containers that stopped no longer need their metadata kept.

@@ -4,7 +4,6 @@
 //! come from the kernel (`tgid` + `group_leader->start_boottime`, in clock ticks, exactly what
 //! `/proc/<pid>/stat` reports), so rows of different captures and a reused pid never mix.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,6 +11,8 @@ use needle_common::abi::EventKind;
 use needle_common::schema::ProcessContext;
 
 use super::hash::DigestSlot;
+
+use crate::hashing::Map;
 
 /// Ancestors kept per process.
 pub const MAX_ANCESTRY: usize = 8;
@@ -86,7 +87,7 @@ pub struct TableStats {
 
 /// The process table.
 pub struct ProcessTable {
-    procs: HashMap<u32, Proc>,
+    procs: Map<u32, Proc>,
     tick_ns: u64,
     cap: usize,
     /// Counters.
@@ -108,7 +109,7 @@ impl ProcessTable {
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         let hz = if hz > 0 { hz as u64 } else { 100 };
         ProcessTable {
-            procs: HashMap::new(),
+            procs: Map::default(),
             tick_ns: 1_000_000_000 / hz,
             cap,
             stats: TableStats::default(),

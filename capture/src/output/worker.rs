@@ -7,17 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, bounded};
-use needle_common::schema::{Event, TraceBatchBuilder, TraceMetadata};
+use needle_common::schema::{TraceBatchBuilder, TraceMetadata};
+
+use crate::enrich::Pending;
 
 use super::segment::{FinishedSegment, SegmentError, SegmentWriter};
 
 /// A request to the writer thread.
 pub enum Job {
-    /// Rows to append to the current row group, in the order given (the reader sorts a row
-    /// group's rows by time before it hands them over in batches).
-    Rows(Vec<Event>),
-    /// End the current row group.
-    EndRowGroup,
+    /// One row group's rows, in the order given (the reader sorts them by time and settles
+    /// them before it hands them over).
+    Rows(Vec<Pending>),
     /// Finalize the open segment with this metadata.
     Finalize(Box<TraceMetadata>),
 }
@@ -43,6 +43,25 @@ pub struct WriterOutcome {
     pub partial: Option<String>,
 }
 
+/// Writes `rows` as one row group, built and encoded `batch_rows` at a time.
+fn write_row_group(
+    writer: &mut SegmentWriter,
+    builder: &mut TraceBatchBuilder,
+    rows: &[Pending],
+    batch_rows: usize,
+) -> Result<(), SegmentError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for chunk in rows.chunks(batch_rows.max(1)) {
+        for p in chunk {
+            builder.push(&p.event);
+        }
+        writer.write(&builder.finish())?;
+    }
+    writer.end_row_group()
+}
+
 /// Handle to the running writer thread.
 pub struct Worker {
     jobs: Option<Sender<Job>>,
@@ -53,8 +72,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread; at most `queue` jobs wait at once.
-    pub fn spawn(mut writer: SegmentWriter, host: &str, queue: usize) -> Worker {
+    /// Starts the thread; at most `queue` jobs wait at once. A row group is built and encoded
+    /// in Arrow batches of `batch_rows` rows.
+    pub fn spawn(mut writer: SegmentWriter, host: &str, queue: usize, batch_rows: usize) -> Worker {
         let (tx, rx) = bounded::<Job>(queue);
         let shared = Arc::new(Shared::default());
         let error_text = Arc::new(Mutex::new(None));
@@ -66,14 +86,7 @@ impl Worker {
                 let mut error = None;
                 for job in rx {
                     let result = match job {
-                        Job::Rows(rows) => {
-                            for e in &rows {
-                                builder.push(e);
-                            }
-                            drop(rows);
-                            writer.write(&builder.finish())
-                        }
-                        Job::EndRowGroup => writer.end_row_group(),
+                        Job::Rows(rows) => write_row_group(&mut writer, &mut builder, &rows, batch_rows),
                         Job::Finalize(meta) => writer.finalize(*meta).map(|seg| {
                             sh.done_bytes.fetch_add(seg.bytes, Ordering::Relaxed);
                         }),

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use needle_common::schema::Container;
 
+use crate::hashing::Map;
+
 pub use path::{Runtime, host_workload_key, is_container_id, parse_cgroup_path};
 pub use runtime::{MetadataError, RuntimeRoots};
 pub use walk::cgroup2_root_from_mountinfo;
@@ -112,7 +114,7 @@ pub struct ContainerResolver {
     /// cgroup id → path, from the last walk.
     paths: HashMap<u64, String>,
     /// cgroup id → answer.
-    resolved: HashMap<u64, Cached>,
+    resolved: Map<u64, Cached>,
     /// container id → metadata, read once per container.
     containers: HashMap<String, Known>,
     stats: ResolverStats,
@@ -128,7 +130,7 @@ impl ContainerResolver {
             metadata_retry: METADATA_RETRY,
             last_walk: None,
             paths: HashMap::new(),
-            resolved: HashMap::new(),
+            resolved: Map::default(),
             containers: HashMap::new(),
             stats: ResolverStats::default(),
         }
