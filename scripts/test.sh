@@ -16,6 +16,7 @@ export NEEDLE_SKIP_LOG="${NEEDLE_SKIP_LOG:-$(mktemp -t needle-skips.XXXXXX)}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export NEEDLE_PYTHON="${NEEDLE_PYTHON:-$PWD/target/py/bin/python}"
 
+cargo fmt --all --check
 cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
 (cd capture-ebpf && cargo +nightly clippy --release --target bpfel-unknown-none -Z build-std=core -- -D warnings)

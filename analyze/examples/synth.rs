@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use needle_common::schema::{
-    arrow_schema, writer_properties, Container, Detail, Dns, Event, FilePath, Net, PathSource, Process,
-    TraceBatchBuilder, TraceMetadata, WriteOptions, SCHEMA_VERSION,
+    Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, SCHEMA_VERSION,
+    TraceBatchBuilder, TraceMetadata, WriteOptions, arrow_schema, writer_properties,
 };
 use parquet::arrow::ArrowWriter;
 use rayon::prelude::*;
@@ -52,11 +52,27 @@ struct Workload {
 }
 
 const EXES: &[&str] = &[
-    "/usr/sbin/nginx", "/usr/bin/python3", "/usr/local/bin/node", "/usr/bin/java", "/usr/sbin/postgres",
-    "/usr/bin/redis-server", "/bin/sh", "/bin/bash", "/usr/bin/curl", "/usr/local/bin/app", "/usr/bin/ruby",
-    "/usr/sbin/sshd", "/usr/bin/perl", "/opt/app/bin/server", "/usr/bin/envoy", "/usr/bin/gunicorn",
+    "/usr/sbin/nginx",
+    "/usr/bin/python3",
+    "/usr/local/bin/node",
+    "/usr/bin/java",
+    "/usr/sbin/postgres",
+    "/usr/bin/redis-server",
+    "/bin/sh",
+    "/bin/bash",
+    "/usr/bin/curl",
+    "/usr/local/bin/app",
+    "/usr/bin/ruby",
+    "/usr/sbin/sshd",
+    "/usr/bin/perl",
+    "/opt/app/bin/server",
+    "/usr/bin/envoy",
+    "/usr/bin/gunicorn",
 ];
-const COMMON_SYSCALLS: &[u32] = &[0, 1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 20, 21, 23, 39, 41, 42, 44, 45, 47, 56, 59, 60, 61, 62, 72, 89, 202, 228, 230, 231, 232, 257, 262, 270, 281, 291, 318];
+const COMMON_SYSCALLS: &[u32] = &[
+    0, 1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 20, 21, 23, 39, 41, 42, 44, 45, 47, 56, 59,
+    60, 61, 62, 72, 89, 202, 228, 230, 231, 232, 257, 262, 270, 281, 291, 318,
+];
 const PORTS: &[u16] = &[443, 443, 443, 5432, 6379, 80, 53, 8080, 9092, 27017];
 
 fn hex_id(i: usize) -> String {
@@ -68,7 +84,12 @@ fn workloads(n: usize) -> Vec<Workload> {
     (0..n)
         .map(|i| {
             let mut r = Rng(1 + i as u64 * 7919);
-            let image = format!("registry.example/team-{}/svc-{}:{}", i % 20, i % 200, 1 + i % 7);
+            let image = format!(
+                "registry.example/team-{}/svc-{}:{}",
+                i % 20,
+                i % 200,
+                1 + i % 7
+            );
             let container = Arc::new(Container {
                 id: hex_id(i).into(),
                 name: Some(format!("svc-{}-{}", i % 200, i).into()),
@@ -81,23 +102,40 @@ fn workloads(n: usize) -> Vec<Workload> {
             let procs = (0..(5 + r.below(16)))
                 .map(|p| {
                     let exe = EXES[(i + p as usize * 3) % EXES.len()];
-                    Proc { tgid: 1000 + p as u32 * 17, comm: exe.rsplit('/').next().unwrap_or(exe).into(), exe: exe.into() }
+                    Proc {
+                        tgid: 1000 + p as u32 * 17,
+                        comm: exe.rsplit('/').next().unwrap_or(exe).into(),
+                        exe: exe.into(),
+                    }
                 })
                 .collect();
-            Workload { container, cgroup: 10_000 + i as u64, procs }
+            Workload {
+                container,
+                cgroup: 10_000 + i as u64,
+                procs,
+            }
         })
         .collect()
 }
 
 fn net(r: &mut Rng) -> Net {
-    let port = if r.below(100) == 0 { 1024 + r.below(60_000) as u16 } else { PORTS[r.below(PORTS.len() as u64) as usize] };
+    let port = if r.below(100) == 0 {
+        1024 + r.below(60_000) as u16
+    } else {
+        PORTS[r.below(PORTS.len() as u64) as usize]
+    };
     let a = r.skewed(5000);
     Net {
         family: "inet".into(),
         protocol: "tcp".into(),
         src_addr: Some("10.0.0.2".into()),
         src_port: Some(30_000 + r.below(30_000) as u16),
-        dst_addr: Some(format!("10.{}.{}.{}", a / 65536 % 256, a / 256 % 256, a % 256)),
+        dst_addr: Some(format!(
+            "10.{}.{}.{}",
+            a / 65536 % 256,
+            a / 256 % 256,
+            a % 256
+        )),
         dst_port: Some(port),
         bytes: None,
         ret: Some(0),
@@ -111,8 +149,18 @@ fn dns(r: &mut Rng, response: bool) -> Dns {
         qtype: if r.below(2) == 0 { 1 } else { 28 },
         id: r.below(65536) as u16,
         rcode: response.then(|| if r.below(20) == 0 { 3 } else { 0 }),
-        answers: if response { vec!["10.1.2.3".into()] } else { vec![] },
-        net: Net { family: "inet".into(), protocol: "udp".into(), dst_addr: Some("10.96.0.10".into()), dst_port: Some(53), ..Default::default() },
+        answers: if response {
+            vec!["10.1.2.3".into()]
+        } else {
+            vec![]
+        },
+        net: Net {
+            family: "inet".into(),
+            protocol: "udp".into(),
+            dst_addr: Some("10.96.0.10".into()),
+            dst_port: Some(53),
+            ..Default::default()
+        },
     }
 }
 
@@ -124,46 +172,109 @@ fn file(r: &mut Rng) -> FilePath {
         2 => format!("/tmp/sess_{n}"),
         _ => format!("/etc/app/conf.d/{n}.yaml"),
     };
-    FilePath { path, source: PathSource::Kernel }
+    FilePath {
+        path,
+        source: PathSource::Kernel,
+    }
 }
 
 /// One event's detail, drawn from the kind mix (per mille).
 fn detail(r: &mut Rng) -> Detail {
     let x = r.below(1000);
     match x {
-        0..300 => Detail::Syscall { nr: COMMON_SYSCALLS[r.skewed(COMMON_SYSCALLS.len() as u64) as usize], ret: Some(0) },
+        0..300 => Detail::Syscall {
+            nr: COMMON_SYSCALLS[r.skewed(COMMON_SYSCALLS.len() as u64) as usize],
+            ret: Some(0),
+        },
         300..600 => {
             let write = r.below(10) == 0;
-            Detail::Open { file: file(r), flags: if write { 0o101 } else { 0 }, mode: 0o644, ret: 3, count: None }
+            Detail::Open {
+                file: file(r),
+                flags: if write { 0o101 } else { 0 },
+                mode: 0o644,
+                ret: 3,
+                count: None,
+            }
         }
         600..680 => Detail::Connect(net(r)),
         680..730 => Detail::Accept(net(r)),
-        730..770 => Detail::SendTo(Net { bytes: Some(64 + r.below(1400)), protocol: "udp".into(), ..net(r) }),
+        730..770 => Detail::SendTo(Net {
+            bytes: Some(64 + r.below(1400)),
+            protocol: "udp".into(),
+            ..net(r)
+        }),
         770..800 => Detail::DnsQuery(dns(r, false)),
         800..830 => Detail::DnsResponse(dns(r, true)),
-        830..850 => Detail::Exec { argv: vec!["app".into(), "--serve".into()], truncated: false },
+        830..850 => Detail::Exec {
+            argv: vec!["app".into(), "--serve".into()],
+            truncated: false,
+        },
         850..870 => Detail::Fork,
-        870..895 => Detail::Exit { code: Some(0), signal: None },
-        895..925 => Detail::MmapExec { file: file(r), prot: 5 },
-        925..935 => Detail::Unlink { file: file(r), ret: 0 },
-        935..945 => Detail::Rename { file: file(r), new_path: file(r).path, ret: 0 },
-        945..955 => Detail::Chmod { file: file(r), mode: 0o644, ret: 0 },
+        870..895 => Detail::Exit {
+            code: Some(0),
+            signal: None,
+        },
+        895..925 => Detail::MmapExec {
+            file: file(r),
+            prot: 5,
+        },
+        925..935 => Detail::Unlink {
+            file: file(r),
+            ret: 0,
+        },
+        935..945 => Detail::Rename {
+            file: file(r),
+            new_path: file(r).path,
+            ret: 0,
+        },
+        945..955 => Detail::Chmod {
+            file: file(r),
+            mode: 0o644,
+            ret: 0,
+        },
         955..995 => {
             let k = 10 + r.below(10) as usize;
-            let mut counts: Vec<(u32, u64)> = (0..k).map(|i| (COMMON_SYSCALLS[i * 2 % COMMON_SYSCALLS.len()], 1 + r.below(500))).collect();
+            let mut counts: Vec<(u32, u64)> = (0..k)
+                .map(|i| {
+                    (
+                        COMMON_SYSCALLS[i * 2 % COMMON_SYSCALLS.len()],
+                        1 + r.below(500),
+                    )
+                })
+                .collect();
             counts.sort_unstable();
             counts.dedup_by_key(|c| c.0);
             Detail::SyscallProfile { counts }
         }
-        995..997 => Detail::SetId { uid: Some(1000), gid: None, nr: 105, ret: 0 },
-        997..998 => Detail::MemfdCreate { name: "jit".into(), flags: 1, ret: 5 },
-        998..999 => Detail::Unshare { flags: 0x2000_0000, ret: 0 },
-        _ => Detail::Ptrace { request: 0, target_pid: 1, ret: -1 },
+        995..997 => Detail::SetId {
+            uid: Some(1000),
+            gid: None,
+            nr: 105,
+            ret: 0,
+        },
+        997..998 => Detail::MemfdCreate {
+            name: "jit".into(),
+            flags: 1,
+            ret: 5,
+        },
+        998..999 => Detail::Unshare {
+            flags: 0x2000_0000,
+            ret: 0,
+        },
+        _ => Detail::Ptrace {
+            request: 0,
+            target_pid: 1,
+            ret: -1,
+        },
     }
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -172,14 +283,22 @@ fn main() {
     let n_workloads: usize = arg(&args, "--workloads", 100);
     let files: usize = arg(&args, "--files", 4).max(1);
     let out: PathBuf = arg(&args, "--out", PathBuf::from("target/bench/synth"));
-    let page_rows: Option<usize> = args.iter().any(|a| a == "--page-rows").then(|| arg(&args, "--page-rows", usize::MAX));
+    let page_rows: Option<usize> = args
+        .iter()
+        .any(|a| a == "--page-rows")
+        .then(|| arg(&args, "--page-rows", usize::MAX));
     let all = workloads(n_workloads);
     let per_file = events / files as u64;
     const T0: i64 = 1_800_000_000 * 1_000_000_000;
     const HOUR: i64 = 3_600_000_000_000;
     (0..files).into_par_iter().for_each(|f| {
         let host = format!("node-{f}");
-        let mine: Vec<&Workload> = all.iter().enumerate().filter(|(i, _)| i % files == f).map(|(_, w)| w).collect();
+        let mine: Vec<&Workload> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % files == f)
+            .map(|(_, w)| w)
+            .collect();
         if mine.is_empty() {
             return;
         }
@@ -200,10 +319,18 @@ fn main() {
         let mut props = writer_properties(&opts, meta.to_key_values()).expect("writer properties");
         if let Some(rows) = page_rows {
             // Experiment only: another page row limit than needle's writer uses.
-            props = props.into_builder().set_data_page_row_count_limit(rows).build();
+            props = props
+                .into_builder()
+                .set_data_page_row_count_limit(rows)
+                .build();
         }
         let tmp = dir.join(".seg-0.parquet.tmp");
-        let mut w = ArrowWriter::try_new(std::fs::File::create(&tmp).expect("create"), arrow_schema(), Some(props)).expect("writer");
+        let mut w = ArrowWriter::try_new(
+            std::fs::File::create(&tmp).expect("create"),
+            arrow_schema(),
+            Some(props),
+        )
+        .expect("writer");
         let mut b = TraceBatchBuilder::new(&host);
         let mut r = Rng(0xdead_beef ^ ((f as u64 + 1) * 0x1234_5678_9abc));
         for i in 0..per_file {
@@ -213,7 +340,15 @@ fn main() {
             b.push(&Event {
                 time_ns: t,
                 ktime_ns: (t - T0) as u64,
-                process: Process { pid: p.tgid, tgid: p.tgid, ppid: 1, uid: 0, gid: 0, comm: p.comm.clone(), cgroup_id: wl.cgroup },
+                process: Process {
+                    pid: p.tgid,
+                    tgid: p.tgid,
+                    ppid: 1,
+                    uid: 0,
+                    gid: 0,
+                    comm: p.comm.clone(),
+                    cgroup_id: wl.cgroup,
+                },
                 exe_path: Some(p.exe.clone()),
                 exe_sha256: None,
                 container: Some(wl.container.clone()),
@@ -232,5 +367,11 @@ fn main() {
         w.close().expect("close");
         std::fs::rename(&tmp, dir.join("seg-0.parquet")).expect("rename");
     });
-    eprintln!("wrote {} events over {} workloads into {} files under {}", per_file * files as u64, n_workloads, files, out.display());
+    eprintln!(
+        "wrote {} events over {} workloads into {} files under {}",
+        per_file * files as u64,
+        n_workloads,
+        files,
+        out.display()
+    );
 }

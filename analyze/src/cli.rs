@@ -25,7 +25,12 @@ use crate::scan::{TimeBound, WindowSpec};
 ///   analyze eval datasets/lab-test --model my.model --labels datasets/lab-test/labels.csv
 ///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
 #[derive(Debug, Parser)]
-#[command(name = "analyze", version, args_conflicts_with_subcommands = true, verbatim_doc_comment)]
+#[command(
+    name = "analyze",
+    version,
+    args_conflicts_with_subcommands = true,
+    verbatim_doc_comment
+)]
 pub struct Cli {
     /// A subcommand; without one, rank the workloads of FILES.
     #[command(subcommand)]
@@ -235,7 +240,9 @@ pub enum CliError {
     #[error("no input: give trace files or directories (see --help)")]
     NoInput,
     /// A `--since`/`--until` value that is neither a time nor a duration.
-    #[error("--{flag} {value:?}: expected an RFC 3339 UTC time (2026-11-23T08:00:00Z) or a duration (30m, 2h)")]
+    #[error(
+        "--{flag} {value:?}: expected an RFC 3339 UTC time (2026-11-23T08:00:00Z) or a duration (30m, 2h)"
+    )]
     BadTime {
         /// The flag.
         flag: &'static str,
@@ -345,13 +352,18 @@ pub enum Command {
 
 /// Parses a `--since`/`--until` value.
 pub fn parse_time(flag: &'static str, value: &str) -> Result<TimeBound, CliError> {
-    let bad = || CliError::BadTime { flag, value: value.to_string() };
+    let bad = || CliError::BadTime {
+        flag,
+        value: value.to_string(),
+    };
     if let Ok(d) = humantime::parse_duration(value) {
         return Ok(TimeBound::BeforeEnd(d));
     }
     let t = humantime::parse_rfc3339_weak(value).map_err(|_| bad())?;
     let d: Duration = t.duration_since(UNIX_EPOCH).map_err(|_| bad())?;
-    Ok(TimeBound::At(i64::try_from(d.as_nanos()).map_err(|_| bad())?))
+    Ok(TimeBound::At(
+        i64::try_from(d.as_nanos()).map_err(|_| bad())?,
+    ))
 }
 
 impl TryFrom<InputArgs> for InputConfig {
@@ -362,15 +374,33 @@ impl TryFrom<InputArgs> for InputConfig {
             return Err(CliError::NoInput);
         }
         let window = WindowSpec {
-            since: a.since.as_deref().map(|v| parse_time("since", v)).transpose()?,
-            until: a.until.as_deref().map(|v| parse_time("until", v)).transpose()?,
+            since: a
+                .since
+                .as_deref()
+                .map(|v| parse_time("since", v))
+                .transpose()?,
+            until: a
+                .until
+                .as_deref()
+                .map(|v| parse_time("until", v))
+                .transpose()?,
         };
-        Ok(InputConfig { files: a.files, window, skip_bad: a.skip_bad, progress: !a.no_progress && std::io::stderr().is_terminal() })
+        Ok(InputConfig {
+            files: a.files,
+            window,
+            skip_bad: a.skip_bad,
+            progress: !a.no_progress && std::io::stderr().is_terminal(),
+        })
     }
 }
 
 fn format_from_extension(out: &std::path::Path) -> Format {
-    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("csv") => Format::Csv,
         Some("json") => Format::Json,
         _ => Format::Parquet,
@@ -389,9 +419,18 @@ impl TryFrom<Cli> for Command {
                 if format == Format::Table {
                     return Err(CliError::FeaturesAsTable);
                 }
-                Ok(Command::Features { input: f.input.try_into()?, format, out })
+                Ok(Command::Features {
+                    input: f.input.try_into()?,
+                    format,
+                    out,
+                })
             }
-            Some(Sub::Train(t)) => Ok(Command::Train { input: t.input.try_into()?, out: t.out, labels: t.labels, seed: t.seed }),
+            Some(Sub::Train(t)) => Ok(Command::Train {
+                input: t.input.try_into()?,
+                out: t.out,
+                labels: t.labels,
+                seed: t.seed,
+            }),
             Some(Sub::Eval(e)) => Ok(Command::Eval {
                 input: e.input.try_into()?,
                 model: e.model.map_or(ModelChoice::Default, ModelChoice::File),
@@ -411,17 +450,33 @@ impl TryFrom<Cli> for Command {
                 if r.top == Some(0) {
                     return Err(CliError::ZeroTop);
                 }
-                if r.format == Format::Parquet && r.out.is_none() && std::io::stdout().is_terminal() {
+                if r.format == Format::Parquet && r.out.is_none() && std::io::stdout().is_terminal()
+                {
                     return Err(CliError::ParquetToTerminal);
                 }
-                let top = r.top.or((r.format == Format::Table && r.workload.is_none()).then_some(25));
-                let signatures = SignatureConfig { enabled: !r.no_signatures, rules: r.rules, intel: r.intel };
+                let top = r
+                    .top
+                    .or((r.format == Format::Table && r.workload.is_none()).then_some(25));
+                let signatures = SignatureConfig {
+                    enabled: !r.no_signatures,
+                    rules: r.rules,
+                    intel: r.intel,
+                };
                 let model = match (r.model, r.no_model) {
                     (_, true) => ModelChoice::Baseline,
                     (Some(p), false) => ModelChoice::File(p),
                     (None, false) => ModelChoice::Default,
                 };
-                Ok(Command::Rank { input: r.input.try_into()?, format: r.format, top, workload: r.workload, out: r.out, signatures, model, report: r.report })
+                Ok(Command::Rank {
+                    input: r.input.try_into()?,
+                    format: r.format,
+                    top,
+                    workload: r.workload,
+                    out: r.out,
+                    signatures,
+                    model,
+                    report: r.report,
+                })
             }
         }
     }
@@ -432,42 +487,122 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Command, String> {
-        let cli = Cli::try_parse_from(std::iter::once("analyze").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        let cli = Cli::try_parse_from(std::iter::once("analyze").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
         Command::try_from(cli).map_err(|e| e.to_string())
     }
 
     #[test]
     fn default_command_ranks() {
-        let Ok(Command::Rank { input, format, top, .. }) = parse(&["a.parquet", "dir", "--since", "30m", "--until", "2026-11-23T08:00:00Z"]) else {
+        let Ok(Command::Rank {
+            input, format, top, ..
+        }) = parse(&[
+            "a.parquet",
+            "dir",
+            "--since",
+            "30m",
+            "--until",
+            "2026-11-23T08:00:00Z",
+        ])
+        else {
             panic!()
         };
         assert_eq!(input.files.len(), 2);
         assert_eq!(format, Format::Table);
         assert_eq!(top, Some(25));
-        assert_eq!(input.window.since, Some(TimeBound::BeforeEnd(Duration::from_secs(1800))));
-        assert_eq!(input.window.until, Some(TimeBound::At(1_795_420_800 * 1_000_000_000)));
-        let Ok(Command::Rank { top, .. }) = parse(&["a", "--format", "json"]) else { panic!() };
+        assert_eq!(
+            input.window.since,
+            Some(TimeBound::BeforeEnd(Duration::from_secs(1800)))
+        );
+        assert_eq!(
+            input.window.until,
+            Some(TimeBound::At(1_795_420_800 * 1_000_000_000))
+        );
+        let Ok(Command::Rank { top, .. }) = parse(&["a", "--format", "json"]) else {
+            panic!()
+        };
         assert_eq!(top, None);
     }
 
     #[test]
     fn subcommands_and_errors() {
-        assert!(matches!(parse(&["features", "x", "--out", "f.csv"]), Ok(Command::Features { format: Format::Csv, .. })));
-        assert!(matches!(parse(&["features", "--list"]), Ok(Command::ListFeatures)));
         assert!(matches!(
-            parse(&["import", "syscall-traces", "d", "--label", "attack", "--out", "o.parquet"]),
-            Ok(Command::ImportSyscallTraces { label: Label::Attack, .. })
+            parse(&["features", "x", "--out", "f.csv"]),
+            Ok(Command::Features {
+                format: Format::Csv,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["features", "--list"]),
+            Ok(Command::ListFeatures)
+        ));
+        assert!(matches!(
+            parse(&[
+                "import",
+                "syscall-traces",
+                "d",
+                "--label",
+                "attack",
+                "--out",
+                "o.parquet"
+            ]),
+            Ok(Command::ImportSyscallTraces {
+                label: Label::Attack,
+                ..
+            })
         ));
         assert!(parse(&[]).unwrap_err().contains("no input"));
-        assert!(parse(&["x", "--since", "yesterday-ish"]).unwrap_err().contains("--since"));
+        assert!(
+            parse(&["x", "--since", "yesterday-ish"])
+                .unwrap_err()
+                .contains("--since")
+        );
         assert!(parse(&["x", "--top", "0"]).is_err());
-        assert!(parse(&["features", "x", "--out", "f", "--format", "table"]).unwrap_err().contains("csv, json or parquet"));
-        assert!(parse(&["import", "syscall-traces", "d", "--label", "maybe", "--out", "o"]).is_err());
-        assert!(matches!(parse(&["train", "d", "--out", "m.model", "--seed", "7"]), Ok(Command::Train { seed: 7, .. })));
+        assert!(
+            parse(&["features", "x", "--out", "f", "--format", "table"])
+                .unwrap_err()
+                .contains("csv, json or parquet")
+        );
+        assert!(
+            parse(&[
+                "import",
+                "syscall-traces",
+                "d",
+                "--label",
+                "maybe",
+                "--out",
+                "o"
+            ])
+            .is_err()
+        );
+        assert!(matches!(
+            parse(&["train", "d", "--out", "m.model", "--seed", "7"]),
+            Ok(Command::Train { seed: 7, .. })
+        ));
         assert!(parse(&["train", "d"]).is_err(), "--out is required");
-        assert!(matches!(parse(&["eval", "d", "--format", "json"]), Ok(Command::Eval { model: ModelChoice::Default, format: EvalFormat::Json, .. })));
-        assert!(matches!(parse(&["x", "--no-model"]), Ok(Command::Rank { model: ModelChoice::Baseline, .. })));
-        assert!(matches!(parse(&["x", "--model", "m"]), Ok(Command::Rank { model: ModelChoice::File(_), .. })));
+        assert!(matches!(
+            parse(&["eval", "d", "--format", "json"]),
+            Ok(Command::Eval {
+                model: ModelChoice::Default,
+                format: EvalFormat::Json,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["x", "--no-model"]),
+            Ok(Command::Rank {
+                model: ModelChoice::Baseline,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["x", "--model", "m"]),
+            Ok(Command::Rank {
+                model: ModelChoice::File(_),
+                ..
+            })
+        ));
         assert!(parse(&["x", "--model", "m", "--no-model"]).is_err());
     }
 }

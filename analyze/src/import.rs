@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use needle_common::schema::{
-    arrow_schema, writer_properties, Container, Detail, Event, Process, TraceBatchBuilder, TraceMetadata, WriteOptions,
-    SCHEMA_VERSION,
+    Container, Detail, Event, Process, SCHEMA_VERSION, TraceBatchBuilder, TraceMetadata,
+    WriteOptions, arrow_schema, writer_properties,
 };
 use parquet::arrow::ArrowWriter;
 
@@ -93,14 +93,26 @@ pub struct ImportSummary {
 }
 
 fn list(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
-    let io = |source| ImportError::Io { path: dir.to_path_buf(), source };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let io = |source| ImportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
-        if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
             continue;
         }
-        let meta = std::fs::symlink_metadata(&p).map_err(|source| ImportError::Io { path: p.clone(), source })?;
+        let meta = std::fs::symlink_metadata(&p).map_err(|source| ImportError::Io {
+            path: p.clone(),
+            source,
+        })?;
         if meta.is_dir() {
             list(&p, out)?;
         } else if meta.is_file() {
@@ -128,18 +140,34 @@ pub fn parse_trace(path: &Path, text: &[u8]) -> Result<Vec<u32>, ImportError> {
 }
 
 /// Imports every trace file under `dir` into the needle trace `out`.
-pub fn import_syscall_traces(dir: &Path, label: Label, out: &Path) -> Result<ImportSummary, ImportError> {
+pub fn import_syscall_traces(
+    dir: &Path,
+    label: Label,
+    out: &Path,
+) -> Result<ImportSummary, ImportError> {
     let mut files = Vec::new();
     list(dir, &mut files)?;
     if files.is_empty() {
-        return Err(ImportError::NoTraces { dir: dir.to_path_buf() });
+        return Err(ImportError::NoTraces {
+            dir: dir.to_path_buf(),
+        });
     }
-    let write_err = |e: &dyn std::fmt::Display| ImportError::Write { path: out.to_path_buf(), message: e.to_string() };
+    let write_err = |e: &dyn std::fmt::Display| ImportError::Write {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    };
     // Parse everything first: a bad file must not leave a half-written output behind.
     let mut traces = Vec::with_capacity(files.len());
     for f in &files {
-        let text = std::fs::read(f).map_err(|source| ImportError::Io { path: f.clone(), source })?;
-        let rel = f.strip_prefix(dir).unwrap_or(f).to_string_lossy().replace('\\', "/");
+        let text = std::fs::read(f).map_err(|source| ImportError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        let rel = f
+            .strip_prefix(dir)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .replace('\\', "/");
         traces.push((rel, parse_trace(f, &text)?));
     }
     let rows: u64 = traces.iter().map(|t| t.1.len() as u64).sum();
@@ -154,9 +182,16 @@ pub fn import_syscall_traces(dir: &Path, label: Label, out: &Path) -> Result<Imp
     };
     let opts = WriteOptions::default();
     let props = writer_properties(&opts, metadata.to_key_values()).map_err(|e| write_err(&e))?;
-    let tmp = out.with_file_name(format!(".{}.tmp", out.file_name().and_then(|n| n.to_str()).unwrap_or("import")));
-    let file = File::create(&tmp).map_err(|source| ImportError::Io { path: tmp.clone(), source })?;
-    let mut writer = ArrowWriter::try_new(file, arrow_schema(), Some(props)).map_err(|e| write_err(&e))?;
+    let tmp = out.with_file_name(format!(
+        ".{}.tmp",
+        out.file_name().and_then(|n| n.to_str()).unwrap_or("import")
+    ));
+    let file = File::create(&tmp).map_err(|source| ImportError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    let mut writer =
+        ArrowWriter::try_new(file, arrow_schema(), Some(props)).map_err(|e| write_err(&e))?;
     let mut builder = TraceBatchBuilder::new(IMPORT_HOST);
     let label: Arc<str> = label.name().into();
     let mut summary = ImportSummary::default();
@@ -168,10 +203,24 @@ pub fn import_syscall_traces(dir: &Path, label: Label, out: &Path) -> Result<Imp
         }
         summary.traces += 1;
         let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let name = Path::new(rel).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = Path::new(rel)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let comm: String = name.chars().take(15).collect();
-        let process = Process { pid: id, tgid: id, ppid: 0, uid: 0, gid: 0, comm: comm.into(), cgroup_id: u64::from(id) };
-        let container = Arc::new(Container { id: rel.as_str().into(), ..Default::default() });
+        let process = Process {
+            pid: id,
+            tgid: id,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            comm: comm.into(),
+            cgroup_id: u64::from(id),
+        };
+        let container = Arc::new(Container {
+            id: rel.as_str().into(),
+            ..Default::default()
+        });
         for &nr in nrs {
             builder.push(&Event {
                 time_ns: IMPORT_EPOCH_NS + seq * IMPORT_STEP_NS,
@@ -196,7 +245,10 @@ pub fn import_syscall_traces(dir: &Path, label: Label, out: &Path) -> Result<Imp
         writer.write(&builder.finish()).map_err(|e| write_err(&e))?;
     }
     writer.close().map_err(|e| write_err(&e))?;
-    std::fs::rename(&tmp, out).map_err(|source| ImportError::Io { path: out.to_path_buf(), source })?;
+    std::fs::rename(&tmp, out).map_err(|source| ImportError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
     Ok(summary)
 }
 
@@ -207,9 +259,15 @@ mod tests {
     #[test]
     fn tokens_and_bad_lines() {
         let p = Path::new("t/x.txt");
-        assert_eq!(parse_trace(p, b"6 6 63\n 5  3\t9\n\n").unwrap(), vec![6, 6, 63, 5, 3, 9]);
+        assert_eq!(
+            parse_trace(p, b"6 6 63\n 5  3\t9\n\n").unwrap(),
+            vec![6, 6, 63, 5, 3, 9]
+        );
         let err = parse_trace(p, b"1 2\n3 abc 4\n").unwrap_err().to_string();
-        assert_eq!(err, "t/x.txt:2: `abc` is not a syscall number (expected whitespace-separated non-negative integers)");
+        assert_eq!(
+            err,
+            "t/x.txt:2: `abc` is not a syscall number (expected whitespace-separated non-negative integers)"
+        );
         let err = parse_trace(p, b"-1").unwrap_err().to_string();
         assert!(err.contains(":1:"), "{err}");
         let err = parse_trace(p, b"1 \x1b[31m").unwrap_err().to_string();

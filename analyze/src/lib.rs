@@ -37,4 +37,4 @@ pub mod signatures;
 
 mod run;
 
-pub use run::{run, Error};
+pub use run::{Error, run};

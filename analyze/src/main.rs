@@ -8,7 +8,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = Command::try_from(cli).context("invalid arguments").and_then(|c| analyze::run(c).map_err(anyhow::Error::from));
+    let result = Command::try_from(cli)
+        .context("invalid arguments")
+        .and_then(|c| analyze::run(c).map_err(anyhow::Error::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice};
-use crate::features::{catalog, finalize, FeatureTable, TimeWindow};
-use crate::import::{import_syscall_traces, ImportError};
+use crate::features::{FeatureTable, TimeWindow, catalog, finalize};
+use crate::import::{ImportError, import_syscall_traces};
 use crate::models::labels::{read_labels, truths};
-use crate::models::sequence::{read_sequences, Sequences};
-use crate::models::{ModelError, ModelFile, Scorer, DEFAULT_MODEL, DEFAULT_MODEL_NAME};
-use crate::rank::{Model as _, Ranked, Ranker, ANOMALY_THRESHOLD};
+use crate::models::sequence::{Sequences, read_sequences};
+use crate::models::{DEFAULT_MODEL, DEFAULT_MODEL_NAME, ModelError, ModelFile, Scorer};
+use crate::rank::{ANOMALY_THRESHOLD, Model as _, Ranked, Ranker};
 use crate::report::html::{self, ModelInfo};
-use crate::report::{write_features, Report, ReportError};
-use crate::scan::{scan, InputSummary, OpenTrace, ScanError, ScanOptions};
+use crate::report::{Report, ReportError, write_features};
+use crate::scan::{InputSummary, OpenTrace, ScanError, ScanOptions, scan};
 use crate::signatures::{Engine, ScanFindings};
 
 /// Why a command failed.
@@ -70,18 +70,44 @@ struct Scanned {
 
 /// Scans the inputs once: features, and signature findings when an engine is given.
 fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<Scanned, Error> {
-    let opts = ScanOptions { window: input.window, skip_bad: input.skip_bad, progress: input.progress, signatures: engine.clone() };
+    let opts = ScanOptions {
+        window: input.window,
+        skip_bad: input.skip_bad,
+        progress: input.progress,
+        signatures: engine.clone(),
+    };
     let out = scan(&input.files, &opts)?;
     let findings = engine.map(|e| ScanFindings(e.findings(&out.partials)));
-    Ok(Scanned { table: finalize(out.partials), inputs: out.inputs, findings, traces: out.traces, window: out.window })
+    Ok(Scanned {
+        table: finalize(out.partials),
+        inputs: out.inputs,
+        findings,
+        traces: out.traces,
+        window: out.window,
+    })
 }
 
 /// Writes the HTML report of `ranked` (every workload, in rank order) to `path`.
-fn write_html_report(path: &Path, s: &Scanned, ranked: &[Ranked], model: &ModelInfo) -> Result<(), Error> {
-    let report = Report { table: &s.table, ranked, inputs: &s.inputs };
+fn write_html_report(
+    path: &Path,
+    s: &Scanned,
+    ranked: &[Ranked],
+    model: &ModelInfo,
+) -> Result<(), Error> {
+    let report = Report {
+        table: &s.table,
+        ranked,
+        inputs: &s.inputs,
+    };
     let wanted = html::suspicious(&report, model);
     let first = s.table.rows.iter().map(|r| r.first_ns).min().unwrap_or(0);
-    let last = s.table.rows.iter().map(|r| r.last_ns).max().unwrap_or(first);
+    let last = s
+        .table
+        .rows
+        .iter()
+        .map(|r| r.last_ns)
+        .max()
+        .unwrap_or(first);
     let evidence = html::collect(&s.traces, s.window, (first, last), &wanted);
     let mut w = open_output(Some(path))?;
     html::write(&report, model, &evidence, &mut *w)?;
@@ -92,16 +118,26 @@ fn write_html_report(path: &Path, s: &Scanned, ranked: &[Ranked], model: &ModelI
 fn load_model(choice: &ModelChoice) -> Result<Option<(Arc<ModelFile>, String)>, Error> {
     Ok(match choice {
         ModelChoice::Baseline => None,
-        ModelChoice::Default => {
-            Some((Arc::new(ModelFile::from_bytes(Path::new(DEFAULT_MODEL_NAME), DEFAULT_MODEL)?), DEFAULT_MODEL_NAME.to_string()))
-        }
+        ModelChoice::Default => Some((
+            Arc::new(ModelFile::from_bytes(
+                Path::new(DEFAULT_MODEL_NAME),
+                DEFAULT_MODEL,
+            )?),
+            DEFAULT_MODEL_NAME.to_string(),
+        )),
         ModelChoice::File(p) => Some((Arc::new(ModelFile::load(p)?), p.display().to_string())),
     })
 }
 
 /// The input's syscall sequences, read only when `wanted` and some workload has `syscall` rows.
-fn sequences_of(input: &InputConfig, table: &FeatureTable, wanted: bool) -> Result<Sequences, Error> {
-    let has = table.column("events.syscall").is_some_and(|c| table.rows.iter().any(|r| r.values[c] > 0.0));
+fn sequences_of(
+    input: &InputConfig,
+    table: &FeatureTable,
+    wanted: bool,
+) -> Result<Sequences, Error> {
+    let has = table
+        .column("events.syscall")
+        .is_some_and(|c| table.rows.iter().any(|r| r.values[c] > 0.0));
     if !wanted || !has {
         return Ok(Sequences::new());
     }
@@ -109,7 +145,12 @@ fn sequences_of(input: &InputConfig, table: &FeatureTable, wanted: bool) -> Resu
 }
 
 /// A model bound to the input.
-fn scorer(input: &InputConfig, table: &FeatureTable, model: Arc<ModelFile>, name: &str) -> Result<Arc<Scorer>, Error> {
+fn scorer(
+    input: &InputConfig,
+    table: &FeatureTable,
+    model: Arc<ModelFile>,
+    name: &str,
+) -> Result<Arc<Scorer>, Error> {
     let sequences = sequences_of(input, table, model.sequence.is_some())?;
     Ok(Arc::new(Scorer::new(model, name, table, sequences)?))
 }
@@ -130,23 +171,43 @@ fn ranker(scorer: Option<Arc<Scorer>>, findings: Option<ScanFindings>) -> Ranker
 fn open_output(out: Option<&Path>) -> Result<Box<dyn Write + Send>, Error> {
     match out {
         Some(p) => {
-            let f = File::create(p).map_err(|source| Error::Output { path: p.to_path_buf(), source })?;
+            let f = File::create(p).map_err(|source| Error::Output {
+                path: p.to_path_buf(),
+                source,
+            })?;
             Ok(Box::new(BufWriter::new(f)))
         }
         None => Ok(Box::new(BufWriter::new(std::io::stdout()))),
     }
 }
 
-fn select_workload(table: &FeatureTable, ranked: Vec<Ranked>, id: &str) -> Result<Vec<Ranked>, Error> {
-    let exact: Vec<Ranked> = ranked.iter().filter(|r| table.rows[r.row].workload == id).cloned().collect();
+fn select_workload(
+    table: &FeatureTable,
+    ranked: Vec<Ranked>,
+    id: &str,
+) -> Result<Vec<Ranked>, Error> {
+    let exact: Vec<Ranked> = ranked
+        .iter()
+        .filter(|r| table.rows[r.row].workload == id)
+        .cloned()
+        .collect();
     if !exact.is_empty() {
         return Ok(exact);
     }
-    let prefixed: Vec<Ranked> = ranked.into_iter().filter(|r| table.rows[r.row].workload.starts_with(id)).collect();
+    let prefixed: Vec<Ranked> = ranked
+        .into_iter()
+        .filter(|r| table.rows[r.row].workload.starts_with(id))
+        .collect();
     match prefixed.len() {
         1 => Ok(prefixed),
-        0 => Err(Error::Workload { id: id.to_string(), problem: "no such workload in the input".into() }),
-        n => Err(Error::Workload { id: id.to_string(), problem: format!("{n} workloads start with it; give more of the id") }),
+        0 => Err(Error::Workload {
+            id: id.to_string(),
+            problem: "no such workload in the input".into(),
+        }),
+        n => Err(Error::Workload {
+            id: id.to_string(),
+            problem: format!("{n} workloads start with it; give more of the id"),
+        }),
     }
 }
 
@@ -158,8 +219,24 @@ fn flush(mut w: Box<dyn Write + Send>) -> Result<(), Error> {
 /// Runs `command`, writing its output where the command says.
 pub fn run(command: Command) -> Result<(), Error> {
     match command {
-        Command::Rank { input, format, top, workload, out, signatures, model, report } => {
-            let engine = if signatures.enabled { Some(Arc::new(Engine::load(&signatures.rules, &signatures.intel)?)) } else { None };
+        Command::Rank {
+            input,
+            format,
+            top,
+            workload,
+            out,
+            signatures,
+            model,
+            report,
+        } => {
+            let engine = if signatures.enabled {
+                Some(Arc::new(Engine::load(
+                    &signatures.rules,
+                    &signatures.intel,
+                )?))
+            } else {
+                None
+            };
             let mut scanned = scan_inputs(&input, engine)?;
             let table = &scanned.table;
             let scorer = match load_model(&model)? {
@@ -167,8 +244,14 @@ pub fn run(command: Command) -> Result<(), Error> {
                 None => None,
             };
             let model_info = match &scorer {
-                Some(s) => ModelInfo { name: s.name().to_string(), threshold: s.anomaly_threshold() },
-                None => ModelInfo { name: "peer-group baseline".into(), threshold: ANOMALY_THRESHOLD },
+                Some(s) => ModelInfo {
+                    name: s.name().to_string(),
+                    threshold: s.anomaly_threshold(),
+                },
+                None => ModelInfo {
+                    name: "peer-group baseline".into(),
+                    threshold: ANOMALY_THRESHOLD,
+                },
             };
             let mut ranked = ranker(scorer, scanned.findings.take()).rank(table);
             if let Some(path) = &report {
@@ -182,7 +265,12 @@ pub fn run(command: Command) -> Result<(), Error> {
                 ranked.truncate(n);
             }
             let mut w = open_output(out.as_deref())?;
-            Report { table, ranked: &ranked, inputs }.write(format, &mut *w)?;
+            Report {
+                table,
+                ranked: &ranked,
+                inputs,
+            }
+            .write(format, &mut *w)?;
             flush(w)
         }
         Command::Features { input, format, out } => {
@@ -191,23 +279,39 @@ pub fn run(command: Command) -> Result<(), Error> {
             write_features(&table, format, &mut *w)?;
             flush(w)?;
             for s in &inputs.skipped {
-                eprintln!("skipped {}: {}", crate::report::escape::terminal(&s.path, 200), crate::report::escape::terminal(&s.error, 300));
+                eprintln!(
+                    "skipped {}: {}",
+                    crate::report::escape::terminal(&s.path, 200),
+                    crate::report::escape::terminal(&s.error, 300)
+                );
             }
             Ok(())
         }
-        Command::Train { input, out, labels, seed } => {
+        Command::Train {
+            input,
+            out,
+            labels,
+            seed,
+        } => {
             let started = std::time::Instant::now();
             let labels = labels.as_deref().map(read_labels).transpose()?;
             let (table, _) = features_of(&input)?;
             let sequences = sequences_of(&input, &table, true)?;
             let truths = truths(&table, labels.as_ref());
-            let (model, notes) = crate::models::train::fit(&table, &sequences, &truths, seed, input.progress)?;
+            let (model, notes) =
+                crate::models::train::fit(&table, &sequences, &truths, seed, input.progress)?;
             model.save(&out)?;
             if notes.assumed_normal {
-                eprintln!("note: no workload is labelled: all {} were taken as normal", table.rows.len());
+                eprintln!(
+                    "note: no workload is labelled: all {} were taken as normal",
+                    table.rows.len()
+                );
             }
             if notes.unlabelled > 0 {
-                eprintln!("note: {} workloads without a label were left out", notes.unlabelled);
+                eprintln!(
+                    "note: {} workloads without a label were left out",
+                    notes.unlabelled
+                );
             }
             let t = &model.training;
             eprintln!(
@@ -224,12 +328,19 @@ pub fn run(command: Command) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Eval { input, model, labels, format } => {
+        Command::Eval {
+            input,
+            model,
+            labels,
+            format,
+        } => {
             let labels = labels.as_deref().map(read_labels).transpose()?;
             // The shipped signature rules and intel: the ranking is evaluated with them, the
             // model scores without.
             let engine = Some(Arc::new(Engine::load(&[], &[])?));
-            let Scanned { table, findings, .. } = scan_inputs(&input, engine)?;
+            let Scanned {
+                table, findings, ..
+            } = scan_inputs(&input, engine)?;
             let Some((m, name)) = load_model(&model)? else {
                 return Err(ModelError::NoLabels("eval needs a trained model".into()).into());
             };
@@ -237,12 +348,16 @@ pub fn run(command: Command) -> Result<(), Error> {
             let scored = s.score_all(&table);
             let ranked = ranker(Some(s), findings).rank(&table);
             let truths = truths(&table, labels.as_ref());
-            let report = crate::models::eval::evaluate(&name, &m, &table, &scored, &ranked, &truths)?;
+            let report =
+                crate::models::eval::evaluate(&name, &m, &table, &scored, &ranked, &truths)?;
             let mut w = open_output(None)?;
             match format {
-                EvalFormat::Text => w.write_all(report.text().as_bytes()).map_err(ReportError::from)?,
+                EvalFormat::Text => w
+                    .write_all(report.text().as_bytes())
+                    .map_err(ReportError::from)?,
                 EvalFormat::Json => {
-                    serde_json::to_writer_pretty(&mut w, &report).map_err(|e| ReportError::from(std::io::Error::other(e)))?;
+                    serde_json::to_writer_pretty(&mut w, &report)
+                        .map_err(|e| ReportError::from(std::io::Error::other(e)))?;
                     w.write_all(b"\n").map_err(ReportError::from)?;
                 }
             }
@@ -254,9 +369,17 @@ pub fn run(command: Command) -> Result<(), Error> {
         }
         Command::ImportSyscallTraces { dir, label, out } => {
             let s = import_syscall_traces(&dir, label, &out)?;
-            eprintln!("imported {} traces ({} syscalls) into {}", s.traces, s.syscalls, out.display());
+            eprintln!(
+                "imported {} traces ({} syscalls) into {}",
+                s.traces,
+                s.syscalls,
+                out.display()
+            );
             for e in &s.empty {
-                eprintln!("note: {} holds no syscall; no workload written for it", crate::report::escape::terminal(e, 200));
+                eprintln!(
+                    "note: {} holds no syscall; no workload written for it",
+                    crate::report::escape::terminal(e, 200)
+                );
             }
             Ok(())
         }

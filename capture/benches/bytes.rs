@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use needle_common::schema::{Event, TraceBatchBuilder, WriteOptions, arrow_schema, events_from_batch, writer_properties};
+use needle_common::schema::{
+    Event, TraceBatchBuilder, WriteOptions, arrow_schema, events_from_batch, writer_properties,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -49,11 +51,18 @@ fn encoded_bytes(events: &[&Event]) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     // cargo runs benches in the package directory: relative paths are the workspace's.
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
-    for a in if args.is_empty() { vec!["datasets/lab-test".to_string()] } else { args } {
+    for a in if args.is_empty() {
+        vec!["datasets/lab-test".to_string()]
+    } else {
+        args
+    } {
         parquet_files(&workspace.join(&a), &mut files);
     }
     let mut events: Vec<Event> = Vec::new();
@@ -66,7 +75,9 @@ fn main() {
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         for batch in reader {
             let batch = batch.unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            events.extend(events_from_batch(&batch).unwrap_or_else(|e| panic!("{}: {e}", f.display())));
+            events.extend(
+                events_from_batch(&batch).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
+            );
         }
     }
     assert!(!events.is_empty(), "no rows in {files:?}");
@@ -79,7 +90,10 @@ fn main() {
         let marginal = encoded_bytes(rows).saturating_sub(encoded_bytes(&rows[..1]));
         let per_event = marginal as f64 / (rows.len() - 1) as f64;
         println!("{kind:<16} {:>9} {per_event:>12.1}", rows.len());
-        println!("BENCH suite=bytes kind={kind} rows={} bytes_per_event={per_event:.1}", rows.len());
+        println!(
+            "BENCH suite=bytes kind={kind} rows={} bytes_per_event={per_event:.1}",
+            rows.len()
+        );
     }
     let all: Vec<&Event> = events.iter().collect();
     let together = encoded_bytes(&all);

@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use capture::session::BATCH_ROWS;
 use needle_common::schema::{
     Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
     TraceBatchBuilder, WriteOptions, arrow_schema, writer_properties,
 };
-use capture::session::BATCH_ROWS;
 use parquet::arrow::ArrowWriter;
 
 struct Proc {
@@ -42,7 +42,16 @@ fn processes(n: u32, containers: u32) -> Vec<Proc> {
             })
         })
         .collect();
-    let comms = ["nginx", "python3", "sh", "java", "node", "postgres", "redis-server", "curl"];
+    let comms = [
+        "nginx",
+        "python3",
+        "sh",
+        "java",
+        "node",
+        "postgres",
+        "redis-server",
+        "curl",
+    ];
     (0..n)
         .map(|i| {
             let container = boxes[(i % containers) as usize].clone();
@@ -131,7 +140,11 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
                     let p = &procs[(i * 7919) % procs.len()];
                     let detail = match i % 20 {
                         0 => Detail::Exec {
-                            argv: vec![p.exe.to_string(), "--port".into(), format!("{}", 8000 + i % 50)],
+                            argv: vec![
+                                p.exe.to_string(),
+                                "--port".into(),
+                                format!("{}", 8000 + i % 50),
+                            ],
                             truncated: false,
                         },
                         1 => Detail::Fork,
@@ -166,7 +179,10 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
                         7 => Detail::SyscallProfile {
                             counts: vec![(0, 120), (1, 80), (3, 40), (257, 44), (232, 900)],
                         },
-                        _ => open(format!("/srv/app/data/{}/part-{}.dat", i % 97, i % 2_000), i),
+                        _ => open(
+                            format!("/srv/app/data/{}/part-{}.dat", i % 97, i % 2_000),
+                            i,
+                        ),
                     };
                     event(p, i, detail)
                 })
@@ -177,7 +193,10 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    let events: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let events: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let mix = args.next().unwrap_or_else(|| "host".to_string());
     let rows_per_group = WriteOptions::default().row_group_rows;
     let input = stream(events, &mix);

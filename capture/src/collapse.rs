@@ -8,8 +8,8 @@
 use needle_common::abi::{OPEN_WINDOWS, OpenWindows, WINDOW_ROW};
 use needle_common::schema::Detail;
 
-use crate::hashing::Map;
 use crate::decode::{Decoded, Role};
+use crate::hashing::Map;
 use crate::kernel::clock::BootClock;
 
 /// Windows remembered at most; a thread's windows are forgotten when it exits, so this is only
@@ -49,7 +49,10 @@ impl Windows {
                 let mut first = d.clone();
                 first.role = Role::Row;
                 self.first.insert((tid, index), first);
-                Some(Decoded { role: Role::Row, ..d })
+                Some(Decoded {
+                    role: Role::Row,
+                    ..d
+                })
             }
             Role::Repeat {
                 index,
@@ -67,7 +70,14 @@ impl Windows {
     }
 
     /// Window `index` of thread `tid` closed with `count` repeats, the last at `last_ns`.
-    fn closed(&mut self, tid: u32, index: u32, count: u32, last_ns: u64, clock: &BootClock) -> Option<Decoded> {
+    fn closed(
+        &mut self,
+        tid: u32,
+        index: u32,
+        count: u32,
+        last_ns: u64,
+        clock: &BootClock,
+    ) -> Option<Decoded> {
         let Some(mut row) = self.first.remove(&(tid, index)) else {
             self.stats.orphaned += 1;
             return None;
@@ -84,7 +94,11 @@ impl Windows {
 
     /// The windows still open when the capture ends (read from the kernel's map after the
     /// programs were detached): their rows.
-    pub fn remaining(&mut self, open: impl IntoIterator<Item = (u32, OpenWindows)>, clock: &BootClock) -> Vec<Decoded> {
+    pub fn remaining(
+        &mut self,
+        open: impl IntoIterator<Item = (u32, OpenWindows)>,
+        clock: &BootClock,
+    ) -> Vec<Decoded> {
         let mut rows = Vec::new();
         for (tid, ws) in open {
             for (index, w) in ws.windows.iter().enumerate() {
@@ -156,13 +170,17 @@ mod tests {
     fn a_closed_window_is_its_first_row_with_the_count() {
         let clock = BootClock::measure();
         let mut w = Windows::default();
-        let first = w.route(open(10, "/proc/stat", Role::Window(2), 100), &clock).unwrap();
+        let first = w
+            .route(open(10, "/proc/stat", Role::Window(2), 100), &clock)
+            .unwrap();
         assert_eq!((first.role, count_of(&first)), (Role::Row, None));
         let row = w.route(repeat(10, 2, 41, 900), &clock).unwrap();
         assert_eq!(count_of(&row), Some(41));
         assert_eq!(row.event.ktime_ns, 900);
         assert_eq!(row.event.time_ns, clock.wall_ns(900));
-        assert!(matches!(&row.event.detail, Detail::Open { file, .. } if file.path == "/proc/stat"));
+        assert!(
+            matches!(&row.event.detail, Detail::Open { file, .. } if file.path == "/proc/stat")
+        );
         assert_eq!((row.start_ns, row.role), (7, Role::Row));
         // The window is closed: a second count for it has no first row.
         assert!(w.route(repeat(10, 2, 1, 1000), &clock).is_none());
@@ -204,6 +222,9 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(count_of(&rows[0]), Some(5));
         assert!(matches!(&rows[0].event.detail, Detail::Open { file, .. } if file.path == "/b"));
-        assert_eq!(w.stats.orphaned, 1, "thread 10's window was forgotten at its end");
+        assert_eq!(
+            w.stats.orphaned, 1,
+            "thread 10's window was forgotten at its end"
+        );
     }
 }

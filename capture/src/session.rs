@@ -7,14 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use needle_common::abi::{EventKind, OpenWindows};
-use needle_common::schema::{
-    Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions,
-};
+use needle_common::schema::{Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions};
 use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::AsFd;
 
-use crate::counters::{Delta, Snapshot};
 use crate::collapse::Windows;
+use crate::counters::{Delta, Snapshot};
 use crate::decode::{Decoder, Role};
 use crate::enrich::{Enricher, Pending};
 use crate::kernel::btf::{BtfError, KernelBtf};
@@ -243,12 +241,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             }
             drop(item);
             if pending.len() >= row_group_rows {
-                flush(
-                    &worker,
-                    &mut pending,
-                    &mut enricher,
-                    &mut by_kind,
-                );
+                flush(&worker, &mut pending, &mut enricher, &mut by_kind);
             }
         }
         enricher.tick(&mut pending, || {
@@ -274,12 +267,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             || open_bytes >= config.rotate_size;
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
         if rotate && !stopping {
-            flush(
-                &worker,
-                &mut pending,
-                &mut enricher,
-                &mut by_kind,
-            );
+            flush(&worker, &mut pending, &mut enricher, &mut by_kind);
             finalize(&worker, &segment, &last_counters, &base_meta);
             misses_at_segment_start = enricher.stats.cgroup_misses;
             segment = SegmentState {
@@ -329,12 +317,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         // Give hashes of the last executables a moment; rows never wait longer than this.
         enricher.drain_hashes(Duration::from_secs(2));
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
-        flush(
-            &worker,
-            &mut pending,
-            &mut enricher,
-            &mut by_kind,
-        );
+        flush(&worker, &mut pending, &mut enricher, &mut by_kind);
         finalize(&worker, &segment, &last_counters, &base_meta);
     }
     let error_text = worker.error_text();
@@ -432,7 +415,10 @@ fn flush(
     }
     enricher.flushed();
     let capacity = pending.capacity();
-    worker.send(Job::Rows(std::mem::replace(pending, Vec::with_capacity(capacity))));
+    worker.send(Job::Rows(std::mem::replace(
+        pending,
+        Vec::with_capacity(capacity),
+    )));
 }
 
 fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> TraceMetadata {

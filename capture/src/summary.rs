@@ -107,7 +107,10 @@ impl fmt::Display for Summary {
                 c.opens,
                 c.rows,
                 if c.orphaned > 0 {
-                    format!(" ({} counts lost with their window's first row)", c.orphaned)
+                    format!(
+                        " ({} counts lost with their window's first row)",
+                        c.orphaned
+                    )
                 } else {
                     String::new()
                 }

@@ -13,19 +13,31 @@ use needle_common::schema::{Detail, Dns, FilePath, Net, PathSource};
 
 fn python() -> Option<String> {
     let py = std::env::var("NEEDLE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py).args(["-c", "import duckdb"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(&py)
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     ok.then_some(py)
 }
 
 fn read_csv(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_string).collect();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let mut rows = BTreeMap::new();
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();
         assert_eq!(cells.len(), header.len(), "{line}");
-        let row: BTreeMap<String, String> = header.iter().cloned().zip(cells.iter().map(|c| c.to_string())).collect();
+        let row: BTreeMap<String, String> = header
+            .iter()
+            .cloned()
+            .zip(cells.iter().map(|c| c.to_string()))
+            .collect();
         rows.insert(row["workload"].clone(), row);
     }
     rows
@@ -34,10 +46,16 @@ fn read_csv(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
 #[test]
 fn sql_and_native_features_agree() {
     let Some(py) = python() else {
-        eprintln!("SKIP sql_and_native_features_agree: no Python with duckdb (pip install duckdb, or set NEEDLE_PYTHON)");
+        eprintln!(
+            "SKIP sql_and_native_features_agree: no Python with duckdb (pip install duckdb, or set NEEDLE_PYTHON)"
+        );
         if let Some(log) = std::env::var_os("NEEDLE_SKIP_LOG") {
             use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+            {
                 let _ = writeln!(f, "sql_and_native_features_agree: no Python with duckdb");
             }
         }
@@ -46,20 +64,121 @@ fn sql_and_native_features_agree() {
     let dir = tempfile::tempdir().unwrap();
     let mut ws = fleet(5, true);
     let extra = ws.last_mut().unwrap();
-    let tmp = |p: &str| FilePath { path: p.into(), source: PathSource::Kernel };
+    let tmp = |p: &str| FilePath {
+        path: p.into(),
+        source: PathSource::Kernel,
+    };
     extra
-        .event(35, 301, 300, "xmrig", "/tmp/.x/xmrig", Detail::SyscallProfile { counts: vec![(0, 40), (101, 2), (1, 9)] })
-        .event(36, 301, 300, "xmrig", "/tmp/.x/xmrig", Detail::Rename { file: tmp("/tmp/a"), new_path: "/tmp/b".into(), ret: 0 })
+        .event(
+            35,
+            301,
+            300,
+            "xmrig",
+            "/tmp/.x/xmrig",
+            Detail::SyscallProfile {
+                counts: vec![(0, 40), (101, 2), (1, 9)],
+            },
+        )
+        .event(
+            36,
+            301,
+            300,
+            "xmrig",
+            "/tmp/.x/xmrig",
+            Detail::Rename {
+                file: tmp("/tmp/a"),
+                new_path: "/tmp/b".into(),
+                ret: 0,
+            },
+        )
         .event(37, 302, 300, "b", "/tmp/b", exec())
         .event(38, 302, 300, "b", "/memfd:x (deleted)", exec())
-        .event(39, 302, 300, "b", "/tmp/b", Detail::Chmod { file: tmp("/tmp/c"), mode: 0o700, ret: 0 })
-        .event(39, 302, 300, "b", "/tmp/b", Detail::SendTo(Net { bytes: Some(99), ..net("198.51.100.1", 53) }))
-        .event(40, 302, 300, "b", "/tmp/b", Detail::DnsResponse(Dns { rcode: Some(3), ..dns("nx.example") }))
-        .event(40, 302, 300, "b", "/tmp/b", Detail::DnsResponse(Dns { rcode: Some(0), ..dns("ok.example") }))
-        .event(41, 302, 300, "b", "/tmp/b", Detail::Ptrace { request: 16, target_pid: 1, ret: 0 })
+        .event(
+            39,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::Chmod {
+                file: tmp("/tmp/c"),
+                mode: 0o700,
+                ret: 0,
+            },
+        )
+        .event(
+            39,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::SendTo(Net {
+                bytes: Some(99),
+                ..net("198.51.100.1", 53)
+            }),
+        )
+        .event(
+            40,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::DnsResponse(Dns {
+                rcode: Some(3),
+                ..dns("nx.example")
+            }),
+        )
+        .event(
+            40,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::DnsResponse(Dns {
+                rcode: Some(0),
+                ..dns("ok.example")
+            }),
+        )
+        .event(
+            41,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::Ptrace {
+                request: 16,
+                target_pid: 1,
+                ret: 0,
+            },
+        )
         // A collapse window: one open, then a row standing for 41 more (a write-open: file.writes).
-        .event(42, 302, 300, "b", "/tmp/b", Detail::Open { file: tmp("/tmp/log"), flags: 0o1101, mode: 0o644, ret: 3, count: None })
-        .event(43, 302, 300, "b", "/tmp/b", Detail::Open { file: tmp("/tmp/log"), flags: 0o1101, mode: 0o644, ret: 3, count: Some(41) });
+        .event(
+            42,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::Open {
+                file: tmp("/tmp/log"),
+                flags: 0o1101,
+                mode: 0o644,
+                ret: 3,
+                count: None,
+            },
+        )
+        .event(
+            43,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::Open {
+                file: tmp("/tmp/log"),
+                flags: 0o1101,
+                mode: 0o644,
+                ret: 3,
+                count: Some(41),
+            },
+        );
     let mut host = Workload::normal("h", "h", 3);
     for e in &mut host.events {
         e.container = None;
@@ -73,11 +192,21 @@ fn sql_and_native_features_agree() {
     assert!(o.status.success(), "{}", stderr(&o));
     let sql = dir.path().join("sql.csv");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/duckdb_features.py");
-    let o = Command::new(py).arg(script).arg(&f).arg("--out").arg(&sql).output().unwrap();
+    let o = Command::new(py)
+        .arg(script)
+        .arg(&f)
+        .arg("--out")
+        .arg(&sql)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let (n, s) = (read_csv(&native), read_csv(&sql));
-    assert_eq!(n.keys().collect::<Vec<_>>(), s.keys().collect::<Vec<_>>(), "same workloads");
+    assert_eq!(
+        n.keys().collect::<Vec<_>>(),
+        s.keys().collect::<Vec<_>>(),
+        "same workloads"
+    );
     let mut compared = std::collections::BTreeSet::new();
     for (w, nrow) in &n {
         let srow = &s[w];
@@ -85,14 +214,32 @@ fn sql_and_native_features_agree() {
             if col == "workload" {
                 continue;
             }
-            let nv = nrow.get(col).unwrap_or_else(|| panic!("native table has no column {col}"));
-            let (a, b): (f64, f64) = (nv.parse().unwrap(), sv.parse().unwrap_or_else(|_| panic!("{col}={sv:?}")));
-            assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0), "{w} {col}: native {a} sql {b}");
+            let nv = nrow
+                .get(col)
+                .unwrap_or_else(|| panic!("native table has no column {col}"));
+            let (a, b): (f64, f64) = (
+                nv.parse().unwrap(),
+                sv.parse().unwrap_or_else(|_| panic!("{col}={sv:?}")),
+            );
+            assert!(
+                (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                "{w} {col}: native {a} sql {b}"
+            );
             compared.insert(col.clone());
         }
     }
-    assert!(compared.len() >= 90, "only {} features compared", compared.len());
-    for must in ["file.written_then_executed", "exe.writable_path", "dns.name_entropy_mean", "syscall.101", "security.calls"] {
+    assert!(
+        compared.len() >= 90,
+        "only {} features compared",
+        compared.len()
+    );
+    for must in [
+        "file.written_then_executed",
+        "exe.writable_path",
+        "dns.name_entropy_mean",
+        "syscall.101",
+        "security.calls",
+    ] {
         assert!(compared.contains(must), "{must} not compared");
     }
 }

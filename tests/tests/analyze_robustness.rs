@@ -28,7 +28,10 @@ fn check_bad(bad: &Path, problem: &str) {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{}: {err}", bad.display());
     assert!(err.contains(p(bad)), "error does not name the file: {err}");
-    assert!(err.contains(problem), "error does not say {problem:?}: {err}");
+    assert!(
+        err.contains(problem),
+        "error does not say {problem:?}: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     let doc = analyze_json(&[p(&good), p(bad), "--skip-bad"]);
@@ -36,7 +39,11 @@ fn check_bad(bad: &Path, problem: &str) {
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert_eq!(skipped[0]["path"], p(bad));
     assert!(skipped[0]["error"].as_str().unwrap().contains(problem));
-    assert_eq!(doc["workloads"][0]["workload"], cid(999), "good files are still analyzed");
+    assert_eq!(
+        doc["workloads"][0]["workload"],
+        cid(999),
+        "good files are still analyzed"
+    );
 }
 
 #[test]
@@ -73,7 +80,8 @@ fn corrupt_data_pages() {
     write_trace(&whole, &fleet(4, false), |_| {});
     let mut bytes = std::fs::read(&whole).unwrap();
     // Keep the magic and the footer, scramble the column chunks in between.
-    let footer_len = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    let footer_len =
+        u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
     let data_end = bytes.len() - 8 - footer_len;
     for (i, b) in bytes[4..data_end].iter_mut().enumerate() {
         *b ^= 0x5a ^ (i as u8);
@@ -89,7 +97,12 @@ fn foreign_parquet_without_needle_metadata() {
     let f = dir.path().join("pandas.parquet");
     let col: ArrayRef = Arc::new(Int32Array::from(vec![1, 2, 3]));
     let batch = RecordBatch::try_from_iter([("x", col)]).unwrap();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(&f).unwrap(), batch.schema(), Some(WriterProperties::default())).unwrap();
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&f).unwrap(),
+        batch.schema(),
+        Some(WriterProperties::default()),
+    )
+    .unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
     check_bad(&f, "not a needle trace");
@@ -119,12 +132,16 @@ fn unreadable_file() {
         let bin = needle_tests::binary("analyze");
         let mut cmd = if root {
             let mut c = std::process::Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin);
             c
         } else {
             std::process::Command::new(bin)
         };
-        cmd.args([p(&good), p(&f)]).args(extra).output().expect("run analyze")
+        cmd.args([p(&good), p(&f)])
+            .args(extra)
+            .output()
+            .expect("run analyze")
     };
     let o = run(&[]);
     let err = stderr(&o);
@@ -133,7 +150,10 @@ fn unreadable_file() {
         return;
     }
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains(p(&f)) && err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains(p(&f)) && err.contains("Permission denied"),
+        "{err}"
+    );
     let o = run(&["--skip-bad", "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -145,14 +165,22 @@ fn missing_inputs_and_empty_directories() {
     let dir = tempfile::tempdir().unwrap();
     let o = analyze(&[p(&dir.path().join("nope.parquet"))]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("nope.parquet: no such file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nope.parquet: no such file"),
+        "{}",
+        stderr(&o)
+    );
     let o = analyze(&[p(dir.path())]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no trace files"), "{}", stderr(&o));
     // Everything bad, even with --skip-bad: nothing to analyze is an error.
     let o = analyze(&[p(dir.path()), "--skip-bad"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no readable trace files"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no readable trace files"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -176,16 +204,27 @@ fn damaged_bytes_never_crash_the_analyzer() {
         let f = dir.path().join(format!("damaged-{case}.parquet"));
         std::fs::write(&f, &b).unwrap();
         let o = analyze(&[p(&f), "--format", "json"]);
-        assert!(matches!(o.status.code(), Some(0) | Some(1)), "case {case}: {:?} {}", o.status, stderr(&o));
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(1)),
+            "case {case}: {:?} {}",
+            o.status,
+            stderr(&o)
+        );
         if o.status.code() == Some(1) {
-            assert!(stderr(&o).contains(p(&f)), "case {case}: error does not name the file: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains(p(&f)),
+                "case {case}: error does not name the file: {}",
+                stderr(&o)
+            );
         }
     }
 }
 
 #[test]
 fn older_files_missing_optional_columns_still_get_features() {
-    use needle_common::schema::{writer_properties, TraceBatchBuilder, TraceMetadata, WriteOptions};
+    use needle_common::schema::{
+        TraceBatchBuilder, TraceMetadata, WriteOptions, writer_properties,
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut b = TraceBatchBuilder::new("node-1");
     for w in fleet(4, true) {
@@ -193,13 +232,31 @@ fn older_files_missing_optional_columns_still_get_features() {
     }
     let full = b.finish_sorted().unwrap();
     let schema = full.schema();
-    let dropped = ["dns_name", "syscall_counts", "container_name", "labels", "label", "path2"];
-    let keep: Vec<usize> = (0..full.num_columns()).filter(|&i| !dropped.contains(&schema.field(i).name().as_str())).collect();
+    let dropped = [
+        "dns_name",
+        "syscall_counts",
+        "container_name",
+        "labels",
+        "label",
+        "path2",
+    ];
+    let keep: Vec<usize> = (0..full.num_columns())
+        .filter(|&i| !dropped.contains(&schema.field(i).name().as_str()))
+        .collect();
     let older = full.project(&keep).unwrap();
-    let meta = TraceMetadata { schema_version: 1, host: "node-1".into(), ..Default::default() };
+    let meta = TraceMetadata {
+        schema_version: 1,
+        host: "node-1".into(),
+        ..Default::default()
+    };
     let props = writer_properties(&WriteOptions::default(), meta.to_key_values()).unwrap();
     let f = dir.path().join("older.parquet");
-    let mut w = ArrowWriter::try_new(std::fs::File::create(&f).unwrap(), older.schema(), Some(props)).unwrap();
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&f).unwrap(),
+        older.schema(),
+        Some(props),
+    )
+    .unwrap();
     w.write(&older).unwrap();
     w.close().unwrap();
     let doc = analyze_json(&[p(&f)]);

@@ -9,7 +9,7 @@
 use std::ffi::CString;
 
 use needle_common::schema::Detail;
-use needle_tests::capture::{stop_and_read, Capture};
+use needle_tests::capture::{Capture, stop_and_read};
 use needle_tests::require_privileges;
 
 /// A 32-bit syscall through `int 0x80` (pointers must lie below 4 GiB).
@@ -64,11 +64,21 @@ fn compat_syscalls_are_counted_not_decoded_as_64_bit_calls() {
     // SAFETY: no preconditions.
     let tid = unsafe { libc::gettid() } as u32;
     // ia32 getpid (20) answers like the 64-bit one: the entry works on this kernel.
-    assert_eq!(int80(20, 0, 0, 0), std::process::id() as i32, "int 0x80 unavailable (no IA32 emulation?)");
+    assert_eq!(
+        int80(20, 0, 0, 0),
+        std::process::id() as i32,
+        "int 0x80 unavailable (no IA32 emulation?)"
+    );
     let page = low_page();
     let path = CString::new(target.to_str().unwrap()).unwrap();
     // SAFETY: the page is ours and larger than the path.
-    unsafe { std::ptr::copy_nonoverlapping(path.as_ptr().cast::<u8>(), page, path.as_bytes_with_nul().len()) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            path.as_ptr().cast::<u8>(),
+            page,
+            path.as_bytes_with_nul().len(),
+        )
+    };
     // ia32 open (5): a real open of the file, by a 32-bit syscall.
     let fd = int80(5, page as u32, libc::O_RDONLY as u32, 0);
     assert!(fd >= 0, "32-bit open: {fd}");
@@ -100,8 +110,14 @@ fn compat_syscalls_are_counted_not_decoded_as_64_bit_calls() {
         .collect();
     assert_eq!(opens.len(), 1, "only the 64-bit open is a row: {mine:?}");
     assert!(
-        !mine.iter().any(|d| matches!(d, Detail::Connect(_) | Detail::Accept(_))),
+        !mine
+            .iter()
+            .any(|d| matches!(d, Detail::Connect(_) | Detail::Accept(_))),
         "no 32-bit call decoded as a 64-bit connect/accept: {mine:?}"
     );
-    assert!(r.counter("compat_syscall") >= 2, "pipe and times counted: {:?}", r.counters);
+    assert!(
+        r.counter("compat_syscall") >= 2,
+        "pipe and times counted: {:?}",
+        r.counters
+    );
 }

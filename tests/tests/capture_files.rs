@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use needle_common::schema::{Detail, Event, FilePath, PathSource};
-use needle_tests::capture::{stop_and_read, Capture, Recorded};
+use needle_tests::capture::{Capture, Recorded, stop_and_read};
 use needle_tests::require_privileges;
 
 fn cstr(p: &Path) -> CString {
@@ -100,7 +100,13 @@ fn file_events_filters_and_the_path_race() {
     let cap_default = Capture::start(&out_default, &["--duration", "60s", "--skip-prefix", &skip]);
     let cap_all = Capture::start(
         &out_all,
-        &["--duration", "60s", "--no-default-filters", "--collapse-window", "0"],
+        &[
+            "--duration",
+            "60s",
+            "--no-default-filters",
+            "--collapse-window",
+            "0",
+        ],
     );
 
     let me = std::process::id();
@@ -452,5 +458,9 @@ fn file_events_filters_and_the_path_race() {
         rows.len(),
         actual.len()
     );
-    assert!(def.counter("open_collapsed") >= collapsed, "{:?}", def.counters);
+    assert!(
+        def.counter("open_collapsed") >= collapsed,
+        "{:?}",
+        def.counters
+    );
 }

@@ -355,7 +355,11 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_complete_files() {
     std::fs::create_dir(&mnt).unwrap();
     // A 1 MiB tmpfs of our own: room for the first segments (a second of a busy machine with
     // every event family on is more than 256 KiB), full within a few more.
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mnt).status().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(ok.success(), "mount tmpfs");
     struct Unmount(PathBuf);
     impl Drop for Unmount {
@@ -370,17 +374,34 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_complete_files() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline && !cap.exited() {
         for _ in 0..50 {
-            Command::new("/bin/true").arg("x".repeat(1000)).arg(format!("{:?}", Instant::now())).status().unwrap();
+            Command::new("/bin/true")
+                .arg("x".repeat(1000))
+                .arg(format!("{:?}", Instant::now()))
+                .status()
+                .unwrap();
         }
     }
     std::thread::sleep(Duration::from_millis(200));
     let err = cap.stderr_so_far();
     let (code, summary) = cap.wait();
-    assert_ne!(code, Some(0), "capture must fail when the disk is full; summary:\n{summary}");
-    assert!(err.contains("No space left") || err.contains("disk"), "the error says the disk is full: {err}");
+    assert_ne!(
+        code,
+        Some(0),
+        "capture must fail when the disk is full; summary:\n{summary}"
+    );
+    assert!(
+        err.contains("No space left") || err.contains("disk"),
+        "the error says the disk is full: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
-    let finalized: Vec<PathBuf> = parquet_files(&out).into_iter().filter(|f| f.extension().is_some_and(|e| e == "parquet")).collect();
-    assert!(!finalized.is_empty(), "segments finalized before the disk filled are kept");
+    let finalized: Vec<PathBuf> = parquet_files(&out)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(
+        !finalized.is_empty(),
+        "segments finalized before the disk filled are kept"
+    );
     for f in &finalized {
         read_trace(f).unwrap_or_else(|e| panic!("finalized file unreadable after disk full: {e}"));
     }

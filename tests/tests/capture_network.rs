@@ -3,12 +3,12 @@
 //! buffer held a moment earlier or later.
 
 use std::net::{TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
 use needle_common::schema::{Detail, Event, Net};
-use needle_tests::capture::{trace_files, Capture};
+use needle_tests::capture::{Capture, trace_files};
 use needle_tests::{read_trace, require_privileges};
 
 fn net_rows(events: &[Event], tgid: u32, kind: &str) -> Vec<Net> {
@@ -29,7 +29,11 @@ fn racy_connect(addr: *const libc::sockaddr_in) -> Option<u16> {
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         assert!(fd >= 0);
-        let r = libc::connect(fd, addr.cast(), std::mem::size_of::<libc::sockaddr_in>() as u32);
+        let r = libc::connect(
+            fd,
+            addr.cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
         let mut peer: libc::sockaddr_in = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
         let ok = r == 0 && libc::getpeername(fd, (&raw mut peer).cast(), &mut len) == 0;
@@ -56,14 +60,19 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.send_to(b"needle", ("127.0.0.1", udp_port)).unwrap();
     let mut buf = [0u8; 16];
-    udp_server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp_server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     assert_eq!(udp_server.recv(&mut buf).unwrap(), 6);
 
     // The race: two listeners; a thread flips the port in a shared sockaddr while we connect
     // through it, many times. Kernel copies the sockaddr once, at syscall entry.
     let a = TcpListener::bind("127.0.0.1:0").unwrap();
     let b = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
+    let (pa, pb) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
     // Accept and drop connections so the backlogs never fill (bounded by the stop flag).
     let accepting = Arc::new(AtomicBool::new(true));
     let acceptors: Vec<_> = [a, b]
@@ -85,7 +94,9 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
     let sa = Box::new(libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
         sin_port: pa.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
         sin_zero: [0; 8],
     });
     let sa_ptr = Box::into_raw(sa);
@@ -99,7 +110,12 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
                 let p = if flips.is_multiple_of(2) { pb } else { pa };
                 // SAFETY: the sockaddr outlives this thread (freed after join); racing with
                 // connect's read of it is the point of the test (a volatile store of a u16).
-                unsafe { std::ptr::write_volatile(&raw mut (*(addr as *mut libc::sockaddr_in)).sin_port, p.to_be()) };
+                unsafe {
+                    std::ptr::write_volatile(
+                        &raw mut (*(addr as *mut libc::sockaddr_in)).sin_port,
+                        p.to_be(),
+                    )
+                };
                 port.store(p, Ordering::Relaxed);
                 flips += 1;
             }
@@ -114,7 +130,9 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
         if let Some(p) = racy_connect(sa_ptr) {
             actual.push(p);
         }
-        if (hits(&actual, pa) >= 20 && hits(&actual, pb) >= 20) || began.elapsed() > Duration::from_secs(15) {
+        if (hits(&actual, pa) >= 20 && hits(&actual, pb) >= 20)
+            || began.elapsed() > Duration::from_secs(15)
+        {
             break;
         }
         if attempt % 4 == 0 {
@@ -129,32 +147,74 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
     }
     // SAFETY: allocated above with Box::into_raw; the flipper has stopped.
     drop(unsafe { Box::from_raw(sa_ptr) });
-    assert!(actual.contains(&pa) && actual.contains(&pb), "the race happened: both ports were used");
+    assert!(
+        actual.contains(&pa) && actual.contains(&pb),
+        "the race happened: both ports were used"
+    );
 
     std::thread::sleep(Duration::from_millis(300));
     cap.signal(libc::SIGINT);
     let (code, summary) = cap.wait();
     assert_eq!(code, Some(0), "{summary}");
-    let events: Vec<Event> = trace_files(&out).iter().flat_map(|f| read_trace(f).unwrap().events).collect();
+    let events: Vec<Event> = trace_files(&out)
+        .iter()
+        .flat_map(|f| read_trace(f).unwrap().events)
+        .collect();
     let me = std::process::id();
 
     let connects = net_rows(&events, me, "connect");
-    let plain = connects.iter().find(|n| n.dst_port == Some(tcp_port)).expect("connect to the listener recorded");
-    assert_eq!((plain.family.as_str(), plain.protocol.as_str(), plain.dst_addr.as_deref()), ("inet", "tcp", Some("127.0.0.1")));
+    let plain = connects
+        .iter()
+        .find(|n| n.dst_port == Some(tcp_port))
+        .expect("connect to the listener recorded");
+    assert_eq!(
+        (
+            plain.family.as_str(),
+            plain.protocol.as_str(),
+            plain.dst_addr.as_deref()
+        ),
+        ("inet", "tcp", Some("127.0.0.1"))
+    );
     let sends = net_rows(&events, me, "sendto");
-    let send = sends.iter().find(|n| n.dst_port == Some(udp_port)).expect("UDP send recorded");
-    assert_eq!((send.family.as_str(), send.protocol.as_str(), send.dst_addr.as_deref()), ("inet", "udp", Some("127.0.0.1")));
+    let send = sends
+        .iter()
+        .find(|n| n.dst_port == Some(udp_port))
+        .expect("UDP send recorded");
+    assert_eq!(
+        (
+            send.family.as_str(),
+            send.protocol.as_str(),
+            send.dst_addr.as_deref()
+        ),
+        ("inet", "udp", Some("127.0.0.1"))
+    );
 
     // Rows are time-ordered; the racy connects are the last ones to a or b, in order.
-    let recorded: Vec<u16> = connects.iter().filter_map(|n| n.dst_port).filter(|p| *p == pa || *p == pb).collect();
-    assert!(recorded.len() >= actual.len(), "every connect recorded ({} < {})", recorded.len(), actual.len());
+    let recorded: Vec<u16> = connects
+        .iter()
+        .filter_map(|n| n.dst_port)
+        .filter(|p| *p == pa || *p == pb)
+        .collect();
+    assert!(
+        recorded.len() >= actual.len(),
+        "every connect recorded ({} < {})",
+        recorded.len(),
+        actual.len()
+    );
     let tail = &recorded[recorded.len() - actual.len()..];
     // Connect attempts that failed are recorded too (the hook runs first), so compare only
     // when every attempt connected; otherwise compare the multiset.
     if recorded.len() == actual.len() {
-        assert_eq!(tail, actual.as_slice(), "recorded destinations are the ones the kernel connected to");
+        assert_eq!(
+            tail,
+            actual.as_slice(),
+            "recorded destinations are the ones the kernel connected to"
+        );
     } else {
         let count = |v: &[u16], p: u16| v.iter().filter(|x| **x == p).count();
-        assert!(count(&recorded, pa) >= count(&actual, pa) && count(&recorded, pb) >= count(&actual, pb));
+        assert!(
+            count(&recorded, pa) >= count(&actual, pa)
+                && count(&recorded, pb) >= count(&actual, pb)
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use needle_common::schema::{Detail, FilePath, PathSource};
-use needle_tests::capture::{stop_and_read, Capture};
+use needle_tests::capture::{Capture, stop_and_read};
 use needle_tests::require_privileges;
 
 /// A raw syscall result as the kernel returns it: the value, or -errno.

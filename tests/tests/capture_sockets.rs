@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use needle_common::schema::{Detail, Net};
-use needle_tests::capture::{stop_and_read, Capture};
+use needle_tests::capture::{Capture, stop_and_read};
 use needle_tests::require_privileges;
 
 fn net(

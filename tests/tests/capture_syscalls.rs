@@ -3,9 +3,8 @@
 //! and exits; its profile row counts them, and the full stream has exactly N getppid rows with
 //! the parent's pid as the result. Both captures run at once over the same thread.
 
-
 use needle_common::schema::Detail;
-use needle_tests::capture::{stop_and_read, Capture, Recorded};
+use needle_tests::capture::{Capture, Recorded, stop_and_read};
 use needle_tests::require_privileges;
 
 const N: u64 = 1000;
@@ -35,10 +34,11 @@ fn profiles_count_and_full_mode_records_every_syscall() {
     .join()
     .unwrap();
 
-    let runs: Vec<Recorded> = stop_and_read(vec![(cap_profile, &out_profile), (cap_full, &out_full)])
-        .into_iter()
-        .map(|(rec, _)| rec)
-        .collect();
+    let runs: Vec<Recorded> =
+        stop_and_read(vec![(cap_profile, &out_profile), (cap_full, &out_full)])
+            .into_iter()
+            .map(|(rec, _)| rec)
+            .collect();
 
     for (run, name) in runs.iter().zip(["profile", "full"]) {
         let profiles: Vec<&Vec<(u32, u64)>> = run

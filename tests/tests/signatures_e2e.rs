@@ -15,15 +15,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use needle_tests::binary;
 use needle_common::schema::Detail;
-use needle_tests::capture::{trace_files, Capture};
-use needle_tests::runc::{runc_available, CgroupStyle, Container, ContainerSpec};
+use needle_tests::binary;
+use needle_tests::capture::{Capture, trace_files};
+use needle_tests::runc::{CgroupStyle, Container, ContainerSpec, runc_available};
 use needle_tests::{read_trace, require, require_privileges};
 
 /// Customary Stratum ports (models/intel/mining_ports.txt); the fake pool takes the first free
 /// one, so concurrent runs of this test do not collide.
-const POOL_PORTS: &[u16] = &[14444, 14433, 45700, 45560, 3333, 3334, 3335, 3336, 5555, 5556, 7777, 7778];
+const POOL_PORTS: &[u16] = &[
+    14444, 14433, 45700, 45560, 3333, 3334, 3335, 3336, 5555, 5556, 7777, 7778,
+];
 const POOL: &str = "pool.minexmr.com";
 
 /// Loopback servers of the test; stopped (and joined) on drop, also when the test panics.
@@ -41,7 +43,11 @@ impl Drop for Servers {
     }
 }
 
-fn accept_loop(l: TcpListener, stop: Arc<AtomicBool>, mut handle: impl FnMut(TcpStream) + Send + 'static) -> JoinHandle<()> {
+fn accept_loop(
+    l: TcpListener,
+    stop: Arc<AtomicBool>,
+    mut handle: impl FnMut(TcpStream) + Send + 'static,
+) -> JoinHandle<()> {
     l.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
@@ -86,11 +92,23 @@ fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn url_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn connect_retry(port: u16) -> TcpStream {
@@ -121,31 +139,49 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
     let pool = POOL_PORTS
         .iter()
         .find_map(|&p| TcpListener::bind(("127.0.0.1", p)).ok())
-        .unwrap_or_else(|| panic!("no free mining port on 127.0.0.1 for the fake pool: {POOL_PORTS:?}"));
+        .unwrap_or_else(|| {
+            panic!("no free mining port on 127.0.0.1 for the fake pool: {POOL_PORTS:?}")
+        });
     let pool_port = pool.local_addr().unwrap().port();
     let web = TcpListener::bind("127.0.0.1:0").unwrap();
     let web_port = web.local_addr().unwrap().port();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut servers = Servers { stop: stop.clone(), threads: Vec::new() };
+    let mut servers = Servers {
+        stop: stop.clone(),
+        threads: Vec::new(),
+    };
     let miner = format!(
         "#!/bin/sh\n/bin/timeout 3 /bin/nslookup {POOL} 127.0.0.1 > /dev/null 2>&1\n\
          echo '{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"kworker/1.0\"]}}' | /bin/timeout 5 /bin/nc 127.0.0.1 {pool_port} > /dev/null\n"
     );
-    servers.threads.push(accept_loop(web, stop.clone(), move |mut s| {
-        read_until(&mut s, b"\r\n\r\n");
-        let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{miner}", miner.len());
-    }));
+    servers
+        .threads
+        .push(accept_loop(web, stop.clone(), move |mut s| {
+            read_until(&mut s, b"\r\n\r\n");
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{miner}",
+                miner.len()
+            );
+        }));
     let stratum = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = stratum.clone();
-    servers.threads.push(accept_loop(pool, stop.clone(), move |mut s| {
-        let line = read_until(&mut s, b"\n");
-        seen.lock().unwrap().push(String::from_utf8_lossy(&line).into_owned());
-        let _ = s.write_all(b"{\"id\":1,\"result\":[[\"mining.notify\",\"1\"],\"00\",4],\"error\":null}\n");
-    }));
+    servers
+        .threads
+        .push(accept_loop(pool, stop.clone(), move |mut s| {
+            let line = read_until(&mut s, b"\n");
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&line).into_owned());
+            let _ = s.write_all(
+                b"{\"id\":1,\"result\":[[\"mining.notify\",\"1\"],\"00\",4],\"error\":null}\n",
+            );
+        }));
     // DNS on 127.0.0.1:53 when nothing else holds it (the miner works either way).
     let dns_up = match UdpSocket::bind("127.0.0.1:53") {
         Ok(sock) => {
-            sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
             let stop = stop.clone();
             servers.threads.push(std::thread::spawn(move || {
                 let mut b = [0u8; 512];
@@ -160,7 +196,9 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
             true
         }
         Err(e) => {
-            eprintln!("note: no DNS responder (127.0.0.1:53: {e}); the DNS findings are not asserted");
+            eprintln!(
+                "note: no DNS responder (127.0.0.1:53: {e}); the DNS findings are not asserted"
+            );
             false
         }
     };
@@ -176,7 +214,11 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
         vec![
             ("/www/index.html".into(), b"ok\n".to_vec(), 0o644),
             ("/www/cgi-bin/echo".into(), cgi, 0o755),
-            ("/etc/resolv.conf".into(), b"nameserver 127.0.0.1\n".to_vec(), 0o644),
+            (
+                "/etc/resolv.conf".into(),
+                b"nameserver 127.0.0.1\n".to_vec(),
+                0o644,
+            ),
         ],
     ))
     .expect("start the web app");
@@ -206,7 +248,12 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
     );
     let mut s = connect_retry(app_port);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET /cgi-bin/echo?{} HTTP/1.0\r\nHost: shop\r\n\r\n", url_encode(&payload)).unwrap();
+    write!(
+        s,
+        "GET /cgi-bin/echo?{} HTTP/1.0\r\nHost: shop\r\n\r\n",
+        url_encode(&payload)
+    )
+    .unwrap();
     let mut response = String::new();
     let _ = s.read_to_string(&mut response);
     assert!(response.contains("hi"), "the CGI answered: {response:?}");
@@ -214,20 +261,41 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
     while stratum.lock().unwrap().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(stratum.lock().unwrap().iter().any(|l| l.contains("mining.subscribe")), "the miner spoke Stratum to the fake pool");
+    assert!(
+        stratum
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("mining.subscribe")),
+        "the miner spoke Stratum to the fake pool"
+    );
     std::thread::sleep(Duration::from_secs(10)); // benign work goes on
     cap.signal(libc::SIGINT);
     let (code, summary) = cap.wait();
     assert_eq!(code, Some(0), "{summary}");
     drop(servers);
 
-    let o = std::process::Command::new(binary("analyze")).arg(&out).args(["--format", "json"]).output().unwrap();
+    let o = std::process::Command::new(binary("analyze"))
+        .arg(&out)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let workloads = doc["workloads"].as_array().unwrap();
-    let find = |id: &str| workloads.iter().find(|w| w["workload"] == id).unwrap_or_else(|| panic!("no workload {id}"));
+    let find = |id: &str| {
+        workloads
+            .iter()
+            .find(|w| w["workload"] == id)
+            .unwrap_or_else(|| panic!("no workload {id}"))
+    };
     let a = find(attacked.id());
-    let types: Vec<&str> = a["findings"].as_array().unwrap().iter().filter_map(|f| f["type"].as_str()).collect();
+    let types: Vec<&str> = a["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["type"].as_str())
+        .collect();
     eprintln!("attack findings: {types:?}");
     let mut expected = vec![
         "Execution:Runtime/SuspiciousShellCreated",
@@ -238,37 +306,77 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
     let rows: Vec<_> = trace_files(&out)
         .iter()
         .flat_map(|f| read_trace(f).unwrap().events)
-        .filter(|e| e.container.as_ref().is_some_and(|c| &*c.id == attacked.id()))
+        .filter(|e| {
+            e.container
+                .as_ref()
+                .is_some_and(|c| &*c.id == attacked.id())
+        })
         .collect();
     let dns_recorded = rows.iter().any(|e| matches!(e.detail, Detail::DnsQuery(_)));
     if dns_up && dns_recorded {
         expected.push("CryptoCurrency:Runtime/BitcoinTool.B!DNS");
     } else {
-        eprintln!("note: DNS queries not recorded by this capture build; BitcoinTool.B!DNS not asserted");
+        eprintln!(
+            "note: DNS queries not recorded by this capture build; BitcoinTool.B!DNS not asserted"
+        );
     }
     for want in &expected {
         assert!(types.contains(want), "{want} missing from {types:?}");
     }
-    let miner = a["findings"].as_array().unwrap().iter().find(|f| f["type"] == "Impact:Runtime/CryptoMinerExecuted").unwrap();
+    let miner = a["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "Impact:Runtime/CryptoMinerExecuted")
+        .unwrap();
     assert_eq!(miner["process"]["exe"], "/tmp/.x/kworker", "{miner:#}");
-    assert!(miner["process"]["ancestry"].as_array().unwrap().iter().any(|a| a == "/bin/httpd"), "{miner:#}");
+    assert!(
+        miner["process"]["ancestry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "/bin/httpd"),
+        "{miner:#}"
+    );
     let chain: Vec<String> = miner["chain"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| format!("{} {} {}", e["kind"].as_str().unwrap(), e["exe"].as_str().unwrap_or(""), e["fields"]["dst_port"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["kind"].as_str().unwrap(),
+                e["exe"].as_str().unwrap_or(""),
+                e["fields"]["dst_port"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     eprintln!("chain: {chain:#?}");
-    for step in ["exec /bin/sh", "exec /bin/wget", "connect /bin/wget", "exec /bin/chmod", "exec /tmp/.x/kworker", &format!("connect /bin/nc {pool_port}")] {
-        assert!(chain.iter().any(|c| c.starts_with(step)), "{step} missing from the chain {chain:#?}");
+    for step in [
+        "exec /bin/sh",
+        "exec /bin/wget",
+        "connect /bin/wget",
+        "exec /bin/chmod",
+        "exec /tmp/.x/kworker",
+        &format!("connect /bin/nc {pool_port}"),
+    ] {
+        assert!(
+            chain.iter().any(|c| c.starts_with(step)),
+            "{step} missing from the chain {chain:#?}"
+        );
     }
     // With file events recorded, the write of the download and the chmod are in the chain too.
     if rows.iter().any(|e| matches!(e.detail, Detail::Open { .. })) {
         for step in ["open /bin/wget", "chmod /bin/chmod"] {
-            assert!(chain.iter().any(|c| c.starts_with(step)), "{step} missing from the chain {chain:#?}");
+            assert!(
+                chain.iter().any(|c| c.starts_with(step)),
+                "{step} missing from the chain {chain:#?}"
+            );
         }
     } else {
-        eprintln!("note: file events not recorded by this capture build; open/chmod steps not asserted");
+        eprintln!(
+            "note: file events not recorded by this capture build; open/chmod steps not asserted"
+        );
     }
     // The attacked container outranks every benign one, which carry no signature finding.
     // (The peer-outlier model compares only these four containers here; what it says about
@@ -276,10 +384,19 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
     for c in [&web, &client, &batch] {
         let w = find(c.id());
         let findings = w["findings"].as_array().unwrap();
-        let named: Vec<&serde_json::Value> = findings.iter().filter(|f| f["rules"].is_array()).collect();
-        assert!(named.is_empty(), "benign container {} got signature findings {named:#?}", c.id());
+        let named: Vec<&serde_json::Value> =
+            findings.iter().filter(|f| f["rules"].is_array()).collect();
+        assert!(
+            named.is_empty(),
+            "benign container {} got signature findings {named:#?}",
+            c.id()
+        );
         if !findings.is_empty() {
-            eprintln!("note: model finding on benign {}: {:?}", c.id(), findings.iter().map(|f| &f["type"]).collect::<Vec<_>>());
+            eprintln!(
+                "note: model finding on benign {}: {:?}",
+                c.id(),
+                findings.iter().map(|f| &f["type"]).collect::<Vec<_>>()
+            );
         }
         assert!(a["rank"].as_u64() < w["rank"].as_u64());
     }

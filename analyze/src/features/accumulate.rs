@@ -10,13 +10,17 @@ use super::fasthash::FastMap;
 
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
-use needle_common::abi::{EventKind, EVENT_KINDS};
+use needle_common::abi::{EVENT_KINDS, EventKind};
 
 use super::catalog::COMMON_PORTS;
-use super::classify::{entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location};
-use super::columns::{opt, Columns};
-use super::partial::{insert_capped, Partials, ShellExec, WorkloadPartial, MAX_EXECS_PER_PROC, SET_CAP};
-use super::{workload_key, FeatureError, TimeWindow};
+use super::classify::{
+    entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location,
+};
+use super::columns::{Columns, opt};
+use super::partial::{
+    MAX_EXECS_PER_PROC, Partials, SET_CAP, ShellExec, WorkloadPartial, insert_capped,
+};
+use super::{FeatureError, TimeWindow, workload_key};
 
 const UNKNOWN: u8 = u8::MAX;
 const NO_SLOT: u32 = u32::MAX;
@@ -42,7 +46,13 @@ pub struct Accumulator {
     pub rows_without_time: u64,
 }
 
-fn note_time(into: &mut FastMap<u64, i64>, key: u64, t: i64, keep: fn(i64, i64) -> i64, capped: &mut u64) {
+fn note_time(
+    into: &mut FastMap<u64, i64>,
+    key: u64,
+    t: i64,
+    keep: fn(i64, i64) -> i64,
+    capped: &mut u64,
+) {
     let len = into.len();
     match into.get_mut(&key) {
         Some(old) => *old = keep(*old, t),
@@ -78,7 +88,10 @@ impl Accumulator {
     }
 
     /// Also evaluates the signature `engine` on every row.
-    pub fn with_signatures(mut self, engine: Option<std::sync::Arc<crate::signatures::Engine>>) -> Self {
+    pub fn with_signatures(
+        mut self,
+        engine: Option<std::sync::Arc<crate::signatures::Engine>>,
+    ) -> Self {
         self.signatures = engine;
         self
     }
@@ -90,7 +103,10 @@ impl Accumulator {
 
     fn new_slot(&mut self, key: String) -> u32 {
         let slot = self.slots.len() as u32;
-        let mut p = WorkloadPartial { context_probe: self.probe, ..Default::default() };
+        let mut p = WorkloadPartial {
+            context_probe: self.probe,
+            ..Default::default()
+        };
         p.hosts.insert(self.host.clone());
         self.slots.push(p);
         self.by_key.insert(key.clone(), slot);
@@ -148,7 +164,12 @@ impl Accumulator {
             None => None,
         };
         let kind_slots: Vec<u8> = (0..c.kind.dict_len())
-            .map(|k| c.kind.dict_value(k).and_then(EventKind::from_name).map_or(UNKNOWN, |k| k.slot() as u8))
+            .map(|k| {
+                c.kind
+                    .dict_value(k)
+                    .and_then(EventKind::from_name)
+                    .map_or(UNKNOWN, |k| k.slot() as u8)
+            })
             .collect();
         for row in 0..c.len {
             if c.time.is_null(row) {
@@ -163,9 +184,15 @@ impl Accumulator {
             let slot = self.slot_of(&c, row, &mut cid_slots) as usize;
             let kslot = match c.kind.key(row) {
                 Some(k) => kind_slots.get(k).copied().unwrap_or(UNKNOWN),
-                None => c.kind.get(row).and_then(EventKind::from_name).map_or(UNKNOWN, |k| k.slot() as u8),
+                None => c
+                    .kind
+                    .get(row)
+                    .and_then(EventKind::from_name)
+                    .map_or(UNKNOWN, |k| k.slot() as u8),
             };
-            let Some(w) = self.slots.get_mut(slot) else { continue };
+            let Some(w) = self.slots.get_mut(slot) else {
+                continue;
+            };
             w.first_ns = w.first_ns.min(t);
             w.last_ns = w.last_ns.max(t);
             if self.probe.is_none() && (w.context.name.is_none() || w.context.image.is_none()) {
@@ -173,10 +200,19 @@ impl Accumulator {
             }
             match EVENT_KINDS.get(kslot as usize) {
                 Some(&kind) => {
-                    w.kind_counts[kslot as usize] += if kind == EventKind::Open { c.opens(row) } else { 1 };
+                    w.kind_counts[kslot as usize] += if kind == EventKind::Open {
+                        c.opens(row)
+                    } else {
+                        1
+                    };
                     add_row(w, kind, &c, &mut h, row, t);
                     if let (Some(e), Some(s)) = (&engine, &sig_cols) {
-                        e.observe(&crate::signatures::Row::new(&c, s, row), kind, t, &mut w.sig);
+                        e.observe(
+                            &crate::signatures::Row::new(&c, s, row),
+                            kind,
+                            t,
+                            &mut w.sig,
+                        );
                     }
                 }
                 None => w.unknown_kinds += 1,
@@ -216,7 +252,14 @@ struct Hashes {
 }
 
 /// Kind-specific work for one row. Every kind is listed, so a new kind is a compile error here.
-fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes, row: usize, t: i64) {
+fn add_row(
+    w: &mut WorkloadPartial,
+    kind: EventKind,
+    c: &Columns,
+    h: &mut Hashes,
+    row: usize,
+    t: i64,
+) {
     use EventKind as K;
     match kind {
         K::Exec => {
@@ -225,7 +268,10 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes
             let exe = c.exe_path.get(row);
             let shell = exe.or_else(|| c.comm.get(row)).is_some_and(is_shell);
             if let Some(path) = exe {
-                let hash = c.exe_path.hash(row, &mut h.exe).unwrap_or_else(|| hash_str(path));
+                let hash = c
+                    .exe_path
+                    .hash(row, &mut h.exe)
+                    .unwrap_or_else(|| hash_str(path));
                 insert_capped(&mut w.exes, hash, &mut w.capped);
                 w.exe_writable += u64::from(is_writable_location(path));
                 w.exe_fileless += u64::from(is_fileless(path));
@@ -242,7 +288,11 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes
                 }
             }
             if shell && w.shell_execs.len() < SET_CAP {
-                w.shell_execs.push(ShellExec { tgid, ppid, time: t });
+                w.shell_execs.push(ShellExec {
+                    tgid,
+                    ppid,
+                    time: t,
+                });
             }
         }
         K::Fork => {
@@ -295,7 +345,9 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes
             }
         }
         K::DnsQuery => {
-            if let (Some(name), Some(hash)) = (c.dns_name.get(row), c.dns_name.hash(row, &mut h.dns)) {
+            if let (Some(name), Some(hash)) =
+                (c.dns_name.get(row), c.dns_name.hash(row, &mut h.dns))
+            {
                 insert_capped(&mut w.dns_names, hash, &mut w.capped);
                 let e = entropy(first_label(name));
                 w.dns_named += 1;
@@ -322,7 +374,8 @@ fn add_row(w: &mut WorkloadPartial, kind: EventKind, c: &Columns, h: &mut Hashes
             }
         }
         K::Exit | K::Unlink | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
-        K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {}
+        K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {
+        }
         K::Userfaultfd | K::Mount | K::Unshare | K::Setns | K::Bpf | K::Keyctl => {}
         K::ContainerStart | K::ContainerStop | K::Lost => {}
     }

@@ -45,13 +45,39 @@ pub struct FeatureDef {
     pub indicator: bool,
 }
 
-const fn def(name: &'static str, unit: &'static str, direction: Direction, scale: Scale, doc: &'static str) -> FeatureDef {
-    FeatureDef { name, unit, doc, direction, scale, indicator: false }
+const fn def(
+    name: &'static str,
+    unit: &'static str,
+    direction: Direction,
+    scale: Scale,
+    doc: &'static str,
+) -> FeatureDef {
+    FeatureDef {
+        name,
+        unit,
+        doc,
+        direction,
+        scale,
+        indicator: false,
+    }
 }
 
 /// An indicator feature (see [`FeatureDef::indicator`]).
-const fn ind(name: &'static str, unit: &'static str, direction: Direction, scale: Scale, doc: &'static str) -> FeatureDef {
-    FeatureDef { name, unit, doc, direction, scale, indicator: true }
+const fn ind(
+    name: &'static str,
+    unit: &'static str,
+    direction: Direction,
+    scale: Scale,
+    doc: &'static str,
+) -> FeatureDef {
+    FeatureDef {
+        name,
+        unit,
+        doc,
+        direction,
+        scale,
+        indicator: true,
+    }
 }
 
 use Direction::{Both, High, Unscored};
@@ -93,41 +119,227 @@ pub mod id {
 
 /// The fixed features, in vector order (indices in [`id`]).
 pub const FIXED: [FeatureDef; id::COUNT] = [
-    def("events.total", "events", Unscored, Log, "events of the workload in the scanned time window (a row closing a collapse window counts the opens it stands for)"),
-    def("lifetime_s", "seconds", Unscored, Linear, "time between the workload's first and last event"),
-    def("exe.distinct", "executables", High, Log, "distinct executable paths run (exec events)"),
-    ind("exe.writable_path", "execs", High, Log, "execs of a binary under /tmp, /dev/shm, /var/tmp, a hidden dot directory, a memfd or a deleted file"),
-    ind("exe.fileless", "execs", High, Log, "execs of a memfd (`memfd:`) or of a deleted file (`(deleted)`)"),
-    ind("proc.shell_from_non_shell", "execs", High, Log, "shells (sh, bash, dash, zsh, …) started by a parent that is not a shell"),
-    def("proc.distinct", "processes", High, Log, "distinct processes (tgids) seen forking or executing"),
-    def("proc.tree_depth", "levels", High, Linear, "deepest parent→child chain among the workload's processes"),
-    def("proc.fanout_max", "children", High, Log, "most children started by one process"),
-    def("file.writes", "opens", High, Log, "opens with write intent (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC)"),
-    ind("file.written_then_executed", "files", High, Linear, "distinct files written, created, renamed into place or made executable, then executed"),
-    def("net.remote_ips", "addresses", High, Log, "distinct remote addresses connected to, sent to or accepted from"),
-    def("net.remote_ports", "ports", High, Log, "distinct remote ports of outbound connections and sends"),
-    ind("net.unusual_ports", "connections", High, Log, "outbound connections/sends to a port outside the common service list (see `COMMON_PORTS`)"),
-    def("net.outbound", "connections", High, Log, "connect and sendto events"),
-    def("net.inbound", "connections", Both, Log, "accepted connections"),
-    def("net.outbound_ratio", "fraction", High, Linear, "outbound / (outbound + inbound); 0 when there is no traffic (scored one-sided: less outbound than peers is not suspicious)"),
-    def("net.bytes_out", "bytes", High, Log, "payload bytes sent with sendto, where known"),
-    def("dns.queries", "queries", High, Log, "DNS queries seen on the wire"),
-    def("dns.distinct_names", "names", High, Log, "distinct DNS query names"),
-    ind("dns.name_entropy_mean", "bits/char", High, Linear, "mean Shannon entropy of the first label of queried names"),
-    ind("dns.name_entropy_max", "bits/char", High, Linear, "highest Shannon entropy of a first label"),
-    def("dns.name_len_mean", "characters", High, Linear, "mean length of queried names"),
-    def("dns.name_len_max", "characters", High, Linear, "longest queried name"),
-    ind("dns.nxdomain_ratio", "fraction", High, Linear, "DNS responses with NXDOMAIN / DNS responses"),
-    def("syscall.total", "syscalls", Unscored, Log, "syscalls counted, from the full stream (`syscall` rows) and profiles (`syscall_profile` maps)"),
-    def("syscall.distinct", "syscall numbers", Both, Linear, "distinct syscall numbers used"),
-    ind("security.calls", "calls", High, Log, "security-relevant calls: ptrace, process_vm_writev, /proc/<pid>/mem writes, module loads, set*id, capset, userfaultfd, mount, unshare, setns, bpf, keyctl, memfd_create (events, plus the same syscalls in syscall streams and profiles)"),
+    def(
+        "events.total",
+        "events",
+        Unscored,
+        Log,
+        "events of the workload in the scanned time window (a row closing a collapse window counts the opens it stands for)",
+    ),
+    def(
+        "lifetime_s",
+        "seconds",
+        Unscored,
+        Linear,
+        "time between the workload's first and last event",
+    ),
+    def(
+        "exe.distinct",
+        "executables",
+        High,
+        Log,
+        "distinct executable paths run (exec events)",
+    ),
+    ind(
+        "exe.writable_path",
+        "execs",
+        High,
+        Log,
+        "execs of a binary under /tmp, /dev/shm, /var/tmp, a hidden dot directory, a memfd or a deleted file",
+    ),
+    ind(
+        "exe.fileless",
+        "execs",
+        High,
+        Log,
+        "execs of a memfd (`memfd:`) or of a deleted file (`(deleted)`)",
+    ),
+    ind(
+        "proc.shell_from_non_shell",
+        "execs",
+        High,
+        Log,
+        "shells (sh, bash, dash, zsh, …) started by a parent that is not a shell",
+    ),
+    def(
+        "proc.distinct",
+        "processes",
+        High,
+        Log,
+        "distinct processes (tgids) seen forking or executing",
+    ),
+    def(
+        "proc.tree_depth",
+        "levels",
+        High,
+        Linear,
+        "deepest parent→child chain among the workload's processes",
+    ),
+    def(
+        "proc.fanout_max",
+        "children",
+        High,
+        Log,
+        "most children started by one process",
+    ),
+    def(
+        "file.writes",
+        "opens",
+        High,
+        Log,
+        "opens with write intent (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC)",
+    ),
+    ind(
+        "file.written_then_executed",
+        "files",
+        High,
+        Linear,
+        "distinct files written, created, renamed into place or made executable, then executed",
+    ),
+    def(
+        "net.remote_ips",
+        "addresses",
+        High,
+        Log,
+        "distinct remote addresses connected to, sent to or accepted from",
+    ),
+    def(
+        "net.remote_ports",
+        "ports",
+        High,
+        Log,
+        "distinct remote ports of outbound connections and sends",
+    ),
+    ind(
+        "net.unusual_ports",
+        "connections",
+        High,
+        Log,
+        "outbound connections/sends to a port outside the common service list (see `COMMON_PORTS`)",
+    ),
+    def(
+        "net.outbound",
+        "connections",
+        High,
+        Log,
+        "connect and sendto events",
+    ),
+    def(
+        "net.inbound",
+        "connections",
+        Both,
+        Log,
+        "accepted connections",
+    ),
+    def(
+        "net.outbound_ratio",
+        "fraction",
+        High,
+        Linear,
+        "outbound / (outbound + inbound); 0 when there is no traffic (scored one-sided: less outbound than peers is not suspicious)",
+    ),
+    def(
+        "net.bytes_out",
+        "bytes",
+        High,
+        Log,
+        "payload bytes sent with sendto, where known",
+    ),
+    def(
+        "dns.queries",
+        "queries",
+        High,
+        Log,
+        "DNS queries seen on the wire",
+    ),
+    def(
+        "dns.distinct_names",
+        "names",
+        High,
+        Log,
+        "distinct DNS query names",
+    ),
+    ind(
+        "dns.name_entropy_mean",
+        "bits/char",
+        High,
+        Linear,
+        "mean Shannon entropy of the first label of queried names",
+    ),
+    ind(
+        "dns.name_entropy_max",
+        "bits/char",
+        High,
+        Linear,
+        "highest Shannon entropy of a first label",
+    ),
+    def(
+        "dns.name_len_mean",
+        "characters",
+        High,
+        Linear,
+        "mean length of queried names",
+    ),
+    def(
+        "dns.name_len_max",
+        "characters",
+        High,
+        Linear,
+        "longest queried name",
+    ),
+    ind(
+        "dns.nxdomain_ratio",
+        "fraction",
+        High,
+        Linear,
+        "DNS responses with NXDOMAIN / DNS responses",
+    ),
+    def(
+        "syscall.total",
+        "syscalls",
+        Unscored,
+        Log,
+        "syscalls counted, from the full stream (`syscall` rows) and profiles (`syscall_profile` maps)",
+    ),
+    def(
+        "syscall.distinct",
+        "syscall numbers",
+        Both,
+        Linear,
+        "distinct syscall numbers used",
+    ),
+    ind(
+        "security.calls",
+        "calls",
+        High,
+        Log,
+        "security-relevant calls: ptrace, process_vm_writev, /proc/<pid>/mem writes, module loads, set*id, capset, userfaultfd, mount, unshare, setns, bpf, keyctl, memfd_create (events, plus the same syscalls in syscall streams and profiles)",
+    ),
 ];
 
 /// Families that expand per event kind or per syscall number.
 pub const FAMILIES: [FeatureDef; 3] = [
-    def("events.{kind}", "events", Unscored, Log, "events of one kind (`{kind}` is an event kind name: exec, connect, dns_query, …; opens collapsed by capture count one each); scored through its rate"),
-    def("rate.{kind}", "events/s", High, Log, "events of one kind per second of the workload's lifetime (lifetime floored at 1 s)"),
-    def("syscall.{nr}", "fraction", Both, Linear, "share of syscall number `{nr}` (x86_64) in the workload's syscall histogram; one column per number seen in the input"),
+    def(
+        "events.{kind}",
+        "events",
+        Unscored,
+        Log,
+        "events of one kind (`{kind}` is an event kind name: exec, connect, dns_query, …; opens collapsed by capture count one each); scored through its rate",
+    ),
+    def(
+        "rate.{kind}",
+        "events/s",
+        High,
+        Log,
+        "events of one kind per second of the workload's lifetime (lifetime floored at 1 s)",
+    ),
+    def(
+        "syscall.{nr}",
+        "fraction",
+        Both,
+        Linear,
+        "share of syscall number `{nr}` (x86_64) in the workload's syscall histogram; one column per number seen in the input",
+    ),
 ];
 
 /// Remote ports that are ordinary for outbound traffic; others count in `net.unusual_ports`.
@@ -160,15 +372,24 @@ pub fn fixed_layout() -> Vec<(String, &'static FeatureDef)> {
 
 /// The feature documentation as a Markdown table (for `--list` and the README).
 pub fn markdown_table() -> String {
-    let mut s = String::from("| feature | unit | meaning | scored | indicator |\n|---|---|---|---|---|\n");
-    for f in FAMILIES.iter().take(2).chain(FIXED.iter()).chain(FAMILIES.iter().skip(2)) {
+    let mut s =
+        String::from("| feature | unit | meaning | scored | indicator |\n|---|---|---|---|---|\n");
+    for f in FAMILIES
+        .iter()
+        .take(2)
+        .chain(FIXED.iter())
+        .chain(FAMILIES.iter().skip(2))
+    {
         let scored = match f.direction {
             High => "high",
             Both => "both ways",
             Unscored => "no",
         };
         let indicator = if f.indicator { "yes" } else { "" };
-        s.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", f.name, f.unit, f.doc, scored, indicator));
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            f.name, f.unit, f.doc, scored, indicator
+        ));
     }
     s
 }
@@ -186,8 +407,14 @@ mod tests {
             assert!(!def.doc.is_empty() && !def.unit.is_empty());
         }
         assert_eq!(layout.len(), FIXED_OFFSET + id::COUNT);
-        assert_eq!(layout[FIXED_OFFSET + id::SECURITY_CALLS].0, "security.calls");
-        assert_eq!(layout[FIXED_OFFSET + id::DNS_NXDOMAIN_RATIO].0, "dns.nxdomain_ratio");
+        assert_eq!(
+            layout[FIXED_OFFSET + id::SECURITY_CALLS].0,
+            "security.calls"
+        );
+        assert_eq!(
+            layout[FIXED_OFFSET + id::DNS_NXDOMAIN_RATIO].0,
+            "dns.nxdomain_ratio"
+        );
     }
 
     #[test]

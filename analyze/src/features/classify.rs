@@ -4,7 +4,9 @@
 use std::hash::BuildHasher;
 
 /// Shell program names (basename of the executable, or `comm`).
-const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "csh", "tcsh", "fish", "busybox"];
+const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "csh", "tcsh", "fish", "busybox",
+];
 
 /// The last path component.
 pub fn basename(path: &str) -> &str {
@@ -34,10 +36,14 @@ pub fn entropy(s: &str) -> f64 {
         counts[b as usize] += 1;
     }
     let n = s.len() as f64;
-    counts.iter().filter(|&&c| c > 0).map(|&c| {
-        let p = f64::from(c) / n;
-        -p * p.log2()
-    }).sum()
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
 }
 
 /// First label of a DNS name, lower-cased semantics aside (`a1b2.pool.example` → `a1b2`).
@@ -64,10 +70,25 @@ mod tests {
 
     #[test]
     fn writable_locations() {
-        for p in ["/tmp/x", "/dev/shm/k", "/var/tmp/a", "/root/.cache/xmrig", "/tmp/.../m", "memfd:x (deleted)", "/memfd:abc", "/usr/bin/ls (deleted)"] {
+        for p in [
+            "/tmp/x",
+            "/dev/shm/k",
+            "/var/tmp/a",
+            "/root/.cache/xmrig",
+            "/tmp/.../m",
+            "memfd:x (deleted)",
+            "/memfd:abc",
+            "/usr/bin/ls (deleted)",
+        ] {
             assert!(is_writable_location(p), "{p}");
         }
-        for p in ["/usr/bin/ls", "/bin/.hidden-file-is-fine", "/opt/app/bin/app", "relative", "/tmpfoo/x"] {
+        for p in [
+            "/usr/bin/ls",
+            "/bin/.hidden-file-is-fine",
+            "/opt/app/bin/app",
+            "relative",
+            "/tmpfoo/x",
+        ] {
             assert!(!is_writable_location(p), "{p}");
         }
         assert!(is_fileless("/memfd:x (deleted)") && !is_fileless("/tmp/x"));

@@ -4,20 +4,42 @@
 //! for that), plain otherwise; a missing nullable column reads as all-null (older files); a
 //! column of another type is cast when Arrow can, or is an error naming it.
 
-use arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, MapArray, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, MapArray, StringArray,
+    TimestampNanosecondArray, UInt32Array, UInt64Array,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int32Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
-use super::classify::hash_str;
 use super::FeatureError;
+use super::classify::hash_str;
 
 /// Columns the feature pass reads; everything else is skipped by the scan's projection.
 pub const NEEDED: &[&str] = &[
-    n::TIME, n::KIND, n::TGID, n::PPID, n::COMM, n::CGROUP_ID, n::EXE_PATH, n::CONTAINER_ID, n::WORKLOAD,
-    n::PATH, n::PATH2, n::FLAGS, n::MODE, n::RET, n::DST_ADDR, n::DST_PORT, n::BYTES, n::DNS_NAME,
-    n::DNS_RCODE, n::SYSCALL, n::SYSCALL_COUNTS, n::COUNT,
+    n::TIME,
+    n::KIND,
+    n::TGID,
+    n::PPID,
+    n::COMM,
+    n::CGROUP_ID,
+    n::EXE_PATH,
+    n::CONTAINER_ID,
+    n::WORKLOAD,
+    n::PATH,
+    n::PATH2,
+    n::FLAGS,
+    n::MODE,
+    n::RET,
+    n::DST_ADDR,
+    n::DST_PORT,
+    n::BYTES,
+    n::DNS_NAME,
+    n::DNS_RCODE,
+    n::SYSCALL,
+    n::SYSCALL_COUNTS,
+    n::COUNT,
 ];
 
 /// Context columns: the same value on every row of a workload, so the scan reads them from one
@@ -43,12 +65,20 @@ pub enum StrCol {
 }
 
 impl StrCol {
-    pub(crate) fn from_batch(batch: &RecordBatch, name: &'static str) -> Result<StrCol, FeatureError> {
-        let Some(a) = batch.column_by_name(name) else { return Ok(StrCol::Missing) };
+    pub(crate) fn from_batch(
+        batch: &RecordBatch,
+        name: &'static str,
+    ) -> Result<StrCol, FeatureError> {
+        let Some(a) = batch.column_by_name(name) else {
+            return Ok(StrCol::Missing);
+        };
         if let Some(d) = a.as_dictionary_opt::<Int32Type>()
             && let Some(values) = d.values().as_string_opt::<i32>()
         {
-            return Ok(StrCol::Dict { keys: d.keys().clone(), values: values.clone() });
+            return Ok(StrCol::Dict {
+                keys: d.keys().clone(),
+                values: values.clone(),
+            });
         }
         let plain = cast_to(a, &DataType::Utf8, name)?;
         Ok(StrCol::Plain(plain.as_string::<i32>().clone()))
@@ -102,7 +132,9 @@ impl StrCol {
     #[inline]
     pub fn key(&self, row: usize) -> Option<usize> {
         match self {
-            StrCol::Dict { keys, .. } if keys.is_valid(row) => usize::try_from(keys.value(row)).ok(),
+            StrCol::Dict { keys, .. } if keys.is_valid(row) => {
+                usize::try_from(keys.value(row)).ok()
+            }
             _ => None,
         }
     }
@@ -118,7 +150,9 @@ impl StrCol {
     /// The dictionary entry `k`.
     pub fn dict_value(&self, k: usize) -> Option<&str> {
         match self {
-            StrCol::Dict { values, .. } if k < values.len() && values.is_valid(k) => Some(values.value(k)),
+            StrCol::Dict { values, .. } if k < values.len() && values.is_valid(k) => {
+                Some(values.value(k))
+            }
             _ => None,
         }
     }
@@ -128,12 +162,19 @@ fn cast_to(a: &ArrayRef, to: &DataType, name: &'static str) -> Result<ArrayRef, 
     if a.data_type() == to {
         return Ok(a.clone());
     }
-    cast(a, to).map_err(|e| FeatureError::ColumnType { column: name, found: a.data_type().to_string(), message: e.to_string() })
+    cast(a, to).map_err(|e| FeatureError::ColumnType {
+        column: name,
+        found: a.data_type().to_string(),
+        message: e.to_string(),
+    })
 }
 
 macro_rules! prim {
     ($fn:ident, $arr:ty, $dt:expr, $as:ident) => {
-        pub(crate) fn $fn(batch: &RecordBatch, name: &'static str) -> Result<Option<$arr>, FeatureError> {
+        pub(crate) fn $fn(
+            batch: &RecordBatch,
+            name: &'static str,
+        ) -> Result<Option<$arr>, FeatureError> {
             match batch.column_by_name(name) {
                 None => Ok(None),
                 Some(a) => Ok(Some(cast_to(a, &$dt, name)?.$as().clone())),
@@ -181,7 +222,10 @@ pub struct Columns {
 
 /// Value of a nullable primitive column at `row`.
 #[inline]
-pub fn opt<T: arrow::datatypes::ArrowPrimitiveType>(a: &Option<arrow::array::PrimitiveArray<T>>, row: usize) -> Option<T::Native> {
+pub fn opt<T: arrow::datatypes::ArrowPrimitiveType>(
+    a: &Option<arrow::array::PrimitiveArray<T>>,
+    row: usize,
+) -> Option<T::Native> {
     a.as_ref().filter(|a| a.is_valid(row)).map(|a| a.value(row))
 }
 
@@ -189,7 +233,9 @@ impl Columns {
     /// Typed views of `batch`'s columns; `time` and `kind` are required.
     pub fn new(batch: &RecordBatch) -> Result<Columns, FeatureError> {
         let time_type = DataType::Timestamp(TimeUnit::Nanosecond, None);
-        let time = batch.column_by_name(n::TIME).ok_or(FeatureError::MissingColumn(n::TIME))?;
+        let time = batch
+            .column_by_name(n::TIME)
+            .ok_or(FeatureError::MissingColumn(n::TIME))?;
         let time = match time.as_primitive_opt::<arrow::datatypes::TimestampNanosecondType>() {
             Some(t) => t.clone(),
             None => cast_to(time, &time_type, n::TIME)?.as_primitive().clone(),
@@ -200,11 +246,15 @@ impl Columns {
         }
         let syscall_counts = match batch.column_by_name(n::SYSCALL_COUNTS) {
             None => None,
-            Some(a) => Some(a.as_map_opt().cloned().ok_or_else(|| FeatureError::ColumnType {
-                column: n::SYSCALL_COUNTS,
-                found: a.data_type().to_string(),
-                message: "expected a map of syscall number to count".into(),
-            })?),
+            Some(a) => Some(
+                a.as_map_opt()
+                    .cloned()
+                    .ok_or_else(|| FeatureError::ColumnType {
+                        column: n::SYSCALL_COUNTS,
+                        found: a.data_type().to_string(),
+                        message: "expected a map of syscall number to count".into(),
+                    })?,
+            ),
         };
         Ok(Columns {
             len: batch.num_rows(),
@@ -251,15 +301,20 @@ impl Columns {
 
     /// The `(syscall, count)` pairs of a `syscall_profile` row.
     pub fn profile(&self, row: usize) -> impl Iterator<Item = (u32, u64)> + '_ {
-        let entries = self.syscall_counts.as_ref().filter(|m| m.is_valid(row)).map(|m| {
-            let start = m.value_offsets()[row] as usize;
-            let end = m.value_offsets()[row + 1] as usize;
-            (m, start, end)
-        });
+        let entries = self
+            .syscall_counts
+            .as_ref()
+            .filter(|m| m.is_valid(row))
+            .map(|m| {
+                let start = m.value_offsets()[row] as usize;
+                let end = m.value_offsets()[row + 1] as usize;
+                (m, start, end)
+            });
         let (keys, values) = match entries {
             Some((m, _, _)) => (
                 m.keys().as_primitive_opt::<arrow::datatypes::UInt32Type>(),
-                m.values().as_primitive_opt::<arrow::datatypes::UInt64Type>(),
+                m.values()
+                    .as_primitive_opt::<arrow::datatypes::UInt64Type>(),
             ),
             None => (None, None),
         };

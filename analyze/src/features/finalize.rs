@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use needle_common::abi::EventKind;
 
-use super::catalog::{fixed_layout, id, FeatureDef, FAMILIES, FIXED_OFFSET, KINDS};
+use super::catalog::{FAMILIES, FIXED_OFFSET, FeatureDef, KINDS, fixed_layout, id};
 use super::partial::{Context, Partials, WorkloadPartial};
 
 /// x86_64 numbers of the security-relevant syscalls counted in `security.calls`.
@@ -87,7 +87,10 @@ impl FeatureTable {
     /// The value of feature `name` for the workload `workload`.
     pub fn value(&self, workload: &str, name: &str) -> Option<f64> {
         let c = self.column(name)?;
-        self.rows.iter().find(|r| r.workload == workload).and_then(|r| r.values.get(c).copied())
+        self.rows
+            .iter()
+            .find(|r| r.workload == workload)
+            .and_then(|r| r.values.get(c).copied())
     }
 }
 
@@ -101,16 +104,25 @@ fn ratio(a: u64, b: u64) -> f64 {
 fn shells_from_non_shells(p: &WorkloadPartial) -> u64 {
     let spawner_is_shell = |tgid: u32, ppid: u32, t: i64| -> Option<bool> {
         let own = p.procs.get(&tgid);
-        if let Some(prev) = own.and_then(|o| o.execs.iter().filter(|e| e.0 < t).max_by_key(|e| e.0)) {
+        if let Some(prev) = own.and_then(|o| o.execs.iter().filter(|e| e.0 < t).max_by_key(|e| e.0))
+        {
             return Some(prev.1);
         }
         if let Some(by_shell) = own.and_then(|o| o.forked_by_shell) {
             return Some(by_shell);
         }
         let parent = p.procs.get(&ppid)?;
-        parent.execs.iter().filter(|e| e.0 <= t).max_by_key(|e| e.0).map(|e| e.1)
+        parent
+            .execs
+            .iter()
+            .filter(|e| e.0 <= t)
+            .max_by_key(|e| e.0)
+            .map(|e| e.1)
     };
-    p.shell_execs.iter().filter(|s| spawner_is_shell(s.tgid, s.ppid, s.time) == Some(false)).count() as u64
+    p.shell_execs
+        .iter()
+        .filter(|s| spawner_is_shell(s.tgid, s.ppid, s.time) == Some(false))
+        .count() as u64
 }
 
 /// Deepest ancestry chain and largest fan-out in the workload's process table.
@@ -153,7 +165,11 @@ fn tree_shape(p: &WorkloadPartial) -> (u64, u64) {
 
 fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
     let mut v = vec![0.0; FIXED_OFFSET + id::COUNT];
-    let lifetime_s = if p.last_ns >= p.first_ns { (p.last_ns - p.first_ns) as f64 / 1e9 } else { 0.0 };
+    let lifetime_s = if p.last_ns >= p.first_ns {
+        (p.last_ns - p.first_ns) as f64 / 1e9
+    } else {
+        0.0
+    };
     for k in 0..KINDS {
         v[k] = p.kind_counts[k] as f64;
         v[KINDS + k] = p.kind_counts[k] as f64 / lifetime_s.max(1.0);
@@ -161,12 +177,20 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
     let f = &mut v[FIXED_OFFSET..];
     let total: u64 = p.kind_counts.iter().sum::<u64>() + p.unknown_kinds;
     let (depth, fanout) = tree_shape(p);
-    let written_then_executed =
-        p.executed.iter().filter(|(h, exec_t)| p.written.get(h).is_some_and(|w| w <= exec_t)).count();
+    let written_then_executed = p
+        .executed
+        .iter()
+        .filter(|(h, exec_t)| p.written.get(h).is_some_and(|w| w <= exec_t))
+        .count();
     let syscalls: u64 = p.syscalls.iter().sum::<u64>() + p.syscall_other;
-    let security_syscalls: u64 =
-        SECURITY_SYSCALLS.iter().filter_map(|&nr| p.syscalls.get(nr as usize)).sum();
-    let security_events: u64 = SECURITY_KINDS.iter().map(|k| p.kind_counts[k.slot() as usize]).sum();
+    let security_syscalls: u64 = SECURITY_SYSCALLS
+        .iter()
+        .filter_map(|&nr| p.syscalls.get(nr as usize))
+        .sum();
+    let security_events: u64 = SECURITY_KINDS
+        .iter()
+        .map(|k| p.kind_counts[k.slot() as usize])
+        .sum();
     f[id::EVENTS_TOTAL] = total as f64;
     f[id::LIFETIME] = lifetime_s;
     f[id::EXE_DISTINCT] = p.exes.len() as f64;
@@ -187,13 +211,18 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
     f[id::BYTES_OUT] = p.bytes_out as f64;
     f[id::DNS_QUERIES] = p.kind_counts[EventKind::DnsQuery.slot() as usize] as f64;
     f[id::DNS_DISTINCT] = p.dns_names.len() as f64;
-    f[id::DNS_ENTROPY_MEAN] = if p.dns_named == 0 { 0.0 } else { p.dns_entropy_sum / p.dns_named as f64 };
+    f[id::DNS_ENTROPY_MEAN] = if p.dns_named == 0 {
+        0.0
+    } else {
+        p.dns_entropy_sum / p.dns_named as f64
+    };
     f[id::DNS_ENTROPY_MAX] = p.dns_entropy_max;
     f[id::DNS_LEN_MEAN] = ratio(p.dns_len_sum, p.dns_named);
     f[id::DNS_LEN_MAX] = p.dns_len_max as f64;
     f[id::DNS_NXDOMAIN_RATIO] = ratio(p.dns_nxdomain, p.dns_responses);
     f[id::SYSCALL_TOTAL] = syscalls as f64;
-    f[id::SYSCALL_DISTINCT] = (p.syscalls.iter().filter(|&&c| c > 0).count() + usize::from(p.syscall_other > 0)) as f64;
+    f[id::SYSCALL_DISTINCT] =
+        (p.syscalls.iter().filter(|&&c| c > 0).count() + usize::from(p.syscall_other > 0)) as f64;
     f[id::SECURITY_CALLS] = (security_syscalls + security_events) as f64;
     v
 }
@@ -202,17 +231,32 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
 pub fn finalize(partials: Partials) -> FeatureTable {
     let syscall_nrs: BTreeSet<usize> = partials
         .values()
-        .flat_map(|p| p.syscalls.iter().enumerate().filter(|(_, c)| **c > 0).map(|(nr, _)| nr))
+        .flat_map(|p| {
+            p.syscalls
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(nr, _)| nr)
+        })
         .collect();
-    let mut columns: Vec<FeatureColumn> =
-        fixed_layout().into_iter().map(|(name, def)| FeatureColumn { name, def }).collect();
-    columns.extend(syscall_nrs.iter().map(|nr| FeatureColumn { name: format!("syscall.{nr}"), def: &FAMILIES[2] }));
+    let mut columns: Vec<FeatureColumn> = fixed_layout()
+        .into_iter()
+        .map(|(name, def)| FeatureColumn { name, def })
+        .collect();
+    columns.extend(syscall_nrs.iter().map(|nr| FeatureColumn {
+        name: format!("syscall.{nr}"),
+        def: &FAMILIES[2],
+    }));
     let mut rows: Vec<WorkloadFeatures> = partials
         .into_iter()
         .map(|(workload, p)| {
             let mut values = fixed_values(&p);
             let total: u64 = p.syscalls.iter().sum::<u64>() + p.syscall_other;
-            values.extend(syscall_nrs.iter().map(|&nr| ratio(p.syscalls.get(nr).copied().unwrap_or(0), total)));
+            values.extend(
+                syscall_nrs
+                    .iter()
+                    .map(|&nr| ratio(p.syscalls.get(nr).copied().unwrap_or(0), total)),
+            );
             WorkloadFeatures {
                 workload,
                 hosts: p.hosts.iter().cloned().collect(),

@@ -204,7 +204,12 @@ fn merge_set<T: std::hash::Hash + Eq>(into: &mut FastSet<T>, from: FastSet<T>, c
     }
 }
 
-fn merge_times(into: &mut FastMap<u64, i64>, from: FastMap<u64, i64>, keep: fn(i64, i64) -> i64, capped: &mut u64) {
+fn merge_times(
+    into: &mut FastMap<u64, i64>,
+    from: FastMap<u64, i64>,
+    keep: fn(i64, i64) -> i64,
+    capped: &mut u64,
+) {
     for (k, t) in from {
         let len = into.len();
         match into.get_mut(&k) {

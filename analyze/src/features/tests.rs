@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use needle_common::schema::{Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, TraceBatchBuilder};
+use needle_common::schema::{
+    Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, TraceBatchBuilder,
+};
 
 use super::*;
 
@@ -22,26 +24,58 @@ pub(crate) struct Ev {
 
 impl Ev {
     pub fn in_container(id: &'static str) -> Ev {
-        Ev { container: Some(id), cgroup: 1, t: T0, tgid: 100, ppid: 1, comm: "app", exe: Some("/app") }
+        Ev {
+            container: Some(id),
+            cgroup: 1,
+            t: T0,
+            tgid: 100,
+            ppid: 1,
+            comm: "app",
+            exe: Some("/app"),
+        }
     }
     pub fn at(self, secs: i64) -> Ev {
-        Ev { t: T0 + secs * S, ..self }
+        Ev {
+            t: T0 + secs * S,
+            ..self
+        }
     }
     pub fn proc(self, tgid: u32, ppid: u32, comm: &'static str) -> Ev {
-        Ev { tgid, ppid, comm, ..self }
+        Ev {
+            tgid,
+            ppid,
+            comm,
+            ..self
+        }
     }
     pub fn exe(self, exe: &'static str) -> Ev {
-        Ev { exe: Some(exe), ..self }
+        Ev {
+            exe: Some(exe),
+            ..self
+        }
     }
     pub fn with(&self, detail: Detail) -> Event {
         Event {
             time_ns: self.t,
             ktime_ns: self.t as u64,
-            process: Process { pid: self.tgid, tgid: self.tgid, ppid: self.ppid, uid: 0, gid: 0, comm: self.comm.into(), cgroup_id: self.cgroup },
+            process: Process {
+                pid: self.tgid,
+                tgid: self.tgid,
+                ppid: self.ppid,
+                uid: 0,
+                gid: 0,
+                comm: self.comm.into(),
+                cgroup_id: self.cgroup,
+            },
             exe_path: self.exe.map(Into::into),
             exe_sha256: None,
             container: self.container.map(|id| {
-                Arc::new(Container { id: id.into(), name: Some(format!("{id}-name").into()), image: Some("img:1".into()), ..Default::default() })
+                Arc::new(Container {
+                    id: id.into(),
+                    name: Some(format!("{id}-name").into()),
+                    image: Some("img:1".into()),
+                    ..Default::default()
+                })
             }),
             workload: None,
             context: None,
@@ -64,29 +98,56 @@ pub(crate) fn table(events: &[Event]) -> FeatureTable {
 }
 
 fn v(t: &FeatureTable, w: &str, name: &str) -> f64 {
-    t.value(w, name).unwrap_or_else(|| panic!("no {name} for {w}"))
+    t.value(w, name)
+        .unwrap_or_else(|| panic!("no {name} for {w}"))
 }
 
 pub(crate) fn exec() -> Detail {
-    Detail::Exec { argv: vec![], truncated: false }
+    Detail::Exec {
+        argv: vec![],
+        truncated: false,
+    }
 }
 
 fn file(p: &str) -> FilePath {
-    FilePath { path: p.into(), source: PathSource::Kernel }
+    FilePath {
+        path: p.into(),
+        source: PathSource::Kernel,
+    }
 }
 
 pub(crate) fn net(addr: &str, port: u16, bytes: Option<u64>) -> Net {
-    Net { family: "inet".into(), protocol: "tcp".into(), dst_addr: Some(addr.into()), dst_port: Some(port), bytes, ..Default::default() }
+    Net {
+        family: "inet".into(),
+        protocol: "tcp".into(),
+        dst_addr: Some(addr.into()),
+        dst_port: Some(port),
+        bytes,
+        ..Default::default()
+    }
 }
 
 pub(crate) fn dns(name: &str, rcode: Option<u8>) -> Dns {
-    Dns { name: name.into(), qtype: 1, rcode, ..Default::default() }
+    Dns {
+        name: name.into(),
+        qtype: 1,
+        rcode,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn workloads_are_containers_or_host_cgroups() {
-    let host_proc = Ev { container: None, cgroup: 42, ..Ev::in_container("x") };
-    let t = table(&[Ev::in_container("c1").with(Detail::Fork), host_proc.with(Detail::Fork), host_proc.with(Detail::Fork)]);
+    let host_proc = Ev {
+        container: None,
+        cgroup: 42,
+        ..Ev::in_container("x")
+    };
+    let t = table(&[
+        Ev::in_container("c1").with(Detail::Fork),
+        host_proc.with(Detail::Fork),
+        host_proc.with(Detail::Fork),
+    ]);
     let keys: Vec<_> = t.rows.iter().map(|r| r.workload.as_str()).collect();
     assert_eq!(keys, ["c1", "host:node-1:cgroup-42"]);
     assert_eq!(v(&t, "host:node-1:cgroup-42", "events.fork"), 2.0);
@@ -98,7 +159,14 @@ fn workloads_are_containers_or_host_cgroups() {
 #[test]
 fn counts_rates_and_lifetime() {
     let c = Ev::in_container("c");
-    let t = table(&[c.at(0).with(Detail::Fork), c.at(5).with(exec()), c.at(10).with(Detail::Exit { code: Some(0), signal: None })]);
+    let t = table(&[
+        c.at(0).with(Detail::Fork),
+        c.at(5).with(exec()),
+        c.at(10).with(Detail::Exit {
+            code: Some(0),
+            signal: None,
+        }),
+    ]);
     assert_eq!(v(&t, "c", "events.total"), 3.0);
     assert_eq!(v(&t, "c", "lifetime_s"), 10.0);
     assert_eq!(v(&t, "c", "events.exec"), 1.0);
@@ -116,9 +184,18 @@ fn executables_and_shells() {
         c.at(3).proc(300, 200, "sh").with(Detail::Fork),
         c.at(4).proc(300, 200, "bash").exe("/bin/bash").with(exec()),
         // a binary from /tmp, a memfd and a deleted file.
-        c.at(5).proc(400, 300, "x").exe("/tmp/.x/miner").with(exec()),
-        c.at(6).proc(401, 300, "x").exe("/memfd:a (deleted)").with(exec()),
-        c.at(7).proc(402, 300, "x").exe("/tmp/.x/miner").with(exec()),
+        c.at(5)
+            .proc(400, 300, "x")
+            .exe("/tmp/.x/miner")
+            .with(exec()),
+        c.at(6)
+            .proc(401, 300, "x")
+            .exe("/memfd:a (deleted)")
+            .with(exec()),
+        c.at(7)
+            .proc(402, 300, "x")
+            .exe("/tmp/.x/miner")
+            .with(exec()),
     ]);
     assert_eq!(v(&t, "c", "proc.shell_from_non_shell"), 1.0);
     assert_eq!(v(&t, "c", "exe.distinct"), 4.0);
@@ -134,7 +211,10 @@ fn executables_and_shells() {
 fn shell_exec_chain_judges_the_previous_image() {
     let c = Ev::in_container("c");
     let t = table(&[
-        c.at(1).proc(200, 1, "python").exe("/usr/bin/python3").with(exec()),
+        c.at(1)
+            .proc(200, 1, "python")
+            .exe("/usr/bin/python3")
+            .with(exec()),
         c.at(2).proc(200, 1, "sh").exe("/bin/sh").with(exec()),
     ]);
     assert_eq!(v(&t, "c", "proc.shell_from_non_shell"), 1.0);
@@ -143,7 +223,13 @@ fn shell_exec_chain_judges_the_previous_image() {
 #[test]
 fn files_written_then_executed() {
     let c = Ev::in_container("c");
-    let create = |p: &str| Detail::Open { file: file(p), flags: 0o101, mode: 0o755, ret: 3, count: None };
+    let create = |p: &str| Detail::Open {
+        file: file(p),
+        flags: 0o101,
+        mode: 0o755,
+        ret: 3,
+        count: None,
+    };
     let t = table(&[
         c.at(1).with(create("/tmp/a")),
         c.at(2).exe("/tmp/a").with(exec()),
@@ -151,14 +237,34 @@ fn files_written_then_executed() {
         c.at(3).exe("/tmp/b").with(exec()),
         c.at(4).with(create("/tmp/b")),
         // renamed into place, then executed.
-        c.at(5).with(Detail::Rename { file: file("/tmp/c.part"), new_path: "/usr/local/bin/c".into(), ret: 0 }),
+        c.at(5).with(Detail::Rename {
+            file: file("/tmp/c.part"),
+            new_path: "/usr/local/bin/c".into(),
+            ret: 0,
+        }),
         c.at(6).exe("/usr/local/bin/c").with(exec()),
         // made executable, then executed.
-        c.at(7).with(Detail::Chmod { file: file("/opt/d"), mode: 0o755, ret: 0 }),
+        c.at(7).with(Detail::Chmod {
+            file: file("/opt/d"),
+            mode: 0o755,
+            ret: 0,
+        }),
         c.at(8).exe("/opt/d").with(exec()),
         // a read-only open and a failed write do not count.
-        c.at(9).with(Detail::Open { file: file("/etc/passwd"), flags: 0, mode: 0, ret: 3, count: None }),
-        c.at(9).with(Detail::Open { file: file("/etc/shadow"), flags: 0o1, mode: 0, ret: -13, count: None }),
+        c.at(9).with(Detail::Open {
+            file: file("/etc/passwd"),
+            flags: 0,
+            mode: 0,
+            ret: 3,
+            count: None,
+        }),
+        c.at(9).with(Detail::Open {
+            file: file("/etc/shadow"),
+            flags: 0o1,
+            mode: 0,
+            ret: -13,
+            count: None,
+        }),
     ]);
     assert_eq!(v(&t, "c", "file.written_then_executed"), 3.0);
     assert_eq!(v(&t, "c", "file.writes"), 2.0);
@@ -208,10 +314,25 @@ fn syscall_histogram_and_security_calls() {
     let t = table(&[
         c.with(Detail::Syscall { nr: 0, ret: None }),
         c.with(Detail::Syscall { nr: 101, ret: None }),
-        c.with(Detail::SyscallProfile { counts: vec![(0, 5), (1, 3)] }),
-        c.with(Detail::Syscall { nr: 99_999, ret: None }),
-        c.with(Detail::Ptrace { request: 16, target_pid: 1, ret: 0 }),
-        c.with(Detail::Mount { source: "/".into(), target: "/mnt".into(), fstype: "ext4".into(), flags: 0, ret: 0 }),
+        c.with(Detail::SyscallProfile {
+            counts: vec![(0, 5), (1, 3)],
+        }),
+        c.with(Detail::Syscall {
+            nr: 99_999,
+            ret: None,
+        }),
+        c.with(Detail::Ptrace {
+            request: 16,
+            target_pid: 1,
+            ret: 0,
+        }),
+        c.with(Detail::Mount {
+            source: "/".into(),
+            target: "/mnt".into(),
+            fstype: "ext4".into(),
+            flags: 0,
+            ret: 0,
+        }),
     ]);
     assert_eq!(v(&t, "c", "syscall.total"), 11.0);
     assert_eq!(v(&t, "c", "syscall.0"), 6.0 / 11.0);
@@ -227,12 +348,26 @@ fn merging_partials_does_not_depend_on_the_split() {
     let events = vec![
         c.at(1).proc(200, 100, "nginx").with(Detail::Fork),
         c.at(2).proc(200, 100, "sh").exe("/bin/sh").with(exec()),
-        c.at(3).with(Detail::Open { file: file("/tmp/a"), flags: 0o101, mode: 0o755, ret: 3, count: None }),
+        c.at(3).with(Detail::Open {
+            file: file("/tmp/a"),
+            flags: 0o101,
+            mode: 0o755,
+            ret: 3,
+            count: None,
+        }),
         c.at(4).exe("/tmp/a").with(exec()),
         c.at(5).with(Detail::Connect(net("10.0.0.1", 3333, None))),
         c.at(6).with(Detail::DnsQuery(dns("q.example", None))),
-        c.at(7).with(Detail::SyscallProfile { counts: vec![(0, 5), (1, 3)] }),
-        Ev { container: None, cgroup: 9, ..Ev::in_container("x") }.at(8).with(Detail::Fork),
+        c.at(7).with(Detail::SyscallProfile {
+            counts: vec![(0, 5), (1, 3)],
+        }),
+        Ev {
+            container: None,
+            cgroup: 9,
+            ..Ev::in_container("x")
+        }
+        .at(8)
+        .with(Detail::Fork),
     ];
     let whole = table(&events);
     for split in 1..events.len() {
@@ -252,7 +387,13 @@ fn merging_partials_does_not_depend_on_the_split() {
 fn time_window_keeps_only_rows_inside() {
     let c = Ev::in_container("c");
     let events: Vec<Event> = (0..10).map(|s| c.at(s).with(Detail::Fork)).collect();
-    let mut acc = Accumulator::new("h", TimeWindow { since: Some(T0 + 2 * S), until: Some(T0 + 5 * S) });
+    let mut acc = Accumulator::new(
+        "h",
+        TimeWindow {
+            since: Some(T0 + 2 * S),
+            until: Some(T0 + 5 * S),
+        },
+    );
     acc.add_batch(&batch(&events)).unwrap();
     assert_eq!(acc.rows, 3);
     let t = finalize(acc.finish());
@@ -265,7 +406,10 @@ fn older_files_without_optional_columns_still_get_features() {
     let full = batch(&[c.with(exec()), c.with(Detail::DnsQuery(dns("a.b", None)))]);
     let schema = full.schema();
     let keep: Vec<usize> = (0..full.num_columns())
-        .filter(|&i| !["dns_name", "exe_path", "syscall_counts", "container_name"].contains(&schema.field(i).name().as_str()))
+        .filter(|&i| {
+            !["dns_name", "exe_path", "syscall_counts", "container_name"]
+                .contains(&schema.field(i).name().as_str())
+        })
         .collect();
     let mut acc = Accumulator::new("h", TimeWindow::default());
     acc.add_batch(&full.project(&keep).unwrap()).unwrap();
@@ -273,14 +417,21 @@ fn older_files_without_optional_columns_still_get_features() {
     assert_eq!(v(&t, "c", "dns.queries"), 1.0);
     assert_eq!(v(&t, "c", "dns.distinct_names"), 0.0);
 
-    let no_kind: Vec<usize> = (0..full.num_columns()).filter(|&i| schema.field(i).name() != "kind").collect();
-    let err = Accumulator::new("h", TimeWindow::default()).add_batch(&full.project(&no_kind).unwrap()).unwrap_err();
+    let no_kind: Vec<usize> = (0..full.num_columns())
+        .filter(|&i| schema.field(i).name() != "kind")
+        .collect();
+    let err = Accumulator::new("h", TimeWindow::default())
+        .add_batch(&full.project(&no_kind).unwrap())
+        .unwrap_err();
     assert!(err.to_string().contains("`kind`"), "{err}");
 }
 
 #[test]
 fn capture_host_keys_are_qualified_with_the_host() {
     assert_eq!(workload_key(Some("host"), "node-1", 9), "host:node-1");
-    assert_eq!(workload_key(Some("host:sshd.service"), "node-1", 9), "host:node-1:sshd.service");
+    assert_eq!(
+        workload_key(Some("host:sshd.service"), "node-1", 9),
+        "host:node-1:sshd.service"
+    );
     assert_eq!(workload_key(Some("ab12"), "node-1", 9), "ab12");
 }

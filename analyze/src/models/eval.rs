@@ -248,9 +248,17 @@ impl EvalReport {
         );
         s.push_str("| scorer | ROC AUC | AP | P@attacks | P@10 | attacks first | attack ranks |\n|---|---|---|---|---|---|---|\n");
         for m in &self.workloads {
-            let mut ranks: Vec<String> = m.attack_ranks.iter().take(20).map(usize::to_string).collect();
+            let mut ranks: Vec<String> = m
+                .attack_ranks
+                .iter()
+                .take(20)
+                .map(usize::to_string)
+                .collect();
             if m.attack_ranks.len() > 20 {
-                ranks.push(format!("… ({} more; all in --format json)", m.attack_ranks.len() - 20));
+                ranks.push(format!(
+                    "… ({} more; all in --format json)",
+                    m.attack_ranks.len() - 20
+                ));
             }
             s.push_str(&format!(
                 "| {} | {} | {} | {:.3} | {:.3} | {} | {} |\n",
@@ -282,7 +290,10 @@ impl EvalReport {
             ));
         }
         if self.attacks.len() > 50 {
-            s.push_str(&format!("\n({} more attack workloads in --format json)\n", self.attacks.len() - 50));
+            s.push_str(&format!(
+                "\n({} more attack workloads in --format json)\n",
+                self.attacks.len() - 50
+            ));
         }
         s
     }

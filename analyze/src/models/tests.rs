@@ -161,11 +161,20 @@ fn bad_model_files_and_feature_mismatch_are_clear_errors() {
     .expect("binds to this build's features");
     // A build with a new event kind has new events./rate. columns: they are ignored.
     let mut newer = table.clone();
-    newer.columns.push(crate::features::FeatureColumn { name: "rate.brand_new".into(), def: &crate::features::catalog::FAMILIES[1] });
+    newer.columns.push(crate::features::FeatureColumn {
+        name: "rate.brand_new".into(),
+        def: &crate::features::catalog::FAMILIES[1],
+    });
     for r in &mut newer.rows {
         r.values.push(3.0);
     }
-    Scorer::new(Arc::new(model.clone()), "default", &newer, Default::default()).expect("a new event kind is not a mismatch");
+    Scorer::new(
+        Arc::new(model.clone()),
+        "default",
+        &newer,
+        Default::default(),
+    )
+    .expect("a new event kind is not a mismatch");
     let mut renamed = model;
     if let Some(w) = renamed.workload.as_mut() {
         let f = w
@@ -194,9 +203,15 @@ fn bad_model_files_and_feature_mismatch_are_clear_errors() {
 #[test]
 #[ignore = "writes the benchmark set; run by bench/sequences.sh"]
 fn write_synthetic_benchmark_set() {
-    let Some(dir) = std::env::var_os("NEEDLE_SYNTH_DIR") else { panic!("set NEEDLE_SYNTH_DIR") };
+    let Some(dir) = std::env::var_os("NEEDLE_SYNTH_DIR") else {
+        panic!("set NEEDLE_SYNTH_DIR")
+    };
     let dir = PathBuf::from(dir);
-    let s = generate(&SynthConfig { normal: 800, attack: 200, ..SynthConfig::default() });
+    let s = generate(&SynthConfig {
+        normal: 800,
+        attack: 200,
+        ..SynthConfig::default()
+    });
     write_traces(&dir.join("train"), &s.normal[..600]);
     write_traces(&dir.join("test-normal"), &s.normal[600..]);
     write_traces(&dir.join("test-attack"), &s.attack);

@@ -84,7 +84,9 @@ pub fn is_syscall_share(name: &str) -> bool {
 /// added). A model and a table may differ in these: a column the model lacks is ignored, a
 /// column the table lacks reads as 0.
 pub fn is_open_family(name: &str) -> bool {
-    is_syscall_share(name) || (name.starts_with("events.") && name != "events.total") || name.starts_with("rate.")
+    is_syscall_share(name)
+        || (name.starts_with("events.") && name != "events.total")
+        || name.starts_with("rate.")
 }
 
 /// Which table column feeds each model feature (None: a syscall share absent from the input).
@@ -258,7 +260,10 @@ fn strongest(mut c: Vec<(bool, Contribution)>) -> Vec<Contribution> {
             .then_with(|| novel_b.cmp(novel_a))
             .then_with(|| a.feature.cmp(&b.feature))
     });
-    c.into_iter().take(TOP_CONTRIBUTIONS).map(|(_, c)| c).collect()
+    c.into_iter()
+        .take(TOP_CONTRIBUTIONS)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 #[cfg(test)]
@@ -266,7 +271,12 @@ mod explain_tests {
     use super::*;
 
     fn c(feature: &str, z: f64) -> Contribution {
-        Contribution { feature: feature.to_string(), value: 1.0, peer_median: 0.0, z }
+        Contribution {
+            feature: feature.to_string(),
+            value: 1.0,
+            peer_median: 0.0,
+            z,
+        }
     }
 
     #[test]
@@ -283,7 +293,13 @@ mod explain_tests {
         let names: Vec<&str> = got.iter().map(|c| c.feature.as_str()).collect();
         assert_eq!(
             names,
-            ["exe.writable_path", "dns.name_entropy_max", "dns.name_len_max", "a.weaker", "net.stronger_novel_below"]
+            [
+                "exe.writable_path",
+                "dns.name_entropy_max",
+                "dns.name_len_max",
+                "a.weaker",
+                "net.stronger_novel_below"
+            ]
         );
     }
 }

@@ -19,7 +19,7 @@ mod peer;
 
 use serde::Serialize;
 
-pub use peer::{peer_norm, PeerNorm, PeerOutlier, TOP_CONTRIBUTIONS, Z_MAX};
+pub use peer::{PeerNorm, PeerOutlier, TOP_CONTRIBUTIONS, Z_MAX, peer_norm};
 
 use crate::features::{FeatureTable, WorkloadFeatures};
 use crate::scan::rfc3339;
@@ -237,12 +237,18 @@ impl Default for Ranker {
 impl Ranker {
     /// The unsupervised baseline alone.
     pub fn baseline() -> Self {
-        Ranker { models: vec![Box::new(PeerOutlier)], signatures: Vec::new() }
+        Ranker {
+            models: vec![Box::new(PeerOutlier)],
+            signatures: Vec::new(),
+        }
     }
 
     /// These models and no signature (yet).
     pub fn with_models(models: Vec<Box<dyn Model>>) -> Self {
-        Ranker { models, signatures: Vec::new() }
+        Ranker {
+            models,
+            signatures: Vec::new(),
+        }
     }
 
     /// Adds a model.
@@ -261,8 +267,11 @@ impl Ranker {
     /// High or Critical finding before the others; within each tier, by model score (then by
     /// signature points).
     pub fn rank(&self, table: &FeatureTable) -> Vec<Ranked> {
-        let model_scores: Vec<(Vec<ModelScore>, f64, f64)> =
-            self.models.iter().map(|m| (m.score(table), m.anomaly_threshold(), m.anomaly_high_from())).collect();
+        let model_scores: Vec<(Vec<ModelScore>, f64, f64)> = self
+            .models
+            .iter()
+            .map(|m| (m.score(table), m.anomaly_threshold(), m.anomaly_high_from()))
+            .collect();
         let mut ranked: Vec<Ranked> = table
             .rows
             .iter()
@@ -273,16 +282,31 @@ impl Ranker {
                     .filter_map(|(s, t, h)| s.get(i).map(|s| (s, *t, *h)))
                     .max_by(|a, b| a.0.score.total_cmp(&b.0.score))
                     .map(|(s, t, h)| (s.clone(), t, h))
-                    .unwrap_or((ModelScore::default(), ANOMALY_THRESHOLD, 2.0 * ANOMALY_THRESHOLD));
-                let mut findings: Vec<Finding> = self.signatures.iter().flat_map(|s| s.evaluate(w, table)).collect();
+                    .unwrap_or((
+                        ModelScore::default(),
+                        ANOMALY_THRESHOLD,
+                        2.0 * ANOMALY_THRESHOLD,
+                    ));
+                let mut findings: Vec<Finding> = self
+                    .signatures
+                    .iter()
+                    .flat_map(|s| s.evaluate(w, table))
+                    .collect();
                 let signature_points: f64 = findings.iter().map(|f| f.severity.weight()).sum();
                 let indicated = best.contributions.iter().any(|c| {
-                    c.z >= INDICATOR_Z && table.column(&c.feature).is_some_and(|i| table.columns[i].def.indicator)
+                    c.z >= INDICATOR_Z
+                        && table
+                            .column(&c.feature)
+                            .is_some_and(|i| table.columns[i].def.indicator)
                 });
                 if findings.is_empty() && best.score >= threshold && best.score > 0.0 && indicated {
                     findings.push(anomaly_finding(w, &best, high_from));
                 }
-                findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)));
+                findings.sort_by(|a, b| {
+                    b.severity
+                        .cmp(&a.severity)
+                        .then_with(|| a.kind.cmp(&b.kind))
+                });
                 let tier = u8::from(findings.iter().any(|f| f.severity >= Severity::High));
                 Ranked {
                     row: i,
@@ -310,7 +334,11 @@ impl Ranker {
 }
 
 fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore, high_from: f64) -> Finding {
-    let severity = if s.score >= high_from { Severity::High } else { Severity::Medium };
+    let severity = if s.score >= high_from {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
     Finding {
         kind: ANOMALOUS_BEHAVIOR.to_string(),
         severity,
@@ -319,7 +347,11 @@ fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore, high_from: f64) -> Find
         evidence: s
             .contributions
             .iter()
-            .map(|c| Evidence { what: c.feature.clone(), value: Some(c.value), peer_median: Some(c.peer_median) })
+            .map(|c| Evidence {
+                what: c.feature.clone(),
+                value: Some(c.value),
+                peer_median: Some(c.peer_median),
+            })
             .collect(),
         ..Default::default()
     }

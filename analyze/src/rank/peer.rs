@@ -9,8 +9,8 @@
 //! features with the largest z-scores are reported with their value and the peer median.
 
 use super::{Contribution, Model, ModelScore};
-use crate::features::catalog::{Direction, Scale};
 use crate::features::FeatureTable;
+use crate::features::catalog::{Direction, Scale};
 
 /// Largest z-score one feature contributes.
 pub const Z_MAX: f64 = 10.0;
@@ -24,7 +24,11 @@ fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn transform(x: f64, scale: Scale) -> f64 {
@@ -67,7 +71,11 @@ pub fn peer_norm(table: &FeatureTable, c: usize) -> PeerNorm {
     let med = median(&mut xs);
     let mut dev: Vec<f64> = xs.iter().map(|x| (x - med).abs()).collect();
     let mad = median(&mut dev);
-    PeerNorm { median: med, scale: (1.4826 * mad).max(scale_floor(scale_kind, med)), raw_median: median(&mut raw) }
+    PeerNorm {
+        median: med,
+        scale: (1.4826 * mad).max(scale_floor(scale_kind, med)),
+        raw_median: median(&mut raw),
+    }
 }
 
 impl Model for PeerOutlier {
@@ -76,7 +84,8 @@ impl Model for PeerOutlier {
     }
 
     fn score(&self, table: &FeatureTable) -> Vec<ModelScore> {
-        let mut scores: Vec<ModelScore> = table.rows.iter().map(|_| ModelScore::default()).collect();
+        let mut scores: Vec<ModelScore> =
+            table.rows.iter().map(|_| ModelScore::default()).collect();
         let mut sums = vec![0.0f64; table.rows.len()];
         for (c, col) in table.columns.iter().enumerate() {
             let direction = col.def.direction;
@@ -90,7 +99,11 @@ impl Model for PeerOutlier {
                 // An indicator (a binary run from /tmp, a shell spawned by a server, …) that no
                 // peer shows at all is as unusual as anything can be: the scale floor, meant to
                 // keep ordinary counts from exploding, must not damp it.
-                if col.def.indicator && norm.raw_median == 0.0 && norm.scale <= scale_floor(col.def.scale, norm.median) && value > 0.0 {
+                if col.def.indicator
+                    && norm.raw_median == 0.0
+                    && norm.scale <= scale_floor(col.def.scale, norm.median)
+                    && value > 0.0
+                {
                     z = Z_MAX;
                 }
                 let z = match direction {
@@ -101,13 +114,19 @@ impl Model for PeerOutlier {
                 .min(Z_MAX);
                 if z > 0.0 {
                     sums[i] += z * z;
-                    scores[i].contributions.push(Contribution { feature: col.name.clone(), value, peer_median: norm.raw_median, z });
+                    scores[i].contributions.push(Contribution {
+                        feature: col.name.clone(),
+                        value,
+                        peer_median: norm.raw_median,
+                        z,
+                    });
                 }
             }
         }
         for (s, sum) in scores.iter_mut().zip(sums) {
             s.score = sum.sqrt();
-            s.contributions.sort_by(|a, b| b.z.total_cmp(&a.z).then_with(|| a.feature.cmp(&b.feature)));
+            s.contributions
+                .sort_by(|a, b| b.z.total_cmp(&a.z).then_with(|| a.feature.cmp(&b.feature)));
             s.contributions.truncate(TOP_CONTRIBUTIONS);
         }
         scores

@@ -4,13 +4,20 @@
 use needle_common::schema::{Detail, Event, FilePath, PathSource};
 
 use super::*;
-use crate::features::tests::{dns, exec, net, table, Ev};
+use crate::features::tests::{Ev, dns, exec, net, table};
 
-const NAMES: [&str; 12] = ["w00", "w01", "w02", "w03", "w04", "w05", "w06", "w07", "w08", "w09", "w10", "w11"];
+const NAMES: [&str; 12] = [
+    "w00", "w01", "w02", "w03", "w04", "w05", "w06", "w07", "w08", "w09", "w10", "w11",
+];
 
 fn normal(id: &'static str, i: i64) -> Vec<Event> {
     let c = Ev::in_container(id);
-    let mut ev = vec![c.at(0).proc(100, 1, "nginx").exe("/usr/sbin/nginx").with(exec())];
+    let mut ev = vec![
+        c.at(0)
+            .proc(100, 1, "nginx")
+            .exe("/usr/sbin/nginx")
+            .with(exec()),
+    ];
     for s in 0..(20 + i) {
         ev.push(c.at(s).with(Detail::Accept(net("10.1.0.1", 50000, None))));
         ev.push(c.at(s).with(Detail::Connect(net("10.2.0.1", 5432, None))));
@@ -24,14 +31,30 @@ fn normal(id: &'static str, i: i64) -> Vec<Event> {
 fn attack(id: &'static str) -> Vec<Event> {
     let mut ev = normal(id, 3);
     let c = Ev::in_container(id);
-    let tmp = FilePath { path: "/tmp/.x/xmrig".into(), source: PathSource::Kernel };
+    let tmp = FilePath {
+        path: "/tmp/.x/xmrig".into(),
+        source: PathSource::Kernel,
+    };
     ev.extend([
         c.at(30).proc(300, 100, "nginx").with(Detail::Fork),
         c.at(30).proc(300, 100, "sh").exe("/bin/sh").with(exec()),
-        c.at(31).proc(300, 100, "sh").with(Detail::Open { file: tmp, flags: 0o101, mode: 0o755, ret: 3, count: None }),
-        c.at(32).proc(301, 300, "xmrig").exe("/tmp/.x/xmrig").with(exec()),
-        c.at(33).proc(301, 300, "xmrig").with(Detail::DnsQuery(dns("x9qz7k2v.pool.example", None))),
-        c.at(34).proc(301, 300, "xmrig").with(Detail::Connect(net("203.0.113.7", 3333, None))),
+        c.at(31).proc(300, 100, "sh").with(Detail::Open {
+            file: tmp,
+            flags: 0o101,
+            mode: 0o755,
+            ret: 3,
+            count: None,
+        }),
+        c.at(32)
+            .proc(301, 300, "xmrig")
+            .exe("/tmp/.x/xmrig")
+            .with(exec()),
+        c.at(33)
+            .proc(301, 300, "xmrig")
+            .with(Detail::DnsQuery(dns("x9qz7k2v.pool.example", None))),
+        c.at(34)
+            .proc(301, 300, "xmrig")
+            .with(Detail::Connect(net("203.0.113.7", 3333, None))),
     ]);
     ev
 }
@@ -50,14 +73,30 @@ fn the_attacked_workload_ranks_first_and_says_why() {
     assert_eq!(t.rows[top.row].workload, "evil");
     assert_eq!(top.rank, 1);
     assert!(top.score >= ANOMALY_THRESHOLD, "score {}", top.score);
-    assert!(top.score > 2.0 * ranked[1].score, "{} vs {}", top.score, ranked[1].score);
+    assert!(
+        top.score > 2.0 * ranked[1].score,
+        "{} vs {}",
+        top.score,
+        ranked[1].score
+    );
     assert_eq!(top.findings[0].kind, ANOMALOUS_BEHAVIOR);
-    let named: Vec<&str> = top.contributions.iter().map(|c| c.feature.as_str()).collect();
+    let named: Vec<&str> = top
+        .contributions
+        .iter()
+        .map(|c| c.feature.as_str())
+        .collect();
     assert!(named.contains(&"file.written_then_executed"), "{named:?}");
-    let wte = top.contributions.iter().find(|c| c.feature == "file.written_then_executed").unwrap();
+    let wte = top
+        .contributions
+        .iter()
+        .find(|c| c.feature == "file.written_then_executed")
+        .unwrap();
     assert_eq!((wte.value, wte.peer_median), (1.0, 0.0));
     // Normal workloads: no finding.
-    assert!(ranked[1..].iter().all(|r| r.findings.is_empty()), "false finding on a normal workload");
+    assert!(
+        ranked[1..].iter().all(|r| r.findings.is_empty()),
+        "false finding on a normal workload"
+    );
 }
 
 struct AlwaysCritical;
@@ -69,7 +108,13 @@ impl Signature for AlwaysCritical {
         if w.workload != "w05" {
             return Vec::new();
         }
-        vec![Finding { kind: "Test:Runtime/Fixture".into(), severity: Severity::Critical, first_seen: String::new(), last_seen: String::new(), ..Default::default() }]
+        vec![Finding {
+            kind: "Test:Runtime/Fixture".into(),
+            severity: Severity::Critical,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            ..Default::default()
+        }]
     }
 }
 
@@ -80,7 +125,9 @@ fn signature_findings_add_to_the_score_and_replace_the_anomaly_finding() {
         events.extend(normal(id, i as i64 % 4));
     }
     let t = table(&events);
-    let ranked = Ranker::baseline().with_signature(Box::new(AlwaysCritical)).rank(&t);
+    let ranked = Ranker::baseline()
+        .with_signature(Box::new(AlwaysCritical))
+        .rank(&t);
     assert_eq!(t.rows[ranked[0].row].workload, "w05");
     assert_eq!(ranked[0].findings.len(), 1);
     assert!(ranked[0].score >= Severity::Critical.weight());
@@ -104,7 +151,11 @@ fn a_busy_workload_ranks_high_but_gets_no_finding() {
     let c = Ev::in_container("busy");
     for k in 0..300u32 {
         events.push(c.at(1).proc(1000 + k, 100, "nginx").with(Detail::Fork));
-        events.push(c.at(2).with(Detail::Connect(net(&format!("10.3.{}.{}", k / 200, k % 200), 5432, None))));
+        events.push(c.at(2).with(Detail::Connect(net(
+            &format!("10.3.{}.{}", k / 200, k % 200),
+            5432,
+            None,
+        ))));
     }
     let t = table(&events);
     let ranked = Ranker::baseline().rank(&t);

@@ -8,7 +8,8 @@
 /// True for characters a terminal would interpret rather than print: C0 and C1 controls,
 /// DEL, and the Unicode bidirectional overrides and isolates ("Trojan Source").
 fn is_dangerous(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `s` with every dangerous character written as a visible escape (`\x1b`, `\u{202e}`),
@@ -21,7 +22,11 @@ pub fn terminal(s: &str, max: usize) -> String {
             break;
         }
         if is_dangerous(c) {
-            let esc = if (c as u32) < 0x100 { format!("\\x{:02x}", c as u32) } else { format!("\\u{{{:x}}}", c as u32) };
+            let esc = if (c as u32) < 0x100 {
+                format!("\\x{:02x}", c as u32)
+            } else {
+                format!("\\u{{{:x}}}", c as u32)
+            };
             out.push_str(&esc);
         } else {
             out.push(c);
@@ -33,7 +38,11 @@ pub fn terminal(s: &str, max: usize) -> String {
 /// One CSV cell holding text: formula prefixes neutralized with a leading `'`, quoted when it
 /// contains a separator, a quote or a line break (RFC 4180).
 pub fn csv_text(s: &str) -> String {
-    let neutral = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    let neutral = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if neutral.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", neutral.replace('"', "\"\""))
     } else {
@@ -60,10 +69,16 @@ mod tests {
     #[test]
     fn csv_neutralizes_formulas_and_quotes() {
         assert_eq!(csv_text("web"), "web");
-        assert_eq!(csv_text("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
+        assert_eq!(
+            csv_text("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
         for p in ["+1", "-1+2", "@SUM(A1)", "\tx", "\rx"] {
             let cell = csv_text(p);
-            assert!(cell.starts_with('\'') || cell.starts_with("\"'"), "{p:?} → {cell:?}");
+            assert!(
+                cell.starts_with('\'') || cell.starts_with("\"'"),
+                "{p:?} → {cell:?}"
+            );
         }
         assert_eq!(csv_text("a,b"), "\"a,b\"");
         assert_eq!(csv_text("line\nbreak"), "\"line\nbreak\"");

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Report;
 use crate::features::FeatureTable;
 use crate::rank::{Contribution, Finding};
-use crate::scan::{rfc3339, InputSummary};
+use crate::scan::{InputSummary, rfc3339};
 
 /// One ranked workload.
 #[derive(Debug, Serialize)]
@@ -84,7 +84,10 @@ impl<'a> JsonReport<'a> {
                 })
             })
             .collect();
-        JsonReport { workloads, inputs: report.inputs }
+        JsonReport {
+            workloads,
+            inputs: report.inputs,
+        }
     }
 }
 
@@ -94,8 +97,12 @@ pub fn features_json(table: &FeatureTable) -> serde_json::Value {
         .rows
         .iter()
         .map(|w| {
-            let features: serde_json::Map<String, serde_json::Value> =
-                table.columns.iter().zip(&w.values).map(|(c, v)| (c.name.clone(), serde_json::json!(v))).collect();
+            let features: serde_json::Map<String, serde_json::Value> = table
+                .columns
+                .iter()
+                .zip(&w.values)
+                .map(|(c, v)| (c.name.clone(), serde_json::json!(v)))
+                .collect();
             serde_json::json!({
                 "workload": w.workload,
                 "name": w.context.name,

@@ -74,7 +74,11 @@ impl Report<'_> {
 }
 
 /// Writes the bare feature table (every workload, no ranking) as CSV, Parquet or JSON.
-pub fn write_features(table: &FeatureTable, format: Format, out: &mut (dyn Write + Send)) -> Result<(), ReportError> {
+pub fn write_features(
+    table: &FeatureTable,
+    format: Format,
+    out: &mut (dyn Write + Send),
+) -> Result<(), ReportError> {
     match format {
         Format::Csv => tabular::write_csv(table, None, out),
         Format::Parquet => tabular::write_parquet(table, None, out),

@@ -7,28 +7,61 @@ use super::{Report, ReportError};
 
 /// Short form of a workload key: 12 characters of a 64-hex container id, else the key.
 fn short_id(key: &str) -> &str {
-    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) { &key[..12] } else { key }
+    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &key[..12]
+    } else {
+        key
+    }
 }
 
 fn fmt_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.3}") }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result<(), ReportError> {
-    let mut rows = vec![["RANK".to_string(), "SCORE".into(), "WORKLOAD".into(), "NAME".into(), "FINDINGS".into(), "TOP FEATURES (value / peer median)".into()]];
+    let mut rows = vec![[
+        "RANK".to_string(),
+        "SCORE".into(),
+        "WORKLOAD".into(),
+        "NAME".into(),
+        "FINDINGS".into(),
+        "TOP FEATURES (value / peer median)".into(),
+    ]];
     for r in report.ranked {
-        let Some(w) = report.table.rows.get(r.row) else { continue };
-        let name = w.context.pod.as_deref().or(w.context.name.as_deref()).unwrap_or("-");
+        let Some(w) = report.table.rows.get(r.row) else {
+            continue;
+        };
+        let name = w
+            .context
+            .pod
+            .as_deref()
+            .or(w.context.name.as_deref())
+            .unwrap_or("-");
         let findings = if r.findings.is_empty() {
             "-".to_string()
         } else {
-            r.findings.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>().join(", ")
+            r.findings
+                .iter()
+                .map(|f| f.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let features = r
             .contributions
             .iter()
             .take(3)
-            .map(|c| format!("{}={} ({})", c.feature, fmt_value(c.value), fmt_value(c.peer_median)))
+            .map(|c| {
+                format!(
+                    "{}={} ({})",
+                    c.feature,
+                    fmt_value(c.value),
+                    fmt_value(c.peer_median)
+                )
+            })
             .collect::<Vec<_>>()
             .join("  ");
         rows.push([
@@ -37,7 +70,11 @@ pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result
             terminal(short_id(&w.workload), 40),
             terminal(name, 32),
             terminal(&findings, 60),
-            if features.is_empty() { "-".into() } else { features },
+            if features.is_empty() {
+                "-".into()
+            } else {
+                features
+            },
         ]);
     }
     let mut widths = [0usize; 6];
@@ -73,10 +110,19 @@ pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result
     }
     writeln!(out)?;
     if i.events_lost > 0 {
-        writeln!(out, "warning: the capture lost {} events on these hosts; features may undercount", i.events_lost)?;
+        writeln!(
+            out,
+            "warning: the capture lost {} events on these hosts; features may undercount",
+            i.events_lost
+        )?;
     }
     for s in &i.skipped {
-        writeln!(out, "skipped {}: {}", terminal(&s.path, 200), terminal(&s.error, 300))?;
+        writeln!(
+            out,
+            "skipped {}: {}",
+            terminal(&s.path, 200),
+            terminal(&s.error, 300)
+        )?;
     }
     Ok(())
 }

@@ -8,7 +8,9 @@ use super::ScanError;
 /// True for a file that a directory walk should read: `*.parquet`, not hidden (capture
 /// writes a segment under a temporary dot-name and renames it when complete).
 fn is_trace_name(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
     !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".parquet")
 }
 
@@ -16,7 +18,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<ScanError>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(source) => {
-            problems.push(ScanError::Io { path: dir.to_path_buf(), source });
+            problems.push(ScanError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
             return;
         }
     };
@@ -24,7 +29,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<ScanError>) {
     paths.sort();
     for p in paths {
         // Do not follow symlinked directories: a loop would never end.
-        let is_dir = std::fs::symlink_metadata(&p).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = std::fs::symlink_metadata(&p)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         if is_dir {
             walk(&p, out, problems);
         } else if is_trace_name(&p) {
@@ -48,7 +55,9 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanError>) {
             let before = files.len();
             walk(input, &mut files, &mut problems);
             if files.len() == before {
-                problems.push(ScanError::NoMatch { input: input.clone() });
+                problems.push(ScanError::NoMatch {
+                    input: input.clone(),
+                });
             }
         } else if input.exists() {
             files.push(input.clone());
@@ -64,15 +73,23 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanError>) {
                         }
                     }
                 }
-                Err(e) => problems.push(ScanError::BadPattern { pattern: pattern.to_string(), message: e.to_string() }),
+                Err(e) => problems.push(ScanError::BadPattern {
+                    pattern: pattern.to_string(),
+                    message: e.to_string(),
+                }),
             }
             if files.len() == before {
-                problems.push(ScanError::NoMatch { input: input.clone() });
+                problems.push(ScanError::NoMatch {
+                    input: input.clone(),
+                });
             }
         } else {
             problems.push(ScanError::Io {
                 path: input.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file or directory",
+                ),
             });
         }
     }
@@ -89,22 +106,40 @@ mod tests {
     fn directories_hive_trees_and_globs() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for p in ["host=a/date=2026-11-23/0.parquet", "host=b/date=2026-11-23/1.parquet", "host=b/.2.parquet", "notes.txt", "top.parquet"] {
+        for p in [
+            "host=a/date=2026-11-23/0.parquet",
+            "host=b/date=2026-11-23/1.parquet",
+            "host=b/.2.parquet",
+            "notes.txt",
+            "top.parquet",
+        ] {
             let p = root.join(p);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, b"").unwrap();
         }
         let (files, problems) = discover(&[root.to_path_buf()]);
         assert!(problems.is_empty());
-        let rel: Vec<_> = files.iter().map(|f| f.strip_prefix(root).unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(rel, ["host=a/date=2026-11-23/0.parquet", "host=b/date=2026-11-23/1.parquet", "top.parquet"]);
+        let rel: Vec<_> = files
+            .iter()
+            .map(|f| f.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            rel,
+            [
+                "host=a/date=2026-11-23/0.parquet",
+                "host=b/date=2026-11-23/1.parquet",
+                "top.parquet"
+            ]
+        );
 
         let pattern = root.join("host=*").join("*").join("*.parquet");
-        let (globbed, problems) = discover(&[pattern, root.join("top.parquet"), root.join("notes.txt")]);
+        let (globbed, problems) =
+            discover(&[pattern, root.join("top.parquet"), root.join("notes.txt")]);
         assert!(problems.is_empty());
         assert_eq!(globbed.len(), 4, "{globbed:?}");
 
-        let (none, problems) = discover(&[root.join("missing.parquet"), root.join("nothing-*.parquet")]);
+        let (none, problems) =
+            discover(&[root.join("missing.parquet"), root.join("nothing-*.parquet")]);
         assert!(none.is_empty());
         assert_eq!(problems.len(), 2);
         assert!(problems[0].to_string().contains("missing.parquet"));

@@ -15,9 +15,9 @@ use rayon::prelude::*;
 
 pub use discover::discover;
 pub use open::{Fetch, OpenTrace};
-pub use summary::{rfc3339, FileSummary, InputSummary, Skipped, TimeSpan};
+pub use summary::{FileSummary, InputSummary, Skipped, TimeSpan, rfc3339};
 
-use crate::features::{merge_partials, Accumulator, FeatureError, Partials, TimeWindow};
+use crate::features::{Accumulator, FeatureError, Partials, TimeWindow, merge_partials};
 
 /// Why an input could not be read. Every variant names the file or input.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +91,11 @@ pub enum ScanError {
 
 impl From<(PathBuf, usize, FeatureError)> for ScanError {
     fn from((path, row_group, e): (PathBuf, usize, FeatureError)) -> Self {
-        ScanError::Read { path, row_group, message: e.to_string() }
+        ScanError::Read {
+            path,
+            row_group,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -124,7 +128,9 @@ impl TimeBound {
     fn resolve(self, end: Option<i64>) -> Option<i64> {
         match self {
             TimeBound::At(t) => Some(t),
-            TimeBound::BeforeEnd(d) => end.map(|e| e.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
+            TimeBound::BeforeEnd(d) => {
+                end.map(|e| e.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+            }
         }
     }
 }
@@ -141,7 +147,10 @@ pub struct WindowSpec {
 impl WindowSpec {
     /// The absolute window, given the input's last event time.
     pub fn resolve(&self, end: Option<i64>) -> TimeWindow {
-        TimeWindow { since: self.since.and_then(|b| b.resolve(end)), until: self.until.and_then(|b| b.resolve(end)) }
+        TimeWindow {
+            since: self.since.and_then(|b| b.resolve(end)),
+            until: self.until.and_then(|b| b.resolve(end)),
+        }
     }
 }
 
@@ -196,7 +205,8 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         }
         skipped.push(Skipped::from(&p));
     }
-    let opened: Vec<Result<OpenTrace, ScanError>> = files.par_iter().map(|f| OpenTrace::open(f)).collect();
+    let opened: Vec<Result<OpenTrace, ScanError>> =
+        files.par_iter().map(|f| OpenTrace::open(f)).collect();
     let mut traces = Vec::new();
     for r in opened {
         match r {
@@ -208,7 +218,9 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
     if traces.is_empty() {
         return Err(ScanError::NothingToRead);
     }
-    let window = opts.window.resolve(traces.iter().filter_map(OpenTrace::end_ns).max());
+    let window = opts
+        .window
+        .resolve(traces.iter().filter_map(OpenTrace::end_ns).max());
     // The first kept row group of each file also reads the context columns; workloads that
     // first appear later get theirs from a probe afterwards (see `fill_missing_context`).
     let tasks: Vec<(usize, usize, u64, Fetch)> = traces
@@ -216,7 +228,16 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         .enumerate()
         .flat_map(|(i, t)| {
             t.row_groups_in(window).enumerate().map(move |(n, r)| {
-                (i, r.index, r.rows, if n == 0 { Fetch::FeaturesAndContext } else { Fetch::Features })
+                (
+                    i,
+                    r.index,
+                    r.rows,
+                    if n == 0 {
+                        Fetch::FeaturesAndContext
+                    } else {
+                        Fetch::Features
+                    },
+                )
             })
         })
         .collect();
@@ -225,7 +246,8 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         .par_iter()
         .fold(Reduced::default, |mut acc, &(i, rg, rows, fetch)| {
             let trace = &traces[i];
-            let mut a = Accumulator::new(&trace.host, window).with_signatures(opts.signatures.clone());
+            let mut a =
+                Accumulator::new(&trace.host, window).with_signatures(opts.signatures.clone());
             if fetch == Fetch::Features {
                 a = a.without_context(i as u32, rg as u32);
             }
@@ -253,13 +275,29 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
             slot.insert(e);
         }
     }
-    let inputs = InputSummary::new(&traces, window, &reduced.partials, reduced.rows, skipped, failed_files);
-    Ok(ScanOutput { partials: reduced.partials, inputs, window, traces })
+    let inputs = InputSummary::new(
+        &traces,
+        window,
+        &reduced.partials,
+        reduced.rows,
+        skipped,
+        failed_files,
+    );
+    Ok(ScanOutput {
+        partials: reduced.partials,
+        inputs,
+        window,
+        traces,
+    })
 }
 
 /// Reads the context columns of the row groups that workloads without context were first seen
 /// in (each such row group once), and fills those workloads' context.
-fn fill_missing_context(traces: &[OpenTrace], window: TimeWindow, partials: &mut Partials) -> Vec<(usize, ScanError)> {
+fn fill_missing_context(
+    traces: &[OpenTrace],
+    window: TimeWindow,
+    partials: &mut Partials,
+) -> Vec<(usize, ScanError)> {
     let mut probes: std::collections::BTreeSet<(u32, u32)> = std::collections::BTreeSet::new();
     for p in partials.values() {
         if p.context == crate::features::Context::default()
@@ -273,10 +311,12 @@ fn fill_missing_context(traces: &[OpenTrace], window: TimeWindow, partials: &mut
         .filter_map(|(file, rg)| {
             let trace = traces.get(file as usize)?;
             let mut a = Accumulator::new(&trace.host, window);
-            Some(match trace.read_row_group(rg as usize, Fetch::Context, &mut a) {
-                Ok(()) => Ok(a.finish()),
-                Err(e) => Err((file as usize, e)),
-            })
+            Some(
+                match trace.read_row_group(rg as usize, Fetch::Context, &mut a) {
+                    Ok(()) => Ok(a.finish()),
+                    Err(e) => Err((file as usize, e)),
+                },
+            )
         })
         .collect();
     let mut failures = Vec::new();

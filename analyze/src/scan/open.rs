@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
-use needle_common::schema::{names, MetadataError, TraceMetadata};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use needle_common::schema::{MetadataError, TraceMetadata, names};
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::file::statistics::Statistics;
 
 use super::ScanError;
-use crate::features::{Accumulator, TimeWindow, CONTEXT_COLUMNS, NEEDED_COLUMNS, PROBE_COLUMNS};
-
+use crate::features::{Accumulator, CONTEXT_COLUMNS, NEEDED_COLUMNS, PROBE_COLUMNS, TimeWindow};
 
 /// Rows per record batch handed to the feature accumulator.
 /// As large as capture's row groups: each batch re-exports the column dictionaries, so fewer,
@@ -59,7 +60,10 @@ pub struct RowGroup {
 }
 
 fn parquet_err(path: &Path, e: impl std::fmt::Display) -> ScanError {
-    ScanError::NotParquet { path: path.to_path_buf(), message: e.to_string() }
+    ScanError::NotParquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// Reads strings as dictionaries: Parquet already stores them so, and keeping the
@@ -69,7 +73,10 @@ fn dictionary_hint(schema: &Schema) -> Schema {
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(DataType::Utf8),
+            )),
             _ => f.as_ref().clone(),
         })
         .collect();
@@ -77,7 +84,11 @@ fn dictionary_hint(schema: &Schema) -> Schema {
 }
 
 /// Min and max of the `time` column in one row group, when the statistics say.
-fn time_range(meta: &ArrowReaderMetadata, rg: usize, time_col: Option<usize>) -> Option<(i64, i64)> {
+fn time_range(
+    meta: &ArrowReaderMetadata,
+    rg: usize,
+    time_col: Option<usize>,
+) -> Option<(i64, i64)> {
     let col = meta.metadata().row_group(rg).column(time_col?);
     match col.statistics()? {
         Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
@@ -92,21 +103,47 @@ impl OpenTrace {
     }
 
     fn open_inner(path: &Path) -> Result<OpenTrace, ScanError> {
-        let file = File::open(path).map_err(|source| ScanError::Io { path: path.to_path_buf(), source })?;
-        let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| parquet_err(path, e))?;
-        let kv = plain.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
-        let metadata = TraceMetadata::from_key_values(kv.iter().map(|k| (k.key.as_str(), k.value.as_deref())))
-            .map_err(|source| match source {
-                MetadataError::NotATrace => ScanError::NotATrace { path: path.to_path_buf() },
-                other => ScanError::Metadata { path: path.to_path_buf(), source: other },
-            })?;
+        let file = File::open(path).map_err(|source| ScanError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| parquet_err(path, e))?;
+        let kv = plain
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .cloned()
+            .unwrap_or_default();
+        let metadata =
+            TraceMetadata::from_key_values(kv.iter().map(|k| (k.key.as_str(), k.value.as_deref())))
+                .map_err(|source| match source {
+                    MetadataError::NotATrace => ScanError::NotATrace {
+                        path: path.to_path_buf(),
+                    },
+                    other => ScanError::Metadata {
+                        path: path.to_path_buf(),
+                        source: other,
+                    },
+                })?;
         let schema = plain.schema().clone();
-        if schema.field_with_name(names::TIME).is_err() || schema.field_with_name(names::KIND).is_err() {
-            return Err(ScanError::Schema { path: path.to_path_buf(), message: "no `time` or `kind` column".into() });
+        if schema.field_with_name(names::TIME).is_err()
+            || schema.field_with_name(names::KIND).is_err()
+        {
+            return Err(ScanError::Schema {
+                path: path.to_path_buf(),
+                message: "no `time` or `kind` column".into(),
+            });
         }
         let hint = Arc::new(dictionary_hint(&schema));
-        let reader_meta = ArrowReaderMetadata::try_new(plain.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
-            .map_err(|e| ScanError::Schema { path: path.to_path_buf(), message: e.to_string() })?;
+        let reader_meta = ArrowReaderMetadata::try_new(
+            plain.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hint),
+        )
+        .map_err(|e| ScanError::Schema {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let mask = |names: &[&[&str]]| {
             let roots = schema
                 .fields()
@@ -121,7 +158,11 @@ impl OpenTrace {
             mask(&[NEEDED_COLUMNS, CONTEXT_COLUMNS]),
             mask(&[PROBE_COLUMNS, CONTEXT_COLUMNS]),
             mask(&[NEEDED_COLUMNS, crate::signatures::EXTRA_COLUMNS]),
-            mask(&[NEEDED_COLUMNS, crate::signatures::EXTRA_COLUMNS, CONTEXT_COLUMNS]),
+            mask(&[
+                NEEDED_COLUMNS,
+                crate::signatures::EXTRA_COLUMNS,
+                CONTEXT_COLUMNS,
+            ]),
         ];
         let time_col = reader_meta
             .metadata()
@@ -137,35 +178,80 @@ impl OpenTrace {
                 time: time_range(&reader_meta, index, time_col),
             })
             .collect();
-        let host = if metadata.host.is_empty() { "unknown".to_string() } else { metadata.host.clone() };
-        Ok(OpenTrace { path: path.to_path_buf(), metadata, host, reader_meta, projections, row_groups })
+        let host = if metadata.host.is_empty() {
+            "unknown".to_string()
+        } else {
+            metadata.host.clone()
+        };
+        Ok(OpenTrace {
+            path: path.to_path_buf(),
+            metadata,
+            host,
+            reader_meta,
+            projections,
+            row_groups,
+        })
     }
 
     /// The latest event time the file claims (row-group statistics, else its metadata).
     pub fn end_ns(&self) -> Option<i64> {
-        let stats = self.row_groups.iter().filter_map(|r| r.time.map(|t| t.1)).max();
+        let stats = self
+            .row_groups
+            .iter()
+            .filter_map(|r| r.time.map(|t| t.1))
+            .max();
         stats.or((self.metadata.end_time_ns > 0).then_some(self.metadata.end_time_ns))
     }
 
     /// Row groups that may hold rows inside `window` (by their `time` statistics).
     pub fn row_groups_in(&self, window: TimeWindow) -> impl Iterator<Item = &RowGroup> {
-        self.row_groups.iter().filter(move |r| r.time.is_none_or(|(min, max)| window.overlaps(min, max)))
+        self.row_groups
+            .iter()
+            .filter(move |r| r.time.is_none_or(|(min, max)| window.overlaps(min, max)))
     }
 
     /// Reads the `fetch` columns of one row group into `acc`.
-    pub fn read_row_group(&self, rg: usize, fetch: Fetch, acc: &mut Accumulator) -> Result<(), ScanError> {
-        guard(&self.path, Some(rg), || self.read_row_group_inner(rg, fetch, acc))
+    pub fn read_row_group(
+        &self,
+        rg: usize,
+        fetch: Fetch,
+        acc: &mut Accumulator,
+    ) -> Result<(), ScanError> {
+        guard(&self.path, Some(rg), || {
+            self.read_row_group_inner(rg, fetch, acc)
+        })
     }
 
-    fn read_row_group_inner(&self, rg: usize, fetch: Fetch, acc: &mut Accumulator) -> Result<(), ScanError> {
-        let file = File::open(&self.path).map_err(|source| ScanError::Io { path: self.path.clone(), source })?;
-        let read_err = |e: &dyn std::fmt::Display| ScanError::Read { path: self.path.clone(), row_group: rg, message: e.to_string() };
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
-            .with_projection(self.projections[fetch as usize + if acc.has_signatures() && fetch != Fetch::Context { 3 } else { 0 }].clone())
-            .with_row_groups(vec![rg])
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| read_err(&e))?;
+    fn read_row_group_inner(
+        &self,
+        rg: usize,
+        fetch: Fetch,
+        acc: &mut Accumulator,
+    ) -> Result<(), ScanError> {
+        let file = File::open(&self.path).map_err(|source| ScanError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let read_err = |e: &dyn std::fmt::Display| ScanError::Read {
+            path: self.path.clone(),
+            row_group: rg,
+            message: e.to_string(),
+        };
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
+                .with_projection(
+                    self.projections[fetch as usize
+                        + if acc.has_signatures() && fetch != Fetch::Context {
+                            3
+                        } else {
+                            0
+                        }]
+                    .clone(),
+                )
+                .with_row_groups(vec![rg])
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| read_err(&e))?;
         for batch in reader {
             let batch = batch.map_err(|e| read_err(&e))?;
             acc.add_batch(&batch).map_err(|e| read_err(&e))?;
@@ -184,17 +270,33 @@ impl OpenTrace {
         each: &mut dyn FnMut(&arrow::record_batch::RecordBatch) -> Result<(), String>,
     ) -> Result<(), ScanError> {
         guard(&self.path, Some(rg), || {
-            let read_err = |e: &dyn std::fmt::Display| ScanError::Read { path: self.path.clone(), row_group: rg, message: e.to_string() };
-            let file = File::open(&self.path).map_err(|source| ScanError::Io { path: self.path.clone(), source })?;
+            let read_err = |e: &dyn std::fmt::Display| ScanError::Read {
+                path: self.path.clone(),
+                row_group: rg,
+                message: e.to_string(),
+            };
+            let file = File::open(&self.path).map_err(|source| ScanError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
             let schema = self.reader_meta.schema();
-            let roots = schema.fields().iter().enumerate().filter(|(_, f)| columns.contains(&f.name().as_str())).map(|(i, _)| i);
-            let mask = ProjectionMask::roots(self.reader_meta.metadata().file_metadata().schema_descr(), roots);
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
-                .with_projection(mask)
-                .with_row_groups(vec![rg])
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(|e| read_err(&e))?;
+            let roots = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| columns.contains(&f.name().as_str()))
+                .map(|(i, _)| i);
+            let mask = ProjectionMask::roots(
+                self.reader_meta.metadata().file_metadata().schema_descr(),
+                roots,
+            );
+            let reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
+                    .with_projection(mask)
+                    .with_row_groups(vec![rg])
+                    .with_batch_size(BATCH_ROWS)
+                    .build()
+                    .map_err(|e| read_err(&e))?;
             for batch in reader {
                 let batch = batch.map_err(|e| read_err(&e))?;
                 each(&batch).map_err(|e| read_err(&e))?;
@@ -206,7 +308,11 @@ impl OpenTrace {
 
 /// Runs a decoder step, turning a panic inside the Parquet/Arrow decoders (malformed input
 /// they do not expect) into an error naming the file, so one bad file cannot abort the scan.
-fn guard<T>(path: &Path, row_group: Option<usize>, f: impl FnOnce() -> Result<T, ScanError>) -> Result<T, ScanError> {
+fn guard<T>(
+    path: &Path,
+    row_group: Option<usize>,
+    f: impl FnOnce() -> Result<T, ScanError>,
+) -> Result<T, ScanError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<String>()
@@ -215,8 +321,15 @@ fn guard<T>(path: &Path, row_group: Option<usize>, f: impl FnOnce() -> Result<T,
             .unwrap_or("unknown panic");
         let message = format!("decoder failed: {what}");
         Err(match row_group {
-            Some(row_group) => ScanError::Read { path: path.to_path_buf(), row_group, message },
-            None => ScanError::NotParquet { path: path.to_path_buf(), message },
+            Some(row_group) => ScanError::Read {
+                path: path.to_path_buf(),
+                row_group,
+                message,
+            },
+            None => ScanError::NotParquet {
+                path: path.to_path_buf(),
+                message,
+            },
         })
     })
 }

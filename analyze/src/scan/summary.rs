@@ -42,7 +42,13 @@ pub struct Skipped {
 
 impl From<&ScanError> for Skipped {
     fn from(e: &ScanError) -> Self {
-        Skipped { path: e.path().map(|p| p.display().to_string()).unwrap_or_default(), error: e.to_string() }
+        Skipped {
+            path: e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            error: e.to_string(),
+        }
     }
 }
 
@@ -86,7 +92,9 @@ pub fn rfc3339(ns: i64) -> String {
             let full = humantime::format_rfc3339_nanos(t).to_string();
             // 2027-01-15T08:00:00.500000000Z → 2027-01-15T08:00:00.5Z; whole seconds lose the dot.
             match full.strip_suffix('Z') {
-                Some(body) if body.contains('.') => format!("{}Z", body.trim_end_matches('0').trim_end_matches('.')),
+                Some(body) if body.contains('.') => {
+                    format!("{}Z", body.trim_end_matches('0').trim_end_matches('.'))
+                }
                 _ => full,
             }
         }
@@ -121,10 +129,23 @@ impl InputSummary {
         for t in traces {
             *events_lost_by_host.entry(t.host.clone()).or_insert(0) += t.metadata.events_lost;
         }
-        let first = partials.values().map(|p| p.first_ns).min().filter(|&t| t != i64::MAX);
-        let last = partials.values().map(|p| p.last_ns).max().filter(|&t| t != i64::MIN);
-        let time_span = first.zip(last).map(|(f, l)| TimeSpan { first: rfc3339(f), last: rfc3339(l), seconds: (l - f) as f64 / 1e9 });
-        let schema_versions: BTreeSet<u32> = traces.iter().map(|t| t.metadata.schema_version).collect();
+        let first = partials
+            .values()
+            .map(|p| p.first_ns)
+            .min()
+            .filter(|&t| t != i64::MAX);
+        let last = partials
+            .values()
+            .map(|p| p.last_ns)
+            .max()
+            .filter(|&t| t != i64::MIN);
+        let time_span = first.zip(last).map(|(f, l)| TimeSpan {
+            first: rfc3339(f),
+            last: rfc3339(l),
+            seconds: (l - f) as f64 / 1e9,
+        });
+        let schema_versions: BTreeSet<u32> =
+            traces.iter().map(|t| t.metadata.schema_version).collect();
         InputSummary {
             events_lost: traces.iter().map(|t| t.metadata.events_lost).sum(),
             files,
@@ -138,7 +159,10 @@ impl InputSummary {
 
     /// Events lost on any of `hosts` (a workload's hosts), from the files' metadata.
     pub fn events_lost_on(&self, hosts: &[String]) -> u64 {
-        hosts.iter().filter_map(|h| self.events_lost_by_host.get(h)).sum()
+        hosts
+            .iter()
+            .filter_map(|h| self.events_lost_by_host.get(h))
+            .sum()
     }
 }
 
@@ -149,7 +173,9 @@ pub(super) fn progress_bar(enabled: bool, rows: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} scanning [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} scanning [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

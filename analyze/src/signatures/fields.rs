@@ -275,7 +275,8 @@ impl<'a> Row<'a> {
 
     /// Ancestry, parent first.
     pub fn ancestry(&self) -> &[&'a str] {
-        self.ancestry.get_or_init(|| list_at(&self.s.ancestry, self.row))
+        self.ancestry
+            .get_or_init(|| list_at(&self.s.ancestry, self.row))
     }
 
     /// The process key.
@@ -299,7 +300,9 @@ impl<'a> Row<'a> {
                 if self.argv().is_empty() {
                     Val::None
                 } else {
-                    Val::Str(Cow::Borrowed(self.argv_text.get_or_init(|| self.argv().join(" "))))
+                    Val::Str(Cow::Borrowed(
+                        self.argv_text.get_or_init(|| self.argv().join(" ")),
+                    ))
                 }
             }
             Field::Argv0Name => s(self.argv().first().map(|a| basename(a))),

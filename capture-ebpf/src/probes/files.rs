@@ -52,12 +52,7 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let (dfd, path, flags, mode) = match nr {
-        nr::OPEN => (
-            AT_FDCWD,
-            regs.arg(0),
-            regs.arg(1),
-            regs.arg(2),
-        ),
+        nr::OPEN => (AT_FDCWD, regs.arg(0), regs.arg(1), regs.arg(2)),
         nr::CREAT => (
             AT_FDCWD,
             regs.arg(0),
@@ -70,19 +65,9 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
             // SAFETY: bpf_probe_read_user checks the address.
             let flags = unsafe { bpf_probe_read_user(how as *const u64) }.unwrap_or(0);
             let mode = unsafe { bpf_probe_read_user((how + 8) as *const u64) }.unwrap_or(0);
-            (
-                regs.arg(0) as i64,
-                regs.arg(1),
-                flags,
-                mode,
-            )
+            (regs.arg(0) as i64, regs.arg(1), flags, mode)
         }
-        _ => (
-            regs.arg(0) as i64,
-            regs.arg(1),
-            regs.arg(2),
-            regs.arg(3),
-        ),
+        _ => (regs.arg(0) as i64, regs.arg(1), regs.arg(2), regs.arg(3)),
     };
     // SAFETY: `ev` is this CPU's scratch.
     unsafe {

@@ -17,7 +17,9 @@ use needle_common::abi::{
 };
 
 use crate::emit::{count_event, fill_header, output, reserve, submit};
-use crate::maps::{HANDLERS, PROFILE_SCRATCH, PROFILE_ZERO, PROFILES, REGS_SCRATCH, config, offsets};
+use crate::maps::{
+    HANDLERS, PROFILE_SCRATCH, PROFILE_ZERO, PROFILES, REGS_SCRATCH, config, offsets,
+};
 use crate::task::read;
 
 /// The syscall's saved registers and return value, as `sys_exit` gets them.

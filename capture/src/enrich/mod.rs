@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use needle_common::schema::{Detail, Event, Process};
 
-use crate::hashing::Map;
 use crate::decode::Decoded;
+use crate::hashing::Map;
 use container::{ContainerInfo, ContainerResolver, Resolution};
 use hash::{DigestSlot, Hasher};
 use process::{ExecFacts, Observation, ProcessTable};

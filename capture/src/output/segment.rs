@@ -193,12 +193,10 @@ impl SegmentWriter {
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
         };
-        seg.writer
-            .flush()
-            .map_err(|source| SegmentError::Parquet {
-                file: seg.partial_name.clone(),
-                source,
-            })
+        seg.writer.flush().map_err(|source| SegmentError::Parquet {
+            file: seg.partial_name.clone(),
+            source,
+        })
     }
 
     /// Bytes written so far to the open segment (0 when none is open).

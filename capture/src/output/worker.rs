@@ -86,7 +86,9 @@ impl Worker {
                 let mut error = None;
                 for job in rx {
                     let result = match job {
-                        Job::Rows(rows) => write_row_group(&mut writer, &mut builder, &rows, batch_rows),
+                        Job::Rows(rows) => {
+                            write_row_group(&mut writer, &mut builder, &rows, batch_rows)
+                        }
                         Job::Finalize(meta) => writer.finalize(*meta).map(|seg| {
                             sh.done_bytes.fetch_add(seg.bytes, Ordering::Relaxed);
                         }),

@@ -293,8 +293,15 @@ fn read_row_group(
         .iter()
         .enumerate()
         .filter(|(_, c)| {
-            [n::TIME, n::KIND, n::WORKLOAD, n::CONTAINER_ID, n::CGROUP_ID, n::COUNT]
-                .contains(&c.path().string().as_str())
+            [
+                n::TIME,
+                n::KIND,
+                n::WORKLOAD,
+                n::CONTAINER_ID,
+                n::CGROUP_ID,
+                n::COUNT,
+            ]
+            .contains(&c.path().string().as_str())
         })
         .map(|(i, _)| i)
         .collect();
