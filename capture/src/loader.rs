@@ -103,7 +103,8 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec { name: "sys_exit_open", hook: Hook::SyscallHandler { syscalls: &[nr::OPEN, nr::CREAT, nr::OPENAT, nr::OPENAT2] }, family: "file", fallback: None },
     ProgramSpec { name: "sys_exit_path", hook: Hook::SyscallHandler { syscalls: &[nr::UNLINK, nr::RMDIR, nr::UNLINKAT, nr::RENAME, nr::RENAMEAT, nr::RENAMEAT2, nr::CHMOD, nr::FCHMOD, nr::FCHMODAT, nr::FCHMODAT2, nr::CHOWN, nr::LCHOWN, nr::FCHOWN, nr::FCHOWNAT] }, family: "file", fallback: None },
     ProgramSpec { name: "sys_exit_memory", hook: Hook::SyscallHandler { syscalls: &[nr::MMAP, nr::MEMFD_CREATE] }, family: "file", fallback: None },
-    ProgramSpec { name: "sys_exit_security", hook: Hook::SyscallHandler { syscalls: &[nr::PTRACE, nr::PROCESS_VM_WRITEV, nr::INIT_MODULE, nr::FINIT_MODULE, nr::SETUID, nr::SETGID, nr::SETREUID, nr::SETREGID, nr::SETRESUID, nr::SETRESGID, nr::SETFSUID, nr::SETFSGID, nr::CAPSET, nr::USERFAULTFD, nr::MOUNT, nr::UNSHARE, nr::SETNS, nr::BPF, nr::KEYCTL] }, family: "security", fallback: None },
+    ProgramSpec { name: "sys_exit_security", hook: Hook::SyscallHandler { syscalls: &[nr::PTRACE, nr::PROCESS_VM_WRITEV, nr::SETUID, nr::SETGID, nr::SETREUID, nr::SETREGID, nr::SETRESUID, nr::SETRESGID, nr::SETFSUID, nr::SETFSGID, nr::CAPSET, nr::USERFAULTFD, nr::MOUNT, nr::UNSHARE, nr::SETNS, nr::BPF, nr::KEYCTL] }, family: "security", fallback: None },
+    ProgramSpec { name: "sys_exit_module", hook: Hook::SyscallHandler { syscalls: &[nr::INIT_MODULE, nr::FINIT_MODULE] }, family: "security", fallback: None },
     ProgramSpec { name: "sys_exit_socket", hook: Hook::SyscallHandler { syscalls: &[nr::ACCEPT, nr::ACCEPT4, nr::BIND, nr::LISTEN, nr::CONNECT] }, family: "network", fallback: None },
     // Last: the handlers are in place before the dispatcher sees its first syscall.
     ProgramSpec { name: "sys_exit", hook: Hook::RawTracepoint { name: "sys_exit" }, family: "syscall", fallback: None },

@@ -2,6 +2,10 @@
 //! process_vm_writev, module loading, uid/gid and capability changes, userfaultfd, mount,
 //! unshare/setns, bpf and keyctl. Each records its deciding arguments and the result.
 //!
+//! Module loading has a program of its own: `finit_module` walks the module file's kernel
+//! path, and that walk beside the other calls' branches took the verifier past its limit of a
+//! million instructions (the whole program was then refused).
+//!
 //! `args` per call (the decoder reads them the same way):
 //! ptrace: request, pid · process_vm_writev: pid · init_module: image length ·
 //! finit_module: flags (+ the module file's kernel path) · set*id: the call's id arguments ·
@@ -38,7 +42,6 @@ pub fn sys_exit_security(ctx: RawTracePointContext) -> i32 {
     let kind = match nr {
         nr::PTRACE => EventKind::Ptrace,
         nr::PROCESS_VM_WRITEV => EventKind::ProcessVmWritev,
-        nr::INIT_MODULE | nr::FINIT_MODULE => EventKind::ModuleLoad,
         nr::SETUID
         | nr::SETGID
         | nr::SETREUID
@@ -71,11 +74,6 @@ pub fn sys_exit_security(ctx: RawTracePointContext) -> i32 {
         (*ev).args[1] = a(1);
         (*ev).args[2] = a(2);
         match nr {
-            nr::INIT_MODULE => (*ev).args[0] = a(1),
-            nr::FINIT_MODULE => {
-                (*ev).args[0] = a(2);
-                let _ = file_path(ev, fd_file(a(0) as i64));
-            }
             nr::CAPSET => {
                 // struct __user_cap_data_struct { u32 effective, permitted, inheritable; }[2]
                 let data = a(1);
@@ -100,6 +98,32 @@ pub fn sys_exit_security(ctx: RawTracePointContext) -> i32 {
             _ => {}
         }
         emit_call(ev, kind);
+    }
+    0
+}
+
+/// init_module (the image length) and finit_module (its flags and the module file's kernel path).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_module(ctx: RawTracePointContext) -> i32 {
+    let Some((regs, ret)) = Regs::at_exit(&ctx) else {
+        return 0;
+    };
+    let Some(nr) = regs.nr() else { return 0 };
+    if nr != nr::INIT_MODULE && nr != nr::FINIT_MODULE {
+        return 0;
+    }
+    let Some(ev) = call_scratch(nr, ret) else {
+        return 0;
+    };
+    // SAFETY: `ev` is this CPU's scratch.
+    unsafe {
+        if nr == nr::INIT_MODULE {
+            (*ev).args[0] = regs.arg(1);
+        } else {
+            (*ev).args[0] = regs.arg(2);
+            let _ = file_path(ev, fd_file(regs.arg(0) as i64));
+        }
+        emit_call(ev, EventKind::ModuleLoad);
     }
     0
 }
