@@ -71,12 +71,8 @@ const fn ind(
     doc: &'static str,
 ) -> FeatureDef {
     FeatureDef {
-        name,
-        unit,
-        doc,
-        direction,
-        scale,
         indicator: true,
+        ..def(name, unit, direction, scale, doc)
     }
 }
 

@@ -90,3 +90,37 @@ pub fn write_features(
         }
     }
 }
+
+/// Short form of a workload key: 12 characters of a 64-hex container id, else the key.
+pub(crate) fn short_id(key: &str) -> &str {
+    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &key[..12]
+    } else {
+        key
+    }
+}
+
+/// A feature value as people read it: whole numbers without decimals, others to 3 places.
+pub(crate) fn fmt_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// The strongest `n` contributions as `feature=value (norm)`.
+pub(crate) fn top_features(contributions: &[crate::rank::Contribution], n: usize) -> Vec<String> {
+    contributions
+        .iter()
+        .take(n)
+        .map(|c| {
+            format!(
+                "{}={} ({})",
+                c.feature,
+                fmt_value(c.value),
+                fmt_value(c.peer_median)
+            )
+        })
+        .collect()
+}

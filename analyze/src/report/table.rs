@@ -3,24 +3,7 @@
 use std::io::Write;
 
 use super::escape::terminal;
-use super::{Report, ReportError};
-
-/// Short form of a workload key: 12 characters of a 64-hex container id, else the key.
-fn short_id(key: &str) -> &str {
-    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        &key[..12]
-    } else {
-        key
-    }
-}
-
-fn fmt_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
-}
+use super::{Report, ReportError, short_id, top_features};
 
 pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result<(), ReportError> {
     let mut rows = vec![[
@@ -50,20 +33,7 @@ pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let features = r
-            .contributions
-            .iter()
-            .take(3)
-            .map(|c| {
-                format!(
-                    "{}={} ({})",
-                    c.feature,
-                    fmt_value(c.value),
-                    fmt_value(c.peer_median)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("  ");
+        let features = top_features(&r.contributions, 3).join("  ");
         rows.push([
             r.rank.to_string(),
             format!("{:.1}", r.score),
@@ -130,6 +100,7 @@ pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fmt_value;
 
     #[test]
     fn short_ids() {

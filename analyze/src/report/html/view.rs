@@ -9,7 +9,7 @@ use super::evidence::{Evidence, ProcessNode, WorkloadEvents};
 use super::plots::{PlotError, kind_timeline, score_histogram};
 use super::{ModelInfo, suspicious};
 use crate::rank::{Contribution, Finding, Ranked, Z_MAX};
-use crate::report::Report;
+use crate::report::{Report, fmt_value, short_id, top_features};
 use crate::scan::rfc3339;
 
 /// The whole page.
@@ -151,22 +151,6 @@ struct DnsRow {
     answers: Vec<String>,
     rcodes: String,
     first: String,
-}
-
-fn fmt_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-fn short_id(key: &str) -> String {
-    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        key[..12].to_string()
-    } else {
-        key.to_string()
-    }
 }
 
 fn feature_rows(contributions: &[Contribution]) -> Vec<FeatureRow> {
@@ -386,7 +370,7 @@ impl Page {
                     score: r.score,
                     anomaly: r.anomaly,
                     workload: w.workload.clone(),
-                    short: short_id(&w.workload),
+                    short: short_id(&w.workload).to_string(),
                     name: w.context.pod.clone().or_else(|| w.context.name.clone()),
                     image: w.context.image.clone(),
                     namespace: w.context.namespace.clone(),
@@ -405,19 +389,7 @@ impl Page {
                         .max()
                         .map(|s| format!("{s:?}").to_lowercase()),
                     anchor: anchors.get(&r.row).cloned(),
-                    top_features: r
-                        .contributions
-                        .iter()
-                        .take(3)
-                        .map(|c| {
-                            format!(
-                                "{}={} ({})",
-                                c.feature,
-                                fmt_value(c.value),
-                                fmt_value(c.peer_median)
-                            )
-                        })
-                        .collect(),
+                    top_features: top_features(&r.contributions, 3),
                 })
             })
             .collect();
