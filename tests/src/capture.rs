@@ -244,3 +244,25 @@ impl Recorded {
         self.events.iter().filter(move |e| e.process.pid == tid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::every_program_loaded;
+
+    #[test]
+    fn a_partial_load_is_an_error_naming_the_refused_program() {
+        let full =
+            "capture: recording with 16/16 programs into /tmp/x/traces (ring buffer 8192 KiB)";
+        assert_eq!(every_program_loaded(full, ""), Ok(()));
+        let partial =
+            "capture: recording with 14/15 programs into /tmp/x/traces (ring buffer 8192 KiB)";
+        let warning =
+            "capture: warning: sys_exit_security (sys_exit tail call) skipped: load: E2BIG\n";
+        let err = every_program_loaded(partial, warning).unwrap_err();
+        assert!(
+            err.contains("14/15") && err.contains("sys_exit_security"),
+            "{err}"
+        );
+        assert!(every_program_loaded("capture: recording", "").is_err());
+    }
+}
