@@ -56,8 +56,9 @@ WRITABLE = r"""(exe_path LIKE '/tmp/%' OR exe_path LIKE '/dev/shm/%' OR exe_path
     OR regexp_matches(exe_path, '/\.(?:[^/.][^/]*|\.[^/]+)/'))"""
 FILELESS = "(exe_path LIKE 'memfd:%' OR exe_path LIKE '/memfd:%' OR exe_path LIKE '% (deleted)')"
 LABEL = "split_part(ltrim(dns_name, '.'), '.', 1)"
-# Events a row stands for: an open row that closes a collapse window counts the opens in it.
-EVENTS = """(CASE WHEN kind = 'open' THEN coalesce("count", 1) ELSE 1 END)"""
+# Events a row stands for: a row that closes a collapse window (open, connect, sendto, accept)
+# counts the repeats in it.
+EVENTS = """(CASE WHEN kind IN ('open', 'connect', 'sendto', 'accept') THEN coalesce("count", 1) ELSE 1 END)"""
 
 
 def main_query(src):
@@ -74,9 +75,9 @@ SELECT {WORKLOAD} AS workload,
   coalesce(sum({EVENTS}) FILTER (WHERE kind = 'open' AND (flags & {WRITE_FLAGS}) <> 0 AND coalesce(ret, 0) >= 0), 0) AS "file.writes",
   count(DISTINCT dst_addr) FILTER (WHERE ({OUT} AND coalesce(dst_port, 0) <> 0) OR kind = 'accept') AS "net.remote_ips",
   count(DISTINCT dst_port) FILTER (WHERE {OUT} AND coalesce(dst_port, 0) <> 0) AS "net.remote_ports",
-  count(*) FILTER (WHERE {OUT} AND coalesce(dst_port, 0) <> 0 AND dst_port NOT IN {lst(COMMON_PORTS)}) AS "net.unusual_ports",
-  count(*) FILTER (WHERE {OUT}) AS "net.outbound",
-  count(*) FILTER (WHERE kind = 'accept') AS "net.inbound",
+  coalesce(sum({EVENTS}) FILTER (WHERE {OUT} AND coalesce(dst_port, 0) <> 0 AND dst_port NOT IN {lst(COMMON_PORTS)}), 0) AS "net.unusual_ports",
+  coalesce(sum({EVENTS}) FILTER (WHERE {OUT}), 0) AS "net.outbound",
+  coalesce(sum({EVENTS}) FILTER (WHERE kind = 'accept'), 0) AS "net.inbound",
   coalesce(sum(bytes) FILTER (WHERE {OUT}), 0) AS "net.bytes_out",
   count(*) FILTER (WHERE kind = 'dns_query') AS "dns.queries",
   count(DISTINCT dns_name) FILTER (WHERE kind = 'dns_query') AS "dns.distinct_names",

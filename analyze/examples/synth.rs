@@ -139,6 +139,7 @@ fn net(r: &mut Rng) -> Net {
         dst_port: Some(port),
         bytes: None,
         ret: Some(0),
+        count: None,
     }
 }
 

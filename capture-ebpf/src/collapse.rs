@@ -1,17 +1,25 @@
-//! Collapse windows for repeated identical opens (see `needle_common::abi::OpenWindows`).
+//! Collapse windows for repeated identical opens and for repeated connections to one peer
+//! (see `needle_common::abi::OpenWindows` and `NetWindows`).
 //!
-//! Only the thread itself touches its windows (its own syscall exits, its own exit), so the
-//! counts need no atomics; user space reads what is left only after the programs are detached.
+//! Only the thread itself touches its windows (its own syscall exits, its own connect hooks,
+//! its own exit), so the counts need no atomics; user space reads what is left only after the
+//! programs are detached.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
 use needle_common::abi::{
-    Counter, EventKind, OPEN_WINDOWS, OpenWindow, OpenWindows, REPEAT_THREAD_DONE, RepeatEvent,
-    SHAPE_REPEAT, WINDOW_EMPTY, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED, WINDOW_ROW,
+    Counter, EventKind, NET_WINDOW_BASE, NET_WINDOWS, NetWindow, NetWindows, OPEN_WINDOWS,
+    OpenWindow, OpenWindows, REPEAT_THREAD_DONE, RepeatEvent, SHAPE_REPEAT, WINDOW_EMPTY,
+    WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED, WINDOW_ROW,
 };
 
 use crate::emit::{count_event, fill_header, reserve, submit};
-use crate::maps::{OPEN_WINDOWS_BY_TID, WINDOWS_ZERO, config};
+use crate::maps::{
+    NET_WINDOWS_BY_TID, NET_WINDOWS_ZERO, OPEN_WINDOWS_BY_TID, WINDOWS_ZERO, config,
+};
+
+/// A connect that is still in progress (non-blocking): not a failure.
+const EINPROGRESS: i64 = 115;
 
 /// What the open handler does with an open.
 pub enum Seen {
@@ -104,51 +112,243 @@ pub fn thread_exit() {
         return;
     }
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(ws) = OPEN_WINDOWS_BY_TID.get_ptr_mut(tid) else {
-        return;
-    };
     let mut rows = false;
-    // SAFETY: the exiting thread's own value.
-    unsafe {
-        for i in 0..OPEN_WINDOWS {
-            let w = &mut (*ws).windows[i];
-            rows |= w.state == WINDOW_ROW;
-            close(w, i as u32);
+    if let Some(ws) = OPEN_WINDOWS_BY_TID.get_ptr_mut(tid) {
+        // SAFETY: the exiting thread's own value.
+        unsafe {
+            for i in 0..OPEN_WINDOWS {
+                let w = &mut (*ws).windows[i];
+                rows |= w.state == WINDOW_ROW;
+                close(w, i as u32);
+            }
         }
+        let _ = OPEN_WINDOWS_BY_TID.remove(tid);
+    }
+    if let Some(ws) = NET_WINDOWS_BY_TID.get_ptr_mut(tid) {
+        // SAFETY: as above.
+        unsafe {
+            for i in 0..NET_WINDOWS {
+                let w = &mut (*ws).windows[i];
+                rows |= w.state == WINDOW_ROW;
+                close_net(w, i as u32);
+            }
+        }
+        let _ = NET_WINDOWS_BY_TID.remove(tid);
     }
     if rows {
-        send(REPEAT_THREAD_DONE, 0, 0, 0);
+        send(EventKind::Open, REPEAT_THREAD_DONE, 0, 0, 0, 0, 0);
     }
-    let _ = OPEN_WINDOWS_BY_TID.remove(tid);
 }
 
 /// Sends window `index`'s count if it holds repeats of a recorded open.
 #[inline(always)]
 fn close(w: &mut OpenWindow, index: u32) {
     if w.state == WINDOW_ROW && w.count != 0 {
-        send(index, w.count, w.first_ns, w.last_ns);
+        send(EventKind::Open, index, w.count, w.first_ns, w.last_ns, 0, 0);
     }
     w.state = WINDOW_EMPTY;
     w.count = 0;
 }
 
+/// Sends network window `index`'s counts if it holds repeats of a recorded connection.
 #[inline(always)]
-fn send(window: u32, count: u32, first_ns: u64, last_ns: u64) {
-    // A full ring loses the count: counted as a lost `open`.
-    let Some(mut entry) = reserve::<RepeatEvent>(EventKind::Open) else {
+fn close_net(w: &mut NetWindow, index: u32) {
+    if w.state == WINDOW_ROW && w.count != 0 {
+        let kind = match w.kind {
+            k if k == EventKind::Accept as u32 => EventKind::Accept,
+            k if k == EventKind::SendTo as u32 => EventKind::SendTo,
+            _ => EventKind::Connect,
+        };
+        let window = NET_WINDOW_BASE + index;
+        send(
+            kind, window, w.count, w.first_ns, w.last_ns, w.failed, w.last_err,
+        );
+    }
+    w.state = WINDOW_EMPTY;
+    w.count = 0;
+    w.failed = 0;
+    w.last_err = 0;
+}
+
+/// Sends a window's count as a `kind` record (`failed`, `last_err`: a network window's failed
+/// repeats and the errno of the last one).
+#[inline(always)]
+fn send(
+    kind: EventKind,
+    window: u32,
+    count: u32,
+    first_ns: u64,
+    last_ns: u64,
+    failed: u32,
+    last_err: i32,
+) {
+    // A full ring loses the count: counted as a lost event of the window's kind.
+    let Some(mut entry) = reserve::<RepeatEvent>(kind) else {
         return;
     };
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points into our reservation.
     unsafe {
-        fill_header(&raw mut (*ev).header, EventKind::Open);
+        fill_header(&raw mut (*ev).header, kind);
         (*ev).header.shape = SHAPE_REPEAT;
         (*ev).window = window;
         (*ev).count = count;
         (*ev).first_ns = first_ns;
         (*ev).last_ns = last_ns;
+        (*ev).failed = failed;
+        (*ev).last_err = last_err;
     }
     submit(entry);
+}
+
+/// A connection's identity for the network windows.
+pub struct Peer {
+    /// `connect`, `sendto` or `accept`.
+    pub kind: EventKind,
+    /// `AF_INET` / `AF_INET6`.
+    pub family: u16,
+    /// connect/sendto: the remote port; accept: the local port.
+    pub port: u16,
+    /// connect/sendto: the IP protocol; accept: the socket type.
+    pub protocol: u32,
+    /// The remote address, as two words.
+    pub addr: [u64; 2],
+}
+
+/// What a connection hook or accept exit does with a connection.
+pub enum NetSeen {
+    /// Counted into a window: nothing more to do.
+    Counted,
+    /// Recorded as a row that opens the window numbered `n - 1` (put `n` in the row).
+    New(u32),
+    /// Collapsing is off, or the thread has no windows (map full): a row without a window.
+    Untracked,
+}
+
+/// Looks up `peer` among the current thread's network windows: a repeat within the window is
+/// counted; anything else takes a window (closing the one it replaces). A connect that is
+/// counted is left pending, with its socket's `cookie`, for [`connect_result`].
+#[inline(always)]
+pub fn net_seen(peer: &Peer, cookie: u64) -> NetSeen {
+    let window_ns = config().collapse_window_ns;
+    if window_ns == 0 {
+        return NetSeen::Untracked;
+    }
+    let Some(ws) = net_windows() else {
+        return NetSeen::Untracked;
+    };
+    let kind = peer.kind as u32;
+    let connect = peer.kind == EventKind::Connect;
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let mut reuse = NET_WINDOWS;
+    // SAFETY: the current thread's own map value (see the module docs).
+    unsafe {
+        if connect {
+            (*ws).pending = 0;
+        }
+        for i in 0..NET_WINDOWS {
+            let w = &mut (*ws).windows[i];
+            if w.state == WINDOW_EMPTY {
+                if reuse == NET_WINDOWS {
+                    reuse = i;
+                }
+                continue;
+            }
+            if w.kind != kind
+                || w.port != peer.port
+                || w.family != peer.family
+                || w.protocol != peer.protocol
+                || w.addr[0] != peer.addr[0]
+                || w.addr[1] != peer.addr[1]
+            {
+                continue;
+            }
+            if now.wrapping_sub(w.first_ns) < window_ns {
+                w.count = w.count.wrapping_add(1);
+                w.last_ns = now;
+                count_event(Counter::NetCollapsed);
+                if connect {
+                    (*ws).pending = i as u32 + 1;
+                    (*ws).pending_cookie = cookie;
+                }
+                return NetSeen::Counted;
+            }
+            reuse = i;
+            break;
+        }
+        if reuse >= NET_WINDOWS {
+            reuse = ((*ws).next as usize) & (NET_WINDOWS - 1);
+            (*ws).next = (*ws).next.wrapping_add(1);
+        }
+        let w = &mut (*ws).windows[reuse];
+        close_net(w, reuse as u32);
+        *w = NetWindow {
+            addr: peer.addr,
+            first_ns: now,
+            last_ns: now,
+            kind,
+            family: peer.family,
+            port: peer.port,
+            protocol: peer.protocol,
+            count: 0,
+            failed: 0,
+            last_err: 0,
+            state: WINDOW_ROW,
+            _pad: 0,
+        };
+        NetSeen::New(NET_WINDOW_BASE + reuse as u32 + 1)
+    }
+}
+
+/// True when the current thread has a connect counted as a repeat whose result this is: the
+/// exit then adds a failure to that window (`ret` < 0, other than `EINPROGRESS`) instead of
+/// reporting a result. `cookie` reads the socket's cookie; it is only called when a connect is
+/// pending.
+#[inline(always)]
+pub fn connect_result(ret: i64, cookie: impl FnOnce() -> Option<u64>) -> bool {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(ws) = NET_WINDOWS_BY_TID.get_ptr_mut(tid) else {
+        return false;
+    };
+    // SAFETY: the current thread's own map value.
+    unsafe {
+        let pending = (*ws).pending;
+        if pending == 0 {
+            return false;
+        }
+        (*ws).pending = 0;
+        if cookie() != Some((*ws).pending_cookie) {
+            return false;
+        }
+        if ret < 0 && ret != -EINPROGRESS {
+            let i = (pending - 1) as usize;
+            if i < NET_WINDOWS {
+                let w = &mut (*ws).windows[i];
+                w.failed = w.failed.wrapping_add(1);
+                w.last_err = ret as i32;
+            }
+        }
+    }
+    true
+}
+
+/// The current thread's network windows, created on its first connection.
+#[inline(always)]
+fn net_windows() -> Option<*mut NetWindows> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if let Some(p) = NET_WINDOWS_BY_TID.get_ptr_mut(tid) {
+        return Some(p);
+    }
+    let zero = NET_WINDOWS_ZERO.get(0)?;
+    if NET_WINDOWS_BY_TID
+        .insert(tid, zero, BPF_NOEXIST as u64)
+        .is_err()
+    {
+        count_event(Counter::CollapseMapFull);
+        return None;
+    }
+    NET_WINDOWS_BY_TID.get_ptr_mut(tid)
 }
 
 /// The current thread's windows, created on its first collapsible open.

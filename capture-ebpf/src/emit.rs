@@ -80,7 +80,7 @@ pub fn call_scratch(nr: u32, ret: i64) -> Option<*mut CallEvent> {
         (*ev).path2_len = 0;
         (*ev).path3_len = 0;
         (*ev).depth = 0;
-        (*ev)._pad = 0;
+        (*ev).window = 0;
         (*ev).ino = 0;
     }
     Some(ev)

@@ -3,8 +3,8 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf};
 use needle_common::abi::{
-    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, OpenWindows, PROFILE_SLOTS,
-    PT_REGS_WORDS, ProbeConfig, ProfileEvent, ProfileState,
+    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, NetWindows, OpenWindows,
+    PROFILE_SLOTS, PT_REGS_WORDS, ProbeConfig, ProfileEvent, ProfileState,
 };
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
@@ -52,6 +52,15 @@ pub static OPEN_WINDOWS_BY_TID: HashMap<u32, OpenWindows> = HashMap::with_max_en
 #[map]
 pub static WINDOWS_ZERO: PerCpuArray<OpenWindows> = PerCpuArray::with_max_entries(1, 0);
 
+/// Collapse windows of repeated connections per thread id (like [`OPEN_WINDOWS_BY_TID`]):
+/// created on a thread's first connect, UDP send or accept, removed when it exits.
+#[map]
+pub static NET_WINDOWS_BY_TID: HashMap<u32, NetWindows> = HashMap::with_max_entries(16384, 1);
+
+/// Zeroed network windows, the template for new entries (never written).
+#[map]
+pub static NET_WINDOWS_ZERO: PerCpuArray<NetWindows> = PerCpuArray::with_max_entries(1, 0);
+
 /// Who owns a socket that talks to port 53, by socket cookie: the header the sock_addr hook
 /// filled at connect/sendmsg time (the DNS packet hooks run where the task is not known).
 #[map]
@@ -84,6 +93,7 @@ pub struct AbiLayouts {
     pub dns: needle_common::abi::DnsEvent,
     pub repeat: needle_common::abi::RepeatEvent,
     pub windows: needle_common::abi::OpenWindows,
+    pub net_windows: needle_common::abi::NetWindows,
 }
 
 #[unsafe(no_mangle)]

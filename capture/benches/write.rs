@@ -161,6 +161,7 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
                             dst_port: Some([443u16, 5432, 6379][i % 3]),
                             bytes: None,
                             ret: Some(0),
+                            count: None,
                         }),
                         6 => Detail::DnsQuery(Dns {
                             name: format!("svc-{}.ns-{}.svc.cluster.local", i % 300, i % 10),

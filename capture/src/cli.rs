@@ -72,10 +72,13 @@ pub struct Args {
     #[arg(long)]
     pub no_default_filters: bool,
 
-    /// Count repeats of an open into one row: when a thread opens the same file (same device
-    /// and inode, as the kernel resolved it) with the same flags again within this long of the
-    /// first open, the kernel only counts it; the row that closes the window carries the count
-    /// (`count` column), so every open is accounted for. `0` writes every open as a row.
+    /// Count repeats into one row: when a thread opens the same file (same device and inode,
+    /// as the kernel resolved it) with the same flags, connects or sends to the same peer
+    /// (protocol, address, port), or accepts on the same local port from the same remote
+    /// address again within this long of the first time, the kernel only counts it; the row
+    /// that closes the window carries the count (`count` column; connects: one row for the
+    /// repeats that succeeded and one for those that failed), so every event is accounted for.
+    /// `0` writes every open and connection as a row.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub collapse_window: Duration,
 }

@@ -1,12 +1,15 @@
-//! User-space half of the kernel's collapse windows (`needle_common::abi::OpenWindows`).
+//! User-space half of the kernel's collapse windows (`needle_common::abi::OpenWindows` and
+//! `NetWindows`).
 //!
-//! The kernel writes the first open of a window as a normal row that names its window, and
+//! The kernel writes the first event of a window as a normal row that names its window, and
 //! later only counts. This keeps each open window's first row (as decoded, before enrichment)
 //! until the window closes; its count then becomes a copy of that row with `count` set and
-//! the time of the last repeat, enriched and written like any other row.
+//! the time of the last repeat, enriched and written like any other row. A network window's
+//! count becomes up to two rows: the repeats that succeeded (`ret` 0) and the ones that failed
+//! (`ret` the last errno); the ephemeral port of the first row is not repeated.
 
-use needle_common::abi::{OPEN_WINDOWS, OpenWindows, WINDOW_ROW};
-use needle_common::schema::Detail;
+use needle_common::abi::{NET_WINDOW_BASE, NET_WINDOWS, NetWindows, OpenWindows, WINDOW_ROW};
+use needle_common::schema::{Detail, Net};
 
 use crate::decode::{Decoded, Role};
 use crate::hashing::Map;
@@ -16,19 +19,39 @@ use crate::kernel::clock::BootClock;
 /// reached if thread exits were lost (full ring buffer), and then everything is forgotten.
 const MAX_WINDOWS: usize = 1 << 18;
 
+/// Window numbers a thread has (open windows, then network windows).
+const THREAD_WINDOWS: u32 = NET_WINDOW_BASE + NET_WINDOWS as u32;
+
 /// What happened to collapsed counts (for the summary).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CollapseStats {
-    /// Rows written for closed windows.
+    /// Rows written for closed open windows.
     pub rows: u64,
     /// Opens those rows stand for.
     pub opens: u64,
+    /// Rows written for closed network windows.
+    pub net_rows: u64,
+    /// Connects, UDP sends and accepts those rows stand for.
+    pub connections: u64,
     /// Closed windows whose first row was never seen (lost in a full ring buffer): their
     /// counts could not be written.
     pub orphaned: u64,
 }
 
-/// The first rows of the open windows, by thread id and window index.
+/// A closed window's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// Repeats.
+    pub count: u32,
+    /// Network windows: repeats that failed (part of `count`).
+    pub failed: u32,
+    /// Network windows: the errno of the last failed repeat.
+    pub last_err: i32,
+    /// Boot-time ns of the last repeat.
+    pub last_ns: u64,
+}
+
+/// The first rows of the open windows, by thread id and window number.
 #[derive(Default)]
 pub struct Windows {
     first: Map<(u32, u32), Decoded>,
@@ -37,9 +60,9 @@ pub struct Windows {
 }
 
 impl Windows {
-    /// A decoded record; returns the rows it stands for (the record itself for a plain row, a
-    /// copy of a window's first row for a closed window, nothing for a thread's end).
-    pub fn route(&mut self, d: Decoded, clock: &BootClock) -> Option<Decoded> {
+    /// A decoded record; hands `out` the rows it stands for (the record itself for a plain
+    /// row, copies of a window's first row for a closed window, nothing for a thread's end).
+    pub fn route(&mut self, d: Decoded, clock: &BootClock, mut out: impl FnMut(Decoded)) {
         let tid = d.event.process.pid;
         match d.role {
             Role::Window(index) => {
@@ -49,7 +72,7 @@ impl Windows {
                 let mut first = d.clone();
                 first.role = Role::Row;
                 self.first.insert((tid, index), first);
-                Some(Decoded {
+                out(Decoded {
                     role: Role::Row,
                     ..d
                 })
@@ -57,58 +80,139 @@ impl Windows {
             Role::Repeat {
                 index,
                 count,
+                failed,
+                last_err,
                 last_ns,
-            } => self.closed(tid, index, count, last_ns, clock),
+            } => {
+                let closed = Closed {
+                    count,
+                    failed,
+                    last_err,
+                    last_ns,
+                };
+                self.closed(tid, index, closed, clock, out)
+            }
             Role::ThreadDone => {
-                for index in 0..OPEN_WINDOWS as u32 {
+                for index in 0..THREAD_WINDOWS {
                     self.first.remove(&(tid, index));
                 }
-                None
             }
-            Role::Row | Role::Result => Some(d),
+            Role::Row | Role::Result => out(d),
         }
     }
 
-    /// Window `index` of thread `tid` closed with `count` repeats, the last at `last_ns`.
+    /// Window `index` of thread `tid` closed: its rows.
     fn closed(
         &mut self,
         tid: u32,
         index: u32,
-        count: u32,
-        last_ns: u64,
+        c: Closed,
         clock: &BootClock,
-    ) -> Option<Decoded> {
+        mut out: impl FnMut(Decoded),
+    ) {
         let Some(mut row) = self.first.remove(&(tid, index)) else {
             self.stats.orphaned += 1;
-            return None;
+            return;
         };
-        if let Detail::Open { count: c, .. } = &mut row.event.detail {
-            *c = Some(u64::from(count));
+        row.event.ktime_ns = c.last_ns;
+        row.event.time_ns = clock.wall_ns(c.last_ns);
+        let count = u64::from(c.count);
+        let (net, connect) = match &mut row.event.detail {
+            Detail::Open { count: n, .. } => {
+                *n = Some(count);
+                self.stats.rows += 1;
+                self.stats.opens += count;
+                return out(row);
+            }
+            Detail::Connect(net) => (net, true),
+            Detail::SendTo(net) => (net, false),
+            Detail::Accept(net) => {
+                // The remote port and the new fd were the first accept's own.
+                net.dst_port = None;
+                net.ret = None;
+                (net, false)
+            }
+            _ => {
+                self.stats.orphaned += 1;
+                return;
+            }
+        };
+        if connect {
+            // The local port was the first connect's own (and is not known for the copy).
+            net.src_addr = None;
+            net.src_port = None;
         }
-        row.event.ktime_ns = last_ns;
-        row.event.time_ns = clock.wall_ns(last_ns);
-        self.stats.rows += 1;
-        self.stats.opens += u64::from(count);
-        Some(row)
+        let failed = u64::from(c.failed.min(c.count));
+        let ok = count - failed;
+        self.stats.connections += count;
+        let failures = (connect && failed > 0).then(|| {
+            let mut f = row.clone();
+            set_net(&mut f, |n| {
+                n.count = Some(failed);
+                n.ret = Some(i64::from(c.last_err));
+            });
+            f
+        });
+        let ok = if connect { ok } else { count };
+        if ok > 0 {
+            set_net(&mut row, |n| {
+                n.count = Some(ok);
+                if connect {
+                    n.ret = Some(0);
+                }
+            });
+            self.stats.net_rows += 1;
+            out(row);
+        }
+        if let Some(f) = failures {
+            self.stats.net_rows += 1;
+            out(f);
+        }
     }
 
-    /// The windows still open when the capture ends (read from the kernel's map after the
+    /// The windows still open when the capture ends (read from the kernel's maps after the
     /// programs were detached): their rows.
     pub fn remaining(
         &mut self,
         open: impl IntoIterator<Item = (u32, OpenWindows)>,
+        net: impl IntoIterator<Item = (u32, NetWindows)>,
         clock: &BootClock,
-    ) -> Vec<Decoded> {
-        let mut rows = Vec::new();
+        mut out: impl FnMut(Decoded),
+    ) {
         for (tid, ws) in open {
             for (index, w) in ws.windows.iter().enumerate() {
                 if w.state == WINDOW_ROW && w.count != 0 {
-                    rows.extend(self.closed(tid, index as u32, w.count, w.last_ns, clock));
+                    let c = Closed {
+                        count: w.count,
+                        failed: 0,
+                        last_err: 0,
+                        last_ns: w.last_ns,
+                    };
+                    self.closed(tid, index as u32, c, clock, &mut out);
+                }
+            }
+        }
+        for (tid, ws) in net {
+            for (index, w) in ws.windows.iter().enumerate() {
+                if w.state == WINDOW_ROW && w.count != 0 {
+                    let c = Closed {
+                        count: w.count,
+                        failed: w.failed,
+                        last_err: w.last_err,
+                        last_ns: w.last_ns,
+                    };
+                    self.closed(tid, NET_WINDOW_BASE + index as u32, c, clock, &mut out);
                 }
             }
         }
         self.first.clear();
-        rows
+    }
+}
+
+/// Applies `f` to a network row's endpoints.
+fn set_net(d: &mut Decoded, f: impl FnOnce(&mut Net)) {
+    if let Detail::Connect(n) | Detail::SendTo(n) | Detail::Accept(n) = &mut d.event.detail {
+        f(n)
     }
 }
 
@@ -153,10 +257,19 @@ mod tests {
             role: Role::Repeat {
                 index,
                 count,
+                failed: 0,
+                last_err: 0,
                 last_ns,
             },
             ..open(tid, "", Role::Row, last_ns + 50)
         }
+    }
+
+    /// Routes `d`, returning the rows it stands for.
+    fn route(w: &mut Windows, d: Decoded, clock: &BootClock) -> Vec<Decoded> {
+        let mut rows = Vec::new();
+        w.route(d, clock, |r| rows.push(r));
+        rows
     }
 
     fn count_of(d: &Decoded) -> Option<u64> {
@@ -170,11 +283,11 @@ mod tests {
     fn a_closed_window_is_its_first_row_with_the_count() {
         let clock = BootClock::measure();
         let mut w = Windows::default();
-        let first = w
-            .route(open(10, "/proc/stat", Role::Window(2), 100), &clock)
+        let first = route(&mut w, open(10, "/proc/stat", Role::Window(2), 100), &clock)
+            .pop()
             .unwrap();
         assert_eq!((first.role, count_of(&first)), (Role::Row, None));
-        let row = w.route(repeat(10, 2, 41, 900), &clock).unwrap();
+        let row = route(&mut w, repeat(10, 2, 41, 900), &clock).pop().unwrap();
         assert_eq!(count_of(&row), Some(41));
         assert_eq!(row.event.ktime_ns, 900);
         assert_eq!(row.event.time_ns, clock.wall_ns(900));
@@ -183,13 +296,14 @@ mod tests {
         );
         assert_eq!((row.start_ns, row.role), (7, Role::Row));
         // The window is closed: a second count for it has no first row.
-        assert!(w.route(repeat(10, 2, 1, 1000), &clock).is_none());
+        assert!(route(&mut w, repeat(10, 2, 1, 1000), &clock).is_empty());
         assert_eq!(
             w.stats,
             CollapseStats {
                 rows: 1,
                 opens: 41,
-                orphaned: 1
+                orphaned: 1,
+                ..Default::default()
             }
         );
     }
@@ -198,13 +312,13 @@ mod tests {
     fn thread_end_forgets_and_the_end_of_capture_writes_what_is_left() {
         let clock = BootClock::measure();
         let mut w = Windows::default();
-        w.route(open(10, "/a", Role::Window(0), 1), &clock);
-        w.route(open(11, "/b", Role::Window(1), 2), &clock);
+        route(&mut w, open(10, "/a", Role::Window(0), 1), &clock);
+        route(&mut w, open(11, "/b", Role::Window(1), 2), &clock);
         let done = Decoded {
             role: Role::ThreadDone,
             ..open(10, "", Role::Row, 3)
         };
-        assert!(w.route(done, &clock).is_none());
+        assert!(route(&mut w, done, &clock).is_empty());
         let mut left = OpenWindows::default();
         left.windows[1] = OpenWindow {
             count: 5,
@@ -218,7 +332,8 @@ mod tests {
             state: WINDOW_ROW,
             ..Default::default()
         };
-        let rows = w.remaining([(11, left), (10, forgotten)], &clock);
+        let mut rows = Vec::new();
+        w.remaining([(11, left), (10, forgotten)], [], &clock, |r| rows.push(r));
         assert_eq!(rows.len(), 1);
         assert_eq!(count_of(&rows[0]), Some(5));
         assert!(matches!(&rows[0].event.detail, Detail::Open { file, .. } if file.path == "/b"));
@@ -226,5 +341,138 @@ mod tests {
             w.stats.orphaned, 1,
             "thread 10's window was forgotten at its end"
         );
+    }
+
+    fn connect(tid: u32, kind: &str, port: u16, role: Role, ktime: u64) -> Decoded {
+        let net = Net {
+            family: "inet".into(),
+            protocol: "tcp".into(),
+            src_addr: Some("127.0.0.1".into()),
+            src_port: Some(40001),
+            dst_addr: Some("127.0.0.9".into()),
+            dst_port: Some(port),
+            ret: Some(0),
+            ..Default::default()
+        };
+        let detail = match kind {
+            "accept" => Detail::Accept(net),
+            "sendto" => Detail::SendTo(Net { ret: None, ..net }),
+            _ => Detail::Connect(net),
+        };
+        Decoded {
+            event: Event {
+                detail,
+                ..open(tid, "", Role::Row, ktime).event
+            },
+            role,
+            ..open(tid, "", Role::Row, ktime)
+        }
+    }
+
+    fn net_repeat(tid: u32, index: u32, count: u32, failed: u32, last_err: i32) -> Decoded {
+        Decoded {
+            role: Role::Repeat {
+                index,
+                count,
+                failed,
+                last_err,
+                last_ns: 5000,
+            },
+            ..open(tid, "", Role::Row, 5050)
+        }
+    }
+
+    fn net_of(d: &Decoded) -> &Net {
+        match &d.event.detail {
+            Detail::Connect(n) | Detail::Accept(n) | Detail::SendTo(n) => n,
+            other => panic!("not a network row: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_connect_window_closes_as_a_row_for_successes_and_one_for_failures() {
+        let clock = BootClock::measure();
+        let mut w = Windows::default();
+        let base = NET_WINDOW_BASE;
+        // Open window 2 and network window 2 of the same thread do not mix.
+        route(&mut w, open(10, "/etc/hosts", Role::Window(2), 1), &clock);
+        route(
+            &mut w,
+            connect(10, "connect", 3333, Role::Window(base + 2), 2),
+            &clock,
+        );
+        let rows = route(&mut w, net_repeat(10, base + 2, 9, 4, -111), &clock);
+        assert_eq!(rows.len(), 2);
+        let (ok, failed) = (net_of(&rows[0]), net_of(&rows[1]));
+        assert_eq!((ok.count, ok.ret), (Some(5), Some(0)));
+        assert_eq!((failed.count, failed.ret), (Some(4), Some(-111)));
+        for n in [ok, failed] {
+            assert_eq!(
+                (n.dst_addr.as_deref(), n.dst_port),
+                (Some("127.0.0.9"), Some(3333))
+            );
+            assert_eq!(
+                (n.src_addr.as_deref(), n.src_port),
+                (None, None),
+                "ephemeral port"
+            );
+        }
+        assert_eq!(rows[0].event.ktime_ns, 5000);
+        // Every repeat failed: one row.
+        route(
+            &mut w,
+            connect(10, "connect", 4444, Role::Window(base), 6000),
+            &clock,
+        );
+        let rows = route(&mut w, net_repeat(10, base, 3, 3, -113), &clock);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (net_of(&rows[0]).count, net_of(&rows[0]).ret),
+            (Some(3), Some(-113))
+        );
+        assert_eq!(
+            (w.stats.net_rows, w.stats.connections, w.stats.rows),
+            (3, 12, 0)
+        );
+        // The open window is still there.
+        assert_eq!(route(&mut w, repeat(10, 2, 1, 7000), &clock).len(), 1);
+    }
+
+    #[test]
+    fn accept_and_sendto_windows_keep_the_local_side_and_count_every_repeat() {
+        let clock = BootClock::measure();
+        let mut w = Windows::default();
+        let base = NET_WINDOW_BASE;
+        route(
+            &mut w,
+            connect(20, "accept", 80, Role::Window(base + 1), 1),
+            &clock,
+        );
+        route(
+            &mut w,
+            connect(20, "sendto", 53, Role::Window(base + 3), 2),
+            &clock,
+        );
+        let rows = route(&mut w, net_repeat(20, base + 1, 7, 0, 0), &clock);
+        let a = net_of(&rows[0]);
+        assert_eq!((a.count, a.ret, a.dst_port), (Some(7), None, None));
+        assert_eq!(
+            (a.src_addr.as_deref(), a.src_port),
+            (Some("127.0.0.1"), Some(40001))
+        );
+        assert_eq!(a.dst_addr.as_deref(), Some("127.0.0.9"));
+        let mut left = NetWindows::default();
+        left.windows[3] = needle_common::abi::NetWindow {
+            count: 2,
+            last_ns: 80,
+            state: WINDOW_ROW,
+            ..Default::default()
+        };
+        let mut rows = Vec::new();
+        w.remaining([], [(20, left)], &clock, |r| rows.push(r));
+        assert_eq!(rows.len(), 1);
+        let s = net_of(&rows[0]);
+        assert_eq!((s.count, s.ret, s.dst_port), (Some(2), None, Some(53)));
+        assert!(matches!(rows[0].event.detail, Detail::SendTo(_)));
     }
 }

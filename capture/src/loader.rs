@@ -14,7 +14,7 @@ use aya::programs::{
 };
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use needle_common::abi::nr;
-use needle_common::abi::{KernelOffsets, OpenWindows, ProbeConfig};
+use needle_common::abi::{KernelOffsets, NetWindows, OpenWindows, ProbeConfig};
 use needle_common::schema::ProgramStatus;
 
 use crate::kernel::tracefs::TraceFs;
@@ -155,8 +155,11 @@ pub struct SensorOptions {
     pub config: ProbeConfig,
 }
 
-/// The collapse windows of live threads, as raw [`OpenWindows`] values by thread id.
+/// The open collapse windows of live threads, as raw [`OpenWindows`] values by thread id.
 pub type WindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<OpenWindows>()]>;
+
+/// The network collapse windows of live threads, as raw [`NetWindows`] values by thread id.
+pub type NetWindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<NetWindows>()]>;
 
 /// The loaded, attached programs and the maps user space reads.
 pub struct Sensor {
@@ -168,8 +171,10 @@ pub struct Sensor {
     pub events: RingBuf<MapData>,
     /// Per-CPU counters.
     pub counters: PerCpuArray<MapData, u64>,
-    /// Collapse windows still open (read after [`Sensor::detach`]).
+    /// Open collapse windows still open (read after [`Sensor::detach`]).
     pub windows: Option<WindowsMap>,
+    /// Network collapse windows still open (read after [`Sensor::detach`]).
+    pub net_windows: Option<NetWindowsMap>,
     /// What loaded and what did not.
     pub programs: Vec<ProgramStatus>,
 }
@@ -346,12 +351,16 @@ pub fn load(
     let windows = ebpf
         .take_map("OPEN_WINDOWS_BY_TID")
         .and_then(|m| WindowsMap::try_from(m).ok());
+    let net_windows = ebpf
+        .take_map("NET_WINDOWS_BY_TID")
+        .and_then(|m| NetWindowsMap::try_from(m).ok());
     Ok(Sensor {
         _handlers: handlers.ok(),
         ebpf: Some(ebpf),
         events,
         counters,
         windows,
+        net_windows,
         programs: statuses,
     })
 }
@@ -466,7 +475,8 @@ mod tests {
     use btf_rs::{Btf, Type};
     use needle_common::abi::{
         CallEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent,
-        OpenWindow, OpenWindows, PathPrefix, ProbeConfig, ProfileEvent, RepeatEvent, SyscallEvent,
+        NetWindow, NetWindows, OpenWindow, OpenWindows, PathPrefix, ProbeConfig, ProfileEvent,
+        RepeatEvent, SyscallEvent,
     };
     use object::{Object, ObjectSection};
 
@@ -524,7 +534,7 @@ mod tests {
             &btf,
             "CallEvent",
             size_of::<CallEvent>(),
-            fields!(CallEvent: header, syscall, flags, ret, args, dev, path_len, path2_len, path3_len, depth, _pad, ino, data),
+            fields!(CallEvent: header, syscall, flags, ret, args, dev, path_len, path2_len, path3_len, depth, window, ino, data),
         );
         check(
             &btf,
@@ -566,7 +576,7 @@ mod tests {
             &btf,
             "NetEvent",
             size_of::<NetEvent>(),
-            fields!(NetEvent: header, family, dst_port, protocol, dst_addr),
+            fields!(NetEvent: header, family, dst_port, protocol, dst_addr, window, _pad),
         );
         check(
             &btf,
@@ -578,7 +588,7 @@ mod tests {
             &btf,
             "KernelOffsets",
             size_of::<KernelOffsets>(),
-            fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead, regs_nr, regs_args, task_files, files_fdt, fdt_fd, fdt_max_fds, file_vfsmount, file_private_data, dentry_parent, vfsmount_root, mount_mnt, mount_parent, mount_mountpoint, task_fs, fs_root_mnt, fs_root_dentry, task_thread_pid, pid_level, pid_numbers, upid_size, socket_sk, socket_type, skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr, skc_v6_rcv_saddr, skc_v6_daddr, task_ti_status, _pad),
+            fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead, regs_nr, regs_args, task_files, files_fdt, fdt_fd, fdt_max_fds, file_vfsmount, file_private_data, dentry_parent, vfsmount_root, mount_mnt, mount_parent, mount_mountpoint, task_fs, fs_root_mnt, fs_root_dentry, task_thread_pid, pid_level, pid_numbers, upid_size, socket_sk, socket_type, skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr, skc_v6_rcv_saddr, skc_v6_daddr, task_ti_status, skc_cookie),
         );
         check(
             &btf,
@@ -590,7 +600,7 @@ mod tests {
             &btf,
             "RepeatEvent",
             size_of::<RepeatEvent>(),
-            fields!(RepeatEvent: header, window, count, first_ns, last_ns),
+            fields!(RepeatEvent: header, window, count, first_ns, last_ns, failed, last_err),
         );
         check(
             &btf,
@@ -603,6 +613,18 @@ mod tests {
             "OpenWindow",
             size_of::<OpenWindow>(),
             fields!(OpenWindow: ino, first_ns, last_ns, dev, flags, count, state),
+        );
+        check(
+            &btf,
+            "NetWindows",
+            size_of::<NetWindows>(),
+            fields!(NetWindows: windows, next, pending, pending_cookie),
+        );
+        check(
+            &btf,
+            "NetWindow",
+            size_of::<NetWindow>(),
+            fields!(NetWindow: addr, first_ns, last_ns, kind, family, port, protocol, count, failed, last_err, state, _pad),
         );
     }
 }

@@ -1,6 +1,6 @@
 //! What the kernel programs record and skip: syscall profiles, the full syscall stream, the
-//! kernel-side path filter and the collapse window for repeated opens, turned into the
-//! `CONFIG` global of the eBPF object.
+//! kernel-side path filter and the collapse window for repeated opens and connections, turned
+//! into the `CONFIG` global of the eBPF object.
 
 use std::time::Duration;
 
@@ -89,8 +89,8 @@ pub struct ProbeSettings {
     pub skip_prefixes: Vec<String>,
     /// Skip a process's read-only opens of its own `/proc/<pid>/…`.
     pub skip_proc_self: bool,
-    /// Identical opens by one thread within this long are counted into one row (zero: every
-    /// open is a row of its own).
+    /// Identical opens, and connections to one peer, by one thread within this long are
+    /// counted into one row (zero: every open and connection is a row of its own).
     pub collapse_window: Duration,
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use needle_common::abi::{EventKind, OpenWindows};
+use needle_common::abi::{EventKind, NetWindows, OpenWindows};
 use needle_common::schema::{Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions};
 use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::AsFd;
@@ -229,14 +229,16 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             sensor.detach();
         }
         while let Some(item) = sensor.events.next() {
-            match decoder.decode(&item).map(|d| windows.route(d, &clock)) {
-                Ok(Some(decoded)) if decoded.role == Role::Result => {
-                    if !crate::enrich::attach_result(decoded, &mut pending) {
-                        unmatched_results += 1;
+            match decoder.decode(&item) {
+                Ok(d) => windows.route(d, &clock, |decoded| {
+                    if decoded.role == Role::Result {
+                        if !crate::enrich::attach_result(decoded, &mut pending) {
+                            unmatched_results += 1;
+                        }
+                    } else {
+                        enricher.enrich(decoded, &mut pending)
                     }
-                }
-                Ok(Some(decoded)) => enricher.enrich(decoded, &mut pending),
-                Ok(None) => {}
+                }),
                 Err(_) => decode_errors += 1,
             }
             drop(item);
@@ -299,19 +301,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     }
 
     // The collapse windows threads still hold: their counts become rows too.
-    let open_windows: Vec<(u32, OpenWindows)> = sensor
-        .windows
-        .as_ref()
-        .map(|m| {
-            m.iter()
-                .filter_map(Result::ok)
-                .map(|(tid, raw)| (tid, bytemuck::pod_read_unaligned(&raw)))
-                .collect()
-        })
-        .unwrap_or_default();
-    for d in windows.remaining(open_windows, &clock) {
-        enricher.enrich(d, &mut pending);
-    }
+    let open_windows: Vec<(u32, OpenWindows)> = read_windows(sensor.windows.as_ref());
+    let net_windows: Vec<(u32, NetWindows)> = read_windows(sensor.net_windows.as_ref());
+    windows.remaining(open_windows, net_windows, &clock, |d| {
+        enricher.enrich(d, &mut pending)
+    });
     let writer_failed = worker.failed();
     if !writer_failed {
         // Give hashes of the last executables a moment; rows never wait longer than this.
@@ -391,6 +385,19 @@ fn own_cpu_time() -> (Duration, Duration) {
     let tv =
         |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
     (tv(usage.ru_utime), tv(usage.ru_stime))
+}
+
+/// What a per-thread window map holds when the capture ends (raw values, by thread id).
+fn read_windows<V: bytemuck::Pod, const N: usize>(
+    map: Option<&aya::maps::HashMap<aya::maps::MapData, u32, [u8; N]>>,
+) -> Vec<(u32, V)> {
+    map.map(|m| {
+        m.iter()
+            .filter_map(Result::ok)
+            .map(|(tid, raw)| (tid, bytemuck::pod_read_unaligned(&raw)))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Writes every pending event (with the digests ready by now) as one sorted batch.

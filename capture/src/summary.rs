@@ -100,20 +100,25 @@ impl fmt::Display for Summary {
             writeln!(f, "  decode errors   {}", self.decode_errors)?;
         }
         let c = &self.collapse;
-        if c.rows > 0 || c.orphaned > 0 {
+        if c.rows > 0 {
             writeln!(
                 f,
-                "  collapsed opens {} in {} counted rows{}",
-                c.opens,
-                c.rows,
-                if c.orphaned > 0 {
-                    format!(
-                        " ({} counts lost with their window's first row)",
-                        c.orphaned
-                    )
-                } else {
-                    String::new()
-                }
+                "  collapsed opens {} in {} counted rows",
+                c.opens, c.rows
+            )?;
+        }
+        if c.net_rows > 0 {
+            writeln!(
+                f,
+                "  collapsed connections {} in {} counted rows",
+                c.connections, c.net_rows
+            )?;
+        }
+        if c.orphaned > 0 {
+            writeln!(
+                f,
+                "  collapse counts lost with their window's first row {}",
+                c.orphaned
             )?;
         }
         for (name, n) in &self.counters {

@@ -178,6 +178,38 @@ fn sql_and_native_features_agree() {
                 ret: 3,
                 count: Some(41),
             },
+        )
+        // Network windows: a connect to an unusual port and its 9 repeats, accepts likewise.
+        .event(
+            44,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::Connect(net("203.0.113.7", 4444)),
+        )
+        .event(
+            45,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::Connect(Net {
+                count: Some(9),
+                ret: Some(0),
+                ..net("203.0.113.7", 4444)
+            }),
+        )
+        .event(
+            45,
+            302,
+            300,
+            "b",
+            "/tmp/b",
+            Detail::Accept(Net {
+                count: Some(5),
+                ..net("203.0.113.8", 0)
+            }),
         );
     let mut host = Workload::normal("h", "h", 3);
     for e in &mut host.events {

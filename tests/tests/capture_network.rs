@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
 use needle_common::schema::{Detail, Event, Net};
-use needle_tests::capture::{Capture, trace_files};
+use needle_tests::capture::{Capture, stop_and_read, trace_files};
 use needle_tests::{read_trace, require_privileges};
 
 fn net_rows(events: &[Event], tgid: u32, kind: &str) -> Vec<Net> {
@@ -49,7 +49,8 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
-    let mut cap = Capture::start(&out, &["--duration", "60s"]);
+    // Every connect a row of its own: the test compares them one by one.
+    let mut cap = Capture::start(&out, &["--duration", "60s", "--collapse-window", "0"]);
 
     // A plain TCP connect and a UDP send to listeners of our own on loopback.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -217,4 +218,107 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
                 && count(&recorded, pb) >= count(&actual, pb)
         );
     }
+}
+
+/// `(count, ret)` of each row of thread `tid` that `pick` selects, in order.
+fn counted(
+    events: &[Event],
+    tid: u32,
+    pick: impl Fn(&Detail) -> Option<&Net>,
+) -> Vec<(Option<u64>, Option<i64>)> {
+    events
+        .iter()
+        .filter(|e| e.process.pid == tid)
+        .filter_map(|e| pick(&e.detail))
+        .map(|n| (n.count, n.ret))
+        .collect()
+}
+
+#[test]
+fn repeated_connections_to_one_peer_are_counted_in_the_kernel() {
+    if !require_privileges("capture_network::collapse") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("traces");
+    // A window longer than the test: every repeat lands in its first window.
+    let cap = Capture::start(&out, &["--duration", "60s", "--collapse-window", "30s"]);
+
+    // 6 connects that succeed and, once the listener is gone, 4 that are refused — all from one
+    // thread to one peer, in a thread that then exits (its windows close at its exit).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = std::thread::spawn(move || {
+        // SAFETY: no preconditions.
+        let tid = unsafe { libc::gettid() as u32 };
+        for _ in 0..6 {
+            drop(listener.accept().unwrap());
+        }
+        tid
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let connector = std::thread::spawn(move || {
+        // SAFETY: no preconditions.
+        let tid = unsafe { libc::gettid() as u32 };
+        for _ in 0..6 {
+            drop(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+        }
+        // Refused only after the acceptor is done with the listener (it drops it on return).
+        rx.recv().unwrap();
+        let refused = (0..4)
+            .filter(|_| std::net::TcpStream::connect(("127.0.0.1", port)).is_err())
+            .count();
+        (tid, refused)
+    });
+    let acceptor_tid = acceptor.join().unwrap();
+    tx.send(()).unwrap();
+    let (connector_tid, refused) = connector.join().unwrap();
+    assert_eq!(refused, 4, "the port was closed");
+
+    // 5 UDP sends from this thread, which outlives the capture: its window is read from the
+    // kernel's map at the end.
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = server.local_addr().unwrap().port();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..5 {
+        client.send_to(b"ping", ("127.0.0.1", udp_port)).unwrap();
+    }
+    // SAFETY: no preconditions.
+    let me = unsafe { libc::gettid() as u32 };
+
+    let (rec, summary) = stop_and_read(vec![(cap, &out)]).pop().unwrap();
+    let connects = counted(&rec.events, connector_tid, |d| match d {
+        Detail::Connect(n) if n.dst_port == Some(port) => Some(n),
+        _ => None,
+    });
+    assert_eq!(
+        connects,
+        vec![
+            (None, Some(0)),
+            (Some(5), Some(0)),
+            (Some(4), Some(-libc::ECONNREFUSED as i64))
+        ],
+        "the first connect, then the successful repeats and the refused ones\n{summary}"
+    );
+    let accepts = counted(&rec.events, acceptor_tid, |d| match d {
+        Detail::Accept(n) if n.src_port == Some(port) => Some(n),
+        _ => None,
+    });
+    assert_eq!(accepts.len(), 2, "{accepts:?}\n{summary}");
+    assert_eq!(
+        accepts[1],
+        (Some(5), None),
+        "the repeats of the first accept"
+    );
+    let sends = counted(&rec.events, me, |d| match d {
+        Detail::SendTo(n) if n.dst_port == Some(udp_port) => Some(n),
+        _ => None,
+    });
+    assert_eq!(sends, vec![(None, None), (Some(4), None)], "{summary}");
+    assert!(
+        rec.counter("net_collapsed") >= 5 + 4 + 5 + 4,
+        "the kernel counted the repeats: {:?}",
+        rec.counters
+    );
+    assert!(summary.contains("collapsed connections"), "{summary}");
 }

@@ -27,6 +27,7 @@ fn net(
         dst_port: dst.map(|d| d.1),
         bytes: None,
         ret: Some(ret),
+        count: None,
     }
 }
 

@@ -200,11 +200,8 @@ impl Accumulator {
             }
             match EVENT_KINDS.get(kslot as usize) {
                 Some(&kind) => {
-                    w.kind_counts[kslot as usize] += if kind == EventKind::Open {
-                        c.opens(row)
-                    } else {
-                        1
-                    };
+                    w.kind_counts[kslot as usize] +=
+                        if collapsible(kind) { c.times(row) } else { 1 };
                     add_row(w, kind, &c, &mut h, row, t);
                     if let (Some(e), Some(s)) = (&engine, &sig_cols) {
                         e.observe(
@@ -225,6 +222,14 @@ impl Accumulator {
     pub fn finish(self) -> Partials {
         self.keys.into_iter().zip(self.slots).collect()
     }
+}
+
+/// Kinds whose rows may stand for several events (capture's collapse windows).
+fn collapsible(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Open | EventKind::Connect | EventKind::SendTo | EventKind::Accept
+    )
 }
 
 fn fill_context(w: &mut WorkloadPartial, c: &Columns, row: usize) {
@@ -308,7 +313,7 @@ fn add_row(
             let flags = opt(&c.flags, row).unwrap_or(0);
             let ok = opt(&c.ret, row).is_none_or(|r| r >= 0);
             if flags & WRITE_FLAGS != 0 && ok {
-                w.file_writes += c.opens(row);
+                w.file_writes += c.times(row);
                 if let Some(p) = c.path.hash(row, &mut h.path) {
                     note_time(&mut w.written, p, t, i64::min, &mut w.capped);
                 }
@@ -327,19 +332,20 @@ fn add_row(
             }
         }
         K::Connect | K::SendTo => {
-            w.outbound += 1;
+            let times = c.times(row);
+            w.outbound += times;
             if let Some(port) = opt(&c.dst_port, row).filter(|&p| p != 0) {
                 if let Some(addr) = c.dst_addr.hash(row, &mut h.dst) {
                     insert_capped(&mut w.remote_ips, addr, &mut w.capped);
                 }
                 insert_capped(&mut w.remote_ports, port, &mut w.capped);
                 let common = u16::try_from(port).is_ok_and(|p| COMMON_PORTS.contains(&p));
-                w.unusual_ports += u64::from(!common);
+                w.unusual_ports += if common { 0 } else { times };
             }
             w.bytes_out = w.bytes_out.saturating_add(opt(&c.bytes, row).unwrap_or(0));
         }
         K::Accept => {
-            w.inbound += 1;
+            w.inbound += c.times(row);
             if let Some(addr) = c.dst_addr.hash(row, &mut h.dst) {
                 insert_capped(&mut w.remote_ips, addr, &mut w.capped);
             }

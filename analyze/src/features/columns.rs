@@ -292,10 +292,10 @@ impl Columns {
         })
     }
 
-    /// Opens an `open` row stands for: 1, or the count of a row that closes a collapse window
-    /// (capture counted that many identical opens into it).
+    /// Events an `open`, `connect`, `sendto` or `accept` row stands for: 1, or the count of a
+    /// row that closes a collapse window (capture counted that many repeats into it).
     #[inline]
-    pub fn opens(&self, row: usize) -> u64 {
+    pub fn times(&self, row: usize) -> u64 {
         opt(&self.count, row).unwrap_or(1)
     }
 

@@ -67,6 +67,7 @@ pub(crate) fn fixture_event(n: usize, t: &toml::Table) -> Event {
         dst_port: i(t, "dst_port").map(|p| p as u16),
         bytes: None,
         ret: Some(ret),
+        count: None,
     };
     let dns = || Dns {
         name: s(t, "dns_name").unwrap_or_default(),

@@ -14,7 +14,7 @@ use aya_ebpf::helpers::bpf_probe_read_user;
 use aya_ebpf::macros::raw_tracepoint;
 use aya_ebpf::programs::RawTracePointContext;
 use needle_common::abi::{
-    CALL_ARG_WINDOW, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CallEvent, Counter, EventKind,
+    CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CallEvent, Counter, EventKind,
     FEATURE_FILE_FILTER, FEATURE_PROC_SELF_FILTER, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED,
     WINDOW_ROW, nr,
 };
@@ -121,7 +121,7 @@ pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
             }
             if let Some((_, index)) = window {
                 settle(WINDOW_ROW);
-                (*ev).args[CALL_ARG_WINDOW] = u64::from(index) + 1;
+                (*ev).window = index + 1;
             }
         } else {
             let Some(len) = user_string(ev, 0, USER_PATH_MAX, path) else {

@@ -2,6 +2,9 @@
 //! connection), bind and listen (the local address), and connect on unix sockets (the path;
 //! inet connects come from the cgroup sock_addr hooks in `network`).
 //!
+//! Repeated inet accepts (same local port, same remote address) are counted into collapse
+//! windows, and so are the results of connects the hooks counted as repeats.
+//!
 //! Addresses come from the kernel's `struct sock` after the call, not from user buffers:
 //! `args[0]` = family | socket type << 16, `args[1]` = local port | remote port << 16,
 //! `args[2..4]` = local address, `args[4..6]` = remote address (4 bytes for IPv4, 16 for IPv6).
@@ -11,6 +14,7 @@ use aya_ebpf::programs::RawTracePointContext;
 use needle_common::abi::{AF_INET, AF_INET6, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, nr};
 
 use super::syscalls::Regs;
+use crate::collapse::{self, NetSeen, Peer};
 use crate::emit::{call_scratch, emit_call};
 use crate::fs::{fd_file, user_string};
 use crate::maps::offsets;
@@ -42,6 +46,23 @@ pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
         if !fill_socket(ev, fd) {
             return 0;
         }
+        // An inet accept from the same remote address on the same local port as a moment ago
+        // is only counted.
+        let family = (*ev).args[0] as u16;
+        if kind == EventKind::Accept && (family == AF_INET || family == AF_INET6) {
+            let peer = Peer {
+                kind,
+                family,
+                port: (*ev).args[1] as u16,
+                protocol: ((*ev).args[0] >> 16) as u32,
+                addr: [(*ev).args[4], (*ev).args[5]],
+            };
+            match collapse::net_seen(&peer, 0) {
+                NetSeen::Counted => return 0,
+                NetSeen::New(n) => (*ev).window = n,
+                NetSeen::Untracked => {}
+            }
+        }
         // A unix socket bound to a path: the path, as the caller passed it.
         if nr == nr::BIND
             && (*ev).args[0] as u16 == AF_UNIX
@@ -59,6 +80,11 @@ pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
 /// the path from the caller's sockaddr read at exit.
 #[inline(always)]
 fn connect_exit(regs: &Regs, ret: i64) -> i32 {
+    // A connect the hook counted as a repeat: its result goes into the window.
+    let fd = regs.arg(0) as i64;
+    if collapse::connect_result(ret, || socket_cookie(fd)) {
+        return 0;
+    }
     let Some(ev) = call_scratch(nr::CONNECT, ret) else {
         return 0;
     };
@@ -90,6 +116,18 @@ fn connect_exit(regs: &Regs, ret: i64) -> i32 {
         emit_call(ev, EventKind::Connect);
     }
     0
+}
+
+/// The cookie of the socket behind `fd` (set once something asked for it, as the connect
+/// hooks do).
+#[inline(always)]
+fn socket_cookie(fd: i64) -> Option<u64> {
+    let file = fd_file(fd);
+    if file.is_null() {
+        return None;
+    }
+    let (sk, _) = socket_of(file).ok()?;
+    read::<u64>(sk, offsets().skc_cookie).ok()
 }
 
 /// Family, type, ports and addresses of the socket behind `fd`.

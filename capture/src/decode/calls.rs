@@ -4,10 +4,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use needle_common::abi::{
-    AF_INET, AF_INET6, CALL_ARG_WINDOW, CALL_FIXED, CALL_PATH_AREA, CALL_PATH_DETACHED,
-    CALL_PATH_KERNEL, CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET,
-    CALL_PATH3, CALL_PATH3_MAX, CALL_PATH3_OFFSET, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind,
-    PROFILE_SLOTS, ProfileEvent, REPEAT_THREAD_DONE, RepeatEvent, SyscallEvent, nr,
+    AF_INET, AF_INET6, CALL_FIXED, CALL_PATH_AREA, CALL_PATH_DETACHED, CALL_PATH_KERNEL,
+    CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_MAX,
+    CALL_PATH3_OFFSET, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, PROFILE_SLOTS, ProfileEvent,
+    REPEAT_THREAD_DONE, RepeatEvent, SyscallEvent, nr,
 };
 use needle_common::schema::{Detail, FilePath, Net, PathSource};
 
@@ -163,6 +163,7 @@ fn socket_net(c: &Call) -> Net {
         dst_port: (socket && inet).then_some(dport),
         bytes: None,
         ret: Some(c.ev.ret),
+        count: None,
     }
 }
 
@@ -313,17 +314,15 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
     let mut decoded = d.decoded(&c.ev.header, detail);
     if c.ev.flags & CALL_RESULT != 0 {
         decoded.role = Role::Result;
-    } else if kind == EventKind::Open
-        && let Some(index) = c.arg(CALL_ARG_WINDOW).checked_sub(1)
-    {
-        decoded.role = Role::Window(index as u32);
+    } else if let Some(index) = c.ev.window.checked_sub(1) {
+        decoded.role = Role::Window(index);
     }
     Ok(decoded)
 }
 
 /// The count of a closed collapse window (or the end of a thread's windows).
 pub(super) fn repeat(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    let ev: RepeatEvent = pod(bytes, "open_repeat")?;
+    let ev: RepeatEvent = pod(bytes, "repeat")?;
     // The detail is a placeholder: the row is the window's first row, copied with the count.
     let mut decoded = d.decoded(&ev.header, Detail::Fork);
     decoded.role = if ev.window == REPEAT_THREAD_DONE {
@@ -332,6 +331,8 @@ pub(super) fn repeat(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeErr
         Role::Repeat {
             index: ev.window,
             count: ev.count,
+            failed: ev.failed,
+            last_err: ev.last_err,
             last_ns: ev.last_ns,
         }
     };

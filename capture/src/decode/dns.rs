@@ -56,6 +56,7 @@ pub(super) fn dns(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError>
         dst_port: Some(ev.dst_port),
         bytes: Some(u64::from(ev.payload_len)),
         ret: None,
+        count: None,
     };
     let record = Dns {
         name: question.map(|q| q.name.clone()).unwrap_or_default(),

@@ -126,7 +126,7 @@ pub enum Role {
     /// A row of its own.
     Row,
     /// A row of its own that opened collapse window `index` of its thread: later identical
-    /// opens are counted into it (see [`crate::collapse`]).
+    /// opens or connections are counted into it (see [`crate::collapse`]).
     Window(u32),
     /// Not a row of its own: the result of the call whose row a hook wrote before the call
     /// ran (an inet connect's `ret` and local address), see [`crate::enrich::attach_result`].
@@ -138,6 +138,10 @@ pub enum Role {
         index: u32,
         /// Repeats it collapsed.
         count: u32,
+        /// Network windows: repeats that failed (part of `count`).
+        failed: u32,
+        /// Network windows: the errno (negative) of the last failed repeat.
+        last_err: i32,
         /// Boot-time ns of the last one.
         last_ns: u64,
     },
@@ -172,9 +176,11 @@ impl Decoder {
             K::Exec => process::exec(self, bytes),
             K::Fork => process::fork(self, bytes),
             K::Exit => process::exit(self, bytes),
+            K::Open | K::Connect | K::SendTo | K::Accept if header.shape == SHAPE_REPEAT => {
+                calls::repeat(self, bytes)
+            }
             K::Connect if header.shape == SHAPE_CALL => calls::call(self, bytes, kind),
             K::Connect | K::SendTo => network::net(self, bytes, kind),
-            K::Open if header.shape == SHAPE_REPEAT => calls::repeat(self, bytes),
             K::Open
             | K::Unlink
             | K::Rename

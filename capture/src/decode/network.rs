@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use needle_common::abi::{AF_INET, AF_INET6, EventKind, NetEvent};
 use needle_common::schema::{Detail, Net};
 
-use super::{DecodeError, Decoded, Decoder, pod};
+use super::{DecodeError, Decoded, Decoder, Role, pod};
 
 /// Name of an IP protocol number, as the schema spells it.
 pub fn protocol_name(p: u32) -> String {
@@ -44,12 +44,17 @@ pub(super) fn net(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Deco
         bytes: None,
         // The hook runs before the kernel performs the connect: no result yet.
         ret: None,
+        count: None,
     };
     let detail = match kind {
         EventKind::SendTo => Detail::SendTo(net),
         _ => Detail::Connect(net),
     };
-    Ok(d.decoded(&ev.header, detail))
+    let mut decoded = d.decoded(&ev.header, detail);
+    if let Some(index) = ev.window.checked_sub(1) {
+        decoded.role = Role::Window(index);
+    }
+    Ok(decoded)
 }
 
 #[cfg(test)]

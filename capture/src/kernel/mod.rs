@@ -130,6 +130,6 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
         skc_v6_rcv_saddr: m("sock_common", "skc_v6_rcv_saddr")?,
         skc_v6_daddr: m("sock_common", "skc_v6_daddr")?,
         task_ti_status: m2("task_struct", "thread_info", "thread_info", "status")?,
-        _pad: 0,
+        skc_cookie: m("sock_common", "skc_cookie")?,
     })
 }

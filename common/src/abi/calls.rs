@@ -128,8 +128,9 @@ pub struct CallEvent {
     pub path3_len: u16,
     /// Components in a kernel path.
     pub depth: u16,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// The collapse window the row opened, as window number + 1 (0: none; see
+    /// `needle_common::abi::NET_WINDOW_BASE`).
+    pub window: u32,
     /// Inode number when [`CALL_INODE`].
     pub ino: u64,
     /// Strings, see above.

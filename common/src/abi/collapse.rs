@@ -1,5 +1,5 @@
-//! Collapse windows: identical opens by one thread, counted in the kernel instead of written
-//! one row each.
+//! Collapse windows: identical opens, and repeated connections to one peer, by one thread,
+//! counted in the kernel instead of written one row each.
 //!
 //! A thread that opens the same file with the same flags again and again (a poller reading
 //! `/proc/stat`, a loop re-reading its config) would otherwise cost a path walk and a row per
@@ -11,6 +11,17 @@
 //! capture) one [`RepeatEvent`] carries the count, and user space writes it as an `open` row
 //! with `count` = the opens it stands for. Opens that the first one's path filters skipped are
 //! counted as filtered, without the walk.
+//!
+//! Network windows ([`NetWindows`]) do the same for a thread's connects and UDP sends to one
+//! peer (family, protocol, address, port) and its accepts on one local port from one remote
+//! address: a client that reconnects to its backend for every request, or a server accepting
+//! from one proxy, is one row and a count. The first connection of a window is written as
+//! usual; repeats only count — the connect hook checks the window before it builds a record,
+//! and the connect's exit, which would report the result, adds a failed repeat to the window's
+//! `failed` count (`last_err` keeps its errno) instead. User space writes a closed window as up
+//! to two rows: the repeats that succeeded (`ret` 0) and the ones that failed (`ret` the last
+//! errno), each with `count` set. Ephemeral ports of repeats (a connect's local port, an
+//! accept's remote port) are not kept.
 
 use super::EventHeader;
 
@@ -28,9 +39,13 @@ pub const WINDOW_FILE_FILTERED: u32 = 2;
 /// repeats count as `proc_self_filtered`.
 pub const WINDOW_PROC_SELF_FILTERED: u32 = 3;
 
-/// `CallEvent::args` slot in which an open row names the window it opened (index + 1; 0: the
-/// open was not collapsible, or collapsing is off).
-pub const CALL_ARG_WINDOW: usize = 4;
+/// Network windows kept per thread (replaced round-robin).
+pub const NET_WINDOWS: usize = 4;
+
+/// Window numbers a thread's records use: open windows are `0..OPEN_WINDOWS`, network windows
+/// follow from here (`NET_WINDOW_BASE + index`). A row names its window as number + 1 (0: the
+/// row opened no window).
+pub const NET_WINDOW_BASE: u32 = OPEN_WINDOWS as u32;
 
 /// `RepeatEvent::window` of the record a thread's exit sends last: every window of the thread
 /// is closed (user space forgets them).
@@ -70,23 +85,78 @@ pub struct OpenWindows {
     pub _pad: u32,
 }
 
-/// A closed window's count (`kind` `open`, shape [`super::SHAPE_REPEAT`]).
+/// One network window: which peer it collapses and how many repeats it holds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct NetWindow {
+    /// Remote address as the kernel holds it (IPv4: the first 4 bytes in network order), read
+    /// as two native words (the eBPF side compares words, not bytes).
+    pub addr: [u64; 2],
+    /// Boot-time ns of the window's first connection.
+    pub first_ns: u64,
+    /// Boot-time ns of the latest repeat.
+    pub last_ns: u64,
+    /// [`super::EventKind`] id: `connect`, `sendto` or `accept`.
+    pub kind: u32,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// connect/sendto: the remote port; accept: the local port.
+    pub port: u16,
+    /// connect/sendto: the IP protocol; accept: the socket type.
+    pub protocol: u32,
+    /// Repeats since the first connection.
+    pub count: u32,
+    /// Repeats whose connect failed (counted in `count` too).
+    pub failed: u32,
+    /// The errno (negative) of the latest failed repeat.
+    pub last_err: i32,
+    /// [`WINDOW_EMPTY`] or [`WINDOW_ROW`].
+    pub state: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+}
+
+/// A thread's network windows (the value of the kernel's per-thread map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct NetWindows {
+    /// The windows.
+    pub windows: [NetWindow; NET_WINDOWS],
+    /// Round-robin position for the next replacement.
+    pub next: u32,
+    /// A connect the hook counted as a repeat, waiting for its syscall exit: window index + 1
+    /// (0: none). The exit adds a failure to that window instead of reporting a result.
+    pub pending: u32,
+    /// Socket cookie of the pending connect (the exit only takes a result of the same socket:
+    /// a hook without a connect exit — io_uring, TCP Fast Open — leaves no stale claim).
+    pub pending_cookie: u64,
+}
+
+/// A closed window's count (shape [`super::SHAPE_REPEAT`]; `kind` is the window's kind).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
 pub struct RepeatEvent {
     /// Common header (the thread whose window it was).
     pub header: EventHeader,
-    /// Index of the window (what the first open's row named), or [`REPEAT_THREAD_DONE`].
+    /// Number of the window (what the first row named), or [`REPEAT_THREAD_DONE`].
     pub window: u32,
     /// Repeats the window collapsed.
     pub count: u32,
-    /// Boot-time ns of the window's first open.
+    /// Boot-time ns of the window's first event.
     pub first_ns: u64,
     /// Boot-time ns of its last repeat.
     pub last_ns: u64,
+    /// Network windows: repeats that failed (included in `count`).
+    pub failed: u32,
+    /// Network windows: the errno (negative) of the last failed repeat.
+    pub last_err: i32,
 }
 
 const _: () = assert!(core::mem::size_of::<OpenWindow>() == 40);
 const _: () = assert!(core::mem::size_of::<OpenWindows>() == 168);
+const _: () = assert!(core::mem::size_of::<NetWindow>() == 64);
+const _: () = assert!(core::mem::size_of::<NetWindows>() == 272);
 const _: () = assert!(core::mem::size_of::<RepeatEvent>().is_multiple_of(8));

@@ -30,19 +30,22 @@ pub enum Counter {
     /// Opens counted into a collapse window instead of written as a row of their own (each is
     /// in the `count` of the row that closes the window).
     OpenCollapsed,
-    /// Opens that could not be collapsed because the per-thread window map was full (they are
-    /// written one row each).
+    /// Opens or connections that could not be collapsed because a per-thread window map was
+    /// full (they are written one row each).
     CollapseMapFull,
     /// 32-bit (compat) syscalls (int 0x80 or the ia32 entry on a 64-bit kernel) that reached a
     /// recording handler: their numbers and registers follow the ia32 table, so they are counted
     /// here instead of being decoded as the 64-bit call of the same number. (One whose 64-bit
     /// twin has no handler — a 32-bit open is 64-bit fstat — is not counted.)
     CompatSyscall,
+    /// Connects, UDP sends and accepts counted into a network collapse window instead of
+    /// written as a row of their own (each is in the `count` of a row that closes the window).
+    NetCollapsed,
 }
 
 impl Counter {
     /// Every non-loss counter, in slot order.
-    pub const ALL: [Counter; 11] = [
+    pub const ALL: [Counter; 12] = [
         Counter::ForkThreadFiltered,
         Counter::ExitThreadFiltered,
         Counter::ExecArgvReadError,
@@ -54,6 +57,7 @@ impl Counter {
         Counter::OpenCollapsed,
         Counter::CollapseMapFull,
         Counter::CompatSyscall,
+        Counter::NetCollapsed,
     ];
 
     /// Name used in summaries and file metadata.
@@ -70,6 +74,7 @@ impl Counter {
             Counter::OpenCollapsed => "open_collapsed",
             Counter::CollapseMapFull => "collapse_map_full",
             Counter::CompatSyscall => "compat_syscall",
+            Counter::NetCollapsed => "net_collapsed",
         }
     }
 }

@@ -20,8 +20,9 @@ pub use calls::{
     PROFILE_SLOTS, ProfileEvent, ProfileState, SyscallEvent, nr,
 };
 pub use collapse::{
-    CALL_ARG_WINDOW, OPEN_WINDOWS, OpenWindow, OpenWindows, REPEAT_THREAD_DONE, RepeatEvent,
-    WINDOW_EMPTY, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED, WINDOW_ROW,
+    NET_WINDOW_BASE, NET_WINDOWS, NetWindow, NetWindows, OPEN_WINDOWS, OpenWindow, OpenWindows,
+    REPEAT_THREAD_DONE, RepeatEvent, WINDOW_EMPTY, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED,
+    WINDOW_ROW,
 };
 pub use counters::{COUNTER_SLOTS, Counter};
 pub use kind::{EVENT_KINDS, EventKind, UnknownEventKind};

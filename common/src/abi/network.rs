@@ -24,6 +24,10 @@ pub struct NetEvent {
     pub protocol: u32,
     /// Destination address: 4 bytes for IPv4 (network order), 16 for IPv6.
     pub dst_addr: [u8; 16],
+    /// The collapse window the row opened, as window number + 1 (0: none).
+    pub window: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<NetEvent>().is_multiple_of(8));

@@ -117,8 +117,8 @@ pub struct KernelOffsets {
     /// `task_struct::thread_info` + `thread_info::status` (x86: `TS_COMPAT` during a 32-bit
     /// syscall)
     pub task_ti_status: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// `sock_common::skc_cookie` (the socket cookie, once something asked for it)
+    pub skc_cookie: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<KernelOffsets>().is_multiple_of(8));
@@ -179,7 +179,7 @@ impl KernelOffsets {
             skc_v6_rcv_saddr: 0,
             skc_v6_daddr: 0,
             task_ti_status: 0,
-            _pad: 0,
+            skc_cookie: 0,
         }
     }
 }
@@ -254,8 +254,9 @@ pub struct ProbeConfig {
     pub features: u32,
     /// Emit a thread's syscall profile once this many ns passed since its first count.
     pub profile_interval_ns: u64,
-    /// Collapse identical opens by one thread within this many ns into one counted row
-    /// (0: every open is a row of its own). See [`super::OpenWindows`].
+    /// Collapse identical opens, and connections to one peer, by one thread within this many
+    /// ns into one counted row (0: every open and connection is a row of its own). See
+    /// [`super::OpenWindows`] and [`super::NetWindows`].
     pub collapse_window_ns: u64,
     /// Kernel-side path filter.
     pub prefixes: [PathPrefix; FILTER_PREFIXES],

@@ -52,6 +52,7 @@ impl<'a> KindColumns<'a> {
         KindColumns {
             net: Some(net),
             ret: net.ret,
+            count: net.count,
             ..Default::default()
         }
     }

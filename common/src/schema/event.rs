@@ -165,6 +165,10 @@ pub struct Net {
     pub bytes: Option<u64>,
     /// Syscall result (0, an fd, a byte count, or -errno), where known.
     pub ret: Option<i64>,
+    /// `Some(n)`: the row closes a collapse window and stands for `n` more connections like
+    /// the window's first row (same thread; connect/sendto: same peer; accept: same local port
+    /// and remote address) with this `ret` class: count as `coalesce(count, 1)`.
+    pub count: Option<u64>,
 }
 
 /// A DNS message seen on the wire.

@@ -243,7 +243,7 @@ pub const COLUMNS: &[Column] = &[
     col(names::SYSCALL, U32, true, "syscall, setid", "syscall number (x86_64 table)"),
     col(names::RET, I64, true, "syscall and most call events", "return value (fd, byte count, 0, or negative errno)"),
     col(names::SYSCALL_COUNTS, CountMap, true, "syscall_profile", "syscall number → count over the profile interval"),
-    col(names::COUNT, U64, true, "lost, open", "lost: number of events lost; open: the row closes a collapse window and stands for this many more identical opens (same thread, file, flags) after the window's first row — count opens as sum(coalesce(count, 1))"),
+    col(names::COUNT, U64, true, "lost, open, connect, accept, sendto", "lost: number of events lost; open: the row closes a collapse window and stands for this many more identical opens (same thread, file, flags) after the window's first row; connect, sendto: this many more to the same peer (same thread, protocol, address, port) with this ret class (0: succeeded or in progress; the last errno: failed); accept: this many more on the same local port from the same remote address — count as sum(coalesce(count, 1))"),
     col(names::LABEL, Str, true, "imported, lab datasets", "ground-truth label of the workload (normal/attack), when known"),
 ];
 

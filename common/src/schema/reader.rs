@@ -197,11 +197,13 @@ impl Row<'_> {
             dst_port: self.u32(n::DST_PORT).and_then(|p| u16::try_from(p).ok()),
             bytes: self.u64(n::BYTES),
             ret: self.ret(),
+            count: self.u64(n::COUNT),
         }
     }
     fn dns(&self) -> Dns {
         let mut net = self.net();
         net.ret = None;
+        net.count = None;
         Dns {
             name: self.str(n::DNS_NAME).unwrap_or_default(),
             qtype: self
@@ -638,6 +640,7 @@ mod tests {
             dst_port: Some(3333),
             bytes: Some(12),
             ret: Some(0),
+            count: Some(4),
         };
         let dns = Dns {
             name: "pool.example".into(),
@@ -647,6 +650,7 @@ mod tests {
             answers: vec!["127.0.0.9".into()],
             net: Net {
                 ret: None,
+                count: None,
                 ..net.clone()
             },
         };

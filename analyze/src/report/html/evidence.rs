@@ -329,7 +329,15 @@ fn read_row_group(
                 }
                 let kind = str_at(&batch, n::KIND, row).and_then(|k| EventKind::from_name(&k));
                 let events = match (kind, counts) {
-                    (Some(EventKind::Open), Some(c)) if c.is_valid(row) => c.value(row),
+                    (
+                        Some(
+                            EventKind::Open
+                            | EventKind::Connect
+                            | EventKind::SendTo
+                            | EventKind::Accept,
+                        ),
+                        Some(c),
+                    ) if c.is_valid(row) => c.value(row),
                     _ => 1,
                 };
                 g.add(kind.map_or("unknown", EventKind::name), t, events);
