@@ -34,8 +34,39 @@ pub fn dns_ingress(ctx: SkBuffContext) -> i32 {
     PASS
 }
 
+/// The cheap first look, for every packet of every socket: can this be DNS at all? A socket
+/// whose peer is port 53 (TCP, connected UDP) can; else only a UDP packet can (an unconnected
+/// socket's destination is only in the packet). Reads the socket's fields from the context and
+/// the protocol byte with direct packet access — no helper call.
+#[inline(always)]
+fn maybe_dns(ctx: &SkBuffContext) -> bool {
+    let skb = ctx.skb.skb;
+    // SAFETY: context fields, rewritten by the verifier into reads of the socket and packet.
+    unsafe {
+        // Network order in the upper half.
+        if u16::from_be(((*skb).remote_port >> 16) as u16) == DNS_PORT {
+            return true;
+        }
+        let data = (*skb).data as usize;
+        let end = (*skb).data_end as usize;
+        if data + 10 > end {
+            // Headers not in the linear part: the full check decides.
+            return true;
+        }
+        let protocol = match *(data as *const u8) >> 4 {
+            4 => *((data + 9) as *const u8),
+            6 => *((data + 6) as *const u8),
+            _ => return false,
+        };
+        protocol == IPPROTO_UDP
+    }
+}
+
 #[inline(always)]
 fn record(ctx: &SkBuffContext, direction: u8) {
+    if !maybe_dns(ctx) {
+        return;
+    }
     let Ok(first) = ctx.load::<u8>(0) else { return };
     let (family, protocol, l4) = match first >> 4 {
         4 => {
