@@ -73,7 +73,7 @@ impl fmt::Display for Summary {
             events as f64 / secs.max(1e-9)
         )?;
         for (kind, n) in &self.by_kind {
-            writeln!(f, "    {:<14}{n}", kind.name())?;
+            writeln!(f, "    {:<17} {n}", kind.name())?;
         }
         let per_cpu: Vec<String> = self.lost_per_cpu.iter().map(u64::to_string).collect();
         writeln!(
@@ -87,7 +87,7 @@ impl fmt::Display for Summary {
             }
         )?;
         for (kind, n) in &self.lost_by_kind {
-            writeln!(f, "    {kind:<14}{n}")?;
+            writeln!(f, "    {kind:<17} {n}")?;
         }
         if self.unmatched_results > 0 {
             writeln!(

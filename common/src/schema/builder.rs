@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
-    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder,
+    PrimitiveBuilder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::compute::{sort_to_indices, take_record_batch};
+use arrow::datatypes::ArrowPrimitiveType;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
@@ -230,65 +231,152 @@ pub struct TraceBatchBuilder {
     gid: UInt32Builder,
     comm: StringBuilder,
     cgroup_id: UInt64Builder,
-    exe_path: StringBuilder,
-    exe_sha256: StringBuilder,
-    container_id: StringBuilder,
-    container_name: StringBuilder,
-    image: StringBuilder,
-    runtime: StringBuilder,
-    pod: StringBuilder,
-    namespace: StringBuilder,
-    labels: StringBuilder,
-    workload: StringBuilder,
-    process_key: StringBuilder,
-    parent_key: StringBuilder,
-    ancestry: ListBuilder<StringBuilder>,
-    user: StringBuilder,
-    exe_new: BooleanBuilder,
-    exe_writable: BooleanBuilder,
-    exe_fileless: BooleanBuilder,
-    path: StringBuilder,
-    path2: StringBuilder,
-    path_source: StringBuilder,
-    argv: ListBuilder<StringBuilder>,
-    truncated: BooleanBuilder,
-    exit_code: Int32Builder,
-    signal: Int32Builder,
-    flags: UInt64Builder,
-    mode: UInt32Builder,
-    op: UInt32Builder,
-    target_pid: UInt32Builder,
-    target_uid: UInt32Builder,
-    target_gid: UInt32Builder,
-    fstype: StringBuilder,
-    family: StringBuilder,
-    protocol: StringBuilder,
-    src_addr: StringBuilder,
-    src_port: UInt32Builder,
-    dst_addr: StringBuilder,
-    dst_port: UInt32Builder,
-    bytes: UInt64Builder,
-    dns_name: StringBuilder,
-    dns_type: UInt32Builder,
-    dns_id: UInt32Builder,
-    dns_rcode: UInt32Builder,
-    dns_answers: ListBuilder<StringBuilder>,
-    syscall: UInt32Builder,
-    ret: Int64Builder,
+    exe_path: Sparse<StringBuilder>,
+    exe_sha256: Sparse<StringBuilder>,
+    container_id: Sparse<StringBuilder>,
+    container_name: Sparse<StringBuilder>,
+    image: Sparse<StringBuilder>,
+    runtime: Sparse<StringBuilder>,
+    pod: Sparse<StringBuilder>,
+    namespace: Sparse<StringBuilder>,
+    labels: Sparse<StringBuilder>,
+    workload: Sparse<StringBuilder>,
+    process_key: Sparse<StringBuilder>,
+    parent_key: Sparse<StringBuilder>,
+    ancestry: Sparse<ListBuilder<StringBuilder>>,
+    user: Sparse<StringBuilder>,
+    exe_new: Sparse<BooleanBuilder>,
+    exe_writable: Sparse<BooleanBuilder>,
+    exe_fileless: Sparse<BooleanBuilder>,
+    path: Sparse<StringBuilder>,
+    path2: Sparse<StringBuilder>,
+    path_source: Sparse<StringBuilder>,
+    argv: Sparse<ListBuilder<StringBuilder>>,
+    truncated: Sparse<BooleanBuilder>,
+    exit_code: Sparse<Int32Builder>,
+    signal: Sparse<Int32Builder>,
+    flags: Sparse<UInt64Builder>,
+    mode: Sparse<UInt32Builder>,
+    op: Sparse<UInt32Builder>,
+    target_pid: Sparse<UInt32Builder>,
+    target_uid: Sparse<UInt32Builder>,
+    target_gid: Sparse<UInt32Builder>,
+    fstype: Sparse<StringBuilder>,
+    family: Sparse<StringBuilder>,
+    protocol: Sparse<StringBuilder>,
+    src_addr: Sparse<StringBuilder>,
+    src_port: Sparse<UInt32Builder>,
+    dst_addr: Sparse<StringBuilder>,
+    dst_port: Sparse<UInt32Builder>,
+    bytes: Sparse<UInt64Builder>,
+    dns_name: Sparse<StringBuilder>,
+    dns_type: Sparse<UInt32Builder>,
+    dns_id: Sparse<UInt32Builder>,
+    dns_rcode: Sparse<UInt32Builder>,
+    dns_answers: Sparse<ListBuilder<StringBuilder>>,
+    syscall: Sparse<UInt32Builder>,
+    ret: Sparse<Int64Builder>,
     syscall_counts: MapBuilder<UInt32Builder, UInt64Builder>,
-    count: UInt64Builder,
-    label: StringBuilder,
+    count: Sparse<UInt64Builder>,
+    label: Sparse<StringBuilder>,
 }
 
-fn append_list(b: &mut ListBuilder<StringBuilder>, items: Option<&[String]>) {
-    match items {
-        Some(items) => {
-            for s in items {
-                b.values().append_value(s);
-            }
-            b.append(true);
+/// A column builder that holds nulls back and appends each run of them at once, when the
+/// next value or the end of the batch comes: most columns are null on most rows (a syscall
+/// row fills a dozen of sixty), and a run costs one call where a null per row costs a
+/// validity bit (and an offset) each.
+struct Sparse<B> {
+    b: B,
+    nulls: usize,
+}
+
+/// Builders that append a run of nulls in one call.
+trait NullRun: ArrayBuilder {
+    fn append_nulls(&mut self, n: usize);
+}
+
+impl NullRun for StringBuilder {
+    fn append_nulls(&mut self, n: usize) {
+        StringBuilder::append_nulls(self, n);
+    }
+}
+
+impl<T: ArrowPrimitiveType> NullRun for PrimitiveBuilder<T> {
+    fn append_nulls(&mut self, n: usize) {
+        PrimitiveBuilder::append_nulls(self, n);
+    }
+}
+
+impl NullRun for BooleanBuilder {
+    fn append_nulls(&mut self, n: usize) {
+        BooleanBuilder::append_nulls(self, n);
+    }
+}
+
+impl NullRun for ListBuilder<StringBuilder> {
+    fn append_nulls(&mut self, n: usize) {
+        ListBuilder::append_nulls(self, n);
+    }
+}
+
+impl<B: NullRun> Sparse<B> {
+    fn new(b: B) -> Self {
+        Sparse { b, nulls: 0 }
+    }
+
+    /// The builder, with every held-back null appended.
+    fn get(&mut self) -> &mut B {
+        if self.nulls > 0 {
+            self.b.append_nulls(self.nulls);
+            self.nulls = 0;
         }
-        None => b.append(false),
+        &mut self.b
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        self.get().finish()
+    }
+}
+
+impl Sparse<StringBuilder> {
+    fn option(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => self.get().append_value(v),
+            None => self.nulls += 1,
+        }
+    }
+}
+
+impl<T: ArrowPrimitiveType> Sparse<PrimitiveBuilder<T>> {
+    fn option(&mut self, v: Option<T::Native>) {
+        match v {
+            Some(v) => self.get().append_value(v),
+            None => self.nulls += 1,
+        }
+    }
+}
+
+impl Sparse<BooleanBuilder> {
+    fn option(&mut self, v: Option<bool>) {
+        match v {
+            Some(v) => self.get().append_value(v),
+            None => self.nulls += 1,
+        }
+    }
+}
+
+impl Sparse<ListBuilder<StringBuilder>> {
+    fn list<S: AsRef<str>>(&mut self, items: Option<&[S]>) {
+        match items {
+            Some(items) => {
+                let b = self.get();
+                for s in items {
+                    b.values().append_value(s);
+                }
+                b.append(true);
+            }
+            None => self.nulls += 1,
+        }
     }
 }
 
@@ -309,54 +397,54 @@ impl TraceBatchBuilder {
             gid: UInt32Builder::new(),
             comm: StringBuilder::new(),
             cgroup_id: UInt64Builder::new(),
-            exe_path: StringBuilder::new(),
-            exe_sha256: StringBuilder::new(),
-            container_id: StringBuilder::new(),
-            container_name: StringBuilder::new(),
-            image: StringBuilder::new(),
-            runtime: StringBuilder::new(),
-            pod: StringBuilder::new(),
-            namespace: StringBuilder::new(),
-            labels: StringBuilder::new(),
-            workload: StringBuilder::new(),
-            process_key: StringBuilder::new(),
-            parent_key: StringBuilder::new(),
-            ancestry: ListBuilder::new(StringBuilder::new()),
-            user: StringBuilder::new(),
-            exe_new: BooleanBuilder::new(),
-            exe_writable: BooleanBuilder::new(),
-            exe_fileless: BooleanBuilder::new(),
-            path: StringBuilder::new(),
-            path2: StringBuilder::new(),
-            path_source: StringBuilder::new(),
-            argv: ListBuilder::new(StringBuilder::new()),
-            truncated: BooleanBuilder::new(),
-            exit_code: Int32Builder::new(),
-            signal: Int32Builder::new(),
-            flags: UInt64Builder::new(),
-            mode: UInt32Builder::new(),
-            op: UInt32Builder::new(),
-            target_pid: UInt32Builder::new(),
-            target_uid: UInt32Builder::new(),
-            target_gid: UInt32Builder::new(),
-            fstype: StringBuilder::new(),
-            family: StringBuilder::new(),
-            protocol: StringBuilder::new(),
-            src_addr: StringBuilder::new(),
-            src_port: UInt32Builder::new(),
-            dst_addr: StringBuilder::new(),
-            dst_port: UInt32Builder::new(),
-            bytes: UInt64Builder::new(),
-            dns_name: StringBuilder::new(),
-            dns_type: UInt32Builder::new(),
-            dns_id: UInt32Builder::new(),
-            dns_rcode: UInt32Builder::new(),
-            dns_answers: ListBuilder::new(StringBuilder::new()),
-            syscall: UInt32Builder::new(),
-            ret: Int64Builder::new(),
+            exe_path: Sparse::new(StringBuilder::new()),
+            exe_sha256: Sparse::new(StringBuilder::new()),
+            container_id: Sparse::new(StringBuilder::new()),
+            container_name: Sparse::new(StringBuilder::new()),
+            image: Sparse::new(StringBuilder::new()),
+            runtime: Sparse::new(StringBuilder::new()),
+            pod: Sparse::new(StringBuilder::new()),
+            namespace: Sparse::new(StringBuilder::new()),
+            labels: Sparse::new(StringBuilder::new()),
+            workload: Sparse::new(StringBuilder::new()),
+            process_key: Sparse::new(StringBuilder::new()),
+            parent_key: Sparse::new(StringBuilder::new()),
+            ancestry: Sparse::new(ListBuilder::new(StringBuilder::new())),
+            user: Sparse::new(StringBuilder::new()),
+            exe_new: Sparse::new(BooleanBuilder::new()),
+            exe_writable: Sparse::new(BooleanBuilder::new()),
+            exe_fileless: Sparse::new(BooleanBuilder::new()),
+            path: Sparse::new(StringBuilder::new()),
+            path2: Sparse::new(StringBuilder::new()),
+            path_source: Sparse::new(StringBuilder::new()),
+            argv: Sparse::new(ListBuilder::new(StringBuilder::new())),
+            truncated: Sparse::new(BooleanBuilder::new()),
+            exit_code: Sparse::new(Int32Builder::new()),
+            signal: Sparse::new(Int32Builder::new()),
+            flags: Sparse::new(UInt64Builder::new()),
+            mode: Sparse::new(UInt32Builder::new()),
+            op: Sparse::new(UInt32Builder::new()),
+            target_pid: Sparse::new(UInt32Builder::new()),
+            target_uid: Sparse::new(UInt32Builder::new()),
+            target_gid: Sparse::new(UInt32Builder::new()),
+            fstype: Sparse::new(StringBuilder::new()),
+            family: Sparse::new(StringBuilder::new()),
+            protocol: Sparse::new(StringBuilder::new()),
+            src_addr: Sparse::new(StringBuilder::new()),
+            src_port: Sparse::new(UInt32Builder::new()),
+            dst_addr: Sparse::new(StringBuilder::new()),
+            dst_port: Sparse::new(UInt32Builder::new()),
+            bytes: Sparse::new(UInt64Builder::new()),
+            dns_name: Sparse::new(StringBuilder::new()),
+            dns_type: Sparse::new(UInt32Builder::new()),
+            dns_id: Sparse::new(UInt32Builder::new()),
+            dns_rcode: Sparse::new(UInt32Builder::new()),
+            dns_answers: Sparse::new(ListBuilder::new(StringBuilder::new())),
+            syscall: Sparse::new(UInt32Builder::new()),
+            ret: Sparse::new(Int64Builder::new()),
             syscall_counts: MapBuilder::new(None, UInt32Builder::new(), UInt64Builder::new()),
-            count: UInt64Builder::new(),
-            label: StringBuilder::new(),
+            count: Sparse::new(UInt64Builder::new()),
+            label: Sparse::new(StringBuilder::new()),
         }
     }
 
@@ -385,85 +473,71 @@ impl TraceBatchBuilder {
         self.gid.append_value(p.gid);
         self.comm.append_value(&*p.comm);
         self.cgroup_id.append_value(p.cgroup_id);
-        self.exe_path.append_option(ev.exe_path.as_deref());
-        self.exe_sha256.append_option(ev.exe_sha256.as_deref());
+        self.exe_path.option(ev.exe_path.as_deref());
+        self.exe_sha256.option(ev.exe_sha256.as_deref());
         let c = ev.container.as_deref();
-        self.container_id.append_option(c.map(|c| &*c.id));
+        self.container_id.option(c.map(|c| &*c.id));
         self.container_name
-            .append_option(c.and_then(|c| c.name.as_deref()));
-        self.image.append_option(c.and_then(|c| c.image.as_deref()));
-        self.runtime
-            .append_option(c.and_then(|c| c.runtime.as_deref()));
-        self.pod.append_option(c.and_then(|c| c.pod.as_deref()));
+            .option(c.and_then(|c| c.name.as_deref()));
+        self.image.option(c.and_then(|c| c.image.as_deref()));
+        self.runtime.option(c.and_then(|c| c.runtime.as_deref()));
+        self.pod.option(c.and_then(|c| c.pod.as_deref()));
         self.namespace
-            .append_option(c.and_then(|c| c.namespace.as_deref()));
-        self.labels
-            .append_option(c.and_then(|c| c.labels.as_deref()));
-        self.label.append_option(ev.label.as_deref());
-        self.workload.append_option(ev.workload.as_deref());
+            .option(c.and_then(|c| c.namespace.as_deref()));
+        self.labels.option(c.and_then(|c| c.labels.as_deref()));
+        self.label.option(ev.label.as_deref());
+        self.workload.option(ev.workload.as_deref());
         let x = ev.context.as_deref();
-        self.process_key.append_option(x.map(|x| &*x.key));
+        self.process_key.option(x.map(|x| &*x.key));
         self.parent_key
-            .append_option(x.and_then(|x| x.parent_key.as_deref()));
-        match x {
-            Some(x) => {
-                for a in &x.ancestry {
-                    self.ancestry.values().append_value(a);
-                }
-                self.ancestry.append(true);
-            }
-            None => self.ancestry.append(false),
-        }
-        self.user.append_option(x.and_then(|x| x.user.as_deref()));
-        self.exe_new.append_option(x.and_then(|x| x.exe_new));
-        self.exe_writable
-            .append_option(x.and_then(|x| x.exe_writable));
-        self.exe_fileless
-            .append_option(x.and_then(|x| x.exe_fileless));
+            .option(x.and_then(|x| x.parent_key.as_deref()));
+        self.ancestry.list(x.map(|x| x.ancestry.as_slice()));
+        self.user.option(x.and_then(|x| x.user.as_deref()));
+        self.exe_new.option(x.and_then(|x| x.exe_new));
+        self.exe_writable.option(x.and_then(|x| x.exe_writable));
+        self.exe_fileless.option(x.and_then(|x| x.exe_fileless));
         self.push_kind_columns(KindColumns::of(&ev.detail));
     }
 
     fn push_kind_columns(&mut self, k: KindColumns<'_>) {
-        self.path.append_option(k.path);
-        self.path2.append_option(k.path2);
-        self.path_source.append_option(k.path_source);
-        append_list(&mut self.argv, k.argv);
-        self.truncated.append_option(k.truncated);
-        self.exit_code.append_option(k.exit_code);
-        self.signal.append_option(k.signal);
-        self.flags.append_option(k.flags);
-        self.mode.append_option(k.mode);
-        self.op.append_option(k.op);
-        self.target_pid.append_option(k.target_pid);
-        self.target_uid.append_option(k.target_uid);
-        self.target_gid.append_option(k.target_gid);
-        self.fstype.append_option(k.fstype);
+        self.path.option(k.path);
+        self.path2.option(k.path2);
+        self.path_source.option(k.path_source);
+        self.argv.list(k.argv);
+        self.truncated.option(k.truncated);
+        self.exit_code.option(k.exit_code);
+        self.signal.option(k.signal);
+        self.flags.option(k.flags);
+        self.mode.option(k.mode);
+        self.op.option(k.op);
+        self.target_pid.option(k.target_pid);
+        self.target_uid.option(k.target_uid);
+        self.target_gid.option(k.target_gid);
+        self.fstype.option(k.fstype);
         let net = k.net;
-        self.family.append_option(net.map(|n| n.family.as_str()));
-        self.protocol
-            .append_option(net.map(|n| n.protocol.as_str()));
+        self.family.option(net.map(|n| n.family.as_str()));
+        self.protocol.option(net.map(|n| n.protocol.as_str()));
         self.src_addr
-            .append_option(net.and_then(|n| n.src_addr.as_deref()));
+            .option(net.and_then(|n| n.src_addr.as_deref()));
         self.src_port
-            .append_option(net.and_then(|n| n.src_port).map(u32::from));
+            .option(net.and_then(|n| n.src_port).map(u32::from));
         self.dst_addr
-            .append_option(net.and_then(|n| n.dst_addr.as_deref()));
+            .option(net.and_then(|n| n.dst_addr.as_deref()));
         self.dst_port
-            .append_option(net.and_then(|n| n.dst_port).map(u32::from));
-        self.bytes.append_option(net.and_then(|n| n.bytes));
+            .option(net.and_then(|n| n.dst_port).map(u32::from));
+        self.bytes.option(net.and_then(|n| n.bytes));
         let dns = k.dns;
-        self.dns_name.append_option(dns.map(|d| d.name.as_str()));
-        self.dns_type.append_option(dns.map(|d| u32::from(d.qtype)));
-        self.dns_id.append_option(dns.map(|d| u32::from(d.id)));
+        self.dns_name.option(dns.map(|d| d.name.as_str()));
+        self.dns_type.option(dns.map(|d| u32::from(d.qtype)));
+        self.dns_id.option(dns.map(|d| u32::from(d.id)));
         self.dns_rcode
-            .append_option(dns.and_then(|d| d.rcode).map(u32::from));
-        append_list(
-            &mut self.dns_answers,
+            .option(dns.and_then(|d| d.rcode).map(u32::from));
+        self.dns_answers.list(
             dns.filter(|d| d.rcode.is_some())
                 .map(|d| d.answers.as_slice()),
         );
-        self.syscall.append_option(k.syscall);
-        self.ret.append_option(k.ret);
+        self.syscall.option(k.syscall);
+        self.ret.option(k.ret);
         match k.syscall_counts {
             Some(counts) => {
                 for &(nr, count) in counts {
@@ -477,7 +551,7 @@ impl TraceBatchBuilder {
                 let _ = self.syscall_counts.append(false);
             }
         }
-        self.count.append_option(k.count);
+        self.count.option(k.count);
     }
 
     /// Emits the pending rows in arrival order and resets the builder.
@@ -495,54 +569,54 @@ impl TraceBatchBuilder {
             (n::GID, Arc::new(self.gid.finish())),
             (n::COMM, Arc::new(self.comm.finish())),
             (n::CGROUP_ID, Arc::new(self.cgroup_id.finish())),
-            (n::EXE_PATH, Arc::new(self.exe_path.finish())),
-            (n::EXE_SHA256, Arc::new(self.exe_sha256.finish())),
-            (n::CONTAINER_ID, Arc::new(self.container_id.finish())),
-            (n::CONTAINER_NAME, Arc::new(self.container_name.finish())),
-            (n::IMAGE, Arc::new(self.image.finish())),
-            (n::RUNTIME, Arc::new(self.runtime.finish())),
-            (n::POD, Arc::new(self.pod.finish())),
-            (n::NAMESPACE, Arc::new(self.namespace.finish())),
-            (n::LABELS, Arc::new(self.labels.finish())),
-            (n::WORKLOAD, Arc::new(self.workload.finish())),
-            (n::PROCESS_KEY, Arc::new(self.process_key.finish())),
-            (n::PARENT_KEY, Arc::new(self.parent_key.finish())),
-            (n::ANCESTRY, Arc::new(self.ancestry.finish())),
-            (n::USER, Arc::new(self.user.finish())),
-            (n::EXE_NEW, Arc::new(self.exe_new.finish())),
-            (n::EXE_WRITABLE, Arc::new(self.exe_writable.finish())),
-            (n::EXE_FILELESS, Arc::new(self.exe_fileless.finish())),
-            (n::PATH, Arc::new(self.path.finish())),
-            (n::PATH2, Arc::new(self.path2.finish())),
-            (n::PATH_SOURCE, Arc::new(self.path_source.finish())),
-            (n::ARGV, Arc::new(self.argv.finish())),
-            (n::TRUNCATED, Arc::new(self.truncated.finish())),
-            (n::EXIT_CODE, Arc::new(self.exit_code.finish())),
-            (n::SIGNAL, Arc::new(self.signal.finish())),
-            (n::FLAGS, Arc::new(self.flags.finish())),
-            (n::MODE, Arc::new(self.mode.finish())),
-            (n::OP, Arc::new(self.op.finish())),
-            (n::TARGET_PID, Arc::new(self.target_pid.finish())),
-            (n::TARGET_UID, Arc::new(self.target_uid.finish())),
-            (n::TARGET_GID, Arc::new(self.target_gid.finish())),
-            (n::FSTYPE, Arc::new(self.fstype.finish())),
-            (n::FAMILY, Arc::new(self.family.finish())),
-            (n::PROTOCOL, Arc::new(self.protocol.finish())),
-            (n::SRC_ADDR, Arc::new(self.src_addr.finish())),
-            (n::SRC_PORT, Arc::new(self.src_port.finish())),
-            (n::DST_ADDR, Arc::new(self.dst_addr.finish())),
-            (n::DST_PORT, Arc::new(self.dst_port.finish())),
-            (n::BYTES, Arc::new(self.bytes.finish())),
-            (n::DNS_NAME, Arc::new(self.dns_name.finish())),
-            (n::DNS_TYPE, Arc::new(self.dns_type.finish())),
-            (n::DNS_ID, Arc::new(self.dns_id.finish())),
-            (n::DNS_RCODE, Arc::new(self.dns_rcode.finish())),
-            (n::DNS_ANSWERS, Arc::new(self.dns_answers.finish())),
-            (n::SYSCALL, Arc::new(self.syscall.finish())),
-            (n::RET, Arc::new(self.ret.finish())),
+            (n::EXE_PATH, self.exe_path.finish()),
+            (n::EXE_SHA256, self.exe_sha256.finish()),
+            (n::CONTAINER_ID, self.container_id.finish()),
+            (n::CONTAINER_NAME, self.container_name.finish()),
+            (n::IMAGE, self.image.finish()),
+            (n::RUNTIME, self.runtime.finish()),
+            (n::POD, self.pod.finish()),
+            (n::NAMESPACE, self.namespace.finish()),
+            (n::LABELS, self.labels.finish()),
+            (n::WORKLOAD, self.workload.finish()),
+            (n::PROCESS_KEY, self.process_key.finish()),
+            (n::PARENT_KEY, self.parent_key.finish()),
+            (n::ANCESTRY, self.ancestry.finish()),
+            (n::USER, self.user.finish()),
+            (n::EXE_NEW, self.exe_new.finish()),
+            (n::EXE_WRITABLE, self.exe_writable.finish()),
+            (n::EXE_FILELESS, self.exe_fileless.finish()),
+            (n::PATH, self.path.finish()),
+            (n::PATH2, self.path2.finish()),
+            (n::PATH_SOURCE, self.path_source.finish()),
+            (n::ARGV, self.argv.finish()),
+            (n::TRUNCATED, self.truncated.finish()),
+            (n::EXIT_CODE, self.exit_code.finish()),
+            (n::SIGNAL, self.signal.finish()),
+            (n::FLAGS, self.flags.finish()),
+            (n::MODE, self.mode.finish()),
+            (n::OP, self.op.finish()),
+            (n::TARGET_PID, self.target_pid.finish()),
+            (n::TARGET_UID, self.target_uid.finish()),
+            (n::TARGET_GID, self.target_gid.finish()),
+            (n::FSTYPE, self.fstype.finish()),
+            (n::FAMILY, self.family.finish()),
+            (n::PROTOCOL, self.protocol.finish()),
+            (n::SRC_ADDR, self.src_addr.finish()),
+            (n::SRC_PORT, self.src_port.finish()),
+            (n::DST_ADDR, self.dst_addr.finish()),
+            (n::DST_PORT, self.dst_port.finish()),
+            (n::BYTES, self.bytes.finish()),
+            (n::DNS_NAME, self.dns_name.finish()),
+            (n::DNS_TYPE, self.dns_type.finish()),
+            (n::DNS_ID, self.dns_id.finish()),
+            (n::DNS_RCODE, self.dns_rcode.finish()),
+            (n::DNS_ANSWERS, self.dns_answers.finish()),
+            (n::SYSCALL, self.syscall.finish()),
+            (n::RET, self.ret.finish()),
             (n::SYSCALL_COUNTS, Arc::new(self.syscall_counts.finish())),
-            (n::COUNT, Arc::new(self.count.finish())),
-            (n::LABEL, Arc::new(self.label.finish())),
+            (n::COUNT, self.count.finish()),
+            (n::LABEL, self.label.finish()),
         ];
         // Put the arrays in COLUMNS order; a column without a builder is a bug in this file,
         // caught by the unit tests (RecordBatch::try_new checks every type).
