@@ -197,15 +197,15 @@ fn detail(r: &mut Rng) -> Detail {
                 count: None,
             }
         }
-        600..680 => Detail::Connect(net(r)),
-        680..730 => Detail::Accept(net(r)),
-        730..770 => Detail::SendTo(Net {
+        600..680 => Detail::Connect(Box::new(net(r))),
+        680..730 => Detail::Accept(Box::new(net(r))),
+        730..770 => Detail::SendTo(Box::new(Net {
             bytes: Some(64 + r.below(1400)),
             protocol: "udp".into(),
             ..net(r)
-        }),
-        770..800 => Detail::DnsQuery(dns(r, false)),
-        800..830 => Detail::DnsResponse(dns(r, true)),
+        })),
+        770..800 => Detail::DnsQuery(Box::new(dns(r, false))),
+        800..830 => Detail::DnsResponse(Box::new(dns(r, true))),
         830..850 => Detail::Exec {
             argv: vec!["app".into(), "--serve".into()],
             truncated: false,

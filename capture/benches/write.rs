@@ -152,7 +152,7 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
                             code: Some(0),
                             signal: None,
                         },
-                        3..=5 => Detail::Connect(Net {
+                        3..=5 => Detail::Connect(Box::new(Net {
                             family: "inet".into(),
                             protocol: "tcp".into(),
                             src_addr: Some("10.0.0.7".into()),
@@ -162,8 +162,8 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
                             bytes: None,
                             ret: Some(0),
                             count: None,
-                        }),
-                        6 => Detail::DnsQuery(Dns {
+                        })),
+                        6 => Detail::DnsQuery(Box::new(Dns {
                             name: format!("svc-{}.ns-{}.svc.cluster.local", i % 300, i % 10),
                             qtype: 1,
                             id: (i % 65_536) as u16,
@@ -176,7 +176,7 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
                                 dst_port: Some(53),
                                 ..Default::default()
                             },
-                        }),
+                        })),
                         7 => Detail::SyscallProfile {
                             counts: vec![(0, 120), (1, 80), (3, 40), (257, 44), (232, 900)],
                         },

@@ -355,9 +355,9 @@ mod tests {
             ..Default::default()
         };
         let detail = match kind {
-            "accept" => Detail::Accept(net),
-            "sendto" => Detail::SendTo(Net { ret: None, ..net }),
-            _ => Detail::Connect(net),
+            "accept" => Detail::Accept(Box::new(net)),
+            "sendto" => Detail::SendTo(Box::new(Net { ret: None, ..net })),
+            _ => Detail::Connect(Box::new(net)),
         };
         Decoded {
             event: Event {

@@ -111,10 +111,10 @@ fn sql_and_native_features_agree() {
             300,
             "b",
             "/tmp/b",
-            Detail::SendTo(Net {
+            Detail::SendTo(Box::new(Net {
                 bytes: Some(99),
                 ..net("198.51.100.1", 53)
-            }),
+            })),
         )
         .event(
             40,
@@ -122,10 +122,10 @@ fn sql_and_native_features_agree() {
             300,
             "b",
             "/tmp/b",
-            Detail::DnsResponse(Dns {
+            Detail::DnsResponse(Box::new(Dns {
                 rcode: Some(3),
                 ..dns("nx.example")
-            }),
+            })),
         )
         .event(
             40,
@@ -133,10 +133,10 @@ fn sql_and_native_features_agree() {
             300,
             "b",
             "/tmp/b",
-            Detail::DnsResponse(Dns {
+            Detail::DnsResponse(Box::new(Dns {
                 rcode: Some(0),
                 ..dns("ok.example")
-            }),
+            })),
         )
         .event(
             41,
@@ -186,7 +186,7 @@ fn sql_and_native_features_agree() {
             300,
             "b",
             "/tmp/b",
-            Detail::Connect(net("203.0.113.7", 4444)),
+            Detail::Connect(Box::new(net("203.0.113.7", 4444))),
         )
         .event(
             45,
@@ -194,11 +194,11 @@ fn sql_and_native_features_agree() {
             300,
             "b",
             "/tmp/b",
-            Detail::Connect(Net {
+            Detail::Connect(Box::new(Net {
                 count: Some(9),
                 ret: Some(0),
                 ..net("203.0.113.7", 4444)
-            }),
+            })),
         )
         .event(
             45,
@@ -206,10 +206,10 @@ fn sql_and_native_features_agree() {
             300,
             "b",
             "/tmp/b",
-            Detail::Accept(Net {
+            Detail::Accept(Box::new(Net {
                 count: Some(5),
                 ..net("203.0.113.8", 0)
-            }),
+            })),
         );
     let mut host = Workload::normal("h", "h", 3);
     for e in &mut host.events {

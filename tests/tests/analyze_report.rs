@@ -52,7 +52,7 @@ fn hostile() -> Workload {
         301,
         SCRIPT,
         &format!("/tmp/.x/{SCRIPT}"),
-        Detail::DnsQuery(dns(&format!("{IMG}.pool.example"))),
+        Detail::DnsQuery(Box::new(dns(&format!("{IMG}.pool.example")))),
     )
     .event(
         38,
@@ -60,7 +60,7 @@ fn hostile() -> Workload {
         301,
         SCRIPT,
         &format!("/tmp/.x/{SCRIPT}"),
-        Detail::Connect(net("203.0.113.9", 4444)),
+        Detail::Connect(Box::new(net("203.0.113.9", 4444))),
     );
     let evil = Arc::new(Container {
         id: cid(999).into(),

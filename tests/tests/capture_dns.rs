@@ -38,8 +38,8 @@ fn dns_rows(events: &[Event], tgid: u32) -> Vec<(bool, Dns)> {
         .iter()
         .filter(|e| e.process.tgid == tgid)
         .filter_map(|e| match &e.detail {
-            Detail::DnsQuery(d) => Some((false, d.clone())),
-            Detail::DnsResponse(d) => Some((true, d.clone())),
+            Detail::DnsQuery(d) => Some((false, (**d).clone())),
+            Detail::DnsResponse(d) => Some((true, (**d).clone())),
             _ => None,
         })
         .collect()

@@ -16,7 +16,7 @@ fn net_rows(events: &[Event], tgid: u32, kind: &str) -> Vec<Net> {
         .iter()
         .filter(|e| e.process.tgid == tgid)
         .filter_map(|e| match (&e.detail, kind) {
-            (Detail::Connect(n), "connect") | (Detail::SendTo(n), "sendto") => Some(n.clone()),
+            (Detail::Connect(n), "connect") | (Detail::SendTo(n), "sendto") => Some((**n).clone()),
             _ => None,
         })
         .collect()

@@ -57,41 +57,41 @@ fn bind_listen_accept_and_unix_connect_are_recorded_exactly() {
     // TCP over IPv4: bind + listen, a connect, the accept (remote = the client's port).
     let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
     let p4 = l4.local_addr().unwrap().port();
-    expected.push(Detail::Bind(net(
+    expected.push(Detail::Bind(Box::new(net(
         "inet",
         "tcp",
         Some(("127.0.0.1", p4)),
         Some(("0.0.0.0", 0)),
         0,
-    )));
-    expected.push(Detail::Listen(net(
+    ))));
+    expected.push(Detail::Listen(Box::new(net(
         "inet",
         "tcp",
         Some(("127.0.0.1", p4)),
         Some(("0.0.0.0", 0)),
         0,
-    )));
+    ))));
     let c4 = TcpStream::connect(("127.0.0.1", p4)).unwrap();
     let (s4, peer4) = l4.accept().unwrap();
     assert_eq!(peer4, c4.local_addr().unwrap());
-    expected.push(Detail::Accept(net(
+    expected.push(Detail::Accept(Box::new(net(
         "inet",
         "tcp",
         Some(("127.0.0.1", p4)),
         Some(("127.0.0.1", peer4.port())),
         i64::from(s4.as_raw_fd()),
-    )));
+    ))));
 
     // UDP bind.
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     let pu = u.local_addr().unwrap().port();
-    expected.push(Detail::Bind(net(
+    expected.push(Detail::Bind(Box::new(net(
         "inet",
         "udp",
         Some(("127.0.0.1", pu)),
         Some(("0.0.0.0", 0)),
         0,
-    )));
+    ))));
 
     // A bind that fails: the port is taken.
     // SAFETY: a socket of our own, bound to a live sockaddr_in, closed below.
@@ -124,52 +124,56 @@ fn bind_listen_accept_and_unix_connect_are_recorded_exactly() {
     unsafe { libc::close(fd) };
     assert_eq!(r, -i64::from(libc::EADDRINUSE));
     // The socket stays unbound: the kernel's socket holds no address after the failure.
-    expected.push(Detail::Bind(net(
+    expected.push(Detail::Bind(Box::new(net(
         "inet",
         "tcp",
         Some(("0.0.0.0", 0)),
         Some(("0.0.0.0", 0)),
         r,
-    )));
+    ))));
 
     // TCP over IPv6.
     let l6 = TcpListener::bind("[::1]:0").unwrap();
     let p6 = l6.local_addr().unwrap().port();
-    expected.push(Detail::Bind(net(
+    expected.push(Detail::Bind(Box::new(net(
         "inet6",
         "tcp",
         Some(("::1", p6)),
         Some(("::", 0)),
         0,
-    )));
-    expected.push(Detail::Listen(net(
+    ))));
+    expected.push(Detail::Listen(Box::new(net(
         "inet6",
         "tcp",
         Some(("::1", p6)),
         Some(("::", 0)),
         0,
-    )));
+    ))));
     let c6 = TcpStream::connect(("::1", p6)).unwrap();
     let (s6, peer6) = l6.accept().unwrap();
     assert_eq!(peer6, c6.local_addr().unwrap());
-    expected.push(Detail::Accept(net(
+    expected.push(Detail::Accept(Box::new(net(
         "inet6",
         "tcp",
         Some(("::1", p6)),
         Some(("::1", peer6.port())),
         i64::from(s6.as_raw_fd()),
-    )));
+    ))));
 
     // A unix stream socket: bind (our path), listen, connect (the peer's path), accept.
     let path = tmp.path().join("needle.sock");
     let path_s = path.to_str().unwrap();
     let ul = UnixListener::bind(&path).unwrap();
-    expected.push(Detail::Bind(unix(Some(path_s), None, 0)));
-    expected.push(Detail::Listen(unix(None, None, 0)));
+    expected.push(Detail::Bind(Box::new(unix(Some(path_s), None, 0))));
+    expected.push(Detail::Listen(Box::new(unix(None, None, 0))));
     let uc = UnixStream::connect(&path).unwrap();
-    expected.push(Detail::Connect(unix(None, Some(path_s), 0)));
+    expected.push(Detail::Connect(Box::new(unix(None, Some(path_s), 0))));
     let (us, _) = ul.accept().unwrap();
-    expected.push(Detail::Accept(unix(None, None, i64::from(us.as_raw_fd()))));
+    expected.push(Detail::Accept(Box::new(unix(
+        None,
+        None,
+        i64::from(us.as_raw_fd()),
+    ))));
 
     let (rec, _) = stop_and_read(vec![(cap, &out)]).remove(0);
     // Inet connects come from the cgroup sock_addr hook (capture_network tests them).

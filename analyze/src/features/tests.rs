@@ -274,11 +274,11 @@ fn files_written_then_executed() {
 fn network_features() {
     let c = Ev::in_container("c");
     let t = table(&[
-        c.with(Detail::Connect(net("10.0.0.1", 3333, None))),
-        c.with(Detail::Connect(net("10.0.0.1", 443, None))),
-        c.with(Detail::SendTo(net("10.0.0.2", 443, Some(100)))),
-        c.with(Detail::SendTo(net("10.0.0.2", 443, Some(50)))),
-        c.with(Detail::Accept(net("10.9.9.9", 40000, None))),
+        c.with(Detail::Connect(Box::new(net("10.0.0.1", 3333, None)))),
+        c.with(Detail::Connect(Box::new(net("10.0.0.1", 443, None)))),
+        c.with(Detail::SendTo(Box::new(net("10.0.0.2", 443, Some(100))))),
+        c.with(Detail::SendTo(Box::new(net("10.0.0.2", 443, Some(50))))),
+        c.with(Detail::Accept(Box::new(net("10.9.9.9", 40000, None)))),
     ]);
     assert_eq!(v(&t, "c", "net.remote_ips"), 3.0);
     assert_eq!(v(&t, "c", "net.remote_ports"), 2.0);
@@ -293,11 +293,14 @@ fn network_features() {
 fn dns_features() {
     let c = Ev::in_container("c");
     let t = table(&[
-        c.with(Detail::DnsQuery(dns("aaaa.example.com", None))),
-        c.with(Detail::DnsQuery(dns("ab.example.com", None))),
-        c.with(Detail::DnsQuery(dns("ab.example.com", None))),
-        c.with(Detail::DnsResponse(dns("ab.example.com", Some(0)))),
-        c.with(Detail::DnsResponse(dns("x.example.com", Some(3)))),
+        c.with(Detail::DnsQuery(Box::new(dns("aaaa.example.com", None)))),
+        c.with(Detail::DnsQuery(Box::new(dns("ab.example.com", None)))),
+        c.with(Detail::DnsQuery(Box::new(dns("ab.example.com", None)))),
+        c.with(Detail::DnsResponse(Box::new(dns(
+            "ab.example.com",
+            Some(0),
+        )))),
+        c.with(Detail::DnsResponse(Box::new(dns("x.example.com", Some(3))))),
     ]);
     assert_eq!(v(&t, "c", "dns.queries"), 3.0);
     assert_eq!(v(&t, "c", "dns.distinct_names"), 2.0);
@@ -356,8 +359,10 @@ fn merging_partials_does_not_depend_on_the_split() {
             count: None,
         }),
         c.at(4).exe("/tmp/a").with(exec()),
-        c.at(5).with(Detail::Connect(net("10.0.0.1", 3333, None))),
-        c.at(6).with(Detail::DnsQuery(dns("q.example", None))),
+        c.at(5)
+            .with(Detail::Connect(Box::new(net("10.0.0.1", 3333, None)))),
+        c.at(6)
+            .with(Detail::DnsQuery(Box::new(dns("q.example", None)))),
         c.at(7).with(Detail::SyscallProfile {
             counts: vec![(0, 5), (1, 3)],
         }),
@@ -403,7 +408,10 @@ fn time_window_keeps_only_rows_inside() {
 #[test]
 fn older_files_without_optional_columns_still_get_features() {
     let c = Ev::in_container("c");
-    let full = batch(&[c.with(exec()), c.with(Detail::DnsQuery(dns("a.b", None)))]);
+    let full = batch(&[
+        c.with(exec()),
+        c.with(Detail::DnsQuery(Box::new(dns("a.b", None)))),
+    ]);
     let schema = full.schema();
     let keep: Vec<usize> = (0..full.num_columns())
         .filter(|&i| {

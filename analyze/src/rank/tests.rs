@@ -19,12 +19,21 @@ fn normal(id: &'static str, i: i64) -> Vec<Event> {
             .with(exec()),
     ];
     for s in 0..(20 + i) {
-        ev.push(c.at(s).with(Detail::Accept(net("10.1.0.1", 50000, None))));
-        ev.push(c.at(s).with(Detail::Connect(net("10.2.0.1", 5432, None))));
+        ev.push(
+            c.at(s)
+                .with(Detail::Accept(Box::new(net("10.1.0.1", 50000, None)))),
+        );
+        ev.push(
+            c.at(s)
+                .with(Detail::Connect(Box::new(net("10.2.0.1", 5432, None)))),
+        );
         ev.push(c.at(s).with(Detail::Syscall { nr: 0, ret: None }));
         ev.push(c.at(s).with(Detail::Syscall { nr: 1, ret: None }));
     }
-    ev.push(c.at(1).with(Detail::DnsQuery(dns("db.internal", None))));
+    ev.push(
+        c.at(1)
+            .with(Detail::DnsQuery(Box::new(dns("db.internal", None)))),
+    );
     ev
 }
 
@@ -51,10 +60,13 @@ fn attack(id: &'static str) -> Vec<Event> {
             .with(exec()),
         c.at(33)
             .proc(301, 300, "xmrig")
-            .with(Detail::DnsQuery(dns("x9qz7k2v.pool.example", None))),
+            .with(Detail::DnsQuery(Box::new(dns(
+                "x9qz7k2v.pool.example",
+                None,
+            )))),
         c.at(34)
             .proc(301, 300, "xmrig")
-            .with(Detail::Connect(net("203.0.113.7", 3333, None))),
+            .with(Detail::Connect(Box::new(net("203.0.113.7", 3333, None)))),
     ]);
     ev
 }
@@ -151,11 +163,11 @@ fn a_busy_workload_ranks_high_but_gets_no_finding() {
     let c = Ev::in_container("busy");
     for k in 0..300u32 {
         events.push(c.at(1).proc(1000 + k, 100, "nginx").with(Detail::Fork));
-        events.push(c.at(2).with(Detail::Connect(net(
+        events.push(c.at(2).with(Detail::Connect(Box::new(net(
             &format!("10.3.{}.{}", k / 200, k % 200),
             5432,
             None,
-        ))));
+        )))));
     }
     let t = table(&events);
     let ranked = Ranker::baseline().rank(&t);

@@ -290,7 +290,7 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
             op: c.arg(0) as u32,
             ret,
         },
-        EventKind::Accept => Detail::Accept(socket_net(&c)),
+        EventKind::Accept => Detail::Accept(Box::new(socket_net(&c))),
         EventKind::Bind | EventKind::Listen | EventKind::Connect => {
             let mut net = socket_net(&c);
             // Unix sockets: the path (bind: our name, connect: the peer's).
@@ -304,9 +304,9 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
                 }
             }
             match kind {
-                EventKind::Bind => Detail::Bind(net),
-                EventKind::Listen => Detail::Listen(net),
-                _ => Detail::Connect(net),
+                EventKind::Bind => Detail::Bind(Box::new(net)),
+                EventKind::Listen => Detail::Listen(Box::new(net)),
+                _ => Detail::Connect(Box::new(net)),
             }
         }
         other => return Err(DecodeError::NotFromKernel(other)),

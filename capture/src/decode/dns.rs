@@ -67,9 +67,9 @@ pub(super) fn dns(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError>
         net,
     };
     let detail = if msg.response {
-        Detail::DnsResponse(record)
+        Detail::DnsResponse(Box::new(record))
     } else {
-        Detail::DnsQuery(record)
+        Detail::DnsQuery(Box::new(record))
     };
     Ok(d.decoded(&ev.header, detail))
 }

@@ -47,8 +47,8 @@ pub(super) fn net(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Deco
         count: None,
     };
     let detail = match kind {
-        EventKind::SendTo => Detail::SendTo(net),
-        _ => Detail::Connect(net),
+        EventKind::SendTo => Detail::SendTo(Box::new(net)),
+        _ => Detail::Connect(Box::new(net)),
     };
     let mut decoded = d.decoded(&ev.header, detail);
     if let Some(index) = ev.window.checked_sub(1) {

@@ -83,7 +83,7 @@ impl Workload {
                 1,
                 "nginx",
                 "/usr/sbin/nginx",
-                Detail::Accept(net("10.1.0.1", 50000)),
+                Detail::Accept(Box::new(net("10.1.0.1", 50000))),
             );
             w.event(
                 s,
@@ -91,7 +91,7 @@ impl Workload {
                 1,
                 "nginx",
                 "/usr/sbin/nginx",
-                Detail::Connect(net("10.2.0.1", 5432)),
+                Detail::Connect(Box::new(net("10.2.0.1", 5432))),
             );
             w.event(
                 s,
@@ -108,7 +108,7 @@ impl Workload {
             1,
             "nginx",
             "/usr/sbin/nginx",
-            Detail::DnsQuery(dns("db.internal")),
+            Detail::DnsQuery(Box::new(dns("db.internal"))),
         );
         w
     }
@@ -144,7 +144,7 @@ impl Workload {
                 300,
                 "xmrig",
                 "/tmp/.x/xmrig",
-                Detail::DnsQuery(dns("x9qz7k2v.pool.example")),
+                Detail::DnsQuery(Box::new(dns("x9qz7k2v.pool.example"))),
             )
             .event(
                 34,
@@ -152,7 +152,7 @@ impl Workload {
                 300,
                 "xmrig",
                 "/tmp/.x/xmrig",
-                Detail::Connect(net("203.0.113.7", 3333)),
+                Detail::Connect(Box::new(net("203.0.113.7", 3333))),
             );
         w
     }

@@ -48,12 +48,12 @@ fn tree_links_parents_and_highlights_the_flagged_branch() {
             20,
             "/tmp/x",
             Some(("30@6", "20@5")),
-            Detail::Connect(Net {
+            Detail::Connect(Box::new(Net {
                 dst_addr: Some("203.0.113.7".into()),
                 dst_port: Some(3333),
                 protocol: "tcp".into(),
                 ..Default::default()
-            }),
+            })),
         ),
         ev(
             5,
@@ -61,10 +61,10 @@ fn tree_links_parents_and_highlights_the_flagged_branch() {
             20,
             "/tmp/x",
             Some(("30@6", "20@5")),
-            Detail::DnsQuery(Dns {
+            Detail::DnsQuery(Box::new(Dns {
                 name: "pool.example".into(),
                 ..Default::default()
-            }),
+            })),
         ),
         ev(6, 11, 1, "/usr/bin/other", None, exec()),
     ] {
