@@ -778,6 +778,17 @@ mod tests {
         ]
     }
 
+    /// `base` once with every kind's sample detail.
+    fn with_every_kind(base: &Event) -> Vec<Event> {
+        every_kind()
+            .into_iter()
+            .map(|detail| Event {
+                detail,
+                ..base.clone()
+            })
+            .collect()
+    }
+
     #[test]
     fn every_kind_round_trips() {
         let kinds: std::collections::BTreeSet<_> = every_kind().iter().map(|d| d.kind()).collect();
@@ -786,14 +797,8 @@ mod tests {
             crate::abi::EVENT_KINDS.len(),
             "a kind has no sample"
         );
-        let base = sample_events().remove(1);
-        let events: Vec<Event> = every_kind()
-            .into_iter()
-            .map(|detail| Event {
-                detail,
-                ..base.clone()
-            })
-            .collect();
+        // Rows outside containers: most context columns null.
+        let events = with_every_kind(&sample_events()[1]);
         let mut b = TraceBatchBuilder::new("h");
         events.iter().for_each(|e| b.push(e));
         assert_eq!(events_from_batch(&b.finish()).unwrap(), events);
@@ -803,14 +808,7 @@ mod tests {
     fn a_reused_builder_starts_each_batch_clean() {
         // The builder holds runs of nulls back until a value or the batch's end: a batch that
         // ends in nulls must not leak them into the next, in either order of kinds.
-        let base = sample_events().remove(0);
-        let events: Vec<Event> = every_kind()
-            .into_iter()
-            .map(|detail| Event {
-                detail,
-                ..base.clone()
-            })
-            .collect();
+        let events = with_every_kind(&sample_events()[0]);
         let reversed: Vec<Event> = events.iter().rev().cloned().collect();
         let mut b = TraceBatchBuilder::new("h");
         for batch in [&events, &reversed, &events[..1].to_vec(), &reversed] {
