@@ -46,7 +46,10 @@ pub struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub stats_interval: Option<Duration>,
 
-    /// Ring buffer size per CPU in KiB (the total is rounded up to a power of two).
+    /// Ring buffer size per CPU in KiB (the total is rounded up to a power of two). It decides how
+    /// long user space may fall behind before events are lost: with `--syscalls full` on a busy
+    /// host, 16384 absorbs ~1 M events/s on 2 CPUs where 4096 loses above ~850 K (BENCHMARKS.md),
+    /// at the cost of the ring's memory once written.
     #[arg(long, default_value_t = 4096, value_name = "KIB")]
     pub ring_kib_per_cpu: u32,
 
