@@ -338,28 +338,37 @@ impl<B: NullRun> Sparse<B> {
     }
 }
 
-impl Sparse<StringBuilder> {
-    fn option(&mut self, v: Option<&str>) {
-        match v {
-            Some(v) => self.get().append_value(v),
-            None => self.nulls += 1,
-        }
+/// Builders that take a value of type `V`.
+trait AppendValue<V>: NullRun {
+    fn append(&mut self, v: V);
+}
+
+impl<'a> AppendValue<&'a str> for StringBuilder {
+    fn append(&mut self, v: &'a str) {
+        self.append_value(v);
     }
 }
 
-impl<T: ArrowPrimitiveType> Sparse<PrimitiveBuilder<T>> {
-    fn option(&mut self, v: Option<T::Native>) {
-        match v {
-            Some(v) => self.get().append_value(v),
-            None => self.nulls += 1,
-        }
+impl<T: ArrowPrimitiveType> AppendValue<T::Native> for PrimitiveBuilder<T> {
+    fn append(&mut self, v: T::Native) {
+        self.append_value(v);
     }
 }
 
-impl Sparse<BooleanBuilder> {
-    fn option(&mut self, v: Option<bool>) {
+impl AppendValue<bool> for BooleanBuilder {
+    fn append(&mut self, v: bool) {
+        self.append_value(v);
+    }
+}
+
+impl<B: NullRun> Sparse<B> {
+    /// Appends `v`, or holds a null back.
+    fn option<V>(&mut self, v: Option<V>)
+    where
+        B: AppendValue<V>,
+    {
         match v {
-            Some(v) => self.get().append_value(v),
+            Some(v) => self.get().append(v),
             None => self.nulls += 1,
         }
     }
