@@ -207,9 +207,9 @@ fn main() {
     let file = std::fs::File::create(&path).expect("create bench file");
     let props = writer_properties(&WriteOptions::default(), Vec::new()).expect("writer properties");
     let mut writer = ArrowWriter::try_new(file, arrow_schema(), Some(props)).expect("writer");
-    // As capture's writer thread does: a row group's rows sorted by the kernel clock, built
-    // in batches by one builder, each batch encoded and dropped before the
-    // next is built (so the build reuses warm memory, as it does in capture).
+    // As capture's writer thread does: a row group's rows sorted by the kernel clock, built in
+    // batches by one builder, each batch encoded and dropped before the next is built (so the
+    // build reuses warm memory, as it does in capture).
     let mut builder = TraceBatchBuilder::new("node-1");
     let (mut build_secs, mut encode_secs, mut arrow_bytes) = (0.0, 0.0, 0usize);
     for group in input.chunks(rows_per_group) {

@@ -333,6 +333,17 @@ impl<B: NullRun> Sparse<B> {
         &mut self.b
     }
 
+    /// Appends `v`, or holds a null back.
+    fn option<V>(&mut self, v: Option<V>)
+    where
+        B: AppendValue<V>,
+    {
+        match v {
+            Some(v) => self.get().append(v),
+            None => self.nulls += 1,
+        }
+    }
+
     fn finish(&mut self) -> ArrayRef {
         self.get().finish()
     }
@@ -358,19 +369,6 @@ impl<T: ArrowPrimitiveType> AppendValue<T::Native> for PrimitiveBuilder<T> {
 impl AppendValue<bool> for BooleanBuilder {
     fn append(&mut self, v: bool) {
         self.append_value(v);
-    }
-}
-
-impl<B: NullRun> Sparse<B> {
-    /// Appends `v`, or holds a null back.
-    fn option<V>(&mut self, v: Option<V>)
-    where
-        B: AppendValue<V>,
-    {
-        match v {
-            Some(v) => self.get().append(v),
-            None => self.nulls += 1,
-        }
     }
 }
 
