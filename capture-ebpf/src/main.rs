@@ -3,6 +3,9 @@
 //! wake-ups); `task` reads kernel structs at offsets user space resolved from BTF.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// `atomic_cxchg`: the BPF target's atomics have no compare_exchange (see probes/syscalls.rs).
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
 mod collapse;

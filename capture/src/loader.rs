@@ -10,11 +10,13 @@ use std::path::Path;
 
 use aya::programs::{
     BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramType,
-    RawTracePoint, TracePoint,
+    TracePoint,
 };
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use needle_common::abi::nr;
-use needle_common::abi::{KernelOffsets, NetWindows, OpenWindows, ProbeConfig};
+use needle_common::abi::{
+    FEATURE_PROFILE, KernelOffsets, NetWindows, OpenWindows, PROFILE_TABLE_ENTRIES, ProbeConfig,
+};
 use needle_common::schema::ProgramStatus;
 
 use crate::kernel::tracefs::TraceFs;
@@ -47,11 +49,6 @@ pub enum Hook {
         /// `egress` or `ingress`.
         attach: &'static str,
     },
-    /// A raw tracepoint (`raw_tracepoint/<name>`).
-    RawTracepoint {
-        /// Name.
-        name: &'static str,
-    },
     /// Not attached: loaded and entered into the `HANDLERS` program array, which `sys_exit`
     /// tail-calls by syscall number.
     SyscallHandler {
@@ -67,7 +64,6 @@ impl Hook {
             Hook::BtfTracepoint { name } => format!("tp_btf/{name}"),
             Hook::CgroupSockAddr { attach } => format!("cgroup/{attach}"),
             Hook::CgroupSkb { attach } => format!("cgroup_skb/{attach}"),
-            Hook::RawTracepoint { name } => format!("raw_tracepoint/{name}"),
             Hook::SyscallHandler { syscalls } => {
                 format!("sys_exit tail call for {} syscalls", syscalls.len())
             }
@@ -107,7 +103,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec { name: "sys_exit_module", hook: Hook::SyscallHandler { syscalls: &[nr::INIT_MODULE, nr::FINIT_MODULE] }, family: "security", fallback: None },
     ProgramSpec { name: "sys_exit_socket", hook: Hook::SyscallHandler { syscalls: &[nr::ACCEPT, nr::ACCEPT4, nr::BIND, nr::LISTEN, nr::CONNECT] }, family: "network", fallback: None },
     // Last: the handlers are in place before the dispatcher sees its first syscall.
-    ProgramSpec { name: "sys_exit", hook: Hook::RawTracepoint { name: "sys_exit" }, family: "syscall", fallback: None },
+    ProgramSpec { name: "sys_exit", hook: Hook::BtfTracepoint { name: "sys_exit" }, family: "syscall", fallback: None },
 ];
 
 /// Why capture could not start its sensor at all.
@@ -242,6 +238,16 @@ pub fn load(
         .override_global("OFFSETS", &OffsetsGlobal(offsets), true)
         .override_global("CONFIG", &ConfigGlobal(config), true)
         .map_max_entries("EVENTS", ring_bytes)
+        // The direct-mapped profile table is 8 MiB of kernel memory: one entry when profiles
+        // are off (the programs then never look into it).
+        .map_max_entries(
+            "PROFILE_TABLE",
+            if config.features & FEATURE_PROFILE != 0 {
+                PROFILE_TABLE_ENTRIES
+            } else {
+                1
+            },
+        )
         .load(OBJECT)
         .map_err(|e| {
             let msg = format!("{e:#}");
@@ -442,21 +448,14 @@ fn attach(
             p.attach(root, kind, CgroupAttachMode::Single)
                 .map_err(|e| format!("attach: {e:#}"))?;
         }
-        Hook::RawTracepoint { name } => {
-            if !matches!(
-                aya::sys::is_program_supported(ProgramType::RawTracePoint),
-                Ok(true)
-            ) {
-                return Err("kernel does not support raw tracepoint programs".into());
-            }
-            let tp: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            tp.load().map_err(|e| format!("load: {e:#}"))?;
-            tp.attach(name).map_err(|e| format!("attach: {e:#}"))?;
-        }
         Hook::SyscallHandler { syscalls } => {
             let array = handlers.as_mut().map_err(|e| e.clone())?;
-            let tp: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            tp.load().map_err(|e| format!("load: {e:#}"))?;
+            // Tail calls stay within one program type and hook: the handlers are `tp_btf`
+            // programs of `sys_exit`, like the dispatcher.
+            let btf = btf.ok_or("kernel has no BTF (/sys/kernel/btf/vmlinux)")?;
+            let tp: &mut BtfTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load("sys_exit", btf)
+                .map_err(|e| format!("load: {e:#}"))?;
             let fd = tp.fd().map_err(|e| format!("{e:#}"))?;
             for nr in syscalls {
                 array

@@ -97,3 +97,78 @@ fn profiles_count_and_full_mode_records_every_syscall() {
         assert!(rows.len() as u64 <= N && rows.len() as u64 + lost >= N);
     }
 }
+
+/// Live threads beyond the kernel's direct-mapped profile table: more threads than it has
+/// entries are alive at once, so some share an entry's index with a live owner and count in
+/// the hash map instead. Every thread's profile still holds exactly its own calls.
+#[test]
+fn profiles_stay_exact_with_more_live_threads_than_table_entries() {
+    if !require_privileges("capture_syscalls::profiles_beyond_the_table") {
+        return;
+    }
+    use std::sync::{Arc, Barrier};
+    const THREADS: usize = needle_common::abi::PROFILE_TABLE_ENTRIES as usize + 200;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("profile");
+    // A profile row is ~2 KiB and every thread sends one as it exits, all at once: a ring
+    // that holds them all keeps the test about counting, not about the reader's speed.
+    let cap = Capture::start(&out, &["--duration", "120s", "--ring-kib-per-cpu", "16384"]);
+
+    // Every thread calls getppid its own number of times, then waits until all have: the
+    // table's entries are all held while the last ones count.
+    let calls = |i: usize| 20 + (i % 17) as u64;
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    for _ in 0..calls(i) {
+                        // SAFETY: no arguments; the raw syscall.
+                        unsafe { libc::syscall(libc::SYS_getppid) };
+                    }
+                    barrier.wait();
+                    // SAFETY: no preconditions.
+                    unsafe { libc::gettid() as u32 }
+                })
+                .expect("spawn a thread")
+        })
+        .collect();
+    let tids: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let (run, _) = stop_and_read(vec![(cap, &out)]).pop().unwrap();
+    let mut by_tid: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    for e in &run.events {
+        if let Detail::SyscallProfile { counts } = &e.detail {
+            let c = counts
+                .iter()
+                .find(|(nr, _)| *nr == GETPPID)
+                .map_or(0, |(_, c)| *c);
+            *by_tid.entry(e.process.pid).or_default() += c;
+        }
+    }
+    let lost: u64 = run.lost_by_kind.values().sum();
+    assert_eq!(
+        lost, 0,
+        "no event lost on this run (ring overflow would explain a miss)"
+    );
+    assert_eq!(
+        run.counters.get("profile_map_full").copied().unwrap_or(0),
+        0
+    );
+    let wrong: Vec<(usize, u32, u64)> = tids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, tid)| {
+            let got = by_tid.get(tid).copied().unwrap_or(0);
+            (got != calls(i)).then_some((i, *tid, got))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {THREADS} threads counted wrong (index, tid, counted), first: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+}

@@ -11,8 +11,8 @@
 //! * memfd_create: the name; mmap with PROT_EXEC of a file: the file's kernel path.
 
 use aya_ebpf::helpers::bpf_probe_read_user;
-use aya_ebpf::macros::raw_tracepoint;
-use aya_ebpf::programs::RawTracePointContext;
+use aya_ebpf::macros::btf_tracepoint;
+use aya_ebpf::programs::BtfTracePointContext;
 use needle_common::abi::{
     CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CallEvent, Counter, EventKind,
     FEATURE_FILE_FILTER, FEATURE_PROC_SELF_FILTER, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED,
@@ -42,8 +42,8 @@ fn read_only(flags: u64) -> bool {
     flags & O_ACCMODE == 0 && flags & (O_CREAT | O_TRUNC) == 0
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit_open(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_open(ctx: BtfTracePointContext) -> i32 {
     let Some((regs, ret)) = Regs::at_exit(&ctx) else {
         return 0;
     };
@@ -157,8 +157,8 @@ unsafe fn proc_pid(ev: *const CallEvent, top: &Top) -> Option<u32> {
 }
 
 /// unlink, rmdir, rename, chmod, chown and their *at / f* forms.
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit_path(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_path(ctx: BtfTracePointContext) -> i32 {
     let Some((regs, ret)) = Regs::at_exit(&ctx) else {
         return 0;
     };
@@ -205,8 +205,8 @@ pub fn sys_exit_path(ctx: RawTracePointContext) -> i32 {
 }
 
 /// memfd_create and mmap with PROT_EXEC of a file.
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit_memory(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_memory(ctx: BtfTracePointContext) -> i32 {
     let Some((regs, ret)) = Regs::at_exit(&ctx) else {
         return 0;
     };

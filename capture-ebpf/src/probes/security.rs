@@ -13,8 +13,8 @@
 //! mount: flags (+ source, target, fstype strings).
 
 use aya_ebpf::helpers::bpf_probe_read_user;
-use aya_ebpf::macros::raw_tracepoint;
-use aya_ebpf::programs::RawTracePointContext;
+use aya_ebpf::macros::btf_tracepoint;
+use aya_ebpf::programs::BtfTracePointContext;
 use needle_common::abi::{
     CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_MAX, CALL_PATH3_OFFSET,
     Counter, EventKind, nr,
@@ -32,8 +32,8 @@ fn bpf_cmd_recorded(cmd: u64) -> bool {
     matches!(cmd, 0 | 5 | 8 | 17 | 18 | 28)
 }
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit_security(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_security(ctx: BtfTracePointContext) -> i32 {
     let Some((regs, ret)) = Regs::at_exit(&ctx) else {
         return 0;
     };
@@ -103,8 +103,8 @@ pub fn sys_exit_security(ctx: RawTracePointContext) -> i32 {
 }
 
 /// init_module (the image length) and finit_module (its flags and the module file's kernel path).
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit_module(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_module(ctx: BtfTracePointContext) -> i32 {
     let Some((regs, ret)) = Regs::at_exit(&ctx) else {
         return 0;
     };

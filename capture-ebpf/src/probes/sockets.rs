@@ -9,8 +9,8 @@
 //! `args[0]` = family | socket type << 16, `args[1]` = local port | remote port << 16,
 //! `args[2..4]` = local address, `args[4..6]` = remote address (4 bytes for IPv4, 16 for IPv6).
 
-use aya_ebpf::macros::raw_tracepoint;
-use aya_ebpf::programs::RawTracePointContext;
+use aya_ebpf::macros::btf_tracepoint;
+use aya_ebpf::programs::BtfTracePointContext;
 use needle_common::abi::{AF_INET, AF_INET6, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, nr};
 
 use super::syscalls::Regs;
@@ -24,8 +24,8 @@ const AF_UNIX: u16 = 1;
 /// Bytes of `sun_path`.
 const SUN_PATH_MAX: u32 = 108;
 
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit_socket(ctx: RawTracePointContext) -> i32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_socket(ctx: BtfTracePointContext) -> i32 {
     let Some((regs, ret)) = Regs::at_exit(&ctx) else {
         return 0;
     };

@@ -153,7 +153,13 @@ pub struct ProfileEvent {
     pub counts: [u32; PROFILE_SLOTS],
 }
 
-/// What the kernel keeps per thread for its profile (the value of the `PROFILES` map).
+/// Entries of the kernel's direct-mapped profile table (`PROFILE_TABLE`): a thread counts in
+/// entry `tid & (PROFILE_TABLE_ENTRIES - 1)` when it is free, else in the `PROFILES` hash map.
+/// A power of two; 4096 entries of [`ProfileState`] (plus an owner word) are ~8 MiB.
+pub const PROFILE_TABLE_ENTRIES: u32 = 4096;
+
+/// What the kernel keeps per thread for its profile (the value of the `PROFILES` map, and of
+/// `PROFILE_TABLE` after the owner word).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
