@@ -33,27 +33,29 @@ pub struct Top {
     pub depth: u32,
 }
 
-/// `current->files->fdt->fd[fd]`, or null.
+/// `current->files->fdt->fd[fd]`, or null. Only in `tp_btf` programs: the walk to the fd
+/// array is direct loads through BTF-typed pointers; the array of `struct file *` is not typed
+/// for the verifier, so its entry is a kernel read.
 #[inline(always)]
 pub fn fd_file(fd: i64) -> *const u8 {
     if fd < 0 {
         return core::ptr::null();
     }
     let off = offsets();
-    let Ok(files) = read::<*const u8>(task::current(), off.task_files) else {
+    let files: *const u8 = task::load(task::current_btf(), off.task_files);
+    if files.is_null() {
         return core::ptr::null();
-    };
-    let Ok(fdt) = read::<*const u8>(files, off.files_fdt) else {
+    }
+    let fdt: *const u8 = task::load(files, off.files_fdt);
+    if fdt.is_null() {
         return core::ptr::null();
-    };
-    let max = read::<u32>(fdt, off.fdt_max_fds).unwrap_or(0);
+    }
+    let max: u32 = task::load(fdt, off.fdt_max_fds);
     if fd as u64 >= max as u64 {
         return core::ptr::null();
     }
-    let Ok(array) = read::<*const u8>(fdt, off.fdt_fd) else {
-        return core::ptr::null();
-    };
-    read::<*const u8>(array, (fd as u32).wrapping_mul(8)).unwrap_or(core::ptr::null())
+    let array: u64 = task::load(fdt, off.fdt_fd);
+    read::<*const u8>(array as *const u8, (fd as u32).wrapping_mul(8)).unwrap_or(core::ptr::null())
 }
 
 /// Writes the path of `file` into `ev` (kernel source) and its inode identity; returns where
