@@ -4,7 +4,8 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf};
 use needle_common::abi::{
     COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, NetWindows, OpenWindows,
-    PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, PT_REGS_WORDS, ProbeConfig, ProfileEvent, ProfileState,
+    PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, PT_REGS_WORDS, ProbeConfig, ProfileEvent, ProfileSlot,
+    ProfileState,
 };
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
@@ -36,14 +37,6 @@ pub static PROFILE_SCRATCH: PerCpuArray<ProfileEvent> = PerCpuArray::with_max_en
 /// A zeroed profile, the template for new entries and for resets (never written).
 #[map]
 pub static PROFILE_ZERO: PerCpuArray<ProfileState> = PerCpuArray::with_max_entries(1, 0);
-
-/// A thread's syscall counts in [`PROFILE_TABLE`], tagged with the thread that owns them.
-#[repr(C)]
-pub struct ProfileSlot {
-    /// The owning thread id; 0 while the entry is free. 64 bits: the BPF target's atomics are.
-    pub owner: u64,
-    pub state: ProfileState,
-}
 
 /// Syscall counts per thread, direct-mapped by thread id. The verifier inlines an array lookup,
 /// where a hash lookup by tid cost ~40 ns on every syscall — as much again as the rest of

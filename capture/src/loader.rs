@@ -16,6 +16,7 @@ use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use needle_common::abi::nr;
 use needle_common::abi::{
     FEATURE_PROFILE, KernelOffsets, NetWindows, OpenWindows, PROFILE_TABLE_ENTRIES, ProbeConfig,
+    ProfileSlot, ProfileState,
 };
 use needle_common::schema::ProgramStatus;
 
@@ -157,6 +158,12 @@ pub type WindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<OpenWindow
 /// The network collapse windows of live threads, as raw [`NetWindows`] values by thread id.
 pub type NetWindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<NetWindows>()]>;
 
+/// The direct-mapped profile table, as raw [`ProfileSlot`] values by index.
+pub type ProfileTableMap = aya::maps::Array<MapData, [u8; size_of::<ProfileSlot>()]>;
+
+/// The profiles of threads whose table entry was taken, as raw [`ProfileState`] values by thread id.
+pub type ProfilesMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<ProfileState>()]>;
+
 /// The loaded, attached programs and the maps user space reads.
 pub struct Sensor {
     /// Owns the programs and their links: dropping it detaches everything.
@@ -171,6 +178,10 @@ pub struct Sensor {
     pub windows: Option<WindowsMap>,
     /// Network collapse windows still open (read after [`Sensor::detach`]).
     pub net_windows: Option<NetWindowsMap>,
+    /// Syscall profiles of live threads: the table (read after [`Sensor::detach`]).
+    pub profile_table: Option<ProfileTableMap>,
+    /// Syscall profiles of live threads: the overflow hash map (read after [`Sensor::detach`]).
+    pub profiles: Option<ProfilesMap>,
     /// What loaded and what did not.
     pub programs: Vec<ProgramStatus>,
 }
@@ -360,6 +371,13 @@ pub fn load(
     let net_windows = ebpf
         .take_map("NET_WINDOWS_BY_TID")
         .and_then(|m| NetWindowsMap::try_from(m).ok());
+    // Optional as well: without them, the counts of threads alive at the end are not written.
+    let profile_table = ebpf
+        .take_map("PROFILE_TABLE")
+        .and_then(|m| ProfileTableMap::try_from(m).ok());
+    let profiles = ebpf
+        .take_map("PROFILES")
+        .and_then(|m| ProfilesMap::try_from(m).ok());
     Ok(Sensor {
         _handlers: handlers.ok(),
         ebpf: Some(ebpf),
@@ -367,6 +385,8 @@ pub fn load(
         counters,
         windows,
         net_windows,
+        profile_table,
+        profiles,
         programs: statuses,
     })
 }
@@ -541,6 +561,8 @@ mod tests {
             size_of::<ProfileEvent>(),
             fields!(ProfileEvent: header, since_ns, counts),
         );
+        // ProfileState and ProfileSlot are not in the object's BTF (map values only): the ABI
+        // crate asserts that they are laid out as ProfileEvent (after an owner word).
         check(
             &btf,
             "SyscallEvent",

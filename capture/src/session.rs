@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use needle_common::abi::{EventKind, NetWindows, OpenWindows};
+use needle_common::abi::{
+    EventKind, NetWindows, OpenWindows, ProfileEvent, ProfileSlot, ProfileState, SHAPE_PRIMARY,
+};
 use needle_common::schema::{Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions};
 use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::AsFd;
@@ -20,7 +22,7 @@ use crate::kernel::clock::BootClock;
 use crate::kernel::host::HostInfo;
 use crate::kernel::tracefs::{TraceFs, TracefsError};
 use crate::kernel::{OffsetsError, resolve_offsets};
-use crate::loader::{self, LoadError, SensorOptions};
+use crate::loader::{self, LoadError, ProfileTableMap, ProfilesMap, SensorOptions};
 use crate::output::{Job, OutputDir, OutputError, PARTIAL_SUFFIX, SegmentWriter, Worker};
 use crate::probe_config::{PrefixError, ProbeSettings};
 use crate::summary::Summary;
@@ -306,6 +308,25 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     windows.remaining(open_windows, net_windows, &clock, |d| {
         enricher.enrich(d, &mut pending)
     });
+    // The syscall counts threads still alive hold since their last profile row: one row each,
+    // stamped now, with the thread as the kernel saw it at the start of that interval.
+    let at_end = BootClock::now_boot_ns();
+    let live = live_profiles(sensor.profile_table.as_ref(), sensor.profiles.as_ref());
+    let live_profile_rows = live.len() as u64;
+    for state in live {
+        let mut ev = ProfileEvent {
+            header: state.header,
+            since_ns: state.since_ns,
+            counts: state.counts,
+        };
+        ev.header.kind = EventKind::SyscallProfile as u32;
+        ev.header.shape = SHAPE_PRIMARY;
+        ev.header.ktime_ns = at_end;
+        match decoder.decode(bytemuck::bytes_of(&ev)) {
+            Ok(d) => enricher.enrich(d, &mut pending),
+            Err(_) => decode_errors += 1,
+        }
+    }
     let writer_failed = worker.failed();
     if !writer_failed {
         // Give hashes of the last executables a moment; rows never wait longer than this.
@@ -322,6 +343,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         by_kind,
         decode_errors,
         unmatched_results,
+        live_profile_rows,
         costs: costs.unwrap_or_default(),
         collapse: windows.stats,
         lost: loss.lost,
@@ -398,6 +420,27 @@ fn read_windows<V: bytemuck::Pod, const N: usize>(
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// The syscall profiles of threads alive when the capture ends, those that counted anything
+/// since their last row: table entries with an owner, and the overflow map's entries.
+fn live_profiles(table: Option<&ProfileTableMap>, hash: Option<&ProfilesMap>) -> Vec<ProfileState> {
+    let from_table = table.into_iter().flat_map(|m| {
+        m.iter()
+            .filter_map(Result::ok)
+            .map(|raw| bytemuck::pod_read_unaligned::<ProfileSlot>(&raw))
+            .filter(|slot| slot.owner != 0)
+            .map(|slot| slot.state)
+    });
+    let from_hash = hash.into_iter().flat_map(|m| {
+        m.iter()
+            .filter_map(Result::ok)
+            .map(|(_, raw)| bytemuck::pod_read_unaligned::<ProfileState>(&raw))
+    });
+    from_table
+        .chain(from_hash)
+        .filter(|s| s.since_ns != 0 && s.counts.iter().any(|c| *c != 0))
+        .collect()
 }
 
 /// Writes every pending event (with the digests ready by now) as one sorted batch.

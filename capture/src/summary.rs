@@ -23,6 +23,9 @@ pub struct Summary {
     pub costs: Vec<crate::loader::ProgramCost>,
     /// Connect results that arrived after their row was written (that row's `ret` is empty).
     pub unmatched_results: u64,
+    /// Syscall profile rows written at the end for threads still alive (their counts since
+    /// their last row).
+    pub live_profile_rows: u64,
     /// Collapsed opens: rows written for closed windows, the opens they stand for, and counts
     /// whose window's first row was lost.
     pub collapse: crate::collapse::CollapseStats,
@@ -94,6 +97,13 @@ impl fmt::Display for Summary {
                 f,
                 "  connect results {} arrived after their row was written (ret left empty)",
                 self.unmatched_results
+            )?;
+        }
+        if self.live_profile_rows > 0 {
+            writeln!(
+                f,
+                "  syscall profiles of {} live threads written at the end",
+                self.live_profile_rows
             )?;
         }
         if self.decode_errors > 0 {

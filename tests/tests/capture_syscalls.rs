@@ -100,13 +100,15 @@ fn profiles_count_and_full_mode_records_every_syscall() {
 
 /// Live threads beyond the kernel's direct-mapped profile table: more threads than it has
 /// entries are alive at once, so some share an entry's index with a live owner and count in
-/// the hash map instead. Every thread's profile still holds exactly its own calls.
+/// the hash map instead. Half of them exit before the capture stops (their profile rows come
+/// from the kernel at exit), half are still alive when it stops (theirs are read from the
+/// table and the hash map at the end). Every thread's profile still holds exactly its own calls.
 #[test]
 fn profiles_stay_exact_with_more_live_threads_than_table_entries() {
     if !require_privileges("capture_syscalls::profiles_beyond_the_table") {
         return;
     }
-    use std::sync::{Arc, Barrier};
+    use std::sync::{Arc, Barrier, mpsc};
     const THREADS: usize = needle_common::abi::PROFILE_TABLE_ENTRIES as usize + 200;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("profile");
@@ -115,12 +117,16 @@ fn profiles_stay_exact_with_more_live_threads_than_table_entries() {
     let cap = Capture::start(&out, &["--duration", "120s", "--ring-kib-per-cpu", "16384"]);
 
     // Every thread calls getppid its own number of times, then waits until all have: the
-    // table's entries are all held while the last ones count.
+    // table's entries are all held while the last ones count. Odd threads then stay alive
+    // until the capture has stopped.
     let calls = |i: usize| 20 + (i % 17) as u64;
-    let barrier = Arc::new(Barrier::new(THREADS));
+    let stays = |i: usize| i % 2 == 1;
+    let counted = Arc::new(Barrier::new(THREADS));
+    let release = Arc::new(Barrier::new(THREADS / 2 + 1));
+    let (tx, rx) = mpsc::channel::<(usize, u32)>();
     let handles: Vec<_> = (0..THREADS)
         .map(|i| {
-            let barrier = Arc::clone(&barrier);
+            let (counted, release, tx) = (Arc::clone(&counted), Arc::clone(&release), tx.clone());
             std::thread::Builder::new()
                 .stack_size(64 << 10)
                 .spawn(move || {
@@ -128,16 +134,50 @@ fn profiles_stay_exact_with_more_live_threads_than_table_entries() {
                         // SAFETY: no arguments; the raw syscall.
                         unsafe { libc::syscall(libc::SYS_getppid) };
                     }
-                    barrier.wait();
+                    counted.wait();
                     // SAFETY: no preconditions.
-                    unsafe { libc::gettid() as u32 }
+                    let _ = tx.send((i, unsafe { libc::gettid() as u32 }));
+                    if stays(i) {
+                        release.wait();
+                    }
                 })
                 .expect("spawn a thread")
         })
         .collect();
-    let tids: Vec<u32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    drop(tx);
+    let mut tids = vec![0u32; THREADS];
+    for (i, tid) in rx.iter().take(THREADS) {
+        tids[i] = tid;
+    }
+    let (leaving, staying): (Vec<_>, Vec<_>) = handles
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| !stays(*i));
+    for (_, h) in leaving {
+        h.join().unwrap();
+    }
 
-    let (run, _) = stop_and_read(vec![(cap, &out)]).pop().unwrap();
+    let (run, stderr) = stop_and_read(vec![(cap, &out)]).pop().unwrap();
+    release.wait();
+    for (_, h) in staying {
+        h.join().unwrap();
+    }
+    let live_rows: u64 = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("syscall profiles of ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    assert!(
+        live_rows >= (THREADS / 2) as u64,
+        "the summary names at least the {} threads still alive at the end: {live_rows}\n{stderr}",
+        THREADS / 2
+    );
     let mut by_tid: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
     for e in &run.events {
         if let Detail::SyscallProfile { counts } = &e.detail {

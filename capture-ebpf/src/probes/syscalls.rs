@@ -155,6 +155,8 @@ fn profile_count(tid: u32, nr: u32) {
     unsafe {
         if (*state).since_ns == 0 {
             (*state).since_ns = bpf_ktime_get_boot_ns();
+            // Once an interval: who counts here, for a thread still alive at the end.
+            fill_header(&raw mut (*state).header, EventKind::SyscallProfile);
         }
         let Some(c) = (*state).counts.get_mut(slot) else {
             return;

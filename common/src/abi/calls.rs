@@ -164,10 +164,37 @@ pub const PROFILE_TABLE_ENTRIES: u32 = 4096;
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
 pub struct ProfileState {
+    /// The thread as of its first syscall counted since the last emission (filled then, with
+    /// `kind` `SyscallProfile`): the header of the row user space writes for the counts a live
+    /// thread still holds when the capture ends. Rows the kernel emits take a fresh header.
+    pub header: EventHeader,
     /// Boot-time ns of the first syscall counted since the last emission (0: none yet).
     pub since_ns: u64,
     /// Counts since then.
     pub counts: [u32; PROFILE_SLOTS],
+}
+
+// A live thread's state becomes a `ProfileEvent` as it is: same fields, same places.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<ProfileState>() == size_of::<ProfileEvent>());
+    assert!(offset_of!(ProfileState, header) == offset_of!(ProfileEvent, header));
+    assert!(offset_of!(ProfileState, since_ns) == offset_of!(ProfileEvent, since_ns));
+    assert!(offset_of!(ProfileState, counts) == offset_of!(ProfileEvent, counts));
+    assert!(size_of::<ProfileSlot>() == 8 + size_of::<ProfileState>());
+    assert!(offset_of!(ProfileSlot, state) == 8);
+};
+
+/// An entry of the kernel's direct-mapped profile table (`PROFILE_TABLE`): a thread's
+/// [`ProfileState`], tagged with the thread that owns it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct ProfileSlot {
+    /// The owning thread id; 0 while the entry is free. 64 bits: the BPF target's atomics are.
+    pub owner: u64,
+    /// The owner's counts.
+    pub state: ProfileState,
 }
 
 /// One syscall exit in the full stream (`--syscalls full`).
