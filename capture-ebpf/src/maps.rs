@@ -4,8 +4,7 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf};
 use needle_common::abi::{
     COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, NetWindows, OpenWindows,
-    PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, PT_REGS_WORDS, ProbeConfig, ProfileEvent, ProfileSlot,
-    ProfileState,
+    PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, ProbeConfig, ProfileEvent, ProfileSlot, ProfileState,
 };
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
@@ -24,11 +23,6 @@ pub static HANDLERS: ProgramArray = ProgramArray::with_max_entries(PROFILE_SLOTS
 /// Per-CPU room to build a variable-length [`CallEvent`] before it is copied into the ring.
 #[map]
 pub static CALL_SCRATCH: PerCpuArray<CallEvent> = PerCpuArray::with_max_entries(1, 0);
-
-/// Per-CPU copy of a returning syscall's saved registers (`struct pt_regs`), read in one go by
-/// the syscall-exit handlers.
-#[map]
-pub static REGS_SCRATCH: PerCpuArray<[u64; PT_REGS_WORDS]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU room to build a profile record.
 #[map]

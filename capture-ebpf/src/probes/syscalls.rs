@@ -17,12 +17,12 @@ use aya_ebpf::macros::btf_tracepoint;
 use aya_ebpf::programs::BtfTracePointContext;
 use needle_common::abi::{
     Counter, EventKind, FEATURE_FULL, FEATURE_PROFILE, PROFILE_SLOTS, PROFILE_TABLE_ENTRIES,
-    PT_REGS_WORDS, ProfileEvent, ProfileState, SyscallEvent,
+    ProfileEvent, ProfileState, SyscallEvent,
 };
 
 use crate::emit::{count_event, fill_header, output, reserve, submit};
 use crate::maps::{
-    HANDLERS, PROFILE_SCRATCH, PROFILE_TABLE, PROFILE_ZERO, PROFILES, REGS_SCRATCH, config, offsets,
+    HANDLERS, PROFILE_SCRATCH, PROFILE_TABLE, PROFILE_ZERO, PROFILES, config, offsets,
 };
 
 /// The syscall's saved registers and return value, as `sys_exit` gets them.
@@ -31,16 +31,18 @@ pub fn exit_args(ctx: &BtfTracePointContext) -> (*const u8, i64) {
     (ctx.arg::<*const u8>(0), ctx.arg::<i64>(1))
 }
 
-/// A handler's copy of the saved registers, read in one go into this CPU's scratch (too large
-/// for the eBPF stack): one helper call instead of one per argument.
+/// The saved registers of the syscall that is returning, as the `tp_btf` argument gives them:
+/// a BTF-typed `struct pt_regs *`, so each register is one guarded load at an offset the
+/// verifier checks against the kernel's BTF (constant: the offsets are read-only), not a
+/// `bpf_probe_read_kernel` call (~25 ns here).
 pub struct Regs {
-    words: *const [u64; PT_REGS_WORDS],
+    base: *const u8,
 }
 
 impl Regs {
-    /// The registers and return value of the syscall that is returning; `None` when the
-    /// registers cannot be read, or when the task is in a 32-bit (compat) syscall, whose numbers
-    /// and argument registers are another table's: counted, never decoded as a 64-bit call.
+    /// The registers and return value of the syscall that is returning; `None` when the task
+    /// is in a 32-bit (compat) syscall, whose numbers and argument registers are another
+    /// table's: counted, never decoded as a 64-bit call.
     #[inline(always)]
     pub fn at_exit(ctx: &BtfTracePointContext) -> Option<(Regs, i64)> {
         let (regs, ret) = exit_args(ctx);
@@ -48,27 +50,23 @@ impl Regs {
             crate::emit::count_event(needle_common::abi::Counter::CompatSyscall);
             return None;
         }
-        let words = REGS_SCRATCH.get_ptr_mut(0)?;
-        let size = core::mem::size_of::<[u64; PT_REGS_WORDS]>() as u32;
-        // SAFETY: the scratch is this CPU's and as large as `size`; the helper checks `regs`.
-        if unsafe { bpf_probe_read_kernel(words as *mut _, size, regs as *const _) } < 0 {
+        if regs.is_null() {
             return None;
         }
-        Some((Regs { words }, ret))
+        Some((Regs { base: regs }, ret))
     }
 
     /// The register at byte offset `off`.
     #[inline(always)]
     fn at(&self, off: u32) -> u64 {
-        // SAFETY: this CPU's scratch, filled in `at_exit` during this program run.
-        unsafe { (*self.words).get((off / 8) as usize).copied().unwrap_or(0) }
+        // SAFETY: see the type's docs; a faulting address reads as 0.
+        unsafe { read_volatile(self.base.wrapping_add(off as usize) as *const u64) }
     }
 
     /// Syscall number (`orig_ax`).
     #[inline(always)]
     pub fn nr(&self) -> Option<u32> {
-        let nr = self.at(offsets().regs_nr) as i64;
-        (nr >= 0).then_some(nr as u32)
+        syscall_nr(self.base)
     }
 
     /// Argument `i` (0..6).

@@ -23,8 +23,9 @@ pub enum OffsetsError {
     /// An offset does not fit the 32-bit global.
     #[error("offset of {0} does not fit in 32 bits")]
     TooLarge(&'static str),
-    /// `struct pt_regs` is laid out unlike x86_64's (the handlers read its first words at once).
-    #[error("pt_regs.{0} lies beyond the {PT_REGS_WORDS} words the syscall handlers read")]
+    /// `struct pt_regs` is laid out unlike x86_64's (the handlers load registers from its
+    /// first words).
+    #[error("pt_regs.{0} lies beyond the {PT_REGS_WORDS} words of an x86_64 pt_regs")]
     RegsLayout(&'static str),
 }
 

@@ -227,8 +227,8 @@ impl PathPrefix {
     }
 }
 
-/// 8-byte words of the saved registers (`struct pt_regs`, x86_64) a syscall-exit handler reads
-/// in one go; every `regs_*` offset lies inside them.
+/// 8-byte words of the saved registers (`struct pt_regs`, x86_64) the syscall-exit handlers
+/// load from; every `regs_*` offset lies inside them.
 pub const PT_REGS_WORDS: usize = 21;
 
 /// `ProbeConfig::features`: count syscalls per thread and emit profiles.
