@@ -31,9 +31,10 @@ pub enum Seen {
     Untracked,
 }
 
-/// Looks up the open of file `(dev, ino)` with `flags` among the current thread's windows.
+/// Looks up the open of file `(ino, sb)` (see `fs::file_key`) with `flags` among the current
+/// thread's windows.
 #[inline(always)]
-pub fn seen(ino: u64, dev: u32, flags: u32) -> Seen {
+pub fn seen(ino: u64, sb: u64, flags: u32) -> Seen {
     let window_ns = config().collapse_window_ns;
     if window_ns == 0 {
         return Seen::Untracked;
@@ -54,7 +55,7 @@ pub fn seen(ino: u64, dev: u32, flags: u32) -> Seen {
                 }
                 continue;
             }
-            if w.ino != ino || w.dev != dev || w.flags != flags {
+            if w.ino != ino || w.sb != sb || w.flags != flags {
                 continue;
             }
             if now.wrapping_sub(w.first_ns) < window_ns {
@@ -81,12 +82,13 @@ pub fn seen(ino: u64, dev: u32, flags: u32) -> Seen {
         close(w, reuse as u32);
         *w = OpenWindow {
             ino,
+            sb,
             first_ns: now,
             last_ns: now,
-            dev,
             flags,
             count: 0,
             state: WINDOW_EMPTY,
+            _pad: 0,
         };
         Seen::New(w as *mut OpenWindow, reuse as u32)
     }

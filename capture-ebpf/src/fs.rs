@@ -82,17 +82,37 @@ pub unsafe fn file_path(ev: *mut CallEvent, file: *const u8) -> Option<Top> {
     }
 }
 
-/// `(inode number, device)` of `file` (`f_inode->i_ino`, `f_inode->i_sb->s_dev`).
+/// Bytes of `struct inode` read at once for `i_sb` and `i_ino` (offsets 40 and 64 on x86_64).
+const INODE_SPAN: usize = 32;
+
+/// `file->f_inode` and, from one read of the inode, its `i_ino` and `i_sb`.
 #[inline(always)]
-pub fn file_identity(file: *const u8) -> Option<(u64, u32)> {
+fn inode_of(file: *const u8) -> Option<(u64, *const u8)> {
     if file.is_null() {
         return None;
     }
     let off = offsets();
     let inode: *const u8 = read(file, off.file_inode).ok()?;
-    let ino = read::<u64>(inode, off.inode_ino).ok()?;
-    let sb: *const u8 = read(inode, off.inode_sb).ok()?;
-    Some((ino, read::<u32>(sb, off.sb_dev).unwrap_or(0)))
+    let lo = off.inode_ino.min(off.inode_sb);
+    let span = task::read_span::<INODE_SPAN>(inode, lo);
+    let ino = task::field::<u64, INODE_SPAN>(&span, inode, lo, off.inode_ino).ok()?;
+    let sb: *const u8 = task::field(&span, inode, lo, off.inode_sb).ok()?;
+    Some((ino, sb))
+}
+
+/// Inode number and device of `file`, as its row shows them.
+#[inline(always)]
+pub fn file_identity(file: *const u8) -> Option<(u64, u32)> {
+    let (ino, sb) = inode_of(file)?;
+    Some((ino, read::<u32>(sb, offsets().sb_dev).unwrap_or(0)))
+}
+
+/// What tells one file from another for the collapse windows: the inode number and the
+/// superblock's address (one per mounted filesystem, as the device number is; one read fewer).
+#[inline(always)]
+pub fn file_key(file: *const u8) -> Option<(u64, u64)> {
+    let (ino, sb) = inode_of(file)?;
+    Some((ino, sb as u64))
 }
 
 /// State of a path walk, shared with the [`walk_step`] callback of `bpf_loop` (the verifier

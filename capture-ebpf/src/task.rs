@@ -42,6 +42,33 @@ pub fn read<T>(base: *const u8, offset: u32) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T) }
 }
 
+/// Reads `N` bytes at `base + lo` in one call: several fields of one struct for the price of
+/// one kernel read, taken out with [`field`]. `lo` is the smallest of their offsets.
+#[inline(always)]
+pub fn read_span<const N: usize>(base: *const u8, lo: u32) -> Result<[u8; N], i32> {
+    read::<[u8; N]>(base, lo)
+}
+
+/// The `T` at struct offset `offset` of a span read from offset `lo`; a field outside the span
+/// (a kernel laid out unlike the ones the span was sized for) is read on its own.
+#[inline(always)]
+pub fn field<T: Copy, const N: usize>(
+    span: &Result<[u8; N], i32>,
+    base: *const u8,
+    lo: u32,
+    offset: u32,
+) -> Result<T, i32> {
+    let rel = offset.wrapping_sub(lo) as usize;
+    match span {
+        Ok(bytes) if rel <= N && N - rel >= core::mem::size_of::<T>() => {
+            // SAFETY: `rel + size_of::<T>()` lies inside `bytes` (checked above).
+            Ok(unsafe { core::ptr::read_unaligned(bytes.as_ptr().add(rel) as *const T) })
+        }
+        Ok(_) => read::<T>(base, offset),
+        Err(e) => Err(*e),
+    }
+}
+
 /// `task->tgid`.
 #[inline(always)]
 pub fn tgid(task: Task) -> Result<u32, i32> {
@@ -155,12 +182,17 @@ pub fn current_ns_tgid() -> Result<u32, i32> {
     )
 }
 
-/// The `struct sock *` behind a socket file (`file->private_data->sk`).
+/// Bytes of `struct socket` read at once for its `type` and `sk` (offsets 4 and 24 on x86_64).
+const SOCKET_SPAN: usize = 32;
+
+/// The `struct sock *` behind a socket file (`file->private_data->sk`) and the socket's type.
 #[inline(always)]
 pub fn socket_of(file: *const u8) -> Result<(*const u8, u16), i32> {
     let off = offsets();
     let socket: *const u8 = read(file, off.file_private_data)?;
-    let sk: *const u8 = read(socket, off.socket_sk)?;
-    let kind = read::<u16>(socket, off.socket_type)?;
+    let lo = off.socket_sk.min(off.socket_type);
+    let span = read_span::<SOCKET_SPAN>(socket, lo);
+    let sk: *const u8 = field(&span, socket, lo, off.socket_sk)?;
+    let kind = field::<u16, SOCKET_SPAN>(&span, socket, lo, off.socket_type)?;
     Ok((sk, kind))
 }

@@ -633,7 +633,7 @@ mod tests {
             &btf,
             "OpenWindow",
             size_of::<OpenWindow>(),
-            fields!(OpenWindow: ino, first_ns, last_ns, dev, flags, count, state),
+            fields!(OpenWindow: ino, sb, first_ns, last_ns, flags, count, state, _pad),
         );
         check(
             &btf,

@@ -23,7 +23,7 @@ use super::syscalls::Regs;
 use crate::collapse::{self, Seen};
 use crate::emit::{call_scratch, count_event, emit_call};
 use crate::fs::{
-    Top, USER_PATH_MAX, component_is, component_number, fd_file, file_identity, file_path,
+    Top, USER_PATH_MAX, component_is, component_number, fd_file, file_key, file_path,
     matches_prefix, user_path_matches_prefix, user_string,
 };
 use crate::maps::config;
@@ -78,8 +78,8 @@ pub fn sys_exit_open(ctx: BtfTracePointContext) -> i32 {
         if ret >= 0 {
             let file = fd_file(ret);
             // A repeat of an open this thread made a moment ago is only counted: no path walk.
-            let window = match file_identity(file) {
-                Some((ino, dev)) => match collapse::seen(ino, dev, flags as u32) {
+            let window = match file_key(file) {
+                Some((ino, sb)) => match collapse::seen(ino, sb, flags as u32) {
                     Seen::Counted => return 0,
                     Seen::New(w, index) => Some((w, index)),
                     Seen::Untracked => None,

@@ -18,7 +18,7 @@ use crate::collapse::{self, NetSeen, Peer};
 use crate::emit::{call_scratch, emit_call};
 use crate::fs::{fd_file, user_string};
 use crate::maps::offsets;
-use crate::task::{read, socket_of};
+use crate::task::{field, read, read_span, socket_of};
 
 const AF_UNIX: u16 = 1;
 /// Bytes of `sun_path`.
@@ -130,7 +130,13 @@ fn socket_cookie(fd: i64) -> Option<u64> {
     read::<u64>(sk, offsets().skc_cookie).ok()
 }
 
-/// Family, type, ports and addresses of the socket behind `fd`.
+/// Bytes of `struct sock_common` read at once for the IPv4 addresses, the ports and the
+/// family (offsets 0 to 18 on x86_64), and for the two IPv6 addresses (56 to 88).
+const V4_SPAN: usize = 24;
+const V6_SPAN: usize = 32;
+
+/// Family, type, ports and addresses of the socket behind `fd`: two kernel reads for the
+/// `struct sock` (three for IPv6), not one per field.
 ///
 /// # Safety
 /// `ev` must be this CPU's scratch event.
@@ -144,20 +150,32 @@ unsafe fn fill_socket(ev: *mut CallEvent, fd: i64) -> bool {
         return false;
     };
     let off = offsets();
-    let family = read::<u16>(sk, off.skc_family).unwrap_or(0);
-    let sport = read::<u16>(sk, off.skc_num).unwrap_or(0);
-    let dport = u16::from_be(read::<u16>(sk, off.skc_dport).unwrap_or(0));
+    let lo = off
+        .skc_daddr
+        .min(off.skc_rcv_saddr)
+        .min(off.skc_dport)
+        .min(off.skc_num)
+        .min(off.skc_family);
+    let span = read_span::<V4_SPAN>(sk, lo);
+    let family = field::<u16, V4_SPAN>(&span, sk, lo, off.skc_family).unwrap_or(0);
+    let sport = field::<u16, V4_SPAN>(&span, sk, lo, off.skc_num).unwrap_or(0);
+    let dport = u16::from_be(field::<u16, V4_SPAN>(&span, sk, lo, off.skc_dport).unwrap_or(0));
     // SAFETY: as the caller guarantees.
     unsafe {
         (*ev).flags |= CALL_SOCKET;
         (*ev).args[0] = family as u64 | ((kind as u64) << 16);
         (*ev).args[1] = sport as u64 | ((dport as u64) << 16);
         if family == AF_INET {
-            (*ev).args[2] = read::<u32>(sk, off.skc_rcv_saddr).unwrap_or(0) as u64;
-            (*ev).args[4] = read::<u32>(sk, off.skc_daddr).unwrap_or(0) as u64;
+            (*ev).args[2] =
+                field::<u32, V4_SPAN>(&span, sk, lo, off.skc_rcv_saddr).unwrap_or(0) as u64;
+            (*ev).args[4] = field::<u32, V4_SPAN>(&span, sk, lo, off.skc_daddr).unwrap_or(0) as u64;
         } else if family == AF_INET6 {
-            let src = read::<[u64; 2]>(sk, off.skc_v6_rcv_saddr).unwrap_or([0; 2]);
-            let dst = read::<[u64; 2]>(sk, off.skc_v6_daddr).unwrap_or([0; 2]);
+            let lo6 = off.skc_v6_rcv_saddr.min(off.skc_v6_daddr);
+            let span6 = read_span::<V6_SPAN>(sk, lo6);
+            let src =
+                field::<[u64; 2], V6_SPAN>(&span6, sk, lo6, off.skc_v6_rcv_saddr).unwrap_or([0; 2]);
+            let dst =
+                field::<[u64; 2], V6_SPAN>(&span6, sk, lo6, off.skc_v6_daddr).unwrap_or([0; 2]);
             (*ev).args[2] = src[0];
             (*ev).args[3] = src[1];
             (*ev).args[4] = dst[0];

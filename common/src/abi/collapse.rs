@@ -58,18 +58,21 @@ pub const REPEAT_THREAD_DONE: u32 = u32::MAX;
 pub struct OpenWindow {
     /// Inode of the file.
     pub ino: u64,
+    /// Address of the file's superblock (a kernel pointer, compared, never followed): with
+    /// `ino`, which file this is.
+    pub sb: u64,
     /// Boot-time ns of the window's first open.
     pub first_ns: u64,
     /// Boot-time ns of the latest repeat.
     pub last_ns: u64,
-    /// Device of the file (kernel encoding).
-    pub dev: u32,
     /// Open flags (low 32 bits).
     pub flags: u32,
     /// Repeats since the first open.
     pub count: u32,
     /// `WINDOW_*`.
     pub state: u32,
+    /// Zero.
+    pub _pad: u32,
 }
 
 /// A thread's windows (the value of the kernel's per-thread map).
@@ -155,8 +158,8 @@ pub struct RepeatEvent {
     pub last_err: i32,
 }
 
-const _: () = assert!(core::mem::size_of::<OpenWindow>() == 40);
-const _: () = assert!(core::mem::size_of::<OpenWindows>() == 168);
+const _: () = assert!(core::mem::size_of::<OpenWindow>() == 48);
+const _: () = assert!(core::mem::size_of::<OpenWindows>() == 200);
 const _: () = assert!(core::mem::size_of::<NetWindow>() == 64);
 const _: () = assert!(core::mem::size_of::<NetWindows>() == 272);
 const _: () = assert!(core::mem::size_of::<RepeatEvent>().is_multiple_of(8));
