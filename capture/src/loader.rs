@@ -365,19 +365,11 @@ pub fn load(
     })?;
     // Optional: without it, collapsed counts of threads still alive at the end are lost (and
     // the summary says how many windows that was not known for).
-    let windows = ebpf
-        .take_map("OPEN_WINDOWS_BY_TID")
-        .and_then(|m| WindowsMap::try_from(m).ok());
-    let net_windows = ebpf
-        .take_map("NET_WINDOWS_BY_TID")
-        .and_then(|m| NetWindowsMap::try_from(m).ok());
+    let windows = take_optional::<WindowsMap>(&mut ebpf, "OPEN_WINDOWS_BY_TID");
+    let net_windows = take_optional::<NetWindowsMap>(&mut ebpf, "NET_WINDOWS_BY_TID");
     // Optional as well: without them, the counts of threads alive at the end are not written.
-    let profile_table = ebpf
-        .take_map("PROFILE_TABLE")
-        .and_then(|m| ProfileTableMap::try_from(m).ok());
-    let profiles = ebpf
-        .take_map("PROFILES")
-        .and_then(|m| ProfilesMap::try_from(m).ok());
+    let profile_table = take_optional::<ProfileTableMap>(&mut ebpf, "PROFILE_TABLE");
+    let profiles = take_optional::<ProfilesMap>(&mut ebpf, "PROFILES");
     Ok(Sensor {
         _handlers: handlers.ok(),
         ebpf: Some(ebpf),
@@ -389,6 +381,11 @@ pub fn load(
         profiles,
         programs: statuses,
     })
+}
+
+/// Map `name` of the object as a `T`, or `None` when it is missing or of another type.
+fn take_optional<T: TryFrom<aya::maps::Map>>(ebpf: &mut Ebpf, name: &str) -> Option<T> {
+    ebpf.take_map(name).and_then(|m| T::try_from(m).ok())
 }
 
 /// Probes, loads and attaches one program; the error is the reason, for the summary.
