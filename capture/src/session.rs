@@ -303,8 +303,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     }
 
     // The collapse windows threads still hold: their counts become rows too.
-    let open_windows: Vec<(u32, OpenWindows)> = read_windows(sensor.windows.as_ref());
-    let net_windows: Vec<(u32, NetWindows)> = read_windows(sensor.net_windows.as_ref());
+    let open_windows: Vec<(u32, OpenWindows)> = read_per_thread(sensor.windows.as_ref());
+    let net_windows: Vec<(u32, NetWindows)> = read_per_thread(sensor.net_windows.as_ref());
     windows.remaining(open_windows, net_windows, &clock, |d| {
         enricher.enrich(d, &mut pending)
     });
@@ -409,8 +409,9 @@ fn own_cpu_time() -> (Duration, Duration) {
     (tv(usage.ru_utime), tv(usage.ru_stime))
 }
 
-/// What a per-thread window map holds when the capture ends (raw values, by thread id).
-fn read_windows<V: bytemuck::Pod, const N: usize>(
+/// What a per-thread map (collapse windows, overflow profiles) holds when the capture ends
+/// (raw values, by thread id).
+fn read_per_thread<V: bytemuck::Pod, const N: usize>(
     map: Option<&aya::maps::HashMap<aya::maps::MapData, u32, [u8; N]>>,
 ) -> Vec<(u32, V)> {
     map.map(|m| {
@@ -432,11 +433,9 @@ fn live_profiles(table: Option<&ProfileTableMap>, hash: Option<&ProfilesMap>) ->
             .filter(|slot| slot.owner != 0)
             .map(|slot| slot.state)
     });
-    let from_hash = hash.into_iter().flat_map(|m| {
-        m.iter()
-            .filter_map(Result::ok)
-            .map(|(_, raw)| bytemuck::pod_read_unaligned::<ProfileState>(&raw))
-    });
+    let from_hash = read_per_thread::<ProfileState, _>(hash)
+        .into_iter()
+        .map(|(_, s)| s);
     from_table
         .chain(from_hash)
         .filter(|s| s.since_ns != 0 && s.counts.iter().any(|c| *c != 0))
