@@ -1,0 +1,177 @@
+//! Scores on one scale: a detector's raw score becomes the probability that a *normal*
+//! workload (or trace) scores at least as high, read off scores of normal data that the
+//! detector was not fitted on.
+//!
+//! Raw scores of different detectors mean different things (bits per call, a distance, a
+//! count of foreign windows); their tail probabilities under normal data mean the same thing,
+//! so they can be compared and combined. Within the calibration sample the probability is the
+//! empirical one, `(1 + #{s ≥ x}) / (n + 1)` (the conformal p-value: never 0). Beyond the
+//! sample's upper tail it continues as an exponential fitted to the top scores (peaks over a
+//! threshold, shape 0), so that two scores beyond anything seen in calibration still order
+//! and do not tie at `1 / (n + 1)`.
+//!
+//! A score is reported as *surprise*, `−log10 p`: 0 for a typical normal score, 1 for a
+//! one-in-ten tail, 3 for one in a thousand. [`sidak`] combines several calibrated parts into
+//! one probability with a correction for having looked at several (the smallest of `m`
+//! independent uniform p-values is not uniform).
+
+use serde::{Deserialize, Serialize};
+
+/// Largest surprise reported (p = 1e-300): keeps every score finite.
+pub const MAX_SURPRISE: f64 = 300.0;
+
+/// Fewest top scores the exponential tail is fitted on.
+const MIN_TAIL: usize = 3;
+
+/// One detector's calibration: its raw scores on normal data it was not fitted on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TailCalibration {
+    /// What is calibrated (a detector or part name).
+    pub name: String,
+    /// The calibration scores, sorted ascending.
+    pub sorted: Vec<f64>,
+    /// Threshold of the exponential tail: the largest calibration score below the tail.
+    pub tail_from: f64,
+    /// Number of calibration scores above [`TailCalibration::tail_from`].
+    pub tail_count: usize,
+    /// Mean excess of those scores over the threshold (the exponential's scale, floored).
+    pub tail_scale: f64,
+}
+
+impl TailCalibration {
+    /// Fits the calibration of `name` to raw scores of normal data (NaN scores are dropped).
+    /// With no score at all every raw score has probability 1.
+    pub fn fit(name: &str, scores: &[f64]) -> TailCalibration {
+        let mut sorted: Vec<f64> = scores.iter().copied().filter(|s| !s.is_nan()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        // The top tenth, at least MIN_TAIL scores, never the whole sample.
+        let k = (n / 10).max(MIN_TAIL).min(n.saturating_sub(1));
+        let (tail_from, tail_count, tail_scale) = if k == 0 {
+            (sorted.last().copied().unwrap_or(0.0), 0, 1.0)
+        } else {
+            let u = sorted[n - k - 1];
+            let excess = sorted[n - k..].iter().map(|s| s - u).sum::<f64>() / k as f64;
+            // Ties (a detector that scores most normal data 0) leave no excess: floor the
+            // scale on the sample's spread (or, with no spread at all, on the score's
+            // magnitude) so the tail still decays at a sane rate and keeps ordering.
+            let spread = sorted[n - 1] - sorted[0];
+            let floor = if spread > 0.0 {
+                0.05 * spread
+            } else {
+                0.1 * u.abs().max(1.0)
+            };
+            (u, k, excess.max(floor))
+        };
+        TailCalibration {
+            name: name.to_string(),
+            sorted,
+            tail_from,
+            tail_count,
+            tail_scale,
+        }
+    }
+
+    /// Calibration scores.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// True when fitted on nothing.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// Probability that a normal score is at least `x` (in `(0, 1]`; non-increasing in `x`).
+    pub fn p_value(&self, x: f64) -> f64 {
+        let n = self.sorted.len();
+        if n == 0 || x.is_nan() {
+            return 1.0;
+        }
+        let at_least = n - self.sorted.partition_point(|&s| s < x);
+        let empirical = (1 + at_least) as f64 / (n + 1) as f64;
+        if self.tail_count == 0 || x <= self.tail_from {
+            return empirical;
+        }
+        let tail = (1 + self.tail_count) as f64 / (n + 1) as f64
+            * (-(x - self.tail_from) / self.tail_scale).exp();
+        tail.clamp(10f64.powf(-MAX_SURPRISE), 1.0)
+    }
+
+    /// `−log10` of [`TailCalibration::p_value`]: 0 for typical normal scores, open-ended.
+    pub fn surprise(&self, x: f64) -> f64 {
+        surprise(self.p_value(x))
+    }
+}
+
+/// `−log10 p`, capped at [`MAX_SURPRISE`].
+pub fn surprise(p: f64) -> f64 {
+    (-p.max(10f64.powf(-MAX_SURPRISE)).log10()).clamp(0.0, MAX_SURPRISE)
+}
+
+/// The Šidák-corrected smallest of `ps`: the probability that the smallest of `ps.len()`
+/// independent uniform p-values is at most the smallest observed. One part far in its tail
+/// decides; looking at more parts costs a little. 1 when `ps` is empty.
+pub fn sidak(ps: &[f64]) -> f64 {
+    let Some(min) = ps.iter().copied().filter(|p| !p.is_nan()).reduce(f64::min) else {
+        return 1.0;
+    };
+    let m = ps.len() as f64;
+    // 1 − (1 − p)^m, computed without cancellation for small p.
+    let p = min.clamp(0.0, 1.0);
+    (-(m * (-p).ln_1p()).exp_m1()).clamp(p, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empirical_inside_the_sample_exponential_beyond_it() {
+        let scores: Vec<f64> = (1..=99).map(f64::from).collect();
+        let c = TailCalibration::fit("d", &scores);
+        // Half the sample scores at least 50: p ≈ 0.5.
+        assert!((c.p_value(50.0) - 51.0 / 100.0).abs() < 1e-12);
+        assert_eq!(c.p_value(-5.0), 1.0);
+        // Beyond the sample the probability keeps falling: no tie at 1/(n+1).
+        let (a, b) = (c.p_value(120.0), c.p_value(200.0));
+        assert!(a < 1.0 / 100.0 && b < a && b > 0.0, "{a} {b}");
+        // Continuous where the tail starts, and non-increasing everywhere.
+        let at = c.tail_from;
+        assert!((c.p_value(at + 1e-9) - c.p_value(at + 1e-6)).abs() < 1e-6);
+        let mut last = 1.0;
+        for i in 0..4000 {
+            let p = c.p_value(f64::from(i) * 0.1 - 10.0);
+            assert!(p <= last + 1e-15, "at {i}: {p} > {last}");
+            last = p;
+        }
+        assert!(c.surprise(50.0) < 0.3 && c.surprise(200.0) > 3.0);
+    }
+
+    #[test]
+    fn ties_and_tiny_samples_stay_finite_and_ordered() {
+        let zeros = vec![0.0; 40];
+        let c = TailCalibration::fit("zeros", &zeros);
+        assert_eq!(c.p_value(0.0), 1.0);
+        assert!(c.p_value(0.5) > c.p_value(1.0) && c.p_value(1.0) > 0.0);
+        assert!(c.surprise(1e9).is_finite() && c.surprise(1e9) <= MAX_SURPRISE);
+        let empty = TailCalibration::fit("none", &[]);
+        assert_eq!(empty.p_value(3.0), 1.0);
+        let one = TailCalibration::fit("one", &[2.0]);
+        assert_eq!(one.p_value(1.0), 1.0);
+        assert_eq!(one.p_value(3.0), 0.5);
+        assert!(TailCalibration::fit("nan", &[f64::NAN, 1.0]).len() == 1);
+    }
+
+    #[test]
+    fn sidak_corrects_for_the_number_of_parts() {
+        assert_eq!(sidak(&[]), 1.0);
+        assert!((sidak(&[0.01]) - 0.01).abs() < 1e-15);
+        let two = sidak(&[0.01, 0.5]);
+        assert!((two - (1.0 - 0.99f64.powi(2))).abs() < 1e-12, "{two}");
+        // Tiny p-values do not vanish through cancellation.
+        let tiny = sidak(&[1e-200, 0.3, 0.9]);
+        assert!((tiny / 3e-200 - 1.0).abs() < 1e-9, "{tiny}");
+        assert!(sidak(&[1.0, 1.0]) <= 1.0);
+    }
+}
