@@ -281,6 +281,24 @@ impl Container {
         })
     }
 
+    /// Starts `args` in the container and returns without waiting for it (`runc exec -d`):
+    /// a command typed into a running container (`kubectl exec`) that goes on by itself.
+    pub fn exec_detached(&self, args: &[&str]) -> Result<(), String> {
+        let mut cmd = runc();
+        cmd.args(["exec", "-d", &self.id])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let status = run_bounded(cmd, RUNC_TIMEOUT)
+            .map_err(|e| format!("exec -d {args:?} in {}: {e}", self.id))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("exec -d {args:?} in {}: {status}", self.id))
+        }
+    }
+
     /// Container id.
     pub fn id(&self) -> &str {
         &self.id

@@ -16,9 +16,10 @@ use needle_tests::lab::{self, Config};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// A named dataset: lab-train (seed 1, 48 benign, no attacks, 180 s, out datasets/lab-train)
-    /// or lab-test (seed 2, 40 benign, every attack, 180 s, out datasets/lab-test). Other flags
-    /// given explicitly override the preset.
+    /// A named dataset: lab-train (seed 1, 48 benign of the classic types, no attacks, 180 s),
+    /// lab-validation (seed 2, 40 classic benign, every classic attack, 180 s) or lab-holdout
+    /// (seed 7, 44 benign of the classic and look-alike types, every stealth attack, 300 s),
+    /// written to datasets/<preset>. Other flags given explicitly override the preset.
     #[arg(long)]
     preset: Option<String>,
     /// Seed of every parameter (names, ports, paths, timings, which containers are attacked).
@@ -27,8 +28,16 @@ struct Args {
     /// Number of benign containers (scenario types cycle in a seeded order).
     #[arg(long)]
     benign: Option<usize>,
-    /// Attack scenarios, comma-separated: `all`, `none`, or names (miner, c2-dga-beacon,
-    /// reverse-shell, tor-client, fileless, cred-discovery, docker-socket, kmod-load).
+    /// Benign scenario types, comma-separated: `classic` (the 12 types of lab-train),
+    /// `lookalike` (benign types that look suspicious: startup-installer, pkg-update,
+    /// ci-runner, jit-runtime, sidecar-proxy, log-rotate, key-backup, port-prober,
+    /// admin-debug), `all`, or names.
+    #[arg(long)]
+    benign_kinds: Option<String>,
+    /// Attack scenarios, comma-separated: `all` (the classic ones: miner, c2-dga-beacon,
+    /// reverse-shell, tor-client, fileless, cred-discovery, docker-socket, kmod-load),
+    /// `stealth` (no intel hit: masq-miner, slow-beacon, curl-pipe-sh, cred-harvest,
+    /// escape-attempt, port-scan, log-tamper, setuid-backdoor), `none`, or names.
     #[arg(long)]
     attacks: Option<String>,
     /// Seconds the workloads run.
@@ -44,28 +53,41 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (seed, benign, attacks, seconds, out) = match args.preset.as_deref() {
-        None => (1, 8, "miner".to_owned(), 60, None),
-        Some("lab-train") => (
-            1,
-            48,
-            "none".to_owned(),
-            180,
-            Some(PathBuf::from("datasets/lab-train")),
-        ),
-        Some("lab-test") => (
-            2,
-            40,
-            "all".to_owned(),
-            180,
-            Some(PathBuf::from("datasets/lab-test")),
-        ),
-        Some(other) => bail!("unknown preset {other:?} (lab-train, lab-test)"),
+    let (seed, benign, kinds, attacks, seconds) = match args.preset.as_deref() {
+        None => (1, 8, "classic", "miner", 60),
+        Some("lab-train") => (1, 48, "classic", "none", 180),
+        Some("lab-validation") => (2, 40, "classic", "all", 180),
+        Some("lab-holdout") => (7, 44, "all", "stealth", 300),
+        Some(other) => bail!("unknown preset {other:?} (lab-train, lab-validation, lab-holdout)"),
     };
-    let attacks = args.attacks.unwrap_or(attacks);
+    let out = args
+        .preset
+        .as_ref()
+        .map(|p| PathBuf::from("datasets").join(p));
+    let attacks = args.attacks.unwrap_or(attacks.to_owned());
     let attacks: Vec<String> = match attacks.as_str() {
         "none" | "" => Vec::new(),
-        "all" => lab::attack_names().into_iter().map(String::from).collect(),
+        "all" => lab::scenario::ATTACKS
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect(),
+        "stealth" => lab::stealth::STEALTH
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect(),
+        list => list.split(',').map(|s| s.trim().to_owned()).collect(),
+    };
+    let kinds = args.benign_kinds.unwrap_or(kinds.to_owned());
+    let benign_kinds: Vec<String> = match kinds.as_str() {
+        "classic" => lab::scenario::BENIGN
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
+        "lookalike" => lab::lookalike::LOOKALIKE
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
+        "all" => lab::benign_names().into_iter().map(String::from).collect(),
         list => list.split(',').map(|s| s.trim().to_owned()).collect(),
     };
     let Some(out) = args.out.or(out) else {
@@ -82,6 +104,7 @@ fn main() -> anyhow::Result<()> {
     let cfg = Config {
         seed: args.seed.unwrap_or(seed),
         benign: args.benign.unwrap_or(benign),
+        benign_kinds,
         attacks,
         seconds: args.seconds.unwrap_or(seconds),
         out,

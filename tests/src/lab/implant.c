@@ -6,6 +6,9 @@
  *   implant dock SOCKET               talk to the Docker Engine API on a unix socket: list
  *                                     containers, create a privileged one with / bind-mounted,
  *                                     start it (the classic docker.sock escape)
+ *   implant jit SECONDS ROUNDS        what a W^X JIT runtime does (benign): one memfd mapped twice,
+ *                                     writable and executable; code written through one view and
+ *                                     run through the other, ROUNDS times over SECONDS
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -63,9 +66,31 @@ static int dock(const char *path) {
     return 0;
 }
 
+static int jit(int secs, int rounds) {
+    if (secs < 1 || rounds < 1 || rounds > 10000) return 2;
+    int fd = memfd_create("jit-code", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, 4096) < 0) { perror("jit"); return 1; }
+    long sum = 0;
+    for (int r = 0; r < rounds; r++) {
+        unsigned char *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        unsigned char *x = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        if (w == MAP_FAILED || x == MAP_FAILED) { perror("mmap"); return 1; }
+        /* mov eax, r; ret (x86-64) */
+        w[0] = 0xb8; memcpy(w + 1, &r, 4); w[5] = 0xc3;
+        int (*f)(void) = (int (*)(void))(void *)x;
+        sum += f();
+        munmap(w, 4096);
+        munmap(x, 4096);
+        usleep((useconds_t)(1000000LL * secs / rounds));
+    }
+    printf("jit: %d rounds, %ld\n", rounds, sum);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 4 && strcmp(argv[1], "jit") == 0) return jit(atoi(argv[2]), atoi(argv[3]));
     if (argc >= 2 && strcmp(argv[1], "mem") == 0) return mem(argc, argv);
     if (argc >= 3 && strcmp(argv[1], "dock") == 0) return dock(argv[2]);
-    fprintf(stderr, "usage: %s mem NAME ARGV0 [ARG...] | dock SOCKET\n", argv[0]);
+    fprintf(stderr, "usage: %s mem NAME ARGV0 [ARG...] | dock SOCKET | jit SECONDS ROUNDS\n", argv[0]);
     return 2;
 }

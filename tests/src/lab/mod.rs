@@ -8,9 +8,11 @@
 //! started is stopped and removed on return, also on error and on SIGINT/SIGTERM (the caller's
 //! `stop` flag).
 
+pub mod lookalike;
 pub mod net;
 pub mod rng;
 pub mod scenario;
+pub mod stealth;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -32,7 +34,7 @@ use crate::capture::{Capture, trace_files};
 use crate::runc::{CgroupStyle, Container, ContainerSpec};
 use net::{FakeInternet, HttpSite, Service};
 use rng::Rng;
-use scenario::{ATTACKS, BENIGN, Ctx, Net, Plan};
+use scenario::{ATTACKS, BENIGN, Ctx, Injection, Listener, Net, Plan};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -41,7 +43,11 @@ pub struct Config {
     pub seed: u64,
     /// Number of benign containers.
     pub benign: usize,
-    /// Attack scenarios to run, one container each (names from [`ATTACKS`]).
+    /// Benign scenario types they cycle through (names from [`BENIGN`] and
+    /// [`lookalike::LOOKALIKE`]).
+    pub benign_kinds: Vec<String>,
+    /// Attack scenarios to run, one container each (names from [`ATTACKS`] and
+    /// [`stealth::STEALTH`]).
     pub attacks: Vec<String>,
     /// How long the workloads run (the recording is a few seconds longer).
     pub seconds: u64,
@@ -93,25 +99,65 @@ fn proof_of(kind: &str, net: &Net) -> Option<String> {
         "tor-client" => Some("tor-or:".into()),
         "cred-discovery" => Some(format!("http:{}", net.drop)),
         "docker-socket" => Some("docker.".into()),
+        "masq-miner" => Some("stratum.message".into()),
+        "slow-beacon" => Some(format!("http:{}", net.c2)),
+        "curl-pipe-sh" | "cred-harvest" => Some(format!("http:{}", net.drop)),
         _ => None,
     }
 }
 
-/// Names accepted by `--attacks`.
+/// Names accepted by `--attacks`: the classic attacks, then the stealth ones.
 pub fn attack_names() -> Vec<&'static str> {
-    ATTACKS.iter().map(|(k, _)| *k).collect()
+    ATTACKS
+        .iter()
+        .chain(stealth::STEALTH)
+        .map(|(k, _)| *k)
+        .collect()
+}
+
+/// Names accepted as benign types: the classic ones, then the look-alikes.
+pub fn benign_names() -> Vec<&'static str> {
+    BENIGN.iter().chain(lookalike::LOOKALIKE).copied().collect()
+}
+
+/// The plan of one container: a classic or look-alike benign type, or a classic or stealth
+/// attack (the names were checked by [`run`]).
+fn plan_of(rng: &mut Rng, ctx: &Ctx, kind: &str, attack: bool, ip: Ipv4Addr) -> Plan {
+    match (
+        attack,
+        BENIGN.contains(&kind),
+        ATTACKS.iter().any(|(k, _)| *k == kind),
+    ) {
+        (true, _, true) => scenario::attack(rng, ctx, kind, ip),
+        (true, _, false) => stealth::attack(rng, ctx, kind, ip)
+            .unwrap_or_else(|| scenario::attack(rng, ctx, kind, ip)),
+        (false, true, _) => scenario::benign(rng, ctx, kind, ip),
+        (false, false, _) => lookalike::benign(rng, ctx, kind, ip)
+            .unwrap_or_else(|| scenario::benign(rng, ctx, kind, ip)),
+    }
 }
 
 /// Runs the lab. `stop` (set by a signal handler) ends it early: then nothing is written and
 /// the error says so.
 pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
     for a in &cfg.attacks {
-        if !ATTACKS.iter().any(|(k, _)| k == a) {
+        if !attack_names().contains(&a.as_str()) {
             return Err(format!(
                 "unknown attack {a:?} (known: {})",
                 attack_names().join(", ")
             ));
         }
+    }
+    for b in &cfg.benign_kinds {
+        if !benign_names().contains(&b.as_str()) {
+            return Err(format!(
+                "unknown benign type {b:?} (known: {})",
+                benign_names().join(", ")
+            ));
+        }
+    }
+    if cfg.benign_kinds.is_empty() && cfg.benign > 0 {
+        return Err("no benign scenario types to run".into());
     }
     if let Some(why) = crate::runc::runc_available() {
         return Err(why);
@@ -159,15 +205,20 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
     let busybox_url = format!("/{}/{}", rng.hex(4), rng.hex(6));
 
     // Plans: kinds in a seeded order (web and a client first, so clients have targets).
-    let mut rest: Vec<&str> = BENIGN
+    let mut rest: Vec<&str> = cfg
+        .benign_kinds
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|k| !matches!(*k, "web" | "web-client"))
         .collect();
     for i in (1..rest.len()).rev() {
         rest.swap(i, rng.range(0, i as u64) as usize);
     }
-    let order: Vec<&str> = ["web", "web-client"].into_iter().chain(rest).collect();
+    let order: Vec<&str> = ["web", "web-client"]
+        .into_iter()
+        .filter(|k| cfg.benign_kinds.iter().any(|b| b == k))
+        .chain(rest)
+        .collect();
     let mut kinds: Vec<(String, bool)> = (0..cfg.benign)
         .map(|i| (order[i % order.len()].to_owned(), false))
         .collect();
@@ -197,17 +248,12 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
         web_targets: &web_targets,
         busybox_url: &busybox_url,
         implant_url: implant.as_ref().ok().map(|_| implant_url.as_str()),
+        implant: implant.as_ref().ok().map(Vec::as_slice),
     };
     let plans: Vec<Plan> = kinds
         .iter()
         .zip(&ips)
-        .map(|((k, attack), ip)| {
-            if *attack {
-                scenario::attack(&mut rng, &ctx, k, *ip)
-            } else {
-                scenario::benign(&mut rng, &ctx, k, *ip)
-            }
-        })
+        .map(|((k, attack), ip)| plan_of(&mut rng, &ctx, k, *attack, *ip))
         .collect();
 
     // What the fake internet serves.
@@ -265,7 +311,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
     let services = [
         (net.http, Service::Http(site.clone())),
         (net.pool, Service::Stratum),
-        (net.c2, Service::Http(c2)),
+        (net.c2, Service::Http(c2.clone())),
         (net.revshell, Service::ReverseShell(shell_cmds)),
         (net.tor_or, Service::TorOr),
         (net.tor_dir, Service::Http(site.clone())),
@@ -273,9 +319,26 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
         (net.db, Service::Sink(b"N".to_vec())),
         (net.cache, Service::Sink(b"+PONG\r\n".to_vec())),
         (net.logs, Service::Http(site.clone())),
-        (net.metrics, Service::Http(site)),
+        (net.metrics, Service::Http(site.clone())),
     ];
+    let mut ports: Vec<u16> = Vec::new();
     for (port, service) in services {
+        ports.push(port);
+        internet
+            .tcp(SocketAddr::from((addr, port)), service)
+            .map_err(|e| format!("listen on {addr}:{port}: {e}"))?;
+    }
+    // Listeners only some scenarios talk to (a private pool on a port of its own).
+    for &(port, what) in plans.iter().flat_map(|p| &p.listen) {
+        if ports.contains(&port) {
+            continue;
+        }
+        ports.push(port);
+        let service = match what {
+            Listener::Stratum => Service::Stratum,
+            Listener::C2 => Service::Http(c2.clone()),
+            Listener::Http => Service::Http(site.clone()),
+        };
         internet
             .tcp(SocketAddr::from((addr, port)), service)
             .map_err(|e| format!("listen on {addr}:{port}: {e}"))?;
@@ -301,7 +364,8 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
         cfg.seconds
     );
 
-    let mut containers: Vec<(Container, Plan, Instant, bool)> = Vec::new();
+    // The last field: None until the injection is due, then whether it was delivered.
+    let mut containers: Vec<(Container, Plan, Instant, Option<bool>)> = Vec::new();
     let styles = [
         CgroupStyle::DockerSystemd,
         CgroupStyle::ContainerdSystemd,
@@ -335,7 +399,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
             }
             let c =
                 Container::start(spec).map_err(|e| format!("{} ({}): {e}", p.name, p.scenario))?;
-            containers.push((c, p.clone(), Instant::now(), false));
+            containers.push((c, p.clone(), Instant::now(), None));
         }
         let end = started + Duration::from_secs(cfg.seconds);
         let mut next_status = Instant::now() + Duration::from_secs(10);
@@ -343,17 +407,30 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
             if stop.load(Ordering::Relaxed) {
                 return Err("interrupted".into());
             }
-            for (_, p, t0, done) in containers.iter_mut() {
-                if let (Some((at, target)), false) = (&p.injection, *done)
-                    && t0.elapsed() >= Duration::from_secs(*at)
-                    && let Some(ip) = p.web_addr
-                {
-                    *done = true;
-                    let target = target.clone();
-                    // The attacker's request; the response comes when the CGI finishes.
-                    std::thread::spawn(move || {
-                        let _ = http_get(SocketAddr::from((ip, scenario::WEB_PORT)), &target);
-                    });
+            for (c, p, t0, done) in containers.iter_mut() {
+                let Some((at, how)) = &p.injection else {
+                    continue;
+                };
+                if done.is_some() || t0.elapsed() < Duration::from_secs(*at) {
+                    continue;
+                }
+                match how {
+                    Injection::Http(target) => {
+                        let Some(ip) = p.web_addr else { continue };
+                        *done = Some(true);
+                        let target = target.clone();
+                        // The attacker's request; the response comes when the CGI finishes.
+                        std::thread::spawn(move || {
+                            let _ = http_get(SocketAddr::from((ip, scenario::WEB_PORT)), &target);
+                        });
+                    }
+                    Injection::Exec(cmd) => {
+                        let sent = c.exec_detached(&["/bin/sh", "-c", cmd]);
+                        if let Err(e) = &sent {
+                            eprintln!("lab: {} ({}): {e}", p.name, p.scenario);
+                        }
+                        *done = Some(sent.is_ok());
+                    }
                 }
             }
             if Instant::now() >= next_status {
@@ -375,7 +452,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
         .map(|(c, p, _, injected)| Ran {
             id: c.id().to_owned(),
             plan: p.clone(),
-            injected: *injected,
+            injected: *injected == Some(true),
         })
         .collect();
     // Stop the containers while capture still records (container_stop, exits), then capture.
@@ -576,6 +653,7 @@ fn write_manifest(path: &Path, cfg: &Config, net: &Net, o: &Outcome) -> Result<(
     let value = serde_json::json!({
         "seed": cfg.seed,
         "benign": cfg.benign,
+        "benign_kinds": cfg.benign_kinds,
         "attacks": cfg.attacks,
         "seconds": cfg.seconds,
         "recorded_seconds": (o.recorded_s * 10.0).round() / 10.0,

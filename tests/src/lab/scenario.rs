@@ -164,10 +164,34 @@ pub struct Plan {
     pub docker_sock: bool,
     /// Address its httpd listens on, port [`WEB_PORT`] (web containers).
     pub web_addr: Option<Ipv4Addr>,
-    /// The injection: (seconds after start, request target) sent to its web port.
-    pub injection: Option<(u64, String)>,
+    /// The injection: seconds after start, and how it gets in.
+    pub injection: Option<(u64, Injection)>,
     /// Files the fake internet must serve for this container (path → body).
     pub serve: Vec<(String, Vec<u8>)>,
+    /// More fake-internet listeners this container talks to (port, what listens).
+    pub listen: Vec<(u16, Listener)>,
+}
+
+/// How an injected command reaches a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Injection {
+    /// One HTTP request to its web port (`web_addr`): the request target, whose parameter
+    /// carries the command (command injection in the app).
+    Http(String),
+    /// `runc exec` of `/bin/sh -c CMD`: someone with the cluster's credentials runs a command
+    /// in the container (`kubectl exec`), an attacker with stolen ones or an operator.
+    Exec(String),
+}
+
+/// A fake-internet listener a scenario needs beyond the shared ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// A Stratum mining pool.
+    Stratum,
+    /// The C2's HTTP endpoint (beacons).
+    C2,
+    /// The artifact site (HTTP GET/POST of served files).
+    Http,
 }
 
 /// What every scenario generator gets.
@@ -183,13 +207,15 @@ pub struct Ctx<'a> {
     /// Path of the implant tool, when one could be built (None: the fileless scenario uses a
     /// deleted file, the docker-socket one only busybox).
     pub implant_url: Option<&'a str>,
+    /// The implant tool's bytes (an image may ship it as its own runtime).
+    pub implant: Option<&'a [u8]>,
 }
 
-fn words(rng: &mut Rng, list: &[&str]) -> String {
+pub(crate) fn words(rng: &mut Rng, list: &[&str]) -> String {
     (*rng.pick(list)).to_owned()
 }
 
-fn suffix(rng: &mut Rng) -> String {
+pub(crate) fn suffix(rng: &mut Rng) -> String {
     format!(
         "{}-{}",
         rng.string("bcdfghjklmnpqrstvwxz2456789", 5),
@@ -199,7 +225,7 @@ fn suffix(rng: &mut Rng) -> String {
 
 /// `/bin/nslookup NAME` that leaves the answer's address in `$ip` (the resolver's last
 /// `Address` line, without a port).
-fn resolve(name: &str) -> String {
+pub(crate) fn resolve(name: &str) -> String {
     format!(
         "ip=$(/bin/nslookup {name} 2>/dev/null | /bin/awk '/^Address/ {{a=$NF}} END {{print a}}'); ip=${{ip%:*}}"
     )
@@ -247,7 +273,7 @@ const HEALTH_CGI: &str =
     "#!/bin/awk -f\nBEGIN { printf \"Content-Type: text/plain\\r\\n\\r\\nok\\n\" }\n";
 
 /// The web app (benign, or the one an attack gets into).
-fn web(rng: &mut Rng, ctx: &Ctx, ip: Ipv4Addr) -> Plan {
+pub(crate) fn web(rng: &mut Rng, ctx: &Ctx, ip: Ipv4Addr) -> Plan {
     let app = words(rng, &["shop", "storefront", "catalog", "checkout", "blog"]);
     let ns = words(rng, &["shop", "web", "prod", "frontend"]);
     let rotate = rng.range(4, 9);
@@ -330,10 +356,18 @@ fn web(rng: &mut Rng, ctx: &Ctx, ip: Ipv4Addr) -> Plan {
         web_addr: Some(ip),
         injection: None,
         serve: Vec::new(),
+        listen: Vec::new(),
     }
 }
 
-fn plan(rng: &mut Rng, scenario: &str, app: &str, ns: &str, image: &str, script: String) -> Plan {
+pub(crate) fn plan(
+    rng: &mut Rng,
+    scenario: &str,
+    app: &str,
+    ns: &str,
+    image: &str,
+    script: String,
+) -> Plan {
     Plan {
         scenario: scenario.into(),
         label: "normal",
@@ -349,6 +383,7 @@ fn plan(rng: &mut Rng, scenario: &str, app: &str, ns: &str, image: &str, script:
         web_addr: None,
         injection: None,
         serve: Vec::new(),
+        listen: Vec::new(),
     }
 }
 
@@ -655,7 +690,7 @@ pub fn benign(rng: &mut Rng, ctx: &Ctx, kind: &str, ip: Ipv4Addr) -> Plan {
 }
 
 /// Payload for a shell stand-in of a tool (written, chmod-ed and executed inside the container).
-fn script_body(lines: &str) -> Vec<u8> {
+pub(crate) fn script_body(lines: &str) -> Vec<u8> {
     format!("#!/bin/sh\n{lines}\n").into_bytes()
 }
 
@@ -842,7 +877,7 @@ pub fn attack(rng: &mut Rng, ctx: &Ctx, kind: &str, ip: Ipv4Addr) -> Plan {
     let injected = format!("127.0.0.1; ({payload}) < /dev/null > /dev/null 2>&1 &");
     p.injection = Some((
         at,
-        format!("/cgi-bin/resolve?host={}", url_encode(&injected)),
+        Injection::Http(format!("/cgi-bin/resolve?host={}", url_encode(&injected))),
     ));
     p
 }
@@ -859,6 +894,7 @@ mod tests {
             web_targets: T,
             busybox_url: "/bb",
             implant_url: Some("/im"),
+            implant: Some(b"\x7fELF"),
         }
     }
 
@@ -886,7 +922,9 @@ mod tests {
             let p = attack(&mut rng, &ctx(&net), kind, Ipv4Addr::new(127, 9, 9, 12));
             assert_eq!(p.label, "attack");
             assert!(!p.expected.is_empty(), "{kind}");
-            let (_, target) = p.injection.expect("injection");
+            let Some((_, Injection::Http(target))) = p.injection else {
+                panic!("{kind}: no HTTP injection");
+            };
             assert!(
                 target.starts_with("/cgi-bin/resolve?host=127.0.0.1%3B"),
                 "{target}"
