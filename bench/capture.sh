@@ -231,7 +231,7 @@ scenario_saturation() {
 
 scenario_footprint() {
   echo; echo "== footprint: bytes/event on disk per kind (the lab's real traces, re-encoded with the writer's settings)"
-  cargo bench -q --profile "$profile" -p capture --bench bytes -- datasets/lab-train datasets/lab-test 2>/dev/null | tee "$work/bytes"
+  cargo bench -q --profile "$profile" -p capture --bench bytes -- datasets/lab-train datasets/lab-validation 2>/dev/null | tee "$work/bytes"
   grep '^BENCH' "$work/bytes" >> "$work/lines" || true
   local all rss cpm
   all=$(sed -n 's/^BENCH suite=bytes kind=all .*file_bytes_per_event=\([0-9.]*\).*/\1/p' "$work/bytes")

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Regenerates datasets/lab-train (benign only) and datasets/lab-test (benign + every attack,
+# Regenerates datasets/lab-train (benign only) and datasets/lab-validation (benign + every attack,
 # another seed) with the scenario lab: real runc containers recorded by the real capture.
 # Needs root. About 7 minutes. See datasets/README.md.
 #
-#   scripts/make-datasets.sh [lab-train] [lab-test]     (default: both)
+#   scripts/make-datasets.sh [lab-train] [lab-validation]     (default: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "make-datasets.sh needs root (eBPF, runc)" >&2; exit 1; }
 presets=("$@")
-[ "${#presets[@]}" -gt 0 ] || presets=(lab-train lab-test)
+[ "${#presets[@]}" -gt 0 ] || presets=(lab-train lab-validation)
 bash scripts/setup.sh
 cargo build --release -p capture >&2
 cargo build --release -p needle-tests --bin lab >&2

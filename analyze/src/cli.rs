@@ -22,7 +22,7 @@ use crate::scan::{TimeBound, WindowSpec};
 ///   analyze traces/*.parquet --format json --top 10
 ///   analyze features traces/ --out features.parquet
 ///   analyze train datasets/lab-train --labels datasets/lab-train/labels.csv --out my.model
-///   analyze eval datasets/lab-test --model my.model --labels datasets/lab-test/labels.csv
+///   analyze eval datasets/lab-validation --model my.model --labels datasets/lab-validation/labels.csv
 ///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
 #[derive(Debug, Parser)]
 #[command(
@@ -169,6 +169,14 @@ pub struct RankArgs {
     /// Rank by the models alone: no signature rules.
     #[arg(long)]
     pub no_signatures: bool,
+    /// Silence the findings these suppression rules describe (TOML, see analyze/README.md
+    /// "Suppression rules"): they add nothing to the score and are counted in every output.
+    /// Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Vec<PathBuf>,
+    /// Do not compare workloads with their peers in the input (the trained model alone).
+    #[arg(long)]
+    pub no_peers: bool,
     /// Score with this trained model [default: the built-in models/default.model].
     #[arg(long, value_name = "MODEL", conflicts_with = "no_model")]
     pub model: Option<PathBuf>,
@@ -282,6 +290,8 @@ pub struct SignatureConfig {
     pub rules: Vec<PathBuf>,
     /// Extra intel directories.
     pub intel: Vec<PathBuf>,
+    /// Suppression rule files.
+    pub suppress: Vec<PathBuf>,
 }
 
 /// What to do, validated.
@@ -303,6 +313,8 @@ pub enum Command {
         signatures: SignatureConfig,
         /// The model that scores.
         model: ModelChoice,
+        /// Compare workloads with their peers.
+        peers: bool,
         /// Also write the HTML report here.
         report: Option<PathBuf>,
     },
@@ -461,6 +473,7 @@ impl TryFrom<Cli> for Command {
                     enabled: !r.no_signatures,
                     rules: r.rules,
                     intel: r.intel,
+                    suppress: r.suppress,
                 };
                 let model = match (r.model, r.no_model) {
                     (_, true) => ModelChoice::Baseline,
@@ -475,6 +488,7 @@ impl TryFrom<Cli> for Command {
                     out: r.out,
                     signatures,
                     model,
+                    peers: !r.no_peers,
                     report: r.report,
                 })
             }

@@ -34,6 +34,7 @@ pub mod rank;
 pub mod report;
 pub mod scan;
 pub mod signatures;
+pub mod suppress;
 
 mod run;
 

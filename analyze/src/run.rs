@@ -16,6 +16,7 @@ use crate::report::html::{self, ModelInfo};
 use crate::report::{Report, ReportError, write_features};
 use crate::scan::{InputSummary, OpenTrace, ScanError, ScanOptions, scan};
 use crate::signatures::{Engine, ScanFindings};
+use crate::suppress::{SuppressError, Suppressions};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum Error {
     /// Rules or intel cannot be loaded.
     #[error(transparent)]
     Signatures(#[from] crate::signatures::SignatureError),
+    /// Suppression rules cannot be loaded.
+    #[error(transparent)]
+    Suppress(#[from] SuppressError),
     /// Importing failed.
     #[error(transparent)]
     Import(#[from] ImportError),
@@ -155,17 +159,23 @@ fn scorer(
     Ok(Arc::new(Scorer::new(model, name, table, sequences)?))
 }
 
-/// The ranking every command uses: the trained model (else the peer-group baseline) and the
-/// signatures.
-fn ranker(scorer: Option<Arc<Scorer>>, findings: Option<ScanFindings>) -> Ranker {
-    let mut ranker = match scorer {
-        Some(s) => Ranker::with_models(vec![Box::new(s)]),
-        None => Ranker::baseline(),
+/// The ranking every command uses: the trained model and the peer groups (either may be
+/// off), the signatures and the user's suppressions.
+fn ranker(
+    scorer: Option<Arc<Scorer>>,
+    peers: bool,
+    findings: Option<ScanFindings>,
+    suppressions: Suppressions,
+) -> Ranker {
+    let mut ranker = match (scorer, peers) {
+        (Some(s), true) => Ranker::with_model(Box::new(s)),
+        (Some(s), false) => Ranker::model_only(Box::new(s)),
+        (None, _) => Ranker::baseline(),
     };
     if let Some(f) = findings {
         ranker = ranker.with_signature(Box::new(f));
     }
-    ranker
+    ranker.with_suppressions(suppressions)
 }
 
 fn open_output(out: Option<&Path>) -> Result<Box<dyn Write + Send>, Error> {
@@ -227,8 +237,10 @@ pub fn run(command: Command) -> Result<(), Error> {
             out,
             signatures,
             model,
+            peers,
             report,
         } => {
+            let suppressions = Suppressions::load(&signatures.suppress)?;
             let engine = if signatures.enabled {
                 Some(Arc::new(Engine::load(
                     &signatures.rules,
@@ -253,7 +265,8 @@ pub fn run(command: Command) -> Result<(), Error> {
                     threshold: ANOMALY_THRESHOLD,
                 },
             };
-            let mut ranked = ranker(scorer, scanned.findings.take()).rank(table);
+            let mut ranked =
+                ranker(scorer, peers, scanned.findings.take(), suppressions).rank(table);
             if let Some(path) = &report {
                 write_html_report(path, &scanned, &ranked, &model_info)?;
             }
@@ -346,7 +359,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             };
             let s = scorer(&input, &table, m.clone(), &name)?;
             let scored = s.score_all(&table);
-            let ranked = ranker(Some(s), findings).rank(&table);
+            let ranked = ranker(Some(s), true, findings, Suppressions::default()).rank(&table);
             let truths = truths(&table, labels.as_ref());
             let report =
                 crate::models::eval::evaluate(&name, &m, &table, &scored, &ranked, &truths)?;

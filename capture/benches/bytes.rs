@@ -5,7 +5,7 @@
 //! a real trace pays once for all kinds), over the rows after the first. The traces' own files
 //! are measured as they are, too.
 //!
-//!     cargo bench -p capture --bench bytes -- datasets/lab-test [more dirs or files]
+//!     cargo bench -p capture --bench bytes -- datasets/lab-validation [more dirs or files]
 //!
 //! (relative paths are taken from the workspace root)
 
@@ -59,7 +59,7 @@ fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
     for a in if args.is_empty() {
-        vec!["datasets/lab-test".to_string()]
+        vec!["datasets/lab-validation".to_string()]
     } else {
         args
     } {

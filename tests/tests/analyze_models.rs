@@ -75,11 +75,11 @@ fn eval_reports_metrics_and_bad_models_are_clear_errors() {
 
 /// Issue #8's targets, on the lab's held-out test set (another seed, no workload in common
 /// with training): with the default model, ROC AUC ≥ 0.99 and every attack above every normal
-/// workload, models alone and with signatures; no benign lab-test or demo container carries
+/// workload, models alone and with signatures; no benign lab-validation or demo container carries
 /// any finding.
 #[test]
 fn default_model_ranks_every_lab_test_attack_first_and_flags_no_benign_container() {
-    let test = repo().join("datasets/lab-test");
+    let test = repo().join("datasets/lab-validation");
     let out = Command::new(binary("analyze"))
         .arg("eval")
         .arg(&test)
@@ -110,7 +110,7 @@ fn default_model_ranks_every_lab_test_attack_first_and_flags_no_benign_container
         assert_eq!(m["attacks_first"], true, "{scorer}: {m}");
     }
 
-    for dataset in ["datasets/lab-test", "datasets/demo"] {
+    for dataset in ["datasets/lab-validation", "datasets/demo"] {
         let dir = repo().join(dataset);
         let labels = std::fs::read_to_string(dir.join("labels.csv")).unwrap();
         let header: Vec<&str> = labels.lines().next().unwrap().split(',').collect();

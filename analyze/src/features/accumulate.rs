@@ -18,7 +18,8 @@ use super::classify::{
 };
 use super::columns::{Columns, opt};
 use super::partial::{
-    MAX_EXECS_PER_PROC, Partials, SET_CAP, ShellExec, WorkloadPartial, insert_capped,
+    FirstSeen, MAX_EXECS_PER_PROC, Partials, SET_CAP, ShellExec, WorkloadPartial, insert_capped,
+    note_first,
 };
 use super::{FeatureError, TimeWindow, workload_key};
 
@@ -278,11 +279,14 @@ fn add_row(
                     .hash(row, &mut h.exe)
                     .unwrap_or_else(|| hash_str(path));
                 insert_capped(&mut w.exes, hash, &mut w.capped);
+                let seen = FirstSeen { time: t, pid: tgid };
+                note_first(&mut w.first_exe, hash, seen, &mut w.capped);
                 w.exe_writable += u64::from(is_writable_location(path));
                 w.exe_fileless += u64::from(is_fileless(path));
                 note_time(&mut w.executed, hash, t, i64::max, &mut w.capped);
             }
             if let Some(p) = w.proc_mut(tgid) {
+                p.seen_ns = p.seen_ns.min(t);
                 if p.ppid == 0 {
                     p.ppid = ppid;
                 }
@@ -307,6 +311,7 @@ fn add_row(
             if let Some(p) = w.proc_mut(tgid) {
                 p.ppid = ppid;
                 p.forked_by_shell = by_shell;
+                p.seen_ns = p.seen_ns.min(t);
             }
         }
         K::Open => {
@@ -337,6 +342,12 @@ fn add_row(
             if let Some(port) = opt(&c.dst_port, row).filter(|&p| p != 0) {
                 if let Some(addr) = c.dst_addr.hash(row, &mut h.dst) {
                     insert_capped(&mut w.remote_ips, addr, &mut w.capped);
+                    let seen = FirstSeen {
+                        time: t,
+                        pid: opt(&c.tgid, row).unwrap_or(0),
+                    };
+                    let dst = addr.rotate_left(17) ^ u64::from(port).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    note_first(&mut w.first_dst, dst, seen, &mut w.capped);
                 }
                 insert_capped(&mut w.remote_ports, port, &mut w.capped);
                 let common = u16::try_from(port).is_ok_and(|p| COMMON_PORTS.contains(&p));
@@ -355,6 +366,11 @@ fn add_row(
                 (c.dns_name.get(row), c.dns_name.hash(row, &mut h.dns))
             {
                 insert_capped(&mut w.dns_names, hash, &mut w.capped);
+                let seen = FirstSeen {
+                    time: t,
+                    pid: opt(&c.tgid, row).unwrap_or(0),
+                };
+                note_first(&mut w.first_dns, hash, seen, &mut w.capped);
                 let e = entropy(first_label(name));
                 w.dns_named += 1;
                 w.dns_entropy_sum += e;

@@ -110,7 +110,10 @@ pub mod id {
     pub const SYSCALL_TOTAL: usize = 25;
     pub const SYSCALL_DISTINCT: usize = 26;
     pub const SECURITY_CALLS: usize = 27;
-    pub const COUNT: usize = 28;
+    pub const LATE_EXES: usize = 28;
+    pub const LATE_DESTINATIONS: usize = 29;
+    pub const LATE_DOMAINS: usize = 30;
+    pub const COUNT: usize = 31;
 }
 
 /// The fixed features, in vector order (indices in [`id`]).
@@ -311,7 +314,32 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         Log,
         "security-relevant calls: ptrace, process_vm_writev, /proc/<pid>/mem writes, module loads, set*id, capset, userfaultfd, mount, unshare, setns, bpf, keyctl, memfd_create (events, plus the same syscalls in syscall streams and profiles)",
     ),
+    ind(
+        "late.new_executables",
+        "executables",
+        High,
+        Log,
+        "distinct executables first run after the workload's start-up (its first `STARTUP_S` seconds in the input): programs its start-up never ran",
+    ),
+    def(
+        "late.new_destinations",
+        "destinations",
+        High,
+        Log,
+        "distinct remote address:port pairs first connected or sent to after start-up",
+    ),
+    def(
+        "late.new_domains",
+        "names",
+        High,
+        Log,
+        "distinct DNS names first queried after start-up",
+    ),
 ];
+
+/// Seconds after a workload's first event in the input that count as its start-up: installers
+/// and init steps run then; what is first seen later is a change of behaviour (`late.*`).
+pub const STARTUP_S: i64 = 60;
 
 /// Families that expand per event kind or per syscall number.
 pub const FAMILIES: [FeatureDef; 3] = [

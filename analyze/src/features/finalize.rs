@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use needle_common::abi::EventKind;
 
-use super::catalog::{FAMILIES, FIXED_OFFSET, FeatureDef, KINDS, fixed_layout, id};
+use super::catalog::{FAMILIES, FIXED_OFFSET, FeatureDef, KINDS, STARTUP_S, fixed_layout, id};
 use super::partial::{Context, Partials, WorkloadPartial};
 
 /// x86_64 numbers of the security-relevant syscalls counted in `security.calls`.
@@ -56,8 +56,31 @@ pub struct WorkloadFeatures {
     pub last_ns: i64,
     /// Values dropped because a per-workload set was full (features are lower bounds then).
     pub capped: u64,
+    /// When behaviour not seen during start-up began, and where (see `late.*` features).
+    pub change: Option<Change>,
     /// One value per column of [`FeatureTable::columns`].
     pub values: Vec<f64>,
+}
+
+/// The first behaviour of a workload not seen during its start-up (see
+/// [`super::catalog::STARTUP_S`]): an executable first run, a destination first contacted, or
+/// a name first queried after it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// When it began (ns since the epoch).
+    #[serde(skip)]
+    pub time_ns: i64,
+    /// When it began (RFC 3339).
+    pub began: String,
+    /// What was new first: `executable`, `destination` or `domain`.
+    pub first: &'static str,
+    /// The process that did it.
+    pub pid: u32,
+    /// The root of the process subtree that carries it: its highest ancestor that itself
+    /// appeared after start-up (the process itself when none did).
+    pub subtree: u32,
+    /// Things first seen after start-up (executables, destinations and names).
+    pub new_after_startup: u64,
 }
 
 /// A column of the feature table.
@@ -224,7 +247,57 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
     f[id::SYSCALL_DISTINCT] =
         (p.syscalls.iter().filter(|&&c| c > 0).count() + usize::from(p.syscall_other > 0)) as f64;
     f[id::SECURITY_CALLS] = (security_syscalls + security_events) as f64;
+    let [exes, dsts, names] = late_counts(p);
+    f[id::LATE_EXES] = exes as f64;
+    f[id::LATE_DESTINATIONS] = dsts as f64;
+    f[id::LATE_DOMAINS] = names as f64;
     v
+}
+
+/// End of a workload's start-up (ns).
+fn startup_end(p: &WorkloadPartial) -> i64 {
+    p.first_ns.saturating_add(STARTUP_S * 1_000_000_000)
+}
+
+/// Things first seen after start-up, per family (executables, destinations, names).
+fn late_counts(p: &WorkloadPartial) -> [u64; 3] {
+    let cut = startup_end(p);
+    [&p.first_exe, &p.first_dst, &p.first_dns]
+        .map(|m| m.values().filter(|s| s.time > cut).count() as u64)
+}
+
+/// The first behaviour not seen during start-up, and the subtree that carries it.
+fn change_of(p: &WorkloadPartial) -> Option<Change> {
+    let cut = startup_end(p);
+    let (seen, first) = [
+        (&p.first_exe, "executable"),
+        (&p.first_dst, "destination"),
+        (&p.first_dns, "domain"),
+    ]
+    .into_iter()
+    .flat_map(|(m, what)| m.values().filter(|s| s.time > cut).map(move |s| (*s, what)))
+    .min_by_key(|(s, what)| (*s, *what))?;
+    // Walk up while the parent also appeared after start-up (bounded: bad data may loop).
+    let mut subtree = seen.pid;
+    for _ in 0..4096 {
+        let Some(parent) = p.procs.get(&subtree).map(|i| i.ppid).filter(|&pp| pp != 0) else {
+            break;
+        };
+        match p.procs.get(&parent) {
+            Some(info) if info.seen_ns > cut && info.seen_ns != i64::MAX && parent != subtree => {
+                subtree = parent;
+            }
+            _ => break,
+        }
+    }
+    Some(Change {
+        time_ns: seen.time,
+        began: crate::scan::rfc3339(seen.time),
+        first,
+        pid: seen.pid,
+        subtree,
+        new_after_startup: late_counts(p).iter().sum(),
+    })
 }
 
 /// Finalizes merged partials into the feature table.
@@ -257,9 +330,11 @@ pub fn finalize(partials: Partials) -> FeatureTable {
                     .iter()
                     .map(|&nr| ratio(p.syscalls.get(nr).copied().unwrap_or(0), total)),
             );
+            let change = change_of(&p);
             WorkloadFeatures {
                 workload,
                 hosts: p.hosts.iter().cloned().collect(),
+                change,
                 context: p.context,
                 first_ns: p.first_ns,
                 last_ns: p.last_ns,

@@ -15,7 +15,7 @@ mod partial;
 
 pub use accumulate::Accumulator;
 pub use columns::{CONTEXT as CONTEXT_COLUMNS, NEEDED as NEEDED_COLUMNS, PROBE as PROBE_COLUMNS};
-pub use finalize::{FeatureColumn, FeatureTable, WorkloadFeatures, finalize};
+pub use finalize::{Change, FeatureColumn, FeatureTable, WorkloadFeatures, finalize};
 pub use partial::{Context, Partials, WorkloadPartial, merge_partials};
 
 /// Why a batch could not be turned into features.

@@ -55,7 +55,7 @@ impl Context {
 }
 
 /// What is known about one process of a workload (from its fork and exec rows).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcInfo {
     /// Parent tgid (0 when unknown).
     pub ppid: u32,
@@ -64,6 +64,46 @@ pub struct ProcInfo {
     pub forked_by_shell: Option<bool>,
     /// Each exec: (time, the new image is a shell).
     pub execs: Vec<(i64, bool)>,
+    /// Its first fork or exec row (ns), `i64::MAX` when unknown.
+    pub seen_ns: i64,
+}
+
+impl Default for ProcInfo {
+    fn default() -> Self {
+        ProcInfo {
+            ppid: 0,
+            forked_by_shell: None,
+            execs: Vec::new(),
+            seen_ns: i64::MAX,
+        }
+    }
+}
+
+/// When something (an executable, a destination, a DNS name) was first seen in a workload,
+/// and by which process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FirstSeen {
+    /// Time (ns since the epoch).
+    pub time: i64,
+    /// The process (tgid).
+    pub pid: u32,
+}
+
+/// Notes `key` first seen at `seen` (keeps the earliest; counts what a full map drops).
+pub(crate) fn note_first(
+    into: &mut FastMap<u64, FirstSeen>,
+    key: u64,
+    seen: FirstSeen,
+    capped: &mut u64,
+) {
+    let len = into.len();
+    match into.get_mut(&key) {
+        Some(old) => *old = (*old).min(seen),
+        None if len < SET_CAP => {
+            into.insert(key, seen);
+        }
+        None => *capped += 1,
+    }
 }
 
 /// A shell exec, judged at finalize time once every exec and fork is known.
@@ -122,6 +162,12 @@ pub struct WorkloadPartial {
     pub bytes_out: u64,
     /// Hashes of DNS query names.
     pub dns_names: FastSet<u64>,
+    /// Executed paths (hash) → first exec.
+    pub first_exe: FastMap<u64, FirstSeen>,
+    /// Remote address:port (hash) → first connect or send.
+    pub first_dst: FastMap<u64, FirstSeen>,
+    /// DNS query names (hash) → first query.
+    pub first_dns: FastMap<u64, FirstSeen>,
     /// Queries with a name (for the means below).
     pub dns_named: u64,
     /// Sum of first-label entropies.
@@ -173,6 +219,9 @@ impl Default for WorkloadPartial {
             inbound: 0,
             bytes_out: 0,
             dns_names: FastSet::default(),
+            first_exe: FastMap::default(),
+            first_dst: FastMap::default(),
+            first_dns: FastMap::default(),
             dns_named: 0,
             dns_entropy_sum: 0.0,
             dns_entropy_max: 0.0,
@@ -268,6 +317,7 @@ impl WorkloadPartial {
                         mine.ppid = p.ppid;
                     }
                     mine.forked_by_shell = mine.forked_by_shell.or(p.forked_by_shell);
+                    mine.seen_ns = mine.seen_ns.min(p.seen_ns);
                     for e in p.execs {
                         if mine.execs.len() < MAX_EXECS_PER_PROC {
                             mine.execs.push(e);
@@ -303,6 +353,15 @@ impl WorkloadPartial {
         self.inbound += other.inbound;
         self.bytes_out = self.bytes_out.saturating_add(other.bytes_out);
         merge_set(&mut self.dns_names, other.dns_names, capped);
+        for (into, from) in [
+            (&mut self.first_exe, other.first_exe),
+            (&mut self.first_dst, other.first_dst),
+            (&mut self.first_dns, other.first_dns),
+        ] {
+            for (k, seen) in from {
+                note_first(into, k, seen, capped);
+            }
+        }
         self.dns_named += other.dns_named;
         self.dns_entropy_sum += other.dns_entropy_sum;
         self.dns_entropy_max = self.dns_entropy_max.max(other.dns_entropy_max);

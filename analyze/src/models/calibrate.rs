@@ -7,8 +7,8 @@
 //! so they can be compared and combined. Within the calibration sample the probability is the
 //! empirical one, `(1 + #{s ≥ x}) / (n + 1)` (the conformal p-value: never 0). Beyond the
 //! sample's upper tail it continues as an exponential fitted to the top scores (peaks over a
-//! threshold, shape 0), so that two scores beyond anything seen in calibration still order
-//! and do not tie at `1 / (n + 1)`.
+//! threshold, shape 0; never above the empirical probability), so that two scores beyond
+//! anything seen in calibration still order and do not tie at `1 / (n + 1)`.
 //!
 //! A score is reported as *surprise*, `−log10 p`: 0 for a typical normal score, 1 for a
 //! one-in-ten tail, 3 for one in a thousand. [`sidak`] combines several calibrated parts into
@@ -42,6 +42,13 @@ impl TailCalibration {
     /// Fits the calibration of `name` to raw scores of normal data (NaN scores are dropped).
     /// With no score at all every raw score has probability 1.
     pub fn fit(name: &str, scores: &[f64]) -> TailCalibration {
+        TailCalibration::fit_floored(name, scores, 0.0)
+    }
+
+    /// Like [`TailCalibration::fit`], with the tail's scale at least `min_scale`: the
+    /// resolution of the score (a count feature's tail must not decay faster than one more
+    /// event is worth, however tightly the normal data bunch).
+    pub fn fit_floored(name: &str, scores: &[f64], min_scale: f64) -> TailCalibration {
         let mut sorted: Vec<f64> = scores.iter().copied().filter(|s| !s.is_nan()).collect();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
@@ -61,7 +68,7 @@ impl TailCalibration {
             } else {
                 0.1 * u.abs().max(1.0)
             };
-            (u, k, excess.max(floor))
+            (u, k, excess.max(floor).max(min_scale))
         };
         TailCalibration {
             name: name.to_string(),
@@ -95,13 +102,55 @@ impl TailCalibration {
         }
         let tail = (1 + self.tail_count) as f64 / (n + 1) as f64
             * (-(x - self.tail_from) / self.tail_scale).exp();
-        tail.clamp(10f64.powf(-MAX_SURPRISE), 1.0)
+        // Where the top of the sample ties (most normal workloads at 0) the model of the tail
+        // is looser than what was seen: nothing in the sample reached x.
+        tail.min(empirical).clamp(10f64.powf(-MAX_SURPRISE), 1.0)
     }
 
     /// `−log10` of [`TailCalibration::p_value`]: 0 for typical normal scores, open-ended.
     pub fn surprise(&self, x: f64) -> f64 {
         surprise(self.p_value(x))
     }
+}
+
+/// Surprise (see [`surprise`]) a family's deviations must pass before they count towards a
+/// workload's score: 1 = a one-in-ten deviation, which every workload has somewhere.
+pub const FAMILY_FLOOR: f64 = 1.0;
+
+/// The family of a feature: its name up to the first `.` (`exe`, `net`, `dns`, `syscall`,
+/// `events`, `late`…). Features of one family measure related things (a new executable moves
+/// `exe.distinct` and `exe.writable_path` together) and are not independent evidence.
+pub fn family(feature: &str) -> &str {
+    feature.split('.').next().unwrap_or(feature)
+}
+
+/// Per-feature surprises (`(feature name, surprise)`) summed into one workload score: within a
+/// family the largest counts fully, the next half, the next a quarter, … (related features
+/// confirm each other but are not independent evidence); across families each family's score
+/// beyond [`FAMILY_FLOOR`] adds up, so two independent anomalies outrank one and the many
+/// one-in-ten deviations of any ordinary workload add nothing. The result is in surprise units
+/// (a single family at 6 contributes 5).
+pub fn family_sum<'a>(surprises: impl IntoIterator<Item = (&'a str, f64)>) -> f64 {
+    let mut by_family: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for (name, s) in surprises {
+        if s.is_finite() && s > 0.0 {
+            by_family.entry(family(name)).or_default().push(s);
+        }
+    }
+    by_family
+        .into_values()
+        .map(|mut v| {
+            v.sort_by(|a, b| b.total_cmp(a));
+            let within: f64 = v
+                .iter()
+                .take(16)
+                .enumerate()
+                .map(|(i, s)| s / f64::from(1u32 << i))
+                .sum();
+            (within - FAMILY_FLOOR).max(0.0)
+        })
+        .sum::<f64>()
+        + 0.0 // an empty f64 sum is −0.0
 }
 
 /// `−log10 p`, capped at [`MAX_SURPRISE`].
@@ -125,6 +174,29 @@ pub fn sidak(ps: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_damp_related_features_and_add_independent_ones() {
+        // One strong deviation.
+        let one = family_sum([("exe.writable_path", 6.0)]);
+        assert!((one - 5.0).abs() < 1e-12);
+        // The same anomaly seen by a related feature adds half, not all.
+        let related = family_sum([("exe.writable_path", 6.0), ("exe.distinct", 6.0)]);
+        assert!((related - 8.0).abs() < 1e-12, "{related}");
+        // An independent anomaly of another family adds fully.
+        let two = family_sum([("exe.writable_path", 6.0), ("net.unusual_ports", 6.0)]);
+        assert!((two - 10.0).abs() < 1e-12 && two > related);
+        // Ordinary one-in-ten deviations everywhere add nothing.
+        let noise = family_sum([
+            ("exe.distinct", 0.9),
+            ("net.outbound", 0.7),
+            ("dns.queries", 1.0),
+        ]);
+        assert_eq!(noise, 0.0);
+        assert_eq!(family_sum([("x", f64::NAN), ("y", -1.0)]), 0.0);
+        assert_eq!(family("syscall.59"), "syscall");
+        assert_eq!(family("lifetime_s"), "lifetime_s");
+    }
 
     #[test]
     fn empirical_inside_the_sample_exponential_beyond_it() {

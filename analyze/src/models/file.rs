@@ -17,7 +17,7 @@ use crate::rank::{Contribution, TOP_CONTRIBUTIONS};
 /// First line of every model file.
 pub const MAGIC: &[u8] = b"needle-model\n";
 /// Version of the layout of [`ModelFile`] this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// zstd level (model files are small; smaller files diff and ship better).
 const LEVEL: i32 = 19;
 

@@ -2,23 +2,21 @@
 //!
 //! ```text
 //!  train:  scan ─► features + syscall sequences ─► split normal workloads (train / validation)
-//!          ─► workload model (robust scaler, isolation forest, PCA, GMM, k-means)
+//!          ─► workload model (per-feature tail probabilities, summed by family)
 //!          ─► sequence models (STIDE, variable-order Markov) ─► calibrate ─► models/*.model
 //!  rank:   model file + feature table + sequences ─► [`Scorer`] (a `rank::Model`)
 //!  eval:   scores + labels ─► ROC AUC, AP, precision@k, attack ranks, detection rate, F1
 //! ```
 //!
-//! * [`workload`]: the per-workload model over the feature table ([`scaler`], [`iforest`],
-//!   [`detectors`]).
+//! * [`workload`]: the per-workload model over the feature table ([`scaler`]: each feature's
+//!   normal range as a tail probability; [`calibrate`]: tail probabilities and their sums).
 //! * [`sequence`]: per-thread syscall sequence models and the synthetic trace generator.
 //! * [`file`]: the model file format; [`train`] and [`eval`] are the pipelines; [`labels`]
 //!   reads ground truth; [`metrics`] computes detection metrics.
 
 pub mod calibrate;
-pub mod detectors;
 pub mod eval;
 pub mod file;
-pub mod iforest;
 pub mod labels;
 pub mod metrics;
 pub mod rng;
@@ -157,6 +155,15 @@ impl Scorer {
             .map(|w| w.bind(table))
             .transpose()
             .map_err(|e| e.in_model(name))?;
+        // The input's typical surprise per feature is discounted (see `workload`).
+        let model = match (&model.workload, &binding) {
+            (Some(w), Some(b)) => {
+                let mut m = (*model).clone();
+                m.workload = Some(w.for_input(table, b));
+                Arc::new(m)
+            }
+            _ => model,
+        };
         Ok(Scorer {
             model,
             name: name.to_string(),
@@ -191,23 +198,30 @@ impl Model for Scorer {
     }
 
     fn score(&self, table: &FeatureTable) -> Vec<ModelScore> {
+        let late: Vec<f64> = table
+            .rows
+            .iter()
+            .map(|r| match (&self.model.workload, &self.binding) {
+                (Some(m), Some(b)) => m.late(&m.scaled(&r.values, b)),
+                _ => 0.0,
+            })
+            .collect();
         self.score_all(table)
             .into_iter()
-            .map(|s| ModelScore {
+            .zip(late)
+            .map(|(s, time)| ModelScore {
                 score: s.score,
+                time,
                 contributions: s.contributions,
+                basis: None,
+                replicas: false,
+                no_reference: false,
             })
             .collect()
     }
 
     fn anomaly_threshold(&self) -> f64 {
         self.model.finding_threshold()
-    }
-
-    /// A learned-behaviour finding is `medium`: an unusual workload, not a named threat, so it
-    /// never lifts a workload into the High/Critical tier by itself.
-    fn anomaly_high_from(&self) -> f64 {
-        f64::INFINITY
     }
 }
 
@@ -222,12 +236,6 @@ impl Model for Arc<Scorer> {
 
     fn anomaly_threshold(&self) -> f64 {
         self.model.finding_threshold()
-    }
-
-    /// A learned-behaviour finding is `medium`: an unusual workload, not a named threat, so it
-    /// never lifts a workload into the High/Critical tier by itself.
-    fn anomaly_high_from(&self) -> f64 {
-        f64::INFINITY
     }
 }
 

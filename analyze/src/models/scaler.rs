@@ -1,21 +1,23 @@
-//! Robust scaling fitted on the training workloads: each feature is transformed like the
-//! peer baseline does (`ln(1 + x)` for heavy-tailed counts), centred on the training median
-//! and divided by the training spread (1.4826·MAD, floored), then read in its suspicious
-//! direction only (a less busy workload than any in training is not suspicious) and clipped.
+//! Each scored feature of the trained model: its normal range, learned from the training
+//! workloads as a tail probability. A value is transformed like the peer baseline does
+//! (`ln(1 + x)` for heavy-tailed counts), then read against the training values in its
+//! suspicious direction ([`TailCalibration`]: empirical inside the training range, an
+//! exponential tail beyond it whose scale is at least the feature's resolution), and reported
+//! as surprise (`−log10 p`). Nothing is clipped: a value twice as far beyond anything seen in
+//! training is more surprising, so two different anomalies get different scores.
 
 use serde::{Deserialize, Serialize};
 
+use super::calibrate::{TailCalibration, surprise};
 use crate::features::catalog::{Direction, FeatureDef, Scale};
+use crate::rank::{median, resolution};
 
-/// Largest absolute scaled value: one feature cannot dominate every distance.
-pub const CLIP: f64 = 10.0;
-
-/// How one feature is scaled.
+/// How one feature is read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeatureScale {
     /// Feature name (a column of the feature table).
     pub name: String,
-    /// `ln(1 + x)` before scaling.
+    /// `ln(1 + x)` before comparing.
     pub log: bool,
     /// Only values above the norm count (else both ways).
     pub one_sided: bool,
@@ -27,27 +29,12 @@ pub struct FeatureScale {
     pub inert: bool,
     /// Training median of the raw values (the norm shown in explanations).
     pub raw_median: f64,
-    /// Highest raw training value: an indicator that no training workload ever showed is
-    /// novel (see [`FeatureScale::apply`]).
-    #[serde(default)]
+    /// Highest raw training value.
     pub raw_max: f64,
-    /// Training median of the transformed values.
-    pub center: f64,
-    /// Spread of the transformed values.
-    pub scale: f64,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    /// Upper tail of the transformed training values.
+    pub upper: TailCalibration,
+    /// Lower tail (negated values), for features scored both ways.
+    pub lower: Option<TailCalibration>,
 }
 
 /// Median of a copy of `v`.
@@ -58,24 +45,20 @@ pub fn median_of(v: &[f64]) -> f64 {
 impl FeatureScale {
     /// Fits the scale of feature `name` to the training values `xs`.
     pub fn fit(def: &FeatureDef, name: &str, xs: &[f64]) -> FeatureScale {
-        let (direction, scale, indicator) = (def.direction, def.scale, def.indicator);
         let inert = matches!(def.unit, "fraction" | "bits/char" | "characters")
             && xs.iter().all(|&x| x == 0.0 || !x.is_finite());
-        let log = scale == Scale::Log;
-        let mut t: Vec<f64> = xs.iter().map(|&x| transform(x, log)).collect();
-        let center = median(&mut t);
-        let mut dev: Vec<f64> = t.iter().map(|x| (x - center).abs()).collect();
-        let mad = median(&mut dev);
-        let floor = if log {
-            0.25
-        } else {
-            (0.1 * center.abs()).max(0.05)
-        };
+        let log = def.scale == Scale::Log;
+        let t: Vec<f64> = xs.iter().map(|&x| transform(x, log)).collect();
+        let floor = resolution(def.scale, median_of(&t));
+        let lower = (def.direction == Direction::Both).then(|| {
+            let neg: Vec<f64> = t.iter().map(|x| -x).collect();
+            TailCalibration::fit_floored(name, &neg, floor)
+        });
         FeatureScale {
             name: name.to_string(),
             log,
-            one_sided: direction == Direction::High,
-            indicator,
+            one_sided: def.direction == Direction::High,
+            indicator: def.indicator,
             inert,
             raw_median: median_of(xs),
             raw_max: xs
@@ -83,28 +66,23 @@ impl FeatureScale {
                 .copied()
                 .filter(|x| x.is_finite())
                 .fold(0.0, f64::max),
-            center,
-            scale: (1.4826 * mad).max(floor),
+            upper: TailCalibration::fit_floored(name, &t, floor),
+            lower,
         }
     }
 
-    /// The scaled value of `x`: a robust z-score, one-sided where the feature is, clipped.
+    /// The surprise of raw value `x` (0 when it is within the normal range).
     pub fn apply(&self, x: f64) -> f64 {
         if self.inert {
             return 0.0;
         }
-        let mut z = (transform(x, self.log) - self.center) / self.scale;
-        // An indicator no training workload ever showed (a binary run from /tmp) is as
-        // unusual as anything can be: the floor meant for ordinary counts must not damp it.
-        // One that some benign workloads show (an installer runs what it wrote) is scored
-        // like any other count.
-        if self.indicator && self.raw_max == 0.0 && x > 0.0 && self.center == 0.0 {
-            z = z.max(CLIP);
+        let t = transform(x, self.log);
+        match &self.lower {
+            Some(lower) if !self.one_sided => {
+                surprise((2.0 * self.upper.p_value(t).min(lower.p_value(-t))).min(1.0))
+            }
+            _ => self.upper.surprise(t),
         }
-        if self.one_sided {
-            z = z.max(0.0);
-        }
-        z.clamp(-CLIP, CLIP)
     }
 }
 
@@ -123,43 +101,35 @@ mod tests {
     }
 
     #[test]
-    fn robust_one_sided_and_clipped() {
+    fn one_sided_and_graded_beyond_training() {
         let s = FeatureScale::fit(&FAMILIES[1], "rate.exec", &[1.0, 2.0, 3.0, 2.0, 1000.0]);
         assert_eq!(s.raw_median, 2.0);
-        assert!(s.apply(2.0).abs() < 1e-9);
+        assert!(s.apply(2.0) < 0.5);
         assert_eq!(s.apply(0.0), 0.0, "less than the norm is not suspicious");
-        assert!(s.apply(20.0) > 2.0);
-        assert_eq!(s.apply(1e12), CLIP);
-        let both = FeatureScale::fit(&FAMILIES[2], "syscall.3", &[0.5, 0.5, 0.5]);
-        assert!(both.apply(0.0) < -2.0);
+        // Beyond the training range the surprise keeps growing: no clip, no tie.
+        assert!(s.apply(1e6) > s.apply(1e4) && s.apply(1e4) > s.apply(1000.0));
+        assert!(s.apply(1e12).is_finite());
+        let both = FeatureScale::fit(&FAMILIES[2], "syscall.3", &[0.5, 0.5, 0.5, 0.55]);
+        assert!(both.apply(0.0) > 1.0, "{}", both.apply(0.0));
+        assert!(both.apply(0.5) < 0.5);
     }
 
     #[test]
     fn novelty_of_counts_and_of_means() {
-        let ind = FeatureScale::fit(def("exe.writable_path"), "exe.writable_path", &[0.0, 0.0]);
-        assert_eq!(
-            ind.apply(1.0),
-            CLIP,
-            "a count indicator never seen in training is maximal"
-        );
+        let ind = FeatureScale::fit(def("exe.writable_path"), "exe.writable_path", &[0.0; 30]);
+        // Never seen in 30 training workloads: beyond the empirical 1/31, graded by count.
+        assert!(ind.apply(1.0) > (31f64).log10(), "{}", ind.apply(1.0));
+        assert!(ind.apply(10.0) > ind.apply(1.0) + 1.0);
         assert_eq!(ind.apply(f64::NAN), 0.0);
         let some = FeatureScale::fit(
             def("file.written_then_executed"),
             "file.written_then_executed",
             &[0.0, 0.0, 0.0, 1.0],
         );
-        // Small enough that the count's own z stays below the clip: the novelty rule would
-        // lift it to CLIP.
-        let x = 0.25;
-        let z = some.apply(x);
-        assert_eq!(some.raw_max, 1.0);
         assert!(
-            z > 0.0
-                && z < CLIP
-                && (z - (transform(x, some.log) - some.center) / some.scale).abs() < 1e-9,
-            "an indicator some normal workloads show is scored as a count, not as novel: {z}"
+            some.apply(1.0) < ind.apply(1.0),
+            "an indicator some normal workloads show is less surprising than one never seen"
         );
-        assert_eq!(ind.apply(x), CLIP, "while one never seen is novel");
         let entropy = FeatureScale::fit(
             def("dns.name_entropy_mean"),
             "dns.name_entropy_mean",
@@ -175,6 +145,6 @@ mod tests {
             "dns.name_entropy_mean",
             &[2.5, 2.7, 2.6],
         );
-        assert!(seen.apply(4.5) > 3.0);
+        assert!(seen.apply(4.5) > 1.0);
     }
 }

@@ -56,7 +56,7 @@ fn synthetic_traces_through_import_train_and_eval() {
     let (model, _) = train::fit(&table, &seqs, &t, 3, false).unwrap();
     assert!(
         model.kinds.contains(&"markov".to_string())
-            && model.kinds.contains(&"isolation-forest".to_string())
+            && model.kinds.contains(&"feature-tails".to_string())
     );
     assert!(model.training.validation_workloads >= 12 && model.training.syscalls > 10_000);
     model.save(&p("a.model")).unwrap();
@@ -74,7 +74,7 @@ fn synthetic_traces_through_import_train_and_eval() {
     let (test, test_seqs) = load(&test_files);
     let scorer = Arc::new(Scorer::new(Arc::new(loaded), "a.model", &test, test_seqs).unwrap());
     let scored = scorer.score_all(&test);
-    let ranked = Ranker::with_models(vec![Box::new(scorer.clone())]).rank(&test);
+    let ranked = Ranker::with_model(Box::new(scorer.clone())).rank(&test);
     let report = eval::evaluate(
         "a.model",
         scorer.model(),

@@ -1,29 +1,29 @@
-//! The workload-level model: robust scaling fitted on normal workloads, then four detectors
-//! over the scaled vectors (isolation forest, PCA reconstruction error, Gaussian-mixture NLL in
-//! the principal subspace, k-means distance), each calibrated against its own training scores
-//! and averaged into one score.
+//! The workload-level model: each scored feature's normal range learned from the normal
+//! training workloads as a tail probability ([`FeatureScale`]), a workload's features read
+//! against it as surprises (`−log10 p`) and summed by family ([`family_sum`]) into one raw
+//! score — which training then calibrates against held-out normal workloads like every other
+//! part.
 //!
-//! A detector's calibrated score is `ln(1 + max(0, (raw − median) / spread))` over the training
-//! workloads' raw scores: 0 for a typical normal workload, growing slowly (so that one detector
-//! that explodes on a rare but benign workload cannot outvote the others) and without bound
-//! (so that workloads beyond anything seen in training still order among themselves).
+//! In an environment unlike the training data many features of every workload are "new". At
+//! ranking time the model therefore discounts, feature by feature, the surprise that is typical
+//! *of the input*: each feature's median surprise over the input's workloads (when the input
+//! has at least [`MIN_WORKLOADS_FOR_OFFSETS`] of them) is subtracted before the sum. What every
+//! workload here does is the environment; what one workload does beyond it is the anomaly.
 
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use super::detectors::{Gmm, KMeans, Pca};
-use super::iforest::IsolationForest;
+use super::calibrate::family_sum;
 use super::scaler::{FeatureScale, median_of};
 use crate::features::FeatureTable;
 use crate::features::catalog::Direction;
-use crate::rank::{Contribution, TOP_CONTRIBUTIONS};
+use crate::rank::{Contribution, TOP_CONTRIBUTIONS, median};
 
-/// Trees of the isolation forest.
-const TREES: usize = 100;
-/// Subsample each tree is grown on.
-const SUBSAMPLE: usize = 256;
+/// Fewest workloads an input needs before its typical surprise per feature is discounted.
+pub const MIN_WORKLOADS_FOR_OFFSETS: usize = 8;
 
-/// How one detector's raw scores are brought to a common scale.
+/// How one detector's raw scores are brought to a common scale (kept for the model file's
+/// part calibration).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Detector name.
@@ -59,18 +59,12 @@ impl Calibration {
 /// The trained workload-level model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadModel {
-    /// Scored features in vector order, with their scaler parameters.
+    /// Scored features in vector order, with their normal ranges.
     pub features: Vec<FeatureScale>,
-    /// Isolation forest.
-    pub iforest: IsolationForest,
-    /// Principal subspace (none when training had too few workloads).
-    pub pca: Option<Pca>,
-    /// Mixture in the principal subspace.
-    pub gmm: Option<Gmm>,
-    /// k-means centroids.
-    pub kmeans: Option<KMeans>,
-    /// One calibration per detector that exists, in [`WorkloadModel::raw`] order.
-    pub calibration: Vec<Calibration>,
+    /// Per feature, the surprise typical of the input being scored (see the module
+    /// documentation); empty in a model file.
+    #[serde(skip)]
+    pub offsets: Vec<f64>,
 }
 
 /// `syscall.<nr>` columns exist only for the numbers seen in an input: absent means 0.
@@ -93,8 +87,8 @@ pub fn is_open_family(name: &str) -> bool {
 pub type Binding = Vec<Option<usize>>;
 
 impl WorkloadModel {
-    /// Fits the model on rows `train` of `table`.
-    pub fn fit(table: &FeatureTable, train: &[usize], seed: u64) -> WorkloadModel {
+    /// Fits the model on rows `train` of `table` (`_seed`: nothing here is random).
+    pub fn fit(table: &FeatureTable, train: &[usize], _seed: u64) -> WorkloadModel {
         let features: Vec<FeatureScale> = table
             .columns
             .iter()
@@ -105,51 +99,39 @@ impl WorkloadModel {
                 FeatureScale::fit(c.def, &c.name, &xs)
             })
             .collect();
-        let mut m = WorkloadModel {
+        WorkloadModel {
             features,
-            iforest: IsolationForest::fit(&[], 0, 1, seed),
-            pca: None,
-            gmm: None,
-            kmeans: None,
-            calibration: Vec::new(),
-        };
-        let binding = m.bind(table).unwrap_or_default();
-        let x: Vec<Vec<f64>> = train
-            .iter()
-            .map(|&r| m.scaled(&table.rows[r].values, &binding))
-            .collect();
-        m.iforest = IsolationForest::fit(&x, TREES, SUBSAMPLE, seed);
-        m.pca = Pca::fit(&x);
-        if let Some(pca) = &m.pca {
-            let proj: Vec<Vec<f64>> = x.iter().map(|v| pca.project(v)).collect();
-            m.gmm = Gmm::fit(&proj, if x.len() >= 40 { 2 } else { 1 }, seed);
+            offsets: Vec::new(),
         }
-        m.kmeans = KMeans::fit(&x, (x.len() / 10).clamp(1, 4), seed);
-        let raws: Vec<Vec<f64>> = x.iter().map(|v| m.raw(v)).collect();
-        m.calibration = m
-            .detector_names()
+    }
+
+    /// Names of the detectors inside.
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        vec!["feature-tails"]
+    }
+
+    /// The model with each feature's typical surprise over `rows` of the bound `table`
+    /// discounted (none when there are fewer than [`MIN_WORKLOADS_FOR_OFFSETS`] rows).
+    pub fn for_input(&self, table: &FeatureTable, binding: &Binding) -> WorkloadModel {
+        let mut m = WorkloadModel {
+            features: self.features.clone(),
+            offsets: Vec::new(),
+        };
+        if table.rows.len() < MIN_WORKLOADS_FOR_OFFSETS {
+            return m;
+        }
+        let per_row: Vec<Vec<f64>> = table
+            .rows
             .iter()
-            .enumerate()
-            .map(|(d, name)| {
-                Calibration::fit_named(name, &raws.iter().map(|r| r[d]).collect::<Vec<_>>())
+            .map(|r| self.scaled(&r.values, binding))
+            .collect();
+        m.offsets = (0..self.features.len())
+            .map(|f| {
+                let mut v: Vec<f64> = per_row.iter().map(|r| r[f]).collect();
+                median(&mut v)
             })
             .collect();
         m
-    }
-
-    /// Names of the detectors that exist, in [`WorkloadModel::raw`] order.
-    pub fn detector_names(&self) -> Vec<&'static str> {
-        let mut v = vec!["isolation-forest"];
-        if self.pca.is_some() {
-            v.push("pca-reconstruction");
-        }
-        if self.gmm.is_some() {
-            v.push("gmm-nll");
-        }
-        if self.kmeans.is_some() {
-            v.push("kmeans-distance");
-        }
-        v
     }
 
     /// Maps the model's features onto the columns of `table`. Every feature the model was
@@ -188,61 +170,59 @@ impl WorkloadModel {
         }
     }
 
-    /// The scaled vector of one row.
+    /// Each feature's surprise for one row, the input's typical surprise discounted.
     pub fn scaled(&self, values: &[f64], binding: &Binding) -> Vec<f64> {
         self.features
             .iter()
             .zip(binding)
-            .map(|(f, b)| f.apply(b.and_then(|c| values.get(c).copied()).unwrap_or(0.0)))
+            .enumerate()
+            .map(|(i, (f, b))| {
+                let s = f.apply(b.and_then(|c| values.get(c).copied()).unwrap_or(0.0));
+                (s - self.offsets.get(i).copied().unwrap_or(0.0)).max(0.0)
+            })
             .collect()
     }
 
-    /// Raw detector scores of a scaled vector.
-    pub fn raw(&self, x: &[f64]) -> Vec<f64> {
-        let mut v = vec![self.iforest.score(x)];
-        if let Some(p) = &self.pca {
-            v.push(p.residual(x));
-            if let Some(g) = &self.gmm {
-                v.push(g.nll(&p.project(x)));
-            }
-        }
-        if let Some(k) = &self.kmeans {
-            v.push(k.distance(x));
-        }
-        v
-    }
-
-    /// The combined score of a scaled vector: the mean calibrated detector score.
+    /// The raw score of a row's surprises: their sum by family.
     pub fn combined(&self, x: &[f64]) -> f64 {
-        let raw = self.raw(x);
-        if self.calibration.is_empty() {
-            return 0.0;
-        }
-        raw.iter()
-            .zip(&self.calibration)
-            .map(|(r, c)| c.apply(*r))
-            .sum::<f64>()
-            / self.calibration.len() as f64
+        family_sum(
+            self.features
+                .iter()
+                .zip(x)
+                .map(|(f, s)| (f.name.as_str(), *s)),
+        )
     }
 
-    /// The features furthest from their training norm, strongest first. Among features at
-    /// the same distance (many sit at the clip), what no training workload ever showed comes
-    /// first: "never seen in normal traffic" says more than "far above its usual range".
+    /// The part of [`WorkloadModel::combined`] that comes from behaviour first seen after
+    /// start-up (the `late.*` features).
+    pub fn late(&self, x: &[f64]) -> f64 {
+        family_sum(
+            self.features
+                .iter()
+                .zip(x)
+                .filter(|(f, _)| f.name.starts_with("late."))
+                .map(|(f, s)| (f.name.as_str(), *s)),
+        )
+    }
+
+    /// The most surprising features, strongest first. Among features equally surprising,
+    /// what no training workload ever showed comes first: "never seen in normal traffic" says
+    /// more than "above its usual range".
     pub fn explain(&self, values: &[f64], binding: &Binding, x: &[f64]) -> Vec<Contribution> {
         let c: Vec<(bool, Contribution)> = self
             .features
             .iter()
             .zip(binding)
             .zip(x)
-            .filter(|(_, z)| z.abs() >= 0.05)
-            .map(|((f, b), z)| {
+            .filter(|(_, s)| **s >= 0.05)
+            .map(|((f, b), s)| {
                 let value = b.and_then(|c| values.get(c).copied()).unwrap_or(0.0);
                 let novel = f.raw_max == 0.0 && value > 0.0;
                 let contribution = Contribution {
                     feature: f.name.clone(),
                     value,
                     peer_median: f.raw_median,
-                    z: *z,
+                    surprise: *s,
                 };
                 (novel, contribution)
             })
@@ -255,8 +235,8 @@ impl WorkloadModel {
 /// first, novel before known at the same distance, then by name so the order is stable.
 fn strongest(mut c: Vec<(bool, Contribution)>) -> Vec<Contribution> {
     c.sort_by(|(novel_a, a), (novel_b, b)| {
-        b.z.abs()
-            .total_cmp(&a.z.abs())
+        b.surprise
+            .total_cmp(&a.surprise)
             .then_with(|| novel_b.cmp(novel_a))
             .then_with(|| a.feature.cmp(&b.feature))
     });
@@ -270,22 +250,22 @@ fn strongest(mut c: Vec<(bool, Contribution)>) -> Vec<Contribution> {
 mod explain_tests {
     use super::*;
 
-    fn c(feature: &str, z: f64) -> Contribution {
+    fn c(feature: &str, surprise: f64) -> Contribution {
         Contribution {
             feature: feature.to_string(),
             value: 1.0,
             peer_median: 0.0,
-            z,
+            surprise,
         }
     }
 
     #[test]
-    fn novel_features_lead_among_ties_at_the_clip() {
+    fn novel_features_lead_among_ties() {
         let got = strongest(vec![
             (false, c("dns.name_entropy_max", 10.0)),
             (false, c("a.weaker", 3.0)),
             (true, c("exe.writable_path", 10.0)),
-            (false, c("dns.name_len_max", -10.0)),
+            (false, c("dns.name_len_max", 10.0)),
             (true, c("net.stronger_novel_below", 2.0)),
             (false, c("b.more", 1.0)),
             (false, c("c.dropped", 0.5)),

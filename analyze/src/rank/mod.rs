@@ -1,36 +1,54 @@
 //! Scoring and ordering workloads, most suspicious first.
 //!
-//! Two kinds of sources plug in here:
-//! * a [`Model`] scores every row of the feature table (higher = more anomalous) and says which
-//!   features drove each score; the baseline is [`PeerOutlier`], trained models
-//!   (`crate::models::Scorer`) calibrate their own threshold;
-//! * a [`Signature`] names findings for one workload (known-bad behaviour, threat intel).
+//! A workload's **score is its sort key**, the sum of two parts reported beside it:
 //!
-//! Order: workloads with a High or Critical finding first; within each tier, the highest model
-//! score first. The reported score is that model score plus a weight per signature finding
-//! ([`Severity::weight`]). A workload whose model score reaches the model's threshold
-//! ([`ANOMALY_THRESHOLD`] for the baseline) without
-//! any signature finding, and among whose top features an indicator feature (a binary from a
-//! writable place, a shell from a server, …) deviates by at least [`INDICATOR_Z`], gets an
-//! `Execution:Runtime/AnomalousBehavior` finding: being busier than the peers ranks a workload
-//! higher but is no finding by itself.
+//! * `findings`: the weights of its signature findings ([`Severity::weight`], once per
+//!   finding type), after the user's suppression rules ([`crate::suppress`]);
+//! * `anomaly`: how unusual its behaviour is, in surprise units (`−log10` of a tail
+//!   probability), from up to two [`Model`]s: the trained model (`model`: against the normal
+//!   workloads it was trained on) and the peer groups ([`PeerGroups`], `peers`: against the
+//!   workload's own peers in the input). The two parts answer one question against two
+//!   references, so they combine as the Šidák-corrected smaller tail probability: one far
+//!   tail decides, and having looked twice costs `log10 2`.
+//!
+//! `time` reports how much of the anomaly comes from behaviour first seen after the
+//! workload's start-up (the `late.*` features).
+//!
+//! A workload without any signature finding, among whose top features an indicator feature
+//! (a binary from a writable place, a shell from a server, …) has a surprise of at least
+//! [`INDICATOR_SURPRISE`], gets a medium `Execution:Runtime/AnomalousBehavior` finding when
+//! its behaviour is extreme against every reference that can say so: with a trained model,
+//! the model part reaches the model's threshold, and, when the workload has replicas (peers
+//! of the same image or pod template), the peer part reaches [`ANOMALY_THRESHOLD`] too;
+//! without one, the peer part reaches it against replicas. Differing from a namespace or a
+//! whole fleet of unrelated workloads ranks a workload up but names nothing; being busier
+//! than the peers ranks it higher but is no finding by itself; and an unusual workload is
+//! not a named threat (medium).
 
 mod peer;
 
 use serde::Serialize;
 
-pub use peer::{PeerNorm, PeerOutlier, TOP_CONTRIBUTIONS, Z_MAX, peer_norm};
+pub use peer::{
+    MIN_PEERS, PeerGroup, PeerGroups, feature_surprise, median, peer_groups, resolution,
+    template_of, transform,
+};
 
 use crate::features::{FeatureTable, WorkloadFeatures};
+use crate::models::calibrate::{sidak, surprise};
 use crate::scan::rfc3339;
+use crate::suppress::{Suppressed, Suppressions};
 
-/// Model score from which a workload without signature findings is reported as anomalous.
-pub const ANOMALY_THRESHOLD: f64 = 8.0;
-/// Robust z-score from which an indicator feature (see `FeatureDef::indicator`) supports the
-/// anomaly finding.
-pub const INDICATOR_Z: f64 = 3.0;
+/// Anomaly (surprise units) from which a workload without signature findings may be reported
+/// as anomalous; a trained model may ask for more.
+pub const ANOMALY_THRESHOLD: f64 = 4.0;
+/// Surprise from which an indicator feature (see `FeatureDef::indicator`) supports the
+/// anomaly finding (a one-in-a-hundred deviation).
+pub const INDICATOR_SURPRISE: f64 = 2.0;
 /// Finding type of the learned-behaviour baseline (see DETECTIONS.md).
 pub const ANOMALOUS_BEHAVIOR: &str = "Execution:Runtime/AnomalousBehavior";
+/// How many contributing features are reported per workload.
+pub const TOP_CONTRIBUTIONS: usize = 5;
 
 /// One feature's part in a score.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -39,19 +57,29 @@ pub struct Contribution {
     pub feature: String,
     /// The workload's value.
     pub value: f64,
-    /// Median of the peers' values (the norm it was compared with).
+    /// Median of the reference's values (the norm it was compared with: the peers, or the
+    /// normal training workloads).
     pub peer_median: f64,
-    /// Robust z-score (clipped).
-    pub z: f64,
+    /// How unusual the value is: `−log10` of its tail probability under the reference (for
+    /// syscall n-grams: the model's surprisal in bits).
+    pub surprise: f64,
 }
 
 /// A model's verdict on one workload.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelScore {
-    /// Higher = more anomalous.
+    /// Higher = more anomalous (surprise units).
     pub score: f64,
+    /// The share of the score that comes from behaviour first seen after start-up.
+    pub time: f64,
     /// The features that drove it, strongest first.
     pub contributions: Vec<Contribution>,
+    /// What the workload was compared with (its peer group), when it says.
+    pub basis: Option<String>,
+    /// The reference is the workload's replicas (same image or pod template).
+    pub replicas: bool,
+    /// Nothing to compare with (a host workload without other hosts): no verdict.
+    pub no_reference: bool,
 }
 
 /// How bad a finding is.
@@ -184,14 +212,10 @@ pub trait Model: Send + Sync {
     fn name(&self) -> &str;
     /// One score per row of `table`, in row order.
     fn score(&self, table: &FeatureTable) -> Vec<ModelScore>;
-    /// Score from which a workload may get the anomaly finding (with an indicator feature
+    /// Anomaly from which a workload may get the anomaly finding (with an indicator feature
     /// among its top deviations); trained models calibrate their own.
     fn anomaly_threshold(&self) -> f64 {
         ANOMALY_THRESHOLD
-    }
-    /// Score from which that finding is `high` (and so ranks in the top tier).
-    fn anomaly_high_from(&self) -> f64 {
-        2.0 * ANOMALY_THRESHOLD
     }
 }
 
@@ -203,6 +227,23 @@ pub trait Signature: Send + Sync {
     fn evaluate(&self, workload: &WorkloadFeatures, table: &FeatureTable) -> Vec<Finding>;
 }
 
+/// The parts of a score.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Parts {
+    /// Surprise against the trained model's normal workloads (None: no trained model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<f64>,
+    /// Surprise against the workload's own peers in the input (None: peer groups off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<f64>,
+    /// The two combined (Šidák): the anomaly part of the score.
+    pub anomaly: f64,
+    /// How much of the anomaly comes from behaviour first seen after start-up.
+    pub time: f64,
+    /// Signature finding weights.
+    pub findings: f64,
+}
+
 /// A workload's place in the ranking.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ranked {
@@ -210,51 +251,52 @@ pub struct Ranked {
     pub row: usize,
     /// 1 = most suspicious.
     pub rank: usize,
-    /// Combined score: the model score plus the signature points.
+    /// The sort key: `parts.findings + parts.anomaly`.
     pub score: f64,
-    /// The model score alone (orders workloads within a tier).
-    pub anomaly: f64,
-    /// 1 when the workload has a High or Critical finding (ranked before all others), else 0.
-    pub tier: u8,
-    /// Findings, most severe first.
+    /// What the score is made of.
+    pub parts: Parts,
+    /// Findings, most severe first (suppressed ones removed).
     pub findings: Vec<Finding>,
-    /// The features that drove the model score.
+    /// Findings the user's suppression rules silenced.
+    pub suppressed: Vec<Suppressed>,
+    /// The features that drove the anomaly, strongest first.
     pub contributions: Vec<Contribution>,
+    /// The peer group it was compared with.
+    pub peer_group: Option<String>,
 }
 
-/// Models and signatures, combined into one ordering.
+/// Models, signatures and suppressions, combined into one ordering.
+#[derive(Default)]
 pub struct Ranker {
-    models: Vec<Box<dyn Model>>,
+    model: Option<Box<dyn Model>>,
+    peers: Option<Box<dyn Model>>,
     signatures: Vec<Box<dyn Signature>>,
-}
-
-impl Default for Ranker {
-    fn default() -> Self {
-        Ranker::baseline()
-    }
+    suppressions: Suppressions,
 }
 
 impl Ranker {
-    /// The unsupervised baseline alone.
+    /// The peer groups alone (no trained model).
     pub fn baseline() -> Self {
         Ranker {
-            models: vec![Box::new(PeerOutlier)],
-            signatures: Vec::new(),
+            peers: Some(Box::new(PeerGroups)),
+            ..Ranker::default()
         }
     }
 
-    /// These models and no signature (yet).
-    pub fn with_models(models: Vec<Box<dyn Model>>) -> Self {
+    /// A trained model and the peer groups.
+    pub fn with_model(m: Box<dyn Model>) -> Self {
         Ranker {
-            models,
-            signatures: Vec::new(),
+            model: Some(m),
+            ..Ranker::baseline()
         }
     }
 
-    /// Adds a model.
-    pub fn with_model(mut self, m: Box<dyn Model>) -> Self {
-        self.models.push(m);
-        self
+    /// A trained model alone, no peer groups (for evaluating the model by itself).
+    pub fn model_only(m: Box<dyn Model>) -> Self {
+        Ranker {
+            model: Some(m),
+            ..Ranker::default()
+        }
     }
 
     /// Adds a signature.
@@ -263,67 +305,105 @@ impl Ranker {
         self
     }
 
-    /// Scores and orders every workload of `table`, most suspicious first: workloads with a
-    /// High or Critical finding before the others; within each tier, by model score (then by
-    /// signature points).
+    /// Applies the user's suppression rules to every finding.
+    pub fn with_suppressions(mut self, s: Suppressions) -> Self {
+        self.suppressions = s;
+        self
+    }
+
+    /// Scores and orders every workload of `table`, most suspicious first (by score, then by
+    /// workload key).
     pub fn rank(&self, table: &FeatureTable) -> Vec<Ranked> {
-        let model_scores: Vec<(Vec<ModelScore>, f64, f64)> = self
-            .models
-            .iter()
-            .map(|m| (m.score(table), m.anomaly_threshold(), m.anomaly_high_from()))
-            .collect();
+        let model = self
+            .model
+            .as_ref()
+            .map(|m| (m.score(table), m.anomaly_threshold()));
+        let peers = self.peers.as_ref().map(|m| m.score(table));
+        let threshold = model
+            .as_ref()
+            .map_or(ANOMALY_THRESHOLD, |m| m.1.max(ANOMALY_THRESHOLD));
         let mut ranked: Vec<Ranked> = table
             .rows
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let (best, threshold, high_from) = model_scores
+                let m = model.as_ref().and_then(|(s, _)| s.get(i));
+                let p = peers
+                    .as_ref()
+                    .and_then(|s| s.get(i))
+                    .filter(|s| !s.no_reference);
+                let present: Vec<&ModelScore> = m.into_iter().chain(p).collect();
+                let anomaly = if present.is_empty() {
+                    0.0
+                } else {
+                    let ps: Vec<f64> = present
+                        .iter()
+                        .map(|s| 10f64.powf(-s.score.max(0.0)))
+                        .collect();
+                    surprise(sidak(&ps))
+                };
+                // The part that decided: its features and time share explain the anomaly.
+                let lead = present
                     .iter()
-                    .filter_map(|(s, t, h)| s.get(i).map(|s| (s, *t, *h)))
-                    .max_by(|a, b| a.0.score.total_cmp(&b.0.score))
-                    .map(|(s, t, h)| (s.clone(), t, h))
-                    .unwrap_or((
-                        ModelScore::default(),
-                        ANOMALY_THRESHOLD,
-                        2.0 * ANOMALY_THRESHOLD,
-                    ));
-                let mut findings: Vec<Finding> = self
+                    .copied()
+                    .max_by(|a, b| a.score.total_cmp(&b.score));
+                let contributions = lead.map(|s| s.contributions.clone()).unwrap_or_default();
+                let found: Vec<Finding> = self
                     .signatures
                     .iter()
                     .flat_map(|s| s.evaluate(w, table))
                     .collect();
-                let signature_points: f64 = findings.iter().map(|f| f.severity.weight()).sum();
-                let indicated = best.contributions.iter().any(|c| {
-                    c.z >= INDICATOR_Z
+                let (mut findings, mut suppressed) = self.suppressions.apply(w, found);
+                let indicated = contributions.iter().any(|c| {
+                    c.surprise >= INDICATOR_SURPRISE
                         && table
                             .column(&c.feature)
                             .is_some_and(|i| table.columns[i].def.indicator)
                 });
-                if findings.is_empty() && best.score >= threshold && best.score > 0.0 && indicated {
-                    findings.push(anomaly_finding(w, &best, high_from));
+                let extreme = match (m, p) {
+                    (Some(m), Some(p)) if p.replicas => {
+                        m.score >= threshold && p.score >= ANOMALY_THRESHOLD
+                    }
+                    (Some(m), _) => m.score >= threshold,
+                    (None, Some(p)) => p.replicas && p.score >= ANOMALY_THRESHOLD,
+                    (None, None) => false,
+                };
+                if findings.is_empty() && extreme && indicated {
+                    let (kept, silenced) = self
+                        .suppressions
+                        .apply(w, vec![anomaly_finding(w, &contributions)]);
+                    findings.extend(kept);
+                    suppressed.extend(silenced);
                 }
                 findings.sort_by(|a, b| {
                     b.severity
                         .cmp(&a.severity)
                         .then_with(|| a.kind.cmp(&b.kind))
                 });
-                let tier = u8::from(findings.iter().any(|f| f.severity >= Severity::High));
+                // (+ 0.0: an empty f64 sum is −0.0.)
+                let points: f64 = findings.iter().map(|f| f.severity.weight()).sum::<f64>() + 0.0;
+                let parts = Parts {
+                    model: m.map(|s| s.score),
+                    peers: p.map(|s| s.score),
+                    anomaly,
+                    time: lead.map_or(0.0, |s| s.time.max(0.0)),
+                    findings: points,
+                };
                 Ranked {
                     row: i,
                     rank: 0,
-                    score: best.score + signature_points,
-                    anomaly: best.score,
-                    tier,
+                    score: points + anomaly,
+                    parts,
                     findings,
-                    contributions: best.contributions,
+                    suppressed,
+                    contributions,
+                    peer_group: p.and_then(|s| s.basis.clone()),
                 }
             })
             .collect();
         ranked.sort_by(|a, b| {
-            b.tier
-                .cmp(&a.tier)
-                .then_with(|| b.anomaly.total_cmp(&a.anomaly))
-                .then_with(|| b.score.total_cmp(&a.score))
+            b.score
+                .total_cmp(&a.score)
                 .then_with(|| table.rows[a.row].workload.cmp(&table.rows[b.row].workload))
         });
         for (i, r) in ranked.iter_mut().enumerate() {
@@ -333,19 +413,13 @@ impl Ranker {
     }
 }
 
-fn anomaly_finding(w: &WorkloadFeatures, s: &ModelScore, high_from: f64) -> Finding {
-    let severity = if s.score >= high_from {
-        Severity::High
-    } else {
-        Severity::Medium
-    };
+fn anomaly_finding(w: &WorkloadFeatures, contributions: &[Contribution]) -> Finding {
     Finding {
         kind: ANOMALOUS_BEHAVIOR.to_string(),
-        severity,
+        severity: Severity::Medium,
         first_seen: rfc3339(w.first_ns),
         last_seen: rfc3339(w.last_ns),
-        evidence: s
-            .contributions
+        evidence: contributions
             .iter()
             .map(|c| Evidence {
                 what: c.feature.clone(),

@@ -1,24 +1,50 @@
-//! The unsupervised baseline: robust peer-group outlier scoring.
+//! Baselines from the data being analyzed: each workload is compared, feature by feature, with
+//! its own peers in the input — the replicas of its image, else the pods of its workload
+//! template (the Deployment, ReplicaSet or StatefulSet its pod name was made from), else its
+//! namespace, else the whole input. A workload that differs from its own peers ranks up even
+//! in an environment no trained model has seen.
 //!
-//! Each scored feature is transformed (`ln(1 + x)` for heavy-tailed counts), then compared
-//! with the same feature of every workload in the input: `z = (x − median) / scale`, where
-//! `scale` is 1.4826·MAD (the normal-consistent median absolute deviation), floored so that
-//! a feature almost every workload has at exactly the same value does not turn a tiny
-//! difference into an infinite one. Only deviations in the suspicious direction count, each
-//! clipped at [`Z_MAX`]; the score is the Euclidean norm of the clipped z-scores, and the
-//! features with the largest z-scores are reported with their value and the peer median.
+//! Per feature, the peers' values (after `ln(1 + x)` for counts) give a tail probability for
+//! the workload's value ([`TailCalibration`]: empirical, with an exponential tail whose scale
+//! is at least the feature's resolution, so a value beyond every peer's still grades with its
+//! distance), read in the feature's suspicious direction. Small groups leave the workload
+//! itself out; groups larger than [`LEAVE_ONE_OUT_BELOW`] are fitted once with it (one value
+//! among many barely moves the fit). The per-feature surprises combine with
+//! [`family_sum`] into the workload's peer score.
 
-use super::{Contribution, Model, ModelScore};
-use crate::features::FeatureTable;
+use std::collections::HashMap;
+
+use super::{Contribution, Model, ModelScore, TOP_CONTRIBUTIONS};
 use crate::features::catalog::{Direction, Scale};
+use crate::features::{FeatureTable, WorkloadFeatures};
+use crate::models::calibrate::{TailCalibration, family, family_sum, surprise};
 
-/// Largest z-score one feature contributes.
-pub const Z_MAX: f64 = 10.0;
-/// How many contributing features are reported per workload.
-pub const TOP_CONTRIBUTIONS: usize = 5;
+/// Fewest *other* members a peer group needs; below it the next, wider group is used.
+pub const MIN_PEERS: usize = 2;
+/// Groups of at least this many members are fitted once, the workload included.
+pub const LEAVE_ONE_OUT_BELOW: usize = 32;
+
+/// The transform a feature is compared in.
+pub fn transform(x: f64, scale: Scale) -> f64 {
+    let x = if x.is_finite() { x } else { 0.0 };
+    match scale {
+        Scale::Log => x.max(0.0).ln_1p(),
+        Scale::Linear => x,
+    }
+}
+
+/// Smallest tail scale of a feature, in transformed units: its resolution. One event against
+/// none (ln 2 ≈ 0.69 on a log-scaled count) is then worth e^(−0.69/0.25) ≈ 1/16 of the first
+/// step beyond the peers.
+pub fn resolution(scale: Scale, median: f64) -> f64 {
+    match scale {
+        Scale::Log => 0.25,
+        Scale::Linear => (0.1 * median.abs()).max(0.05),
+    }
+}
 
 /// Median of `v` (sorts it); 0 for empty.
-fn median(v: &mut [f64]) -> f64 {
+pub fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -31,105 +57,252 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn transform(x: f64, scale: Scale) -> f64 {
-    let x = if x.is_finite() { x } else { 0.0 };
-    match scale {
-        Scale::Log => x.max(0.0).ln_1p(),
-        Scale::Linear => x,
+/// The surprise of transformed value `t` against transformed reference values `reference`
+/// (normal training workloads, or peers), in the feature's suspicious direction.
+pub fn feature_surprise(
+    name: &str,
+    reference: &[f64],
+    t: f64,
+    direction: Direction,
+    floor: f64,
+) -> f64 {
+    let upper = TailCalibration::fit_floored(name, reference, floor);
+    match direction {
+        Direction::Unscored => 0.0,
+        Direction::High => upper.surprise(t),
+        Direction::Both => {
+            let neg: Vec<f64> = reference.iter().map(|x| -x).collect();
+            let lower = TailCalibration::fit_floored(name, &neg, floor);
+            let p = 2.0 * upper.p_value(t).min(lower.p_value(-t));
+            surprise(p.min(1.0))
+        }
     }
 }
 
-/// Smallest scale a feature is measured with, in transformed units: a difference of one
-/// event on a log-scaled count (ln 2 ≈ 0.69) is then worth about 2.8 standard deviations.
-fn scale_floor(scale: Scale, median: f64) -> f64 {
-    match scale {
-        Scale::Log => 0.25,
-        Scale::Linear => (0.1 * median.abs()).max(0.05),
+/// The workload template a pod was made from: `web-7d9f8c6b5-x2x7k` (Deployment →
+/// ReplicaSet hash → pod suffix) → `web`; `db-2` (StatefulSet ordinal) → `db`; `agent-x2x7k`
+/// (DaemonSet, Job) → `agent`. Generated suffixes use Kubernetes' alphabet (no vowels, no
+/// 0, 1, 3), so `node-agent` is not mistaken for one. None when the name has no such suffix.
+pub fn template_of(pod: &str) -> Option<&str> {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let generated = |s: &str, lo: usize, hi: usize| {
+        (lo..=hi).contains(&s.len()) && s.bytes().all(|b| ALPHABET.contains(&b))
+    };
+    let (rest, last) = pod.rsplit_once('-')?;
+    if rest.is_empty() || last.is_empty() {
+        return None;
+    }
+    if generated(last, 5, 5) {
+        return Some(match rest.rsplit_once('-') {
+            Some((base, rs)) if !base.is_empty() && generated(rs, 5, 10) => base,
+            _ => rest,
+        });
+    }
+    last.bytes().all(|b| b.is_ascii_digit()).then_some(rest)
+}
+
+/// A workload's peer group: how it was chosen and who is in it (rows of the table, the
+/// workload itself excluded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerGroup {
+    /// `image:<repository>`, `template:<namespace>/<name>`, `namespace:<name>` or `all`.
+    pub key: String,
+    /// The other members.
+    pub members: Vec<usize>,
+}
+
+fn image_repo(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(colon) if !image[colon..].contains('/') => &image[..colon],
+        _ => image,
     }
 }
 
-/// Robust z-scores of every workload against all the workloads of the input.
+/// True for the host's own workloads (processes outside containers).
+pub fn is_host(w: &WorkloadFeatures) -> bool {
+    w.workload.starts_with("host:")
+}
+
+/// Keys of a workload's candidate groups, most specific first.
+fn keys(w: &WorkloadFeatures) -> Vec<String> {
+    let c = &w.context;
+    let mut k = Vec::new();
+    if is_host(w) {
+        // A host's processes are compared with other hosts', never with containers.
+        k.push("hosts".to_string());
+        return k;
+    }
+    if let Some(image) = c.image.as_deref().filter(|s| !s.is_empty()) {
+        k.push(format!("image:{}", image_repo(image)));
+    }
+    if let Some(t) = c.pod.as_deref().and_then(template_of) {
+        k.push(format!(
+            "template:{}/{t}",
+            c.namespace.as_deref().unwrap_or("")
+        ));
+    }
+    if let Some(ns) = c.namespace.as_deref().filter(|s| !s.is_empty()) {
+        k.push(format!("namespace:{ns}"));
+    }
+    k
+}
+
+/// Every workload's peer group: the most specific of its groups with at least [`MIN_PEERS`]
+/// other members, else every container workload of the input (None for a host workload
+/// without other hosts, or when the input has too few workloads to compare with).
+pub fn peer_groups(table: &FeatureTable) -> Vec<Option<PeerGroup>> {
+    let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+    let all_keys: Vec<Vec<String>> = table.rows.iter().map(keys).collect();
+    for (i, ks) in all_keys.iter().enumerate() {
+        for k in ks {
+            members.entry(k.clone()).or_default().push(i);
+        }
+    }
+    all_keys
+        .iter()
+        .enumerate()
+        .map(|(i, ks)| {
+            ks.iter()
+                .find_map(|k| {
+                    let m = &members[k];
+                    (m.len() > MIN_PEERS).then(|| PeerGroup {
+                        key: k.clone(),
+                        members: m.iter().copied().filter(|&j| j != i).collect(),
+                    })
+                })
+                .or_else(|| {
+                    let members: Vec<usize> = (0..table.rows.len())
+                        .filter(|&j| j != i && !is_host(&table.rows[j]))
+                        .collect();
+                    (!is_host(&table.rows[i]) && members.len() >= MIN_PEERS).then(|| PeerGroup {
+                        key: "all".into(),
+                        members,
+                    })
+                })
+        })
+        .collect()
+}
+
+impl PeerGroup {
+    /// True when the peers are replicas of the workload: the same image or pod template.
+    pub fn replicas(&self) -> bool {
+        self.key.starts_with("image:") || self.key.starts_with("template:")
+    }
+}
+
+/// The peer-group model: every workload against its own peers.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct PeerOutlier;
+pub struct PeerGroups;
 
-/// Robust location and scale of one feature across the peers.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PeerNorm {
-    /// Median of the transformed values.
-    pub median: f64,
-    /// Scale used for z-scores (transformed units).
-    pub scale: f64,
-    /// Median of the raw values (reported as the peer norm).
-    pub raw_median: f64,
-}
-
-/// The peer norm of column `c` of `table`.
-pub fn peer_norm(table: &FeatureTable, c: usize) -> PeerNorm {
-    let scale_kind = table.columns[c].def.scale;
-    let mut raw: Vec<f64> = table.rows.iter().map(|r| r.values[c]).collect();
-    let mut xs: Vec<f64> = raw.iter().map(|&x| transform(x, scale_kind)).collect();
-    let med = median(&mut xs);
-    let mut dev: Vec<f64> = xs.iter().map(|x| (x - med).abs()).collect();
-    let mad = median(&mut dev);
-    PeerNorm {
-        median: med,
-        scale: (1.4826 * mad).max(scale_floor(scale_kind, med)),
-        raw_median: median(&mut raw),
-    }
-}
-
-impl Model for PeerOutlier {
+impl Model for PeerGroups {
     fn name(&self) -> &str {
-        "peer-outlier"
+        "peer-groups"
     }
 
     fn score(&self, table: &FeatureTable) -> Vec<ModelScore> {
-        let mut scores: Vec<ModelScore> =
-            table.rows.iter().map(|_| ModelScore::default()).collect();
-        let mut sums = vec![0.0f64; table.rows.len()];
-        for (c, col) in table.columns.iter().enumerate() {
-            let direction = col.def.direction;
-            if direction == Direction::Unscored {
-                continue;
-            }
-            let norm = peer_norm(table, c);
-            for (i, row) in table.rows.iter().enumerate() {
-                let value = row.values[c];
-                let mut z = (transform(value, col.def.scale) - norm.median) / norm.scale;
-                // An indicator (a binary run from /tmp, a shell spawned by a server, …) that no
-                // peer shows at all is as unusual as anything can be: the scale floor, meant to
-                // keep ordinary counts from exploding, must not damp it.
-                if col.def.indicator
-                    && norm.raw_median == 0.0
-                    && norm.scale <= scale_floor(col.def.scale, norm.median)
-                    && value > 0.0
-                {
-                    z = Z_MAX;
+        let groups = peer_groups(table);
+        let scored: Vec<usize> = (0..table.columns.len())
+            .filter(|&c| table.columns[c].def.direction != Direction::Unscored)
+            .collect();
+        // Large groups are fitted once per (group, feature), the members included.
+        let mut shared: HashMap<(String, usize), (TailCalibration, Option<TailCalibration>, f64)> =
+            HashMap::new();
+        table
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let Some(g) = &groups[i] else {
+                    return ModelScore {
+                        no_reference: true,
+                        basis: Some("no peers".into()),
+                        ..ModelScore::default()
+                    };
+                };
+                let mut contributions = Vec::new();
+                let mut surprises = Vec::new();
+                for &c in &scored {
+                    let col = &table.columns[c];
+                    let (scale, direction) = (col.def.scale, col.def.direction);
+                    let t = transform(row.values[c], scale);
+                    let reference = |with_self: bool| {
+                        let mut v: Vec<f64> = g
+                            .members
+                            .iter()
+                            .map(|&j| transform(table.rows[j].values[c], scale))
+                            .collect();
+                        if with_self {
+                            v.push(t);
+                        }
+                        v
+                    };
+                    let raw_median = || {
+                        let mut raw: Vec<f64> =
+                            g.members.iter().map(|&j| table.rows[j].values[c]).collect();
+                        median(&mut raw)
+                    };
+                    let s = if g.members.len() + 1 >= LEAVE_ONE_OUT_BELOW {
+                        let entry = shared.entry((g.key.clone(), c)).or_insert_with(|| {
+                            let mut v = reference(true);
+                            let floor = resolution(scale, median(&mut v.clone()));
+                            let upper = TailCalibration::fit_floored(&col.name, &v, floor);
+                            let lower = (direction == Direction::Both).then(|| {
+                                v.iter_mut().for_each(|x| *x = -*x);
+                                TailCalibration::fit_floored(&col.name, &v, floor)
+                            });
+                            (upper, lower, raw_median())
+                        });
+                        match &entry.1 {
+                            None => entry.0.surprise(t),
+                            Some(lower) => {
+                                surprise((2.0 * entry.0.p_value(t).min(lower.p_value(-t))).min(1.0))
+                            }
+                        }
+                    } else {
+                        let mut v = reference(false);
+                        let floor = resolution(scale, median(&mut v));
+                        feature_surprise(&col.name, &v, t, direction, floor)
+                    };
+                    if s > 0.0 {
+                        surprises.push((c, s));
+                    }
                 }
-                let z = match direction {
-                    Direction::High => z.max(0.0),
-                    Direction::Both => z.abs(),
-                    Direction::Unscored => 0.0,
-                }
-                .min(Z_MAX);
-                if z > 0.0 {
-                    sums[i] += z * z;
-                    scores[i].contributions.push(Contribution {
-                        feature: col.name.clone(),
-                        value,
-                        peer_median: norm.raw_median,
-                        z,
+                let score = family_sum(
+                    surprises
+                        .iter()
+                        .map(|&(c, s)| (table.columns[c].name.as_str(), s)),
+                );
+                let time = family_sum(
+                    surprises
+                        .iter()
+                        .filter(|&&(c, _)| family(&table.columns[c].name) == "late")
+                        .map(|&(c, s)| (table.columns[c].name.as_str(), s)),
+                );
+                surprises.sort_by(|a, b| {
+                    b.1.total_cmp(&a.1)
+                        .then_with(|| table.columns[a.0].name.cmp(&table.columns[b.0].name))
+                });
+                for &(c, s) in surprises.iter().take(TOP_CONTRIBUTIONS) {
+                    let mut raw: Vec<f64> =
+                        g.members.iter().map(|&j| table.rows[j].values[c]).collect();
+                    contributions.push(Contribution {
+                        feature: table.columns[c].name.clone(),
+                        value: row.values[c],
+                        peer_median: median(&mut raw),
+                        surprise: s,
                     });
                 }
-            }
-        }
-        for (s, sum) in scores.iter_mut().zip(sums) {
-            s.score = sum.sqrt();
-            s.contributions
-                .sort_by(|a, b| b.z.total_cmp(&a.z).then_with(|| a.feature.cmp(&b.feature)));
-            s.contributions.truncate(TOP_CONTRIBUTIONS);
-        }
-        scores
+                ModelScore {
+                    score,
+                    time,
+                    contributions,
+                    basis: Some(format!("{} ({} peers)", g.key, g.members.len())),
+                    replicas: g.replicas(),
+                    no_reference: false,
+                }
+            })
+            .collect()
     }
 }
 
@@ -149,5 +322,38 @@ mod tests {
         assert_eq!(transform(f64::NAN, Scale::Log), 0.0);
         assert_eq!(transform(-5.0, Scale::Log), 0.0);
         assert!((transform(1.0, Scale::Log) - 2f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn templates_come_from_pod_names() {
+        assert_eq!(template_of("web-7d9f8c6b5-x2x7k"), Some("web"));
+        assert_eq!(
+            template_of("checkout-api-6c8d9-qw2zr"),
+            Some("checkout-api")
+        );
+        assert_eq!(template_of("db-2"), Some("db"));
+        assert_eq!(template_of("node-agent-x2x7k"), Some("node-agent"));
+        assert_eq!(template_of("standalone"), None);
+        assert_eq!(template_of("my-pod"), None);
+        assert_eq!(template_of("-2"), None);
+    }
+
+    #[test]
+    fn a_value_beyond_every_peer_grades_with_its_distance() {
+        let peers = [0.0, 0.0, 0.0];
+        let floor = resolution(Scale::Log, 0.0);
+        let s = |x: f64| {
+            feature_surprise(
+                "f",
+                &peers,
+                transform(x, Scale::Log),
+                Direction::High,
+                floor,
+            )
+        };
+        assert_eq!(s(0.0), 0.0);
+        assert!(s(1.0) > 0.0 && s(10.0) > s(1.0) && s(100.0) > s(10.0));
+        let both = |x: f64| feature_surprise("f", &[5.0, 6.0, 5.5], x, Direction::Both, 0.05);
+        assert!(both(0.0) > 1.0 && both(12.0) > 1.0 && both(5.5) < 0.5);
     }
 }

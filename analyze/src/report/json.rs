@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use super::Report;
 use crate::features::FeatureTable;
-use crate::rank::{Contribution, Finding};
+use crate::rank::{Contribution, Finding, Parts};
 use crate::scan::{InputSummary, rfc3339};
+use crate::suppress::Suppressed;
 
 /// One ranked workload.
 #[derive(Debug, Serialize)]
@@ -23,14 +24,26 @@ pub struct WorkloadReport {
     /// Ground-truth label, in labelled datasets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// Higher = more suspicious.
+    /// Higher = more suspicious; the sort key (`parts.findings + parts.anomaly`).
     pub score: f64,
     /// 1 = most suspicious.
     pub rank: usize,
+    /// What the score is made of.
+    pub parts: Parts,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
-    /// The features that drove the score, with their value and the peer median.
+    /// Findings the user's suppression rules silenced (type and rule).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<Suppressed>,
+    /// The features that drove the anomaly, with their value and the reference's median.
     pub features: Vec<Contribution>,
+    /// The peer group the workload was compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_group: Option<String>,
+    /// When behaviour not seen during its start-up began, and the process subtree that
+    /// carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<crate::features::Change>,
     /// First event (RFC 3339).
     pub first_seen: String,
     /// Last event (RFC 3339).
@@ -74,8 +87,12 @@ impl<'a> JsonReport<'a> {
                     label: w.context.label.clone(),
                     score: r.score,
                     rank: r.rank,
+                    parts: r.parts.clone(),
                     findings: r.findings.clone(),
+                    suppressed: r.suppressed.clone(),
                     features: r.contributions.clone(),
+                    peer_group: r.peer_group.clone(),
+                    change: w.change.clone(),
                     first_seen: rfc3339(w.first_ns),
                     last_seen: rfc3339(w.last_ns),
                     hosts: w.hosts.clone(),

@@ -79,6 +79,13 @@ pub(super) fn write(report: &Report<'_>, out: &mut (dyn Write + Send)) -> Result
         write!(out, ", {} → {}", span.first, span.last)?;
     }
     writeln!(out)?;
+    let suppressed: usize = report.ranked.iter().map(|r| r.suppressed.len()).sum();
+    if suppressed > 0 {
+        writeln!(
+            out,
+            "{suppressed} findings silenced by suppression rules (listed per workload in --format json)"
+        )?;
+    }
     if i.events_lost > 0 {
         writeln!(
             out,

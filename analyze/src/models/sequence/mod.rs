@@ -260,7 +260,7 @@ impl SequenceModel {
                     ),
                     value: gram.len() as f64,
                     peer_median: f64::from(self.markov.count(gram)),
-                    z: s.bits,
+                    surprise: s.bits,
                 }
             })
             .collect();

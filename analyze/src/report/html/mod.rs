@@ -52,7 +52,7 @@ pub fn suspicious(report: &Report<'_>, model: &ModelInfo) -> Vec<Wanted> {
     report
         .ranked
         .iter()
-        .filter(|r| !r.findings.is_empty() || r.anomaly >= model.threshold)
+        .filter(|r| !r.findings.is_empty() || r.parts.anomaly >= model.threshold)
         .take(MAX_DETAILED)
         .filter_map(|r| report.table.rows.get(r.row))
         .map(|w| Wanted {

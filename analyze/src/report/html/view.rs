@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::evidence::{Evidence, ProcessNode, WorkloadEvents};
 use super::plots::{PlotError, kind_timeline, score_histogram};
 use super::{ModelInfo, suspicious};
-use crate::rank::{Contribution, Finding, Ranked, Z_MAX};
+use crate::rank::{Contribution, Finding, Ranked};
 use crate::report::{Report, fmt_value, short_id, top_features};
 use crate::scan::rfc3339;
 
@@ -160,8 +160,9 @@ fn feature_rows(contributions: &[Contribution]) -> Vec<FeatureRow> {
             feature: c.feature.clone(),
             value: fmt_value(c.value),
             norm: fmt_value(c.peer_median),
-            z: c.z,
-            bar: (c.z.abs() / Z_MAX * 100.0).clamp(0.0, 100.0),
+            z: c.surprise,
+            // A bar full at a one-in-a-billion deviation.
+            bar: (c.surprise / 9.0 * 100.0).clamp(0.0, 100.0),
         })
         .collect()
 }
@@ -302,7 +303,7 @@ fn detail(
         anchor,
         rank: r.rank,
         score: r.score,
-        anomaly: r.anomaly,
+        anomaly: r.parts.anomaly,
         workload: w.workload.clone(),
         name: w.context.name.clone(),
         image: w.context.image.clone(),
@@ -368,7 +369,7 @@ impl Page {
                 Some(Row {
                     rank: r.rank,
                     score: r.score,
-                    anomaly: r.anomaly,
+                    anomaly: r.parts.anomaly,
                     workload: w.workload.clone(),
                     short: short_id(&w.workload).to_string(),
                     name: w.context.pod.clone().or_else(|| w.context.name.clone()),
@@ -403,7 +404,7 @@ impl Page {
             h.files += 1;
             h.events_lost += f.events_lost;
         }
-        let scores: Vec<f64> = report.ranked.iter().map(|r| r.anomaly).collect();
+        let scores: Vec<f64> = report.ranked.iter().map(|r| r.parts.anomaly).collect();
         let summary = Summary {
             files: inputs
                 .files
