@@ -367,8 +367,13 @@ pub fn run(command: Command) -> Result<(), Error> {
             print!("{}", catalog::markdown_table());
             Ok(())
         }
-        Command::ImportSyscallTraces { dir, label, out } => {
-            let s = import_syscall_traces(&dir, label, &out)?;
+        Command::ImportSyscallTraces {
+            dir,
+            label,
+            format,
+            out,
+        } => {
+            let s = import_syscall_traces(&dir, label, format, &out)?;
             eprintln!(
                 "imported {} traces ({} syscalls) into {}",
                 s.traces,
