@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::import::{Label, TraceFormat};
+use crate::models::eval::AttackUnit;
 use crate::report::Format;
 use crate::scan::{TimeBound, WindowSpec};
 
@@ -92,6 +93,20 @@ pub struct EvalArgs {
     /// Output format: text (Markdown tables) or json.
     #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
     pub format: EvalFormat,
+    /// What one attack recording is: each attack workload, or the attack workloads imported
+    /// from one `--format pid-call` file (`<file>#<pid>`), scored by the highest — how the
+    /// UNM datasets are scored, since an intrusion run also holds normal-looking processes.
+    #[arg(long, value_enum, default_value_t = AttackUnitArg::Workload)]
+    pub attack_unit: AttackUnitArg,
+}
+
+/// `eval --attack-unit` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttackUnitArg {
+    /// Each attack workload.
+    Workload,
+    /// The attack workloads of one imported file.
+    File,
 }
 
 /// `eval --format` values.
@@ -342,6 +357,8 @@ pub enum Command {
         labels: Option<PathBuf>,
         /// Output format.
         format: EvalFormat,
+        /// What one attack recording is.
+        attack_unit: AttackUnit,
     },
     /// Write the feature table.
     Features {
@@ -453,6 +470,10 @@ impl TryFrom<Cli> for Command {
                 model: e.model.map_or(ModelChoice::Default, ModelChoice::File),
                 labels: e.labels,
                 format: e.format,
+                attack_unit: match e.attack_unit {
+                    AttackUnitArg::Workload => AttackUnit::Workload,
+                    AttackUnitArg::File => AttackUnit::File,
+                },
             }),
             Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
                 dir: a.dir,

@@ -333,6 +333,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             model,
             labels,
             format,
+            attack_unit,
         } => {
             let labels = labels.as_deref().map(read_labels).transpose()?;
             // The shipped signature rules and intel: the ranking is evaluated with them, the
@@ -348,8 +349,15 @@ pub fn run(command: Command) -> Result<(), Error> {
             let scored = s.score_all(&table);
             let ranked = ranker(Some(s), findings).rank(&table);
             let truths = truths(&table, labels.as_ref());
-            let report =
-                crate::models::eval::evaluate(&name, &m, &table, &scored, &ranked, &truths)?;
+            let report = crate::models::eval::evaluate(
+                &name,
+                &m,
+                &table,
+                &scored,
+                &ranked,
+                &truths,
+                attack_unit,
+            )?;
             let mut w = open_output(None)?;
             match format {
                 EvalFormat::Text => w
