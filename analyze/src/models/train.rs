@@ -206,9 +206,28 @@ pub fn fit(
         }
     }
     model.training.validation_group_held_out = regrouped;
-    // Held-out feature scores when there are any (in-sample ones otherwise).
+    // The feature part is calibrated on held-out scores of every normal workload, as the
+    // sequence members are: the validation fold's (above), and the other folds' from a model
+    // fitted without them — a third of the normal workloads is too few a sample for a tail
+    // (in-sample scores when nothing was held out).
     let basis = if vp.is_empty() { &tp } else { &vp };
-    let features: Vec<f64> = basis.iter().filter_map(|p| p.0).collect();
+    let mut features: Vec<f64> = basis.iter().filter_map(|p| p.0).collect();
+    if !vp.is_empty() && binding.is_some() {
+        for f in 1..FOLDS {
+            let (held, fit): (Vec<usize>, Vec<usize>) = normal
+                .iter()
+                .partition(|&&i| fold_of(&table.rows[i].workload, seed) == f);
+            if held.is_empty() || fit.len() < 3 {
+                continue;
+            }
+            let fold = WorkloadModel::fit(table, &fit, seed);
+            let fold_binding = fold.bind(table)?;
+            features.extend(
+                held.iter()
+                    .map(|&i| fold.combined(&fold.scaled(&table.rows[i].values, &fold_binding))),
+            );
+        }
+    }
     let members: Vec<Vec<f64>> = held_out_members.values().cloned().collect();
     let all: Vec<RawParts> = tp.iter().chain(&vp).cloned().collect();
     model.calibrate(&features, &members, basis, &all);
