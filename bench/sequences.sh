@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
-bin=$PWD/target/release/analyze
+bin=${ANALYZE_BIN:-$PWD/target/release/analyze}
 unm=${UNM_DIR:-../shared/datasets/unm-syscalls}
 mkdir -p "$work"
 results=()
