@@ -124,6 +124,28 @@ SELECT e.workload, count(*) AS n FROM e JOIN w ON e.workload = w.workload AND e.
 """
 
 
+STARTUP_NS = 60 * 10**9  # analyze/src/features/catalog.rs STARTUP_S
+
+
+def late_query(src):
+    """Executables, destinations and DNS names first seen after each workload's start-up."""
+    return f"""
+WITH b AS (
+  SELECT {WORKLOAD} AS workload, min(epoch_ns(time)) + {STARTUP_NS} AS cut FROM {src} GROUP BY ALL
+), f AS (
+  SELECT {WORKLOAD} AS workload, 'exe' AS fam, exe_path AS k, min(epoch_ns(time)) AS t
+  FROM {src} WHERE kind = 'exec' AND exe_path IS NOT NULL GROUP BY ALL
+  UNION ALL
+  SELECT {WORKLOAD}, 'dst', dst_addr || ':' || dst_port::VARCHAR, min(epoch_ns(time))
+  FROM {src} WHERE {OUT} AND coalesce(dst_port, 0) <> 0 AND dst_addr IS NOT NULL GROUP BY ALL
+  UNION ALL
+  SELECT {WORKLOAD}, 'dns', dns_name, min(epoch_ns(time))
+  FROM {src} WHERE kind = 'dns_query' AND dns_name IS NOT NULL GROUP BY ALL
+)
+SELECT f.workload, fam, count(*) FILTER (WHERE f.t > b.cut) FROM f JOIN b USING (workload) GROUP BY ALL
+"""
+
+
 def expand(inputs):
     files = []
     for i in inputs:
@@ -144,6 +166,7 @@ def features(con, files):
     for w, nr, n in con.execute(histogram_query(src)).fetchall():
         hist.setdefault(w, {})[nr] = n
     wte = dict(con.execute(written_then_executed_query(src)).fetchall())
+    late = {(w, fam): n for w, fam, n in con.execute(late_query(src)).fetchall()}
     nrs = sorted({nr for h in hist.values() for nr in h})
     out = []
     for w, r in sorted(rows.items()):
@@ -157,6 +180,9 @@ def features(con, files):
             if "." in c and not c.startswith("events.") or c in ("events.total", "lifetime_s"):
                 f[c] = r[c]
         f["file.written_then_executed"] = wte.get(w, 0)
+        f["late.new_executables"] = late.get((w, "exe"), 0)
+        f["late.new_destinations"] = late.get((w, "dst"), 0)
+        f["late.new_domains"] = late.get((w, "dns"), 0)
         o, i = r["net.outbound"], r["net.inbound"]
         f["net.outbound_ratio"] = o / (o + i) if o + i else 0.0
         f["dns.nxdomain_ratio"] = r["nx"] / r["responses"] if r["responses"] else 0.0

@@ -10,7 +10,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::import::Label;
+use crate::import::{Label, TraceFormat};
+use crate::models::eval::AttackUnit;
 use crate::report::Format;
 use crate::scan::{TimeBound, WindowSpec};
 
@@ -24,6 +25,7 @@ use crate::scan::{TimeBound, WindowSpec};
 ///   analyze train datasets/lab-train --labels datasets/lab-train/labels.csv --out my.model
 ///   analyze eval datasets/lab-validation --model my.model --labels datasets/lab-validation/labels.csv
 ///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
+///   analyze import syscall-traces unm/named/normal --format pid-call --label normal --out n.parquet
 #[derive(Debug, Parser)]
 #[command(
     name = "analyze",
@@ -91,6 +93,20 @@ pub struct EvalArgs {
     /// Output format: text (Markdown tables) or json.
     #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
     pub format: EvalFormat,
+    /// What one attack recording is: each attack workload, or the attack workloads imported
+    /// from one `--format pid-call` file (`<file>#<pid>`), scored by the highest — how the
+    /// UNM datasets are scored, since an intrusion run also holds normal-looking processes.
+    #[arg(long, value_enum, default_value_t = AttackUnitArg::Workload)]
+    pub attack_unit: AttackUnitArg,
+}
+
+/// `eval --attack-unit` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttackUnitArg {
+    /// Each attack workload.
+    Workload,
+    /// The attack workloads of one imported file.
+    File,
 }
 
 /// `eval --format` values.
@@ -212,9 +228,11 @@ pub struct FeaturesArgs {
 /// `analyze import …`.
 #[derive(Debug, Subcommand)]
 pub enum ImportSub {
-    /// Plain syscall-number traces (one trace per file, whitespace-separated numbers, as in
-    /// the classic host intrusion-detection datasets) into one needle trace: one workload per
-    /// file, the workload id being the file's path relative to DIR.
+    /// Syscall-number traces (the classic host intrusion-detection datasets) into one needle
+    /// trace. `--format plain`: one trace per file, whitespace-separated numbers, one workload
+    /// per file, the workload id being the file's path relative to DIR. `--format pid-call`:
+    /// `PID SYSCALL` lines (the UNM datasets), one workload per file and process, id
+    /// `<path relative to DIR>#<pid>`.
     SyscallTraces(ImportArgs),
 }
 
@@ -230,6 +248,18 @@ pub struct ImportArgs {
     /// The needle trace to write.
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
+    /// Layout of the trace files.
+    #[arg(long, value_enum, default_value_t = ImportFormatArg::Plain)]
+    pub format: ImportFormatArg,
+}
+
+/// `import syscall-traces --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormatArg {
+    /// One trace per file: whitespace-separated syscall numbers.
+    Plain,
+    /// `PID SYSCALL` lines: one trace per file and process.
+    PidCall,
 }
 
 /// `--label` values.
@@ -339,6 +369,8 @@ pub enum Command {
         labels: Option<PathBuf>,
         /// Output format.
         format: EvalFormat,
+        /// What one attack recording is.
+        attack_unit: AttackUnit,
     },
     /// Write the feature table.
     Features {
@@ -357,6 +389,8 @@ pub enum Command {
         dir: PathBuf,
         /// Label of every trace.
         label: Label,
+        /// Layout of the trace files.
+        format: TraceFormat,
         /// Output trace.
         out: PathBuf,
     },
@@ -448,12 +482,20 @@ impl TryFrom<Cli> for Command {
                 model: e.model.map_or(ModelChoice::Default, ModelChoice::File),
                 labels: e.labels,
                 format: e.format,
+                attack_unit: match e.attack_unit {
+                    AttackUnitArg::Workload => AttackUnit::Workload,
+                    AttackUnitArg::File => AttackUnit::File,
+                },
             }),
             Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
                 dir: a.dir,
                 label: match a.label {
                     LabelArg::Normal => Label::Normal,
                     LabelArg::Attack => Label::Attack,
+                },
+                format: match a.format {
+                    ImportFormatArg::Plain => TraceFormat::Plain,
+                    ImportFormatArg::PidCall => TraceFormat::PidCall,
                 },
                 out: a.out,
             }),
@@ -563,6 +605,24 @@ mod tests {
             ]),
             Ok(Command::ImportSyscallTraces {
                 label: Label::Attack,
+                format: TraceFormat::Plain,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&[
+                "import",
+                "syscall-traces",
+                "unm/named",
+                "--label",
+                "normal",
+                "--format",
+                "pid-call",
+                "--out",
+                "o.parquet"
+            ]),
+            Ok(Command::ImportSyscallTraces {
+                format: TraceFormat::PidCall,
                 ..
             })
         ));

@@ -1,10 +1,17 @@
 //! Importers: other trace formats into needle traces.
 //!
-//! `syscall-traces`: the format of the classic host intrusion-detection datasets — one trace
-//! per file, whitespace-separated syscall numbers. Each file becomes one workload whose
-//! `container_id` is the file's path relative to the directory (so the workload key is that
-//! path), with one `syscall` row per number, the `label` column set, and a synthetic clock
-//! (1 µs per syscall from 2000-01-01T00:00:00Z, in file order) since the format has no times.
+//! `syscall-traces`: the formats of the classic host intrusion-detection datasets.
+//!
+//! * [`TraceFormat::Plain`] — one trace per file, whitespace-separated syscall numbers (ADFA-LD
+//!   and its successors). Each file becomes one workload whose `container_id` is the file's
+//!   path relative to the directory (so the workload key is that path).
+//! * [`TraceFormat::PidCall`] — `PID SYSCALL` lines, the processes of one run interleaved (the
+//!   UNM datasets). Each process of each file becomes one workload, `<path>#<pid>`, whose
+//!   thread id is the pid: a process is the unit those datasets are scored by.
+//!
+//! Every workload gets one `syscall` row per number, the `label` column set, and a synthetic
+//! clock (1 µs per syscall from 2000-01-01T00:00:00Z, in file order) since the formats have
+//! no times.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -44,6 +51,16 @@ impl Label {
     }
 }
 
+/// Layout of the trace files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TraceFormat {
+    /// One trace per file: whitespace-separated syscall numbers.
+    #[default]
+    Plain,
+    /// `PID SYSCALL` lines: one trace per file and process.
+    PidCall,
+}
+
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -64,6 +81,16 @@ pub enum ImportError {
         line: usize,
         /// The token (escaped, shortened).
         token: String,
+    },
+    /// A `PID SYSCALL` line that is not two numbers.
+    #[error("{}:{line}: `{text}` is not a `PID SYSCALL` line (expected two non-negative integers)", path.display())]
+    BadLine {
+        /// The trace file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The line (escaped, shortened).
+        text: String,
     },
     /// The directory holds no trace file.
     #[error("{}: no trace files found", dir.display())]
@@ -139,10 +166,47 @@ pub fn parse_trace(path: &Path, text: &[u8]) -> Result<Vec<u32>, ImportError> {
     Ok(nrs)
 }
 
+/// Parses one `PID SYSCALL` file into its processes' syscall numbers, processes in order of
+/// first appearance. Blank lines are skipped.
+pub fn parse_pid_calls(path: &Path, text: &[u8]) -> Result<Vec<(u32, Vec<u32>)>, ImportError> {
+    let mut procs: Vec<(u32, Vec<u32>)> = Vec::new();
+    let mut index: std::collections::HashMap<u32, usize> = Default::default();
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let line = String::from_utf8_lossy(line);
+        let mut tokens = line.split_whitespace();
+        let (pid, nr) = match (tokens.next(), tokens.next(), tokens.next()) {
+            (None, _, _) => continue,
+            (Some(p), Some(c), None) => (p.parse::<u32>(), c.parse::<u32>()),
+            _ => (Ok(0), "-".parse::<u32>()),
+        };
+        let (Ok(pid), Ok(nr)) = (pid, nr) else {
+            return Err(ImportError::BadLine {
+                path: path.to_path_buf(),
+                line: i + 1,
+                text: terminal(line.trim(), 60),
+            });
+        };
+        let k = *index.entry(pid).or_insert_with(|| {
+            procs.push((pid, Vec::new()));
+            procs.len() - 1
+        });
+        procs[k].1.push(nr);
+    }
+    Ok(procs)
+}
+
+/// One imported trace: its workload id, thread id and calls.
+struct Imported {
+    id: String,
+    tid: Option<u32>,
+    calls: Vec<u32>,
+}
+
 /// Imports every trace file under `dir` into the needle trace `out`.
 pub fn import_syscall_traces(
     dir: &Path,
     label: Label,
+    format: TraceFormat,
     out: &Path,
 ) -> Result<ImportSummary, ImportError> {
     let mut files = Vec::new();
@@ -168,9 +232,30 @@ pub fn import_syscall_traces(
             .unwrap_or(f)
             .to_string_lossy()
             .replace('\\', "/");
-        traces.push((rel, parse_trace(f, &text)?));
+        match format {
+            TraceFormat::Plain => traces.push(Imported {
+                calls: parse_trace(f, &text)?,
+                id: rel,
+                tid: None,
+            }),
+            TraceFormat::PidCall => {
+                let procs = parse_pid_calls(f, &text)?;
+                if procs.is_empty() {
+                    traces.push(Imported {
+                        id: rel.clone(),
+                        tid: None,
+                        calls: Vec::new(),
+                    });
+                }
+                traces.extend(procs.into_iter().map(|(pid, calls)| Imported {
+                    id: format!("{rel}#{pid}"),
+                    tid: Some(pid),
+                    calls,
+                }));
+            }
+        }
     }
-    let rows: u64 = traces.iter().map(|t| t.1.len() as u64).sum();
+    let rows: u64 = traces.iter().map(|t| t.calls.len() as u64).sum();
     let metadata = TraceMetadata {
         schema_version: SCHEMA_VERSION,
         host: IMPORT_HOST.into(),
@@ -196,21 +281,27 @@ pub fn import_syscall_traces(
     let label: Arc<str> = label.name().into();
     let mut summary = ImportSummary::default();
     let mut seq: i64 = 0;
-    for (i, (rel, nrs)) in traces.iter().enumerate() {
+    for (i, t) in traces.iter().enumerate() {
+        let (rel, nrs) = (&t.id, &t.calls);
         if nrs.is_empty() {
             summary.empty.push(rel.clone());
             continue;
         }
         summary.traces += 1;
         let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let name = Path::new(rel)
+        let file = rel
+            .rsplit_once('#')
+            .filter(|_| t.tid.is_some())
+            .map_or(rel.as_str(), |r| r.0);
+        let name = Path::new(file)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let comm: String = name.chars().take(15).collect();
+        let pid = t.tid.unwrap_or(id);
         let process = Process {
-            pid: id,
-            tgid: id,
+            pid,
+            tgid: pid,
             ppid: 0,
             uid: 0,
             gid: 0,
@@ -272,5 +363,32 @@ mod tests {
         assert!(err.contains(":1:"), "{err}");
         let err = parse_trace(p, b"1 \x1b[31m").unwrap_err().to_string();
         assert!(!err.contains('\x1b'), "{err}");
+    }
+
+    #[test]
+    fn pid_call_lines_and_bad_lines() {
+        let p = Path::new("unm/x.int");
+        assert_eq!(
+            parse_pid_calls(p, b"551 2\n552 4\n\n551 66\r\n  552\t5 \n").unwrap(),
+            vec![(551, vec![2, 66]), (552, vec![4, 5])]
+        );
+        assert!(parse_pid_calls(p, b"").unwrap().is_empty());
+        for (bad, line) in [
+            (&b"1 2\n3\n"[..], 2),
+            (b"1 2 3\n", 1),
+            (b"1 2\n1 2\n-4 5\n", 3),
+            (b"x 5", 1),
+            (b"1 5\n7 \x1b[31m", 2),
+        ] {
+            let err = parse_pid_calls(p, bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("unm/x.int:{line}: `"))
+                    && err.ends_with(
+                        "is not a `PID SYSCALL` line (expected two non-negative integers)"
+                    )
+                    && !err.contains('\x1b'),
+                "{err}"
+            );
+        }
     }
 }

@@ -346,6 +346,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             model,
             labels,
             format,
+            attack_unit,
         } => {
             let labels = labels.as_deref().map(read_labels).transpose()?;
             // The shipped signature rules and intel: the ranking is evaluated with them, the
@@ -361,8 +362,15 @@ pub fn run(command: Command) -> Result<(), Error> {
             let scored = s.score_all(&table);
             let ranked = ranker(Some(s), true, findings, Suppressions::default()).rank(&table);
             let truths = truths(&table, labels.as_ref());
-            let report =
-                crate::models::eval::evaluate(&name, &m, &table, &scored, &ranked, &truths)?;
+            let report = crate::models::eval::evaluate(
+                &name,
+                &m,
+                &table,
+                &scored,
+                &ranked,
+                &truths,
+                attack_unit,
+            )?;
             let mut w = open_output(None)?;
             match format {
                 EvalFormat::Text => w
@@ -380,8 +388,13 @@ pub fn run(command: Command) -> Result<(), Error> {
             print!("{}", catalog::markdown_table());
             Ok(())
         }
-        Command::ImportSyscallTraces { dir, label, out } => {
-            let s = import_syscall_traces(&dir, label, &out)?;
+        Command::ImportSyscallTraces {
+            dir,
+            label,
+            format,
+            out,
+        } => {
+            let s = import_syscall_traces(&dir, label, format, &out)?;
             eprintln!(
                 "imported {} traces ({} syscalls) into {}",
                 s.traces,

@@ -146,3 +146,163 @@ fn default_model_ranks_every_lab_test_attack_first_and_flags_no_benign_container
         }
     }
 }
+
+fn analyze(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(binary("analyze")).args(args).output().unwrap()
+}
+
+/// A real program end to end: UNM `ps` traces (`tests/fixtures/unm`) imported with
+/// `--format pid-call`, trained on the first half of the normal processes, evaluated on the
+/// rest and the two trojan runs (one attack recording per intrusion file). The sequence
+/// members' combination must be at least its best member's AUC minus 0.01: calibrated members
+/// combined must not lose what the best of them finds. The models' combination (with the
+/// workload-feature part) is held to 0.9 only: here it is 0.944 against 1.000, one normal
+/// process's feature vector being as far out as the trojans (an open problem of issue 20).
+#[test]
+fn unm_ps_imports_trains_and_the_combination_keeps_up_with_its_best_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo().join("tests/fixtures/unm/ps");
+    let text = std::fs::read_to_string(src.join("normal/ps-normal.int")).unwrap();
+    let mut order: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let pid = line.split_whitespace().next().unwrap();
+        if !order.contains(&pid) {
+            order.push(pid);
+        }
+    }
+    let train_pids = &order[..order.len().div_ceil(2)];
+    let (mut train, mut test) = (String::new(), String::new());
+    for line in text.lines() {
+        let pid = line.split_whitespace().next().unwrap();
+        let out = if train_pids.contains(&pid) {
+            &mut train
+        } else {
+            &mut test
+        };
+        out.push_str(line);
+        out.push('\n');
+    }
+    let p = |n: &str| dir.path().join(n);
+    for (d, body) in [("train", &train), ("test", &test)] {
+        std::fs::create_dir_all(p(d)).unwrap();
+        std::fs::write(p(d).join("ps-normal.int"), body).unwrap();
+    }
+    let import = |d: PathBuf, label: &str, out: PathBuf| {
+        let o = analyze(&[
+            "import".as_ref(),
+            "syscall-traces".as_ref(),
+            d.as_os_str(),
+            "--format".as_ref(),
+            "pid-call".as_ref(),
+            "--label".as_ref(),
+            label.as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let said = import(p("train"), "normal", p("train.parquet"));
+    assert!(
+        said.contains(&format!("imported {} traces", train_pids.len())),
+        "{said}"
+    );
+    import(p("test"), "normal", p("test.parquet"));
+    import(src.join("intrusion"), "attack", p("attack.parquet"));
+    let o = analyze(&[
+        "train".as_ref(),
+        p("train.parquet").as_os_str(),
+        "--out".as_ref(),
+        p("ps.model").as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = analyze(&[
+        "eval".as_ref(),
+        p("test.parquet").as_os_str(),
+        p("attack.parquet").as_os_str(),
+        "--model".as_ref(),
+        p("ps.model").as_os_str(),
+        "--attack-unit".as_ref(),
+        "file".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["attack"], 2, "two intrusion files, two recordings");
+    assert_eq!(json["seen_in_training"], 0);
+    let aucs: Vec<(String, f64)> = json["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["scorer"].as_str().unwrap().to_string(),
+                m["roc_auc"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    eprintln!("{aucs:?}");
+    let auc = |n: &str| aucs.iter().find(|a| a.0 == n).unwrap().1;
+    let best = aucs
+        .iter()
+        .filter(|a| a.0.starts_with("sequences: ") || a.0 == "workload features")
+        .map(|a| a.1)
+        .fold(0.0, f64::max);
+    assert_eq!(
+        aucs.iter()
+            .filter(|a| a.0.starts_with("sequences: "))
+            .count(),
+        5,
+        "every member is reported: {aucs:?}"
+    );
+    let best_member = aucs
+        .iter()
+        .filter(|a| a.0.starts_with("sequences: "))
+        .map(|a| a.1)
+        .fold(0.0, f64::max);
+    assert!(best >= 0.9, "{aucs:?}");
+    assert!(
+        auc("sequences (combined)") >= best_member - 0.01,
+        "{aucs:?}"
+    );
+    assert!(auc("models (combined)") >= 0.9, "{aucs:?}");
+}
+
+/// Bad `PID SYSCALL` files are one-line errors naming the file and the line, and write
+/// nothing.
+#[test]
+fn pid_call_import_errors_name_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces");
+    std::fs::create_dir_all(&traces).unwrap();
+    let out = dir.path().join("out.parquet");
+    for (body, line) in [
+        ("10 5\n10 3\n11\n", 3),
+        ("10 5 7\n", 1),
+        ("10 read\n", 1),
+        ("10 5\n-1 5\n", 2),
+    ] {
+        std::fs::write(traces.join("bad.int"), body).unwrap();
+        let o = analyze(&[
+            "import".as_ref(),
+            "syscall-traces".as_ref(),
+            traces.as_os_str(),
+            "--format".as_ref(),
+            "pid-call".as_ref(),
+            "--label".as_ref(),
+            "normal".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{body:?}");
+        assert!(
+            err.contains(&format!("bad.int:{line}: `"))
+                && err.contains("PID SYSCALL")
+                && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

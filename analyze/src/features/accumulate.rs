@@ -346,7 +346,8 @@ fn add_row(
                         time: t,
                         pid: opt(&c.tgid, row).unwrap_or(0),
                     };
-                    let dst = addr.rotate_left(17) ^ u64::from(port).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let dst =
+                        addr.rotate_left(17) ^ u64::from(port).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     note_first(&mut w.first_dst, dst, seen, &mut w.capped);
                 }
                 insert_capped(&mut w.remote_ports, port, &mut w.capped);

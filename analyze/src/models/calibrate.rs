@@ -155,7 +155,8 @@ pub fn family_sum<'a>(surprises: impl IntoIterator<Item = (&'a str, f64)>) -> f6
 
 /// `−log10 p`, capped at [`MAX_SURPRISE`].
 pub fn surprise(p: f64) -> f64 {
-    (-p.max(10f64.powf(-MAX_SURPRISE)).log10()).clamp(0.0, MAX_SURPRISE)
+    // (+ 0.0: −log10 1 is −0.0.)
+    (-p.max(10f64.powf(-MAX_SURPRISE)).log10()).clamp(0.0, MAX_SURPRISE) + 0.0
 }
 
 /// The Šidák-corrected smallest of `ps`: the probability that the smallest of `ps.len()`
@@ -169,6 +170,37 @@ pub fn sidak(ps: &[f64]) -> f64 {
     // 1 − (1 − p)^m, computed without cancellation for small p.
     let p = min.clamp(0.0, 1.0);
     (-(m * (-p).ln_1p()).exp_m1()).clamp(p, 1.0)
+}
+
+/// Fisher's combination of `ps`: the probability that `−2 Σ ln p` of `ps.len()` independent
+/// uniform p-values is at least the observed (the χ² tail with `2·len` degrees of freedom,
+/// computed in log space so tiny p-values do not underflow). Every part's evidence adds up:
+/// several parts moderately in their tails outweigh one. 1 when `ps` is empty.
+pub fn fisher(ps: &[f64]) -> f64 {
+    let ps: Vec<f64> = ps.iter().copied().filter(|p| !p.is_nan()).collect();
+    if ps.is_empty() {
+        return 1.0;
+    }
+    let floor = 10f64.powf(-MAX_SURPRISE);
+    // x/2 = −Σ ln p; P(χ²_{2k} ≥ x) = e^{−x/2} Σ_{j<k} (x/2)^j / j!.
+    let half: f64 = ps.iter().map(|p| -p.clamp(floor, 1.0).ln()).sum();
+    let (mut term, mut sum) = (0.0f64, f64::NEG_INFINITY); // logs
+    for j in 0..ps.len() {
+        if j > 0 {
+            term += half.ln() - (j as f64).ln();
+        }
+        sum = log_add(sum, term);
+    }
+    (sum - half).exp().clamp(floor, 1.0)
+}
+
+/// `ln(e^a + e^b)`.
+fn log_add(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY {
+        return b;
+    }
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    hi + (lo - hi).exp().ln_1p()
 }
 
 #[cfg(test)]
@@ -233,6 +265,19 @@ mod tests {
         assert_eq!(one.p_value(1.0), 1.0);
         assert_eq!(one.p_value(3.0), 0.5);
         assert!(TailCalibration::fit("nan", &[f64::NAN, 1.0]).len() == 1);
+    }
+
+    #[test]
+    fn fisher_adds_evidence_up() {
+        assert_eq!(fisher(&[]), 1.0);
+        assert!((fisher(&[0.2]) - 0.2).abs() < 1e-12);
+        // Two parts at 0.05: x = −2 ln 0.0025 ≈ 11.98 on 4 df → p = 0.0025 (1 − ln 0.0025).
+        let two = fisher(&[0.05, 0.05]);
+        let want = 0.0025 * (1.0 - 0.0025f64.ln());
+        assert!((two - want).abs() < 1e-12, "{two} vs {want}");
+        assert!(fisher(&[0.05, 0.05, 0.05]) < fisher(&[0.01, 0.9, 0.9]));
+        assert!(fisher(&[1.0, 1.0]) == 1.0 && fisher(&[1e-280, 1e-280]) > 0.0);
+        assert!(fisher(&[0.01, 0.5]) < fisher(&[0.02, 0.5]));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! `analyze eval`: detection metrics of a model on labelled workloads it was not trained on.
 //!
 //! Per workload: ROC AUC, average precision, precision@k and the rank of every attack, for the
-//! combined model score, each part alone (workload features, the Markov and STIDE sequence
-//! models) and the full ranking (models with signatures, High/Critical findings first). Per
+//! combined model score, each part alone (workload features, the sequence members combined and
+//! each member, calibrated) and the full ranking (models with signatures, High/Critical
+//! findings first). With [`AttackUnit::File`], the attack workloads imported from one file
+//! (`<file>#<pid>`) are one attack recording scored by its highest process, as the UNM datasets
+//! are scored (an intrusion run also holds normal-looking processes of the program). Per
 //! recording (the host intrusion-detection convention): with the threshold at the highest
 //! score seen on held-out normal data (stored in the model), the detection rate, the false
 //! alarms, the longest run of consecutive false alarms among the normal recordings in time
@@ -15,9 +18,25 @@ use super::file::Scored;
 use super::labels::Truth;
 use super::metrics::{attack_ranks, average_precision, precision_at, roc_auc};
 use super::rng::hash_str;
+use super::sequence::MEMBERS;
 use crate::features::FeatureTable;
 use crate::rank::Ranked;
 use crate::report::escape::terminal;
+
+/// What one attack recording is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttackUnit {
+    /// Each attack workload.
+    #[default]
+    Workload,
+    /// The attack workloads of one imported file (`<file>#<pid>`), scored by the highest.
+    File,
+}
+
+/// The file part of an imported `<file>#<pid>` workload key.
+fn file_of(key: &str) -> &str {
+    key.rsplit_once('#').map_or(key, |k| k.0)
+}
 
 /// Metrics of one scorer over the labelled workloads.
 #[derive(Clone, Debug, Serialize)]
@@ -81,7 +100,7 @@ pub struct EvalReport {
     pub model: String,
     /// Normal workloads evaluated.
     pub normal: usize,
-    /// Attack workloads evaluated.
+    /// Attack recordings evaluated (workloads, or files with [`AttackUnit::File`]).
     pub attack: usize,
     /// Workloads without a label (not evaluated).
     pub unlabelled: usize,
@@ -126,11 +145,39 @@ pub fn evaluate(
     scored: &[Scored],
     ranked: &[Ranked],
     truths: &[Option<Truth>],
+    unit: AttackUnit,
 ) -> Result<EvalReport, super::ModelError> {
-    let labelled: Vec<(usize, bool)> = truths
+    let labelled_rows: Vec<(usize, bool)> = truths
         .iter()
         .enumerate()
         .filter_map(|(i, t)| t.map(|t| (i, t == Truth::Attack)))
+        .collect();
+    // Recordings: each normal workload; each attack workload or file. A recording's row is
+    // its highest-scoring member's (first of its rows here; scores take the maximum below).
+    let mut groups: Vec<(Vec<usize>, bool)> = Vec::new();
+    let mut by_file: std::collections::BTreeMap<&str, usize> = Default::default();
+    for &(i, a) in &labelled_rows {
+        if a && unit == AttackUnit::File {
+            let k = *by_file
+                .entry(file_of(&table.rows[i].workload))
+                .or_insert_with(|| {
+                    groups.push((Vec::new(), true));
+                    groups.len() - 1
+                });
+            groups[k].0.push(i);
+        } else {
+            groups.push((vec![i], a));
+        }
+    }
+    let best = |g: &[usize], f: &dyn Fn(usize) -> f64| -> usize {
+        g.iter()
+            .copied()
+            .max_by(|&a, &b| f(a).total_cmp(&f(b)).then(b.cmp(&a)))
+            .unwrap_or(0)
+    };
+    let labelled: Vec<(usize, bool)> = groups
+        .iter()
+        .map(|(g, a)| (best(g, &|i| scored[i].score), *a))
         .collect();
     let attack = labelled.iter().filter(|l| l.1).count();
     let normal = labelled.len() - attack;
@@ -140,19 +187,37 @@ pub fn evaluate(
             table.rows.len()
         )));
     }
-    let col = |f: &dyn Fn(&Scored) -> Option<f64>| -> Vec<(f64, bool)> {
-        labelled
+    // Each scorer takes each recording's highest member on its own score.
+    let col = |f: &dyn Fn(usize) -> Option<f64>| -> Vec<(f64, bool)> {
+        groups
             .iter()
-            .map(|&(i, a)| (f(&scored[i]).unwrap_or(0.0), a))
+            .map(|(g, a)| {
+                let v = g
+                    .iter()
+                    .map(|&i| f(i).unwrap_or(0.0))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                (v, *a)
+            })
             .collect()
     };
-    let mut workloads = vec![metrics("models (combined)", &col(&|s| Some(s.score)))];
+    let mut workloads = vec![metrics(
+        "models (combined)",
+        &col(&|i| Some(scored[i].score)),
+    )];
     if scored.iter().any(|s| s.features.is_some()) {
-        workloads.push(metrics("workload features", &col(&|s| s.features)));
+        workloads.push(metrics("workload features", &col(&|i| scored[i].features)));
     }
     if scored.iter().any(|s| s.sequences.is_some()) {
-        workloads.push(metrics("sequences: markov", &col(&|s| s.sequences)));
-        workloads.push(metrics("sequences: stide", &col(&|s| s.stide)));
+        workloads.push(metrics(
+            "sequences (combined)",
+            &col(&|i| scored[i].sequences),
+        ));
+        for (d, name) in MEMBERS.iter().enumerate() {
+            workloads.push(metrics(
+                &format!("sequences: {name}"),
+                &col(&|i| scored[i].members.get(d).copied()),
+            ));
+        }
     }
     let mut rank_of = vec![0usize; table.rows.len()];
     for r in ranked {
@@ -161,10 +226,7 @@ pub fn evaluate(
     let n = table.rows.len() as f64;
     workloads.push(metrics(
         "ranking (models + signatures)",
-        &labelled
-            .iter()
-            .map(|&(i, a)| (n - rank_of[i] as f64, a))
-            .collect::<Vec<_>>(),
+        &col(&|i| Some(n - rank_of[i] as f64)),
     ));
 
     let above = |i: usize| scored[i].score > model.threshold;
@@ -200,7 +262,7 @@ pub fn evaluate(
         })
         .collect();
     attacks.sort_by_key(|a| a.rank);
-    let seen = labelled
+    let seen = labelled_rows
         .iter()
         .filter(|&&(i, _)| {
             model
@@ -214,7 +276,7 @@ pub fn evaluate(
         model: model_name.to_string(),
         normal,
         attack,
-        unlabelled: table.rows.len() - labelled.len(),
+        unlabelled: table.rows.len() - labelled_rows.len(),
         seen_in_training: seen,
         workloads,
         recordings: Recordings {

@@ -4,14 +4,29 @@
 //! in vector order with its scaler parameters, the training summary and the SHA-256 of the
 //! training data, the seed, and the threshold calibrated on held-out normal workloads. Nothing
 //! in it depends on the time or the machine, so the same data and seed give the same bytes.
+//!
+//! **The combination rule.** Every part — the workload-feature model and each sequence member
+//! ([`super::sequence::MEMBERS`]) — is calibrated on raw scores of normal workloads it was not
+//! fitted on ([`TailCalibration`]): its score becomes the tail probability `p` of a normal
+//! workload scoring at least as high. A workload's combined probability is Fisher's
+//! combination of the `p` of the parts it has ([`fisher`]: `−2 Σ ln p` against χ² with twice
+//! as many degrees of freedom as parts), and its score is `−log10` of that (0 for a typical
+//! normal workload, 3 for one in a thousand, open-ended beyond anything seen). One part far in
+//! its tail still decides alone; several parts moderately in their tails add up, where the
+//! smallest `p` (Šidák) follows whichever part happens to be most extreme on a normal
+//! workload (UNM `ps`, `tests/tests/analyze_models.rs`: 0.889 with the smallest `p`, 0.944
+//! with Fisher, against 1.000 for the best member: the open problem is there). The parts'
+//! correlation makes the combined `p` optimistic, not misordered: the threshold is read off
+//! held-out normal workloads, not off `p`.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use super::sequence::{SequenceModel, SequenceScore, Thread};
-use super::workload::{Binding, Calibration, WorkloadModel};
+use super::calibrate::{TailCalibration, fisher, surprise};
+use super::sequence::{MEMBERS, SequenceModel, SequenceScore, Thread};
+use super::workload::{Binding, WorkloadModel};
 use crate::rank::{Contribution, TOP_CONTRIBUTIONS};
 
 /// First line of every model file.
@@ -55,7 +70,8 @@ pub struct ModelFile {
     /// needle version of the writer.
     pub needle_version: String,
     /// Kinds of models inside (`isolation-forest`, `pca-reconstruction`, `gmm-nll`,
-    /// `kmeans-distance`, `stide`, `markov`).
+    /// `kmeans-distance`, then the sequence members `markov`, `markov-window`, `stide`,
+    /// `stide-lfc`, `ngram-knn`).
     pub kinds: Vec<String>,
     /// Seed of every random choice in training.
     pub seed: u64,
@@ -64,14 +80,28 @@ pub struct ModelFile {
     /// Combined score above which a workload is anomalous: the highest score of the held-out
     /// normal workloads (of the training workloads when too few were held out).
     pub threshold: f64,
-    /// Calibration of each part (`features`, `sequences`) against the training workloads.
-    pub parts: Vec<Calibration>,
+    /// Calibration of each part (`features`, then each sequence member by name) on held-out
+    /// normal workloads.
+    pub parts: Vec<TailCalibration>,
     /// Combined scores of every normal workload (sorted): percentiles are read against them.
     pub normal_scores: Vec<f64>,
     /// The workload-level model.
     pub workload: Option<WorkloadModel>,
     /// The syscall-sequence models.
     pub sequence: Option<SequenceModel>,
+}
+
+/// Calibrated scores of one workload (surprise, `−log10 p`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Combined {
+    /// All parts combined.
+    pub score: f64,
+    /// The feature part.
+    pub features: Option<f64>,
+    /// The sequence members combined.
+    pub sequences: Option<f64>,
+    /// Each sequence member.
+    pub members: Vec<f64>,
 }
 
 /// A workload's scores.
@@ -81,12 +111,15 @@ pub struct Scored {
     pub score: f64,
     /// Share of normal training workloads scoring at most this.
     pub percentile: f64,
-    /// Workload-feature part (calibrated), if the model has one.
+    /// Workload-feature part (calibrated: surprise), if the model has one.
     pub features: Option<f64>,
-    /// Sequence part (calibrated), if the model and the workload have sequences.
+    /// Sequence members combined (calibrated: surprise), if the model and the workload have
+    /// sequences.
     pub sequences: Option<f64>,
-    /// Raw STIDE score, for evaluation.
+    /// Raw STIDE mismatch rate, for evaluation.
     pub stide: Option<f64>,
+    /// Surprise of each sequence member ([`MEMBERS`] order; empty without sequences).
+    pub members: Vec<f64>,
     /// Top features (value, training median, z) and rarest n-grams.
     pub contributions: Vec<Contribution>,
 }
@@ -145,24 +178,31 @@ impl ModelFile {
         serde_json::from_value(version).map_err(|e| corrupt(e.to_string()))
     }
 
-    /// Part scores combined: the highest calibrated part. Parts absent for a workload (no
-    /// syscall sequences) do not count.
-    fn combine(
-        &self,
-        features: Option<f64>,
-        sequences: Option<f64>,
-    ) -> (f64, Option<f64>, Option<f64>) {
-        let cal = |name: &str, raw: Option<f64>| {
-            raw.and_then(|r| {
-                self.parts
+    fn calibration(&self, name: &str) -> Option<&TailCalibration> {
+        self.parts.iter().find(|c| c.name == name)
+    }
+
+    /// The combination rule (module documentation) over raw part scores: the combined score,
+    /// the feature part's surprise, the sequence members' combined surprise, and each
+    /// member's surprise.
+    pub fn combine(&self, features: Option<f64>, members: Option<&[f64]>) -> Combined {
+        let pf = features.and_then(|r| self.calibration("features").map(|c| c.p_value(r)));
+        let pm: Vec<f64> = members
+            .map(|m| {
+                MEMBERS
                     .iter()
-                    .find(|c| c.detector == name)
-                    .map(|c| c.apply(r))
+                    .zip(m)
+                    .filter_map(|(name, &r)| self.calibration(name).map(|c| c.p_value(r)))
+                    .collect()
             })
-        };
-        let f = cal("features", features);
-        let s = cal("sequences", sequences);
-        (f.unwrap_or(0.0).max(s.unwrap_or(0.0)), f, s)
+            .unwrap_or_default();
+        let all: Vec<f64> = pf.iter().chain(&pm).copied().collect();
+        Combined {
+            score: surprise(fisher(&all)),
+            features: pf.map(surprise),
+            sequences: (!pm.is_empty()).then(|| surprise(fisher(&pm))),
+            members: pm.into_iter().map(surprise).collect(),
+        }
     }
 
     /// The raw part scores of one workload: features (a row of the bound table) and sequences.
@@ -187,7 +227,12 @@ impl ModelFile {
     /// Scores and explains one workload.
     pub fn score(&self, values: Option<(&[f64], &Binding)>, threads: Option<&[Thread]>) -> Scored {
         let (f, s) = self.raw_parts(values, threads);
-        let (score, features, sequences) = self.combine(f, s.as_ref().map(|s| s.markov));
+        let Combined {
+            score,
+            features,
+            sequences,
+            members,
+        } = self.combine(f, s.as_ref().map(|s| s.members.as_slice()));
         let mut contributions = Vec::new();
         if let (Some(m), Some((v, b))) = (&self.workload, values) {
             contributions = m.explain(v, b, &m.scaled(v, b));
@@ -208,7 +253,8 @@ impl ModelFile {
             percentile: self.percentile(score),
             features,
             sequences,
-            stide: s.map(|s| s.stide),
+            stide: s.map(|s| s.members[2]),
+            members,
             contributions,
         }
     }
@@ -232,34 +278,34 @@ impl ModelFile {
         self.normal_scores.partition_point(|&s| s <= score) as f64 / self.normal_scores.len() as f64
     }
 
-    /// Calibrates the parts on the training workloads' raw part scores and sets the
-    /// threshold and the normal score distribution (used by training).
+    /// Calibrates every part on raw scores of held-out normal workloads, then sets the
+    /// threshold (the highest combined score of `threshold_basis`, raw parts of held-out
+    /// normal workloads) and the normal score distribution (`all`, every normal workload).
     pub fn calibrate(
         &mut self,
-        train: &[(Option<f64>, Option<f64>)],
-        validation: &[(Option<f64>, Option<f64>)],
+        features: &[f64],
+        members: &[Vec<f64>],
+        threshold_basis: &[RawParts],
+        all: &[RawParts],
     ) {
         self.parts.clear();
-        for (name, pick) in [("features", 0usize), ("sequences", 1)] {
-            let raw: Vec<f64> = train
-                .iter()
-                .filter_map(|p| if pick == 0 { p.0 } else { p.1 })
-                .collect();
+        if !features.is_empty() {
+            self.parts.push(TailCalibration::fit("features", features));
+        }
+        for (d, name) in MEMBERS.iter().enumerate() {
+            let raw: Vec<f64> = members.iter().filter_map(|m| m.get(d).copied()).collect();
             if !raw.is_empty() {
-                self.parts.push(Calibration::fit_named(name, &raw));
+                self.parts.push(TailCalibration::fit(name, &raw));
             }
         }
-        let combined = |p: &(Option<f64>, Option<f64>)| self.combine(p.0, p.1).0;
-        let val: Vec<f64> = validation.iter().map(combined).collect();
-        let all: Vec<f64> = train
-            .iter()
-            .map(combined)
-            .chain(val.iter().copied())
-            .collect();
-        let basis = if val.is_empty() { &all } else { &val };
-        self.threshold = basis.iter().copied().fold(0.0, f64::max);
-        let mut sorted = all;
+        let combined = |p: &RawParts| self.combine(p.0, p.1.as_deref()).score;
+        let threshold = threshold_basis.iter().map(combined).fold(0.0, f64::max);
+        let mut sorted: Vec<f64> = all.iter().map(combined).collect();
+        self.threshold = threshold;
         sorted.sort_by(f64::total_cmp);
         self.normal_scores = sorted;
     }
 }
+
+/// Raw part scores of one workload: the feature model's, and each sequence member's.
+pub type RawParts = (Option<f64>, Option<Vec<f64>>);

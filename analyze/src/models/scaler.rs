@@ -49,7 +49,7 @@ impl FeatureScale {
             && xs.iter().all(|&x| x == 0.0 || !x.is_finite());
         let log = def.scale == Scale::Log;
         let t: Vec<f64> = xs.iter().map(|&x| transform(x, log)).collect();
-        let floor = resolution(def.scale, median_of(&t));
+        let floor = resolution(def, median_of(&t));
         let lower = (def.direction == Direction::Both).then(|| {
             let neg: Vec<f64> = t.iter().map(|x| -x).collect();
             TailCalibration::fit_floored(name, &neg, floor)

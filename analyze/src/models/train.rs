@@ -5,6 +5,13 @@
 //! chosen by a seeded hash of the workload key). The models are fitted on the training set;
 //! the threshold is the highest combined score of the validation set.
 //!
+//! The sequence members are cross-fitted instead, since a language model gains from every
+//! normal trace it sees: the normal workloads are cut into three folds by the same seeded hash
+//! (fold 0 is the validation set); a model fitted on two folds scores the third, so every
+//! normal workload gets a held-out raw score to calibrate on, and the language model's order
+//! is the one whose held-out likelihood is best over the folds. The shipped sequence model is
+//! then fitted on every normal workload.
+//!
 //! A validation workload is scored as a workload of a kind the model has never seen: when
 //! training workloads share its group (its image without tag or digest: replicas of one
 //! application), its workload-feature score comes from a model fitted on the training set
@@ -16,10 +23,12 @@
 use sha2::{Digest, Sha256};
 
 use super::ModelError;
+use super::file::RawParts;
 use super::file::{FORMAT_VERSION, ModelFile, TrainingSummary};
 use super::labels::Truth;
 use super::rng::hash_str;
-use super::sequence::{SequenceModel, Sequences};
+use super::sequence::markov::Markov;
+use super::sequence::{MEMBERS, SequenceModel, Sequences, choose_order};
 use super::workload::WorkloadModel;
 use crate::features::FeatureTable;
 
@@ -32,9 +41,17 @@ pub struct TrainNotes {
     pub unlabelled: usize,
 }
 
+/// Folds of the sequence models' cross-fitting.
+const FOLDS: u64 = 3;
+
+/// The fold of workload `key` (fold 0 is the validation set).
+fn fold_of(key: &str, seed: u64) -> u64 {
+    hash_str(&format!("{seed}\u{0}{key}")) % FOLDS
+}
+
 /// True when workload `key` goes to the validation set.
 pub fn is_validation(key: &str, seed: u64) -> bool {
-    hash_str(&format!("{seed}\u{0}{key}")).is_multiple_of(3)
+    fold_of(key, seed) == 0
 }
 
 /// The calibration group of a workload: its image without tag or digest (replicas of one
@@ -90,7 +107,23 @@ pub fn fit(
     }
     let bar = progress_steps(progress, 3, "training");
     bar.set_message("workload model");
-    let workload = WorkloadModel::fit(table, &train, seed);
+    // Where the normal workloads have syscall sequences, the sequence members model syscall
+    // use (their n-gram kNN includes the unigram histogram): the feature part leaves its
+    // syscall features to them, so one kind of evidence counts once.
+    let with_sequences = normal.iter().any(|&i| {
+        sequences
+            .get(&table.rows[i].workload)
+            .is_some_and(|t| t.iter().any(|t| !t.calls.is_empty()))
+    });
+    let fit_workload = |rows: &[usize]| {
+        let m = WorkloadModel::fit(table, rows, seed);
+        if with_sequences {
+            m.leaving_syscalls_to_sequences()
+        } else {
+            m
+        }
+    };
+    let workload = fit_workload(&train);
     bar.inc(1);
     bar.set_message("sequence models");
     let threads_of = |rows: &[usize]| {
@@ -100,8 +133,7 @@ pub fn fit(
             .cloned()
             .collect::<Vec<_>>()
     };
-    let train_threads = threads_of(&train);
-    let sequence = (!train_threads.is_empty()).then(|| SequenceModel::fit(train_threads.iter()));
+    let (sequence, held_out_members) = fit_sequences(table, sequences, &normal, seed);
     bar.inc(1);
     bar.set_message("calibration");
     let mut kinds: Vec<String> = workload
@@ -110,7 +142,7 @@ pub fn fit(
         .map(|s| s.to_string())
         .collect();
     if sequence.is_some() {
-        kinds.extend(["stide".to_string(), "markov".to_string()]);
+        kinds.extend(MEMBERS.iter().map(|m| m.to_string()));
     }
     let all_threads = threads_of(&normal);
     let mut model = ModelFile {
@@ -150,15 +182,14 @@ pub fn fit(
         sequence,
     };
     let binding = model.workload.as_ref().map(|w| w.bind(table)).transpose()?;
-    let parts = |rows: &[usize]| -> Vec<(Option<f64>, Option<f64>)> {
+    // Feature scores of the model itself; sequence scores held out (cross-fitted).
+    let parts = |rows: &[usize]| -> Vec<RawParts> {
         rows.iter()
             .map(|&i| {
                 let r = &table.rows[i];
-                let (f, s) = model.raw_parts(
-                    binding.as_ref().map(|b| (r.values.as_slice(), b)),
-                    sequences.get(&r.workload).map(Vec::as_slice),
-                );
-                (f, s.map(|s| s.markov))
+                let (f, _) =
+                    model.raw_parts(binding.as_ref().map(|b| (r.values.as_slice(), b)), None);
+                (f, held_out_members.get(&i).cloned())
             })
             .collect()
     };
@@ -182,7 +213,7 @@ pub fn fit(
         if rest.len() == train.len() || rest.len() < 3 {
             continue;
         }
-        let fold = WorkloadModel::fit(table, &rest, seed);
+        let fold = fit_workload(&rest);
         let fold_binding = fold.bind(table)?;
         for &k in members {
             let v = &table.rows[val[k]].values;
@@ -191,10 +222,103 @@ pub fn fit(
         }
     }
     model.training.validation_group_held_out = regrouped;
-    model.calibrate(&tp, &vp);
+    // The feature part is calibrated on held-out scores of every normal workload, as the
+    // sequence members are: the validation fold's (above), and the other folds' from a model
+    // fitted without them — a third of the normal workloads is too few a sample for a tail
+    // (in-sample scores when nothing was held out).
+    let basis = if vp.is_empty() { &tp } else { &vp };
+    let mut features: Vec<f64> = basis.iter().filter_map(|p| p.0).collect();
+    if !vp.is_empty() && binding.is_some() {
+        for f in 1..FOLDS {
+            let (held, fit): (Vec<usize>, Vec<usize>) = normal
+                .iter()
+                .partition(|&&i| fold_of(&table.rows[i].workload, seed) == f);
+            if held.is_empty() || fit.len() < 3 {
+                continue;
+            }
+            let fold = fit_workload(&fit);
+            let fold_binding = fold.bind(table)?;
+            features.extend(
+                held.iter()
+                    .map(|&i| fold.combined(&fold.scaled(&table.rows[i].values, &fold_binding))),
+            );
+        }
+    }
+    let members: Vec<Vec<f64>> = held_out_members.values().cloned().collect();
+    let all: Vec<RawParts> = tp.iter().chain(&vp).cloned().collect();
+    model.calibrate(&features, &members, basis, &all);
     bar.inc(1);
     bar.finish_and_clear();
     Ok((model, notes))
+}
+
+/// Fits the sequence models on the threads of the `normal` rows: the language model's order
+/// and the held-out raw member scores of every normal workload with threads (by row) come
+/// from [`FOLDS`]-fold cross-fitting, the returned model from all of them.
+fn fit_sequences(
+    table: &FeatureTable,
+    sequences: &Sequences,
+    normal: &[usize],
+    seed: u64,
+) -> (
+    Option<SequenceModel>,
+    std::collections::BTreeMap<usize, Vec<f64>>,
+) {
+    let rows: Vec<(usize, u64, Vec<&[u32]>)> = normal
+        .iter()
+        .filter_map(|&i| {
+            let key = &table.rows[i].workload;
+            let t: Vec<&[u32]> = sequences
+                .get(key)?
+                .iter()
+                .map(|t| t.calls.as_slice())
+                .filter(|c| !c.is_empty())
+                .collect();
+            (!t.is_empty()).then(|| (i, fold_of(key, seed), t))
+        })
+        .collect();
+    let mut held = std::collections::BTreeMap::new();
+    if rows.is_empty() {
+        return (None, held);
+    }
+    let threads = |keep: &dyn Fn(u64) -> bool| -> Vec<&[u32]> {
+        rows.iter()
+            .filter(|r| keep(r.1))
+            .flat_map(|r| r.2.iter().copied())
+            .collect()
+    };
+    // (threads to fit on, held-out threads) per fold.
+    type Fold<'a> = (Vec<&'a [u32]>, Vec<&'a [u32]>);
+    let folds: Vec<Fold> = (0..FOLDS)
+        .map(|f| (threads(&|g| g != f), threads(&|g| g == f)))
+        .collect();
+    let markovs: Vec<Option<Markov>> = folds
+        .iter()
+        .map(|(fit, _)| (!fit.is_empty()).then(|| Markov::fit(fit.iter().copied())))
+        .collect();
+    let order = choose_order(
+        &folds
+            .iter()
+            .zip(&markovs)
+            .filter_map(|((_, h), m)| m.as_ref().map(|m| (m, h.as_slice())))
+            .collect::<Vec<_>>(),
+    );
+    let all = threads(&|_| true);
+    let model = SequenceModel::fit(&all, order);
+    for (f, ((fit, _), markov)) in folds.iter().zip(markovs).enumerate() {
+        // A fold with nothing to fit on (a tiny input) is scored in-sample.
+        let fold_model = markov.map(|mut m| {
+            m.set_order(order);
+            SequenceModel::with_markov(m, fit)
+        });
+        let m = fold_model.as_ref().unwrap_or(&model);
+        for r in rows.iter().filter(|r| r.1 == f as u64) {
+            if let Some(s) = m.score(&sequences[&table.rows[r.0].workload]) {
+                held.insert(r.0, s.members);
+            }
+        }
+    }
+    (Some(model), held)
 }
 
 /// A step counter on stderr (only when it is a terminal and `enabled`).

@@ -105,6 +105,23 @@ impl WorkloadModel {
         }
     }
 
+    /// The model with its syscall features (`syscall.<nr>` shares, `syscall.distinct`, the
+    /// rate of `syscall` rows, `security.calls`, which counts security-relevant syscall
+    /// numbers in the streams) not scored: for training data whose syscall sequences the
+    /// sequence models score. (An imported trace's clock is synthetic, one call a microsecond:
+    /// its syscall rate is its length, which must neither reward nor punish it.)
+    pub fn leaving_syscalls_to_sequences(mut self) -> WorkloadModel {
+        for f in &mut self.features {
+            if f.name.starts_with("syscall.")
+                || f.name == "rate.syscall"
+                || f.name == "security.calls"
+            {
+                f.inert = true;
+            }
+        }
+        self
+    }
+
     /// Names of the detectors inside.
     pub fn detector_names(&self) -> Vec<&'static str> {
         vec!["feature-tails"]

@@ -10,12 +10,15 @@
 //! distance), read in the feature's suspicious direction. Small groups leave the workload
 //! itself out; groups larger than [`LEAVE_ONE_OUT_BELOW`] are fitted once with it (one value
 //! among many barely moves the fit). The per-feature surprises combine with
-//! [`family_sum`] into the workload's peer score.
+//! [`family_sum`]; from that sum the median sum of the group's other members is subtracted,
+//! so that a group of unrelated workloads (a namespace of different applications), whose
+//! members all differ from each other, does not make every member look anomalous — replicas
+//! barely differ, and the one that does stands out.
 
 use std::collections::HashMap;
 
 use super::{Contribution, Model, ModelScore, TOP_CONTRIBUTIONS};
-use crate::features::catalog::{Direction, Scale};
+use crate::features::catalog::{Direction, FeatureDef, Scale};
 use crate::features::{FeatureTable, WorkloadFeatures};
 use crate::models::calibrate::{TailCalibration, family, family_sum, surprise};
 
@@ -33,13 +36,20 @@ pub fn transform(x: f64, scale: Scale) -> f64 {
     }
 }
 
-/// Smallest tail scale of a feature, in transformed units: its resolution. One event against
-/// none (ln 2 ≈ 0.69 on a log-scaled count) is then worth e^(−0.69/0.25) ≈ 1/16 of the first
-/// step beyond the peers.
-pub fn resolution(scale: Scale, median: f64) -> f64 {
-    match scale {
-        Scale::Log => 0.25,
-        Scale::Linear => (0.1 * median.abs()).max(0.05),
+/// Smallest tail scale of a feature, in transformed units: its resolution. On log-scaled
+/// counts one event against none (ln 2 ≈ 0.69) is worth e^(−0.69/0.25) ≈ 1/16 of the first
+/// step beyond the reference — for an indicator (a binary from /tmp, a shell from a server),
+/// rare by nature, e^(−0.69/0.1) ≈ 1/1000. Linear features by their unit: a fraction moves in
+/// twentieths, an entropy in half bits, a name length in a few characters.
+pub fn resolution(def: &FeatureDef, median: f64) -> f64 {
+    match (def.scale, def.unit) {
+        (Scale::Log, _) if def.indicator => 0.1,
+        (Scale::Log, _) => 0.25,
+        (Scale::Linear, "fraction") => 0.05,
+        (Scale::Linear, "bits/char") => 0.5,
+        (Scale::Linear, "characters") => 4.0,
+        (Scale::Linear, "levels") => 1.0,
+        (Scale::Linear, _) => (0.1 * median.abs()).max(0.05),
     }
 }
 
@@ -191,6 +201,31 @@ impl PeerGroup {
     }
 }
 
+/// The smallest tail scale of column `c` in a peer group's fit: the feature's resolution, or
+/// half its standard deviation over the input's container workloads when that is larger. A
+/// few peers say little about how far a value may stray: a feature that varies by orders of
+/// magnitude across the input (inbound connections: a server's thousands, a client's none)
+/// must not make a value beyond a handful of peers look impossible, while one almost every
+/// workload has at the same value (execs from /tmp: none) keeps its sharp tail.
+fn pooled_floor(table: &FeatureTable, c: usize) -> f64 {
+    let def = table.columns[c].def;
+    let scale = def.scale;
+    let mut v: Vec<f64> = table
+        .rows
+        .iter()
+        .filter(|r| !is_host(r))
+        .map(|r| transform(r.values[c], scale))
+        .collect();
+    let n = v.len() as f64;
+    let sd = if v.len() < 2 {
+        0.0
+    } else {
+        let mean = v.iter().sum::<f64>() / n;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    };
+    resolution(def, median(&mut v)).max(0.5 * sd)
+}
+
 /// The peer-group model: every workload against its own peers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PeerGroups;
@@ -202,107 +237,148 @@ impl Model for PeerGroups {
 
     fn score(&self, table: &FeatureTable) -> Vec<ModelScore> {
         let groups = peer_groups(table);
-        let scored: Vec<usize> = (0..table.columns.len())
-            .filter(|&c| table.columns[c].def.direction != Direction::Unscored)
-            .collect();
-        // Large groups are fitted once per (group, feature), the members included.
-        let mut shared: HashMap<(String, usize), (TailCalibration, Option<TailCalibration>, f64)> =
-            HashMap::new();
-        table
-            .rows
+        let mut fit = GroupFit::new(table);
+        groups
             .iter()
             .enumerate()
-            .map(|(i, row)| {
-                let Some(g) = &groups[i] else {
+            .map(|(i, g)| {
+                let Some(g) = g else {
                     return ModelScore {
                         no_reference: true,
                         basis: Some("no peers".into()),
                         ..ModelScore::default()
                     };
                 };
-                let mut contributions = Vec::new();
-                let mut surprises = Vec::new();
-                for &c in &scored {
-                    let col = &table.columns[c];
-                    let (scale, direction) = (col.def.scale, col.def.direction);
-                    let t = transform(row.values[c], scale);
-                    let reference = |with_self: bool| {
-                        let mut v: Vec<f64> = g
-                            .members
-                            .iter()
-                            .map(|&j| transform(table.rows[j].values[c], scale))
-                            .collect();
-                        if with_self {
-                            v.push(t);
-                        }
-                        v
-                    };
-                    let raw_median = || {
-                        let mut raw: Vec<f64> =
-                            g.members.iter().map(|&j| table.rows[j].values[c]).collect();
-                        median(&mut raw)
-                    };
-                    let s = if g.members.len() + 1 >= LEAVE_ONE_OUT_BELOW {
-                        let entry = shared.entry((g.key.clone(), c)).or_insert_with(|| {
-                            let mut v = reference(true);
-                            let floor = resolution(scale, median(&mut v.clone()));
-                            let upper = TailCalibration::fit_floored(&col.name, &v, floor);
-                            let lower = (direction == Direction::Both).then(|| {
-                                v.iter_mut().for_each(|x| *x = -*x);
-                                TailCalibration::fit_floored(&col.name, &v, floor)
-                            });
-                            (upper, lower, raw_median())
-                        });
-                        match &entry.1 {
-                            None => entry.0.surprise(t),
-                            Some(lower) => {
-                                surprise((2.0 * entry.0.p_value(t).min(lower.p_value(-t))).min(1.0))
-                            }
-                        }
-                    } else {
-                        let mut v = reference(false);
-                        let floor = resolution(scale, median(&mut v));
-                        feature_surprise(&col.name, &v, t, direction, floor)
-                    };
-                    if s > 0.0 {
-                        surprises.push((c, s));
-                    }
-                }
-                let score = family_sum(
-                    surprises
-                        .iter()
-                        .map(|&(c, s)| (table.columns[c].name.as_str(), s)),
-                );
-                let time = family_sum(
-                    surprises
-                        .iter()
-                        .filter(|&&(c, _)| family(&table.columns[c].name) == "late")
-                        .map(|&(c, s)| (table.columns[c].name.as_str(), s)),
-                );
-                surprises.sort_by(|a, b| {
-                    b.1.total_cmp(&a.1)
-                        .then_with(|| table.columns[a.0].name.cmp(&table.columns[b.0].name))
-                });
-                for &(c, s) in surprises.iter().take(TOP_CONTRIBUTIONS) {
-                    let mut raw: Vec<f64> =
-                        g.members.iter().map(|&j| table.rows[j].values[c]).collect();
-                    contributions.push(Contribution {
-                        feature: table.columns[c].name.clone(),
-                        value: row.values[c],
-                        peer_median: median(&mut raw),
-                        surprise: s,
-                    });
-                }
-                ModelScore {
-                    score,
-                    time,
-                    contributions,
-                    basis: Some(format!("{} ({} peers)", g.key, g.members.len())),
-                    replicas: g.replicas(),
-                    no_reference: false,
-                }
+                let mut everyone = g.members.clone();
+                everyone.push(i);
+                everyone.sort_unstable();
+                let mut s = fit.against(&g.key, &everyone, i);
+                // A group of unrelated workloads (a namespace, the whole input) differs from
+                // itself: what counts is how much more this one differs than its peers do.
+                let mut others: Vec<f64> = g
+                    .members
+                    .iter()
+                    .map(|&j| fit.against(&g.key, &everyone, j).score)
+                    .collect();
+                let typical = median(&mut others);
+                s.score = (s.score - typical).max(0.0);
+                s.time = s.time.min(s.score);
+                s.basis = Some(format!("{} ({} peers)", g.key, g.members.len()));
+                s.replicas = g.replicas();
+                s
             })
             .collect()
+    }
+}
+
+/// Surprises of workloads against the members of their group, with what can be reused: the
+/// fits of large groups (per group and feature) and each (group, workload) result.
+struct GroupFit<'a> {
+    table: &'a FeatureTable,
+    scored: Vec<usize>,
+    /// Per column, the smallest tail scale a group's fit may have (see [`pooled_floor`]).
+    floor: Vec<f64>,
+    shared: HashMap<(String, usize), (TailCalibration, Option<TailCalibration>)>,
+    done: HashMap<(String, usize), ModelScore>,
+}
+
+impl<'a> GroupFit<'a> {
+    fn new(table: &'a FeatureTable) -> Self {
+        GroupFit {
+            table,
+            scored: (0..table.columns.len())
+                .filter(|&c| table.columns[c].def.direction != Direction::Unscored)
+                .collect(),
+            floor: (0..table.columns.len())
+                .map(|c| pooled_floor(table, c))
+                .collect(),
+            shared: HashMap::new(),
+            done: HashMap::new(),
+        }
+    }
+
+    /// Row `i` against the other members of group `key` (`everyone`, `i` among them): the
+    /// raw surprise sum, its `late.*` share and the strongest features.
+    fn against(&mut self, key: &str, everyone: &[usize], i: usize) -> ModelScore {
+        if let Some(s) = self.done.get(&(key.to_string(), i)) {
+            return s.clone();
+        }
+        let table = self.table;
+        let row = &table.rows[i];
+        let others: Vec<usize> = everyone.iter().copied().filter(|&j| j != i).collect();
+        let mut surprises = Vec::new();
+        for &c in &self.scored {
+            let col = &table.columns[c];
+            let (scale, direction) = (col.def.scale, col.def.direction);
+            let t = transform(row.values[c], scale);
+            let s = if everyone.len() >= LEAVE_ONE_OUT_BELOW {
+                let (upper, lower) = self.shared.entry((key.to_string(), c)).or_insert_with(|| {
+                    let mut v: Vec<f64> = everyone
+                        .iter()
+                        .map(|&j| transform(table.rows[j].values[c], scale))
+                        .collect();
+                    let floor = self.floor[c];
+                    let upper = TailCalibration::fit_floored(&col.name, &v, floor);
+                    let lower = (direction == Direction::Both).then(|| {
+                        v.iter_mut().for_each(|x| *x = -*x);
+                        TailCalibration::fit_floored(&col.name, &v, floor)
+                    });
+                    (upper, lower)
+                });
+                match lower {
+                    None => upper.surprise(t),
+                    Some(lower) => {
+                        surprise((2.0 * upper.p_value(t).min(lower.p_value(-t))).min(1.0))
+                    }
+                }
+            } else {
+                let v: Vec<f64> = others
+                    .iter()
+                    .map(|&j| transform(table.rows[j].values[c], scale))
+                    .collect();
+                feature_surprise(&col.name, &v, t, direction, self.floor[c])
+            };
+            if s > 0.0 {
+                surprises.push((c, s));
+            }
+        }
+        let named = |v: &[(usize, f64)]| -> Vec<(&str, f64)> {
+            v.iter()
+                .map(|&(c, s)| (table.columns[c].name.as_str(), s))
+                .collect()
+        };
+        let score = family_sum(named(&surprises));
+        let late: Vec<(usize, f64)> = surprises
+            .iter()
+            .copied()
+            .filter(|&(c, _)| family(&table.columns[c].name) == "late")
+            .collect();
+        let time = family_sum(named(&late));
+        surprises.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| table.columns[a.0].name.cmp(&table.columns[b.0].name))
+        });
+        let contributions = surprises
+            .iter()
+            .take(TOP_CONTRIBUTIONS)
+            .map(|&(c, s)| {
+                let mut raw: Vec<f64> = others.iter().map(|&j| table.rows[j].values[c]).collect();
+                Contribution {
+                    feature: table.columns[c].name.clone(),
+                    value: row.values[c],
+                    peer_median: median(&mut raw),
+                    surprise: s,
+                }
+            })
+            .collect();
+        let out = ModelScore {
+            score,
+            time,
+            contributions,
+            ..ModelScore::default()
+        };
+        self.done.insert((key.to_string(), i), out.clone());
+        out
     }
 }
 
@@ -341,7 +417,8 @@ mod tests {
     #[test]
     fn a_value_beyond_every_peer_grades_with_its_distance() {
         let peers = [0.0, 0.0, 0.0];
-        let floor = resolution(Scale::Log, 0.0);
+        let def = crate::features::catalog::FAMILIES[1];
+        let floor = resolution(&def, 0.0);
         let s = |x: f64| {
             feature_surprise(
                 "f",

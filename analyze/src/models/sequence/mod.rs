@@ -1,275 +1,202 @@
-//! Process-level models over syscall sequences: `syscall` rows (capture's `--syscalls full`
-//! streams, or traces written by `analyze import syscall-traces`) are cut into one sequence
-//! per thread, in time order. [`stide`] is the classic baseline, [`markov`] the model the
-//! ranking uses; a workload's sequence score is the highest score of its threads.
+//! Process-level models over syscall sequences ([`read`] cuts `syscall` rows into one
+//! sequence per thread). Several detectors look at each thread, each from another angle:
+//!
+//! | member | raw score of a thread | catches |
+//! |---|---|---|
+//! | `markov` | mean surprisal per call under the [`markov`] language model (bits) | a process whose calls are improbable throughout |
+//! | `markov-window` | the worst mean surprisal over [`WINDOW`] consecutive calls | a short foreign burst in a long normal run |
+//! | `stide` | [`stide`]'s mismatch rate (windows of 6 absent from normal traces) | many foreign windows |
+//! | `stide-lfc` | STIDE's locality frame count (mismatches within 20 windows) | a local cluster of foreign windows |
+//! | `ngram-knn` | cosine distance of the 1–3-gram TF-IDF vector to the nearest normal trace ([`ngram`]) | familiar calls in an unfamiliar mix |
+//!
+//! A workload's raw score for a member is the highest of its threads. Raw scores mean
+//! different things; training calibrates each on held-out normal workloads
+//! ([`crate::models::calibrate`]) before they are combined (see [`crate::models::file`]).
 
 pub mod markov;
+pub mod ngram;
+pub mod read;
 pub mod stide;
 pub mod synth;
+#[cfg(test)]
+mod unm;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
-use arrow::array::{Array, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int32Type, TimeUnit, UInt32Type, UInt64Type};
-use arrow::record_batch::RecordBatch;
-use needle_common::schema::names as n;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::features::{TimeWindow, workload_key};
 use crate::rank::Contribution;
-use crate::scan::{OpenTrace, ScanError, discover};
+
+pub use read::{MAX_CALLS_PER_THREAD, Sequences, Thread, read_sequences};
 
 use markov::Markov;
+use ngram::NgramKnn;
 use stide::Stide;
 
-/// Most calls kept per thread (the first ones, in time order); longer streams are cut.
-pub const MAX_CALLS_PER_THREAD: usize = 1_000_000;
-
-/// One thread's syscalls, in time order.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Thread {
-    /// Thread id (kernel pid).
-    pub tid: u32,
-    /// Syscall numbers.
-    pub calls: Vec<u32>,
-}
-
-/// Syscall sequences per workload key.
-pub type Sequences = BTreeMap<String, Vec<Thread>>;
-
-type Raw = BTreeMap<(String, u32), Vec<(i64, u64, u32)>>;
-
-/// Dictionary keys per row and the distinct strings.
-type DictColumn = (Vec<Option<usize>>, Vec<String>);
-
-fn dict_strings(batch: &RecordBatch, name: &str) -> Result<Option<DictColumn>, String> {
-    let Some(a) = batch.column_by_name(name) else {
-        return Ok(None);
-    };
-    let d = cast(
-        a,
-        &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-    )
-    .map_err(|e| format!("column `{name}`: {e}"))?;
-    let d = d.as_dictionary::<Int32Type>();
-    let values: Vec<String> = d
-        .values()
-        .as_string::<i32>()
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect();
-    let keys = d
-        .keys()
-        .iter()
-        .map(|k| k.and_then(|k| usize::try_from(k).ok()))
-        .collect();
-    Ok(Some((keys, values)))
-}
-
-fn read_batch(
-    batch: &RecordBatch,
-    host: &str,
-    window: TimeWindow,
-    base: u64,
-    out: &mut Raw,
-) -> Result<(), String> {
-    let Some((kind_keys, kind_values)) = dict_strings(batch, n::KIND)? else {
-        return Err("no `kind` column".into());
-    };
-    let Some(syscall_kind) = kind_values.iter().position(|k| k == "syscall") else {
-        return Ok(());
-    };
-    let col = |name: &str, ty: DataType| -> Result<Option<arrow::array::ArrayRef>, String> {
-        batch
-            .column_by_name(name)
-            .map(|a| cast(a, &ty).map_err(|e| format!("column `{name}`: {e}")))
-            .transpose()
-    };
-    let time =
-        col(n::TIME, DataType::Timestamp(TimeUnit::Nanosecond, None))?.ok_or("no `time` column")?;
-    let time = time.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
-    let Some(nr) = col(n::SYSCALL, DataType::UInt32)? else {
-        return Ok(());
-    };
-    let nr = nr.as_primitive::<UInt32Type>();
-    let pid = col(n::PID, DataType::UInt32)?;
-    let pid = pid.as_ref().map(|p| p.as_primitive::<UInt32Type>());
-    let cgroup = col(n::CGROUP_ID, DataType::UInt64)?;
-    let cgroup = cgroup.as_ref().map(|c| c.as_primitive::<UInt64Type>());
-    let workload = dict_strings(batch, n::WORKLOAD)?;
-    let container = dict_strings(batch, n::CONTAINER_ID)?;
-    let s = |c: &Option<DictColumn>, row: usize| -> Option<String> {
-        let (keys, values) = c.as_ref()?;
-        keys[row]
-            .and_then(|k| values.get(k))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
-    for (row, kind) in kind_keys.iter().enumerate() {
-        if *kind != Some(syscall_kind) || nr.is_null(row) || time.is_null(row) {
-            continue;
-        }
-        let t = time.value(row);
-        if !window.contains(t) {
-            continue;
-        }
-        let w = s(&workload, row).or_else(|| s(&container, row));
-        let cg = cgroup
-            .filter(|c| c.is_valid(row))
-            .map_or(0, |c| c.value(row));
-        let key = workload_key(w.as_deref(), host, cg);
-        let tid = pid.filter(|p| p.is_valid(row)).map_or(0, |p| p.value(row));
-        out.entry((key, tid))
-            .or_default()
-            .push((t, base + row as u64, nr.value(row)));
-    }
-    Ok(())
-}
-
-/// Reads the syscall sequences of every thread in `files` (the inputs the feature scan
-/// already accepted; unreadable files are skipped when `skip_bad`).
-pub fn read_sequences(
-    files: &[std::path::PathBuf],
-    window: crate::scan::WindowSpec,
-    skip_bad: bool,
-) -> Result<Sequences, ScanError> {
-    let (paths, problems) = discover(files);
-    if let (Some(p), false) = (problems.into_iter().next(), skip_bad) {
-        return Err(p);
-    }
-    let mut traces = Vec::new();
-    for p in &paths {
-        match OpenTrace::open(p) {
-            Ok(t) => traces.push(t),
-            Err(e) if !skip_bad => return Err(e),
-            Err(_) => {}
-        }
-    }
-    let window = window.resolve(traces.iter().filter_map(OpenTrace::end_ns).max());
-    let tasks: Vec<(usize, usize)> = traces
-        .iter()
-        .enumerate()
-        .flat_map(|(i, t)| t.row_groups_in(window).map(move |r| (i, r.index)))
-        .collect();
-    let cols = [
-        n::TIME,
-        n::KIND,
-        n::PID,
-        n::CGROUP_ID,
-        n::WORKLOAD,
-        n::CONTAINER_ID,
-        n::SYSCALL,
-    ];
-    let parts: Vec<Result<Raw, ScanError>> = tasks
-        .par_iter()
-        .map(|&(i, rg)| {
-            let trace = &traces[i];
-            let mut raw = Raw::new();
-            let mut offset = 0u64;
-            // (file, row group, row) orders rows of equal time deterministically.
-            let base = ((i as u64) << 40) | ((rg as u64) << 24);
-            trace.read_columns(rg, &cols, &mut |b| {
-                let r = read_batch(b, &trace.host, window, base + offset, &mut raw);
-                offset += b.num_rows() as u64;
-                r
-            })?;
-            Ok(raw)
-        })
-        .collect();
-    let mut merged = Raw::new();
-    for p in parts {
-        match p {
-            Ok(raw) => {
-                for (k, mut v) in raw {
-                    merged.entry(k).or_default().append(&mut v);
-                }
-            }
-            Err(e) if !skip_bad => return Err(e),
-            Err(_) => {}
-        }
-    }
-    let mut out = Sequences::new();
-    for ((key, tid), mut rows) in merged {
-        rows.sort_unstable_by_key(|r| (r.0, r.1));
-        rows.truncate(MAX_CALLS_PER_THREAD);
-        out.entry(key).or_default().push(Thread {
-            tid,
-            calls: rows.into_iter().map(|r| r.2).collect(),
-        });
-    }
-    Ok(out)
-}
+/// The members, in the order of [`SequenceScore::members`].
+pub const MEMBERS: [&str; 5] = ["markov", "markov-window", "stide", "stide-lfc", "ngram-knn"];
+/// Calls averaged in `markov-window`.
+pub const WINDOW: usize = 20;
 
 /// The trained sequence models.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SequenceModel {
-    /// STIDE baseline (reported by `analyze eval`).
-    pub stide: Stide,
-    /// The model that scores workloads.
+    /// The language model (`markov`, `markov-window`).
     pub markov: Markov,
+    /// STIDE's normal windows (`stide`, `stide-lfc`).
+    pub stide: Stide,
+    /// n-gram frequency vectors (`ngram-knn`).
+    pub knn: NgramKnn,
+    /// Inverted index of `knn`, built on first use.
+    #[serde(skip)]
+    index: OnceLock<HashMap<u64, Vec<(u32, f32)>>>,
+}
+
+impl PartialEq for SequenceModel {
+    fn eq(&self, o: &SequenceModel) -> bool {
+        // The index is derived from `knn`.
+        (&self.markov, &self.stide, &self.knn) == (&o.markov, &o.stide, &o.knn)
+    }
 }
 
 /// A workload's sequence scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SequenceScore {
-    /// Highest Markov score of its threads (bits per call).
-    pub markov: f64,
-    /// Highest STIDE score of its threads.
-    pub stide: f64,
-    /// The rarest n-grams of the highest-scoring thread.
+    /// Raw score of each of [`MEMBERS`]: the highest of the workload's threads.
+    pub members: Vec<f64>,
+    /// The most surprising calls of the worst window of the thread that scored highest on
+    /// `markov-window`.
     pub rarest: Vec<Contribution>,
 }
 
-impl SequenceModel {
-    /// Fits both models on the threads of the training workloads.
-    pub fn fit<'a>(threads: impl Iterator<Item = &'a Thread> + Clone) -> SequenceModel {
-        SequenceModel {
-            stide: Stide::fit(threads.clone().map(|t| t.calls.as_slice())),
-            markov: Markov::fit(threads.map(|t| t.calls.as_slice())),
+/// Mean of the worst `w` consecutive values, and where that run starts.
+pub fn worst_window(s: &[f64], w: usize) -> (f64, usize) {
+    if s.is_empty() {
+        return (0.0, 0);
+    }
+    let w = w.clamp(1, s.len());
+    let mut sum: f64 = s[..w].iter().sum();
+    let (mut best, mut at) = (sum, 0);
+    for i in w..s.len() {
+        sum += s[i] - s[i - w];
+        if sum > best {
+            best = sum;
+            at = i + 1 - w;
         }
+    }
+    (best / w as f64, at)
+}
+
+impl SequenceModel {
+    /// Fits every member on normal threads; the language model uses contexts of `order` calls
+    /// (see [`choose_order`]).
+    pub fn fit(threads: &[&[u32]], order: usize) -> SequenceModel {
+        let mut markov = Markov::fit(threads.iter().copied());
+        markov.set_order(order);
+        SequenceModel::with_markov(markov, threads)
+    }
+
+    /// The model around an already fitted language model.
+    pub fn with_markov(markov: Markov, threads: &[&[u32]]) -> SequenceModel {
+        SequenceModel {
+            markov,
+            stide: Stide::fit(threads.iter().copied(), stide::N),
+            knn: NgramKnn::fit(threads.iter().copied()),
+            index: OnceLock::new(),
+        }
+    }
+
+    /// Raw member scores of one thread, and its surprisals.
+    pub fn score_thread(&self, t: &[u32]) -> (Vec<f64>, Vec<f64>) {
+        let s = self.markov.surprisals(t);
+        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+        let st = self.stide.score(t);
+        let index = self.index.get_or_init(|| self.knn.index());
+        let members = vec![
+            mean,
+            worst_window(&s, WINDOW).0,
+            st.rate,
+            st.lfc,
+            self.knn.score(t, index),
+        ];
+        (members, s)
     }
 
     /// Scores one workload's threads (None when it has none).
     pub fn score(&self, threads: &[Thread]) -> Option<SequenceScore> {
-        let scored: Vec<(f64, f64, &Thread)> = threads
+        let scored: Vec<(Vec<f64>, Vec<f64>, &Thread)> = threads
             .par_iter()
             .filter(|t| !t.calls.is_empty())
-            .map(|t| (self.markov.score(&t.calls), self.stide.score(&t.calls), t))
+            .map(|t| {
+                let (m, s) = self.score_thread(&t.calls);
+                (m, s, t)
+            })
             .collect();
-        let best = scored
+        if scored.is_empty() {
+            return None;
+        }
+        let members: Vec<f64> = (0..MEMBERS.len())
+            .map(|d| scored.iter().map(|s| s.0[d]).fold(f64::MIN, f64::max))
+            .collect();
+        let worst = scored
             .iter()
-            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.2.tid.cmp(&a.2.tid)))?;
-        let stide = scored.iter().map(|s| s.1).fold(0.0, f64::max);
-        let t = &best.2.calls;
-        let rarest = self
-            .markov
-            .rarest(t, 3)
-            .into_iter()
-            .map(|s| {
-                let from = s.at.saturating_sub(self.markov.order);
-                let gram = &t[from..=s.at];
+            .max_by(|a, b| a.0[1].total_cmp(&b.0[1]).then(b.2.tid.cmp(&a.2.tid)))?;
+        Some(SequenceScore {
+            members,
+            rarest: self.rarest(worst.2, &worst.1),
+        })
+    }
+
+    /// The three most surprising calls of the worst window of `thread`.
+    fn rarest(&self, thread: &Thread, s: &[f64]) -> Vec<Contribution> {
+        let t = &thread.calls;
+        let (_, at) = worst_window(s, WINDOW);
+        let mut v: Vec<usize> = (at..(at + WINDOW).min(t.len())).collect();
+        v.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+        v.truncate(3);
+        v.into_iter()
+            .map(|i| {
+                let gram = &t[i.saturating_sub(self.markov.order)..=i];
                 let names: Vec<String> = gram.iter().map(u32::to_string).collect();
                 Contribution {
                     feature: format!(
-                        "syscalls {} (thread {}, call {})",
+                        "syscalls {} (thread {}, call {i})",
                         names.join(" "),
-                        best.2.tid,
-                        s.at
+                        thread.tid
                     ),
                     value: gram.len() as f64,
-                    peer_median: f64::from(self.markov.count(gram)),
-                    surprise: s.bits,
+                    peer_median: 0.0,
+                    surprise: s[i],
                 }
             })
-            .collect();
-        Some(SequenceScore {
-            markov: best.0,
-            stide,
-            rarest,
-        })
+            .collect()
     }
+}
+
+/// The language model's order with the lowest total surprisal of held-out normal threads,
+/// over folds of (model fitted on the other threads at [`markov::MAX_ORDER`], held-out
+/// threads); 3 when no fold has held-out threads.
+pub fn choose_order(folds: &[(&Markov, &[&[u32]])]) -> usize {
+    let mut bits = [0.0; markov::MAX_ORDER + 1];
+    let mut any = false;
+    for &(m, held) in folds {
+        if held.is_empty() {
+            continue;
+        }
+        let (b, _) = m.log_loss(held.iter().copied());
+        for (x, y) in bits.iter_mut().zip(b) {
+            *x += y;
+        }
+        any = true;
+    }
+    if !any {
+        return 3;
+    }
+    (1..bits.len())
+        .min_by(|&a, &b| bits[a].total_cmp(&bits[b]))
+        .unwrap_or(3)
 }
 
 #[cfg(test)]
@@ -278,66 +205,99 @@ mod tests {
     use super::*;
     use crate::models::metrics::roc_auc;
 
-    /// AUCs of (STIDE, Markov) trained on half the normal traces, tested on the rest and the
+    /// AUC of every member, trained on half the normal traces, tested on the rest and the
     /// attacks.
-    pub(crate) fn synthetic_aucs(cfg: &SynthConfig) -> (f64, f64) {
+    pub(crate) fn synthetic_aucs(cfg: &SynthConfig) -> Vec<f64> {
         let s = generate(cfg);
         let half = s.normal.len() / 2;
-        let train: Vec<Thread> = s.normal[..half]
-            .iter()
-            .map(|c| Thread {
-                tid: 1,
-                calls: c.clone(),
-            })
-            .collect();
-        let m = SequenceModel::fit(train.iter());
-        let test: Vec<(&Vec<u32>, bool)> = s.normal[half..]
+        let train: Vec<&[u32]> = s.normal[..half].iter().map(Vec::as_slice).collect();
+        let m = SequenceModel::fit(&train, 4);
+        let test: Vec<(Vec<f64>, bool)> = s.normal[half..]
             .iter()
             .map(|t| (t, false))
             .chain(s.attack.iter().map(|t| (t, true)))
+            .map(|(t, a)| (m.score_thread(t).0, a))
             .collect();
-        let st: Vec<(f64, bool)> = test.iter().map(|(t, a)| (m.stide.score(t), *a)).collect();
-        let mk: Vec<(f64, bool)> = test.iter().map(|(t, a)| (m.markov.score(t), *a)).collect();
-        (roc_auc(&st).unwrap(), roc_auc(&mk).unwrap())
+        (0..MEMBERS.len())
+            .map(|d| {
+                let v: Vec<(f64, bool)> = test.iter().map(|(s, a)| (s[d], *a)).collect();
+                roc_auc(&v).unwrap()
+            })
+            .collect()
     }
 
     #[test]
-    fn markov_beats_stide_and_reaches_the_target_on_synthetic_traces() {
+    fn members_separate_synthetic_attacks() {
         let cfg = SynthConfig {
             normal: 240,
             attack: 60,
             ..SynthConfig::default()
         };
         assert_eq!(generate(&cfg), generate(&cfg), "seeded");
-        let (stide, markov) = synthetic_aucs(&cfg);
-        eprintln!("synthetic AUC: STIDE {stide:.3}, Markov {markov:.3}");
-        assert!(markov >= 0.95, "Markov AUC {markov}");
-        assert!(markov >= stide);
+        let aucs = synthetic_aucs(&cfg);
+        eprintln!("synthetic AUC per member {MEMBERS:?}: {aucs:.3?}");
+        // The synthetic set did not predict real programs (UNM is the development data, see
+        // `unm.rs`); this only checks that the burst detector sees its bursts.
+        assert!(aucs[1] >= 0.9, "markov-window AUC {aucs:?}");
+    }
+
+    #[test]
+    fn a_foreign_burst_raises_the_workload_and_is_explained() {
+        let normal: Vec<Vec<u32>> = (0..6)
+            .map(|k| {
+                (0..300 + 20 * k)
+                    .map(|i| [3, 5, 7, 9, 3, 5, 11][i % 7])
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[u32]> = normal.iter().map(Vec::as_slice).collect();
+        let m = SequenceModel::fit(&refs, 3);
+        let thread = |calls: Vec<u32>| Thread { tid: 7, calls };
+        let quiet = m.score(&[thread(normal[0][..150].to_vec())]).unwrap();
+        let mut attack = normal[0][..150].to_vec();
+        attack.splice(70..70, [59, 2, 59, 2]);
+        let loud = m
+            .score(&[thread(normal[1][..50].to_vec()), thread(attack)])
+            .unwrap();
+        for (d, name) in MEMBERS.iter().enumerate() {
+            assert!(
+                loud.members[d] > quiet.members[d],
+                "{name}: {loud:?} vs {quiet:?}"
+            );
+        }
+        assert!(
+            loud.rarest[0].feature.contains("(thread 7, call 7"),
+            "{:?}",
+            loud.rarest
+        );
+        assert!(m.score(&[]).is_none() && m.score(&[thread(vec![])]).is_none());
+    }
+
+    #[test]
+    fn the_order_is_chosen_on_held_out_threads() {
+        let t: Vec<u32> = (0..2000).map(|i| [1, 2, 1, 3, 1, 2, 1, 4][i % 8]).collect();
+        let (a, b) = t.split_at(1000);
+        let (ma, mb) = (Markov::fit([a].into_iter()), Markov::fit([b].into_iter()));
+        let order = choose_order(&[(&ma, &[b]), (&mb, &[a])]);
+        // Order 3 determines the next call of this cycle; longer adds nothing.
+        assert!((3..=markov::MAX_ORDER).contains(&order), "{order}");
+        assert_eq!(choose_order(&[(&ma, &[])]), 3);
     }
 
     #[test]
     #[ignore = "benchmark: 1000 traces, run with --release -- --ignored --nocapture"]
     fn synthetic_benchmark() {
         let cfg = SynthConfig::default();
-        let t0 = std::time::Instant::now();
         let s = generate(&cfg);
-        let threads: Vec<Thread> = s
-            .normal
-            .iter()
-            .map(|c| Thread {
-                tid: 1,
-                calls: c.clone(),
-            })
-            .collect();
-        let calls: usize = threads.iter().map(|t| t.calls.len()).sum();
+        let threads: Vec<&[u32]> = s.normal.iter().map(Vec::as_slice).collect();
+        let calls: usize = threads.iter().map(|t| t.len()).sum();
         let t1 = std::time::Instant::now();
-        let _ = SequenceModel::fit(threads.iter());
+        let _ = SequenceModel::fit(&threads, 4);
         let fit = t1.elapsed();
-        let (stide, markov) = synthetic_aucs(&cfg);
         eprintln!(
-            "generate {:?}; fit on {} traces ({calls} calls) {fit:?}; AUC STIDE {stide:.3} Markov {markov:.3}",
-            t1 - t0,
-            threads.len()
+            "fit on {} traces ({calls} calls) {fit:?}; AUC per member {MEMBERS:?}: {:.3?}",
+            threads.len(),
+            synthetic_aucs(&cfg)
         );
     }
 }

@@ -1,7 +1,9 @@
-//! STIDE (Forrest, Hofmeyr, Somayaji, Longstaff 1996; Warrender et al. 1999): the set of
-//! length-n windows of normal traces. A trace's score is its locality frame count — the most
-//! windows absent from the normal set within any frame of [`FRAME`] consecutive windows —
-//! divided by the frame, plus a hundredth of the overall mismatch rate to break ties.
+//! STIDE (Forrest, Hofmeyr, Somayaji, Longstaff 1996; Warrender, Forrest, Pearlmutter 1999):
+//! the set of length-n windows of normal traces. A trace is scored as its authors did, two
+//! ways: the *mismatch rate* (the share of its windows absent from the normal set: the same
+//! for a short and a long trace of the same behaviour) and the *locality frame count* (the
+//! most mismatches within any [`FRAME`] consecutive windows, divided by the frame: a burst of
+//! foreign windows, as a short exploit leaves in a long normal run).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,15 @@ pub struct Stide {
     pub windows: Vec<u64>,
 }
 
+/// A trace's two STIDE scores.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StideScore {
+    /// Share of windows never seen in normal traces.
+    pub rate: f64,
+    /// Locality frame count over [`FRAME`], in `[0, 1]`.
+    pub lfc: f64,
+}
+
 fn windows(t: &[u32], n: usize) -> impl Iterator<Item = u64> + '_ {
     // A trace shorter than n is one (short) window.
     let count = if t.len() < n {
@@ -32,14 +43,15 @@ fn windows(t: &[u32], n: usize) -> impl Iterator<Item = u64> + '_ {
 }
 
 impl Stide {
-    /// Builds the database from normal traces.
-    pub fn fit<'a>(traces: impl Iterator<Item = &'a [u32]>) -> Stide {
+    /// Builds the database of windows of length `n` from normal traces.
+    pub fn fit<'a>(traces: impl Iterator<Item = &'a [u32]>, n: usize) -> Stide {
+        let n = n.max(1);
         let mut w: Vec<u64> = traces
-            .flat_map(|t| windows(t, N).collect::<Vec<_>>())
+            .flat_map(|t| windows(t, n).collect::<Vec<_>>())
             .collect();
         w.sort_unstable();
         w.dedup();
-        Stide { n: N, windows: w }
+        Stide { n, windows: w }
     }
 
     /// True for each window of `t` that never occurred in normal traces.
@@ -49,11 +61,11 @@ impl Stide {
             .collect()
     }
 
-    /// The score of one trace.
-    pub fn score(&self, t: &[u32]) -> f64 {
+    /// The scores of one trace (0 for an empty one).
+    pub fn score(&self, t: &[u32]) -> StideScore {
         let m = self.mismatches(t);
         if m.is_empty() {
-            return 0.0;
+            return StideScore::default();
         }
         let mut in_frame = 0usize;
         let mut lfc = 0usize;
@@ -64,8 +76,10 @@ impl Stide {
             }
             lfc = lfc.max(in_frame);
         }
-        let rate = m.iter().filter(|&&x| x).count() as f64 / m.len() as f64;
-        lfc as f64 / FRAME as f64 + 0.01 * rate
+        StideScore {
+            rate: m.iter().filter(|&&x| x).count() as f64 / m.len() as f64,
+            lfc: lfc as f64 / FRAME as f64,
+        }
     }
 }
 
@@ -74,14 +88,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unseen_windows_count() {
+    fn a_foreign_window_is_caught_and_a_normal_one_is_not() {
         let normal: Vec<u32> = (0..200).map(|i| [3, 5, 7, 9][i % 4]).collect();
-        let s = Stide::fit(std::iter::once(normal.as_slice()));
+        let s = Stide::fit(std::iter::once(normal.as_slice()), N);
         assert_eq!(s.windows.len(), 4);
-        assert_eq!(s.score(&normal[..50]), 0.0);
+        assert_eq!(s.score(&normal[..50]), StideScore::default());
         let mut attack = normal[..60].to_vec();
         attack.splice(30..30, [59, 59, 2]);
-        assert!(s.score(&attack) >= 0.4, "{}", s.score(&attack));
-        assert!(s.score(&[1, 2]) > 0.0 && s.score(&[]) == 0.0);
+        let a = s.score(&attack);
+        // Three inserted calls touch 3 + n − 1 = 8 windows, all within one frame.
+        assert_eq!(a.lfc, 8.0 / FRAME as f64);
+        assert!((a.rate - 8.0 / 58.0).abs() < 1e-12, "{a:?}");
+        // The rate does not grow with the normal calls around the burst; the frame count
+        // does not shrink with them.
+        let mut longer = normal[..160].to_vec();
+        longer.splice(80..80, [59, 59, 2]);
+        assert_eq!(s.score(&longer).lfc, a.lfc);
+        assert!(s.score(&longer).rate < a.rate);
+        assert!(s.score(&[1, 2]).rate > 0.0 && s.score(&[]).rate == 0.0);
+        // A window shape seen in training but never at this length: n matters.
+        let s3 = Stide::fit(std::iter::once(normal.as_slice()), 3);
+        assert_eq!(s3.score(&[3, 5, 7, 9, 3]).rate, 0.0);
+        assert_eq!(s3.score(&[3, 5, 9]).rate, 1.0);
     }
 }

@@ -1,0 +1,192 @@
+//! Reading syscall sequences: `syscall` rows (capture's `--syscalls full` streams, or traces
+//! written by `analyze import syscall-traces`) cut into one sequence per thread, in time order.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int32Type, TimeUnit, UInt32Type, UInt64Type};
+use arrow::record_batch::RecordBatch;
+use needle_common::schema::names as n;
+use rayon::prelude::*;
+
+use crate::features::{TimeWindow, workload_key};
+use crate::scan::{OpenTrace, ScanError, discover};
+
+/// Most calls kept per thread (the first ones, in time order); longer streams are cut.
+pub const MAX_CALLS_PER_THREAD: usize = 1_000_000;
+
+/// One thread's syscalls, in time order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Thread {
+    /// Thread id (kernel pid).
+    pub tid: u32,
+    /// Syscall numbers.
+    pub calls: Vec<u32>,
+}
+
+/// Syscall sequences per workload key.
+pub type Sequences = BTreeMap<String, Vec<Thread>>;
+
+type Raw = BTreeMap<(String, u32), Vec<(i64, u64, u32)>>;
+
+/// Dictionary keys per row and the distinct strings.
+type DictColumn = (Vec<Option<usize>>, Vec<String>);
+
+fn dict_strings(batch: &RecordBatch, name: &str) -> Result<Option<DictColumn>, String> {
+    let Some(a) = batch.column_by_name(name) else {
+        return Ok(None);
+    };
+    let d = cast(
+        a,
+        &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+    )
+    .map_err(|e| format!("column `{name}`: {e}"))?;
+    let d = d.as_dictionary::<Int32Type>();
+    let values: Vec<String> = d
+        .values()
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect();
+    let keys = d
+        .keys()
+        .iter()
+        .map(|k| k.and_then(|k| usize::try_from(k).ok()))
+        .collect();
+    Ok(Some((keys, values)))
+}
+
+fn read_batch(
+    batch: &RecordBatch,
+    host: &str,
+    window: TimeWindow,
+    base: u64,
+    out: &mut Raw,
+) -> Result<(), String> {
+    let Some((kind_keys, kind_values)) = dict_strings(batch, n::KIND)? else {
+        return Err("no `kind` column".into());
+    };
+    let Some(syscall_kind) = kind_values.iter().position(|k| k == "syscall") else {
+        return Ok(());
+    };
+    let col = |name: &str, ty: DataType| -> Result<Option<arrow::array::ArrayRef>, String> {
+        batch
+            .column_by_name(name)
+            .map(|a| cast(a, &ty).map_err(|e| format!("column `{name}`: {e}")))
+            .transpose()
+    };
+    let time =
+        col(n::TIME, DataType::Timestamp(TimeUnit::Nanosecond, None))?.ok_or("no `time` column")?;
+    let time = time.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+    let Some(nr) = col(n::SYSCALL, DataType::UInt32)? else {
+        return Ok(());
+    };
+    let nr = nr.as_primitive::<UInt32Type>();
+    let pid = col(n::PID, DataType::UInt32)?;
+    let pid = pid.as_ref().map(|p| p.as_primitive::<UInt32Type>());
+    let cgroup = col(n::CGROUP_ID, DataType::UInt64)?;
+    let cgroup = cgroup.as_ref().map(|c| c.as_primitive::<UInt64Type>());
+    let workload = dict_strings(batch, n::WORKLOAD)?;
+    let container = dict_strings(batch, n::CONTAINER_ID)?;
+    let s = |c: &Option<DictColumn>, row: usize| -> Option<String> {
+        let (keys, values) = c.as_ref()?;
+        keys[row]
+            .and_then(|k| values.get(k))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    for (row, kind) in kind_keys.iter().enumerate() {
+        if *kind != Some(syscall_kind) || nr.is_null(row) || time.is_null(row) {
+            continue;
+        }
+        let t = time.value(row);
+        if !window.contains(t) {
+            continue;
+        }
+        let w = s(&workload, row).or_else(|| s(&container, row));
+        let cg = cgroup
+            .filter(|c| c.is_valid(row))
+            .map_or(0, |c| c.value(row));
+        let key = workload_key(w.as_deref(), host, cg);
+        let tid = pid.filter(|p| p.is_valid(row)).map_or(0, |p| p.value(row));
+        out.entry((key, tid))
+            .or_default()
+            .push((t, base + row as u64, nr.value(row)));
+    }
+    Ok(())
+}
+
+/// Reads the syscall sequences of every thread in `files` (the inputs the feature scan
+/// already accepted; unreadable files are skipped when `skip_bad`).
+pub fn read_sequences(
+    files: &[std::path::PathBuf],
+    window: crate::scan::WindowSpec,
+    skip_bad: bool,
+) -> Result<Sequences, ScanError> {
+    let (paths, problems) = discover(files);
+    if let (Some(p), false) = (problems.into_iter().next(), skip_bad) {
+        return Err(p);
+    }
+    let mut traces = Vec::new();
+    for p in &paths {
+        match OpenTrace::open(p) {
+            Ok(t) => traces.push(t),
+            Err(e) if !skip_bad => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let window = window.resolve(traces.iter().filter_map(OpenTrace::end_ns).max());
+    let tasks: Vec<(usize, usize)> = traces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.row_groups_in(window).map(move |r| (i, r.index)))
+        .collect();
+    let cols = [
+        n::TIME,
+        n::KIND,
+        n::PID,
+        n::CGROUP_ID,
+        n::WORKLOAD,
+        n::CONTAINER_ID,
+        n::SYSCALL,
+    ];
+    let parts: Vec<Result<Raw, ScanError>> = tasks
+        .par_iter()
+        .map(|&(i, rg)| {
+            let trace = &traces[i];
+            let mut raw = Raw::new();
+            let mut offset = 0u64;
+            // (file, row group, row) orders rows of equal time deterministically.
+            let base = ((i as u64) << 40) | ((rg as u64) << 24);
+            trace.read_columns(rg, &cols, &mut |b| {
+                let r = read_batch(b, &trace.host, window, base + offset, &mut raw);
+                offset += b.num_rows() as u64;
+                r
+            })?;
+            Ok(raw)
+        })
+        .collect();
+    let mut merged = Raw::new();
+    for p in parts {
+        match p {
+            Ok(raw) => {
+                for (k, mut v) in raw {
+                    merged.entry(k).or_default().append(&mut v);
+                }
+            }
+            Err(e) if !skip_bad => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let mut out = Sequences::new();
+    for ((key, tid), mut rows) in merged {
+        rows.sort_unstable_by_key(|r| (r.0, r.1));
+        rows.truncate(MAX_CALLS_PER_THREAD);
+        out.entry(key).or_default().push(Thread {
+            tid,
+            calls: rows.into_iter().map(|r| r.2).collect(),
+        });
+    }
+    Ok(out)
+}
