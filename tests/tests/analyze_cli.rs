@@ -352,3 +352,112 @@ fn a_container_that_starts_in_a_later_row_group_still_gets_its_context() {
     assert_eq!(doc["workloads"][0]["name"], "late-one");
     assert_eq!(doc["workloads"][0]["image"], "shop/web:1.0");
 }
+
+/// `--suppress`: a finding a rule describes is silenced — listed with the rule, its weight
+/// gone from the score — and one the rule does not describe (another image) stays; a bad
+/// rule file is an error naming it.
+#[test]
+fn suppression_rules_silence_expected_findings_and_count_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.parquet");
+    write_trace(&f, &fleet(10, true), |_| {});
+    let evil = |doc: &serde_json::Value| {
+        doc["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["workload"] == cid(999))
+            .cloned()
+            .expect("the attacked workload")
+    };
+    let before = evil(&analyze_json(&[p(&f)]));
+    let miner = "Impact:Runtime/CryptoMinerExecuted";
+    let types = |w: &serde_json::Value| -> Vec<String> {
+        w["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(types(&before).iter().any(|t| t == miner));
+    assert!(before.get("suppressed").is_none());
+
+    let rules = dir.path().join("suppress.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[rule]]\nname = \"our own miner benchmark\"\nfinding = \"{miner}\"\nimage = \"shop/web:*\"\nexe = \"/tmp/.x/*\"\n\n\
+             [[rule]]\nname = \"another image\"\nfinding = \"*\"\nimage = \"other/app:*\"\n"
+        ),
+    )
+    .unwrap();
+    let after = evil(&analyze_json(&[p(&f), "--suppress", p(&rules)]));
+    assert!(!types(&after).iter().any(|t| t == miner), "{after}");
+    assert_eq!(
+        after["suppressed"],
+        serde_json::json!([{ "type": miner, "rule": "our own miner benchmark" }])
+    );
+    let (b, a) = (
+        before["parts"]["findings"].as_f64().unwrap(),
+        after["parts"]["findings"].as_f64().unwrap(),
+    );
+    assert!(a < b, "the silenced finding's weight is gone: {b} → {a}");
+    assert_eq!(
+        after["score"].as_f64().unwrap(),
+        a + after["parts"]["anomaly"].as_f64().unwrap(),
+        "the score is its parts"
+    );
+    let o = analyze(&[p(&f), "--suppress", p(&rules)]);
+    assert!(
+        stdout(&o).contains("1 findings silenced by suppression rules"),
+        "{}",
+        stdout(&o)
+    );
+
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"x\"\nfinding = \"A\"\nimage = \"[\"\n",
+    )
+    .unwrap();
+    let o = analyze(&[p(&f), "--suppress", p(&rules)]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("suppress.toml: rule 1 (\"x\"): `image`") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+/// The score is the sort key: every workload's score is at least the next one's, and it is
+/// the sum of its parts.
+#[test]
+fn one_score_one_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.parquet");
+    write_trace(&f, &fleet(10, true), |_| {});
+    for extra in [
+        &[][..],
+        &["--no-model"][..],
+        &["--no-signatures"][..],
+        &["--no-peers"][..],
+    ] {
+        let mut args = vec![p(&f)];
+        args.extend_from_slice(extra);
+        let doc = analyze_json(&args);
+        let ws = doc["workloads"].as_array().unwrap();
+        for pair in ws.windows(2) {
+            assert!(
+                pair[0]["score"].as_f64() >= pair[1]["score"].as_f64(),
+                "{extra:?}: {} before {}",
+                pair[0]["score"],
+                pair[1]["score"]
+            );
+        }
+        for w in ws {
+            let parts = &w["parts"];
+            let sum = parts["findings"].as_f64().unwrap() + parts["anomaly"].as_f64().unwrap();
+            assert!((w["score"].as_f64().unwrap() - sum).abs() < 1e-9, "{w}");
+        }
+    }
+}

@@ -443,3 +443,78 @@ fn capture_host_keys_are_qualified_with_the_host() {
     );
     assert_eq!(workload_key(Some("ab12"), "node-1", 9), "ab12");
 }
+
+/// What a workload first does after its start-up counts in `late.*`, and the change says when
+/// it began and which subtree carries it; the same things during start-up do not.
+#[test]
+fn behaviour_first_seen_after_start_up_is_late() {
+    let c = Ev::in_container("svc");
+    let startup = catalog::STARTUP_S;
+    let mut ev = vec![
+        c.at(0).proc(100, 1, "sh").exe("/bin/sh").with(exec()),
+        c.at(5).proc(101, 100, "wget").exe("/bin/wget").with(exec()),
+        c.at(6)
+            .proc(101, 100, "wget")
+            .with(Detail::Connect(Box::new(net("10.0.0.1", 80, None)))),
+        c.at(7)
+            .proc(101, 100, "wget")
+            .with(Detail::DnsQuery(Box::new(dns("mirror.example", None)))),
+    ];
+    // After start-up: the same tool again (not new), then a new subtree: 200 forks 300,
+    // which runs a binary it never ran before, resolves a new name and connects somewhere new.
+    let late = startup + 30;
+    ev.extend([
+        c.at(late)
+            .proc(102, 100, "wget")
+            .exe("/bin/wget")
+            .with(exec()),
+        c.at(late + 1).proc(200, 100, "sh").with(Detail::Fork),
+        c.at(late + 2).proc(300, 200, "sh").with(Detail::Fork),
+        c.at(late + 3)
+            .proc(300, 200, "x")
+            .exe("/tmp/.x/x")
+            .with(exec()),
+        c.at(late + 4)
+            .proc(300, 200, "x")
+            .with(Detail::DnsQuery(Box::new(dns("pool.example", None)))),
+        c.at(late + 5)
+            .proc(300, 200, "x")
+            .with(Detail::Connect(Box::new(net("10.9.9.9", 4444, None)))),
+        c.at(late + 6)
+            .proc(300, 200, "x")
+            .with(Detail::Connect(Box::new(net("10.0.0.1", 80, None)))),
+    ]);
+    let t = table(&ev);
+    let v = |name: &str| t.value("svc", name).unwrap_or(f64::NAN);
+    assert_eq!(v("late.new_executables"), 1.0, "only /tmp/.x/x is new");
+    assert_eq!(
+        v("late.new_destinations"),
+        1.0,
+        "10.0.0.1:80 was seen at start-up"
+    );
+    assert_eq!(v("late.new_domains"), 1.0);
+    let change = t.rows[0].change.clone().expect("a change");
+    assert_eq!(change.first, "executable");
+    assert_eq!(change.pid, 300);
+    assert_eq!(
+        change.subtree, 200,
+        "the subtree that appeared after start-up"
+    );
+    assert_eq!(change.time_ns, T0 + (late + 3) * S);
+    assert_eq!(change.new_after_startup, 3);
+
+    // The same behaviour within start-up: nothing is late.
+    let early: Vec<Event> = ev
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            if e.time_ns > T0 + startup * S {
+                e.time_ns -= (startup - 10) * S;
+            }
+            e
+        })
+        .collect();
+    let t = table(&early);
+    assert_eq!(t.value("svc", "late.new_executables"), Some(0.0));
+    assert!(t.rows[0].change.is_none());
+}

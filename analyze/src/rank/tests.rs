@@ -175,3 +175,64 @@ fn a_busy_workload_ranks_high_but_gets_no_finding() {
     assert!(ranked[0].score >= ANOMALY_THRESHOLD, "{}", ranked[0].score);
     assert!(ranked[0].findings.is_empty(), "{:?}", ranked[0].findings);
 }
+
+/// Peers are the workload's replicas: a fleet of two applications that differ wildly from
+/// each other (a busy API, quiet workers) leaves every ordinary replica near zero, and the one
+/// worker that does what its twins never do ranks first and is named — with no trained model.
+#[test]
+fn a_replica_that_differs_from_its_twins_ranks_first_among_unlike_applications() {
+    use std::sync::Arc;
+    let mut events = Vec::new();
+    let image = |events: &mut Vec<Event>, id: &str, img: &str| {
+        for e in events.iter_mut() {
+            if let Some(c) = &e.container
+                && &*c.id == id
+            {
+                let mut c = (**c).clone();
+                c.image = Some(img.into());
+                e.container = Some(Arc::new(c));
+            }
+        }
+    };
+    for (i, id) in ["api-1", "api-2", "api-3", "api-4"].into_iter().enumerate() {
+        let c = Ev::in_container(id);
+        let mut ev = normal(id, i as i64);
+        for k in 0..200u32 {
+            ev.push(c.at(2).proc(2000 + k, 100, "api").with(Detail::Fork));
+            ev.push(
+                c.at(3)
+                    .with(Detail::Accept(Box::new(net("10.1.0.9", 40000, None)))),
+            );
+        }
+        image(&mut ev, id, "shop/api:2");
+        events.extend(ev);
+    }
+    for (i, id) in ["worker-1", "worker-2", "worker-3", "odd-worker"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut ev = if id == "odd-worker" {
+            attack(id)
+        } else {
+            normal(id, i as i64)
+        };
+        image(&mut ev, id, "shop/worker:7");
+        events.extend(ev);
+    }
+    let t = table(&events);
+    let ranked = Ranker::baseline().rank(&t);
+    let order: Vec<&str> = ranked
+        .iter()
+        .map(|r| t.rows[r.row].workload.as_str())
+        .collect();
+    assert_eq!(order[0], "odd-worker", "{order:?}");
+    assert_eq!(
+        ranked[0].peer_group.as_deref(),
+        Some("image:shop/worker (3 peers)")
+    );
+    assert_eq!(ranked[0].findings[0].kind, ANOMALOUS_BEHAVIOR);
+    for r in &ranked[1..] {
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert!(r.score < ranked[0].score / 2.0, "{order:?}: {}", r.score);
+    }
+}
