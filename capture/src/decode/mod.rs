@@ -188,6 +188,13 @@ impl Decoder {
             | K::Chown
             | K::MemfdCreate
             | K::MmapExec
+            | K::Utimes
+            | K::Truncate
+            | K::Link
+            | K::Symlink
+            | K::Mkdir
+            | K::Socket
+            | K::Dup
             | K::Accept
             | K::Bind
             | K::Listen
