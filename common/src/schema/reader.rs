@@ -967,6 +967,42 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_read_without_the_columns_version_2_added() {
+        // A version-1 writer had none of these columns: exec rows read without a state.
+        let added: Vec<&str> = crate::schema::names::STDIO
+            .iter()
+            .flat_map(|f| [f.ty, f.inode, f.path, f.addr, f.port])
+            .chain([
+                n::CAP_EFFECTIVE,
+                n::CAP_PERMITTED,
+                n::ATIME_NS,
+                n::MTIME_NS,
+                n::LENGTH,
+            ])
+            .collect();
+        let events = with_every_kind(&sample_events()[0]);
+        let mut b = TraceBatchBuilder::new("h");
+        events.iter().for_each(|e| b.push(e));
+        let batch = b.finish();
+        let keep: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| !added.contains(&arrow_schema().field(i).name().as_str()))
+            .collect();
+        assert_eq!(keep.len(), batch.num_columns() - added.len());
+        let v1 = events_from_batch(&batch.project(&keep).unwrap()).unwrap();
+        let execs: Vec<&Detail> = v1
+            .iter()
+            .map(|e| &e.detail)
+            .filter(|d| matches!(d, Detail::Exec { .. }))
+            .collect();
+        assert_eq!(execs.len(), 3);
+        assert!(
+            execs
+                .iter()
+                .all(|d| matches!(d, Detail::Exec { state: None, .. }))
+        );
+    }
+
+    #[test]
     fn missing_optional_columns_read_as_null_and_missing_required_ones_fail() {
         let mut b = TraceBatchBuilder::new("h");
         sample_events().iter().for_each(|e| b.push(e));
