@@ -137,3 +137,33 @@ pub unsafe fn fill_fd(ev: *mut ExecEvent, i: usize, file: *const u8) {
         (*fd).flags |= STDIO_PATH;
     }
 }
+
+/// Makes fd `to` a copy of fd `from` (the same `struct file`).
+///
+/// # Safety
+/// `ev` must point to this CPU's exec scratch.
+#[inline(always)]
+pub unsafe fn copy_fd(ev: *mut ExecEvent, from: usize, to: usize) {
+    // SAFETY: as the caller guarantees; indices are checked.
+    unsafe {
+        let (Some(src), Some(src_path)) = ((*ev).stdio.get(from), (*ev).stdio_paths.get(from))
+        else {
+            return;
+        };
+        let (src, src_path) = (*src, src_path.as_ptr());
+        let (Some(dst), Some(dst_path)) = ((*ev).stdio.get_mut(to), (*ev).stdio_paths.get_mut(to))
+        else {
+            return;
+        };
+        *dst = src;
+        if src.flags & STDIO_PATH != 0
+            && bpf_probe_read_kernel(
+                dst_path.as_mut_ptr() as *mut c_void,
+                STDIO_PATH_MAX as u32,
+                src_path as *const c_void,
+            ) < 0
+        {
+            dst.flags &= !STDIO_PATH;
+        }
+    }
+}

@@ -59,12 +59,24 @@ pub fn sched_process_exec_stdio(ctx: TracePointContext) -> u32 {
     // SAFETY: both are this CPU's; the exec program filled them just before this chain.
     unsafe {
         let i = (*progress).next as usize;
-        let Some(file) = (*progress).files.get(i) else {
+        let files = (*progress).files;
+        let Some(file) = files.get(i) else {
             return 0;
         };
         stdio::fill_fd(ev, i, *file as *const u8);
-        (*progress).next += 1;
-        if i + 1 < STDIO_FDS {
+        // fds that share an earlier one's file (`2>&1`, a terminal on all three) are copies of
+        // it: no second walk, no tail call.
+        let mut next = i + 1;
+        for _ in 0..STDIO_FDS {
+            let Some(file) = files.get(next) else { break };
+            let Some(earlier) = files.iter().take(next).position(|f| f == file) else {
+                break;
+            };
+            stdio::copy_fd(ev, earlier, next);
+            next += 1;
+        }
+        (*progress).next = next as u32;
+        if next < STDIO_FDS {
             EXEC_TAIL.tail_call(&ctx, 0);
             count_event(Counter::KernelReadError);
         } else {
