@@ -7,8 +7,8 @@
 //! * a program whose stdin and stdout are a TCP connection (a reverse shell's shape): type
 //!   `tcp`, the peer's address and port — and the `dup` rows of the child that put the socket on
 //!   fds 0 and 1;
-//! * stdin from a file (its kernel path), from `/dev/null` (`char`), from a pseudo-terminal
-//!   (`tty`), and closed;
+//! * stdin from a file (its kernel path), stdout and stderr one log file (`2>&1`), stdin from
+//!   `/dev/null` (`char`), from a pseudo-terminal (`tty`), and closed;
 //! * root's capabilities, and none after a switch to an unprivileged user;
 //! * a packet socket and a raw ICMP socket created (recorded), a TCP socket (not).
 //!
@@ -103,9 +103,15 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         cmd.status().unwrap();
     };
-    run(Command::new("/bin/cat")
+    let log = std::fs::File::create(dir.join("out.log")).unwrap();
+    let log2 = log.try_clone().unwrap();
+    Command::new("/bin/cat")
         .arg(mark("file"))
-        .stdin(std::fs::File::open(&input).unwrap()));
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(log)
+        .stderr(log2) // 2>&1: the same file, described once and copied
+        .status()
+        .unwrap();
     run(Command::new("/bin/true")
         .arg(mark("null"))
         .stdin(Stdio::null()));
@@ -207,6 +213,13 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
         (fd(f, 0).kind, fd(f, 0).path.as_deref()),
         (FdType::File, input.to_str())
     );
+    let out_log = dir.join("out.log");
+    assert_eq!(
+        (fd(f, 1).kind, fd(f, 1).path.as_deref()),
+        (FdType::File, out_log.to_str())
+    );
+    assert_eq!(fd(f, 2), fd(f, 1));
+    assert_ne!(fd(f, 1).inode, fd(f, 0).inode);
     let (_, n) = exec_of(rec, &mark("null"));
     assert_eq!(
         (fd(n, 0).kind, fd(n, 0).path.as_deref()),
