@@ -261,3 +261,44 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
         ]
     );
 }
+
+/// In a container, a file's path is the container's view (the walk stops at the task's root),
+/// and a pipe between two of its processes joins as on the host.
+#[test]
+fn stdio_inside_a_runc_container() {
+    use needle_tests::runc::{CgroupStyle, Container, ContainerSpec, runc_available};
+    if !require_privileges("capture_stdio::inside_a_container")
+        || !needle_tests::require("capture_stdio::inside_a_container", runc_available())
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("traces");
+    let cap = Capture::start(&out, &["--duration", "60s"]);
+    let mut spec = ContainerSpec::new(CgroupStyle::ContainerdSystemd);
+    spec.args = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "/bin/sleep 1; /bin/true in-container-file < /bin/busybox; \
+         /bin/echo in-container-writer | /bin/cat - in-container-reader; /bin/sleep 60"
+            .into(),
+    ];
+    let container = Container::start(spec).expect("start container");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let id = container.id().to_string();
+    let runs = stop_and_read(vec![(cap, &out)]);
+    drop(container);
+    let rec = &runs[0].0;
+
+    let (e, f) = exec_of(rec, "in-container-file");
+    assert_eq!(e.container.as_ref().map(|c| &*c.id), Some(id.as_str()));
+    assert_eq!(
+        (fd(f, 0).kind, fd(f, 0).path.as_deref()),
+        (FdType::File, Some("/bin/busybox")),
+        "the container's view of its own file"
+    );
+    let (_, w) = exec_of(rec, "in-container-writer");
+    let (_, r) = exec_of(rec, "in-container-reader");
+    assert_eq!((fd(w, 1).kind, fd(r, 0).kind), (FdType::Pipe, FdType::Pipe));
+    assert_eq!(fd(w, 1).inode, fd(r, 0).inode);
+}
