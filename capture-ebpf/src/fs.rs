@@ -95,6 +95,20 @@ pub unsafe fn file_walk(ev: *mut CallEvent, file: *const u8) -> Option<Top> {
     Some(unsafe { walk(ev, dentry, vfsmnt) })
 }
 
+/// Writes the current task's working directory into `ev` (kernel source).
+///
+/// # Safety
+/// `ev` must be this CPU's scratch event.
+#[inline(always)]
+pub unsafe fn cwd_walk(ev: *mut CallEvent) -> Option<Top> {
+    let off = offsets();
+    let fs: *const u8 = read(task::current(), off.task_fs).ok()?;
+    let dentry: *const u8 = read(fs, off.fs_pwd_dentry).ok()?;
+    let vfsmnt: *const u8 = read(fs, off.fs_pwd_mnt).ok()?;
+    // SAFETY: as the caller guarantees.
+    Some(unsafe { walk(ev, dentry, vfsmnt) })
+}
+
 /// Bytes of `struct inode` read at once for `i_sb` and `i_ino` (offsets 40 and 64 on x86_64).
 const INODE_SPAN: usize = 32;
 

@@ -11,17 +11,18 @@
 //!
 //! One fd per program run: `sched_process_exec` tail-calls `sched_process_exec_stdio` (see
 //! `probes::process`) once per fd. Three path walks in one program, each leaving its own
-//! shape of state behind, took the verifier past its million instructions.
+//! shape of state behind, took the verifier past its million instructions. The working
+//! directory (`fs->pwd`) is walked by the exec program itself, its only walk.
 
 use aya_ebpf::cty::c_void;
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use needle_common::abi::{
-    CALL_PATH_DETACHED, CALL_PATH_KERNEL, CALL_PATH_TRUNCATED, ExecEvent, STDIO_FDS, STDIO_INODE,
-    STDIO_OPEN, STDIO_PATH, STDIO_PATH_MAX, STDIO_SOCKET, StdioFd,
+    CALL_PATH_DETACHED, CALL_PATH_KERNEL, CALL_PATH_TRUNCATED, EXEC_CWD, EXEC_CWD_MAX, ExecEvent,
+    STDIO_FDS, STDIO_INODE, STDIO_OPEN, STDIO_PATH, STDIO_PATH_MAX, STDIO_SOCKET, StdioFd,
 };
 
 use crate::emit::call_scratch;
-use crate::fs::file_walk;
+use crate::fs::{cwd_walk, file_walk};
 use crate::maps::offsets;
 use crate::task::{self, endpoints, field, read, read_span, socket_of};
 
@@ -165,5 +166,42 @@ pub unsafe fn copy_fd(ev: *mut ExecEvent, from: usize, to: usize) {
         {
             dst.flags &= !STDIO_PATH;
         }
+    }
+}
+
+/// Walks the task's working directory into `ev.cwd`.
+///
+/// # Safety
+/// `ev` must point to this CPU's exec scratch.
+#[inline(always)]
+pub unsafe fn fill_cwd(ev: *mut ExecEvent) {
+    // SAFETY: as the caller guarantees; the walk writes this CPU's call scratch.
+    unsafe {
+        let Some(scratch) = call_scratch(0, 0) else {
+            return;
+        };
+        if cwd_walk(scratch).is_none() {
+            return;
+        }
+        let len = (*scratch).path_len as usize;
+        let mut flags =
+            (*scratch).flags & (CALL_PATH_KERNEL | CALL_PATH_TRUNCATED | CALL_PATH_DETACHED);
+        let kept = if len > EXEC_CWD_MAX {
+            flags |= CALL_PATH_TRUNCATED;
+            EXEC_CWD_MAX
+        } else {
+            len
+        };
+        if bpf_probe_read_kernel(
+            (*ev).cwd.as_mut_ptr() as *mut c_void,
+            EXEC_CWD_MAX as u32,
+            (*scratch).data.as_ptr() as *const c_void,
+        ) < 0
+        {
+            return;
+        }
+        (*ev).cwd_len = kept as u32;
+        (*ev).cwd_flags = flags;
+        (*ev).flags |= EXEC_CWD;
     }
 }

@@ -625,7 +625,7 @@ mod tests {
             &btf,
             "ExecEvent",
             size_of::<ExecEvent>(),
-            fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, cap_effective, cap_permitted, stdio, filename, args, stdio_paths),
+            fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, cap_effective, cap_permitted, stdio, cwd_flags, cwd_len, filename, args, stdio_paths, cwd),
         );
         check(
             &btf,
@@ -655,7 +655,7 @@ mod tests {
             &btf,
             "KernelOffsets",
             size_of::<KernelOffsets>(),
-            fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead, regs_nr, regs_args, task_files, files_fdt, fdt_fd, fdt_max_fds, file_vfsmount, file_private_data, dentry_parent, vfsmount_root, mount_mnt, mount_parent, mount_mountpoint, task_fs, fs_root_mnt, fs_root_dentry, task_thread_pid, pid_level, pid_numbers, upid_size, socket_sk, socket_type, skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr, skc_v6_rcv_saddr, skc_v6_daddr, task_ti_status, skc_cookie, inode_mode, inode_rdev, task_cred, cred_cap_effective, cred_cap_permitted, _pad),
+            fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead, regs_nr, regs_args, task_files, files_fdt, fdt_fd, fdt_max_fds, file_vfsmount, file_private_data, dentry_parent, vfsmount_root, mount_mnt, mount_parent, mount_mountpoint, task_fs, fs_root_mnt, fs_root_dentry, task_thread_pid, pid_level, pid_numbers, upid_size, socket_sk, socket_type, skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr, skc_v6_rcv_saddr, skc_v6_daddr, task_ti_status, skc_cookie, inode_mode, inode_rdev, task_cred, cred_cap_effective, cred_cap_permitted, fs_pwd_mnt, fs_pwd_dentry, _pad),
         );
         check(
             &btf,

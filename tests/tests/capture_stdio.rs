@@ -10,6 +10,7 @@
 //! * stdin from a file (its kernel path), stdout and stderr one log file (`2>&1`), stdin from
 //!   `/dev/null` (`char`), from a pseudo-terminal (`tty`), and closed;
 //! * root's capabilities, and none after a switch to an unprivileged user;
+//! * the working directory, and a relative executable (`./run-me`) made absolute with it;
 //! * a packet socket and a raw ICMP socket created (recorded), a TCP socket (not).
 //!
 //! Loopback only; rows are found by the unique argv of each child and this process's pids.
@@ -153,6 +154,13 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
         .uid(65534)
         .gid(65534));
 
+    // A relative executable, run from its directory: exe_path is made absolute with the cwd.
+    let local = dir.join("run-me");
+    std::fs::copy("/bin/true", &local).unwrap();
+    run(Command::new("./run-me")
+        .arg(mark("relative"))
+        .current_dir(&dir));
+
     // Sockets: a packet socket and a raw ICMP socket (recorded), a TCP one (not).
     // SAFETY: plain socket(2) calls; the fds are closed at once.
     let (packet, icmp, tcp) = unsafe {
@@ -233,6 +241,10 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
     let (_, c) = exec_of(rec, &mark("closed"));
     assert_eq!(fd(c, 0), &Fd::closed());
     assert_eq!(fd(c, 1).kind, FdType::Char);
+
+    let (rel, rs) = exec_of(rec, &mark("relative"));
+    assert_eq!(rel.exe_path.as_deref(), local.to_str());
+    assert_eq!(rs.cwd.as_deref(), dir.to_str());
 
     // CAP_SYS_ADMIN (21) for root; nothing for nobody.
     let root_caps = n.cap_effective.expect("caps recorded");

@@ -53,6 +53,7 @@ pub const EXTRA_COLUMNS: &[&str] = &[
     n::ATIME_NS,
     n::MTIME_NS,
     n::LENGTH,
+    n::CWD,
 ];
 
 macro_rules! fields {
@@ -93,7 +94,7 @@ fields! {
     StderrType => "stderr_type", StderrInode => "stderr_inode", StderrPath => "stderr_path",
     StderrAddr => "stderr_addr", StderrPort => "stderr_port",
     CapEffective => "cap_effective", CapPermitted => "cap_permitted",
-    AtimeNs => "atime_ns", MtimeNs => "mtime_ns", Length => "length",
+    AtimeNs => "atime_ns", MtimeNs => "mtime_ns", Length => "length", Cwd => "cwd",
 }
 
 /// A field's value in one row.
@@ -161,6 +162,7 @@ pub struct SigColumns {
     atime_ns: Option<Int64Array>,
     mtime_ns: Option<Int64Array>,
     length: Option<UInt64Array>,
+    cwd: StrCol,
 }
 
 /// The columns of one standard fd of exec rows.
@@ -274,6 +276,7 @@ impl SigColumns {
             atime_ns: i64_col(batch, n::ATIME_NS)?,
             mtime_ns: i64_col(batch, n::MTIME_NS)?,
             length: u64_col(batch, n::LENGTH)?,
+            cwd: StrCol::from_batch(batch, n::CWD)?,
         })
     }
 }
@@ -458,6 +461,7 @@ impl<'a> Row<'a> {
             Field::AtimeNs => num(opt(&sc.atime_ns, row)),
             Field::MtimeNs => num(opt(&sc.mtime_ns, row)),
             Field::Length => big(opt(&sc.length, row)),
+            Field::Cwd => s(sc.cwd.get(row)),
         }
     }
 

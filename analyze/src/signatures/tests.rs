@@ -41,7 +41,7 @@ fn list(t: &toml::Table, k: &str) -> Option<Vec<String>> {
 
 /// The standard fds and capabilities of a fixture exec: `stdin_type = "tcp"`,
 /// `stdin_inode`, `stdin_path`, `stdin_addr`, `stdin_port` (and `stdout_*`, `stderr_*`),
-/// `cap_effective`, `cap_permitted`; none of them given: not recorded.
+/// `cap_effective`, `cap_permitted`, `cwd`; none of them given: not recorded.
 fn exec_state(t: &toml::Table) -> Option<Box<ExecState>> {
     let fd = |names: &needle_common::schema::names::StdioNames| {
         let kind = s(t, names.ty)?;
@@ -58,10 +58,12 @@ fn exec_state(t: &toml::Table) -> Option<Box<ExecState>> {
         stdio: [fd(&stdio[0]), fd(&stdio[1]), fd(&stdio[2])],
         cap_effective: i(t, "cap_effective").map(|v| v as u64),
         cap_permitted: i(t, "cap_permitted").map(|v| v as u64),
+        cwd: s(t, "cwd"),
     };
     let any = state.stdio.iter().any(Option::is_some)
         || state.cap_effective.is_some()
-        || state.cap_permitted.is_some();
+        || state.cap_permitted.is_some()
+        || state.cwd.is_some();
     any.then(|| Box::new(state))
 }
 

@@ -35,6 +35,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     unsafe {
         fill_header(&raw mut (*ev).header, EventKind::Exec);
         fill_exec(&ctx, ev);
+        stdio::fill_cwd(ev);
         // The standard fds, one per tail call; the last call sends the record.
         if let (Some(progress), Ok(files)) = (STDIO_PROGRESS.get_ptr_mut(0), stdio::std_files()) {
             (*progress).next = 0;

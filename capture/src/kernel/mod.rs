@@ -138,6 +138,8 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
         // kernel_cap_t: one u64 since 6.3, two u32 words (low first) before: the same 8 bytes.
         cred_cap_effective: m("cred", "cap_effective")?,
         cred_cap_permitted: m("cred", "cap_permitted")?,
+        fs_pwd_mnt: m2("fs_struct", "pwd", "path", "mnt")?,
+        fs_pwd_dentry: m2("fs_struct", "pwd", "path", "dentry")?,
         _pad: 0,
     })
 }

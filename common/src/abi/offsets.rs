@@ -129,6 +129,10 @@ pub struct KernelOffsets {
     pub cred_cap_effective: u32,
     /// `cred::cap_permitted`
     pub cred_cap_permitted: u32,
+    /// `fs_struct::pwd` + `path::mnt`
+    pub fs_pwd_mnt: u32,
+    /// `fs_struct::pwd` + `path::dentry`
+    pub fs_pwd_dentry: u32,
     /// Explicit padding; always zero.
     pub _pad: u32,
 }
@@ -197,6 +201,8 @@ impl KernelOffsets {
             task_cred: 0,
             cred_cap_effective: 0,
             cred_cap_permitted: 0,
+            fs_pwd_mnt: 0,
+            fs_pwd_dentry: 0,
             _pad: 0,
         }
     }

@@ -22,6 +22,10 @@ pub const EXEC_ARGS_TRUNCATED: u32 = 1 << 1;
 pub const EXEC_CAPS: u32 = 1 << 2;
 /// `ExecEvent::flags`: `stdio` was read from the task's fd table.
 pub const EXEC_STDIO: u32 = 1 << 3;
+/// `ExecEvent::flags`: `cwd` was walked from the task's `fs->pwd`.
+pub const EXEC_CWD: u32 = 1 << 4;
+/// Bytes kept of the working directory (leaf-first components, as a call's `path`).
+pub const EXEC_CWD_MAX: usize = 256;
 
 /// The standard fds an exec row describes: 0, 1 and 2.
 pub const STDIO_FDS: usize = 3;
@@ -106,6 +110,10 @@ pub struct ExecEvent {
     pub cap_permitted: u64,
     /// fds 0, 1, 2 of the new image, when [`EXEC_STDIO`].
     pub stdio: [StdioFd; STDIO_FDS],
+    /// `CALL_PATH_*` bits of the working directory's walk, when [`EXEC_CWD`].
+    pub cwd_flags: u32,
+    /// Bytes of `cwd`.
+    pub cwd_len: u32,
     /// Path of the executed file as the kernel resolved it.
     pub filename: [u8; EXEC_FILENAME_MAX],
     /// NUL-separated argv.
@@ -113,6 +121,9 @@ pub struct ExecEvent {
     /// Kernel paths of fds 0, 1, 2 (not for sockets), leaf-first components as in a
     /// `CallEvent`'s path; `StdioFd::path_len` bytes each.
     pub stdio_paths: [[u8; STDIO_PATH_MAX]; STDIO_FDS],
+    /// The working directory (what a relative executable path was resolved against), leaf-first
+    /// components as in a `CallEvent`'s path.
+    pub cwd: [u8; EXEC_CWD_MAX],
 }
 
 /// `sched_process_fork` for a new process. The header describes the child

@@ -331,6 +331,7 @@ pub struct TraceBatchBuilder {
     atime_ns: Sparse<Int64Builder>,
     mtime_ns: Sparse<Int64Builder>,
     length: Sparse<UInt64Builder>,
+    cwd: Sparse<StringBuilder>,
 }
 
 /// The columns of one standard fd of exec rows (`std*_type`, `_inode`, `_path`, `_addr`,
@@ -556,6 +557,7 @@ impl TraceBatchBuilder {
             atime_ns: Sparse::new(Int64Builder::new()),
             mtime_ns: Sparse::new(Int64Builder::new()),
             length: Sparse::new(UInt64Builder::new()),
+            cwd: Sparse::new(StringBuilder::new()),
         }
     }
 
@@ -674,6 +676,7 @@ impl TraceBatchBuilder {
         self.atime_ns.option(k.atime_ns);
         self.mtime_ns.option(k.mtime_ns);
         self.length.option(k.length);
+        self.cwd.option(exec.and_then(|x| x.cwd.as_deref()));
     }
 
     /// Emits the pending rows in arrival order and resets the builder.
@@ -744,6 +747,7 @@ impl TraceBatchBuilder {
             (n::ATIME_NS, self.atime_ns.finish()),
             (n::MTIME_NS, self.mtime_ns.finish()),
             (n::LENGTH, self.length.finish()),
+            (n::CWD, self.cwd.finish()),
         ];
         for (i, b) in self.stdio.iter_mut().enumerate() {
             built.extend(b.finish(i));

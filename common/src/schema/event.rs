@@ -306,6 +306,9 @@ pub struct ExecState {
     pub cap_effective: Option<u64>,
     /// Permitted capability set.
     pub cap_permitted: Option<u64>,
+    /// Working directory (kernel path): what a relative executable path or argument is
+    /// relative to.
+    pub cwd: Option<String>,
 }
 
 /// Kind-specific fields. The variant decides the row's `kind`.

@@ -11,8 +11,8 @@
 //! the whole file up front with the version it needs.
 //!
 //! Versions: 1 — the first layout; 2 — kinds `utimes`, `truncate`, `link`, `symlink`,
-//! `mkdir`, `socket`, `dup`; exec rows' standard fds (`std*_*`) and capabilities; columns
-//! `atime_ns`, `mtime_ns`, `length`.
+//! `mkdir`, `socket`, `dup`; exec rows' standard fds (`std*_*`), capabilities and working
+//! directory (`cwd`); columns `atime_ns`, `mtime_ns`, `length`.
 
 mod builder;
 mod event;
@@ -208,6 +208,7 @@ pub mod names {
     pub const ATIME_NS: &str = "atime_ns";
     pub const MTIME_NS: &str = "mtime_ns";
     pub const LENGTH: &str = "length";
+    pub const CWD: &str = "cwd";
 
     /// The columns of one standard fd of an exec row.
     pub struct StdioNames {
@@ -326,6 +327,7 @@ pub const COLUMNS: &[Column] = &[
     col(names::ATIME_NS, I64, true, "utimes", "access time set explicitly (ns since the epoch; null: set to now or unchanged, see flags). Read from the caller's memory at syscall exit"),
     col(names::MTIME_NS, I64, true, "utimes", "modification time set explicitly (ns since the epoch; null: set to now or unchanged, see flags). Read from the caller's memory at syscall exit"),
     col(names::LENGTH, U64, true, "truncate", "length the file was truncated (or extended) to, in bytes"),
+    col(names::CWD, Str, true, "exec", "working directory of the new image (kernel path, walked at exec; a relative executable path is resolved against it into exe_path)"),
 ];
 
 /// The Arrow schema of the `events` table (shared, built once).

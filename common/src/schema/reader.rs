@@ -222,10 +222,12 @@ impl Row<'_> {
             stdio: [self.fd(0), self.fd(1), self.fd(2)],
             cap_effective: self.u64(n::CAP_EFFECTIVE),
             cap_permitted: self.u64(n::CAP_PERMITTED),
+            cwd: self.str(n::CWD),
         };
         let recorded = state.stdio.iter().any(Option::is_some)
             || state.cap_effective.is_some()
-            || state.cap_permitted.is_some();
+            || state.cap_permitted.is_some()
+            || state.cwd.is_some();
         recorded.then(|| Box::new(state))
     }
     fn dns(&self) -> Dns {
@@ -753,6 +755,7 @@ mod tests {
                     ],
                     cap_effective: Some(1 << 21),
                     cap_permitted: Some(u64::from(u32::MAX)),
+                    cwd: Some("/dev/shm".into()),
                 })),
             },
             Detail::Exec {
@@ -762,6 +765,7 @@ mod tests {
                     stdio: [Some(Fd::closed()), None, None],
                     cap_effective: None,
                     cap_permitted: None,
+                    cwd: None,
                 })),
             },
             Detail::Fork,
@@ -978,6 +982,7 @@ mod tests {
                 n::ATIME_NS,
                 n::MTIME_NS,
                 n::LENGTH,
+                n::CWD,
             ])
             .collect();
         let events = with_every_kind(&sample_events()[0]);
