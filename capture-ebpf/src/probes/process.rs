@@ -62,6 +62,8 @@ pub fn sched_process_exec_stdio(ctx: TracePointContext) -> u32 {
         let i = (*progress).next as usize;
         let files = (*progress).files;
         let Some(file) = files.get(i) else {
+            // Not reached (the chain stops after fd 2); the record goes out all the same.
+            send_exec(ev);
             return 0;
         };
         stdio::fill_fd(ev, i, *file as *const u8);
