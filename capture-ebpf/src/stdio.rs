@@ -28,6 +28,7 @@ use crate::task::{self, endpoints, field, read, read_span, socket_of};
 
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
+const S_IFIFO: u16 = 0o010000;
 
 /// Bytes of `struct inode` read at once for `i_mode`, `i_ino` and `i_rdev` (offsets 0, 64 and
 /// 76 on x86_64).
@@ -107,6 +108,17 @@ pub unsafe fn fill_fd(ev: *mut ExecEvent, i: usize, file: *const u8) {
                 (*fd).flags |= STDIO_SOCKET;
             }
             return;
+        }
+        // An anonymous pipe's dentry is a pseudo one, its own parent: it has no path to walk
+        // (a named FIFO has a parent directory, and a path).
+        if mode & S_IFMT == S_IFIFO {
+            let dentry = read::<*const u8>(file, off.file_dentry);
+            let parent = dentry.and_then(|d| read::<*const u8>(d, off.dentry_parent));
+            if let (Ok(d), Ok(p)) = (dentry, parent)
+                && d == p
+            {
+                return;
+            }
         }
         // The walk writes into this CPU's call scratch (as a call's path: leaf first); the
         // first STDIO_PATH_MAX bytes of it are kept.

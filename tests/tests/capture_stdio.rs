@@ -8,7 +8,8 @@
 //!   `tcp`, the peer's address and port — and the `dup` rows of the child that put the socket on
 //!   fds 0 and 1;
 //! * stdin from a file (its kernel path), stdout and stderr one log file (`2>&1`), stdin from
-//!   `/dev/null` (`char`), from a pseudo-terminal (`tty`), and closed;
+//!   `/dev/null` (`char`), from a pseudo-terminal (`tty`), from a named FIFO (a pipe with a
+//!   path), and closed;
 //! * root's capabilities, and none after a switch to an unprivileged user;
 //! * the working directory, and a relative executable (`./run-me`) made absolute with it;
 //! * a packet socket and a raw ICMP socket created (recorded), a TCP socket (not).
@@ -154,6 +155,19 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
         .uid(65534)
         .gid(65534));
 
+    // A named FIFO (the classic `mkfifo /tmp/f; … < /tmp/f` reverse shell): a pipe, with a path.
+    let fifo = dir.join("f");
+    let cfifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) }, 0);
+    // Read-write: opening a FIFO for reading alone waits for a writer.
+    let fifo_end = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    run(Command::new("/bin/true").arg(mark("fifo")).stdin(fifo_end));
+
     // A relative executable, run from its directory: exe_path is made absolute with the cwd.
     let local = dir.join("run-me");
     std::fs::copy("/bin/true", &local).unwrap();
@@ -241,6 +255,12 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
     let (_, c) = exec_of(rec, &mark("closed"));
     assert_eq!(fd(c, 0), &Fd::closed());
     assert_eq!(fd(c, 1).kind, FdType::Char);
+
+    let (_, ff) = exec_of(rec, &mark("fifo"));
+    assert_eq!(
+        (fd(ff, 0).kind, fd(ff, 0).path.as_deref()),
+        (FdType::Pipe, fifo.to_str())
+    );
 
     let (rel, rs) = exec_of(rec, &mark("relative"));
     assert_eq!(rel.exe_path.as_deref(), local.to_str());
