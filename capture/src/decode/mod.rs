@@ -6,6 +6,7 @@
 
 mod calls;
 mod dns;
+mod exec_state;
 mod network;
 mod process;
 
