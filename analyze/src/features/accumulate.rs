@@ -397,6 +397,7 @@ fn add_row(
             }
         }
         K::Exit | K::Unlink | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
+        K::Utimes | K::Truncate | K::Link | K::Symlink | K::Mkdir | K::Socket | K::Dup => {}
         K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {
         }
         K::Userfaultfd | K::Mount | K::Unshare | K::Setns | K::Bpf | K::Keyctl => {}
