@@ -224,6 +224,23 @@ pub fn evaluate(
         rank_of[r.row] = r.rank;
     }
     let n = table.rows.len() as f64;
+    let parts: Vec<Option<&crate::rank::Parts>> = {
+        let mut v = vec![None; table.rows.len()];
+        for r in ranked {
+            v[r.row] = Some(&r.parts);
+        }
+        v
+    };
+    if parts.iter().flatten().any(|p| p.peers.is_some()) {
+        workloads.push(metrics(
+            "peers (input's own peer groups)",
+            &col(&|i| parts[i].and_then(|p| p.peers)),
+        ));
+    }
+    workloads.push(metrics(
+        "anomaly (models + peers, no signatures)",
+        &col(&|i| parts[i].map(|p| p.anomaly)),
+    ));
     workloads.push(metrics(
         "ranking (models + signatures)",
         &col(&|i| Some(n - rank_of[i] as f64)),
