@@ -17,6 +17,7 @@
 
 mod correlate;
 mod dga;
+pub mod docs;
 pub mod fields;
 pub mod intel;
 pub mod rule;
