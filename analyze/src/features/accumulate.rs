@@ -280,6 +280,7 @@ fn add_row(
                 insert_capped(&mut w.exes, hash, &mut w.capped);
                 w.exe_writable += u64::from(is_writable_location(path));
                 w.exe_fileless += u64::from(is_fileless(path));
+                w.behaviour.exec(path, tgid, ppid, t);
                 note_time(&mut w.executed, hash, t, i64::max, &mut w.capped);
             }
             if let Some(p) = w.proc_mut(tgid) {
@@ -312,6 +313,9 @@ fn add_row(
         K::Open => {
             let flags = opt(&c.flags, row).unwrap_or(0);
             let ok = opt(&c.ret, row).is_none_or(|r| r >= 0);
+            if let (true, Some(path)) = (ok, c.path.get(row)) {
+                w.behaviour.open(path, flags, c.times(row));
+            }
             if flags & WRITE_FLAGS != 0 && ok {
                 w.file_writes += c.times(row);
                 if let Some(p) = c.path.hash(row, &mut h.path) {
@@ -320,11 +324,18 @@ fn add_row(
             }
         }
         K::Rename => {
+            if let (true, Some(path)) = (opt(&c.ret, row).is_none_or(|r| r >= 0), c.path.get(row)) {
+                w.behaviour.rename(path);
+            }
             if let Some(p) = c.path2.hash(row, &mut h.path2) {
                 note_time(&mut w.written, p, t, i64::min, &mut w.capped);
             }
         }
         K::Chmod => {
+            if let (true, Some(mode)) = (opt(&c.ret, row).is_none_or(|r| r >= 0), opt(&c.mode, row))
+            {
+                w.behaviour.chmod(mode);
+            }
             if opt(&c.mode, row).is_some_and(|m| m & 0o111 != 0)
                 && let Some(p) = c.path.hash(row, &mut h.path)
             {
@@ -334,6 +345,11 @@ fn add_row(
         K::Connect | K::SendTo => {
             let times = c.times(row);
             w.outbound += times;
+            if kind == K::Connect {
+                let addr = c.dst_addr.hash(row, &mut h.dst);
+                let port = opt(&c.dst_port, row).unwrap_or(0);
+                w.behaviour.connect(addr, port, opt(&c.ret, row), times);
+            }
             if let Some(port) = opt(&c.dst_port, row).filter(|&p| p != 0) {
                 if let Some(addr) = c.dst_addr.hash(row, &mut h.dst) {
                     insert_capped(&mut w.remote_ips, addr, &mut w.capped);
@@ -379,10 +395,20 @@ fn add_row(
                 w.add_syscalls(nr, 1);
             }
         }
-        K::Exit | K::Unlink | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
+        K::Unlink => {
+            if let (true, Some(path)) = (opt(&c.ret, row).is_none_or(|r| r >= 0), c.path.get(row)) {
+                w.behaviour.unlink(path, c.exe_path.get(row));
+            }
+        }
+        K::Unshare | K::Setns => {
+            if opt(&c.ret, row) == Some(0) {
+                w.behaviour.namespace_call(c.comm.get(row));
+            }
+        }
+        K::Exit | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
         K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {
         }
-        K::Userfaultfd | K::Mount | K::Unshare | K::Setns | K::Bpf | K::Keyctl => {}
+        K::Userfaultfd | K::Mount | K::Bpf | K::Keyctl => {}
         K::ContainerStart | K::ContainerStop | K::Lost => {}
     }
 }
