@@ -105,22 +105,32 @@ static LOGS: LazyLock<Option<[Regex; 3]>> = LazyLock::new(|| {
     ])
 });
 
-/// True for a credential store's path.
-pub fn is_credential_file(path: &str) -> bool {
-    CREDENTIALS.is_match(path)
-}
+/// What a path is, as bits: see [`classify_path`].
+pub type PathClass = u8;
+/// A credential store.
+pub const CREDENTIAL: PathClass = 1;
+/// A live log (not a rotated archive) or a shell history file.
+pub const LOG_OR_HISTORY: PathClass = 2;
+/// A shell history file.
+pub const HISTORY: PathClass = 4;
+/// Set on every classified path, so a cache can tell "nothing" from "not computed yet".
+pub const CLASSIFIED: PathClass = 128;
 
-/// True for a live log (not an archive) or a shell history file.
-pub fn is_log_or_history(path: &str) -> bool {
-    LOGS.as_ref().is_some_and(|[log, archive, history]| {
-        history.is_match(path) || (log.is_match(path) && !archive.is_match(path))
-    })
-}
-
-/// True for a shell history file.
-pub fn is_history(path: &str) -> bool {
-    LOGS.as_ref()
-        .is_some_and(|[_, _, history]| history.is_match(path))
+/// The classes of `path` (regexes run once per distinct path and batch through the caller's
+/// cache: most rows are opens, and their paths repeat).
+pub fn classify_path(path: &str) -> PathClass {
+    let mut class = CLASSIFIED;
+    if CREDENTIALS.is_match(path) {
+        class |= CREDENTIAL;
+    }
+    if let Some([log, archive, history]) = LOGS.as_ref() {
+        if history.is_match(path) {
+            class |= HISTORY | LOG_OR_HISTORY;
+        } else if log.is_match(path) && !archive.is_match(path) {
+            class |= LOG_OR_HISTORY;
+        }
+    }
+    class
 }
 
 /// Mergeable aggregates behind the behaviour features.
@@ -132,12 +142,8 @@ pub struct BehaviourPartial {
     pub log_tampering: u64,
     /// chmod calls setting setuid or setgid.
     pub setid_bits: u64,
-    /// Remote address hash → ports connected to on it.
-    pub ports_by_host: FastMap<u64, FastSet<u32>>,
-    /// Remote port → address hashes connected to on it.
-    pub hosts_by_port: FastMap<u32, FastSet<u64>>,
-    /// Entries of the two maps above (capped at [`SET_CAP`]).
-    pairs: usize,
+    /// (remote address hash, port) pairs connected to.
+    pub endpoints: FastSet<(u64, u32)>,
     /// Connections refused.
     pub refused: u64,
     /// setns/unshare calls that succeeded (outside the runtime), and nsenter/unshare execs.
@@ -151,28 +157,38 @@ pub struct BehaviourPartial {
 }
 
 impl BehaviourPartial {
-    /// A successful open of `path` with `flags`, standing for `times` opens.
-    pub fn open(&mut self, path: &str, flags: u64, times: u64) {
-        if flags & O_WRONLY == 0 && is_credential_file(path) {
-            insert_capped(&mut self.credential_reads, hash_str(path), &mut self.capped);
+    /// A successful open of a path of class `class` with `flags`, standing for `times` opens;
+    /// `path` gives its hash (asked only for credential stores).
+    pub fn open(
+        &mut self,
+        class: PathClass,
+        flags: u64,
+        times: u64,
+        path: impl FnOnce() -> Option<u64>,
+    ) {
+        if flags & O_WRONLY == 0
+            && class & CREDENTIAL != 0
+            && let Some(path) = path()
+        {
+            insert_capped(&mut self.credential_reads, path, &mut self.capped);
         }
-        if flags & O_TRUNC != 0 && is_log_or_history(path) {
+        if flags & O_TRUNC != 0 && class & LOG_OR_HISTORY != 0 {
             self.log_tampering += times;
         }
     }
 
-    /// A successful unlink of `path` by `exe`.
-    pub fn unlink(&mut self, path: &str, exe: Option<&str>) {
+    /// A successful unlink of a path of class `class` by `exe`.
+    pub fn unlink(&mut self, class: PathClass, exe: Option<&str>) {
         let compressor = exe.is_some_and(|e| COMPRESSORS.contains(&basename(e)));
         // A compressor's unlink of a log follows writing its archive; a history has no archive.
-        if is_log_or_history(path) && (!compressor || is_history(path)) {
+        if class & LOG_OR_HISTORY != 0 && (!compressor || class & HISTORY != 0) {
             self.log_tampering += 1;
         }
     }
 
-    /// A successful rename of `path` (its old name).
-    pub fn rename(&mut self, path: &str) {
-        if is_history(path) {
+    /// A successful rename of a path of class `class` (its old name).
+    pub fn rename(&mut self, class: PathClass) {
+        if class & HISTORY != 0 {
             self.log_tampering += 1;
         }
     }
@@ -187,21 +203,8 @@ impl BehaviourPartial {
         if ret == Some(REFUSED) {
             self.refused += times;
         }
-        let Some(addr) = addr.filter(|_| port != 0) else {
-            return;
-        };
-        let new_port = !self
-            .ports_by_host
-            .get(&addr)
-            .is_some_and(|s| s.contains(&port));
-        if new_port {
-            if self.pairs >= SET_CAP {
-                self.capped += 1;
-                return;
-            }
-            self.pairs += 1;
-            self.ports_by_host.entry(addr).or_default().insert(port);
-            self.hosts_by_port.entry(port).or_default().insert(addr);
+        if let Some(addr) = addr.filter(|_| port != 0) {
+            insert_capped(&mut self.endpoints, (addr, port), &mut self.capped);
         }
     }
 
@@ -238,10 +241,8 @@ impl BehaviourPartial {
         }
         self.log_tampering += other.log_tampering;
         self.setid_bits += other.setid_bits;
-        for (addr, ports) in other.ports_by_host {
-            for port in ports {
-                self.connect(Some(addr), port, None, 0);
-            }
+        for e in other.endpoints {
+            insert_capped(&mut self.endpoints, e, &mut self.capped);
         }
         self.refused += other.refused;
         self.namespace_changes += other.namespace_changes;
@@ -259,9 +260,16 @@ impl BehaviourPartial {
 
     /// Most distinct ports connected to on one address, most distinct addresses on one port.
     pub fn scan_breadth(&self) -> (u64, u64) {
-        let ports = self.ports_by_host.values().map(|s| s.len()).max();
-        let hosts = self.hosts_by_port.values().map(|s| s.len()).max();
-        (ports.unwrap_or(0) as u64, hosts.unwrap_or(0) as u64)
+        let mut ports_of: FastMap<u64, u64> = FastMap::default();
+        let mut hosts_of: FastMap<u32, u64> = FastMap::default();
+        for &(addr, port) in &self.endpoints {
+            *ports_of.entry(addr).or_default() += 1;
+            *hosts_of.entry(port).or_default() += 1;
+        }
+        (
+            ports_of.into_values().max().unwrap_or(0),
+            hosts_of.into_values().max().unwrap_or(0),
+        )
     }
 
     /// Shell execs started by the same parent as a downloader, within [`PIPE_WINDOW_NS`] of it:
@@ -297,18 +305,26 @@ mod tests {
             "/proc/42/environ",
             "/srv/.aws/credentials",
         ] {
-            assert!(is_credential_file(p), "{p}");
+            assert_eq!(classify_path(p), CLASSIFIED | CREDENTIAL, "{p}");
         }
         for p in [
             "/etc/hosts",
             "/proc/self/environ",
             "/root/.sshrc",
             "/etc/group",
+            "/tmp/x.log",
+            "/var/log/app.log.3.gz",
         ] {
-            assert!(!is_credential_file(p), "{p}");
+            assert_eq!(classify_path(p), CLASSIFIED, "{p}");
         }
-        assert!(is_log_or_history("/var/log/auth.log") && is_log_or_history("/root/.ash_history"));
-        assert!(!is_log_or_history("/var/log/app.log.3.gz") && !is_log_or_history("/tmp/x.log"));
+        assert_eq!(
+            classify_path("/var/log/auth.log"),
+            CLASSIFIED | LOG_OR_HISTORY
+        );
+        assert_eq!(
+            classify_path("/root/.ash_history"),
+            CLASSIFIED | LOG_OR_HISTORY | HISTORY
+        );
     }
 
     #[test]
@@ -345,11 +361,15 @@ mod tests {
         ];
         assert_eq!(a.shells_beside_downloads(&shells), 1);
         let mut c = BehaviourPartial::default();
-        c.unlink("/var/log/nginx/access.log", Some("/bin/gzip"));
-        c.unlink("/var/log/nginx/access.log", Some("/bin/rm"));
-        c.unlink("/root/.bash_history", Some("/bin/gzip"));
-        c.open("/var/log/syslog", 0o1001, 3);
-        c.open("/var/log/syslog", 0o2001, 3);
+        let (log, history) = (
+            classify_path("/var/log/nginx/access.log"),
+            classify_path("/root/.bash_history"),
+        );
+        c.unlink(log, Some("/bin/gzip"));
+        c.unlink(log, Some("/bin/rm"));
+        c.unlink(history, Some("/bin/gzip"));
+        c.open(log, 0o1001, 3, || Some(1));
+        c.open(log, 0o2001, 3, || Some(1));
         assert_eq!(c.log_tampering, 5);
     }
 }
