@@ -9,7 +9,8 @@ of ARCHITECTURE.md: every aggregate is a GROUP BY workload over the trace files.
 
 Covers every feature of analyze/README.md except the process-tree ones
 (proc.shell_from_non_shell, proc.tree_depth, proc.fanout_max), which need the ordered process
-table; names and definitions follow analyze/src/features/catalog.rs.
+table; names and definitions follow analyze/src/features/catalog.rs (the behaviour-class
+features: analyze/src/features/behaviour.rs, whose patterns are repeated here).
 """
 import argparse
 import csv
@@ -33,6 +34,38 @@ SECURITY_SYSCALLS = [101, 310, 311, 175, 313, 105, 106, 113, 114, 117, 119, 122,
 COMMON_PORTS = [20, 21, 22, 25, 53, 80, 110, 123, 143, 389, 443, 465, 587, 636, 853, 993, 995, 1433,
                 2379, 3306, 5432, 5671, 5672, 6379, 6443, 8080, 8443, 9092, 9200, 9300, 10250, 11211, 27017]
 WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000
+# analyze/src/features/behaviour.rs
+SHELLS = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "csh", "tcsh", "fish", "busybox"]
+CREDENTIAL_FILES = [
+    r"^/etc/(shadow|gshadow|passwd|master\.passwd|security/opasswd)-?$",
+    r"^/etc/sudoers(\.d/.*)?$",
+    r"^/(root|home/[^/]+)/\.ssh(/.*)?$",
+    r"^/etc/ssh/ssh_host_[a-z0-9]+_key$",
+    r"/id_(rsa|dsa|ecdsa|ed25519)(_sk)?$",
+    r"/\.aws/(credentials|config)$",
+    r"/\.config/gcloud/(credentials\.db|access_tokens\.db|application_default_credentials\.json|legacy_credentials/.*)$",
+    r"/\.azure/(accessTokens\.json|msal_token_cache\.(json|bin)|azureProfile\.json)$",
+    r"/\.docker/config\.json$",
+    r"/\.kube/config$",
+    r"/\.git-credentials$",
+    r"/\.netrc$",
+    r"/\.pgpass$",
+    r"/\.my\.cnf$",
+    r"^/(var/)?run/secrets/(kubernetes\.io|eks\.amazonaws\.com)/serviceaccount/token$",
+    r"^/(var/)?run/secrets/.*token$",
+    r"^/proc/[0-9]+/environ$",
+]
+LOG_FILE = r"^/var/log/|^/(var/)?run/utmp$|(^|/)(syslog|messages|auth\.log|secure|kern\.log|cron|user\.log|dpkg\.log|last\.log|yum\.log|access_log|error_log|mysql\.log|mysqld\.log)$"
+LOG_ARCHIVE = r"\.([0-9]+|gz|bz2|xz|zst|lz4|z|old|bak)$|[-.][0-9]{8,10}(\.gz)?$"
+HISTORY_FILE = r"(_history|/\.history|fish_history|fish_read_history)$"
+COMPRESSORS = ["gzip", "pigz", "bzip2", "pbzip2", "xz", "pixz", "zstd", "lz4", "compress", "lzma"]
+DOWNLOADERS = ["wget", "curl", "fetch", "aria2c", "tftp"]
+NAMESPACE_TOOLS = ["nsenter", "unshare"]
+DISCOVERY_TOOLS = ["id", "whoami", "groups", "getent", "who", "w", "users", "last", "lastlog", "hostname",
+                   "hostnamectl", "uname", "ifconfig", "ip", "netstat", "ss", "arp", "route", "iptables",
+                   "lsmod", "lsns", "capsh", "getcap", "getenforce", "sestatus", "aa-status",
+                   "systemd-detect-virt", "virt-what", "dmidecode"]
+PIPE_WINDOW_NS = 5_000_000_000
 
 
 def q(s):
@@ -56,6 +89,20 @@ WRITABLE = r"""(exe_path LIKE '/tmp/%' OR exe_path LIKE '/dev/shm/%' OR exe_path
     OR regexp_matches(exe_path, '/\.(?:[^/.][^/]*|\.[^/]+)/'))"""
 FILELESS = "(exe_path LIKE 'memfd:%' OR exe_path LIKE '/memfd:%' OR exe_path LIKE '% (deleted)')"
 LABEL = "split_part(ltrim(dns_name, '.'), '.', 1)"
+OK = "coalesce(ret, 0) >= 0"
+
+
+def base(col):
+    return f"regexp_extract({col}, '[^/]*$')"
+
+
+def rx(col, pattern):
+    return f"regexp_matches({col}, {q(pattern)})"
+
+
+HISTORY = rx("path", HISTORY_FILE)
+LOG_OR_HISTORY = f"({HISTORY} OR ({rx('path', LOG_FILE)} AND NOT {rx('path', LOG_ARCHIVE)}))"
+CREDENTIAL = rx("path", "|".join(f"({p})" for p in CREDENTIAL_FILES))
 # Events a row stands for: a row that closes a collapse window (open, connect, sendto, accept)
 # counts the repeats in it.
 EVENTS = """(CASE WHEN kind IN ('open', 'connect', 'sendto', 'accept') THEN coalesce("count", 1) ELSE 1 END)"""
@@ -87,7 +134,17 @@ SELECT {WORKLOAD} AS workload,
   coalesce(max(strlen(dns_name)) FILTER (WHERE kind = 'dns_query' AND dns_name IS NOT NULL), 0) AS "dns.name_len_max",
   count(*) FILTER (WHERE kind = 'dns_response' AND dns_rcode = 3) AS nx,
   count(*) FILTER (WHERE kind = 'dns_response' AND dns_rcode IS NOT NULL) AS responses,
-  count(*) FILTER (WHERE kind IN {lst(SECURITY_KINDS)}) AS security_events
+  count(*) FILTER (WHERE kind IN {lst(SECURITY_KINDS)}) AS security_events,
+  count(DISTINCT path) FILTER (WHERE kind = 'open' AND {OK} AND (coalesce(flags, 0) & 1) = 0 AND {CREDENTIAL}) AS "file.credential_reads",
+  coalesce(sum({EVENTS}) FILTER (WHERE kind = 'open' AND {OK} AND (coalesce(flags, 0) & 512) <> 0 AND {LOG_OR_HISTORY}), 0)
+    + count(*) FILTER (WHERE kind = 'unlink' AND {OK} AND {LOG_OR_HISTORY}
+                       AND NOT (coalesce({base('exe_path')} IN {lst(COMPRESSORS)}, false) AND NOT {HISTORY}))
+    + count(*) FILTER (WHERE kind = 'rename' AND {OK} AND {HISTORY}) AS "file.log_tampering",
+  count(*) FILTER (WHERE kind = 'chmod' AND {OK} AND (mode & 3072) <> 0) AS "file.setid_bits",
+  coalesce(sum({EVENTS}) FILTER (WHERE kind = 'connect' AND ret = -111), 0) AS "net.refused",
+  count(*) FILTER (WHERE kind IN ('setns', 'unshare') AND ret = 0 AND NOT starts_with(coalesce(comm, ''), 'runc'))
+    + count(*) FILTER (WHERE kind = 'exec' AND {base('exe_path')} IN {lst(NAMESPACE_TOOLS)}) AS "proc.namespace_changes",
+  count(DISTINCT {base('exe_path')}) FILTER (WHERE kind = 'exec' AND {base('exe_path')} IN {lst(DISCOVERY_TOOLS)}) AS "proc.discovery_tools"
 FROM {src}
 GROUP BY ALL
 """
@@ -121,6 +178,37 @@ WITH w AS (
   FROM {src} WHERE kind = 'exec' AND exe_path IS NOT NULL GROUP BY ALL
 )
 SELECT e.workload, count(*) AS n FROM e JOIN w ON e.workload = w.workload AND e.p = w.p AND w.t <= e.t GROUP BY ALL
+"""
+
+
+def scan_breadth_query(src):
+    return f"""
+WITH c AS (
+  SELECT DISTINCT {WORKLOAD} AS workload, dst_addr, dst_port FROM {src}
+  WHERE kind = 'connect' AND dst_addr IS NOT NULL AND coalesce(dst_port, 0) <> 0
+)
+SELECT workload,
+  (SELECT max(n) FROM (SELECT count(*) AS n FROM c c2 WHERE c2.workload = w.workload GROUP BY dst_addr)),
+  (SELECT max(n) FROM (SELECT count(*) AS n FROM c c3 WHERE c3.workload = w.workload GROUP BY dst_port))
+FROM (SELECT DISTINCT workload FROM c) w
+"""
+
+
+def shell_beside_download_query(src):
+    return f"""
+WITH x AS (
+  SELECT {WORKLOAD} AS workload, coalesce(tgid, 0) AS tgid, coalesce(ppid, 0) AS ppid,
+         epoch_ns(time) AS t, exe_path, comm
+  FROM {src} WHERE kind = 'exec'
+), s AS (
+  SELECT * FROM x WHERE {base('coalesce(exe_path, comm)')} IN {lst(SHELLS)}
+), d AS (
+  SELECT * FROM x WHERE exe_path IS NOT NULL AND {base('exe_path')} IN {lst(DOWNLOADERS)}
+)
+SELECT s.workload, count(*) FROM s
+WHERE EXISTS (SELECT 1 FROM d WHERE d.workload = s.workload AND d.ppid = s.ppid AND d.tgid <> s.tgid
+              AND abs(d.t - s.t) <= {PIPE_WINDOW_NS})
+GROUP BY ALL
 """
 
 
@@ -167,6 +255,8 @@ def features(con, files):
         hist.setdefault(w, {})[nr] = n
     wte = dict(con.execute(written_then_executed_query(src)).fetchall())
     late = {(w, fam): n for w, fam, n in con.execute(late_query(src)).fetchall()}
+    breadth = {w: (p or 0, h or 0) for w, p, h in con.execute(scan_breadth_query(src)).fetchall()}
+    beside = dict(con.execute(shell_beside_download_query(src)).fetchall())
     nrs = sorted({nr for h in hist.values() for nr in h})
     out = []
     for w, r in sorted(rows.items()):
@@ -191,6 +281,10 @@ def features(con, files):
         f["syscall.total"] = total
         f["syscall.distinct"] = sum(1 for n in h.values() if n > 0)
         f["security.calls"] = r["security_events"] + sum(h.get(nr, 0) for nr in SECURITY_SYSCALLS)
+        ports, hosts = breadth.get(w, (0, 0))
+        f["net.ports_per_host_max"] = ports
+        f["net.hosts_per_port_max"] = hosts
+        f["proc.shell_beside_download"] = beside.get(w, 0)
         for nr in nrs:
             f[f"syscall.{nr}"] = h.get(nr, 0) / total if total else 0.0
         out.append(f)

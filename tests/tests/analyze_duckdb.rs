@@ -211,6 +211,126 @@ fn sql_and_native_features_agree() {
                 ..net("203.0.113.8", 0)
             })),
         );
+    // The behaviour-class features: credential reads, log and history tampering (a compressor's
+    // unlink of a log is not), a setuid bit, refused connections to several ports of one host,
+    // a namespace change, a shell started beside a downloader, discovery commands.
+    let ok_open = |p: &str, flags: u64| Detail::Open {
+        file: tmp(p),
+        flags,
+        mode: 0o644,
+        ret: 3,
+        count: None,
+    };
+    extra
+        .event(50, 303, 300, "cat", "/bin/cat", ok_open("/etc/shadow", 0))
+        .event(
+            50,
+            303,
+            300,
+            "cat",
+            "/bin/cat",
+            ok_open("/root/.ssh/id_rsa", 0),
+        )
+        .event(
+            51,
+            303,
+            300,
+            "cat",
+            "/bin/cat",
+            ok_open("/proc/1/environ", 0),
+        )
+        .event(
+            51,
+            303,
+            300,
+            "sh",
+            "/bin/sh",
+            ok_open("/var/log/syslog", 0o1001),
+        )
+        .event(51, 303, 300, "sh", "/bin/sh", ok_open("/etc/passwd", 0o1))
+        .event(
+            52,
+            304,
+            300,
+            "rm",
+            "/bin/rm",
+            Detail::Unlink {
+                file: tmp("/var/log/auth.log"),
+                ret: 0,
+            },
+        )
+        .event(
+            52,
+            305,
+            300,
+            "gzip",
+            "/bin/gzip",
+            Detail::Unlink {
+                file: tmp("/var/log/app.log"),
+                ret: 0,
+            },
+        )
+        .event(
+            52,
+            305,
+            300,
+            "gzip",
+            "/bin/gzip",
+            Detail::Unlink {
+                file: tmp("/var/log/app.log.2.gz"),
+                ret: 0,
+            },
+        )
+        .event(
+            53,
+            304,
+            300,
+            "mv",
+            "/bin/mv",
+            Detail::Rename {
+                file: tmp("/root/.bash_history"),
+                new_path: "/tmp/h".into(),
+                ret: 0,
+            },
+        )
+        .event(
+            53,
+            304,
+            300,
+            "chmod",
+            "/bin/chmod",
+            Detail::Chmod {
+                file: tmp("/tmp/s"),
+                mode: 0o4755,
+                ret: 0,
+            },
+        )
+        .event(54, 306, 300, "nsenter", "/usr/bin/nsenter", exec())
+        .event(
+            54,
+            306,
+            300,
+            "nsenter",
+            "/usr/bin/nsenter",
+            Detail::Setns { flags: 0, ret: 0 },
+        )
+        .event(55, 307, 300, "wget", "/bin/wget", exec())
+        .event(56, 308, 300, "sh", "/bin/sh", exec())
+        .event(57, 309, 300, "id", "/usr/bin/id", exec())
+        .event(57, 310, 300, "uname", "/bin/uname", exec());
+    for port in [21u16, 22, 23, 25] {
+        extra.event(
+            58,
+            311,
+            300,
+            "nc",
+            "/bin/nc",
+            Detail::Connect(Box::new(Net {
+                ret: Some(-111),
+                ..net("10.0.0.9", port)
+            })),
+        );
+    }
     let mut host = Workload::normal("h", "h", 3);
     for e in &mut host.events {
         e.container = None;
@@ -271,6 +391,15 @@ fn sql_and_native_features_agree() {
         "dns.name_entropy_mean",
         "syscall.101",
         "security.calls",
+        "file.credential_reads",
+        "file.log_tampering",
+        "file.setid_bits",
+        "net.ports_per_host_max",
+        "net.hosts_per_port_max",
+        "net.refused",
+        "proc.namespace_changes",
+        "proc.shell_beside_download",
+        "proc.discovery_tools",
     ] {
         assert!(compared.contains(must), "{must} not compared");
     }

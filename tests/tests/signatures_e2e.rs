@@ -401,3 +401,258 @@ fn command_injection_to_miner_is_named_with_its_chain_and_benign_containers_rais
         assert!(a["rank"].as_u64() < w["rank"].as_u64());
     }
 }
+
+/// Signature findings of workload `id` in analyze's JSON: type → rules that fired.
+fn named(doc: &serde_json::Value, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let w = doc["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["workload"] == id)
+        .unwrap_or_else(|| panic!("no workload {id}"));
+    w["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rules"].is_array())
+        .map(|f| {
+            (
+                f["type"].as_str().unwrap().to_string(),
+                f["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// The attack classes of issue 27 run for real in one container — reconnaissance, credential
+/// reads, a port scan of closed loopback ports, a download piped into a shell inside a script,
+/// log and history tampering, timestomping, a setuid copy, nsenter into PID 1, a masquerading
+/// dropped program in a hidden directory that connects out, a shell escape through find, data
+/// wiping, cron and sudoers writes — next to benign look-alikes: a log rotator (rename, gzip,
+/// delete old archives), a health checker probing a few ports (one closed), and a backup that
+/// reads SSH keys, which the definitions do name (and nothing else).
+#[test]
+fn issue_27_classes_are_named_from_real_events_and_look_alikes_only_as_defined() {
+    let name = "signatures_e2e::issue_27_classes";
+    if !require_privileges(name) || !require(name, runc_available()) {
+        return;
+    }
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_port = web.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Servers {
+        stop: stop.clone(),
+        threads: Vec::new(),
+    };
+    servers
+        .threads
+        .push(accept_loop(web, stop.clone(), move |mut s| {
+            read_until(&mut s, b"\r\n\r\n");
+            let body = "echo piped\n";
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }));
+    // Three ports the health checker finds open, and one it finds closed.
+    let mut open_ports = Vec::new();
+    for _ in 0..3 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        open_ports.push(l.local_addr().unwrap().port());
+        servers.threads.push(accept_loop(l, stop.clone(), |mut s| {
+            let _ = s.write_all(b"ok\n");
+        }));
+    }
+    // Twenty closed ports for the scan (bound, noted, released).
+    let closed: Vec<u16> = {
+        let held: Vec<TcpListener> = (0..21)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        held.iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect()
+    };
+    let (probe_closed, scan) = closed.split_first().unwrap();
+    let scan_ports: Vec<String> = scan.iter().map(u16::to_string).collect();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("traces");
+    let mut cap = Capture::start(&out, &["--duration", "120s"]);
+
+    let attack_script = format!(
+        "/bin/sleep 2\n\
+         /bin/id > /dev/null; /bin/uname -a > /dev/null; /bin/hostname > /dev/null; /bin/ifconfig > /dev/null 2>&1\n\
+         /bin/cat /etc/shadow > /dev/null; /bin/cat /proc/1/environ > /dev/null; /bin/cat /root/.ssh/id_rsa > /dev/null\n\
+         for p in {ports}; do /bin/nc -w 1 127.0.0.1 $p < /dev/null > /dev/null 2>&1; done\n\
+         /bin/wget -q -O- http://127.0.0.1:{web_port}/s | /bin/sh\n\
+         /bin/rm -f /var/log/auth.log\n\
+         /bin/ln -sf /dev/null /root/.ash_history\n\
+         /bin/touch -r /bin/busybox /etc/hostname\n\
+         /bin/cp /bin/busybox /tmp/.s; /bin/chmod 4755 /tmp/.s\n\
+         /bin/nsenter -t 1 -m /bin/true 2> /dev/null\n\
+         /bin/mkdir -p /tmp/.x; printf '#!/bin/sh\\n/bin/nc -w 1 127.0.0.1 {open} < /dev/null > /dev/null\\n' > /tmp/.x/kworker\n\
+         /bin/chmod +x /tmp/.x/kworker; /tmp/.x/kworker\n\
+         echo exit | /bin/find /tmp -maxdepth 0 -exec /bin/sh \\;\n\
+         /bin/dd if=/dev/zero of=/tmp/junk bs=1024 count=4 2> /dev/null; /bin/shred -u /tmp/junk\n\
+         /bin/mkdir -p /var/spool/cron/crontabs; echo '* * * * * /tmp/.x/kworker' >> /var/spool/cron/crontabs/root\n\
+         /bin/mkdir -p /etc/sudoers.d; echo 'app ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/app\n\
+         /bin/sleep 30\n",
+        ports = scan_ports.join(" "),
+        open = open_ports[0],
+    );
+    let key =
+        b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n".to_vec();
+    let attacked = Container::start(spec(
+        "/bin/sh /attack.sh".into(),
+        vec![
+            ("/attack.sh".into(), attack_script.into_bytes(), 0o644),
+            (
+                "/etc/shadow".into(),
+                b"root:$6$Qk2w$7aa0c8b2e1f:19700:0:99999:7:::\n".to_vec(),
+                0o640,
+            ),
+            ("/root/.ssh/id_rsa".into(), key.clone(), 0o600),
+            (
+                "/var/log/auth.log".into(),
+                b"sshd[1]: accepted\n".to_vec(),
+                0o640,
+            ),
+            ("/root/.ash_history".into(), b"ls\n".to_vec(), 0o600),
+            ("/etc/hostname".into(), b"web\n".to_vec(), 0o644),
+        ],
+    ))
+    .expect("start the attacked container");
+    let rotator = Container::start(spec(
+        "/bin/mkdir -p /var/log/app; for i in $(/bin/seq 1 6); do /bin/date >> /var/log/app/app.log; \
+         /bin/mv /var/log/app/app.log /var/log/app/app.log.1; /bin/gzip -f /var/log/app/app.log.1; \
+         /bin/mv /var/log/app/app.log.1.gz /var/log/app/app.log.$i.gz; /bin/rm -f /var/log/app/app.log.$((i - 2)).gz; \
+         /bin/sleep 1; done; /bin/sleep 30"
+            .into(),
+        vec![("/var/log/app/app.log".into(), b"start\n".to_vec(), 0o644)],
+    ))
+    .expect("start the log rotator");
+    let probes: String = open_ports
+        .iter()
+        .chain(std::iter::once(probe_closed))
+        .map(|p| format!("/bin/nc -w 1 127.0.0.1 {p} < /dev/null > /dev/null 2>&1; "))
+        .collect();
+    let checker = Container::start(spec(
+        format!("for i in $(/bin/seq 1 8); do {probes}/bin/sleep 1; done; /bin/sleep 30"),
+        vec![],
+    ))
+    .expect("start the health checker");
+    let backup = Container::start(spec(
+        "/bin/sleep 2; /bin/tar -cf /tmp/home.tar /root; /bin/gzip -f /tmp/home.tar; /bin/sleep 30"
+            .into(),
+        vec![("/root/.ssh/id_rsa".into(), key, 0o600)],
+    ))
+    .expect("start the backup");
+
+    std::thread::sleep(Duration::from_secs(25));
+    cap.signal(libc::SIGINT);
+    let (code, summary) = cap.wait();
+    assert_eq!(code, Some(0), "{summary}");
+    drop(servers);
+
+    let o = std::process::Command::new(binary("analyze"))
+        .arg(&out)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+
+    let a = named(&doc, attacked.id());
+    eprintln!("attack findings: {a:#?}");
+    for (finding, rules) in [
+        (
+            "Discovery:Runtime/SuspiciousCommand",
+            &["recon-burst", "discovery-command"][..],
+        ),
+        (
+            "CredentialAccess:Runtime/SensitiveFileRead",
+            &[
+                "read-sensitive-file",
+                "read-proc-environ",
+                "read-ssh-keys",
+                "credential-harvest",
+            ],
+        ),
+        (
+            "Recon:Runtime/Portscan",
+            &["port-scan", "port-scan-refused"],
+        ),
+        (
+            "Execution:Runtime/SuspiciousCommand",
+            &["download-pipe-shell-siblings", "shell-escape"],
+        ),
+        (
+            "DefenseEvasion:Runtime/SensitiveFileModified",
+            &["log-tampering", "history-tampering"],
+        ),
+        (
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            &["defense-evasion-command"],
+        ),
+        ("DefenseEvasion:Runtime/Timestomp", &["timestomp"]),
+        (
+            "PrivilegeEscalation:Runtime/SuspiciousCommand",
+            &["setuid-bit-set"],
+        ),
+        (
+            "PrivilegeEscalation:Runtime/HostNamespaceEntry",
+            &["host-namespace-entry"],
+        ),
+        (
+            "DefenseEvasion:Runtime/Masquerading",
+            &["masquerade-kernel-thread"],
+        ),
+        (
+            "DefenseEvasion:Runtime/HiddenExecutable",
+            &["hidden-executable"],
+        ),
+        (
+            "Execution:Runtime/NewBinaryExecuted",
+            &["written-then-executed"],
+        ),
+        (
+            "Backdoor:Runtime/NewBinaryConnection",
+            &["new-binary-lineage-connection"],
+        ),
+        ("Impact:Runtime/DataDestruction", &["data-destruction"]),
+        (
+            "Persistence:Runtime/SensitiveFileModified",
+            &["persistence-file"],
+        ),
+        (
+            "PrivilegeEscalation:Runtime/SensitiveFileModified",
+            &["privesc-file"],
+        ),
+    ] {
+        let fired = a
+            .get(finding)
+            .unwrap_or_else(|| panic!("{finding} missing from {a:#?}"));
+        for r in rules {
+            assert!(
+                fired.iter().any(|f| f == r),
+                "{finding}: rule {r} did not fire ({fired:?})"
+            );
+        }
+    }
+    for c in [&rotator, &checker] {
+        let n = named(&doc, c.id());
+        assert!(n.is_empty(), "benign {}: {n:#?}", c.id());
+    }
+    let b = named(&doc, backup.id());
+    assert_eq!(
+        b.keys().collect::<Vec<_>>(),
+        ["CredentialAccess:Runtime/SensitiveFileRead"],
+        "the backup reads SSH keys, and that is all it does: {b:#?}"
+    );
+}

@@ -12,6 +12,7 @@ use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use needle_common::abi::{EVENT_KINDS, EventKind};
 
+use super::behaviour::{PathClass, classify_path};
 use super::catalog::COMMON_PORTS;
 use super::classify::{
     entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location,
@@ -41,6 +42,7 @@ pub struct Accumulator {
     probe: Option<(u32, u32)>,
     /// Signature engine run on the same rows, if any.
     signatures: Option<std::sync::Arc<crate::signatures::Engine>>,
+
     /// Rows inside the time window.
     pub rows: u64,
     /// Rows skipped because their time is null.
@@ -155,6 +157,7 @@ impl Accumulator {
         let mut h = Hashes {
             exe: c.exe_path.hash_cache(),
             path: c.path.hash_cache(),
+            path_class: vec![0; c.path.dict_len()],
             path2: c.path2.hash_cache(),
             dst: c.dst_addr.hash_cache(),
             dns: c.dns_name.hash_cache(),
@@ -252,9 +255,47 @@ fn fill_context(w: &mut WorkloadPartial, c: &Columns, row: usize) {
 struct Hashes {
     exe: Vec<u64>,
     path: Vec<u64>,
+    /// Class of each `path` dictionary entry of the batch (0 = not looked up yet).
+    path_class: Vec<PathClass>,
+
     path2: Vec<u64>,
     dst: Vec<u64>,
     dns: Vec<u64>,
+}
+
+/// Most path classes a scan thread remembers.
+const MAX_PATH_CLASSES: usize = 200_000;
+
+thread_local! {
+    /// Classes of the paths this scan thread has seen, by path hash: the regexes of
+    /// [`classify_path`] run once per distinct path and thread, not once per row group (a
+    /// memo of a pure function — results do not depend on it).
+    static PATH_CLASSES: std::cell::RefCell<FastMap<u64, PathClass>> =
+        std::cell::RefCell::new(FastMap::default());
+}
+
+/// The class of the row's `path`: looked up once per dictionary entry and batch.
+fn path_class(c: &Columns, row: usize, h: &mut Hashes) -> Option<PathClass> {
+    let key = c.path.key(row);
+    if let Some(&class) = key.and_then(|k| h.path_class.get(k)).filter(|&&c| c != 0) {
+        return Some(class);
+    }
+    let hash = c.path.hash(row, &mut h.path)?;
+    let class = PATH_CLASSES.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(&class) = m.get(&hash) {
+            return Some(class);
+        }
+        let class = classify_path(c.path.get(row)?);
+        if m.len() < MAX_PATH_CLASSES {
+            m.insert(hash, class);
+        }
+        Some(class)
+    })?;
+    if let Some(slot) = key.and_then(|k| h.path_class.get_mut(k)) {
+        *slot = class;
+    }
+    Some(class)
 }
 
 /// Kind-specific work for one row. Every kind is listed, so a new kind is a compile error here.
@@ -283,6 +324,7 @@ fn add_row(
                 note_first(&mut w.first_exe, hash, seen, &mut w.capped);
                 w.exe_writable += u64::from(is_writable_location(path));
                 w.exe_fileless += u64::from(is_fileless(path));
+                w.behaviour.exec(path, tgid, ppid, t);
                 note_time(&mut w.executed, hash, t, i64::max, &mut w.capped);
             }
             if let Some(p) = w.proc_mut(tgid) {
@@ -317,6 +359,10 @@ fn add_row(
         K::Open => {
             let flags = opt(&c.flags, row).unwrap_or(0);
             let ok = opt(&c.ret, row).is_none_or(|r| r >= 0);
+            if let (true, Some(class)) = (ok, path_class(c, row, h)) {
+                w.behaviour
+                    .open(class, flags, c.times(row), || c.path.hash(row, &mut h.path));
+            }
             if flags & WRITE_FLAGS != 0 && ok {
                 w.file_writes += c.times(row);
                 if let Some(p) = c.path.hash(row, &mut h.path) {
@@ -325,11 +371,21 @@ fn add_row(
             }
         }
         K::Rename => {
+            if let (true, Some(class)) = (
+                opt(&c.ret, row).is_none_or(|r| r >= 0),
+                path_class(c, row, h),
+            ) {
+                w.behaviour.rename(class);
+            }
             if let Some(p) = c.path2.hash(row, &mut h.path2) {
                 note_time(&mut w.written, p, t, i64::min, &mut w.capped);
             }
         }
         K::Chmod => {
+            if let (true, Some(mode)) = (opt(&c.ret, row).is_none_or(|r| r >= 0), opt(&c.mode, row))
+            {
+                w.behaviour.chmod(mode);
+            }
             if opt(&c.mode, row).is_some_and(|m| m & 0o111 != 0)
                 && let Some(p) = c.path.hash(row, &mut h.path)
             {
@@ -339,6 +395,11 @@ fn add_row(
         K::Connect | K::SendTo => {
             let times = c.times(row);
             w.outbound += times;
+            if kind == K::Connect {
+                let addr = c.dst_addr.hash(row, &mut h.dst);
+                let port = opt(&c.dst_port, row).unwrap_or(0);
+                w.behaviour.connect(addr, port, opt(&c.ret, row), times);
+            }
             if let Some(port) = opt(&c.dst_port, row).filter(|&p| p != 0) {
                 if let Some(addr) = c.dst_addr.hash(row, &mut h.dst) {
                     insert_capped(&mut w.remote_ips, addr, &mut w.capped);
@@ -396,11 +457,24 @@ fn add_row(
                 w.add_syscalls(nr, 1);
             }
         }
-        K::Exit | K::Unlink | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
+        K::Unlink => {
+            if let (true, Some(class)) = (
+                opt(&c.ret, row).is_none_or(|r| r >= 0),
+                path_class(c, row, h),
+            ) {
+                w.behaviour.unlink(class, c.exe_path.get(row));
+            }
+        }
+        K::Unshare | K::Setns => {
+            if opt(&c.ret, row) == Some(0) {
+                w.behaviour.namespace_call(c.comm.get(row));
+            }
+        }
+        K::Exit | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
         K::Utimes | K::Truncate | K::Link | K::Symlink | K::Mkdir | K::Socket | K::Dup => {}
         K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {
         }
-        K::Userfaultfd | K::Mount | K::Unshare | K::Setns | K::Bpf | K::Keyctl => {}
+        K::Userfaultfd | K::Mount | K::Bpf | K::Keyctl => {}
         K::ContainerStart | K::ContainerStop | K::Lost => {}
     }
 }

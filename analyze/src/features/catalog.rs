@@ -110,10 +110,20 @@ pub mod id {
     pub const SYSCALL_TOTAL: usize = 25;
     pub const SYSCALL_DISTINCT: usize = 26;
     pub const SECURITY_CALLS: usize = 27;
-    pub const LATE_EXES: usize = 28;
-    pub const LATE_DESTINATIONS: usize = 29;
-    pub const LATE_DOMAINS: usize = 30;
-    pub const COUNT: usize = 31;
+    // The behaviour classes of the signatures (issue 27), see `features::behaviour`.
+    pub const CREDENTIAL_READS: usize = 28;
+    pub const LOG_TAMPERING: usize = 29;
+    pub const SETID_BITS: usize = 30;
+    pub const PORTS_PER_HOST: usize = 31;
+    pub const HOSTS_PER_PORT: usize = 32;
+    pub const REFUSED: usize = 33;
+    pub const NAMESPACE_CHANGES: usize = 34;
+    pub const SHELL_BESIDE_DOWNLOAD: usize = 35;
+    pub const DISCOVERY_TOOLS: usize = 36;
+    pub const LATE_EXES: usize = 37;
+    pub const LATE_DESTINATIONS: usize = 38;
+    pub const LATE_DOMAINS: usize = 39;
+    pub const COUNT: usize = 40;
 }
 
 /// The fixed features, in vector order (indices in [`id`]).
@@ -313,6 +323,70 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         High,
         Log,
         "security-relevant calls: ptrace, process_vm_writev, /proc/<pid>/mem writes, module loads, set*id, capset, userfaultfd, mount, unshare, setns, bpf, keyctl, memfd_create (events, plus the same syscalls in syscall streams and profiles)",
+    ),
+    // The behaviour classes the signatures name (issue 27), by degree (`features::behaviour`).
+    ind(
+        "file.credential_reads",
+        "files",
+        High,
+        Linear,
+        "distinct credential stores opened for reading: account files, SSH keys and directories, cloud and container client credentials, git/netrc/database passwords, service-account tokens, other processes' /proc/<pid>/environ",
+    ),
+    ind(
+        "file.log_tampering",
+        "events",
+        High,
+        Log,
+        "live logs (/var/log, login records, system log names; not rotated archives) unlinked — except by a compressor replacing them with their archive — or opened with O_TRUNC; shell history files unlinked, renamed or truncated",
+    ),
+    ind(
+        "file.setid_bits",
+        "calls",
+        High,
+        Linear,
+        "chmod calls giving a file the setuid or setgid bit",
+    ),
+    ind(
+        "net.ports_per_host_max",
+        "ports",
+        High,
+        Log,
+        "most distinct ports connected to on one remote address (a port scan)",
+    ),
+    def(
+        "net.hosts_per_port_max",
+        "addresses",
+        High,
+        Log,
+        "most distinct remote addresses connected to on one port (a sweep, or a client of many replicas)",
+    ),
+    def(
+        "net.refused",
+        "connections",
+        High,
+        Log,
+        "connection attempts refused (ECONNREFUSED): closed ports probed, or a service down",
+    ),
+    ind(
+        "proc.namespace_changes",
+        "calls",
+        High,
+        Log,
+        "setns and unshare calls that succeeded outside the container runtime, and nsenter/unshare execs",
+    ),
+    ind(
+        "proc.shell_beside_download",
+        "execs",
+        High,
+        Linear,
+        "shells started by the same parent as a downloader (wget, curl…) within 5 s of it: the two ends of `download | sh`",
+    ),
+    def(
+        "proc.discovery_tools",
+        "commands",
+        High,
+        Linear,
+        "distinct discovery commands run (id, whoami, uname, hostname, ifconfig, ip, netstat, lsmod, getenforce…)",
     ),
     ind(
         "late.new_executables",

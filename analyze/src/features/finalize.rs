@@ -247,6 +247,17 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
     f[id::SYSCALL_DISTINCT] =
         (p.syscalls.iter().filter(|&&c| c > 0).count() + usize::from(p.syscall_other > 0)) as f64;
     f[id::SECURITY_CALLS] = (security_syscalls + security_events) as f64;
+    let b = &p.behaviour;
+    let (ports_per_host, hosts_per_port) = b.scan_breadth();
+    f[id::CREDENTIAL_READS] = b.credential_reads.len() as f64;
+    f[id::LOG_TAMPERING] = b.log_tampering as f64;
+    f[id::SETID_BITS] = b.setid_bits as f64;
+    f[id::PORTS_PER_HOST] = ports_per_host as f64;
+    f[id::HOSTS_PER_PORT] = hosts_per_port as f64;
+    f[id::REFUSED] = b.refused as f64;
+    f[id::NAMESPACE_CHANGES] = b.namespace_changes as f64;
+    f[id::SHELL_BESIDE_DOWNLOAD] = b.shells_beside_downloads(&p.shell_execs) as f64;
+    f[id::DISCOVERY_TOOLS] = b.discovery_tools.len() as f64;
     let [exes, dsts, names] = late_counts(p);
     f[id::LATE_EXES] = exes as f64;
     f[id::LATE_DESTINATIONS] = dsts as f64;
@@ -338,7 +349,7 @@ pub fn finalize(partials: Partials) -> FeatureTable {
                 context: p.context,
                 first_ns: p.first_ns,
                 last_ns: p.last_ns,
-                capped: p.capped,
+                capped: p.capped + p.behaviour.capped,
                 values,
             }
         })

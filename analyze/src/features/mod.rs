@@ -6,6 +6,7 @@
 //! documented once, in [`catalog`].
 
 mod accumulate;
+pub mod behaviour;
 pub mod catalog;
 pub mod classify;
 pub(crate) mod columns;

@@ -193,6 +193,8 @@ pub struct WorkloadPartial {
     pub context_probe: Option<(u32, u32)>,
     /// Signature hits and the process tree (see [`crate::signatures`]).
     pub sig: crate::signatures::SigPartial,
+    /// Aggregates of the behaviour-class features (see [`super::behaviour`]).
+    pub behaviour: super::behaviour::BehaviourPartial,
 }
 
 impl Default for WorkloadPartial {
@@ -234,6 +236,7 @@ impl Default for WorkloadPartial {
             capped: 0,
             context_probe: None,
             sig: Default::default(),
+            behaviour: Default::default(),
         }
     }
 }
@@ -377,6 +380,7 @@ impl WorkloadPartial {
         }
         self.syscall_other += other.syscall_other;
         self.sig.merge(other.sig);
+        self.behaviour.merge(other.behaviour);
     }
 }
 

@@ -38,18 +38,7 @@ struct Instance<'a> {
     hits: Vec<&'a Hit>,
 }
 
-fn single_instances<'a>(hits: &[&'a Hit], threshold: Option<u32>) -> Vec<Instance<'a>> {
-    if let Some(n) = threshold {
-        let mut distinct: Vec<u64> = hits.iter().filter_map(|h| h.distinct).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < n as usize {
-            return Vec::new();
-        }
-        return vec![Instance {
-            hits: hits.to_vec(),
-        }];
-    }
+fn single_instances<'a>(hits: &[&'a Hit]) -> Vec<Instance<'a>> {
     hits.iter().map(|h| Instance { hits: vec![h] }).collect()
 }
 
@@ -79,6 +68,12 @@ fn sequence_instances<'a>(
             let scoped = match same {
                 Same::Process => h.proc == p.root,
                 Same::Lineage => in_lineage(parents, h.proc, p.root),
+                Same::Siblings => {
+                    h.proc != p.root
+                        && parents
+                            .get(&h.proc)
+                            .is_some_and(|pp| parents.get(&p.root) == Some(pp))
+                }
                 Same::Workload => true,
             };
             let joined = h
@@ -171,7 +166,7 @@ fn same_event(a: &Arc<HitEvent>, b: &Arc<HitEvent>) -> bool {
 
 /// The findings of one workload.
 pub fn findings_for(engine: &Engine, sig: &SigPartial) -> Vec<Finding> {
-    if sig.hits.is_empty() {
+    if sig.hits.is_empty() && sig.thresholds.is_empty() {
         return Vec::new();
     }
     let mut by_rule: BTreeMap<u16, Vec<&Hit>> = BTreeMap::new();
@@ -183,32 +178,38 @@ pub fn findings_for(engine: &Engine, sig: &SigPartial) -> Vec<Finding> {
     // never completed proves nothing.
     let mut by_type: BTreeMap<&str, Vec<(usize, Vec<Instance<'_>>)>> = BTreeMap::new();
     let mut meaningful: Vec<&Hit> = Vec::new();
-    for (ri, hits) in by_rule.iter_mut() {
-        let Some(rule) = engine.rules.get(*ri as usize) else {
-            continue;
-        };
-        hits.sort_by_key(|h| (h.time, h.cond));
-        let Some(finding) = rule.finding.as_deref() else {
-            meaningful.extend(hits.iter().copied());
-            continue;
-        };
-        let instances = if rule.sequence {
-            sequence_instances(
-                hits,
-                rule.conds.len() as u8,
-                rule.same,
-                rule.within_ns,
-                &sig.parents,
-            )
-        } else {
-            single_instances(hits, rule.threshold.map(|t| t.1))
+    for (ri, rule) in engine.rules.iter().enumerate() {
+        let ri16 = ri as u16;
+        let instances = match (&rule.threshold, by_rule.get_mut(&ri16)) {
+            (Some(t), _) => sig
+                .thresholds
+                .crossings(ri16, t)
+                .into_iter()
+                .map(|hits| Instance { hits })
+                .collect(),
+            (None, Some(hits)) => {
+                hits.sort_by_key(|h| (h.time, h.cond));
+                if rule.finding.is_none() {
+                    meaningful.extend(hits.iter().copied());
+                    continue;
+                }
+                if rule.sequence {
+                    sequence_instances(
+                        hits,
+                        rule.conds.len() as u8,
+                        rule.same,
+                        rule.within_ns,
+                        &sig.parents,
+                    )
+                } else {
+                    single_instances(hits)
+                }
+            }
+            (None, None) => continue,
         };
         meaningful.extend(instances.iter().flat_map(|i| i.hits.iter().copied()));
-        if !instances.is_empty() {
-            by_type
-                .entry(finding)
-                .or_default()
-                .push((*ri as usize, instances));
+        if let (Some(finding), false) = (rule.finding.as_deref(), instances.is_empty()) {
+            by_type.entry(finding).or_default().push((ri, instances));
         }
     }
     let mut out = Vec::new();

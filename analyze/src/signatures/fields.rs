@@ -79,7 +79,7 @@ macro_rules! fields {
 
 fields! {
     Comm => "comm", Exe => "exe", ExeName => "exe_name", Argv => "argv", Argv0Name => "argv0_name",
-    ArgvHosts => "argv_hosts", ArgvPaths => "argv_paths", Sha256 => "sha256", ParentExe => "parent_exe", ParentName => "parent_name",
+    ArgvHosts => "argv_hosts", ArgvPaths => "argv_paths", Script => "script", Sha256 => "sha256", ParentExe => "parent_exe", ParentName => "parent_name",
     GrandparentName => "grandparent_name", AncestorName => "ancestor_name", User => "user", Uid => "uid",
     ExeNew => "exe_new", ExeWritable => "exe_writable", ExeFileless => "exe_fileless",
     Path => "path", PathName => "path_name", Path2 => "path2", Flags => "flags", Mode => "mode", Op => "op",
@@ -393,6 +393,12 @@ impl<'a> Row<'a> {
                     .map(Cow::Borrowed)
                     .collect(),
             ),
+            Field::Script => s(self
+                .argv()
+                .iter()
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
+                .copied()),
             Field::Sha256 => s(sc.sha256.get(row)),
             Field::ParentExe => s(self.ancestry().first().copied()),
             Field::ParentName => s(self.ancestry().first().map(|a| basename(a))),

@@ -11,13 +11,17 @@
 //!   and each process's last exec. Hits are sparse and capped per rule and workload;
 //! * reduce — partials merge like every other aggregate;
 //! * finish — per workload, single-event rules become findings, sequences are joined in time
-//!   order within a process lineage, thresholds count distinct values, and every finding gets
-//!   the related events of its lineage as its evidence chain ([`correlate`]).
+//!   order within a process lineage, thresholds count distinct values (counted per time
+//!   bucket in the map step, [`threshold`]), and every finding gets the related events of its
+//!   lineage as its evidence chain ([`correlate`]).
 
 mod correlate;
+mod dga;
+pub mod docs;
 pub mod fields;
 pub mod intel;
 pub mod rule;
+pub mod threshold;
 
 #[cfg(test)]
 mod tests;
@@ -167,14 +171,36 @@ impl Engine {
         };
         let mut event: Option<Arc<HitEvent>> = None;
         for &(ri, ci) in candidates {
-            let Some(cond) = self
-                .rules
-                .get(ri as usize)
-                .and_then(|r| r.conds.get(ci as usize))
-            else {
+            let Some(rule) = self.rules.get(ri as usize) else {
+                continue;
+            };
+            let Some(cond) = rule.conds.get(ci as usize) else {
                 continue;
             };
             if !cond.matches(row, kind) {
+                continue;
+            }
+            if let Some(t) = &rule.threshold {
+                // Counted, not kept as a hit: only the earliest values of each bucket matter.
+                let Some(value) = row.get(t.field).text() else {
+                    continue;
+                };
+                let group = match t.group {
+                    Some(g) => match row.get(g).text() {
+                        Some(v) => hash_str(&v),
+                        None => continue,
+                    },
+                    None => 0,
+                };
+                let value = hash_str(&value);
+                if into.thresholds.count(ri, t, group, value, time) {
+                    let proc = proc_of();
+                    if event.is_none() {
+                        into.note_hit_process(row, kind, proc);
+                    }
+                    let hit = make_hit(row, kind, time, (ri, ci), proc, cond, &mut event);
+                    into.thresholds.keep(ri, t, group, value, hit);
+                }
                 continue;
             }
             let kept = into.per_rule.entry(ri).or_insert(0);
@@ -183,41 +209,12 @@ impl Engine {
                 continue;
             }
             *kept += 1;
-            if event.is_none() && !matches!(kind, EventKind::Exec | EventKind::Fork) {
-                // Hits of processes whose exec or fork was not seen still join their lineage.
-                let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
-                into.note_process(proc_of(), proc_hash(row.parent_key(), ppid), None);
+            let proc = proc_of();
+            if event.is_none() {
+                into.note_hit_process(row, kind, proc);
             }
-            let ev = event
-                .get_or_insert_with(|| Arc::new(HitEvent::from_row(row, kind, time)))
-                .clone();
-            let carried = cond
-                .carried()
-                .into_iter()
-                .map(|(var, f)| {
-                    (
-                        var,
-                        row.get(f)
-                            .texts()
-                            .iter()
-                            .map(|v| rule::value_hash(v))
-                            .collect(),
-                    )
-                })
-                .collect();
-            let distinct = self.rules[ri as usize]
-                .threshold
-                .and_then(|(f, _)| row.get(f).text())
-                .map(|v| hash_str(&v));
-            into.hits.push(Hit {
-                rule: ri,
-                cond: ci,
-                time,
-                proc: proc_of(),
-                carried,
-                distinct,
-                event: ev,
-            });
+            let hit = make_hit(row, kind, time, (ri, ci), proc, cond, &mut event);
+            into.hits.push(hit);
         }
     }
 
@@ -236,6 +233,44 @@ fn proc_hash(key: Option<&str>, pid: u32) -> u64 {
     match key {
         Some(k) if !k.is_empty() => hash_str(k),
         _ => hash_str(&format!("pid:{pid}")),
+    }
+}
+
+/// A hit of condition `at` (rule, condition) on `row`, sharing the row's event with the other
+/// hits of the same row.
+fn make_hit(
+    row: &Row<'_>,
+    kind: EventKind,
+    time: i64,
+    at: (u16, u8),
+    proc: u64,
+    cond: &rule::Cond,
+    event: &mut Option<Arc<HitEvent>>,
+) -> Hit {
+    let ev = event
+        .get_or_insert_with(|| Arc::new(HitEvent::from_row(row, kind, time)))
+        .clone();
+    let carried = cond
+        .carried()
+        .into_iter()
+        .map(|(var, f)| {
+            (
+                var,
+                row.get(f)
+                    .texts()
+                    .iter()
+                    .map(|v| rule::value_hash(v))
+                    .collect(),
+            )
+        })
+        .collect();
+    Hit {
+        rule: at.0,
+        cond: at.1,
+        time,
+        proc,
+        carried,
+        event: ev,
     }
 }
 
@@ -379,8 +414,6 @@ pub struct Hit {
     pub proc: u64,
     /// Values carried for joins: (variable, hashes of its values).
     pub carried: Vec<(String, Vec<u64>)>,
-    /// Hash of the threshold field's value.
-    pub distinct: Option<u64>,
     /// The event.
     pub event: Arc<HitEvent>,
 }
@@ -402,6 +435,8 @@ pub struct SigPartial {
     per_rule: FastMap<u16, u32>,
     /// Hits not kept (cap reached).
     pub dropped: u64,
+    /// Distinct-count threshold state.
+    pub thresholds: threshold::ThresholdState,
     /// Process → parent.
     pub parents: FastMap<u64, u64>,
     /// Process → its last exec.
@@ -409,6 +444,14 @@ pub struct SigPartial {
 }
 
 impl SigPartial {
+    /// Hits of processes whose exec or fork was not seen still join their lineage.
+    fn note_hit_process(&mut self, row: &Row<'_>, kind: EventKind, proc: u64) {
+        if !matches!(kind, EventKind::Exec | EventKind::Fork) {
+            let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
+            self.note_process(proc, proc_hash(row.parent_key(), ppid), None);
+        }
+    }
+
     fn note_process(&mut self, proc: u64, parent: u64, exec: Option<(i64, &Row<'_>)>) {
         if self.parents.len() < MAX_PROCS || self.parents.contains_key(&proc) {
             if proc != parent {
@@ -434,6 +477,7 @@ impl SigPartial {
     /// Folds `other` into `self`.
     pub fn merge(&mut self, other: SigPartial) {
         self.dropped += other.dropped;
+        self.thresholds.merge(other.thresholds);
         for (p, parent) in other.parents {
             if self.parents.len() < MAX_PROCS || self.parents.contains_key(&p) {
                 self.parents.insert(p, parent);

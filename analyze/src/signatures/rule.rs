@@ -17,8 +17,11 @@
 //! A sequence uses `[[step]]` blocks instead, in order, with `same = "process" | "lineage" |
 //! "workload"` (every later step's process is the first step's, or a descendant of it, or
 //! anything in the workload) and `within = "10m"`. A step can `bind = { var = "field" }` and a
-//! later one test `field = { bound = "var" }`. `[threshold] distinct = "field", at_least = N`
-//! raises the finding only when N distinct values of that field matched in the workload.
+//! later one test `field = { bound = "var" }`; `same = "siblings"` asks for a process with the
+//! same parent as the first step's (two ends of a pipe). `[threshold] distinct = "field",
+//! at_least = N` raises the finding only when N distinct values of that field matched in the
+//! workload; `within = "60s"` asks for them within one window, `group = "field"` counts them
+//! per value of another field (see [`super::threshold`]).
 //! `actor = "first"` makes a sequence's first step the finding's process (default: the last).
 //!
 //! Conditions: `field = value` (equality), `field = [values]` (one of), or a table with one
@@ -35,9 +38,11 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::SignatureError;
+use super::dga::looks_generated;
 use super::fields::{FIELD_NAMES, Field, Row, Val};
 use super::intel::{Intel, List};
-use crate::features::classify::{entropy, hash_str};
+use super::threshold::Threshold;
+use crate::features::classify::hash_str;
 use crate::rank::Severity;
 
 /// A rule file as written.
@@ -74,7 +79,7 @@ pub struct RuleFile {
     #[serde(default)]
     within: Option<String>,
     #[serde(default)]
-    threshold: Option<Threshold>,
+    threshold: Option<ThresholdFile>,
     /// Whose process the finding is about in a sequence: the `first` step's or the `last`'s
     /// (default).
     #[serde(default)]
@@ -90,9 +95,13 @@ fn yes() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Threshold {
+struct ThresholdFile {
     distinct: String,
     at_least: u32,
+    #[serde(default)]
+    within: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
 }
 
 /// Which processes later steps of a sequence may come from.
@@ -104,6 +113,8 @@ pub enum Same {
     Lineage,
     /// Any process of the workload.
     Workload,
+    /// A process with the same parent as the first step's (the other side of a pipe).
+    Siblings,
 }
 
 /// One test of one field.
@@ -193,7 +204,9 @@ pub struct Rule {
     /// Sequence window (ns).
     pub within_ns: i64,
     /// Distinct-count threshold.
-    pub threshold: Option<(Field, u32)>,
+    pub threshold: Option<Threshold>,
+    /// MITRE ATT&CK technique ids.
+    pub mitre: Vec<String>,
     /// The finding's process is the first step's (else the last step's).
     pub actor_first: bool,
     /// Where the rule came from.
@@ -415,10 +428,11 @@ impl Rule {
             None | Some("lineage") => Same::Lineage,
             Some("process") => Same::Process,
             Some("workload") => Same::Workload,
+            Some("siblings") => Same::Siblings,
             Some(o) => {
                 return Err(err(
                     file,
-                    format!("same = `{o}`: expected process, lineage or workload"),
+                    format!("same = `{o}`: expected process, lineage, siblings or workload"),
                 ));
             }
         };
@@ -429,7 +443,31 @@ impl Rule {
             None => Duration::from_secs(3600),
         };
         let threshold = match &r.threshold {
-            Some(t) => Some((field(file, &t.distinct)?, t.at_least.max(1))),
+            Some(t) => {
+                if sequence {
+                    return Err(err(
+                        file,
+                        "a [threshold] applies to [[match]] rules, not sequences",
+                    ));
+                }
+                let window_ns = match &t.within {
+                    Some(w) => {
+                        let d = humantime::parse_duration(w)
+                            .map_err(|e| err(file, format!("threshold within `{w}`: {e}")))?;
+                        if d.is_zero() {
+                            return Err(err(file, "threshold within must be longer than 0"));
+                        }
+                        Some(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                    }
+                    None => None,
+                };
+                Some(Threshold {
+                    field: field(file, &t.distinct)?,
+                    at_least: t.at_least.max(1),
+                    window_ns,
+                    group: t.group.as_deref().map(|g| field(file, g)).transpose()?,
+                })
+            }
             None => None,
         };
         Ok(Rule {
@@ -442,6 +480,7 @@ impl Rule {
             same,
             within_ns: i64::try_from(within.as_nanos()).unwrap_or(i64::MAX),
             threshold,
+            mitre: r.mitre.clone(),
             actor_first: match r.actor.as_deref() {
                 None | Some("last") => false,
                 Some("first") => true,
@@ -475,60 +514,6 @@ fn number(v: &Val<'_>) -> Option<i64> {
         Val::Num(n) => Some(*n),
         _ => None,
     }
-}
-
-/// Second-level label of a DNS name (the part a domain owner chose), skipping two-level
-/// public suffixes such as `co.uk`.
-fn registered_label(name: &str) -> &str {
-    let labels: Vec<&str> = name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-        .collect();
-    if labels.len() < 2 {
-        return "";
-    }
-    let two_level = ["co", "com", "net", "org", "gov", "ac", "edu"];
-    let i = if labels.len() >= 3
-        && two_level.contains(&labels[labels.len() - 2])
-        && labels[labels.len() - 1].len() == 2
-    {
-        labels.len() - 3
-    } else {
-        labels.len() - 2
-    };
-    labels[i]
-}
-
-/// True for a DNS name whose registered label looks machine-made: long, high-entropy, and
-/// either mixing many digits into letters, nearly without vowels, or with long consonant runs.
-pub fn looks_generated(name: &str) -> bool {
-    let label = registered_label(name).to_ascii_lowercase();
-    if label.len() < 10 || entropy(&label) < 3.0 {
-        return false;
-    }
-    let letters = label.bytes().filter(u8::is_ascii_alphabetic).count();
-    let digits = label.bytes().filter(u8::is_ascii_digit).count();
-    let vowels = label.bytes().filter(|b| b"aeiouy".contains(b)).count();
-    let mut run = 0;
-    let mut max_run = 0;
-    for b in label.bytes() {
-        run = if b.is_ascii_alphabetic() && !b"aeiouy".contains(&b) {
-            run + 1
-        } else {
-            0
-        };
-        max_run = max_run.max(run);
-    }
-    let digit_ratio = digits as f64 / label.len() as f64;
-    let vowel_ratio = if letters == 0 {
-        0.0
-    } else {
-        vowels as f64 / letters as f64
-    };
-    (letters >= 3 && (0.2..=0.8).contains(&digit_ratio))
-        || (letters >= 8 && vowel_ratio < 0.2)
-        || max_run >= 5
 }
 
 impl Test {
@@ -606,34 +591,4 @@ pub fn fixtures(r: &RuleFile) -> BTreeMap<String, Vec<toml::Table>> {
         out.insert(k.clone(), list);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_names() {
-        for n in [
-            "xjwqkzvbtrplm.com",
-            "a3f9c2e1b7d8.net",
-            "qzx8k2m9v4p7w.info",
-            "k7d9x2q8z1m3.co.uk",
-        ] {
-            assert!(looks_generated(n), "{n}");
-        }
-        for n in [
-            "www.google.com",
-            "cloudfront.net",
-            "d1a2b3.cloudfront.net",
-            "stackoverflow.com",
-            "githubusercontent.com",
-            "microsoftonline.com",
-            "db.internal",
-            "localhost",
-            "kubernetes.default.svc.cluster.local",
-        ] {
-            assert!(!looks_generated(n), "{n}");
-        }
-    }
 }

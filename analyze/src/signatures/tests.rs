@@ -602,3 +602,93 @@ fn user_rules_and_intel_extend_the_shipped_ones() {
     let e = Engine::load(&[rules], &[]).unwrap_err().to_string();
     assert!(e.contains("bad.toml") && e.contains("severity"), "{e}");
 }
+
+#[test]
+fn every_rule_names_its_mitre_techniques() {
+    let re = regex::Regex::new(r"^T[0-9]{4}(\.[0-9]{3})?$").unwrap();
+    for r in shipped().rules() {
+        if r.finding.is_none() {
+            continue;
+        }
+        assert!(!r.mitre.is_empty(), "{}: no MITRE technique", r.file);
+        for m in &r.mitre {
+            assert!(re.is_match(m), "{}: `{m}` is not a technique id", r.file);
+        }
+    }
+}
+
+const README: &str = include_str!("../../README.md");
+
+#[test]
+fn readme_finding_table_is_rendered_from_the_rules() {
+    let engine = shipped();
+    let table = docs::finding_table(engine.rules());
+    assert!(
+        README.contains(&table),
+        "analyze/README.md's finding-type table is stale; it should read:\n{table}"
+    );
+    let types = table.lines().count() - 2;
+    assert!(
+        README.contains(&format!("### Finding types ({types})")),
+        "the heading counts {types} types"
+    );
+}
+
+#[test]
+fn the_falco_parity_table_covers_both_files_and_names_real_rules() {
+    let section = README
+        .split("### Falco parity")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("a `### Falco parity` section");
+    let engine = shipped();
+    let ids: std::collections::BTreeSet<&str> =
+        engine.rules().iter().map(|r| r.id.as_str()).collect();
+    let types: std::collections::BTreeSet<&str> = engine
+        .rules()
+        .iter()
+        .filter_map(|r| r.finding.as_deref())
+        .collect();
+    let tick = regex::Regex::new(r"`([^`]+)`").unwrap();
+    let rule_id = regex::Regex::new(r"^[a-z][a-z0-9-]*$").unwrap();
+    let (mut stable, mut incubating) = (0, 0);
+    for row in section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Falco rule"))
+    {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        assert!(cells.len() >= 4, "row `{row}`");
+        match cells[1] {
+            "stable" => stable += 1,
+            "incubating" => incubating += 1,
+            other => panic!("row `{row}`: file `{other}`"),
+        }
+        // The needle column names finding types and rule ids (backticked), or says why not
+        // (other backticked text — fields, flags, commands — is not checked).
+        for name in tick
+            .captures_iter(cells[3])
+            .map(|c| c.get(1).unwrap().as_str())
+        {
+            if name.contains(":Runtime/") {
+                assert!(types.contains(name), "row `{row}`: no rule names {name}");
+            } else if rule_id.is_match(name) {
+                assert!(ids.contains(name), "row `{row}`: no rule `{name}`");
+            }
+        }
+    }
+    // falco_rules.yaml (stable) has 25 rules, falco-incubating_rules.yaml 31 (falcosecurity/rules
+    // main, 2026): every one has a row.
+    assert_eq!((stable, incubating), (25, 31));
+}
+
+#[test]
+fn readme_lists_every_intel_list_with_its_entry_count() {
+    for l in Intel::shipped().unwrap().lists() {
+        let kind = format!("{:?}", l.kind).to_lowercase();
+        let row = format!("| `{}` | {kind} | {} |", l.name, l.entries.len());
+        assert!(
+            README.contains(&row),
+            "analyze/README.md has no row `{row}`"
+        );
+    }
+}
