@@ -98,6 +98,10 @@ pub struct EvalArgs {
     /// UNM datasets are scored, since an intrusion run also holds normal-looking processes.
     #[arg(long, value_enum, default_value_t = AttackUnitArg::Workload)]
     pub attack_unit: AttackUnitArg,
+    /// Suppression rules applied to the ranking's findings, as `analyze --suppress` does
+    /// (the findings an operator expects in this fleet). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Vec<PathBuf>,
 }
 
 /// `eval --attack-unit` values.
@@ -371,6 +375,8 @@ pub enum Command {
         format: EvalFormat,
         /// What one attack recording is.
         attack_unit: AttackUnit,
+        /// Suppression rule files.
+        suppress: Vec<PathBuf>,
     },
     /// Write the feature table.
     Features {
@@ -486,6 +492,7 @@ impl TryFrom<Cli> for Command {
                     AttackUnitArg::Workload => AttackUnit::Workload,
                     AttackUnitArg::File => AttackUnit::File,
                 },
+                suppress: e.suppress,
             }),
             Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
                 dir: a.dir,

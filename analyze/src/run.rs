@@ -347,6 +347,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             labels,
             format,
             attack_unit,
+            suppress,
         } => {
             let labels = labels.as_deref().map(read_labels).transpose()?;
             // The shipped signature rules and intel: the ranking is evaluated with them, the
@@ -360,7 +361,8 @@ pub fn run(command: Command) -> Result<(), Error> {
             };
             let s = scorer(&input, &table, m.clone(), &name)?;
             let scored = s.score_all(&table);
-            let ranked = ranker(Some(s), true, findings, Suppressions::default()).rank(&table);
+            let suppressions = Suppressions::load(&suppress)?;
+            let ranked = ranker(Some(s), true, findings, suppressions).rank(&table);
             let truths = truths(&table, labels.as_ref());
             let report = crate::models::eval::evaluate(
                 &name,

