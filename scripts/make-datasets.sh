@@ -4,6 +4,8 @@
 # Needs root. About 7 minutes. See datasets/README.md.
 #
 #   scripts/make-datasets.sh [lab-train] [lab-validation]     (default: both)
+#   scripts/make-datasets.sh lab-holdout                  (only as a NEW held-out set: generate it
+#                                                        before any change aimed at it, never tune on it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "make-datasets.sh needs root (eBPF, runc)" >&2; exit 1; }

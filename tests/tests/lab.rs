@@ -100,7 +100,10 @@ fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding()
     let analyze = Command::new(binary("analyze"))
         .arg(&out)
         .args(["--format", "json", "--no-progress", "--suppress"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/lab-suppressions.toml"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../datasets/lab-suppressions.toml"
+        ))
         .output()
         .expect("run analyze");
     assert!(
@@ -236,7 +239,10 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
     let analyze = Command::new(binary("analyze"))
         .arg(&out)
         .args(["--format", "json", "--no-progress", "--suppress"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/lab-suppressions.toml"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../datasets/lab-suppressions.toml"
+        ))
         .output()
         .expect("run analyze");
     assert!(
