@@ -584,10 +584,7 @@ fn issue_27_classes_are_named_from_real_events_and_look_alikes_only_as_defined()
                 "credential-harvest",
             ],
         ),
-        (
-            "Recon:Runtime/Portscan",
-            &["port-scan", "port-scan-refused"],
-        ),
+        ("Recon:Runtime/Portscan", &["port-scan"]),
         (
             "Execution:Runtime/SuspiciousCommand",
             &["download-pipe-shell-siblings", "shell-escape"],

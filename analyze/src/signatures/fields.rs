@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
 use crate::features::FeatureError;
-use crate::features::classify::basename;
+use crate::features::classify::{basename, hash_str};
 use crate::features::columns::{Columns, StrCol, opt, u32_col};
 
 /// Extra columns the signatures read (beyond the feature columns).
@@ -92,6 +92,32 @@ impl Val<'_> {
             Val::Num(v) => Some(v.to_string()),
             Val::Bool(b) => Some(b.to_string()),
             Val::Many(v) => Some(v.join(" ")),
+        }
+    }
+
+    /// [`hash_str`] of [`Val::text`], without building the text of a scalar.
+    pub fn text_hash(&self) -> Option<u64> {
+        use std::io::Write as _;
+        match self {
+            Val::None => None,
+            Val::Str(s) => Some(hash_str(s)),
+            Val::Num(n) => {
+                let mut buf = [0u8; 24];
+                let mut w = &mut buf[..];
+                write!(w, "{n}").ok()?;
+                let len = 24 - w.len();
+                std::str::from_utf8(&buf[..len]).ok().map(hash_str)
+            }
+            Val::Bool(b) => Some(hash_str(if *b { "true" } else { "false" })),
+            Val::Many(_) => self.text().map(|t| hash_str(&t)),
+        }
+    }
+
+    /// [`hash_str`] of every text the value holds (one for scalars), as joins compare them.
+    pub fn text_hashes(&self) -> Vec<u64> {
+        match self {
+            Val::Many(v) => v.iter().map(|s| hash_str(s)).collect(),
+            other => other.text_hash().into_iter().collect(),
         }
     }
 
@@ -410,5 +436,17 @@ mod tests {
         for f in FIELD_NAMES {
             assert_eq!(Field::parse(f).map(Field::name), Some(*f));
         }
+        for v in [
+            Val::Num(-111),
+            Val::Num(i64::MIN),
+            Val::Str(Cow::Borrowed("10.0.0.7")),
+            Val::Bool(true),
+            Val::Many(vec![Cow::Borrowed("a"), Cow::Borrowed("b")]),
+        ] {
+            assert_eq!(v.text_hash(), v.text().map(|t| hash_str(&t)), "{v:?}");
+            let texts: Vec<u64> = v.texts().iter().map(|t| hash_str(t)).collect();
+            assert_eq!(v.text_hashes(), texts, "{v:?}");
+        }
+        assert_eq!(Val::None.text_hash(), None);
     }
 }
