@@ -139,6 +139,7 @@ SELECT {WORKLOAD} AS workload,
   coalesce(sum({EVENTS}) FILTER (WHERE kind = 'open' AND {OK} AND (coalesce(flags, 0) & 512) <> 0 AND {LOG_OR_HISTORY}), 0)
     + count(*) FILTER (WHERE kind = 'unlink' AND {OK} AND {LOG_OR_HISTORY}
                        AND NOT (coalesce({base('exe_path')} IN {lst(COMPRESSORS)}, false) AND NOT {HISTORY}))
+    + count(*) FILTER (WHERE kind = 'truncate' AND {OK} AND {LOG_OR_HISTORY})
     + count(*) FILTER (WHERE kind = 'rename' AND {OK} AND {HISTORY}) AS "file.log_tampering",
   count(*) FILTER (WHERE kind = 'chmod' AND {OK} AND (mode & 3072) <> 0) AS "file.setid_bits",
   coalesce(sum({EVENTS}) FILTER (WHERE kind = 'connect' AND ret = -111), 0) AS "net.refused",

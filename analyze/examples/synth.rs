@@ -209,6 +209,7 @@ fn detail(r: &mut Rng) -> Detail {
         830..850 => Detail::Exec {
             argv: vec!["app".into(), "--serve".into()],
             truncated: false,
+            state: None,
         },
         850..870 => Detail::Fork,
         870..895 => Detail::Exit {

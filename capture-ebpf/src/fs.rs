@@ -68,9 +68,6 @@ pub unsafe fn file_path(ev: *mut CallEvent, file: *const u8) -> Option<Top> {
     if file.is_null() {
         return None;
     }
-    let off = offsets();
-    let dentry: *const u8 = read(file, off.file_dentry).ok()?;
-    let vfsmnt: *const u8 = read(file, off.file_vfsmount).ok()?;
     // SAFETY: as the caller guarantees.
     unsafe {
         if let Some((ino, dev)) = file_identity(file) {
@@ -78,8 +75,38 @@ pub unsafe fn file_path(ev: *mut CallEvent, file: *const u8) -> Option<Top> {
             (*ev).dev = dev;
             (*ev).flags |= CALL_INODE;
         }
-        Some(walk(ev, dentry, vfsmnt))
+        file_walk(ev, file)
     }
+}
+
+/// Writes the path of `file` into `ev` (kernel source), without its inode identity.
+///
+/// # Safety
+/// `ev` must be this CPU's scratch event.
+#[inline(always)]
+pub unsafe fn file_walk(ev: *mut CallEvent, file: *const u8) -> Option<Top> {
+    if file.is_null() {
+        return None;
+    }
+    let off = offsets();
+    let dentry: *const u8 = read(file, off.file_dentry).ok()?;
+    let vfsmnt: *const u8 = read(file, off.file_vfsmount).ok()?;
+    // SAFETY: as the caller guarantees.
+    Some(unsafe { walk(ev, dentry, vfsmnt) })
+}
+
+/// Writes the current task's working directory into `ev` (kernel source).
+///
+/// # Safety
+/// `ev` must be this CPU's scratch event.
+#[inline(always)]
+pub unsafe fn cwd_walk(ev: *mut CallEvent) -> Option<Top> {
+    let off = offsets();
+    let fs: *const u8 = read(task::current(), off.task_fs).ok()?;
+    let dentry: *const u8 = read(fs, off.fs_pwd_dentry).ok()?;
+    let vfsmnt: *const u8 = read(fs, off.fs_pwd_mnt).ok()?;
+    // SAFETY: as the caller guarantees.
+    Some(unsafe { walk(ev, dentry, vfsmnt) })
 }
 
 /// Bytes of `struct inode` read at once for `i_sb` and `i_ino` (offsets 40 and 64 on x86_64).

@@ -18,6 +18,8 @@ mod maps;
 #[cfg(target_arch = "bpf")]
 mod probes;
 #[cfg(target_arch = "bpf")]
+mod stdio;
+#[cfg(target_arch = "bpf")]
 mod task;
 
 /// Built for the host (`cargo build --workspace`, clippy), the binary is an empty program: the

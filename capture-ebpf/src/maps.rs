@@ -3,8 +3,9 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf};
 use needle_common::abi::{
-    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, KernelOffsets, NetWindows, OpenWindows,
-    PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, ProbeConfig, ProfileEvent, ProfileSlot, ProfileState,
+    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, ExecEvent, KernelOffsets, NetWindows,
+    OpenWindows, PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, ProbeConfig, ProfileEvent, ProfileSlot,
+    ProfileState, STDIO_FDS,
 };
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
@@ -23,6 +24,30 @@ pub static HANDLERS: ProgramArray = ProgramArray::with_max_entries(PROFILE_SLOTS
 /// Per-CPU room to build a variable-length [`CallEvent`] before it is copied into the ring.
 #[map]
 pub static CALL_SCRATCH: PerCpuArray<CallEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU room to build an exec record across the tail calls that fill its standard fds.
+#[map]
+pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Where the standard-fd walk of the exec being built stands (per CPU, beside
+/// [`EXEC_SCRATCH`]).
+#[repr(C)]
+pub struct StdioProgress {
+    /// The next fd to describe.
+    pub next: u32,
+    pub _pad: u32,
+    /// `struct file *` of fds 0, 1, 2 (0: closed), read once.
+    pub files: [u64; STDIO_FDS],
+}
+
+/// Per-CPU [`StdioProgress`].
+#[map]
+pub static STDIO_PROGRESS: PerCpuArray<StdioProgress> = PerCpuArray::with_max_entries(1, 0);
+
+/// `sched_process_exec_stdio` at index 0: `sched_process_exec` tail-calls it, and it calls
+/// itself, once per standard fd. Filled by user space.
+#[map]
+pub static EXEC_TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Per-CPU room to build a profile record.
 #[map]

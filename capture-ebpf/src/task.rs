@@ -196,3 +196,69 @@ pub fn socket_of(file: *const u8) -> Result<(*const u8, u16), i32> {
     let kind = field::<u16, SOCKET_SPAN>(&span, socket, lo, off.socket_type)?;
     Ok((sk, kind))
 }
+
+/// Bytes of `struct sock_common` read at once for the IPv4 addresses, the ports and the
+/// family (offsets 0 to 18 on x86_64), and for the two IPv6 addresses (56 to 88).
+const V4_SPAN: usize = 24;
+const V6_SPAN: usize = 32;
+
+/// The endpoints of a socket, from its `struct sock_common`.
+pub struct Endpoints {
+    pub family: u16,
+    /// Local port, host order.
+    pub sport: u16,
+    /// Remote port, host order.
+    pub dport: u16,
+    /// Local address (IPv4: the low 4 bytes of the first word).
+    pub saddr: [u64; 2],
+    /// Remote address.
+    pub daddr: [u64; 2],
+}
+
+/// Family, ports and addresses of `sk`: two kernel reads (three for IPv6), not one per field.
+#[inline(always)]
+pub fn endpoints(sk: *const u8) -> Endpoints {
+    let off = offsets();
+    let lo = off
+        .skc_daddr
+        .min(off.skc_rcv_saddr)
+        .min(off.skc_dport)
+        .min(off.skc_num)
+        .min(off.skc_family);
+    let span = read_span::<V4_SPAN>(sk, lo);
+    let family = field::<u16, V4_SPAN>(&span, sk, lo, off.skc_family).unwrap_or(0);
+    let mut e = Endpoints {
+        family,
+        sport: field::<u16, V4_SPAN>(&span, sk, lo, off.skc_num).unwrap_or(0),
+        dport: u16::from_be(field::<u16, V4_SPAN>(&span, sk, lo, off.skc_dport).unwrap_or(0)),
+        saddr: [0; 2],
+        daddr: [0; 2],
+    };
+    if family == needle_common::abi::AF_INET {
+        e.saddr[0] = field::<u32, V4_SPAN>(&span, sk, lo, off.skc_rcv_saddr).unwrap_or(0) as u64;
+        e.daddr[0] = field::<u32, V4_SPAN>(&span, sk, lo, off.skc_daddr).unwrap_or(0) as u64;
+    } else if family == needle_common::abi::AF_INET6 {
+        let lo6 = off.skc_v6_rcv_saddr.min(off.skc_v6_daddr);
+        let span6 = read_span::<V6_SPAN>(sk, lo6);
+        e.saddr =
+            field::<[u64; 2], V6_SPAN>(&span6, sk, lo6, off.skc_v6_rcv_saddr).unwrap_or([0; 2]);
+        e.daddr = field::<[u64; 2], V6_SPAN>(&span6, sk, lo6, off.skc_v6_daddr).unwrap_or([0; 2]);
+    }
+    e
+}
+
+/// Bytes of `struct cred` read at once for `cap_permitted` and `cap_effective` (adjacent).
+const CAPS_SPAN: usize = 16;
+
+/// Effective and permitted capabilities of the current task (`current->cred`).
+#[inline(always)]
+pub fn current_caps() -> Result<(u64, u64), i32> {
+    let off = offsets();
+    let cred: *const u8 = read(current(), off.task_cred)?;
+    let lo = off.cred_cap_effective.min(off.cred_cap_permitted);
+    let span = read_span::<CAPS_SPAN>(cred, lo);
+    Ok((
+        field::<u64, CAPS_SPAN>(&span, cred, lo, off.cred_cap_effective)?,
+        field::<u64, CAPS_SPAN>(&span, cred, lo, off.cred_cap_permitted)?,
+    ))
+}

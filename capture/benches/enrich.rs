@@ -57,6 +57,7 @@ fn main() {
                 Detail::Exec {
                     argv: vec!["worker".into(), "--serve".into()],
                     truncated: false,
+                    state: None,
                 },
             ),
             1 => make(i, Detail::Fork),

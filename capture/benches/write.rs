@@ -146,6 +146,7 @@ fn stream(events: usize, mix: &str) -> Vec<Event> {
                                 format!("{}", 8000 + i % 50),
                             ],
                             truncated: false,
+                            state: None,
                         },
                         1 => Detail::Fork,
                         2 => Detail::Exit {

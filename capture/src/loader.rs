@@ -56,6 +56,9 @@ pub enum Hook {
         /// The syscall numbers it handles.
         syscalls: &'static [u32],
     },
+    /// Not attached: loaded as a tracepoint program and entered into the `EXEC_TAIL` program
+    /// array, which `sched_process_exec` tail-calls to describe the new image's fds 0–2.
+    ExecTail,
 }
 
 impl Hook {
@@ -68,6 +71,7 @@ impl Hook {
             Hook::SyscallHandler { syscalls } => {
                 format!("sys_exit tail call for {} syscalls", syscalls.len())
             }
+            Hook::ExecTail => "sched_process_exec tail call".into(),
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct ProgramSpec {
 /// Every program, in attach order.
 #[rustfmt::skip]
 pub const PROGRAMS: &[ProgramSpec] = &[
+    // Before the exec program: it tail-calls this one from its first run on.
+    ProgramSpec { name: "sched_process_exec_stdio", hook: Hook::ExecTail, family: "process", fallback: None },
     ProgramSpec { name: "sched_process_exec", hook: Hook::Tracepoint { category: "sched", name: "sched_process_exec" }, family: "process", fallback: None },
     ProgramSpec { name: "sched_process_fork", hook: Hook::BtfTracepoint { name: "sched_process_fork" }, family: "process", fallback: None },
     ProgramSpec { name: "sched_process_exit", hook: Hook::Tracepoint { category: "sched", name: "sched_process_exit" }, family: "process", fallback: None },
@@ -99,10 +105,12 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec { name: "dns_ingress", hook: Hook::CgroupSkb { attach: "ingress" }, family: "dns", fallback: None },
     ProgramSpec { name: "sys_exit_open", hook: Hook::SyscallHandler { syscalls: &[nr::OPEN, nr::CREAT, nr::OPENAT, nr::OPENAT2] }, family: "file", fallback: None },
     ProgramSpec { name: "sys_exit_path", hook: Hook::SyscallHandler { syscalls: &[nr::UNLINK, nr::RMDIR, nr::UNLINKAT, nr::RENAME, nr::RENAMEAT, nr::RENAMEAT2, nr::CHMOD, nr::FCHMOD, nr::FCHMODAT, nr::FCHMODAT2, nr::CHOWN, nr::LCHOWN, nr::FCHOWN, nr::FCHOWNAT] }, family: "file", fallback: None },
+    ProgramSpec { name: "sys_exit_file_change", hook: Hook::SyscallHandler { syscalls: &[nr::LINK, nr::LINKAT, nr::SYMLINK, nr::SYMLINKAT, nr::MKDIR, nr::MKDIRAT, nr::TRUNCATE, nr::FTRUNCATE, nr::UTIMENSAT, nr::FUTIMESAT, nr::UTIMES, nr::UTIME] }, family: "file", fallback: None },
     ProgramSpec { name: "sys_exit_memory", hook: Hook::SyscallHandler { syscalls: &[nr::MMAP, nr::MEMFD_CREATE] }, family: "file", fallback: None },
     ProgramSpec { name: "sys_exit_security", hook: Hook::SyscallHandler { syscalls: &[nr::PTRACE, nr::PROCESS_VM_WRITEV, nr::SETUID, nr::SETGID, nr::SETREUID, nr::SETREGID, nr::SETRESUID, nr::SETRESGID, nr::SETFSUID, nr::SETFSGID, nr::CAPSET, nr::USERFAULTFD, nr::MOUNT, nr::UNSHARE, nr::SETNS, nr::BPF, nr::KEYCTL] }, family: "security", fallback: None },
     ProgramSpec { name: "sys_exit_module", hook: Hook::SyscallHandler { syscalls: &[nr::INIT_MODULE, nr::FINIT_MODULE] }, family: "security", fallback: None },
     ProgramSpec { name: "sys_exit_socket", hook: Hook::SyscallHandler { syscalls: &[nr::ACCEPT, nr::ACCEPT4, nr::BIND, nr::LISTEN, nr::CONNECT] }, family: "network", fallback: None },
+    ProgramSpec { name: "sys_exit_socket_fd", hook: Hook::SyscallHandler { syscalls: &[nr::SOCKET, nr::DUP, nr::DUP2, nr::DUP3] }, family: "network", fallback: None },
     // Last: the handlers are in place before the dispatcher sees its first syscall.
     ProgramSpec { name: "sys_exit", hook: Hook::BtfTracepoint { name: "sys_exit" }, family: "syscall", fallback: None },
 ];
@@ -168,8 +176,8 @@ pub type ProfilesMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<ProfileSt
 pub struct Sensor {
     /// Owns the programs and their links: dropping it detaches everything.
     ebpf: Option<Ebpf>,
-    /// The syscall handlers' program array (kept open while the dispatcher runs).
-    _handlers: Option<ProgramArray<MapData>>,
+    /// The tail-call program arrays (kept open while the programs that use them run).
+    _tails: Tails,
     /// The event ring buffer.
     pub events: RingBuf<MapData>,
     /// Per-CPU counters.
@@ -221,7 +229,7 @@ impl Sensor {
     /// Detaches and unloads every program; the maps taken out of the object (ring buffer,
     /// counters, windows) stay readable, and nothing writes to them any more.
     pub fn detach(&mut self) {
-        self._handlers = None;
+        self._tails = Tails::default();
         self.ebpf = None;
     }
 }
@@ -269,10 +277,9 @@ pub fn load(
             }
         })?;
 
-    let mut handlers = match ebpf.take_map("HANDLERS").map(ProgramArray::try_from) {
-        Some(Ok(h)) => Ok(h),
-        Some(Err(e)) => Err(format!("program array HANDLERS: {e}")),
-        None => Err("program array HANDLERS is missing".to_string()),
+    let mut tails = Tails {
+        handlers: take_program_array(&mut ebpf, "HANDLERS"),
+        exec: take_program_array(&mut ebpf, "EXEC_TAIL"),
     };
     let mut statuses = Vec::new();
     for spec in PROGRAMS {
@@ -282,7 +289,7 @@ pub fn load(
             tracefs,
             btf.as_ref(),
             cgroup_root.as_ref(),
-            &mut handlers,
+            &mut tails,
         ) {
             Ok(()) => ProgramStatus {
                 name: spec.name.into(),
@@ -300,7 +307,7 @@ pub fn load(
                             tracefs,
                             btf.as_ref(),
                             cgroup_root.as_ref(),
-                            &mut handlers,
+                            &mut tails,
                         )
                     }) {
                         Some(Ok(())) => ProgramStatus {
@@ -371,7 +378,7 @@ pub fn load(
     let profile_table = take_optional::<ProfileTableMap>(&mut ebpf, "PROFILE_TABLE");
     let profiles = take_optional::<ProfilesMap>(&mut ebpf, "PROFILES");
     Ok(Sensor {
-        _handlers: handlers.ok(),
+        _tails: tails,
         ebpf: Some(ebpf),
         events,
         counters,
@@ -381,6 +388,32 @@ pub fn load(
         profiles,
         programs: statuses,
     })
+}
+
+/// The program arrays programs are entered into instead of being attached.
+struct Tails {
+    /// `HANDLERS`: `sys_exit`'s handlers by syscall number.
+    handlers: Result<ProgramArray<MapData>, String>,
+    /// `EXEC_TAIL`: the exec program's standard-fd reader.
+    exec: Result<ProgramArray<MapData>, String>,
+}
+
+impl Default for Tails {
+    fn default() -> Self {
+        Tails {
+            handlers: Err("closed".into()),
+            exec: Err("closed".into()),
+        }
+    }
+}
+
+/// Program array `name` of the object, or why it cannot be had.
+fn take_program_array(ebpf: &mut Ebpf, name: &str) -> Result<ProgramArray<MapData>, String> {
+    match ebpf.take_map(name).map(ProgramArray::try_from) {
+        Some(Ok(a)) => Ok(a),
+        Some(Err(e)) => Err(format!("program array {name}: {e}")),
+        None => Err(format!("program array {name} is missing")),
+    }
 }
 
 /// Map `name` of the object as a `T`, or `None` when it is missing or of another type.
@@ -395,7 +428,7 @@ fn attach(
     tracefs: &TraceFs,
     btf: Option<&Btf>,
     cgroup_root: Option<&Result<std::fs::File, String>>,
-    handlers: &mut Result<ProgramArray<MapData>, String>,
+    tails: &mut Tails,
 ) -> Result<(), String> {
     let program = ebpf
         .program_mut(spec.name)
@@ -465,8 +498,18 @@ fn attach(
             p.attach(root, kind, CgroupAttachMode::Single)
                 .map_err(|e| format!("attach: {e:#}"))?;
         }
+        Hook::ExecTail => {
+            let array = tails.exec.as_mut().map_err(|e| e.clone())?;
+            // Tail calls stay within one program type: a tracepoint program, like the exec one.
+            let tp: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            tp.load().map_err(|e| format!("load: {e:#}"))?;
+            let fd = tp.fd().map_err(|e| format!("{e:#}"))?;
+            array
+                .set(0, fd, 0)
+                .map_err(|e| format!("program array entry 0: {e:#}"))?;
+        }
         Hook::SyscallHandler { syscalls } => {
-            let array = handlers.as_mut().map_err(|e| e.clone())?;
+            let array = tails.handlers.as_mut().map_err(|e| e.clone())?;
             // Tail calls stay within one program type and hook: the handlers are `tp_btf`
             // programs of `sys_exit`, like the dispatcher.
             let btf = btf.ok_or("kernel has no BTF (/sys/kernel/btf/vmlinux)")?;
@@ -492,7 +535,7 @@ mod tests {
     use needle_common::abi::{
         CallEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent,
         NetWindow, NetWindows, OpenWindow, OpenWindows, PathPrefix, ProbeConfig, ProfileEvent,
-        RepeatEvent, SyscallEvent,
+        RepeatEvent, StdioFd, SyscallEvent,
     };
     use object::{Object, ObjectSection};
 
@@ -582,7 +625,13 @@ mod tests {
             &btf,
             "ExecEvent",
             size_of::<ExecEvent>(),
-            fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, filename, args),
+            fields!(ExecEvent: header, old_pid, flags, filename_len, args_len, exe_flags, exe_nlink, exe_dev, _pad, exe_ino, exe_size, exe_mtime_sec, exe_dname, cap_effective, cap_permitted, stdio, cwd_flags, cwd_len, filename, args, stdio_paths, cwd),
+        );
+        check(
+            &btf,
+            "StdioFd",
+            size_of::<StdioFd>(),
+            fields!(StdioFd: flags, path_flags, mode, family, sock_type, path_len, rdev, ports, ino, addr),
         );
         check(
             &btf,
@@ -606,7 +655,7 @@ mod tests {
             &btf,
             "KernelOffsets",
             size_of::<KernelOffsets>(),
-            fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead, regs_nr, regs_args, task_files, files_fdt, fdt_fd, fdt_max_fds, file_vfsmount, file_private_data, dentry_parent, vfsmount_root, mount_mnt, mount_parent, mount_mountpoint, task_fs, fs_root_mnt, fs_root_dentry, task_thread_pid, pid_level, pid_numbers, upid_size, socket_sk, socket_type, skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr, skc_v6_rcv_saddr, skc_v6_daddr, task_ti_status, skc_cookie),
+            fields!(KernelOffsets: task_real_parent, task_tgid, task_pid, task_mm, task_exit_code, task_group_leader, task_start_boottime, mm_arg_start, mm_arg_end, mm_exe_file, file_inode, file_dentry, dentry_name, inode_ino, inode_nlink, inode_size, inode_mtime_sec, inode_sb, sb_dev, tp_exec_filename, tp_exec_old_pid, tp_exit_group_dead, regs_nr, regs_args, task_files, files_fdt, fdt_fd, fdt_max_fds, file_vfsmount, file_private_data, dentry_parent, vfsmount_root, mount_mnt, mount_parent, mount_mountpoint, task_fs, fs_root_mnt, fs_root_dentry, task_thread_pid, pid_level, pid_numbers, upid_size, socket_sk, socket_type, skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr, skc_v6_rcv_saddr, skc_v6_daddr, task_ti_status, skc_cookie, inode_mode, inode_rdev, task_cred, cred_cap_effective, cred_cap_permitted, fs_pwd_mnt, fs_pwd_dentry, _pad),
         );
         check(
             &btf,

@@ -88,7 +88,10 @@ fn json_contract() {
     );
     let inputs = &doc["inputs"];
     assert_eq!(inputs["files"].as_array().unwrap().len(), 1);
-    assert_eq!(inputs["schema_versions"], serde_json::json!([1]));
+    assert_eq!(
+        inputs["schema_versions"],
+        serde_json::json!([needle_common::schema::SCHEMA_VERSION])
+    );
     assert_eq!(inputs["events_lost"], 7);
     assert_eq!(inputs["events_lost_by_host"]["node-1"], 7);
     let rows = inputs["rows"].as_u64().unwrap();

@@ -30,6 +30,7 @@ fn hostile() -> Workload {
         Detail::Exec {
             argv: vec![SCRIPT.into(), IMG.into(), ANSI.into(), BIDI.into()],
             truncated: false,
+            state: None,
         },
     )
     .event(

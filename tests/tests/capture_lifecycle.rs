@@ -117,7 +117,10 @@ fn exec_fork_exit_are_recorded_exactly_and_sigint_finalizes() {
             |e| matches!(&e.detail, Detail::Exec { argv, .. } if argv.iter().any(|a| a == &marker)),
         )
         .expect("exec of /bin/true recorded");
-    let Detail::Exec { argv, truncated } = &exec.detail else {
+    let Detail::Exec {
+        argv, truncated, ..
+    } = &exec.detail
+    else {
         unreachable!()
     };
     assert_eq!(

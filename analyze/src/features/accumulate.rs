@@ -440,12 +440,13 @@ fn add_row(
                 w.add_syscalls(nr, 1);
             }
         }
-        K::Unlink => {
+        K::Unlink | K::Truncate => {
             if let (true, Some(class)) = (
                 opt(&c.ret, row).is_none_or(|r| r >= 0),
                 path_class(c, row, h),
             ) {
-                w.behaviour.unlink(class, c.exe_path.get(row));
+                w.behaviour
+                    .unlink_or_truncate(kind == K::Truncate, class, c.exe_path.get(row));
             }
         }
         K::Unshare | K::Setns => {
@@ -454,6 +455,7 @@ fn add_row(
             }
         }
         K::Exit | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
+        K::Utimes | K::Link | K::Symlink | K::Mkdir | K::Socket | K::Dup => {}
         K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {
         }
         K::Userfaultfd | K::Mount | K::Bpf | K::Keyctl => {}

@@ -334,7 +334,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "events",
         High,
         Log,
-        "live logs (/var/log, login records, system log names; not rotated archives) unlinked — except by a compressor replacing them with their archive — or opened with O_TRUNC; shell history files unlinked, renamed or truncated",
+        "live logs (/var/log, login records, system log names; not rotated archives) unlinked — except by a compressor replacing them with their archive —, truncated (truncate/ftruncate) or opened with O_TRUNC; shell history files unlinked, renamed or truncated",
     ),
     ind(
         "file.setid_bits",

@@ -106,6 +106,7 @@ pub(crate) fn exec() -> Detail {
     Detail::Exec {
         argv: vec![],
         truncated: false,
+        state: None,
     }
 }
 

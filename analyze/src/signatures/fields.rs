@@ -2,13 +2,13 @@
 
 use std::borrow::Cow;
 
-use arrow::array::{Array, AsArray, BooleanArray, ListArray, UInt32Array};
+use arrow::array::{Array, AsArray, BooleanArray, Int64Array, ListArray, UInt32Array, UInt64Array};
 use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
 use crate::features::FeatureError;
 use crate::features::classify::{basename, hash_str};
-use crate::features::columns::{Columns, StrCol, opt, u32_col};
+use crate::features::columns::{Columns, StrCol, i64_col, opt, u32_col, u64_col};
 
 /// Extra columns the signatures read (beyond the feature columns).
 pub const EXTRA_COLUMNS: &[&str] = &[
@@ -33,6 +33,27 @@ pub const EXTRA_COLUMNS: &[&str] = &[
     n::SRC_PORT,
     n::DNS_TYPE,
     n::DNS_ANSWERS,
+    n::STDIN_TYPE,
+    n::STDIN_INODE,
+    n::STDIN_PATH,
+    n::STDIN_ADDR,
+    n::STDIN_PORT,
+    n::STDOUT_TYPE,
+    n::STDOUT_INODE,
+    n::STDOUT_PATH,
+    n::STDOUT_ADDR,
+    n::STDOUT_PORT,
+    n::STDERR_TYPE,
+    n::STDERR_INODE,
+    n::STDERR_PATH,
+    n::STDERR_ADDR,
+    n::STDERR_PORT,
+    n::CAP_EFFECTIVE,
+    n::CAP_PERMITTED,
+    n::ATIME_NS,
+    n::MTIME_NS,
+    n::LENGTH,
+    n::CWD,
 ];
 
 macro_rules! fields {
@@ -66,6 +87,14 @@ fields! {
     TargetGid => "target_gid", Fstype => "fstype", Family => "family", Protocol => "protocol",
     DstAddr => "dst_addr", DstPort => "dst_port", SrcPort => "src_port", DnsName => "dns_name",
     DnsType => "dns_type", DnsRcode => "dns_rcode", DnsAnswers => "dns_answers", Ret => "ret",
+    StdinType => "stdin_type", StdinInode => "stdin_inode", StdinPath => "stdin_path",
+    StdinAddr => "stdin_addr", StdinPort => "stdin_port",
+    StdoutType => "stdout_type", StdoutInode => "stdout_inode", StdoutPath => "stdout_path",
+    StdoutAddr => "stdout_addr", StdoutPort => "stdout_port",
+    StderrType => "stderr_type", StderrInode => "stderr_inode", StderrPath => "stderr_path",
+    StderrAddr => "stderr_addr", StderrPort => "stderr_port",
+    CapEffective => "cap_effective", CapPermitted => "cap_permitted",
+    AtimeNs => "atime_ns", MtimeNs => "mtime_ns", Length => "length", Cwd => "cwd",
 }
 
 /// A field's value in one row.
@@ -153,6 +182,35 @@ pub struct SigColumns {
     src_port: Option<UInt32Array>,
     dns_type: Option<UInt32Array>,
     dns_answers: Option<ListArray>,
+    stdio: [StdioColumns; 3],
+    cap_effective: Option<UInt64Array>,
+    cap_permitted: Option<UInt64Array>,
+    atime_ns: Option<Int64Array>,
+    mtime_ns: Option<Int64Array>,
+    length: Option<UInt64Array>,
+    cwd: StrCol,
+}
+
+/// The columns of one standard fd of exec rows.
+struct StdioColumns {
+    ty: StrCol,
+    inode: Option<UInt64Array>,
+    path: StrCol,
+    addr: StrCol,
+    port: Option<UInt32Array>,
+}
+
+impl StdioColumns {
+    fn new(batch: &RecordBatch, fd: usize) -> Result<StdioColumns, FeatureError> {
+        let names = &n::STDIO[fd];
+        Ok(StdioColumns {
+            ty: StrCol::from_batch(batch, names.ty)?,
+            inode: u64_col(batch, names.inode)?,
+            path: StrCol::from_batch(batch, names.path)?,
+            addr: StrCol::from_batch(batch, names.addr)?,
+            port: u32_col(batch, names.port)?,
+        })
+    }
 }
 
 fn list(batch: &RecordBatch, name: &'static str) -> Result<Option<ListArray>, FeatureError> {
@@ -234,6 +292,17 @@ impl SigColumns {
             src_port: u32_col(batch, n::SRC_PORT)?,
             dns_type: u32_col(batch, n::DNS_TYPE)?,
             dns_answers: list(batch, n::DNS_ANSWERS)?,
+            stdio: [
+                StdioColumns::new(batch, 0)?,
+                StdioColumns::new(batch, 1)?,
+                StdioColumns::new(batch, 2)?,
+            ],
+            cap_effective: u64_col(batch, n::CAP_EFFECTIVE)?,
+            cap_permitted: u64_col(batch, n::CAP_PERMITTED)?,
+            atime_ns: i64_col(batch, n::ATIME_NS)?,
+            mtime_ns: i64_col(batch, n::MTIME_NS)?,
+            length: u64_col(batch, n::LENGTH)?,
+            cwd: StrCol::from_batch(batch, n::CWD)?,
         })
     }
 }
@@ -258,6 +327,12 @@ fn s<'a>(v: Option<&'a str>) -> Val<'a> {
 
 fn num<T: Into<i64>>(v: Option<T>) -> Val<'static> {
     v.map_or(Val::None, |v| Val::Num(v.into()))
+}
+
+/// A u64 as a rule number: the bits as they are (capability sets use bit 63 at most as a
+/// flag; inode numbers and lengths stay below 2^63).
+fn big(v: Option<u64>) -> Val<'static> {
+    v.map_or(Val::None, |v| Val::Num(v as i64))
 }
 
 /// Host names in argv: `-o pool.example:3333`, `stratum+tcp://pool.example:3333`, `user@host`.
@@ -398,6 +473,27 @@ impl<'a> Row<'a> {
                     .collect(),
             ),
             Field::Ret => num(opt(&c.ret, row)),
+            Field::StdinType => s(sc.stdio[0].ty.get(row)),
+            Field::StdinInode => big(opt(&sc.stdio[0].inode, row)),
+            Field::StdinPath => s(sc.stdio[0].path.get(row)),
+            Field::StdinAddr => s(sc.stdio[0].addr.get(row)),
+            Field::StdinPort => num(opt(&sc.stdio[0].port, row)),
+            Field::StdoutType => s(sc.stdio[1].ty.get(row)),
+            Field::StdoutInode => big(opt(&sc.stdio[1].inode, row)),
+            Field::StdoutPath => s(sc.stdio[1].path.get(row)),
+            Field::StdoutAddr => s(sc.stdio[1].addr.get(row)),
+            Field::StdoutPort => num(opt(&sc.stdio[1].port, row)),
+            Field::StderrType => s(sc.stdio[2].ty.get(row)),
+            Field::StderrInode => big(opt(&sc.stdio[2].inode, row)),
+            Field::StderrPath => s(sc.stdio[2].path.get(row)),
+            Field::StderrAddr => s(sc.stdio[2].addr.get(row)),
+            Field::StderrPort => num(opt(&sc.stdio[2].port, row)),
+            Field::CapEffective => big(opt(&sc.cap_effective, row)),
+            Field::CapPermitted => big(opt(&sc.cap_permitted, row)),
+            Field::AtimeNs => num(opt(&sc.atime_ns, row)),
+            Field::MtimeNs => num(opt(&sc.mtime_ns, row)),
+            Field::Length => big(opt(&sc.length, row)),
+            Field::Cwd => s(sc.cwd.get(row)),
         }
     }
 

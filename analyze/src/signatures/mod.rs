@@ -302,12 +302,22 @@ fn key_fields(kind: EventKind) -> &'static [fields::Field] {
         | K::Lost
         | K::SyscallProfile
         | K::Syscall => &[],
-        K::Open | K::Unlink | K::Rename | K::Chmod | K::Chown | K::MemfdCreate | K::MmapExec => {
-            &[F::Path, F::Path2, F::Flags, F::Mode, F::Ret]
-        }
+        K::Open
+        | K::Unlink
+        | K::Rename
+        | K::Chmod
+        | K::Chown
+        | K::MemfdCreate
+        | K::MmapExec
+        | K::Link
+        | K::Symlink
+        | K::Mkdir => &[F::Path, F::Path2, F::Flags, F::Mode, F::Ret],
+        K::Utimes => &[F::Path, F::AtimeNs, F::MtimeNs, F::Flags, F::Ret],
+        K::Truncate => &[F::Path, F::Length, F::Ret],
         K::Connect | K::Accept | K::Bind | K::Listen | K::SendTo => {
             &[F::Protocol, F::DstAddr, F::DstPort, F::SrcPort, F::Ret]
         }
+        K::Socket | K::Dup => &[F::Family, F::Protocol, F::DstAddr, F::DstPort, F::Ret],
         K::DnsQuery | K::DnsResponse => &[
             F::DnsName,
             F::DnsType,

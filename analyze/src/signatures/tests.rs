@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use needle_common::abi::EventKind;
 use needle_common::schema::{
-    Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
-    SCHEMA_VERSION, TraceBatchBuilder, TraceMetadata, WriteOptions, writer_properties,
+    Container, Detail, Dns, Event, ExecState, Fd, FdType, FilePath, Net, PathSource, Process,
+    ProcessContext, SCHEMA_VERSION, TraceBatchBuilder, TraceMetadata, WriteOptions,
+    writer_properties,
 };
 use parquet::arrow::ArrowWriter;
 
@@ -36,6 +37,34 @@ fn list(t: &toml::Table, k: &str) -> Option<Vec<String>> {
             .filter_map(|x| x.as_str().map(str::to_string))
             .collect()
     })
+}
+
+/// The standard fds and capabilities of a fixture exec: `stdin_type = "tcp"`,
+/// `stdin_inode`, `stdin_path`, `stdin_addr`, `stdin_port` (and `stdout_*`, `stderr_*`),
+/// `cap_effective`, `cap_permitted`, `cwd`; none of them given: not recorded.
+fn exec_state(t: &toml::Table) -> Option<Box<ExecState>> {
+    let fd = |names: &needle_common::schema::names::StdioNames| {
+        let kind = s(t, names.ty)?;
+        Some(Fd {
+            kind: FdType::from_name(&kind).unwrap_or_else(|| panic!("fixture fd type `{kind}`")),
+            inode: i(t, names.inode).map(|v| v as u64),
+            path: s(t, names.path),
+            addr: s(t, names.addr),
+            port: i(t, names.port).map(|p| p as u16),
+        })
+    };
+    let stdio = needle_common::schema::names::STDIO;
+    let state = ExecState {
+        stdio: [fd(&stdio[0]), fd(&stdio[1]), fd(&stdio[2])],
+        cap_effective: i(t, "cap_effective").map(|v| v as u64),
+        cap_permitted: i(t, "cap_permitted").map(|v| v as u64),
+        cwd: s(t, "cwd"),
+    };
+    let any = state.stdio.iter().any(Option::is_some)
+        || state.cap_effective.is_some()
+        || state.cap_permitted.is_some()
+        || state.cwd.is_some();
+    any.then(|| Box::new(state))
 }
 
 /// One fixture event (see the rule files): `kind` plus the fields it needs; everything else
@@ -92,6 +121,7 @@ pub(crate) fn fixture_event(n: usize, t: &toml::Table) -> Event {
             EventKind::Exec => Detail::Exec {
                 argv: list(t, "argv").unwrap_or_else(|| vec![exe.clone()]),
                 truncated: false,
+                state: exec_state(t),
             },
             EventKind::Fork => Detail::Fork,
             EventKind::Exit => Detail::Exit {
@@ -131,6 +161,35 @@ pub(crate) fn fixture_event(n: usize, t: &toml::Table) -> Event {
                 file: file(),
                 prot: 4,
             },
+            EventKind::Utimes => Detail::Utimes {
+                file: file(),
+                atime_ns: i(t, "atime_ns"),
+                mtime_ns: i(t, "mtime_ns"),
+                flags,
+                ret,
+            },
+            EventKind::Truncate => Detail::Truncate {
+                file: file(),
+                length: i(t, "length").unwrap_or(0) as u64,
+                ret,
+            },
+            EventKind::Link => Detail::Link {
+                file: file(),
+                new_path: s(t, "path2").unwrap_or_default(),
+                ret,
+            },
+            EventKind::Symlink => Detail::Symlink {
+                file: file(),
+                new_path: s(t, "path2").unwrap_or_default(),
+                ret,
+            },
+            EventKind::Mkdir => Detail::Mkdir {
+                file: file(),
+                mode: i(t, "mode").unwrap_or(0o755) as u32,
+                ret,
+            },
+            EventKind::Socket => Detail::Socket(Box::new(net())),
+            EventKind::Dup => Detail::Dup(Box::new(net())),
             EventKind::Connect => Detail::Connect(Box::new(net())),
             EventKind::Accept => Detail::Accept(Box::new(net())),
             EventKind::Bind => Detail::Bind(Box::new(net())),

@@ -3,8 +3,8 @@
 //! * open/creat/openat/openat2: a returned fd is looked up in the task's fd table and its path
 //!   walked from the kernel's `struct file` (race-free); a failed open records the user string,
 //!   read at exit. Read-only opens under the configured system prefixes, and a process's reads of
-//!   its own `/proc/<pid>/…`, are skipped here and counted. A write-open of `/proc/<pid>/mem` is
-//!   a `proc_mem_write`. Repeats of an open the thread made within the collapse window are
+//!   its own `/proc/<pid>/…` (but `/proc/<pid>/environ`), are skipped here and counted. A
+//!   write-open of `/proc/<pid>/mem` is a `proc_mem_write`. Repeats of an open the thread made within the collapse window are
 //!   counted into that open's window before any path is walked (see `crate::collapse`).
 //! * unlink/rmdir/rename/chmod/chown: the user strings at exit (the file may be gone); the
 //!   fd-based forms (fchmod, fchown) walk the kernel path.
@@ -105,8 +105,11 @@ pub fn sys_exit_open(ctx: BtfTracePointContext) -> i32 {
                     emit_call(ev, EventKind::ProcMemWrite);
                     return 0;
                 }
+                // A process reading its own environment (`cat /proc/self/environ`) is how
+                // secrets in it are harvested: never filtered.
                 if filter & FEATURE_PROC_SELF_FILTER != 0
                     && read_only(flags)
+                    && !(top.depth >= 3 && component_is(ev, top.off[2], top.len[2], b"environ"))
                     && task::current_ns_tgid().is_ok_and(|me| me == pid)
                 {
                     settle(WINDOW_PROC_SELF_FILTERED);
@@ -182,10 +185,29 @@ pub fn sys_exit_path(ctx: BtfTracePointContext) -> i32 {
         _ => return 0,
     };
     // SAFETY: `ev` is this CPU's scratch.
+    unsafe { path_call(ev, kind, fd, path, path2, [x, y, z]) };
+    0
+}
+
+/// Fills and emits a path call: the kernel path of `fd` when it is ≥ 0, else the user string
+/// `path` (read at exit); `path2` as the second path when non-null; `args` as `args[0..3]`.
+///
+/// # Safety
+/// `ev` must come from [`call_scratch`].
+#[inline(always)]
+pub(super) unsafe fn path_call(
+    ev: *mut CallEvent,
+    kind: EventKind,
+    fd: i64,
+    path: u64,
+    path2: u64,
+    args: [u64; 3],
+) {
+    // SAFETY: as the caller guarantees.
     unsafe {
-        (*ev).args[0] = x;
-        (*ev).args[1] = y;
-        (*ev).args[2] = z;
+        (*ev).args[0] = args[0];
+        (*ev).args[1] = args[1];
+        (*ev).args[2] = args[2];
         if fd >= 0 {
             if file_path(ev, fd_file(fd)).is_none() {
                 count_event(Counter::KernelReadError);
@@ -201,7 +223,6 @@ pub fn sys_exit_path(ctx: BtfTracePointContext) -> i32 {
         }
         emit_call(ev, kind);
     }
-    0
 }
 
 /// memfd_create and mmap with PROT_EXEC of a file.

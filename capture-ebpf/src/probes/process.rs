@@ -2,7 +2,9 @@
 //!
 //! * exec — `sched/sched_process_exec` fires after the new image is installed: the path comes
 //!   from the tracepoint record (the kernel's copy) and argv from the new mm, which the kernel
-//!   itself filled during exec. Nothing is read from syscall-entry user pointers.
+//!   itself filled during exec; the new image's credentials (capabilities) and its fds 0–2
+//!   (`crate::stdio`) from the task. Nothing is read from syscall-entry user pointers. The
+//!   record is built in a per-CPU scratch: the fds are described by tail calls, one each.
 //! * fork — `tp_btf/sched_process_fork` hands us both task_structs; threads are filtered here.
 //! * exit — `sched/sched_process_exit` with `group_dead`, so one row per process, not per thread.
 
@@ -12,35 +14,96 @@ use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_byte
 use aya_ebpf::macros::{btf_tracepoint, tracepoint};
 use aya_ebpf::programs::{BtfTracePointContext, TracePointContext};
 use needle_common::abi::{
-    Counter, EXE_IDENTITY, EXE_MTIME, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_MAX,
-    EXEC_FILENAME_TRUNCATED, EXIT_GROUP_DEAD, EventKind, ExecEvent, ExitEvent, ForkEvent,
-    OFFSET_MISSING,
+    Counter, EXE_IDENTITY, EXE_MTIME, EXEC_ARGS_MAX, EXEC_ARGS_TRUNCATED, EXEC_CAPS,
+    EXEC_FILENAME_MAX, EXEC_FILENAME_TRUNCATED, EXEC_STDIO, EXIT_GROUP_DEAD, EventKind, ExecEvent,
+    ExitEvent, ForkEvent, OFFSET_MISSING, STDIO_FDS,
 };
 
-use crate::emit::{count_event, fill_header, is_self, reserve, submit};
-use crate::maps::offsets;
-use crate::task;
+use crate::emit::{count_event, fill_header, is_self, output, reserve, submit};
+use crate::maps::{EXEC_SCRATCH, EXEC_TAIL, STDIO_PROGRESS, offsets};
+use crate::{stdio, task};
 
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     if is_self() {
         return 0;
     }
-    let Some(mut entry) = reserve::<ExecEvent>(EventKind::Exec) else {
+    let Some(ev) = EXEC_SCRATCH.get_ptr_mut(0) else {
         return 0;
     };
-    let ev = entry.as_mut_ptr();
-    // SAFETY: `ev` points into our ring-buffer reservation, sized for an ExecEvent.
+    // SAFETY: `ev` is this CPU's exec scratch, ours until it is sent.
     unsafe {
         fill_header(&raw mut (*ev).header, EventKind::Exec);
         fill_exec(&ctx, ev);
+        stdio::fill_cwd(ev);
+        // The standard fds, one per tail call; the last call sends the record.
+        if let (Some(progress), Ok(files)) = (STDIO_PROGRESS.get_ptr_mut(0), stdio::std_files()) {
+            (*progress).next = 0;
+            (*progress).files = files;
+            EXEC_TAIL.tail_call(&ctx, 0);
+        }
+        // Only reached when the fds could not be read or the tail call failed.
+        count_event(Counter::KernelReadError);
+        send_exec(ev);
     }
-    submit(entry);
     0
 }
 
+/// Describes the next standard fd of the exec record being built, then calls itself for the
+/// one after it, or sends the record after fd 2. Loaded into `EXEC_TAIL`, never attached.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec_stdio(ctx: TracePointContext) -> u32 {
+    let (Some(ev), Some(progress)) = (EXEC_SCRATCH.get_ptr_mut(0), STDIO_PROGRESS.get_ptr_mut(0))
+    else {
+        return 0;
+    };
+    // SAFETY: both are this CPU's; the exec program filled them just before this chain.
+    unsafe {
+        let i = (*progress).next as usize;
+        let files = (*progress).files;
+        let Some(file) = files.get(i) else {
+            // Not reached (the chain stops after fd 2); the record goes out all the same.
+            send_exec(ev);
+            return 0;
+        };
+        stdio::fill_fd(ev, i, *file as *const u8);
+        // fds that share an earlier one's file (`2>&1`, a terminal on all three) are copies of
+        // it: no second walk, no tail call.
+        let mut next = i + 1;
+        for _ in 0..STDIO_FDS {
+            let Some(file) = files.get(next) else { break };
+            let Some(earlier) = files.iter().take(next).position(|f| f == file) else {
+                break;
+            };
+            stdio::copy_fd(ev, earlier, next);
+            next += 1;
+        }
+        (*progress).next = next as u32;
+        if next < STDIO_FDS {
+            EXEC_TAIL.tail_call(&ctx, 0);
+            count_event(Counter::KernelReadError);
+        } else {
+            (*ev).flags |= EXEC_STDIO;
+        }
+        send_exec(ev);
+    }
+    0
+}
+
+/// Sends the exec record built in this CPU's scratch.
+///
 /// # Safety
-/// `ev` must point to a reserved `ExecEvent`.
+/// `ev` must be this CPU's exec scratch.
+#[inline(always)]
+unsafe fn send_exec(ev: *const ExecEvent) {
+    // SAFETY: as the caller guarantees.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(ev as *const u8, core::mem::size_of::<ExecEvent>()) };
+    output(bytes, EventKind::Exec);
+}
+
+/// # Safety
+/// `ev` must point to this CPU's exec scratch.
 #[inline(always)]
 unsafe fn fill_exec(ctx: &TracePointContext, ev: *mut ExecEvent) {
     let off = offsets();
@@ -83,6 +146,14 @@ unsafe fn fill_exec(ctx: &TracePointContext, ev: *mut ExecEvent) {
             count_event(Counter::KernelReadError);
         }
 
+        match task::current_caps() {
+            Ok((effective, permitted)) => {
+                (*ev).cap_effective = effective;
+                (*ev).cap_permitted = permitted;
+                (*ev).flags |= EXEC_CAPS;
+            }
+            Err(_) => count_event(Counter::KernelReadError),
+        }
         match task::current_args() {
             Ok((start, end)) if end > start => {
                 let total = end - start;

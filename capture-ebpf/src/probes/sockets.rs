@@ -1,6 +1,10 @@
 //! Socket state at syscall exit (tail-called from `sys_exit`): accept/accept4 (the new
 //! connection), bind and listen (the local address), and connect on unix sockets (the path;
-//! inet connects come from the cgroup sock_addr hooks in `network`).
+//! inet connects come from the cgroup sock_addr hooks in `network`). A second program records
+//! the creation of packet and raw inet sockets (sniffing, spoofing, hand-made packets) and the
+//! dup/dup2/dup3 calls that make fd 0, 1 or 2 an inet socket (a shell's stdio handed to a
+//! connection: Falco's "Redirect STDOUT/STDIN to Network Connection"); both are rare, and
+//! filtered here, so that the handler the connect and accept loops take stays as it was.
 //!
 //! Repeated inet accepts (same local port, same remote address) are counted into collapse
 //! windows, and so are the results of connects the hooks counted as repeats.
@@ -18,9 +22,13 @@ use crate::collapse::{self, NetSeen, Peer};
 use crate::emit::{call_scratch, emit_call};
 use crate::fs::{fd_file, user_string};
 use crate::maps::offsets;
-use crate::task::{field, read, read_span, socket_of};
+use crate::task::{endpoints, read, socket_of};
 
 const AF_UNIX: u16 = 1;
+const AF_PACKET: u64 = 17;
+const SOCK_RAW: u64 = 3;
+const S_IFMT: u16 = 0o170000;
+const S_IFSOCK: u16 = 0o140000;
 /// Bytes of `sun_path`.
 const SUN_PATH_MAX: u32 = 108;
 
@@ -71,6 +79,59 @@ pub fn sys_exit_socket(ctx: BtfTracePointContext) -> i32 {
             (*ev).path_len = len;
         }
         emit_call(ev, kind);
+    }
+    0
+}
+
+/// socket(2) of a packet or raw inet socket; dup/dup2/dup3 that made fd 0–2 an inet socket.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_socket_fd(ctx: BtfTracePointContext) -> i32 {
+    let Some((regs, ret)) = Regs::at_exit(&ctx) else {
+        return 0;
+    };
+    let Some(nr) = regs.nr() else { return 0 };
+    if nr == nr::SOCKET {
+        let (domain, kind) = (regs.arg(0), regs.arg(1));
+        let inet = domain == AF_INET as u64 || domain == AF_INET6 as u64;
+        // SOCK_NONBLOCK and SOCK_CLOEXEC ride in the type's high bits.
+        if domain != AF_PACKET && !(inet && kind & 0xf == SOCK_RAW) {
+            return 0;
+        }
+        let Some(ev) = call_scratch(nr, ret) else {
+            return 0;
+        };
+        // SAFETY: `ev` is this CPU's scratch.
+        unsafe {
+            (*ev).args[0] = (domain & 0xffff) | ((kind & 0xffff) << 16);
+            (*ev).args[1] = regs.arg(2);
+            emit_call(ev, EventKind::Socket);
+        }
+        return 0;
+    }
+    // dup2(fd, fd) changes nothing; a failed call returns -errno.
+    if !(0..=2).contains(&ret) || (nr != nr::DUP && regs.arg(0) == regs.arg(1)) {
+        return 0;
+    }
+    let file = fd_file(ret);
+    let Ok(inode) = read::<*const u8>(file, offsets().file_inode) else {
+        return 0;
+    };
+    // Only a socket's private_data is a `struct socket`.
+    if read::<u16>(inode, offsets().inode_mode).map_or(true, |m| m & S_IFMT != S_IFSOCK) {
+        return 0;
+    }
+    let Some(ev) = call_scratch(nr, ret) else {
+        return 0;
+    };
+    // SAFETY: `ev` is this CPU's scratch.
+    unsafe {
+        if !fill_socket(ev, ret) {
+            return 0;
+        }
+        let family = (*ev).args[0] as u16;
+        if family == AF_INET || family == AF_INET6 {
+            emit_call(ev, EventKind::Dup);
+        }
     }
     0
 }
@@ -130,13 +191,7 @@ fn socket_cookie(fd: i64) -> Option<u64> {
     read::<u64>(sk, offsets().skc_cookie).ok()
 }
 
-/// Bytes of `struct sock_common` read at once for the IPv4 addresses, the ports and the
-/// family (offsets 0 to 18 on x86_64), and for the two IPv6 addresses (56 to 88).
-const V4_SPAN: usize = 24;
-const V6_SPAN: usize = 32;
-
-/// Family, type, ports and addresses of the socket behind `fd`: two kernel reads for the
-/// `struct sock` (three for IPv6), not one per field.
+/// Family, type, ports and addresses of the socket behind `fd`.
 ///
 /// # Safety
 /// `ev` must be this CPU's scratch event.
@@ -149,38 +204,16 @@ unsafe fn fill_socket(ev: *mut CallEvent, fd: i64) -> bool {
     let Ok((sk, kind)) = socket_of(file) else {
         return false;
     };
-    let off = offsets();
-    let lo = off
-        .skc_daddr
-        .min(off.skc_rcv_saddr)
-        .min(off.skc_dport)
-        .min(off.skc_num)
-        .min(off.skc_family);
-    let span = read_span::<V4_SPAN>(sk, lo);
-    let family = field::<u16, V4_SPAN>(&span, sk, lo, off.skc_family).unwrap_or(0);
-    let sport = field::<u16, V4_SPAN>(&span, sk, lo, off.skc_num).unwrap_or(0);
-    let dport = u16::from_be(field::<u16, V4_SPAN>(&span, sk, lo, off.skc_dport).unwrap_or(0));
+    let e = endpoints(sk);
     // SAFETY: as the caller guarantees.
     unsafe {
         (*ev).flags |= CALL_SOCKET;
-        (*ev).args[0] = family as u64 | ((kind as u64) << 16);
-        (*ev).args[1] = sport as u64 | ((dport as u64) << 16);
-        if family == AF_INET {
-            (*ev).args[2] =
-                field::<u32, V4_SPAN>(&span, sk, lo, off.skc_rcv_saddr).unwrap_or(0) as u64;
-            (*ev).args[4] = field::<u32, V4_SPAN>(&span, sk, lo, off.skc_daddr).unwrap_or(0) as u64;
-        } else if family == AF_INET6 {
-            let lo6 = off.skc_v6_rcv_saddr.min(off.skc_v6_daddr);
-            let span6 = read_span::<V6_SPAN>(sk, lo6);
-            let src =
-                field::<[u64; 2], V6_SPAN>(&span6, sk, lo6, off.skc_v6_rcv_saddr).unwrap_or([0; 2]);
-            let dst =
-                field::<[u64; 2], V6_SPAN>(&span6, sk, lo6, off.skc_v6_daddr).unwrap_or([0; 2]);
-            (*ev).args[2] = src[0];
-            (*ev).args[3] = src[1];
-            (*ev).args[4] = dst[0];
-            (*ev).args[5] = dst[1];
-        }
+        (*ev).args[0] = e.family as u64 | ((kind as u64) << 16);
+        (*ev).args[1] = e.sport as u64 | ((e.dport as u64) << 16);
+        (*ev).args[2] = e.saddr[0];
+        (*ev).args[3] = e.saddr[1];
+        (*ev).args[4] = e.daddr[0];
+        (*ev).args[5] = e.daddr[1];
     }
     true
 }

@@ -7,7 +7,8 @@ use needle_common::abi::{
     AF_INET, AF_INET6, CALL_FIXED, CALL_PATH_AREA, CALL_PATH_DETACHED, CALL_PATH_KERNEL,
     CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_MAX,
     CALL_PATH3_OFFSET, CALL_RESULT, CALL_SOCKET, CallEvent, EventKind, PROFILE_SLOTS, ProfileEvent,
-    REPEAT_THREAD_DONE, RepeatEvent, SyscallEvent, nr,
+    REPEAT_THREAD_DONE, RepeatEvent, SyscallEvent, UTIMES_ATIME_NOW, UTIMES_ATIME_OMIT,
+    UTIMES_MTIME_NOW, UTIMES_MTIME_OMIT, UTIMES_UNREAD, nr,
 };
 use needle_common::schema::{Detail, FilePath, Net, PathSource};
 
@@ -123,6 +124,46 @@ fn id(v: u64) -> Option<u32> {
     (v != u32::MAX).then_some(v)
 }
 
+/// Name of a socket family in the `family` column.
+pub(crate) fn family_name(family: u16) -> &'static str {
+    match family {
+        AF_INET => "inet",
+        AF_INET6 => "inet6",
+        1 => "unix",
+        16 => "netlink",
+        17 => "packet",
+        _ => "unknown",
+    }
+}
+
+/// A `socket` record: `args[0]` = family | type << 16, `args[1]` = the protocol argument.
+fn created_socket(c: &Call) -> Net {
+    let family = c.arg(0) as u16;
+    // SOCK_NONBLOCK and SOCK_CLOEXEC ride in the type argument's high bits.
+    let sock_type = ((c.arg(0) >> 16) as u16) & 0xf;
+    let protocol = match family {
+        AF_INET | AF_INET6 if sock_type == 3 => protocol_name(c.arg(1) as u32),
+        AF_INET | AF_INET6 => inet_protocol(sock_type),
+        17 => match sock_type {
+            3 => "raw".into(),
+            2 => "dgram".into(),
+            other => format!("type{other}"),
+        },
+        _ => format!("type{sock_type}"),
+    };
+    Net {
+        family: family_name(family).into(),
+        protocol,
+        ret: Some(c.ev.ret),
+        ..Net::default()
+    }
+}
+
+/// A time of a `utimes` record, when it was given explicitly.
+fn explicit_time(bits: u64, now: u64, omit: u64, ns: u64) -> Option<i64> {
+    (bits & (now | omit | UTIMES_UNREAD) == 0).then_some(ns as i64)
+}
+
 /// Family, protocol, addresses and ports of a socket record.
 fn socket_net(c: &Call) -> Net {
     let family = c.arg(0) as u16;
@@ -136,22 +177,21 @@ fn socket_net(c: &Call) -> Net {
         o[8..].copy_from_slice(&b.to_ne_bytes());
         Ipv6Addr::from(o).to_string()
     };
-    let (fam, protocol, src, dst) = match family {
+    let (protocol, src, dst) = match family {
         AF_INET => (
-            "inet",
             inet_protocol(sock_type),
             Some(v4(c.arg(2))),
             Some(v4(c.arg(4))),
         ),
         AF_INET6 => (
-            "inet6",
             inet_protocol(sock_type),
             Some(v6(c.arg(2), c.arg(3))),
             Some(v6(c.arg(4), c.arg(5))),
         ),
-        1 => ("unix", unix_protocol(sock_type), None, None),
-        _ => ("unknown", String::new(), None, None),
+        1 => (unix_protocol(sock_type), None, None),
+        _ => (String::new(), None, None),
     };
+    let fam = family_name(family);
     let socket = c.ev.flags & CALL_SOCKET != 0;
     let inet = matches!(family, AF_INET | AF_INET6);
     Net {
@@ -167,7 +207,7 @@ fn socket_net(c: &Call) -> Net {
     }
 }
 
-fn inet_protocol(sock_type: u16) -> String {
+pub(crate) fn inet_protocol(sock_type: u16) -> String {
     match sock_type {
         1 => protocol_name(6),
         2 => protocol_name(17),
@@ -230,6 +270,38 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
             file: c.path_or_empty(),
             prot: c.arg(0),
         },
+        EventKind::Utimes => {
+            let bits = c.arg(0);
+            Detail::Utimes {
+                file: c.path_or_empty(),
+                atime_ns: explicit_time(bits, UTIMES_ATIME_NOW, UTIMES_ATIME_OMIT, c.arg(1)),
+                mtime_ns: explicit_time(bits, UTIMES_MTIME_NOW, UTIMES_MTIME_OMIT, c.arg(2)),
+                flags: bits,
+                ret,
+            }
+        }
+        EventKind::Truncate => Detail::Truncate {
+            file: c.path_or_empty(),
+            length: c.arg(0),
+            ret,
+        },
+        EventKind::Link => Detail::Link {
+            file: c.path_or_empty(),
+            new_path: c.path2(),
+            ret,
+        },
+        EventKind::Symlink => Detail::Symlink {
+            file: c.path_or_empty(),
+            new_path: c.path2(),
+            ret,
+        },
+        EventKind::Mkdir => Detail::Mkdir {
+            file: c.path_or_empty(),
+            mode: c.arg(0) as u32,
+            ret,
+        },
+        EventKind::Socket => Detail::Socket(Box::new(created_socket(&c))),
+        EventKind::Dup => Detail::Dup(Box::new(socket_net(&c))),
         EventKind::Ptrace => Detail::Ptrace {
             request: c.arg(0) as u32,
             target_pid: c.arg(1) as u32,

@@ -6,6 +6,7 @@
 
 mod calls;
 mod dns;
+mod exec_state;
 mod network;
 mod process;
 
@@ -188,6 +189,13 @@ impl Decoder {
             | K::Chown
             | K::MemfdCreate
             | K::MmapExec
+            | K::Utimes
+            | K::Truncate
+            | K::Link
+            | K::Symlink
+            | K::Mkdir
+            | K::Socket
+            | K::Dup
             | K::Accept
             | K::Bind
             | K::Listen

@@ -6,6 +6,7 @@ use needle_common::abi::{
 };
 use needle_common::schema::Detail;
 
+use super::exec_state::{exec_state, resolve};
 use super::{DecodeError, Decoded, Decoder, KernelExe, pod, text};
 use crate::enrich::hash::ExeKey;
 
@@ -25,11 +26,16 @@ pub(super) fn exec(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError
     let ev: ExecEvent = pod(bytes, "exec")?;
     let filename_len = (ev.filename_len as usize).min(EXEC_FILENAME_MAX);
     let args_len = (ev.args_len as usize).min(EXEC_ARGS_MAX);
-    let path = text(&ev.filename[..filename_len]);
+    let state = exec_state(&ev);
+    let path = resolve(
+        &text(&ev.filename[..filename_len]),
+        state.as_ref().and_then(|s| s.cwd.as_deref()),
+    );
     let truncated = ev.flags & (EXEC_ARGS_TRUNCATED | EXEC_FILENAME_TRUNCATED) != 0;
     let detail = Detail::Exec {
         argv: split_args(&ev.args[..args_len]),
         truncated,
+        state,
     };
     let mut out = d.decoded(&ev.header, detail);
     out.event.exe_path = Some(path.into());
@@ -90,7 +96,8 @@ mod tests {
                     "".into(),
                     "x".into()
                 ],
-                truncated: false
+                truncated: false,
+                state: None
             }
         );
         assert_eq!(

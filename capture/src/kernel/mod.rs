@@ -132,5 +132,14 @@ pub fn resolve_offsets(btf: &KernelBtf, tracefs: &TraceFs) -> Result<KernelOffse
         skc_v6_daddr: m("sock_common", "skc_v6_daddr")?,
         task_ti_status: m2("task_struct", "thread_info", "thread_info", "status")?,
         skc_cookie: m("sock_common", "skc_cookie")?,
+        inode_mode: m("inode", "i_mode")?,
+        inode_rdev: m("inode", "i_rdev")?,
+        task_cred: m("task_struct", "cred")?,
+        // kernel_cap_t: one u64 since 6.3, two u32 words (low first) before: the same 8 bytes.
+        cred_cap_effective: m("cred", "cap_effective")?,
+        cred_cap_permitted: m("cred", "cap_permitted")?,
+        fs_pwd_mnt: m2("fs_struct", "pwd", "path", "mnt")?,
+        fs_pwd_dentry: m2("fs_struct", "pwd", "path", "dentry")?,
+        _pad: 0,
     })
 }

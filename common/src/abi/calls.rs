@@ -14,16 +14,24 @@ pub mod nr {
     pub const READ: u32 = 0;
     pub const OPEN: u32 = 2;
     pub const MMAP: u32 = 9;
+    pub const DUP: u32 = 32;
+    pub const DUP2: u32 = 33;
+    pub const SOCKET: u32 = 41;
     pub const CONNECT: u32 = 42;
     pub const ACCEPT: u32 = 43;
     pub const BIND: u32 = 49;
     pub const LISTEN: u32 = 50;
     pub const EXECVE: u32 = 59;
     pub const EXIT: u32 = 60;
+    pub const TRUNCATE: u32 = 76;
+    pub const FTRUNCATE: u32 = 77;
     pub const RENAME: u32 = 82;
+    pub const MKDIR: u32 = 83;
     pub const RMDIR: u32 = 84;
     pub const CREAT: u32 = 85;
+    pub const LINK: u32 = 86;
     pub const UNLINK: u32 = 87;
+    pub const SYMLINK: u32 = 88;
     pub const CHMOD: u32 = 90;
     pub const FCHMOD: u32 = 91;
     pub const CHOWN: u32 = 92;
@@ -39,16 +47,24 @@ pub mod nr {
     pub const SETFSUID: u32 = 122;
     pub const SETFSGID: u32 = 123;
     pub const CAPSET: u32 = 126;
+    pub const UTIME: u32 = 132;
     pub const MOUNT: u32 = 165;
     pub const INIT_MODULE: u32 = 175;
+    pub const UTIMES: u32 = 235;
     pub const KEYCTL: u32 = 250;
     pub const OPENAT: u32 = 257;
+    pub const MKDIRAT: u32 = 258;
     pub const FCHOWNAT: u32 = 260;
+    pub const FUTIMESAT: u32 = 261;
     pub const UNLINKAT: u32 = 263;
     pub const RENAMEAT: u32 = 264;
+    pub const LINKAT: u32 = 265;
+    pub const SYMLINKAT: u32 = 266;
     pub const FCHMODAT: u32 = 268;
     pub const UNSHARE: u32 = 272;
+    pub const UTIMENSAT: u32 = 280;
     pub const ACCEPT4: u32 = 288;
+    pub const DUP3: u32 = 292;
     pub const SETNS: u32 = 308;
     pub const PROCESS_VM_WRITEV: u32 = 311;
     pub const FINIT_MODULE: u32 = 313;
@@ -97,6 +113,18 @@ pub const CALL_SOCKET: u32 = 1 << 6;
 /// The result of a call whose row came from a hook before the call ran (an inet connect): user
 /// space attaches `ret` and the local address to that row instead of writing a new one.
 pub const CALL_RESULT: u32 = 1 << 7;
+
+/// `args[0]` of a `utimes` record: the access time was set to the current time.
+pub const UTIMES_ATIME_NOW: u64 = 1 << 0;
+/// `args[0]` of a `utimes` record: the access time was left unchanged (`UTIME_OMIT`).
+pub const UTIMES_ATIME_OMIT: u64 = 1 << 1;
+/// `args[0]` of a `utimes` record: the modification time was set to the current time.
+pub const UTIMES_MTIME_NOW: u64 = 1 << 2;
+/// `args[0]` of a `utimes` record: the modification time was left unchanged (`UTIME_OMIT`).
+pub const UTIMES_MTIME_OMIT: u64 = 1 << 3;
+/// `args[0]` of a `utimes` record: the times array could not be read from the caller's
+/// memory (at syscall exit); neither time is known.
+pub const UTIMES_UNREAD: u64 = 1 << 4;
 
 /// One syscall of the file, security or socket families, read at syscall exit.
 ///

@@ -119,6 +119,22 @@ pub struct KernelOffsets {
     pub task_ti_status: u32,
     /// `sock_common::skc_cookie` (the socket cookie, once something asked for it)
     pub skc_cookie: u32,
+    /// `inode::i_mode`
+    pub inode_mode: u32,
+    /// `inode::i_rdev`
+    pub inode_rdev: u32,
+    /// `task_struct::cred` (the credentials the task acts with)
+    pub task_cred: u32,
+    /// `cred::cap_effective`
+    pub cred_cap_effective: u32,
+    /// `cred::cap_permitted`
+    pub cred_cap_permitted: u32,
+    /// `fs_struct::pwd` + `path::mnt`
+    pub fs_pwd_mnt: u32,
+    /// `fs_struct::pwd` + `path::dentry`
+    pub fs_pwd_dentry: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<KernelOffsets>().is_multiple_of(8));
@@ -180,6 +196,14 @@ impl KernelOffsets {
             skc_v6_daddr: 0,
             task_ti_status: 0,
             skc_cookie: 0,
+            inode_mode: 0,
+            inode_rdev: 0,
+            task_cred: 0,
+            cred_cap_effective: 0,
+            cred_cap_permitted: 0,
+            fs_pwd_mnt: 0,
+            fs_pwd_dentry: 0,
+            _pad: 0,
         }
     }
 }

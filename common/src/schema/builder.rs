@@ -11,7 +11,7 @@ use arrow::datatypes::ArrowPrimitiveType;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use super::event::{Detail, Dns, Event, FilePath, Net};
+use super::event::{Detail, Dns, Event, ExecState, FilePath, Net};
 use super::{COLUMNS, arrow_schema, names as n};
 
 /// The kind-specific columns of one row, borrowed from its [`Detail`]; every field defaults to null.
@@ -37,6 +37,10 @@ struct KindColumns<'a> {
     ret: Option<i64>,
     syscall_counts: Option<&'a [(u32, u64)]>,
     count: Option<u64>,
+    exec: Option<&'a ExecState>,
+    atime_ns: Option<i64>,
+    mtime_ns: Option<i64>,
+    length: Option<u64>,
 }
 
 impl<'a> KindColumns<'a> {
@@ -73,9 +77,14 @@ impl<'a> KindColumns<'a> {
             ..Default::default()
         };
         match detail {
-            D::Exec { argv, truncated } => KindColumns {
+            D::Exec {
+                argv,
+                truncated,
+                state,
+            } => KindColumns {
                 argv: Some(argv),
                 truncated: Some(*truncated),
+                exec: state.as_deref(),
                 ..Default::default()
             },
             D::Fork | D::ContainerStart | D::ContainerStop => KindColumns::default(),
@@ -129,9 +138,46 @@ impl<'a> KindColumns<'a> {
                 flags: Some(*prot),
                 ..KindColumns::file(file, None)
             },
-            D::Connect(net) | D::Accept(net) | D::Bind(net) | D::Listen(net) | D::SendTo(net) => {
-                KindColumns::net(net)
+            D::Utimes {
+                file,
+                atime_ns,
+                mtime_ns,
+                flags,
+                ret,
+            } => KindColumns {
+                atime_ns: *atime_ns,
+                mtime_ns: *mtime_ns,
+                flags: Some(*flags),
+                ..KindColumns::file(file, Some(*ret))
+            },
+            D::Truncate { file, length, ret } => KindColumns {
+                length: Some(*length),
+                ..KindColumns::file(file, Some(*ret))
+            },
+            D::Link {
+                file,
+                new_path,
+                ret,
             }
+            | D::Symlink {
+                file,
+                new_path,
+                ret,
+            } => KindColumns {
+                path2: Some(new_path),
+                ..KindColumns::file(file, Some(*ret))
+            },
+            D::Mkdir { file, mode, ret } => KindColumns {
+                mode: Some(*mode),
+                ..KindColumns::file(file, Some(*ret))
+            },
+            D::Connect(net)
+            | D::Accept(net)
+            | D::Bind(net)
+            | D::Listen(net)
+            | D::SendTo(net)
+            | D::Socket(net)
+            | D::Dup(net) => KindColumns::net(net),
             D::DnsQuery(dns) | D::DnsResponse(dns) => KindColumns::dns(dns),
             D::Ptrace {
                 request,
@@ -279,6 +325,55 @@ pub struct TraceBatchBuilder {
     syscall_counts: MapBuilder<UInt32Builder, UInt64Builder>,
     count: Sparse<UInt64Builder>,
     label: Sparse<StringBuilder>,
+    stdio: [StdioBuilders; 3],
+    cap_effective: Sparse<UInt64Builder>,
+    cap_permitted: Sparse<UInt64Builder>,
+    atime_ns: Sparse<Int64Builder>,
+    mtime_ns: Sparse<Int64Builder>,
+    length: Sparse<UInt64Builder>,
+    cwd: Sparse<StringBuilder>,
+}
+
+/// The columns of one standard fd of exec rows (`std*_type`, `_inode`, `_path`, `_addr`,
+/// `_port`).
+struct StdioBuilders {
+    ty: Sparse<StringBuilder>,
+    inode: Sparse<UInt64Builder>,
+    path: Sparse<StringBuilder>,
+    addr: Sparse<StringBuilder>,
+    port: Sparse<UInt32Builder>,
+}
+
+impl StdioBuilders {
+    fn new() -> Self {
+        StdioBuilders {
+            ty: Sparse::new(StringBuilder::new()),
+            inode: Sparse::new(UInt64Builder::new()),
+            path: Sparse::new(StringBuilder::new()),
+            addr: Sparse::new(StringBuilder::new()),
+            port: Sparse::new(UInt32Builder::new()),
+        }
+    }
+
+    fn push(&mut self, fd: Option<&super::event::Fd>) {
+        self.ty.option(fd.map(|f| f.kind.name()));
+        self.inode.option(fd.and_then(|f| f.inode));
+        self.path.option(fd.and_then(|f| f.path.as_deref()));
+        self.addr.option(fd.and_then(|f| f.addr.as_deref()));
+        self.port.option(fd.and_then(|f| f.port).map(u32::from));
+    }
+
+    /// The arrays under the names of fd `i`'s columns.
+    fn finish(&mut self, i: usize) -> [(&'static str, ArrayRef); 5] {
+        let names = &n::STDIO[i];
+        [
+            (names.ty, self.ty.finish()),
+            (names.inode, self.inode.finish()),
+            (names.path, self.path.finish()),
+            (names.addr, self.addr.finish()),
+            (names.port, self.port.finish()),
+        ]
+    }
 }
 
 /// A column builder that holds nulls back and appends each run of them at once, when the
@@ -452,6 +547,17 @@ impl TraceBatchBuilder {
             syscall_counts: MapBuilder::new(None, UInt32Builder::new(), UInt64Builder::new()),
             count: Sparse::new(UInt64Builder::new()),
             label: Sparse::new(StringBuilder::new()),
+            stdio: [
+                StdioBuilders::new(),
+                StdioBuilders::new(),
+                StdioBuilders::new(),
+            ],
+            cap_effective: Sparse::new(UInt64Builder::new()),
+            cap_permitted: Sparse::new(UInt64Builder::new()),
+            atime_ns: Sparse::new(Int64Builder::new()),
+            mtime_ns: Sparse::new(Int64Builder::new()),
+            length: Sparse::new(UInt64Builder::new()),
+            cwd: Sparse::new(StringBuilder::new()),
         }
     }
 
@@ -559,6 +665,18 @@ impl TraceBatchBuilder {
             }
         }
         self.count.option(k.count);
+        let exec = k.exec;
+        for (i, b) in self.stdio.iter_mut().enumerate() {
+            b.push(exec.and_then(|x| x.stdio[i].as_ref()));
+        }
+        self.cap_effective
+            .option(exec.and_then(|x| x.cap_effective));
+        self.cap_permitted
+            .option(exec.and_then(|x| x.cap_permitted));
+        self.atime_ns.option(k.atime_ns);
+        self.mtime_ns.option(k.mtime_ns);
+        self.length.option(k.length);
+        self.cwd.option(exec.and_then(|x| x.cwd.as_deref()));
     }
 
     /// Emits the pending rows in arrival order and resets the builder.
@@ -624,7 +742,16 @@ impl TraceBatchBuilder {
             (n::SYSCALL_COUNTS, Arc::new(self.syscall_counts.finish())),
             (n::COUNT, self.count.finish()),
             (n::LABEL, self.label.finish()),
+            (n::CAP_EFFECTIVE, self.cap_effective.finish()),
+            (n::CAP_PERMITTED, self.cap_permitted.finish()),
+            (n::ATIME_NS, self.atime_ns.finish()),
+            (n::MTIME_NS, self.mtime_ns.finish()),
+            (n::LENGTH, self.length.finish()),
+            (n::CWD, self.cwd.finish()),
         ];
+        for (i, b) in self.stdio.iter_mut().enumerate() {
+            built.extend(b.finish(i));
+        }
         // Put the arrays in COLUMNS order; a column without a builder is a bug in this file,
         // caught by the unit tests (RecordBatch::try_new checks every type).
         let columns: Vec<ArrayRef> = COLUMNS

@@ -188,6 +188,129 @@ pub struct Dns {
     pub net: Net,
 }
 
+/// What a standard fd of a new image is (the `std*_type` columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FdType {
+    /// Not open.
+    Closed,
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A pipe or FIFO (a named FIFO also has a path).
+    Pipe,
+    /// A terminal: a pseudo-terminal, a virtual console, `/dev/tty`, `/dev/console`, `/dev/ptmx`.
+    Tty,
+    /// Another character device (`/dev/null`, `/dev/zero`, …).
+    Char,
+    /// A block device.
+    Block,
+    /// An inet (IPv4/IPv6) stream socket.
+    Tcp,
+    /// An inet datagram socket.
+    Udp,
+    /// An inet raw socket.
+    Raw,
+    /// A unix socket.
+    Unix,
+    /// A socket of another family (netlink, packet, vsock, …).
+    Socket,
+    /// Anything else (an eventfd, an epoll instance, an unreadable inode).
+    Other,
+}
+
+impl FdType {
+    /// Every type, for lookups by name.
+    pub const ALL: [FdType; 13] = [
+        FdType::Closed,
+        FdType::File,
+        FdType::Dir,
+        FdType::Pipe,
+        FdType::Tty,
+        FdType::Char,
+        FdType::Block,
+        FdType::Tcp,
+        FdType::Udp,
+        FdType::Raw,
+        FdType::Unix,
+        FdType::Socket,
+        FdType::Other,
+    ];
+
+    /// Value of a `std*_type` column.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FdType::Closed => "closed",
+            FdType::File => "file",
+            FdType::Dir => "dir",
+            FdType::Pipe => "pipe",
+            FdType::Tty => "tty",
+            FdType::Char => "char",
+            FdType::Block => "block",
+            FdType::Tcp => "tcp",
+            FdType::Udp => "udp",
+            FdType::Raw => "raw",
+            FdType::Unix => "unix",
+            FdType::Socket => "socket",
+            FdType::Other => "other",
+        }
+    }
+
+    /// Parses a `std*_type` value.
+    pub fn from_name(s: &str) -> Option<FdType> {
+        FdType::ALL.iter().copied().find(|t| t.name() == s)
+    }
+
+    /// An inet socket (the type a reverse shell's standard fds have).
+    pub const fn is_inet(self) -> bool {
+        matches!(self, FdType::Tcp | FdType::Udp | FdType::Raw)
+    }
+}
+
+/// One standard fd (0, 1 or 2) of a new image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fd {
+    /// What it is.
+    pub kind: FdType,
+    /// Inode number: a pipe's or socket's names the pipe or connection across processes (the
+    /// writer's fd 1 and the reader's fd 0 of `curl … | sh` share it).
+    pub inode: Option<u64>,
+    /// Kernel path of a file, directory, device or named FIFO (attacker-controlled text).
+    pub path: Option<String>,
+    /// Remote address of an inet socket.
+    pub addr: Option<String>,
+    /// Remote port of an inet socket.
+    pub port: Option<u16>,
+}
+
+impl Fd {
+    /// A closed fd.
+    pub const fn closed() -> Fd {
+        Fd {
+            kind: FdType::Closed,
+            inode: None,
+            path: None,
+            addr: None,
+            port: None,
+        }
+    }
+}
+
+/// What a new image starts with besides its argv: its standard fds and capabilities. Absent
+/// in traces written before capture recorded them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecState {
+    /// fds 0, 1, 2 (`None`: not read).
+    pub stdio: [Option<Fd>; 3],
+    /// Effective capability set (`CAP_*` bits).
+    pub cap_effective: Option<u64>,
+    /// Permitted capability set.
+    pub cap_permitted: Option<u64>,
+    /// Working directory (kernel path): what a relative executable path or argument is
+    /// relative to.
+    pub cwd: Option<String>,
+}
+
 /// Kind-specific fields. The variant decides the row's `kind`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Detail {
@@ -197,6 +320,8 @@ pub enum Detail {
         argv: Vec<String>,
         /// Path or argv was cut at the capture limit.
         truncated: bool,
+        /// Standard fds and capabilities of the new image, when recorded.
+        state: Option<Box<ExecState>>,
     },
     /// A new process; the event's `process` is the child.
     Fork,
@@ -275,6 +400,55 @@ pub enum Detail {
         /// `PROT_*` bits.
         prot: u64,
     },
+    /// A file's access/modification times set (utimensat, futimens, utimes, futimesat, utime).
+    Utimes {
+        /// The file.
+        file: FilePath,
+        /// The access time set, ns since the epoch, when given explicitly.
+        atime_ns: Option<i64>,
+        /// The modification time set, ns since the epoch, when given explicitly.
+        mtime_ns: Option<i64>,
+        /// `UTIMES_*` bits: which times were set to now or left unchanged.
+        flags: u64,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// truncate/ftruncate.
+    Truncate {
+        /// The file.
+        file: FilePath,
+        /// The length it was cut (or extended) to, in bytes.
+        length: u64,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// link/linkat.
+    Link {
+        /// The existing file.
+        file: FilePath,
+        /// The new name.
+        new_path: String,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// symlink/symlinkat.
+    Symlink {
+        /// The link's target, as written into it (any text; it need not exist).
+        file: FilePath,
+        /// The new link.
+        new_path: String,
+        /// 0 or -errno.
+        ret: i64,
+    },
+    /// mkdir/mkdirat.
+    Mkdir {
+        /// The new directory.
+        file: FilePath,
+        /// Requested mode.
+        mode: u32,
+        /// 0 or -errno.
+        ret: i64,
+    },
     /// connect.
     Connect(Box<Net>),
     /// accept.
@@ -285,6 +459,10 @@ pub enum Detail {
     Listen(Box<Net>),
     /// sendto/sendmsg to an explicit destination.
     SendTo(Box<Net>),
+    /// A packet socket or a raw inet socket created (`ret` = the fd, or -errno).
+    Socket(Box<Net>),
+    /// fd 0, 1 or 2 made a copy of an inet socket (`ret` = that fd).
+    Dup(Box<Net>),
     /// A DNS query.
     DnsQuery(Box<Dns>),
     /// A DNS response.
@@ -424,11 +602,18 @@ impl Detail {
             Detail::Chown { .. } => EventKind::Chown,
             Detail::MemfdCreate { .. } => EventKind::MemfdCreate,
             Detail::MmapExec { .. } => EventKind::MmapExec,
+            Detail::Utimes { .. } => EventKind::Utimes,
+            Detail::Truncate { .. } => EventKind::Truncate,
+            Detail::Link { .. } => EventKind::Link,
+            Detail::Symlink { .. } => EventKind::Symlink,
+            Detail::Mkdir { .. } => EventKind::Mkdir,
             Detail::Connect(_) => EventKind::Connect,
             Detail::Accept(_) => EventKind::Accept,
             Detail::Bind(_) => EventKind::Bind,
             Detail::Listen(_) => EventKind::Listen,
             Detail::SendTo(_) => EventKind::SendTo,
+            Detail::Socket(_) => EventKind::Socket,
+            Detail::Dup(_) => EventKind::Dup,
             Detail::DnsQuery(_) => EventKind::DnsQuery,
             Detail::DnsResponse(_) => EventKind::DnsResponse,
             Detail::Ptrace { .. } => EventKind::Ptrace,

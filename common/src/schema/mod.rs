@@ -6,7 +6,13 @@
 //!
 //! Compatibility: readers accept any file whose `needle.schema_version` is at most
 //! [`SCHEMA_VERSION`]. New columns may be added without a version bump (readers treat a
-//! missing column as all-null); renaming or retyping a column bumps the version.
+//! missing column as all-null); renaming or retyping a column, or adding an event kind (an
+//! older reader cannot decode its rows), bumps the version, so that an older reader refuses
+//! the whole file up front with the version it needs.
+//!
+//! Versions: 1 — the first layout; 2 — kinds `utimes`, `truncate`, `link`, `symlink`,
+//! `mkdir`, `socket`, `dup`; exec rows' standard fds (`std*_*`), capabilities and working
+//! directory (`cwd`); columns `atime_ns`, `mtime_ns`, `length`.
 
 mod builder;
 mod event;
@@ -16,7 +22,8 @@ mod write;
 
 pub use builder::TraceBatchBuilder;
 pub use event::{
-    Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
+    Container, Detail, Dns, Event, ExecState, Fd, FdType, FilePath, Net, PathSource, Process,
+    ProcessContext,
 };
 pub use metadata::{KEY_PREFIX, MetadataError, ProgramStatus, TraceMetadata};
 pub use reader::{ReadError, events_from_batch};
@@ -27,7 +34,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Version of the column layout written by this build.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Arrow type of a column, in the few shapes the trace uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +188,61 @@ pub mod names {
     pub const SYSCALL_COUNTS: &str = "syscall_counts";
     pub const COUNT: &str = "count";
     pub const LABEL: &str = "label";
+    pub const STDIN_TYPE: &str = "stdin_type";
+    pub const STDIN_INODE: &str = "stdin_inode";
+    pub const STDIN_PATH: &str = "stdin_path";
+    pub const STDIN_ADDR: &str = "stdin_addr";
+    pub const STDIN_PORT: &str = "stdin_port";
+    pub const STDOUT_TYPE: &str = "stdout_type";
+    pub const STDOUT_INODE: &str = "stdout_inode";
+    pub const STDOUT_PATH: &str = "stdout_path";
+    pub const STDOUT_ADDR: &str = "stdout_addr";
+    pub const STDOUT_PORT: &str = "stdout_port";
+    pub const STDERR_TYPE: &str = "stderr_type";
+    pub const STDERR_INODE: &str = "stderr_inode";
+    pub const STDERR_PATH: &str = "stderr_path";
+    pub const STDERR_ADDR: &str = "stderr_addr";
+    pub const STDERR_PORT: &str = "stderr_port";
+    pub const CAP_EFFECTIVE: &str = "cap_effective";
+    pub const CAP_PERMITTED: &str = "cap_permitted";
+    pub const ATIME_NS: &str = "atime_ns";
+    pub const MTIME_NS: &str = "mtime_ns";
+    pub const LENGTH: &str = "length";
+    pub const CWD: &str = "cwd";
+
+    /// The columns of one standard fd of an exec row.
+    pub struct StdioNames {
+        pub ty: &'static str,
+        pub inode: &'static str,
+        pub path: &'static str,
+        pub addr: &'static str,
+        pub port: &'static str,
+    }
+
+    /// The columns of fds 0, 1, 2, in fd order.
+    pub const STDIO: [StdioNames; 3] = [
+        StdioNames {
+            ty: STDIN_TYPE,
+            inode: STDIN_INODE,
+            path: STDIN_PATH,
+            addr: STDIN_ADDR,
+            port: STDIN_PORT,
+        },
+        StdioNames {
+            ty: STDOUT_TYPE,
+            inode: STDOUT_INODE,
+            path: STDOUT_PATH,
+            addr: STDOUT_ADDR,
+            port: STDOUT_PORT,
+        },
+        StdioNames {
+            ty: STDERR_TYPE,
+            inode: STDERR_INODE,
+            path: STDERR_PATH,
+            addr: STDERR_ADDR,
+            port: STDERR_PORT,
+        },
+    ];
 }
 
 /// Every column, in file order.
@@ -214,22 +276,22 @@ pub const COLUMNS: &[Column] = &[
     col(names::EXE_NEW, Bool, true, "enriched", "executable created or modified after its container started"),
     col(names::EXE_WRITABLE, Bool, true, "enriched", "executable in a writable/temporary location (/tmp, /dev/shm, /var/tmp, /run, hidden dir)"),
     col(names::EXE_FILELESS, Bool, true, "enriched", "executable is a memfd or a deleted file"),
-    col(names::PATH, Str, true, "file events, proc_mem_write, module_load", "path operated on (attacker-controlled); for memfd_create the memfd name; for mount the source"),
-    col(names::PATH2, Str, true, "rename, mount", "second path: rename's new path, mount's target"),
+    col(names::PATH, Str, true, "file events, proc_mem_write, module_load", "path operated on (attacker-controlled); for memfd_create the memfd name; for mount the source; for link the existing file; for symlink the link's target text"),
+    col(names::PATH2, Str, true, "rename, mount, link, symlink", "second path: rename's new path, mount's target, the new link of link and symlink"),
     col(names::PATH_SOURCE, Str, true, "file events", "where `path` came from: `kernel` (walked from the kernel's struct file/dentry) or `user_at_exit` (user string read at syscall exit)"),
     col(names::ARGV, StrList, true, "exec", "argv of the new image (read from the new mm after exec)"),
     col(names::TRUNCATED, Bool, true, "exec", "true when path or argv was cut at the capture limit"),
     col(names::EXIT_CODE, I32, true, "exit", "exit status (0-255) when the process exited normally"),
     col(names::SIGNAL, I32, true, "exit", "signal number when the process was killed by a signal"),
-    col(names::FLAGS, U64, true, "open, memfd_create, mmap_exec, mount, unshare, setns, userfaultfd, capset", "flags argument: O_*, MFD_*, PROT_*, MS_*, CLONE_*; capset: effective set"),
-    col(names::MODE, U32, true, "open, chmod", "file mode bits"),
+    col(names::FLAGS, U64, true, "open, memfd_create, mmap_exec, mount, unshare, setns, userfaultfd, capset, utimes", "flags argument: O_*, MFD_*, PROT_*, MS_*, CLONE_*; capset: effective set; utimes: 1 atime set to now, 2 atime left unchanged, 4 mtime set to now, 8 mtime left unchanged, 16 the times could not be read (a time with none of its bits was set explicitly: see atime_ns/mtime_ns)"),
+    col(names::MODE, U32, true, "open, chmod, mkdir", "file mode bits"),
     col(names::OP, U32, true, "ptrace, bpf, keyctl", "request/command/operation number"),
     col(names::TARGET_PID, U32, true, "ptrace, process_vm_writev, proc_mem_write", "process acted upon"),
     col(names::TARGET_UID, U32, true, "setid, chown", "user id requested"),
     col(names::TARGET_GID, U32, true, "setid, chown", "group id requested"),
     col(names::FSTYPE, Str, true, "mount", "filesystem type"),
-    col(names::FAMILY, Str, true, "network, dns", "socket family: inet, inet6, unix"),
-    col(names::PROTOCOL, Str, true, "network, dns", "tcp, udp, raw; stream/dgram for unix sockets"),
+    col(names::FAMILY, Str, true, "network, dns", "socket family: inet, inet6, unix, packet, netlink"),
+    col(names::PROTOCOL, Str, true, "network, dns", "tcp, udp, raw (or the IP protocol of a raw inet socket: icmp, …); stream/dgram for unix sockets; raw/dgram for packet sockets"),
     col(names::SRC_ADDR, Str, true, "network, dns", "local address"),
     col(names::SRC_PORT, U32, true, "network, dns", "local port"),
     col(names::DST_ADDR, Str, true, "network, dns", "remote address, or unix socket path"),
@@ -241,10 +303,31 @@ pub const COLUMNS: &[Column] = &[
     col(names::DNS_RCODE, U32, true, "dns_response", "response code: 0 NOERROR, 3 NXDOMAIN, …"),
     col(names::DNS_ANSWERS, StrList, true, "dns_response", "addresses in the answer section"),
     col(names::SYSCALL, U32, true, "syscall, setid", "syscall number (x86_64 table)"),
-    col(names::RET, I64, true, "syscall and most call events", "return value (fd, byte count, 0, or negative errno)"),
+    col(names::RET, I64, true, "syscall and most call events", "return value (fd, byte count, 0, or negative errno); dup: the standard fd (0, 1, 2) that became a socket"),
     col(names::SYSCALL_COUNTS, CountMap, true, "syscall_profile", "syscall number → count over the profile interval"),
     col(names::COUNT, U64, true, "lost, open, connect, accept, sendto", "lost: number of events lost; open: the row closes a collapse window and stands for this many more identical opens (same thread, file, flags) after the window's first row; connect, sendto: this many more to the same peer (same thread, protocol, address, port) with this ret class (0: succeeded or in progress; the last errno: failed); accept: this many more on the same local port from the same remote address — count as sum(coalesce(count, 1))"),
     col(names::LABEL, Str, true, "imported, lab datasets", "ground-truth label of the workload (normal/attack), when known"),
+    col(names::STDIN_TYPE, Str, true, "exec", "what fd 0 of the new image is: closed, file, dir, pipe, tty, char, block, tcp, udp, raw, unix, socket, other (read from the task's fd table at exec)"),
+    col(names::STDIN_INODE, U64, true, "exec", "inode of fd 0: a pipe's or socket's is shared by the processes holding its ends (join a writer's stdout_inode with a reader's stdin_inode)"),
+    col(names::STDIN_PATH, Str, true, "exec", "kernel path of fd 0 when it is a file, directory, device or named FIFO (attacker-controlled)"),
+    col(names::STDIN_ADDR, Str, true, "exec", "remote address of fd 0 when it is an inet socket"),
+    col(names::STDIN_PORT, U32, true, "exec", "remote port of fd 0 when it is an inet socket"),
+    col(names::STDOUT_TYPE, Str, true, "exec", "what fd 1 of the new image is (as stdin_type)"),
+    col(names::STDOUT_INODE, U64, true, "exec", "inode of fd 1 (as stdin_inode)"),
+    col(names::STDOUT_PATH, Str, true, "exec", "kernel path of fd 1 (as stdin_path)"),
+    col(names::STDOUT_ADDR, Str, true, "exec", "remote address of fd 1 when it is an inet socket"),
+    col(names::STDOUT_PORT, U32, true, "exec", "remote port of fd 1 when it is an inet socket"),
+    col(names::STDERR_TYPE, Str, true, "exec", "what fd 2 of the new image is (as stdin_type)"),
+    col(names::STDERR_INODE, U64, true, "exec", "inode of fd 2 (as stdin_inode)"),
+    col(names::STDERR_PATH, Str, true, "exec", "kernel path of fd 2 (as stdin_path)"),
+    col(names::STDERR_ADDR, Str, true, "exec", "remote address of fd 2 when it is an inet socket"),
+    col(names::STDERR_PORT, U32, true, "exec", "remote port of fd 2 when it is an inet socket"),
+    col(names::CAP_EFFECTIVE, U64, true, "exec", "effective capabilities of the new image (bit n = capability n: 21 CAP_SYS_ADMIN, 16 CAP_SYS_MODULE, …)"),
+    col(names::CAP_PERMITTED, U64, true, "exec", "permitted capabilities of the new image"),
+    col(names::ATIME_NS, I64, true, "utimes", "access time set explicitly (ns since the epoch; null: set to now or unchanged, see flags). Read from the caller's memory at syscall exit"),
+    col(names::MTIME_NS, I64, true, "utimes", "modification time set explicitly (ns since the epoch; null: set to now or unchanged, see flags). Read from the caller's memory at syscall exit"),
+    col(names::LENGTH, U64, true, "truncate", "length the file was truncated (or extended) to, in bytes"),
+    col(names::CWD, Str, true, "exec", "working directory of the new image (kernel path, walked at exec; a relative executable path is resolved against it into exe_path)"),
 ];
 
 /// The Arrow schema of the `events` table (shared, built once).

@@ -13,7 +13,8 @@ use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType, UInt32Type
 use arrow::record_batch::RecordBatch;
 
 use super::event::{
-    Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
+    Container, Detail, Dns, Event, ExecState, Fd, FdType, FilePath, Net, PathSource, Process,
+    ProcessContext,
 };
 use super::names as n;
 use crate::abi::EventKind;
@@ -135,7 +136,7 @@ struct Row<'a> {
     s: &'a std::collections::HashMap<&'static str, &'a StringArray>,
     u32: &'a std::collections::HashMap<&'static str, &'a UInt32Array>,
     u64: &'a std::collections::HashMap<&'static str, &'a UInt64Array>,
-    i64: Option<&'a Int64Array>,
+    i64: &'a std::collections::HashMap<&'static str, &'a Int64Array>,
     i32: &'a std::collections::HashMap<&'static str, &'a Int32Array>,
     lists: &'a std::collections::HashMap<&'static str, &'a ListArray>,
     truncated: Option<&'a BooleanArray>,
@@ -166,10 +167,14 @@ impl Row<'_> {
             .filter(|a| a.is_valid(self.row))
             .map(|a| a.value(self.row))
     }
-    fn ret(&self) -> Option<i64> {
+    fn i64(&self, c: &'static str) -> Option<i64> {
         self.i64
+            .get(c)
             .filter(|a| a.is_valid(self.row))
             .map(|a| a.value(self.row))
+    }
+    fn ret(&self) -> Option<i64> {
+        self.i64(n::RET)
     }
     fn list(&self, c: &'static str) -> Option<Vec<String>> {
         self.lists.get(c).filter(|a| a.is_valid(self.row)).map(|a| {
@@ -199,6 +204,31 @@ impl Row<'_> {
             ret: self.ret(),
             count: self.u64(n::COUNT),
         }
+    }
+    /// fd `i` of an exec row; `None` when its type column is null (not recorded).
+    fn fd(&self, i: usize) -> Option<Fd> {
+        let names = &n::STDIO[i];
+        let ty = self.str(names.ty)?;
+        Some(Fd {
+            kind: FdType::from_name(&ty).unwrap_or(FdType::Other),
+            inode: self.u64(names.inode),
+            path: self.str(names.path),
+            addr: self.str(names.addr),
+            port: self.u32(names.port).and_then(|p| u16::try_from(p).ok()),
+        })
+    }
+    fn exec_state(&self) -> Option<Box<ExecState>> {
+        let state = ExecState {
+            stdio: [self.fd(0), self.fd(1), self.fd(2)],
+            cap_effective: self.u64(n::CAP_EFFECTIVE),
+            cap_permitted: self.u64(n::CAP_PERMITTED),
+            cwd: self.str(n::CWD),
+        };
+        let recorded = state.stdio.iter().any(Option::is_some)
+            || state.cap_effective.is_some()
+            || state.cap_permitted.is_some()
+            || state.cwd.is_some();
+        recorded.then(|| Box::new(state))
     }
     fn dns(&self) -> Dns {
         let mut net = self.net();
@@ -232,6 +262,7 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
                 .truncated
                 .filter(|a| a.is_valid(r.row))
                 .is_some_and(|a| a.value(r.row)),
+            state: r.exec_state(),
         },
         K::Fork => Detail::Fork,
         K::Exit => Detail::Exit {
@@ -274,6 +305,35 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
             file: r.file(),
             prot: flags(),
         },
+        K::Utimes => Detail::Utimes {
+            file: r.file(),
+            atime_ns: r.i64(n::ATIME_NS),
+            mtime_ns: r.i64(n::MTIME_NS),
+            flags: flags(),
+            ret: ret(),
+        },
+        K::Truncate => Detail::Truncate {
+            file: r.file(),
+            length: r.u64(n::LENGTH).unwrap_or(0),
+            ret: ret(),
+        },
+        K::Link => Detail::Link {
+            file: r.file(),
+            new_path: r.str(n::PATH2).unwrap_or_default(),
+            ret: ret(),
+        },
+        K::Symlink => Detail::Symlink {
+            file: r.file(),
+            new_path: r.str(n::PATH2).unwrap_or_default(),
+            ret: ret(),
+        },
+        K::Mkdir => Detail::Mkdir {
+            file: r.file(),
+            mode: r.u32(n::MODE).unwrap_or(0),
+            ret: ret(),
+        },
+        K::Socket => Detail::Socket(Box::new(r.net())),
+        K::Dup => Detail::Dup(Box::new(r.net())),
         K::Connect => Detail::Connect(Box::new(r.net())),
         K::Accept => Detail::Accept(Box::new(r.net())),
         K::Bind => Detail::Bind(Box::new(r.net())),
@@ -384,6 +444,7 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
     let mut u32m = HashMap::new();
     let mut u64m = HashMap::new();
     let mut i32m = HashMap::new();
+    let mut i64m = HashMap::new();
     let mut lists_m = HashMap::new();
     for col in super::COLUMNS {
         use super::ColumnType as T;
@@ -408,15 +469,19 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
                     i32m.insert(col.name, a);
                 }
             }
+            T::I64 => {
+                if let Some(a) = c.typed(col.name, i64s)? {
+                    i64m.insert(col.name, a);
+                }
+            }
             T::StrList => {
                 if let Some(a) = c.typed(col.name, lists)? {
                     lists_m.insert(col.name, a);
                 }
             }
-            T::TimestampNs | T::I64 | T::Bool | T::CountMap => {}
+            T::TimestampNs | T::Bool | T::CountMap => {}
         }
     }
-    let ret = c.typed(n::RET, i64s)?;
     let truncated = c.typed(n::TRUNCATED, bools)?;
     let exe_new = c.typed(n::EXE_NEW, bools)?;
     let exe_writable = c.typed(n::EXE_WRITABLE, bools)?;
@@ -432,7 +497,7 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
             s: &s,
             u32: &u32m,
             u64: &u64m,
-            i64: ret,
+            i64: &i64m,
             i32: &i32m,
             lists: &lists_m,
             truncated,
@@ -557,6 +622,7 @@ mod tests {
                 detail: Detail::Exec {
                     argv: vec!["sh".into(), "-c".into(), "exit 7".into()],
                     truncated: false,
+                    state: None,
                 },
                 ..base.clone()
             },
@@ -658,6 +724,49 @@ mod tests {
             Detail::Exec {
                 argv: vec!["a".into()],
                 truncated: true,
+                state: None,
+            },
+            Detail::Exec {
+                argv: vec!["sh".into(), "-i".into()],
+                truncated: false,
+                state: Some(Box::new(ExecState {
+                    stdio: [
+                        Some(Fd {
+                            kind: FdType::Tcp,
+                            inode: Some(881),
+                            path: None,
+                            addr: Some("10.0.0.1".into()),
+                            port: Some(4444),
+                        }),
+                        Some(Fd {
+                            kind: FdType::Pipe,
+                            inode: Some(77),
+                            path: None,
+                            addr: None,
+                            port: None,
+                        }),
+                        Some(Fd {
+                            kind: FdType::File,
+                            inode: Some(12),
+                            path: Some("/var/log/x".into()),
+                            addr: None,
+                            port: None,
+                        }),
+                    ],
+                    cap_effective: Some(1 << 21),
+                    cap_permitted: Some(u64::from(u32::MAX)),
+                    cwd: Some("/dev/shm".into()),
+                })),
+            },
+            Detail::Exec {
+                argv: vec![],
+                truncated: false,
+                state: Some(Box::new(ExecState {
+                    stdio: [Some(Fd::closed()), None, None],
+                    cap_effective: None,
+                    cap_permitted: None,
+                    cwd: None,
+                })),
             },
             Detail::Fork,
             Detail::Exit {
@@ -710,6 +819,48 @@ mod tests {
                 },
                 prot: 5,
             },
+            Detail::Utimes {
+                file: file.clone(),
+                atime_ns: None,
+                mtime_ns: Some(-86_400_000_000_000),
+                flags: 2,
+                ret: 0,
+            },
+            Detail::Truncate {
+                file: file.clone(),
+                length: 0,
+                ret: 0,
+            },
+            Detail::Link {
+                file: file.clone(),
+                new_path: "/tmp/l".into(),
+                ret: 0,
+            },
+            Detail::Symlink {
+                file: FilePath {
+                    path: "/etc/shadow".into(),
+                    source: PathSource::UserAtExit,
+                },
+                new_path: "/tmp/s".into(),
+                ret: -17,
+            },
+            Detail::Mkdir {
+                file: file.clone(),
+                mode: 0o700,
+                ret: 0,
+            },
+            Detail::Socket(Box::new(Net {
+                family: "packet".into(),
+                protocol: "raw".into(),
+                ret: Some(3),
+                ..Net::default()
+            })),
+            Detail::Dup(Box::new(Net {
+                ret: Some(0),
+                count: None,
+                bytes: None,
+                ..net.clone()
+            })),
             Detail::Connect(Box::new(net.clone())),
             Detail::Accept(Box::new(net.clone())),
             Detail::Bind(Box::new(net.clone())),
@@ -817,6 +968,43 @@ mod tests {
             assert_eq!(built.num_rows(), batch.len());
             assert_eq!(&events_from_batch(&built).unwrap(), batch);
         }
+    }
+
+    #[test]
+    fn version_1_files_read_without_the_columns_version_2_added() {
+        // A version-1 writer had none of these columns: exec rows read without a state.
+        let added: Vec<&str> = crate::schema::names::STDIO
+            .iter()
+            .flat_map(|f| [f.ty, f.inode, f.path, f.addr, f.port])
+            .chain([
+                n::CAP_EFFECTIVE,
+                n::CAP_PERMITTED,
+                n::ATIME_NS,
+                n::MTIME_NS,
+                n::LENGTH,
+                n::CWD,
+            ])
+            .collect();
+        let events = with_every_kind(&sample_events()[0]);
+        let mut b = TraceBatchBuilder::new("h");
+        events.iter().for_each(|e| b.push(e));
+        let batch = b.finish();
+        let keep: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| !added.contains(&arrow_schema().field(i).name().as_str()))
+            .collect();
+        assert_eq!(keep.len(), batch.num_columns() - added.len());
+        let v1 = events_from_batch(&batch.project(&keep).unwrap()).unwrap();
+        let execs: Vec<&Detail> = v1
+            .iter()
+            .map(|e| &e.detail)
+            .filter(|d| matches!(d, Detail::Exec { .. }))
+            .collect();
+        assert_eq!(execs.len(), 3);
+        assert!(
+            execs
+                .iter()
+                .all(|d| matches!(d, Detail::Exec { state: None, .. }))
+        );
     }
 
     #[test]

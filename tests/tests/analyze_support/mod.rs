@@ -162,6 +162,7 @@ pub fn exec() -> Detail {
     Detail::Exec {
         argv: vec![],
         truncated: false,
+        state: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn tree_links_parents_and_highlights_the_flagged_branch() {
     let exec = || Detail::Exec {
         argv: vec!["x".into(), "-y".into()],
         truncated: false,
+        state: None,
     };
     for e in [
         ev(1, 10, 1, "/usr/sbin/nginx", None, exec()),
