@@ -327,7 +327,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "files",
         High,
         Linear,
-        "distinct credential stores opened for reading: account files, SSH keys and directories, cloud and container client credentials, git/netrc/database passwords, service-account tokens, other processes' /proc/<pid>/environ",
+        "distinct credential stores opened for reading: account files, SSH keys and directories, cloud and container client credentials, git/netrc/database passwords, service-account tokens, other processes' /proc/<pid>/environ (not a process's own)",
     ),
     ind(
         "file.log_tampering",

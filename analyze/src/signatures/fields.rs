@@ -82,7 +82,7 @@ fields! {
     ArgvHosts => "argv_hosts", ArgvPaths => "argv_paths", Script => "script", Sha256 => "sha256", ParentExe => "parent_exe", ParentName => "parent_name",
     GrandparentName => "grandparent_name", AncestorName => "ancestor_name", User => "user", Uid => "uid",
     ExeNew => "exe_new", ExeWritable => "exe_writable", ExeFileless => "exe_fileless",
-    Path => "path", PathName => "path_name", Path2 => "path2", Flags => "flags", Mode => "mode", Op => "op",
+    Path => "path", PathName => "path_name", PathPidIsSelf => "path_pid_is_self", Path2 => "path2", Flags => "flags", Mode => "mode", Op => "op",
     TargetPid => "target_pid", TargetIsSelf => "target_is_self", TargetUid => "target_uid",
     TargetGid => "target_gid", Fstype => "fstype", Family => "family", Protocol => "protocol",
     DstAddr => "dst_addr", DstPort => "dst_port", SrcPort => "src_port", DnsName => "dns_name",
@@ -442,6 +442,20 @@ impl<'a> Row<'a> {
             Field::ExeFileless => flag(&sc.exe_fileless, row),
             Field::Path => s(c.path.get(row)),
             Field::PathName => s(c.path.get(row).map(basename)),
+            Field::PathPidIsSelf => {
+                let pid = c
+                    .path
+                    .get(row)
+                    .and_then(|p| p.strip_prefix("/proc/"))
+                    .and_then(|p| p.split('/').next())
+                    .and_then(|p| p.parse::<u32>().ok());
+                match pid {
+                    Some(p) => {
+                        Val::Bool(Some(p) == opt(&c.tgid, row) || Some(p) == opt(&sc.pid, row))
+                    }
+                    None => Val::None,
+                }
+            }
             Field::Path2 => s(c.path2.get(row)),
             Field::Flags => opt(&c.flags, row).map_or(Val::None, |v| Val::Num(v as i64)),
             Field::Mode => num(opt(&c.mode, row)),
