@@ -135,10 +135,12 @@ SELECT {WORKLOAD} AS workload,
   count(*) FILTER (WHERE kind = 'dns_response' AND dns_rcode = 3) AS nx,
   count(*) FILTER (WHERE kind = 'dns_response' AND dns_rcode IS NOT NULL) AS responses,
   count(*) FILTER (WHERE kind IN {lst(SECURITY_KINDS)}) AS security_events,
-  count(DISTINCT path) FILTER (WHERE kind = 'open' AND {OK} AND (coalesce(flags, 0) & 1) = 0 AND {CREDENTIAL}) AS "file.credential_reads",
+  count(DISTINCT path) FILTER (WHERE kind = 'open' AND {OK} AND (coalesce(flags, 0) & 1) = 0 AND {CREDENTIAL}
+    AND coalesce(regexp_extract(path, '^/proc/([0-9]+)/', 1) <> CAST(tgid AS VARCHAR), true)) AS "file.credential_reads",
   coalesce(sum({EVENTS}) FILTER (WHERE kind = 'open' AND {OK} AND (coalesce(flags, 0) & 512) <> 0 AND {LOG_OR_HISTORY}), 0)
     + count(*) FILTER (WHERE kind = 'unlink' AND {OK} AND {LOG_OR_HISTORY}
                        AND NOT (coalesce({base('exe_path')} IN {lst(COMPRESSORS)}, false) AND NOT {HISTORY}))
+    + count(*) FILTER (WHERE kind = 'truncate' AND {OK} AND {LOG_OR_HISTORY})
     + count(*) FILTER (WHERE kind = 'rename' AND {OK} AND {HISTORY}) AS "file.log_tampering",
   count(*) FILTER (WHERE kind = 'chmod' AND {OK} AND (mode & 3072) <> 0) AS "file.setid_bits",
   coalesce(sum({EVENTS}) FILTER (WHERE kind = 'connect' AND ret = -111), 0) AS "net.refused",

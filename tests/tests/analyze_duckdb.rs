@@ -243,6 +243,26 @@ fn sql_and_native_features_agree() {
             51,
             303,
             300,
+            "cat",
+            "/bin/cat",
+            ok_open("/proc/303/environ", 0),
+        )
+        .event(
+            51,
+            303,
+            300,
+            "sh",
+            "/bin/sh",
+            Detail::Truncate {
+                file: tmp("/var/log/wtmp"),
+                length: 0,
+                ret: 0,
+            },
+        )
+        .event(
+            51,
+            303,
+            300,
             "sh",
             "/bin/sh",
             ok_open("/var/log/syslog", 0o1001),

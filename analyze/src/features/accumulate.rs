@@ -360,8 +360,21 @@ fn add_row(
             let flags = opt(&c.flags, row).unwrap_or(0);
             let ok = opt(&c.ret, row).is_none_or(|r| r >= 0);
             if let (true, Some(class)) = (ok, path_class(c, row, h)) {
-                w.behaviour
-                    .open(class, flags, c.times(row), || c.path.hash(row, &mut h.path));
+                w.behaviour.open(class, flags, c.times(row), || {
+                    // A process reading its own /proc/<pid>/environ reads no one's secrets.
+                    let own = c
+                        .path
+                        .get(row)
+                        .and_then(|p| p.strip_prefix("/proc/"))
+                        .and_then(|p| p.split('/').next())
+                        .and_then(|p| p.parse::<u32>().ok())
+                        .is_some_and(|p| Some(p) == opt(&c.tgid, row));
+                    if own {
+                        None
+                    } else {
+                        c.path.hash(row, &mut h.path)
+                    }
+                });
             }
             if flags & WRITE_FLAGS != 0 && ok {
                 w.file_writes += c.times(row);
@@ -457,12 +470,13 @@ fn add_row(
                 w.add_syscalls(nr, 1);
             }
         }
-        K::Unlink => {
+        K::Unlink | K::Truncate => {
             if let (true, Some(class)) = (
                 opt(&c.ret, row).is_none_or(|r| r >= 0),
                 path_class(c, row, h),
             ) {
-                w.behaviour.unlink(class, c.exe_path.get(row));
+                w.behaviour
+                    .unlink_or_truncate(kind == K::Truncate, class, c.exe_path.get(row));
             }
         }
         K::Unshare | K::Setns => {
@@ -471,7 +485,7 @@ fn add_row(
             }
         }
         K::Exit | K::Chown | K::MemfdCreate | K::MmapExec | K::Bind | K::Listen => {}
-        K::Utimes | K::Truncate | K::Link | K::Symlink | K::Mkdir | K::Socket | K::Dup => {}
+        K::Utimes | K::Link | K::Symlink | K::Mkdir | K::Socket | K::Dup => {}
         K::Ptrace | K::ProcessVmWritev | K::ProcMemWrite | K::ModuleLoad | K::SetId | K::Capset => {
         }
         K::Userfaultfd | K::Mount | K::Bpf | K::Keyctl => {}

@@ -177,11 +177,12 @@ impl BehaviourPartial {
         }
     }
 
-    /// A successful unlink of a path of class `class` by `exe`.
-    pub fn unlink(&mut self, class: PathClass, exe: Option<&str>) {
+    /// A successful unlink (or, `truncate`, a truncate) of a path of class `class` by `exe`.
+    pub fn unlink_or_truncate(&mut self, truncate: bool, class: PathClass, exe: Option<&str>) {
         let compressor = exe.is_some_and(|e| COMPRESSORS.contains(&basename(e)));
         // A compressor's unlink of a log follows writing its archive; a history has no archive.
-        if class & LOG_OR_HISTORY != 0 && (!compressor || class & HISTORY != 0) {
+        let archived = compressor && !truncate && class & HISTORY == 0;
+        if class & LOG_OR_HISTORY != 0 && !archived {
             self.log_tampering += 1;
         }
     }
@@ -365,11 +366,12 @@ mod tests {
             classify_path("/var/log/nginx/access.log"),
             classify_path("/root/.bash_history"),
         );
-        c.unlink(log, Some("/bin/gzip"));
-        c.unlink(log, Some("/bin/rm"));
-        c.unlink(history, Some("/bin/gzip"));
+        c.unlink_or_truncate(false, log, Some("/bin/gzip"));
+        c.unlink_or_truncate(false, log, Some("/bin/rm"));
+        c.unlink_or_truncate(false, history, Some("/bin/gzip"));
+        c.unlink_or_truncate(true, log, Some("/bin/gzip"));
         c.open(log, 0o1001, 3, || Some(1));
         c.open(log, 0o2001, 3, || Some(1));
-        assert_eq!(c.log_tampering, 5);
+        assert_eq!(c.log_tampering, 6);
     }
 }

@@ -330,14 +330,14 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "files",
         High,
         Linear,
-        "distinct credential stores opened for reading: account files, SSH keys and directories, cloud and container client credentials, git/netrc/database passwords, service-account tokens, other processes' /proc/<pid>/environ",
+        "distinct credential stores opened for reading: account files, SSH keys and directories, cloud and container client credentials, git/netrc/database passwords, service-account tokens, other processes' /proc/<pid>/environ (not a process's own)",
     ),
     ind(
         "file.log_tampering",
         "events",
         High,
         Log,
-        "live logs (/var/log, login records, system log names; not rotated archives) unlinked — except by a compressor replacing them with their archive — or opened with O_TRUNC; shell history files unlinked, renamed or truncated",
+        "live logs (/var/log, login records, system log names; not rotated archives) unlinked — except by a compressor replacing them with their archive —, truncated (truncate/ftruncate) or opened with O_TRUNC; shell history files unlinked, renamed or truncated",
     ),
     ind(
         "file.setid_bits",

@@ -94,7 +94,7 @@ fn sequence_instances<'a>(
             p.hits.push(h);
             for (var, vals) in &h.carried {
                 if !var.starts_with('=') {
-                    p.binds.insert(var.as_str(), vals.as_slice());
+                    p.binds.insert(var.as_ref(), vals.as_slice());
                 }
             }
             p.next += 1;
@@ -109,7 +109,7 @@ fn sequence_instances<'a>(
                 .carried
                 .iter()
                 .filter(|(v, _)| !v.starts_with('='))
-                .map(|(v, vals)| (v.as_str(), vals.as_slice()))
+                .map(|(v, vals)| (v.as_ref(), vals.as_slice()))
                 .collect();
             if steps == 1 {
                 done.push(Instance { hits: vec![h] });

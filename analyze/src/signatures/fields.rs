@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
 use crate::features::FeatureError;
-use crate::features::classify::basename;
+use crate::features::classify::{basename, hash_str};
 use crate::features::columns::{Columns, StrCol, i64_col, opt, u32_col, u64_col};
 
 /// Extra columns the signatures read (beyond the feature columns).
@@ -82,7 +82,7 @@ fields! {
     ArgvHosts => "argv_hosts", ArgvPaths => "argv_paths", Script => "script", Sha256 => "sha256", ParentExe => "parent_exe", ParentName => "parent_name",
     GrandparentName => "grandparent_name", AncestorName => "ancestor_name", User => "user", Uid => "uid",
     ExeNew => "exe_new", ExeWritable => "exe_writable", ExeFileless => "exe_fileless",
-    Path => "path", PathName => "path_name", Path2 => "path2", Flags => "flags", Mode => "mode", Op => "op",
+    Path => "path", PathName => "path_name", PathPidIsSelf => "path_pid_is_self", Path2 => "path2", Flags => "flags", Mode => "mode", Op => "op",
     TargetPid => "target_pid", TargetIsSelf => "target_is_self", TargetUid => "target_uid",
     TargetGid => "target_gid", Fstype => "fstype", Family => "family", Protocol => "protocol",
     DstAddr => "dst_addr", DstPort => "dst_port", SrcPort => "src_port", DnsName => "dns_name",
@@ -121,6 +121,32 @@ impl Val<'_> {
             Val::Num(v) => Some(v.to_string()),
             Val::Bool(b) => Some(b.to_string()),
             Val::Many(v) => Some(v.join(" ")),
+        }
+    }
+
+    /// [`hash_str`] of [`Val::text`], without building the text of a scalar.
+    pub fn text_hash(&self) -> Option<u64> {
+        use std::io::Write as _;
+        match self {
+            Val::None => None,
+            Val::Str(s) => Some(hash_str(s)),
+            Val::Num(n) => {
+                let mut buf = [0u8; 24];
+                let mut w = &mut buf[..];
+                write!(w, "{n}").ok()?;
+                let len = 24 - w.len();
+                std::str::from_utf8(&buf[..len]).ok().map(hash_str)
+            }
+            Val::Bool(b) => Some(hash_str(if *b { "true" } else { "false" })),
+            Val::Many(_) => self.text().map(|t| hash_str(&t)),
+        }
+    }
+
+    /// [`hash_str`] of every text the value holds (one for scalars), as joins compare them.
+    pub fn text_hashes(&self) -> Vec<u64> {
+        match self {
+            Val::Many(v) => v.iter().map(|s| hash_str(s)).collect(),
+            other => other.text_hash().into_iter().collect(),
         }
     }
 
@@ -416,6 +442,20 @@ impl<'a> Row<'a> {
             Field::ExeFileless => flag(&sc.exe_fileless, row),
             Field::Path => s(c.path.get(row)),
             Field::PathName => s(c.path.get(row).map(basename)),
+            Field::PathPidIsSelf => {
+                let pid = c
+                    .path
+                    .get(row)
+                    .and_then(|p| p.strip_prefix("/proc/"))
+                    .and_then(|p| p.split('/').next())
+                    .and_then(|p| p.parse::<u32>().ok());
+                match pid {
+                    Some(p) => {
+                        Val::Bool(Some(p) == opt(&c.tgid, row) || Some(p) == opt(&sc.pid, row))
+                    }
+                    None => Val::None,
+                }
+            }
             Field::Path2 => s(c.path2.get(row)),
             Field::Flags => opt(&c.flags, row).map_or(Val::None, |v| Val::Num(v as i64)),
             Field::Mode => num(opt(&c.mode, row)),
@@ -506,5 +546,17 @@ mod tests {
         for f in FIELD_NAMES {
             assert_eq!(Field::parse(f).map(Field::name), Some(*f));
         }
+        for v in [
+            Val::Num(-111),
+            Val::Num(i64::MIN),
+            Val::Str(Cow::Borrowed("10.0.0.7")),
+            Val::Bool(true),
+            Val::Many(vec![Cow::Borrowed("a"), Cow::Borrowed("b")]),
+        ] {
+            assert_eq!(v.text_hash(), v.text().map(|t| hash_str(&t)), "{v:?}");
+            let texts: Vec<u64> = v.texts().iter().map(|t| hash_str(t)).collect();
+            assert_eq!(v.text_hashes(), texts, "{v:?}");
+        }
+        assert_eq!(Val::None.text_hash(), None);
     }
 }

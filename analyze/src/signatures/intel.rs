@@ -165,8 +165,14 @@ impl List {
     pub fn matches(&self, value: &str) -> bool {
         match self.kind {
             ListKind::Domains => {
-                let v = value.trim_end_matches('.').to_ascii_lowercase();
-                let mut rest = v.as_str();
+                let v = value.trim_end_matches('.');
+                let lower;
+                let mut rest = if v.bytes().any(|b| b.is_ascii_uppercase()) {
+                    lower = v.to_ascii_lowercase();
+                    lower.as_str()
+                } else {
+                    v
+                };
                 loop {
                     if self.set.contains(rest) {
                         return true;
@@ -183,7 +189,13 @@ impl List {
                     .any(|&(net, bits)| in_block(ip, net, bits))
             }),
             ListKind::Ports => value.parse::<u64>().is_ok_and(|p| self.ports.contains(&p)),
-            ListKind::Names | ListKind::Hashes => self.set.contains(&value.to_ascii_lowercase()),
+            ListKind::Names | ListKind::Hashes => {
+                if value.bytes().any(|b| b.is_ascii_uppercase()) {
+                    self.set.contains(&value.to_ascii_lowercase())
+                } else {
+                    self.set.contains(value)
+                }
+            }
             ListKind::Patterns => self.patterns.as_ref().is_some_and(|p| p.is_match(value)),
         }
     }

@@ -182,17 +182,16 @@ impl Engine {
             }
             if let Some(t) = &rule.threshold {
                 // Counted, not kept as a hit: only the earliest values of each bucket matter.
-                let Some(value) = row.get(t.field).text() else {
+                let Some(value) = row.get(t.field).text_hash() else {
                     continue;
                 };
                 let group = match t.group {
-                    Some(g) => match row.get(g).text() {
-                        Some(v) => hash_str(&v),
+                    Some(g) => match row.get(g).text_hash() {
+                        Some(v) => v,
                         None => continue,
                     },
                     None => 0,
                 };
-                let value = hash_str(&value);
                 if into.thresholds.count(ri, t, group, value, time) {
                     let proc = proc_of();
                     if event.is_none() {
@@ -252,17 +251,8 @@ fn make_hit(
         .clone();
     let carried = cond
         .carried()
-        .into_iter()
-        .map(|(var, f)| {
-            (
-                var,
-                row.get(f)
-                    .texts()
-                    .iter()
-                    .map(|v| rule::value_hash(v))
-                    .collect(),
-            )
-        })
+        .iter()
+        .map(|(var, f)| (var.clone(), row.get(*f).text_hashes()))
         .collect();
     Hit {
         rule: at.0,
@@ -413,7 +403,7 @@ pub struct Hit {
     /// Process (hash of its key).
     pub proc: u64,
     /// Values carried for joins: (variable, hashes of its values).
-    pub carried: Vec<(String, Vec<u64>)>,
+    pub carried: Vec<(Arc<str>, Vec<u64>)>,
     /// The event.
     pub event: Arc<HitEvent>,
 }

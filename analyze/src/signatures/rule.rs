@@ -134,8 +134,8 @@ pub enum Test {
     Suffix(Vec<String>),
     /// Contains one of.
     Contains(Vec<String>),
-    /// Matches one of the glob patterns.
-    Glob(Vec<glob::Pattern>),
+    /// Matches one of the glob patterns (each with its literal prefix, checked first).
+    Glob(Vec<(String, glob::Pattern)>),
     /// Matches the regular expression.
     Regex(Regex),
     /// Some of these bits set.
@@ -182,6 +182,8 @@ pub struct Cond {
     pub unless: Vec<Cond>,
     /// Values to remember for later steps: (variable, field).
     pub bind: Vec<(String, Field)>,
+    /// What a hit carries for joins: bound variables, and `=var` for `bound` tests.
+    carry: Vec<(Arc<str>, Field)>,
 }
 
 /// A compiled rule.
@@ -280,7 +282,12 @@ fn test(file: &str, op: &str, v: &toml::Value, intel: &Intel) -> Result<Test, Si
         "glob" => Test::Glob(
             strings(file, v)?
                 .iter()
-                .map(|g| glob::Pattern::new(g).map_err(|e| err(file, format!("glob `{g}`: {e}"))))
+                .map(|g| {
+                    let prefix: String = g.chars().take_while(|c| !"*?[".contains(*c)).collect();
+                    glob::Pattern::new(g)
+                        .map(|p| (prefix, p))
+                        .map_err(|e| err(file, format!("glob `{g}`: {e}")))
+                })
                 .collect::<Result<_, _>>()?,
         ),
         "regex" => {
@@ -325,7 +332,43 @@ fn field(file: &str, name: &str) -> Result<Field, SignatureError> {
     })
 }
 
+/// Relative cost of a test, so a condition tries the cheap ones first (a number, a flag),
+/// and the string tests (lists, globs, regular expressions) only on rows that passed them.
+fn cost(f: Field, t: &Test) -> u8 {
+    let stringy = matches!(
+        f,
+        Field::Argv | Field::ArgvHosts | Field::ArgvPaths | Field::AncestorName | Field::DnsAnswers
+    );
+    let base = match t {
+        Test::Exists(_) | Test::Bound(_) => 0,
+        Test::BitsAny(_) | Test::BitsAll(_) | Test::BitsNone(_) => 0,
+        Test::Gt(_) | Test::Gte(_) | Test::Lt(_) | Test::Lte(_) => 0,
+        Test::Eq(_) | Test::Ne(_) | Test::In(_) => 1,
+        Test::Prefix(_) | Test::Suffix(_) | Test::Contains(_) => 2,
+        Test::InList(_) => 3,
+        Test::Glob(_) => 4,
+        Test::Regex(_) | Test::Dga(_) => 5,
+    };
+    base + if stringy { 4 } else { 0 }
+}
+
 fn cond(file: &str, t: &toml::Table, intel: &Intel) -> Result<Cond, SignatureError> {
+    let mut c = cond_in_file_order(file, t, intel)?;
+    c.tests.sort_by_key(|(f, t)| cost(*f, t));
+    c.carry = c
+        .bind
+        .iter()
+        .map(|(var, f)| (Arc::from(var.as_str()), *f))
+        .collect();
+    for (f, t) in &c.tests {
+        if let Test::Bound(var) = t {
+            c.carry.push((Arc::from(format!("={var}")), *f));
+        }
+    }
+    Ok(c)
+}
+
+fn cond_in_file_order(file: &str, t: &toml::Table, intel: &Intel) -> Result<Cond, SignatureError> {
     let mut c = Cond::default();
     for (key, v) in t {
         match key.as_str() {
@@ -532,7 +575,10 @@ impl Test {
             Test::Prefix(p) => any_text(v, |s| p.iter().any(|x| s.starts_with(x.as_str()))),
             Test::Suffix(p) => any_text(v, |s| p.iter().any(|x| s.ends_with(x.as_str()))),
             Test::Contains(p) => any_text(v, |s| p.iter().any(|x| s.contains(x.as_str()))),
-            Test::Glob(p) => any_text(v, |s| p.iter().any(|g| g.matches(s))),
+            Test::Glob(p) => any_text(v, |s| {
+                p.iter()
+                    .any(|(prefix, g)| s.starts_with(prefix.as_str()) && g.matches(s))
+            }),
             Test::Regex(r) => any_text(v, |s| r.is_match(s)),
             Test::BitsAny(m) => number(v).is_some_and(|n| n as u64 & m != 0),
             Test::BitsAll(m) => number(v).is_some_and(|n| n as u64 & m == *m),
@@ -558,15 +604,10 @@ impl Cond {
             })
     }
 
-    /// Fields whose values a hit must carry: bound variables and `bound` tests.
-    pub fn carried(&self) -> Vec<(String, Field)> {
-        let mut out = self.bind.clone();
-        for (f, t) in &self.tests {
-            if let Test::Bound(var) = t {
-                out.push((format!("={var}"), *f));
-            }
-        }
-        out
+    /// Fields whose values a hit must carry: bound variables (`var`) and `bound` tests
+    /// (`=var`).
+    pub fn carried(&self) -> &[(Arc<str>, Field)] {
+        &self.carry
     }
 }
 

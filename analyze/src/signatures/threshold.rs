@@ -10,6 +10,11 @@
 //! fall within `within` of each other are always found (values up to 2 × `within` apart may
 //! count together too). Without `within` there is one bucket: the whole trace. Merging keeps
 //! the earliest values, so the answer and the evidence do not depend on how the input was split.
+//!
+//! A finding reports a group's earliest crossing, so once a group has crossed (a window alone,
+//! or with the next), windows past that span cannot change the output and are neither created
+//! nor kept: a client that reaches 32 replicas on port 443 every minute keeps two windows of
+//! state, not one per minute.
 
 use std::collections::BTreeMap;
 
@@ -86,15 +91,37 @@ impl Bucket {
 pub struct ThresholdState {
     buckets: FastMap<(u16, u64, i64), Bucket>,
     per_rule: FastMap<u16, usize>,
+    /// (rule, group) → the window where its earliest crossing starts.
+    crossed: FastMap<(u16, u64), i64>,
     /// Values not counted because a rule's bucket cap was reached.
     pub dropped: u64,
+}
+
+/// Distinct values of two windows together.
+fn union_len(a: &Bucket, b: Option<&Bucket>) -> usize {
+    let mut v: Vec<u64> = a.values.iter().map(|e| e.1).collect();
+    if let Some(b) = b {
+        v.extend(b.values.iter().map(|e| e.1));
+    }
+    v.sort_unstable();
+    v.dedup();
+    v.len()
 }
 
 impl ThresholdState {
     /// Counts `value` for `rule` in `group` at `time`; true when its event belongs to the
     /// evidence (then [`ThresholdState::keep`] it).
     pub fn count(&mut self, rule: u16, t: &Threshold, group: u64, value: u64, time: i64) -> bool {
-        let key = (rule, group, t.bucket(time));
+        let bucket = t.bucket(time);
+        // Windows past a crossing's span cannot change the group's earliest crossing.
+        if self
+            .crossed
+            .get(&(rule, group))
+            .is_some_and(|&c| bucket > c + 1)
+        {
+            return false;
+        }
+        let key = (rule, group, bucket);
         if !self.buckets.contains_key(&key) {
             let n = self.per_rule.entry(rule).or_insert(0);
             if *n >= MAX_BUCKETS_PER_RULE {
@@ -103,14 +130,38 @@ impl ThresholdState {
             }
             *n += 1;
         }
-        self.buckets
-            .entry(key)
-            .or_insert_with(|| Bucket {
-                cap: t.at_least.max(1) as usize,
-                values: Vec::new(),
-                samples: Vec::new(),
-            })
-            .add_value(time, value)
+        let b = self.buckets.entry(key).or_insert_with(|| Bucket {
+            cap: t.at_least.max(1) as usize,
+            values: Vec::new(),
+            samples: Vec::new(),
+        });
+        let before = b.values.len();
+        let keep = b.add_value(time, value);
+        if b.values.len() != before
+            && let Some(start) = self.crossing_at(rule, group, bucket)
+        {
+            let c = self.crossed.entry((rule, group)).or_insert(start);
+            *c = (*c).min(start);
+        }
+        keep
+    }
+
+    /// Where a crossing involving window `b` of a group starts, if there is one: `b` alone,
+    /// else with the window before, else with the window after.
+    fn crossing_at(&self, rule: u16, group: u64, b: i64) -> Option<i64> {
+        let at = |i: i64| self.buckets.get(&(rule, group, i));
+        let this = at(b)?;
+        if this.values.len() >= this.cap {
+            return Some(b);
+        }
+        if let Some(prev) = at(b - 1)
+            && union_len(prev, Some(this)) >= this.cap
+        {
+            return Some(b - 1);
+        }
+        at(b + 1)
+            .filter(|next| union_len(this, Some(next)) >= this.cap)
+            .map(|_| b)
     }
 
     /// Keeps the event of a value [`ThresholdState::count`] asked for.
@@ -146,6 +197,26 @@ impl ThresholdState {
                 }
             }
         }
+        // Crossings may start earlier now (windows met their neighbours): find each group's
+        // earliest again, and drop the windows past its span.
+        self.crossed.clear();
+        for &(r, g, b) in self.buckets.keys() {
+            if let Some(start) = self.crossing_at(r, g, b) {
+                let c = self.crossed.entry((r, g)).or_insert(start);
+                *c = (*c).min(start);
+            }
+        }
+        if !self.crossed.is_empty() {
+            let crossed = &self.crossed;
+            let per_rule = &mut self.per_rule;
+            self.buckets.retain(|&(r, g, b), _| {
+                let keep = crossed.get(&(r, g)).is_none_or(|&c| b <= c + 1);
+                if !keep && let Some(n) = per_rule.get_mut(&r) {
+                    *n = n.saturating_sub(1);
+                }
+                keep
+            });
+        }
     }
 
     /// True when nothing was counted.
@@ -153,8 +224,9 @@ impl ThresholdState {
         self.buckets.is_empty()
     }
 
-    /// Where `rule` crossed its threshold: per group, the first bucket (alone or with the next
-    /// one) holding `at_least` distinct values, as the evidence events of that span.
+    /// Where `rule` crossed its threshold: per group, the earliest window holding `at_least`
+    /// distinct values by itself, or with the next window, as the evidence events of that
+    /// span.
     pub fn crossings(&self, rule: u16, t: &Threshold) -> Vec<Vec<&Hit>> {
         let mut groups: BTreeMap<u64, Vec<(i64, &Bucket)>> = BTreeMap::new();
         for ((r, g, b), bucket) in &self.buckets {
@@ -169,15 +241,9 @@ impl ThresholdState {
             for (i, (b, bucket)) in buckets.iter().enumerate() {
                 let next = buckets
                     .get(i + 1)
-                    .filter(|(nb, _)| *nb == b + 1)
+                    .filter(|(nb, _)| *nb == b + 1 && bucket.values.len() < need)
                     .map(|(_, nb)| *nb);
-                let mut values: Vec<u64> = bucket.values.iter().map(|e| e.1).collect();
-                if let Some(n) = next {
-                    values.extend(n.values.iter().map(|e| e.1));
-                }
-                values.sort_unstable();
-                values.dedup();
-                if values.len() < need {
+                if union_len(bucket, next) < need {
                     continue;
                 }
                 let mut hits: Vec<&Hit> = bucket.samples.iter().map(|(_, h)| h).collect();
@@ -313,8 +379,28 @@ mod tests {
             .iter()
             .map(|h| h.time / S)
             .collect();
-        // The window's bucket and the next one: the earliest values of each.
-        assert_eq!(evidence, [30, 31, 32, 60, 61, 62]);
+        // The first window holds three values by itself: its events are the evidence.
+        assert_eq!(evidence, [30, 31, 32]);
+    }
+
+    #[test]
+    fn windows_past_a_crossing_are_not_kept() {
+        let t = ports(2, Some(60 * S));
+        let mut s = ThresholdState::default();
+        // A client reaching two ports of one host every minute for an hour: the first window
+        // crosses by itself, and at most the next one is kept.
+        let events: Vec<(u64, u64, i64)> =
+            (0..120i64).map(|i| (1, (i % 2) as u64, i * 30)).collect();
+        feed(&mut s, &t, &events);
+        assert!(s.buckets.len() <= 2, "{}", s.buckets.len());
+        assert_eq!(s.crossings(0, &t).len(), 1);
+        // One value a window: it crosses with its neighbour, and the state stays bounded.
+        let mut s = ThresholdState::default();
+        let events: Vec<(u64, u64, i64)> =
+            (0..120i64).map(|i| (1, (i % 2) as u64, i * 60)).collect();
+        feed(&mut s, &t, &events);
+        assert!(s.buckets.len() <= 3, "{}", s.buckets.len());
+        assert_eq!(s.crossings(0, &t).len(), 1);
     }
 
     #[test]
