@@ -163,19 +163,21 @@ impl ModelFile {
         let mut json = Vec::new();
         zstd::stream::copy_decode(body, &mut json)
             .map_err(|e| corrupt(format!("decompressing: {e}")))?;
-        let version: serde_json::Value =
-            serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))?;
-        let found = version
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        if found != u64::from(FORMAT_VERSION) {
+        // The version first (the rest skipped, not built), so a file of another version is
+        // named as such rather than as a field it lacks.
+        #[derive(Deserialize)]
+        struct Header {
+            #[serde(default)]
+            format_version: u64,
+        }
+        let header: Header = serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))?;
+        if header.format_version != u64::from(FORMAT_VERSION) {
             return Err(ModelError::Version {
                 path: path.to_path_buf(),
-                found,
+                found: header.format_version,
             });
         }
-        serde_json::from_value(version).map_err(|e| corrupt(e.to_string()))
+        serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
     }
 
     fn calibration(&self, name: &str) -> Option<&TailCalibration> {

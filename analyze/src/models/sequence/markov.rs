@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::lookup::Lookup;
 use crate::models::rng::mix;
 
 /// Longest context kept while fitting (the order is chosen at most this).
@@ -80,6 +81,9 @@ pub struct Markov {
     /// Context length per gram and context entry, kept only while fitting.
     #[serde(skip)]
     levels: Option<(Vec<u8>, Vec<u8>)>,
+    /// Constant-time indexes over `grams` and `contexts`, built on first use.
+    #[serde(skip)]
+    index: (Lookup, Lookup),
 }
 
 /// Kneser–Ney's discount from the counts of counts: `n1 / (n1 + 2 n2)`, kept in (0, 1).
@@ -88,13 +92,6 @@ fn discount(n1: u64, n2: u64) -> f64 {
         return 0.5;
     }
     (n1 as f64 / (n1 as f64 + 2.0 * n2 as f64)).clamp(0.05, 0.95)
-}
-
-fn lookup<T: Copy + Default>(table: &[(u64, T)], h: u64) -> Option<T> {
-    table
-        .binary_search_by_key(&h, |e| e.0)
-        .ok()
-        .map(|i| table[i].1)
 }
 
 impl Markov {
@@ -155,6 +152,7 @@ impl Markov {
                 g.iter().map(|e| e.1.1).collect(),
                 c.iter().map(|e| e.1.1).collect(),
             )),
+            index: Default::default(),
         };
         m.set_discounts();
         m
@@ -194,6 +192,7 @@ impl Markov {
             });
         }
         self.order = order;
+        self.index = Default::default();
         self.discount.truncate(order + 1);
         self.discount_cont.truncate(order + 1);
     }
@@ -204,10 +203,14 @@ impl Markov {
         let mut p = 1.0 / (f64::from(self.vocabulary) + 1.0);
         let top = hs.len() - 1;
         for (k, &h) in hs.iter().enumerate() {
-            let Some(c) = lookup(&self.contexts, h) else {
+            let Some(c) = self.index.1.get(&self.contexts, h) else {
                 break; // no longer context was seen either
             };
-            let g = lookup(&self.grams, gram_hash(h, t[i])).unwrap_or_default();
+            let g = self
+                .index
+                .0
+                .get(&self.grams, gram_hash(h, t[i]))
+                .unwrap_or_default();
             // The highest order uses raw counts; lower ones continuation counts, unless the
             // longer context never occurred with a left neighbour (trace starts).
             let (num, den, types, d) = if k == top || c.cont == 0 {

@@ -13,6 +13,7 @@
 //! different things; training calibrates each on held-out normal workloads
 //! ([`crate::models::calibrate`]) before they are combined (see [`crate::models::file`]).
 
+mod lookup;
 pub mod markov;
 pub mod ngram;
 pub mod read;
@@ -292,11 +293,19 @@ mod tests {
         let threads: Vec<&[u32]> = s.normal.iter().map(Vec::as_slice).collect();
         let calls: usize = threads.iter().map(|t| t.len()).sum();
         let t1 = std::time::Instant::now();
-        let _ = SequenceModel::fit(&threads, 4);
+        let m = SequenceModel::fit(&threads, 4);
         let fit = t1.elapsed();
+        // Scoring, one core: every member of every attack and normal trace.
+        let test: Vec<&[u32]> = s.attack.iter().chain(&s.normal).map(Vec::as_slice).collect();
+        let scored: usize = test.iter().map(|t| t.len()).sum();
+        let t2 = std::time::Instant::now();
+        let sum: f64 = test.iter().map(|t| m.score_thread(t).0[0]).sum();
+        let score = t2.elapsed();
         eprintln!(
-            "fit on {} traces ({calls} calls) {fit:?}; AUC per member {MEMBERS:?}: {:.3?}",
+            "fit on {} traces ({calls} calls) {fit:?}; scored {scored} calls in {score:?} \
+             ({:.2} M calls/s on one core; checksum {sum:.3}); AUC per member {MEMBERS:?}: {:.3?}",
             threads.len(),
+            scored as f64 / score.as_secs_f64() / 1e6,
             synthetic_aucs(&cfg)
         );
     }

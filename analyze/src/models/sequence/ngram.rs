@@ -7,7 +7,7 @@
 //! that runs normal code paths in an abnormal mix (a brute-force loop, an extra phase) is far
 //! from every normal trace even when each window of it is familiar.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,19 +31,34 @@ pub struct NgramKnn {
 
 type Sparse = Vec<(u64, f32)>;
 
-/// Share of each n-gram among the trace's n-grams of its length.
-fn term_frequencies(t: &[u32]) -> BTreeMap<u64, f32> {
-    let mut tf: BTreeMap<u64, f32> = BTreeMap::new();
+/// Share of each n-gram among the trace's n-grams of its length, sorted by n-gram hash.
+fn term_frequencies(t: &[u32]) -> Sparse {
+    let mut out: Sparse = Vec::new();
+    let mut hashes: Vec<u64> = Vec::with_capacity(t.len());
     for n in 1..=MAX_N {
         if t.len() < n {
             break;
         }
         let count = (t.len() - n + 1) as f32;
-        for w in t.windows(n) {
-            *tf.entry(hash_seq(w)).or_default() += 1.0 / count;
+        hashes.clear();
+        hashes.extend(t.windows(n).map(hash_seq));
+        hashes.sort_unstable();
+        for run in hashes.chunk_by(|a, b| a == b) {
+            // Summed one occurrence at a time, as a running count would.
+            let f = run.iter().fold(0f32, |f, _| f + 1.0 / count);
+            out.push((run[0], f));
         }
     }
-    tf
+    // n-grams of different lengths hash apart; should two collide, they are one term.
+    out.sort_by_key(|e| e.0);
+    out.dedup_by(|b, a| {
+        let same = a.0 == b.0;
+        if same {
+            a.1 += b.1;
+        }
+        same
+    });
+    out
 }
 
 fn unit(mut v: Sparse) -> Sparse {
@@ -59,13 +74,13 @@ fn unit(mut v: Sparse) -> Sparse {
 impl NgramKnn {
     /// Fits on normal traces (empty ones are ignored).
     pub fn fit<'a>(traces: impl Iterator<Item = &'a [u32]>) -> NgramKnn {
-        let tfs: Vec<BTreeMap<u64, f32>> = traces
+        let tfs: Vec<Sparse> = traces
             .filter(|t| !t.is_empty())
             .map(term_frequencies)
             .collect();
         let mut df: HashMap<u64, u32> = HashMap::new();
         for tf in &tfs {
-            for g in tf.keys() {
+            for (g, _) in tf {
                 *df.entry(*g).or_default() += 1;
             }
         }
@@ -92,10 +107,10 @@ impl NgramKnn {
         m
     }
 
-    fn weigh(&self, tf: &BTreeMap<u64, f32>) -> Sparse {
+    fn weigh(&self, tf: &[(u64, f32)]) -> Sparse {
         unit(
             tf.iter()
-                .map(|(&g, &f)| {
+                .map(|&(g, f)| {
                     let idf = self
                         .idf
                         .binary_search_by_key(&g, |e| e.0)

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::lookup::Lookup;
 use crate::models::rng::hash_seq;
 
 /// Window length (the classic n = 6).
@@ -21,6 +22,9 @@ pub struct Stide {
     pub n: usize,
     /// Sorted hashes of every normal window.
     pub windows: Vec<u64>,
+    /// Constant-time index over `windows`, built on first use.
+    #[serde(skip)]
+    index: Lookup,
 }
 
 /// A trace's two STIDE scores.
@@ -51,13 +55,17 @@ impl Stide {
             .collect();
         w.sort_unstable();
         w.dedup();
-        Stide { n, windows: w }
+        Stide {
+            n,
+            windows: w,
+            index: Lookup::default(),
+        }
     }
 
     /// True for each window of `t` that never occurred in normal traces.
     pub fn mismatches(&self, t: &[u32]) -> Vec<bool> {
         windows(t, self.n)
-            .map(|h| self.windows.binary_search(&h).is_err())
+            .map(|h| !self.index.contains(&self.windows, h))
             .collect()
     }
 
