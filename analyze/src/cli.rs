@@ -164,9 +164,15 @@ pub struct RankArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Output format: table (ranked workloads), json (ranked workloads and inputs summary),
-    /// csv or parquet (the feature table with rank and score).
+    /// csv or parquet (the feature table with rank and score), ocsf (every finding as an OCSF
+    /// 1.5.0 Detection Finding, one JSON object per line).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Also write every finding, of every workload (--top and --workload do not apply), as
+    /// OCSF Detection Findings (NDJSON) to FILE; `-` for stdout when --out takes the main
+    /// output.
+    #[arg(long, value_name = "FILE|-")]
+    pub findings_out: Option<PathBuf>,
     /// Show only the N most suspicious workloads [default: 25 for the table, all otherwise].
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
@@ -297,9 +303,21 @@ pub enum CliError {
     /// `--top 0`.
     #[error("--top must be at least 1")]
     ZeroTop,
-    /// `features --format table`.
-    #[error("the feature table is written as csv, json or parquet, not as a terminal table")]
+    /// `features --format table` or `ocsf`.
+    #[error("the feature table is written as csv, json or parquet")]
     FeaturesAsTable,
+    /// `--findings-out -` while stdout carries the main output.
+    #[error("--findings-out -: stdout already carries the --format output; give --out FILE too")]
+    StdoutTwice,
+}
+
+/// Where a second output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// Standard output (`-`).
+    Stdout,
+    /// A file.
+    File(PathBuf),
 }
 
 /// Validated input settings.
@@ -351,6 +369,8 @@ pub enum Command {
         peers: bool,
         /// Also write the HTML report here.
         report: Option<PathBuf>,
+        /// Also write every finding as OCSF NDJSON here.
+        findings_out: Option<Sink>,
     },
     /// Train a model.
     Train {
@@ -468,7 +488,7 @@ impl TryFrom<Cli> for Command {
             Some(Sub::Features(f)) => {
                 let out = f.out.ok_or(CliError::NoInput)?;
                 let format = f.format.unwrap_or_else(|| format_from_extension(&out));
-                if format == Format::Table {
+                if matches!(format, Format::Table | Format::Ocsf) {
                     return Err(CliError::FeaturesAsTable);
                 }
                 Ok(Command::Features {
@@ -515,6 +535,16 @@ impl TryFrom<Cli> for Command {
                 {
                     return Err(CliError::ParquetToTerminal);
                 }
+                let findings_out = r.findings_out.map(|p| {
+                    if p.as_os_str() == "-" {
+                        Sink::Stdout
+                    } else {
+                        Sink::File(p)
+                    }
+                });
+                if findings_out == Some(Sink::Stdout) && r.out.is_none() {
+                    return Err(CliError::StdoutTwice);
+                }
                 let top = r
                     .top
                     .or((r.format == Format::Table && r.workload.is_none()).then_some(25));
@@ -539,6 +569,7 @@ impl TryFrom<Cli> for Command {
                     model,
                     peers: !r.no_peers,
                     report: r.report,
+                    findings_out,
                 })
             }
         }
@@ -685,5 +716,26 @@ mod tests {
             })
         ));
         assert!(parse(&["x", "--model", "m", "--no-model"]).is_err());
+        assert!(matches!(
+            parse(&["x", "--format", "ocsf", "--findings-out", "f.ndjson"]),
+            Ok(Command::Rank {
+                format: Format::Ocsf,
+                findings_out: Some(Sink::File(_)),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["x", "--out", "o.json", "--findings-out", "-"]),
+            Ok(Command::Rank {
+                findings_out: Some(Sink::Stdout),
+                ..
+            })
+        ));
+        assert!(
+            parse(&["x", "--findings-out", "-"])
+                .unwrap_err()
+                .contains("stdout already")
+        );
+        assert!(parse(&["features", "x", "--out", "f", "--format", "ocsf"]).is_err());
     }
 }

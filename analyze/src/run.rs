@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice};
+use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice, Sink};
 use crate::features::{FeatureTable, TimeWindow, catalog, finalize};
 use crate::import::{ImportError, import_syscall_traces};
 use crate::models::labels::{read_labels, truths};
@@ -13,6 +13,7 @@ use crate::models::sequence::{Sequences, read_sequences};
 use crate::models::{DEFAULT_MODEL, DEFAULT_MODEL_NAME, ModelError, ModelFile, Scorer};
 use crate::rank::{ANOMALY_THRESHOLD, Model as _, Ranked, Ranker};
 use crate::report::html::{self, ModelInfo};
+use crate::report::ocsf::Analytics;
 use crate::report::{Report, ReportError, write_features};
 use crate::scan::{InputSummary, OpenTrace, ScanError, ScanOptions, scan};
 use crate::signatures::{Engine, ScanFindings};
@@ -97,11 +98,13 @@ fn write_html_report(
     s: &Scanned,
     ranked: &[Ranked],
     model: &ModelInfo,
+    analytics: &Analytics,
 ) -> Result<(), Error> {
     let report = Report {
         table: &s.table,
         ranked,
         inputs: &s.inputs,
+        analytics,
     };
     let wanted = html::suspicious(&report, model);
     let first = s.table.rows.iter().map(|r| r.first_ns).min().unwrap_or(0);
@@ -239,6 +242,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             model,
             peers,
             report,
+            findings_out,
         } => {
             let suppressions = Suppressions::load(&signatures.suppress)?;
             let engine = if signatures.enabled {
@@ -249,6 +253,15 @@ pub fn run(command: Command) -> Result<(), Error> {
             } else {
                 None
             };
+            let mitre = engine
+                .as_ref()
+                .map(|e| {
+                    e.rules()
+                        .iter()
+                        .map(|r| (r.id.clone(), r.mitre.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut scanned = scan_inputs(&input, engine)?;
             let table = &scanned.table;
             let scorer = match load_model(&model)? {
@@ -265,12 +278,33 @@ pub fn run(command: Command) -> Result<(), Error> {
                     threshold: ANOMALY_THRESHOLD,
                 },
             };
+            let analytics = Analytics {
+                model: model_info.name.clone(),
+                trained: scorer.is_some(),
+                threshold: model_info.threshold,
+                mitre,
+            };
             let mut ranked =
                 ranker(scorer, peers, scanned.findings.take(), suppressions).rank(table);
             if let Some(path) = &report {
-                write_html_report(path, &scanned, &ranked, &model_info)?;
+                write_html_report(path, &scanned, &ranked, &model_info, &analytics)?;
             }
             let (table, inputs) = (&scanned.table, &scanned.inputs);
+            let every = Report {
+                table,
+                ranked: &ranked,
+                inputs,
+                analytics: &analytics,
+            };
+            if let Some(sink) = &findings_out {
+                let path = match sink {
+                    Sink::Stdout => None,
+                    Sink::File(p) => Some(p.as_path()),
+                };
+                let mut w = open_output(path)?;
+                crate::report::ocsf::write(&every, &analytics, &mut *w)?;
+                flush(w)?;
+            }
             if let Some(id) = &workload {
                 ranked = select_workload(table, ranked, id)?;
             }
@@ -282,6 +316,7 @@ pub fn run(command: Command) -> Result<(), Error> {
                 table,
                 ranked: &ranked,
                 inputs,
+                analytics: &analytics,
             }
             .write(format, &mut *w)?;
             flush(w)

@@ -1,0 +1,261 @@
+//! Findings for a SIEM, end to end with the real `analyze` binary: OCSF Detection Findings
+//! (`--format ocsf`, `--findings-out`), checked against the published OCSF schema (the
+//! `pydantic-ocsf` package in the project's venv) and a golden file of the demo.
+
+mod analyze_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use analyze_support::*;
+use needle_common::schema::Detail;
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/demo")
+}
+
+fn golden() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ocsf/demo.ndjson")
+}
+
+/// A Python that has the OCSF models, or why there is none (a failure in CI).
+fn python_with_ocsf(test: &str) -> Option<String> {
+    let py = std::env::var("NEEDLE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import ocsf.v1_5_0.events"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    let why = format!(
+        "{test}: no Python with pydantic-ocsf (scripts/setup.sh installs it into target/py; set NEEDLE_PYTHON)"
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    eprintln!("SKIP {why}");
+    if let Some(log) = std::env::var_os("NEEDLE_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{why}");
+        }
+    }
+    None
+}
+
+/// Validates an NDJSON file with tests/py/ocsf_validate.py; returns its report.
+fn validate(py: &str, file: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/ocsf_validate.py");
+    let o = Command::new(py).arg(script).arg(file).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{} is not valid OCSF: {}{out}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// True when some string inside `v` contains `needle`.
+fn holds(v: &serde_json::Value, needle: &str) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains(needle),
+        serde_json::Value::Array(a) => a.iter().any(|x| holds(x, needle)),
+        serde_json::Value::Object(o) => o.values().any(|x| holds(x, needle)),
+        _ => false,
+    }
+}
+
+fn lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn ocsf_of_the_demo_matches_its_golden_file_is_stable_and_valid() {
+    let o = analyze(&[p(&demo()), "--format", "ocsf"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    if std::env::var_os("NEEDLE_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden().parent().unwrap()).unwrap();
+        std::fs::write(golden(), &out).unwrap();
+    }
+    let want =
+        std::fs::read_to_string(golden()).expect("golden file (NEEDLE_UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(
+        out,
+        want,
+        "OCSF of the demo differs from {} (NEEDLE_UPDATE_GOLDEN=1 rewrites it)",
+        golden().display()
+    );
+    // The same evidence, the same ids: a second run gives the same bytes.
+    let again = analyze(&[p(&demo()), "--format", "ocsf"]);
+    assert_eq!(stdout(&again), out);
+    let records = lines(&out);
+    assert!(records.len() >= 2, "{out}");
+    let miner = records
+        .iter()
+        .find(|r| r["finding_info"]["title"] == "Impact:Runtime/CryptoMinerExecuted")
+        .expect("the demo's miner");
+    assert_eq!(miner["class_uid"], 2004);
+    assert_eq!(miner["metadata"]["version"], "1.5.0");
+    assert_eq!(miner["metadata"]["product"]["name"], "needle");
+    let container = &miner["resources"][0];
+    assert_eq!(container["type"], "container");
+    assert_eq!(container["name"], "web-3");
+    assert!(
+        miner["evidences"][0]["process"]["file"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/tmp/")
+    );
+    assert!(
+        !miner["anomaly_analyses"][0]["anomalies"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let uids: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["finding_info"]["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(uids.len(), records.len(), "uids are unique");
+    if let Some(py) =
+        python_with_ocsf("ocsf_of_the_demo_matches_its_golden_file_is_stable_and_valid")
+    {
+        let report = validate(&py, &golden());
+        assert!(
+            report.contains(&format!("{} records valid", records.len())),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn attacker_strings_stay_inside_their_json_strings() {
+    let evil = "x\"}\n{\"class_uid\":1}\u{1b}[31m\\</script>\u{202e}";
+    let mut w = Workload::attacked(&cid(999), "web-\"evil\"\n", 42);
+    w.event(
+        35,
+        301,
+        300,
+        "xmrig",
+        "/tmp/.x/xmrig",
+        Detail::Exec {
+            argv: vec!["/tmp/.x/xmrig".into(), "-o".into(), evil.into()],
+            truncated: false,
+            state: None,
+        },
+    );
+    let mut workloads = fleet(8, false);
+    workloads.push(w);
+    let dir = tempfile::tempdir().unwrap();
+    write_trace(&dir.path().join("a.parquet"), &workloads, |_| {});
+    let o = analyze(&[p(dir.path()), "--format", "ocsf"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let records = lines(&out);
+    assert!(!records.is_empty());
+    for r in &records {
+        assert_eq!(r["class_uid"], 2004, "{r}");
+        assert_eq!(r["resources"][0]["name"], "web-\"evil\"\n");
+    }
+    // The argv comes back whole, byte for byte, as a JSON string value.
+    assert!(records.iter().any(|r| holds(r, evil)), "{out}");
+    if let Some(py) = python_with_ocsf("attacker_strings_stay_inside_their_json_strings") {
+        let f = dir.path().join("f.ndjson");
+        std::fs::write(&f, &out).unwrap();
+        validate(&py, &f);
+    }
+}
+
+#[test]
+fn a_workload_without_signature_hits_is_a_finding_when_its_anomaly_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trace(&dir.path().join("a.parquet"), &fleet(12, true), |_| {});
+    let o = analyze(&[
+        p(dir.path()),
+        "--no-signatures",
+        "--no-model",
+        "--format",
+        "ocsf",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = lines(&stdout(&o));
+    let anomaly = records
+        .iter()
+        .find(|r| r["finding_info"]["title"] == "Execution:Runtime/AnomalousBehavior")
+        .unwrap_or_else(|| panic!("no anomaly finding: {records:?}"));
+    assert_eq!(anomaly["resources"][0]["uid"], cid(999));
+    assert_eq!(anomaly["finding_info"]["analytic"]["type"], "Statistical");
+    assert_eq!(anomaly["confidence"], "Low");
+    let analysis = &anomaly["anomaly_analyses"][0];
+    assert!(!analysis["anomalies"].as_array().unwrap().is_empty());
+    assert_eq!(
+        analysis["anomalies"].as_array().unwrap().len(),
+        analysis["baselines"].as_array().unwrap().len()
+    );
+    assert!(
+        anomaly["unmapped"]["parts"]["anomaly"].as_f64().unwrap()
+            >= anomaly["unmapped"]["threshold"].as_f64().unwrap()
+    );
+    if let Some(py) =
+        python_with_ocsf("a_workload_without_signature_hits_is_a_finding_when_its_anomaly_is_named")
+    {
+        let f = dir.path().join("f.ndjson");
+        std::fs::write(&f, stdout(&o)).unwrap();
+        validate(&py, &f);
+    }
+}
+
+#[test]
+fn findings_out_carries_every_finding_beside_the_main_output() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trace(&dir.path().join("a.parquet"), &fleet(10, true), |_| {});
+    let (json, nd) = (dir.path().join("r.json"), dir.path().join("f.ndjson"));
+    let o = analyze(&[
+        p(dir.path()),
+        "--format",
+        "json",
+        "--top",
+        "1",
+        "--out",
+        p(&json),
+        "--findings-out",
+        p(&nd),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let shown: usize = doc["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["findings"].as_array().unwrap().len())
+        .sum();
+    let records = lines(&std::fs::read_to_string(&nd).unwrap());
+    assert!(
+        shown > 0 && records.len() >= shown,
+        "{shown} {}",
+        records.len()
+    );
+    // `-` is stdout, when --out takes the main output; both on stdout is refused.
+    let o = analyze(&[p(dir.path()), "--out", p(&json), "--findings-out", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(lines(&stdout(&o)).len(), records.len());
+    let o = analyze(&[p(dir.path()), "--findings-out", "-"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--findings-out -"), "{}", stderr(&o));
+    // An unwritable destination is one line naming it.
+    let o = analyze(&[p(dir.path()), "--findings-out", "/nonexistent/dir/f.ndjson"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("/nonexistent/dir/f.ndjson") && err.lines().count() == 1,
+        "{err}"
+    );
+}
