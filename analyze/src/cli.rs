@@ -173,6 +173,11 @@ pub struct RankArgs {
     /// output.
     #[arg(long, value_name = "FILE|-")]
     pub findings_out: Option<PathBuf>,
+    /// Also POST every finding, of every workload, to URL in Falco's alert shape (what
+    /// Falcosidekick takes), one request each; a finding is retried up to 5 times with
+    /// backoff, and one that cannot be delivered is an error (exit status 1).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
     /// Show only the N most suspicious workloads [default: 25 for the table, all otherwise].
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
@@ -306,6 +311,9 @@ pub enum CliError {
     /// `features --format table` or `ocsf`.
     #[error("the feature table is written as csv, json or parquet")]
     FeaturesAsTable,
+    /// A `--webhook` that is not an http(s) URL.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// `--findings-out -` while stdout carries the main output.
     #[error("--findings-out -: stdout already carries the --format output; give --out FILE too")]
     StdoutTwice,
@@ -371,6 +379,8 @@ pub enum Command {
         report: Option<PathBuf>,
         /// Also write every finding as OCSF NDJSON here.
         findings_out: Option<Sink>,
+        /// Also post every finding to this webhook.
+        webhook: Option<String>,
     },
     /// Train a model.
     Train {
@@ -545,6 +555,9 @@ impl TryFrom<Cli> for Command {
                 if findings_out == Some(Sink::Stdout) && r.out.is_none() {
                     return Err(CliError::StdoutTwice);
                 }
+                if let Some(url) = &r.webhook {
+                    crate::webhook::check_url(url)?;
+                }
                 let top = r
                     .top
                     .or((r.format == Format::Table && r.workload.is_none()).then_some(25));
@@ -570,6 +583,7 @@ impl TryFrom<Cli> for Command {
                     peers: !r.no_peers,
                     report: r.report,
                     findings_out,
+                    webhook: r.webhook,
                 })
             }
         }
@@ -737,5 +751,17 @@ mod tests {
                 .contains("stdout already")
         );
         assert!(parse(&["features", "x", "--out", "f", "--format", "ocsf"]).is_err());
+        assert!(matches!(
+            parse(&["x", "--webhook", "http://127.0.0.1:2801/"]),
+            Ok(Command::Rank {
+                webhook: Some(_),
+                ..
+            })
+        ));
+        assert!(
+            parse(&["x", "--webhook", "127.0.0.1:2801"])
+                .unwrap_err()
+                .contains("--webhook 127.0.0.1:2801")
+        );
     }
 }

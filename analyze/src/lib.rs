@@ -23,6 +23,7 @@
 //! * [`import`] converts other trace formats into needle traces.
 //! * [`models`] trains, stores and applies the anomaly models (workload features and syscall
 //!   sequences) that `analyze` ranks with; `train` and `eval` are its pipelines.
+//! * [`webhook`] posts findings to a webhook in Falco's alert shape (Falcosidekick).
 //! * [`cli`] is the command line, validated into a [`cli::Command`] that [`run`] executes.
 #![deny(missing_docs)]
 
@@ -35,6 +36,7 @@ pub mod report;
 pub mod scan;
 pub mod signatures;
 pub mod suppress;
+pub mod webhook;
 
 mod run;
 

@@ -48,6 +48,9 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Findings could not be delivered to the webhook.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// `--workload` matches no workload, or more than one.
     #[error("--workload {id:?}: {problem}")]
     Workload {
@@ -243,6 +246,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             peers,
             report,
             findings_out,
+            webhook,
         } => {
             let suppressions = Suppressions::load(&signatures.suppress)?;
             let engine = if signatures.enabled {
@@ -305,6 +309,14 @@ pub fn run(command: Command) -> Result<(), Error> {
                 crate::report::ocsf::write(&every, &analytics, &mut *w)?;
                 flush(w)?;
             }
+            // Built now, from every workload; posted once the main output is written.
+            let alerts: Vec<crate::report::falco::Alert> = match &webhook {
+                Some(_) => crate::report::findings_of(&every)
+                    .iter()
+                    .map(|f| crate::report::falco::alert(f, &analytics))
+                    .collect(),
+                None => Vec::new(),
+            };
             if let Some(id) = &workload {
                 ranked = select_workload(table, ranked, id)?;
             }
@@ -319,7 +331,17 @@ pub fn run(command: Command) -> Result<(), Error> {
                 analytics: &analytics,
             }
             .write(format, &mut *w)?;
-            flush(w)
+            flush(w)?;
+            if let Some(url) = &webhook {
+                let d = crate::webhook::deliver(url, &alerts, crate::webhook::Policy::default())?;
+                eprintln!(
+                    "webhook: {} findings delivered to {} ({} attempts retried)",
+                    d.findings,
+                    crate::webhook::redact(url),
+                    d.retries
+                );
+            }
+            Ok(())
         }
         Command::Features { input, format, out } => {
             let (table, inputs) = features_of(&input)?;

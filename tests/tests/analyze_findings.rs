@@ -1,11 +1,19 @@
 //! Findings for a SIEM, end to end with the real `analyze` binary: OCSF Detection Findings
 //! (`--format ocsf`, `--findings-out`), checked against the published OCSF schema (the
-//! `pydantic-ocsf` package in the project's venv) and a golden file of the demo.
+//! `pydantic-ocsf` package in the project's venv) and a golden file of the demo; Falco alerts
+//! posted to a webhook (`--webhook`) received by a listener on 127.0.0.1 that applies
+//! Falcosidekick's acceptance checks.
 
 mod analyze_support;
 
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use analyze_support::*;
 use needle_common::schema::Detail;
@@ -258,4 +266,229 @@ fn findings_out_carries_every_finding_beside_the_main_output() {
         err.contains("/nonexistent/dir/f.ndjson") && err.lines().count() == 1,
         "{err}"
     );
+}
+
+/// A webhook receiver on 127.0.0.1 that applies Falcosidekick's own acceptance checks
+/// (`FalcoPayload.Check`: a known priority, a rule, a non-zero time, non-empty output_fields)
+/// and answers 503 to the first `fail_first` requests. Stopped and joined on drop.
+struct Sidekick {
+    url: String,
+    accepted: Arc<Mutex<Vec<serde_json::Value>>>,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Falcosidekick's check of one alert (types.FalcoPayload.Check), or why it fails.
+fn sidekick_check(body: &[u8]) -> Result<serde_json::Value, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let priority = v["priority"].as_str().unwrap_or("").to_ascii_lowercase();
+    let known = [
+        "emergency",
+        "alert",
+        "critical",
+        "error",
+        "warning",
+        "notice",
+        "informational",
+        "info",
+        "debug",
+    ];
+    if !known.contains(&priority.as_str()) {
+        return Err(format!("priority {:?}", v["priority"]));
+    }
+    if v["rule"].as_str().unwrap_or("").is_empty() {
+        return Err("no rule".into());
+    }
+    // Go's time.Time takes RFC 3339; IsZero is year 1.
+    let time = v["time"].as_str().unwrap_or("");
+    let b = time.as_bytes();
+    let rfc3339 = b.len() >= 20
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && (time.ends_with('Z') || time[19..].contains(['+', '-']));
+    if !rfc3339 || time.starts_with("0001-") {
+        return Err(format!("time {time:?}"));
+    }
+    if v["output_fields"].as_object().is_none_or(|o| o.is_empty()) {
+        return Err("no output_fields".into());
+    }
+    Ok(v)
+}
+
+impl Sidekick {
+    fn start(fail_first: usize) -> Sidekick {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acc, req, st) = (accepted.clone(), requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !st.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let n = req.fetch_add(1, Ordering::SeqCst);
+                        serve(stream, n < fail_first, &acc);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Sidekick {
+            url,
+            accepted,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Sidekick {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 request and answers it (then closes the connection).
+fn serve(mut stream: TcpStream, fail: bool, accepted: &Mutex<Vec<serde_json::Value>>) {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 1 << 20 {
+            return;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = &buf[head_end..head_end + length];
+    let status = if fail {
+        "503 Service Unavailable"
+    } else if !head.starts_with("post ") || !head.contains("content-type: application/json") {
+        "405 Method Not Allowed"
+    } else {
+        match sidekick_check(body) {
+            Ok(v) => {
+                accepted.lock().unwrap().push(v);
+                "200 OK"
+            }
+            Err(_) => "400 Bad Request",
+        }
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+#[test]
+fn the_sidekick_checks_refuse_what_falcosidekick_refuses() {
+    let good = br#"{"priority":"Error","rule":"r","time":"2026-11-23T15:12:34.5Z","output_fields":{"a":1}}"#;
+    assert!(sidekick_check(good).is_ok());
+    for bad in [
+        r#"{"priority":"Severe","rule":"r","time":"2026-11-23T15:12:34Z","output_fields":{"a":1}}"#,
+        r#"{"priority":"Error","rule":"","time":"2026-11-23T15:12:34Z","output_fields":{"a":1}}"#,
+        r#"{"priority":"Error","rule":"r","time":"0001-01-01T00:00:00Z","output_fields":{"a":1}}"#,
+        r#"{"priority":"Error","rule":"r","time":"2026-11-23T15:12:34Z","output_fields":{}}"#,
+    ] {
+        assert!(sidekick_check(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn webhook_gets_every_finding_exactly_once_through_two_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trace(&dir.path().join("a.parquet"), &fleet(10, true), |_| {});
+    let sidekick = Sidekick::start(2);
+    let nd = dir.path().join("f.ndjson");
+    let o = analyze(&[
+        p(dir.path()),
+        "--top",
+        "1",
+        "--findings-out",
+        p(&nd),
+        "--webhook",
+        &sidekick.url,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = lines(&std::fs::read_to_string(&nd).unwrap());
+    let accepted = sidekick.accepted.lock().unwrap().clone();
+    assert!(!records.is_empty());
+    assert_eq!(accepted.len(), records.len(), "{accepted:?}");
+    assert_eq!(sidekick.requests.load(Ordering::SeqCst), records.len() + 2);
+    let sent: BTreeSet<&str> = accepted
+        .iter()
+        .map(|a| a["output_fields"]["needle.uid"].as_str().unwrap())
+        .collect();
+    let want: BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["finding_info"]["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent, want, "each finding once, none missing");
+    let miner = accepted
+        .iter()
+        .find(|a| a["rule"] == "Impact:Runtime/CryptoMinerExecuted")
+        .unwrap();
+    assert_eq!(miner["source"], "needle");
+    assert_eq!(miner["hostname"], "node-1");
+    assert_eq!(miner["output_fields"]["container.name"], "web-evil");
+    assert_eq!(miner["output_fields"]["proc.exepath"], "/tmp/.x/xmrig");
+    assert!(stderr(&o).contains(&format!("{} findings delivered", records.len())));
+}
+
+#[test]
+fn webhook_that_never_accepts_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trace(&dir.path().join("a.parquet"), &fleet(6, true), |_| {});
+    let sidekick = Sidekick::start(usize::MAX);
+    let o = analyze(&[p(dir.path()), "--webhook", &sidekick.url]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&sidekick.url)
+            && err.contains("not delivered after 5 attempt(s): HTTP 503")
+            && err.contains("0 of "),
+        "{err}"
+    );
+    assert_eq!(sidekick.requests.load(Ordering::SeqCst), 5);
+    assert!(sidekick.accepted.lock().unwrap().is_empty());
+    // Nobody listening: the same, naming the connection failure.
+    let url = sidekick.url.clone();
+    drop(sidekick);
+    let o = analyze(&[p(dir.path()), "--webhook", &url]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains(&url) && err.contains("not delivered"), "{err}");
 }
