@@ -26,6 +26,7 @@ use crate::scan::{TimeBound, WindowSpec};
 ///   analyze eval datasets/lab-validation --model my.model --labels datasets/lab-validation/labels.csv
 ///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
 ///   analyze import syscall-traces unm/named/normal --format pid-call --label normal --out n.parquet
+///   analyze intel update --dir intel/ && analyze traces/ --intel intel/
 #[derive(Debug, Parser)]
 #[command(
     name = "analyze",
@@ -55,6 +56,34 @@ pub enum Sub {
     /// Evaluate a model on labelled workloads: ROC AUC, average precision, precision@k, the
     /// rank of every attack, detection rate, false alarms and F1 at the model's threshold.
     Eval(EvalArgs),
+    /// Threat-intel feeds.
+    #[command(subcommand)]
+    Intel(IntelSub),
+}
+
+/// `analyze intel …`.
+#[derive(Debug, Subcommand)]
+pub enum IntelSub {
+    /// Download the public feeds (abuse.ch URLhaus, ThreatFox, Feodo Tracker, MalwareBazaar;
+    /// the Tor Project's relays and exits) and write them as intel files into DIR, one per
+    /// feed and list, with source, licence and date; use them with `analyze --intel DIR`. A
+    /// feed that fails keeps its previous files; the exit status says whether any failed.
+    /// Set ABUSE_CH_AUTH_KEY to send an abuse.ch Auth-Key.
+    Update(IntelUpdateArgs),
+}
+
+/// `analyze intel update`.
+#[derive(Debug, Args)]
+pub struct IntelUpdateArgs {
+    /// The directory of intel files (created when missing).
+    #[arg(long, value_name = "DIR", default_value = "needle-intel")]
+    pub dir: PathBuf,
+    /// Fetch feed NAME from URL instead of its published address (a mirror). Repeatable.
+    #[arg(long, value_name = "NAME=URL")]
+    pub source: Vec<String>,
+    /// Time limit of one download.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// `analyze train`.
@@ -311,6 +340,9 @@ pub enum CliError {
     /// `features --format table` or `ocsf`.
     #[error("the feature table is written as csv, json or parquet")]
     FeaturesAsTable,
+    /// A bad `intel update --source`.
+    #[error(transparent)]
+    Feed(#[from] crate::feeds::FeedError),
     /// A `--webhook` that is not an http(s) URL.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
@@ -419,6 +451,8 @@ pub enum Command {
     },
     /// Print the feature documentation.
     ListFeatures,
+    /// Update the threat-intel files from the public feeds.
+    IntelUpdate(crate::feeds::Options),
     /// Import syscall-number traces.
     ImportSyscallTraces {
         /// Source directory.
@@ -524,6 +558,13 @@ impl TryFrom<Cli> for Command {
                 },
                 suppress: e.suppress,
             }),
+            Some(Sub::Intel(IntelSub::Update(u))) => {
+                Ok(Command::IntelUpdate(crate::feeds::Options {
+                    dir: u.dir,
+                    sources: crate::feeds::parse_sources(&u.source)?,
+                    timeout: u.timeout,
+                }))
+            }
             Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
                 dir: a.dir,
                 label: match a.label {
@@ -751,6 +792,22 @@ mod tests {
                 .contains("stdout already")
         );
         assert!(parse(&["features", "x", "--out", "f", "--format", "ocsf"]).is_err());
+        let Ok(Command::IntelUpdate(o)) = parse(&[
+            "intel",
+            "update",
+            "--dir",
+            "i",
+            "--source",
+            "feodo=http://127.0.0.1:8/f",
+        ]) else {
+            panic!()
+        };
+        assert_eq!((o.dir.to_str(), o.sources.len()), (Some("i"), 1));
+        assert!(
+            parse(&["intel", "update", "--source", "nope=http://h/"])
+                .unwrap_err()
+                .contains("unknown feed")
+        );
         assert!(matches!(
             parse(&["x", "--webhook", "http://127.0.0.1:2801/"]),
             Ok(Command::Rank {

@@ -23,12 +23,14 @@
 //! * [`import`] converts other trace formats into needle traces.
 //! * [`models`] trains, stores and applies the anomaly models (workload features and syscall
 //!   sequences) that `analyze` ranks with; `train` and `eval` are its pipelines.
+//! * [`feeds`] downloads public threat-intel feeds into intel files (`analyze intel update`).
 //! * [`webhook`] posts findings to a webhook in Falco's alert shape (Falcosidekick).
 //! * [`cli`] is the command line, validated into a [`cli::Command`] that [`run`] executes.
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod features;
+pub mod feeds;
 pub mod import;
 pub mod models;
 pub mod rank;

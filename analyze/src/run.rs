@@ -48,6 +48,9 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Threat-intel feeds could not be updated.
+    #[error("intel update: {0}")]
+    Feeds(#[from] crate::feeds::FeedError),
     /// Findings could not be delivered to the webhook.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
@@ -442,6 +445,37 @@ pub fn run(command: Command) -> Result<(), Error> {
                 }
             }
             flush(w)
+        }
+        Command::IntelUpdate(opts) => {
+            let (reports, failure) = match crate::feeds::update(&opts) {
+                Ok(r) => (r, None),
+                Err((r, e)) => (r, Some(e)),
+            };
+            for r in &reports {
+                let url = crate::report::escape::terminal(&r.url, 200);
+                match &r.outcome {
+                    Ok(files) => {
+                        for (path, n) in files {
+                            eprintln!(
+                                "{}: {n} entries → {} ({} lines skipped, {} records of other kinds)",
+                                r.name,
+                                path.display(),
+                                r.skipped,
+                                r.ignored
+                            );
+                        }
+                    }
+                    Err(why) => eprintln!(
+                        "{}: FAILED: {url}: {}; previous files kept",
+                        r.name,
+                        crate::report::escape::terminal(why, 300)
+                    ),
+                }
+            }
+            match failure {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
         }
         Command::ListFeatures => {
             print!("{}", catalog::markdown_table());
