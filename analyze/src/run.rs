@@ -49,7 +49,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Threat-intel feeds could not be updated.
-    #[error("intel update: {0}")]
+    #[error(transparent)]
     Feeds(#[from] crate::feeds::FeedError),
     /// Findings could not be delivered to the webhook.
     #[error(transparent)]

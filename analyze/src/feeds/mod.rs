@@ -126,7 +126,9 @@ pub enum FeedError {
         source: std::io::Error,
     },
     /// Feeds failed (their previous files are kept).
-    #[error("{failed} of {total} feeds failed ({names}); their previous files are kept")]
+    #[error(
+        "intel update: {failed} of {total} feeds failed ({names}); their previous files are kept"
+    )]
     Failed {
         /// How many failed.
         failed: usize,

@@ -517,7 +517,13 @@ mod tests {
         let i = Intel::shipped().unwrap();
         assert!(i.lists().count() >= 8);
         for l in i.lists() {
-            assert!(!l.sources.is_empty() && !l.entries.is_empty(), "{}", l.name);
+            // A list with nothing worth shipping says where its entries come from.
+            let filled_later = l.sources.iter().all(|s| s.contains("analyze intel update"));
+            assert!(
+                !l.sources.is_empty() && (!l.entries.is_empty() || filled_later),
+                "{}",
+                l.name
+            );
         }
     }
 }
