@@ -6,15 +6,18 @@
 //! `finding_info.uid` is a digest of the workload, the finding type, its rules and its
 //! evidence events, so the same evidence gives the same uid in every run.
 
+mod schema;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use serde::Serialize;
+use schema::*;
+pub use schema::{DetectionFinding, FindingInfo};
 
-use super::{FindingRef, Report, ReportError, findings_of};
 use crate::rank::{
     ANOMALOUS_BEHAVIOR, Contribution, EventEvidence, Finding, ProcessInfo, Severity,
 };
+use crate::report::{FindingRef, Report, ReportError, findings_of, fmt_value};
 
 /// The OCSF schema version the records follow.
 pub const OCSF_VERSION: &str = "1.5.0";
@@ -31,251 +34,6 @@ pub struct Analytics {
     pub threshold: f64,
     /// Rule id → MITRE ATT&CK technique ids.
     pub mitre: BTreeMap<String, Vec<String>>,
-}
-
-/// One Detection Finding.
-#[derive(Debug, Serialize)]
-pub struct DetectionFinding {
-    activity_id: u8,
-    activity_name: &'static str,
-    category_uid: u8,
-    category_name: &'static str,
-    class_uid: u32,
-    class_name: &'static str,
-    type_uid: u32,
-    type_name: &'static str,
-    /// When the finding's last evidence happened (ms since the epoch): a re-run over the same
-    /// traces gives the same record.
-    time: i64,
-    start_time: i64,
-    end_time: i64,
-    severity_id: u8,
-    severity: &'static str,
-    status_id: u8,
-    status: &'static str,
-    confidence_id: u8,
-    confidence: &'static str,
-    is_alert: bool,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    count: Option<u64>,
-    metadata: Metadata,
-    /// The finding itself.
-    pub finding_info: FindingInfo,
-    resources: Vec<Resource>,
-    evidences: Vec<Evidences>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    anomaly_analyses: Vec<AnomalyAnalysis>,
-    unmapped: Unmapped,
-}
-
-#[derive(Debug, Serialize)]
-struct Metadata {
-    version: &'static str,
-    product: Product,
-    uid: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Product {
-    name: &'static str,
-    vendor_name: &'static str,
-    version: &'static str,
-    feature: Feature,
-}
-
-#[derive(Debug, Serialize)]
-struct Feature {
-    name: &'static str,
-}
-
-/// `finding_info`.
-#[derive(Debug, Serialize)]
-pub struct FindingInfo {
-    /// Stable id: the same evidence gives the same uid.
-    pub uid: String,
-    /// The GuardDuty-style finding type.
-    pub title: String,
-    types: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    desc: Option<String>,
-    first_seen_time: i64,
-    last_seen_time: i64,
-    analytic: Analytic,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    related_analytics: Vec<Analytic>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    attacks: Vec<Attack>,
-    data_sources: Vec<&'static str>,
-}
-
-#[derive(Debug, Serialize)]
-struct Analytic {
-    name: String,
-    uid: String,
-    type_id: u8,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-struct Attack {
-    technique: Technique,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sub_technique: Option<Technique>,
-}
-
-#[derive(Debug, Serialize)]
-struct Technique {
-    uid: String,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Resource {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespace: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hostname: Option<String>,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Evidences {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    process: Option<Process>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<File>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dst_endpoint: Option<Endpoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    query: Option<DnsQuery>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    container: Option<Container>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    data: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Process {
-    pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cmd_line: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<File>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<User>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ancestry: Vec<ProcessEntity>,
-}
-
-#[derive(Debug, Serialize)]
-struct ProcessEntity {
-    name: String,
-    path: String,
-}
-
-#[derive(Debug, Serialize)]
-struct User {
-    uid: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct File {
-    name: String,
-    path: String,
-    /// 1 = Regular File (OCSF's file type enum).
-    type_id: u8,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    hashes: Vec<Fingerprint>,
-}
-
-#[derive(Debug, Serialize)]
-struct Fingerprint {
-    /// 3 = SHA-256.
-    algorithm_id: u8,
-    algorithm: &'static str,
-    value: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Endpoint {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<u16>,
-}
-
-#[derive(Debug, Serialize)]
-struct DnsQuery {
-    hostname: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Container {
-    uid: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    image: Option<Image>,
-}
-
-#[derive(Debug, Serialize)]
-struct Image {
-    uid: String,
-    name: String,
-}
-
-#[derive(Debug, Serialize)]
-struct AnomalyAnalysis {
-    analysis_targets: Vec<AnalysisTarget>,
-    anomalies: Vec<Observed>,
-    baselines: Vec<Observed>,
-}
-
-#[derive(Debug, Serialize)]
-struct AnalysisTarget {
-    name: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-/// An `anomaly` or a `baseline` object (same shape).
-#[derive(Debug, Serialize)]
-struct Observed {
-    observation_parameter: String,
-    observation_type: String,
-    observations: Vec<Observation>,
-}
-
-#[derive(Debug, Serialize)]
-struct Observation {
-    value: String,
-}
-
-/// needle's own fields (OCSF's `unmapped`).
-#[derive(Debug, Serialize)]
-struct Unmapped {
-    workload: String,
-    rank: usize,
-    score: f64,
-    parts: crate::rank::Parts,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peer_group: Option<String>,
-    model: String,
-    threshold: f64,
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time (None when it does not parse).
@@ -430,7 +188,7 @@ fn anomaly_analysis(workload: &str, contributions: &[Contribution]) -> Vec<Anoma
     if contributions.is_empty() {
         return Vec::new();
     }
-    let fmt = super::fmt_value;
+    let fmt = fmt_value;
     vec![AnomalyAnalysis {
         analysis_targets: vec![AnalysisTarget {
             name: workload.to_string(),
@@ -564,7 +322,7 @@ pub fn record(fr: &FindingRef<'_>, a: &Analytics) -> DetectionFinding {
             .evidence
             .iter()
             .map(|e| {
-                let v = e.value.map(super::fmt_value).unwrap_or_default();
+                let v = e.value.map(fmt_value).unwrap_or_default();
                 (e.what.clone(), v)
             })
             .collect(),
@@ -575,8 +333,8 @@ pub fn record(fr: &FindingRef<'_>, a: &Analytics) -> DetectionFinding {
         if model_finding {
             format!(
                 "behaviour far from the reference (anomaly {} ≥ threshold {})",
-                super::fmt_value(r.parts.anomaly),
-                super::fmt_value(a.threshold)
+                fmt_value(r.parts.anomaly),
+                fmt_value(a.threshold)
             )
         } else {
             f.kind.clone()
