@@ -24,6 +24,7 @@
 //! * [`models`] trains, stores and applies the anomaly models (workload features and syscall
 //!   sequences) that `analyze` ranks with; `train` and `eval` are its pipelines.
 //! * [`feeds`] downloads public threat-intel feeds into intel files (`analyze intel update`).
+//! * [`http`] is the HTTP client side both use.
 //! * [`webhook`] posts findings to a webhook in Falco's alert shape (Falcosidekick).
 //! * [`cli`] is the command line, validated into a [`cli::Command`] that [`run`] executes.
 #![deny(missing_docs)]
@@ -31,6 +32,7 @@
 pub mod cli;
 pub mod features;
 pub mod feeds;
+pub mod http;
 pub mod import;
 pub mod models;
 pub mod rank;

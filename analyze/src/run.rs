@@ -340,7 +340,7 @@ pub fn run(command: Command) -> Result<(), Error> {
                 eprintln!(
                     "webhook: {} findings delivered to {} ({} attempts retried)",
                     d.findings,
-                    crate::webhook::redact(url),
+                    crate::http::redact(url),
                     d.retries
                 );
             }

@@ -172,11 +172,13 @@ pub fn parse_sources(values: &[String]) -> Result<Vec<(String, String)>, FeedErr
         .map(|v| {
             let (name, url) = v
                 .split_once('=')
-                .ok_or_else(|| FeedError::BadSource(v.clone()))?;
+                .ok_or_else(|| FeedError::BadSource(crate::http::redact(v)))?;
             if !FEEDS.iter().any(|f| f.name == name) {
                 return Err(FeedError::UnknownFeed(name.to_string()));
             }
-            crate::webhook::check_url(url).map_err(|_| FeedError::BadSource(v.clone()))?;
+            if !crate::http::is_http_url(url) {
+                return Err(FeedError::BadSource(crate::http::redact(v)));
+            }
             Ok((name.to_string(), url.to_string()))
         })
         .collect()
@@ -295,12 +297,7 @@ pub fn update(opts: &Options) -> Result<Vec<FeedReport>, (Vec<FeedReport>, FeedE
     if let Err(e) = std::fs::create_dir_all(&opts.dir).map_err(io(&opts.dir)) {
         return Err((Vec::new(), e));
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(opts.timeout))
-        .http_status_as_error(false)
-        .user_agent(concat!("needle-analyze/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    let agent = crate::http::agent(opts.timeout, 5);
     let when = stamp(SystemTime::now());
     let mut reports = Vec::new();
     for feed in FEEDS {
@@ -325,7 +322,7 @@ pub fn update(opts: &Options) -> Result<Vec<FeedReport>, (Vec<FeedReport>, FeedE
         });
         reports.push(FeedReport {
             name: feed.name,
-            url: crate::webhook::redact(&url),
+            url: crate::http::redact(&url),
             outcome,
             skipped,
             ignored,
