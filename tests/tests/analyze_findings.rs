@@ -270,7 +270,8 @@ fn findings_out_carries_every_finding_beside_the_main_output() {
 
 /// A webhook receiver on 127.0.0.1 that applies Falcosidekick's own acceptance checks
 /// (`FalcoPayload.Check`: a known priority, a rule, a non-zero time, non-empty output_fields)
-/// and answers 503 to the first `fail_first` requests. Stopped and joined on drop.
+/// and answers `fail_status` (503 unless set) to the first `fail_first` requests. Stopped and
+/// joined on drop.
 struct Sidekick {
     url: String,
     accepted: Arc<Mutex<Vec<serde_json::Value>>>,
@@ -319,6 +320,10 @@ fn sidekick_check(body: &[u8]) -> Result<serde_json::Value, String> {
 
 impl Sidekick {
     fn start(fail_first: usize) -> Sidekick {
+        Sidekick::failing_with(fail_first, "503 Service Unavailable")
+    }
+
+    fn failing_with(fail_first: usize, fail_status: &'static str) -> Sidekick {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -332,7 +337,7 @@ impl Sidekick {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let n = req.fetch_add(1, Ordering::SeqCst);
-                        serve(stream, n < fail_first, &acc);
+                        serve(stream, (n < fail_first).then_some(fail_status), &acc);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -361,7 +366,11 @@ impl Drop for Sidekick {
 }
 
 /// Reads one HTTP/1.1 request and answers it (then closes the connection).
-fn serve(mut stream: TcpStream, fail: bool, accepted: &Mutex<Vec<serde_json::Value>>) {
+fn serve(
+    mut stream: TcpStream,
+    fail: Option<&'static str>,
+    accepted: &Mutex<Vec<serde_json::Value>>,
+) {
     stream.set_nonblocking(false).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -393,8 +402,8 @@ fn serve(mut stream: TcpStream, fail: bool, accepted: &Mutex<Vec<serde_json::Val
         }
     }
     let body = &buf[head_end..head_end + length];
-    let status = if fail {
-        "503 Service Unavailable"
+    let status = if let Some(status) = fail {
+        status
     } else if !head.starts_with("post ") || !head.contains("content-type: application/json") {
         "405 Method Not Allowed"
     } else {
@@ -484,6 +493,17 @@ fn webhook_that_never_accepts_is_one_clear_error() {
     );
     assert_eq!(sidekick.requests.load(Ordering::SeqCst), 5);
     assert!(sidekick.accepted.lock().unwrap().is_empty());
+    // A refusal (a status other than 408, 429 or 5xx) is final: one request, no retry.
+    let refusing = Sidekick::failing_with(usize::MAX, "400 Bad Request");
+    let o = analyze(&[p(dir.path()), "--webhook", &refusing.url]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("after 1 attempt(s): refused (HTTP 400)"),
+        "{err}"
+    );
+    assert_eq!(refusing.requests.load(Ordering::SeqCst), 1);
+    drop(refusing);
     // Nobody listening: the same, naming the connection failure.
     let url = sidekick.url.clone();
     drop(sidekick);
