@@ -26,6 +26,7 @@ use crate::scan::{TimeBound, WindowSpec};
 ///   analyze eval datasets/lab-validation --model my.model --labels datasets/lab-validation/labels.csv
 ///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
 ///   analyze import syscall-traces unm/named/normal --format pid-call --label normal --out n.parquet
+///   analyze intel update --dir intel/ && analyze traces/ --intel intel/
 #[derive(Debug, Parser)]
 #[command(
     name = "analyze",
@@ -55,6 +56,34 @@ pub enum Sub {
     /// Evaluate a model on labelled workloads: ROC AUC, average precision, precision@k, the
     /// rank of every attack, detection rate, false alarms and F1 at the model's threshold.
     Eval(EvalArgs),
+    /// Threat-intel feeds.
+    #[command(subcommand)]
+    Intel(IntelSub),
+}
+
+/// `analyze intel …`.
+#[derive(Debug, Subcommand)]
+pub enum IntelSub {
+    /// Download the public feeds (abuse.ch URLhaus, ThreatFox, Feodo Tracker, MalwareBazaar;
+    /// the Tor Project's relays and exits) and write them as intel files into DIR, one per
+    /// feed and list, with source, licence and date; use them with `analyze --intel DIR`. A
+    /// feed that fails keeps its previous files; the exit status says whether any failed.
+    /// Set ABUSE_CH_AUTH_KEY to send an abuse.ch Auth-Key.
+    Update(IntelUpdateArgs),
+}
+
+/// `analyze intel update`.
+#[derive(Debug, Args)]
+pub struct IntelUpdateArgs {
+    /// The directory of intel files (created when missing).
+    #[arg(long, value_name = "DIR", default_value = "needle-intel")]
+    pub dir: PathBuf,
+    /// Fetch feed NAME from URL instead of its published address (a mirror). Repeatable.
+    #[arg(long, value_name = "NAME=URL")]
+    pub source: Vec<String>,
+    /// Time limit of one download.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// `analyze train`.
@@ -164,9 +193,20 @@ pub struct RankArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Output format: table (ranked workloads), json (ranked workloads and inputs summary),
-    /// csv or parquet (the feature table with rank and score).
+    /// csv or parquet (the feature table with rank and score), ocsf (every finding as an OCSF
+    /// 1.5.0 Detection Finding, one JSON object per line).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Also write every finding, of every workload (--top and --workload do not apply), as
+    /// OCSF Detection Findings (NDJSON) to FILE; `-` for stdout when --out takes the main
+    /// output.
+    #[arg(long, value_name = "FILE|-")]
+    pub findings_out: Option<PathBuf>,
+    /// Also POST every finding, of every workload, to URL in Falco's alert shape (what
+    /// Falcosidekick takes), one request each; a finding is retried up to 5 times with
+    /// backoff, and one that cannot be delivered is an error (exit status 1).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
     /// Show only the N most suspicious workloads [default: 25 for the table, all otherwise].
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
@@ -297,9 +337,27 @@ pub enum CliError {
     /// `--top 0`.
     #[error("--top must be at least 1")]
     ZeroTop,
-    /// `features --format table`.
-    #[error("the feature table is written as csv, json or parquet, not as a terminal table")]
+    /// `features --format table` or `ocsf`.
+    #[error("the feature table is written as csv, json or parquet")]
     FeaturesAsTable,
+    /// A bad `intel update --source`.
+    #[error(transparent)]
+    Feed(#[from] crate::feeds::FeedError),
+    /// A `--webhook` that is not an http(s) URL.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
+    /// `--findings-out -` while stdout carries the main output.
+    #[error("--findings-out -: stdout already carries the --format output; give --out FILE too")]
+    StdoutTwice,
+}
+
+/// Where a second output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// Standard output (`-`).
+    Stdout,
+    /// A file.
+    File(PathBuf),
 }
 
 /// Validated input settings.
@@ -351,6 +409,10 @@ pub enum Command {
         peers: bool,
         /// Also write the HTML report here.
         report: Option<PathBuf>,
+        /// Also write every finding as OCSF NDJSON here.
+        findings_out: Option<Sink>,
+        /// Also post every finding to this webhook.
+        webhook: Option<String>,
     },
     /// Train a model.
     Train {
@@ -389,6 +451,8 @@ pub enum Command {
     },
     /// Print the feature documentation.
     ListFeatures,
+    /// Update the threat-intel files from the public feeds.
+    IntelUpdate(crate::feeds::Options),
     /// Import syscall-number traces.
     ImportSyscallTraces {
         /// Source directory.
@@ -468,7 +532,7 @@ impl TryFrom<Cli> for Command {
             Some(Sub::Features(f)) => {
                 let out = f.out.ok_or(CliError::NoInput)?;
                 let format = f.format.unwrap_or_else(|| format_from_extension(&out));
-                if format == Format::Table {
+                if matches!(format, Format::Table | Format::Ocsf) {
                     return Err(CliError::FeaturesAsTable);
                 }
                 Ok(Command::Features {
@@ -494,6 +558,13 @@ impl TryFrom<Cli> for Command {
                 },
                 suppress: e.suppress,
             }),
+            Some(Sub::Intel(IntelSub::Update(u))) => {
+                Ok(Command::IntelUpdate(crate::feeds::Options {
+                    dir: u.dir,
+                    sources: crate::feeds::parse_sources(&u.source)?,
+                    timeout: u.timeout,
+                }))
+            }
             Some(Sub::Import(ImportSub::SyscallTraces(a))) => Ok(Command::ImportSyscallTraces {
                 dir: a.dir,
                 label: match a.label {
@@ -514,6 +585,19 @@ impl TryFrom<Cli> for Command {
                 if r.format == Format::Parquet && r.out.is_none() && std::io::stdout().is_terminal()
                 {
                     return Err(CliError::ParquetToTerminal);
+                }
+                let findings_out = r.findings_out.map(|p| {
+                    if p.as_os_str() == "-" {
+                        Sink::Stdout
+                    } else {
+                        Sink::File(p)
+                    }
+                });
+                if findings_out == Some(Sink::Stdout) && r.out.is_none() {
+                    return Err(CliError::StdoutTwice);
+                }
+                if let Some(url) = &r.webhook {
+                    crate::webhook::check_url(url)?;
                 }
                 let top = r
                     .top
@@ -539,6 +623,8 @@ impl TryFrom<Cli> for Command {
                     model,
                     peers: !r.no_peers,
                     report: r.report,
+                    findings_out,
+                    webhook: r.webhook,
                 })
             }
         }
@@ -685,5 +771,54 @@ mod tests {
             })
         ));
         assert!(parse(&["x", "--model", "m", "--no-model"]).is_err());
+        assert!(matches!(
+            parse(&["x", "--format", "ocsf", "--findings-out", "f.ndjson"]),
+            Ok(Command::Rank {
+                format: Format::Ocsf,
+                findings_out: Some(Sink::File(_)),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["x", "--out", "o.json", "--findings-out", "-"]),
+            Ok(Command::Rank {
+                findings_out: Some(Sink::Stdout),
+                ..
+            })
+        ));
+        assert!(
+            parse(&["x", "--findings-out", "-"])
+                .unwrap_err()
+                .contains("stdout already")
+        );
+        assert!(parse(&["features", "x", "--out", "f", "--format", "ocsf"]).is_err());
+        let Ok(Command::IntelUpdate(o)) = parse(&[
+            "intel",
+            "update",
+            "--dir",
+            "i",
+            "--source",
+            "feodo=http://127.0.0.1:8/f",
+        ]) else {
+            panic!()
+        };
+        assert_eq!((o.dir.to_str(), o.sources.len()), (Some("i"), 1));
+        assert!(
+            parse(&["intel", "update", "--source", "nope=http://h/"])
+                .unwrap_err()
+                .contains("unknown feed")
+        );
+        assert!(matches!(
+            parse(&["x", "--webhook", "http://127.0.0.1:2801/"]),
+            Ok(Command::Rank {
+                webhook: Some(_),
+                ..
+            })
+        ));
+        assert!(
+            parse(&["x", "--webhook", "127.0.0.1:2801"])
+                .unwrap_err()
+                .contains("--webhook 127.0.0.1:2801")
+        );
     }
 }

@@ -23,11 +23,16 @@
 //! * [`import`] converts other trace formats into needle traces.
 //! * [`models`] trains, stores and applies the anomaly models (workload features and syscall
 //!   sequences) that `analyze` ranks with; `train` and `eval` are its pipelines.
+//! * [`feeds`] downloads public threat-intel feeds into intel files (`analyze intel update`).
+//! * [`http`] is the HTTP client side both use.
+//! * [`webhook`] posts findings to a webhook in Falco's alert shape (Falcosidekick).
 //! * [`cli`] is the command line, validated into a [`cli::Command`] that [`run`] executes.
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod features;
+pub mod feeds;
+pub mod http;
 pub mod import;
 pub mod models;
 pub mod rank;
@@ -35,6 +40,7 @@ pub mod report;
 pub mod scan;
 pub mod signatures;
 pub mod suppress;
+pub mod webhook;
 
 mod run;
 

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice};
+use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice, Sink};
 use crate::features::{FeatureTable, TimeWindow, catalog, finalize};
 use crate::import::{ImportError, import_syscall_traces};
 use crate::models::labels::{read_labels, truths};
@@ -13,6 +13,7 @@ use crate::models::sequence::{Sequences, read_sequences};
 use crate::models::{DEFAULT_MODEL, DEFAULT_MODEL_NAME, ModelError, ModelFile, Scorer};
 use crate::rank::{ANOMALY_THRESHOLD, Model as _, Ranked, Ranker};
 use crate::report::html::{self, ModelInfo};
+use crate::report::ocsf::Analytics;
 use crate::report::{Report, ReportError, write_features};
 use crate::scan::{InputSummary, OpenTrace, ScanError, ScanOptions, scan};
 use crate::signatures::{Engine, ScanFindings};
@@ -47,6 +48,12 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Threat-intel feeds could not be updated.
+    #[error(transparent)]
+    Feeds(#[from] crate::feeds::FeedError),
+    /// Findings could not be delivered to the webhook.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// `--workload` matches no workload, or more than one.
     #[error("--workload {id:?}: {problem}")]
     Workload {
@@ -97,11 +104,13 @@ fn write_html_report(
     s: &Scanned,
     ranked: &[Ranked],
     model: &ModelInfo,
+    analytics: &Analytics,
 ) -> Result<(), Error> {
     let report = Report {
         table: &s.table,
         ranked,
         inputs: &s.inputs,
+        analytics,
     };
     let wanted = html::suspicious(&report, model);
     let first = s.table.rows.iter().map(|r| r.first_ns).min().unwrap_or(0);
@@ -239,6 +248,8 @@ pub fn run(command: Command) -> Result<(), Error> {
             model,
             peers,
             report,
+            findings_out,
+            webhook,
         } => {
             let suppressions = Suppressions::load(&signatures.suppress)?;
             let engine = if signatures.enabled {
@@ -249,6 +260,15 @@ pub fn run(command: Command) -> Result<(), Error> {
             } else {
                 None
             };
+            let mitre = engine
+                .as_ref()
+                .map(|e| {
+                    e.rules()
+                        .iter()
+                        .map(|r| (r.id.clone(), r.mitre.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut scanned = scan_inputs(&input, engine)?;
             let table = &scanned.table;
             let scorer = match load_model(&model)? {
@@ -265,12 +285,41 @@ pub fn run(command: Command) -> Result<(), Error> {
                     threshold: ANOMALY_THRESHOLD,
                 },
             };
+            let analytics = Analytics {
+                model: model_info.name.clone(),
+                trained: scorer.is_some(),
+                threshold: model_info.threshold,
+                mitre,
+            };
             let mut ranked =
                 ranker(scorer, peers, scanned.findings.take(), suppressions).rank(table);
             if let Some(path) = &report {
-                write_html_report(path, &scanned, &ranked, &model_info)?;
+                write_html_report(path, &scanned, &ranked, &model_info, &analytics)?;
             }
             let (table, inputs) = (&scanned.table, &scanned.inputs);
+            let every = Report {
+                table,
+                ranked: &ranked,
+                inputs,
+                analytics: &analytics,
+            };
+            if let Some(sink) = &findings_out {
+                let path = match sink {
+                    Sink::Stdout => None,
+                    Sink::File(p) => Some(p.as_path()),
+                };
+                let mut w = open_output(path)?;
+                crate::report::ocsf::write(&every, &analytics, &mut *w)?;
+                flush(w)?;
+            }
+            // Built now, from every workload; posted once the main output is written.
+            let alerts: Vec<crate::report::falco::Alert> = match &webhook {
+                Some(_) => crate::report::findings_of(&every)
+                    .iter()
+                    .map(|f| crate::report::falco::alert(f, &analytics))
+                    .collect(),
+                None => Vec::new(),
+            };
             if let Some(id) = &workload {
                 ranked = select_workload(table, ranked, id)?;
             }
@@ -282,9 +331,20 @@ pub fn run(command: Command) -> Result<(), Error> {
                 table,
                 ranked: &ranked,
                 inputs,
+                analytics: &analytics,
             }
             .write(format, &mut *w)?;
-            flush(w)
+            flush(w)?;
+            if let Some(url) = &webhook {
+                let d = crate::webhook::deliver(url, &alerts, crate::webhook::Policy::default())?;
+                eprintln!(
+                    "webhook: {} findings delivered to {} ({} attempts retried)",
+                    d.findings,
+                    crate::http::redact(url),
+                    d.retries
+                );
+            }
+            Ok(())
         }
         Command::Features { input, format, out } => {
             let (table, inputs) = features_of(&input)?;
@@ -385,6 +445,37 @@ pub fn run(command: Command) -> Result<(), Error> {
                 }
             }
             flush(w)
+        }
+        Command::IntelUpdate(opts) => {
+            let (reports, failure) = match crate::feeds::update(&opts) {
+                Ok(r) => (r, None),
+                Err((r, e)) => (r, Some(e)),
+            };
+            for r in &reports {
+                let url = crate::report::escape::terminal(&r.url, 200);
+                match &r.outcome {
+                    Ok(files) => {
+                        for (path, n) in files {
+                            eprintln!(
+                                "{}: {n} entries → {} ({} lines skipped, {} records of other kinds)",
+                                r.name,
+                                path.display(),
+                                r.skipped,
+                                r.ignored
+                            );
+                        }
+                    }
+                    Err(why) => eprintln!(
+                        "{}: FAILED: {url}: {}; previous files kept",
+                        r.name,
+                        crate::report::escape::terminal(why, 300)
+                    ),
+                }
+            }
+            match failure {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
         }
         Command::ListFeatures => {
             print!("{}", catalog::markdown_table());

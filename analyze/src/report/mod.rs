@@ -1,10 +1,13 @@
 //! Output: the ranked workloads as a terminal table or JSON, the feature table as CSV or
-//! Parquet, the HTML report ([`html`]). Every attacker-controlled string is escaped for its
-//! destination ([`escape`], and the HTML template's auto-escaping).
+//! Parquet, the HTML report ([`html`]), and the findings for a SIEM: OCSF Detection Findings
+//! ([`ocsf`]) and Falco alerts ([`falco`]). Every attacker-controlled string is escaped for its
+//! destination ([`escape`], the HTML template's auto-escaping, serde for JSON).
 
 pub mod escape;
+pub mod falco;
 pub mod html;
 mod json;
+pub mod ocsf;
 mod table;
 mod tabular;
 
@@ -12,8 +15,8 @@ use std::io::Write;
 
 pub use json::{JsonReport, WorkloadReport};
 
-use crate::features::FeatureTable;
-use crate::rank::Ranked;
+use crate::features::{FeatureTable, WorkloadFeatures};
+use crate::rank::{Finding, Ranked};
 use crate::scan::InputSummary;
 
 /// Output format.
@@ -27,6 +30,8 @@ pub enum Format {
     Csv,
     /// The feature table (one row per workload), Parquet.
     Parquet,
+    /// Every finding as an OCSF Detection Finding (class 2004), one JSON object per line.
+    Ocsf,
 }
 
 /// Why a report could not be written.
@@ -55,6 +60,35 @@ pub struct Report<'a> {
     pub ranked: &'a [Ranked],
     /// The inputs.
     pub inputs: &'a InputSummary,
+    /// The model and rules behind the findings (for OCSF records).
+    pub analytics: &'a ocsf::Analytics,
+}
+
+/// One finding with its workload and ranking.
+#[derive(Clone, Copy)]
+pub struct FindingRef<'a> {
+    /// The workload's features and context.
+    pub workload: &'a WorkloadFeatures,
+    /// Its place in the ranking.
+    pub ranked: &'a Ranked,
+    /// The finding.
+    pub finding: &'a Finding,
+}
+
+/// Every finding of the report's workloads, in rank order, most severe first within one.
+pub fn findings_of<'a>(report: &Report<'a>) -> Vec<FindingRef<'a>> {
+    report
+        .ranked
+        .iter()
+        .filter_map(|r| Some((report.table.rows.get(r.row)?, r)))
+        .flat_map(|(w, r)| {
+            r.findings.iter().map(move |f| FindingRef {
+                workload: w,
+                ranked: r,
+                finding: f,
+            })
+        })
+        .collect()
 }
 
 impl Report<'_> {
@@ -69,6 +103,7 @@ impl Report<'_> {
             }
             Format::Csv => tabular::write_csv(self.table, Some(self.ranked), out),
             Format::Parquet => tabular::write_parquet(self.table, Some(self.ranked), out),
+            Format::Ocsf => ocsf::write(self, self.analytics, out),
         }
     }
 }
@@ -82,8 +117,9 @@ pub fn write_features(
     match format {
         Format::Csv => tabular::write_csv(table, None, out),
         Format::Parquet => tabular::write_parquet(table, None, out),
-        // The command line refuses `features --format table`; JSON is the readable fallback.
-        Format::Json | Format::Table => {
+        // The command line refuses `features --format table` and `ocsf`; JSON is the readable
+        // fallback.
+        Format::Json | Format::Table | Format::Ocsf => {
             serde_json::to_writer_pretty(&mut *out, &json::features_json(table))?;
             writeln!(out)?;
             Ok(())
