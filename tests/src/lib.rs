@@ -7,7 +7,10 @@
 //! (set by CI, which runs as root) a test that cannot run fails instead of skipping.
 
 pub mod capture;
+pub mod containerd;
+pub mod engine;
 pub mod lab;
+pub mod podman;
 pub mod runc;
 
 use std::fs;
