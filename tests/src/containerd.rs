@@ -162,6 +162,11 @@ impl Containerd {
             .ok_or_else(|| format!("no task {id} in {list:?}"))
     }
 
+    /// The directory holding the daemon's root, state and sockets.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()

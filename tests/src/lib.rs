@@ -8,6 +8,7 @@
 
 pub mod capture;
 pub mod containerd;
+pub mod deploy;
 pub mod engine;
 pub mod lab;
 pub mod podman;

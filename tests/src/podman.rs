@@ -72,9 +72,19 @@ impl Podman {
             .map_err(|_| format!("podman inspect {container}: pid {pid:?}"))
     }
 
-    /// The storage root (graphroot).
-    pub fn graphroot(&self) -> PathBuf {
-        self.dir.path().join("root")
+    /// The directory holding this instance's storage (`root/`), run root (`run/`) and tmp.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The global options that select this instance's storage, for buildah.
+    pub fn storage_options(&self) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            format!("--root={}", d.join("root").display()),
+            format!("--runroot={}", d.join("run").display()),
+            "--storage-driver=vfs".to_owned(),
+        ]
     }
 
     fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
