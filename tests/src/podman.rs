@@ -90,7 +90,9 @@ impl Podman {
     fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
         let d = self.dir.path();
         let mut cmd = Command::new(&self.bin);
-        cmd.env("CONTAINERS_CONF", d.join("containers.conf"))
+        // conmon leaves files (an `oom` marker) in its working directory.
+        cmd.current_dir(d)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
             .arg("--root")
             .arg(d.join("root"))
             .arg("--runroot")
