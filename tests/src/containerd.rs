@@ -6,13 +6,16 @@
 //! Dropping [`Containerd`] — also while a test panics — kills and deletes every task and
 //! container it made (so the shims exit and runc's state in `/run/containerd/runc/k8s.io` goes),
 //! removes the pod cgroups the test asked for, stops the daemon, unmounts what is left below its
-//! directory and removes it. Every wait is bounded.
+//! directory and removes it. What a test killed by a timeout left (its daemon goes on running)
+//! is swept by the next test that starts one ([`sweep_stale`]). Every wait is bounded.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::engine::{ENGINE_TIMEOUT, checked, engine_available, find_tool, output, unmount_below};
+use crate::engine::{
+    ENGINE_TIMEOUT, checked, engine_available, find_tool, output, stale_dirs, unmount_below,
+};
 
 /// The image every container runs.
 pub const IMAGE: &str = "localhost/needle-busybox:containerd";
@@ -33,7 +36,6 @@ pub struct Containerd {
     daemon: Option<Child>,
     ctr: PathBuf,
     digest: String,
-    containers: Vec<String>,
     /// cgroup directories (every hierarchy) to remove once the containers are gone.
     cgroups: Vec<PathBuf>,
 }
@@ -59,6 +61,8 @@ impl Containerd {
         if let Some(why) = containerd_available() {
             return Err(why);
         }
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_stale);
         let dir = tempfile::Builder::new()
             .prefix(&format!("needle-containerd-{}-", std::process::id()))
             .tempdir()
@@ -95,7 +99,6 @@ impl Containerd {
             dir,
             daemon: Some(daemon),
             digest: String::new(),
-            containers: Vec::new(),
             cgroups: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -146,7 +149,6 @@ impl Containerd {
         args.push(IMAGE.into());
         args.push(run.id.into());
         args.extend(run.args.iter().map(|a| a.to_string()));
-        self.containers.push(run.id.to_owned());
         self.ctr(&args)?;
         Ok(())
     }
@@ -177,44 +179,99 @@ impl Containerd {
     }
 
     fn ctr_command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut cmd = Command::new(&self.ctr);
-        cmd.arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .args(["--namespace", NAMESPACE])
-            .args(args);
-        cmd
+        ctr_command(&self.ctr, self.dir.path(), args)
+    }
+}
+
+/// Removes what test processes that no longer exist left: every task and container of their
+/// daemon (still running: it outlives a killed test), the daemon, mounts and directories.
+pub fn sweep_stale() {
+    let Some(ctr) = find_tool("ctr") else {
+        return;
+    };
+    for dir in stale_dirs("needle-containerd") {
+        let config = dir.join("config.toml");
+        let daemon = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    c.split(|b| *b == 0)
+                        .any(|arg| arg == config.as_os_str().as_encoded_bytes())
+                })
+            });
+        remove_all(&ctr, &dir);
+        if let Some(pid) = daemon {
+            // SAFETY: a plain signal to the daemon a dead test process started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        unmount_below(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `ctr --address <dir>/containerd.sock --namespace k8s.io <args>`.
+fn ctr_command<S: AsRef<std::ffi::OsStr>>(ctr: &Path, dir: &Path, args: &[S]) -> Command {
+    let mut cmd = Command::new(ctr);
+    cmd.arg("--address")
+        .arg(dir.join("containerd.sock"))
+        .args(["--namespace", NAMESPACE])
+        .args(args);
+    cmd
+}
+
+/// Kills and deletes every task and container of the daemon in `dir` (so the shims exit and
+/// runc's state goes).
+fn remove_all(ctr: &Path, dir: &Path) {
+    let list = |what: &str| -> Vec<String> {
+        output(
+            ctr_command(ctr, dir, &[what, "ls", "--quiet"]),
+            Duration::from_secs(20),
+        )
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let quiet = |args: &[&str]| {
+        let _ = output(ctr_command(ctr, dir, args), Duration::from_secs(20));
+    };
+    for id in list("task") {
+        quiet(&["task", "kill", "--signal", "SIGKILL", &id]);
+    }
+    for id in list("task") {
+        // `task rm --force` waits for the kill; retried briefly while the task dies.
+        for _ in 0..20 {
+            let gone = output(
+                ctr_command(ctr, dir, &["task", "rm", "--force", &id]),
+                Duration::from_secs(20),
+            )
+            .is_ok_and(|o| {
+                o.status.success() || String::from_utf8_lossy(&o.stderr).contains("not found")
+            });
+            if gone {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    for id in list("container") {
+        quiet(&["container", "rm", &id]);
     }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        let quiet = |args: &[&str]| {
-            let _ = output(self.ctr_command(args), Duration::from_secs(20));
-        };
-        for id in &self.containers {
-            quiet(&["task", "kill", "--signal", "SIGKILL", id]);
-        }
-        for id in &self.containers {
-            // `task rm --force` waits for the kill; retried briefly while the task dies.
-            for _ in 0..20 {
-                let out = output(
-                    self.ctr_command(&["task", "rm", "--force", id]),
-                    Duration::from_secs(20),
-                );
-                let gone = match out {
-                    Ok(o) => {
-                        o.status.success()
-                            || String::from_utf8_lossy(&o.stderr).contains("not found")
-                    }
-                    Err(_) => false,
-                };
-                if gone {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            quiet(&["container", "rm", id]);
-        }
+        remove_all(&self.ctr, self.dir.path());
         if let Some(mut daemon) = self.daemon.take() {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };

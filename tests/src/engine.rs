@@ -144,6 +144,29 @@ pub fn oci_archive(work: &Path, reference: &str, archive: &Path) -> Result<Strin
     Ok(format!("sha256:{manifest_digest}"))
 }
 
+/// Directories `<tmp>/<prefix>-<pid>-…` left by test processes that no longer exist (a test
+/// binary killed by a timeout cannot run its destructors).
+pub fn stale_dirs(prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            let name = e.file_name();
+            let owner = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Unmounts every mount at or below `dir` (deepest first, lazily), so that removing a test's
 /// engine state never walks into a container's root filesystem.
 pub fn unmount_below(dir: &Path) {

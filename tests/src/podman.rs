@@ -7,12 +7,15 @@
 //!
 //! Dropping [`Podman`] — also while a test panics — removes every container and pod it made
 //! (`rm --force`, which kills them and deletes their runc state and cgroups), podman's empty
-//! `/libpod_parent` cgroup, then its directory. Every command is bounded.
+//! `/libpod_parent` cgroup, then its directory; what a test killed by a timeout left is swept
+//! by the next one ([`sweep_stale`]). Every command is bounded.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::engine::{ENGINE_TIMEOUT, checked, engine_available, find_tool, output, unmount_below};
+use crate::engine::{
+    ENGINE_TIMEOUT, checked, engine_available, find_tool, output, stale_dirs, unmount_below,
+};
 
 /// The image every container runs.
 pub const IMAGE: &str = "localhost/needle-busybox:podman";
@@ -34,6 +37,8 @@ impl Podman {
         if let Some(why) = podman_available() {
             return Err(why);
         }
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_stale);
         let dir = tempfile::Builder::new()
             .prefix(&format!("needle-podman-{}-", std::process::id()))
             .tempdir()
@@ -88,39 +93,60 @@ impl Podman {
     }
 
     fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let d = self.dir.path();
-        let mut cmd = Command::new(&self.bin);
-        // conmon leaves files (an `oom` marker) in its working directory.
-        cmd.current_dir(d)
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args(["--storage-driver", "vfs", "--runtime", "runc"])
-            .args(["--cgroup-manager", "cgroupfs"])
-            .args(args);
-        cmd
+        command(&self.bin, self.dir.path(), args)
     }
+}
+
+/// Removes what test processes that no longer exist left: their containers and pods (through
+/// their own storage) and their directories.
+pub fn sweep_stale() {
+    let Some(bin) = find_tool("podman") else {
+        return;
+    };
+    for dir in stale_dirs("needle-podman") {
+        clean(&bin, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Removes every container and pod of the storage in `dir`, and what they left mounted.
+fn clean(bin: &Path, dir: &Path) {
+    for args in [
+        &["rm", "--all", "--force", "--time", "0"][..],
+        &["pod", "rm", "--all", "--force"][..],
+    ] {
+        if let Err(e) = output(command(bin, dir, args), ENGINE_TIMEOUT) {
+            eprintln!("podman clean-up: {e}");
+        }
+    }
+    unmount_below(dir);
+    // podman's cgroupfs parent, when no other container uses it (rmdir refuses then).
+    for cgroup in crate::runc::cgroup_dirs("/libpod_parent") {
+        let _ = std::fs::remove_dir(cgroup);
+    }
+}
+
+/// `podman <args>` on the storage in `dir`.
+fn command<S: AsRef<std::ffi::OsStr>>(bin: &Path, d: &Path, args: &[S]) -> Command {
+    let mut cmd = Command::new(bin);
+    // conmon leaves files (an `oom` marker) in its working directory.
+    cmd.current_dir(d)
+        .env("CONTAINERS_CONF", d.join("containers.conf"))
+        .arg("--root")
+        .arg(d.join("root"))
+        .arg("--runroot")
+        .arg(d.join("run"))
+        .arg("--tmpdir")
+        .arg(d.join("tmp"))
+        .args(["--storage-driver", "vfs", "--runtime", "runc"])
+        .args(["--cgroup-manager", "cgroupfs"])
+        .args(args);
+    cmd
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        for args in [
-            &["rm", "--all", "--force", "--time", "0"][..],
-            &["pod", "rm", "--all", "--force"][..],
-        ] {
-            if let Err(e) = output(self.command(args), ENGINE_TIMEOUT) {
-                eprintln!("podman clean-up: {e}");
-            }
-        }
-        unmount_below(self.dir.path());
-        // podman's cgroupfs parent, when no other container uses it (rmdir refuses then).
-        for dir in crate::runc::cgroup_dirs("/libpod_parent") {
-            let _ = std::fs::remove_dir(dir);
-        }
+        clean(&self.bin, self.dir.path());
         // The TempDir removes storage, run and tmp directories.
     }
 }
