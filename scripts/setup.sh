@@ -23,6 +23,7 @@ BPF_LINKER_VERSION=0.13.0
 packages=(
   "llvm-${LLVM_VERSION}-dev" "libpolly-${LLVM_VERSION}-dev" libzstd-dev zlib1g-dev  # bpf-linker
   runc busybox-static                                                               # container tests
+  podman conmon containerd buildah tar                                              # real engines (capture_engines), the capture image (capture_image)
   iproute2                                                                          # network namespaces
   gcc libc6-dev                                                                     # the lab builds its static implant tool
   chromium chromium-driver                                                          # the HTML report's browser test

@@ -94,6 +94,7 @@ fn workloads(n: usize) -> Vec<Workload> {
                 id: hex_id(i).into(),
                 name: Some(format!("svc-{}-{}", i % 200, i).into()),
                 image: Some(image.into()),
+                image_digest: None,
                 runtime: Some("containerd".into()),
                 pod: Some(format!("svc-{}-{:05x}", i % 200, r.below(1 << 20)).into()),
                 namespace: Some(format!("ns-{}", i % 20).into()),

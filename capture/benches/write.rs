@@ -35,6 +35,7 @@ fn processes(n: u32, containers: u32) -> Vec<Proc> {
                 id: format!("{:064x}", 0xc0ffee_u64 * u64::from(c + 1)).into(),
                 name: Some(format!("app-{c}").into()),
                 image: Some(format!("registry.example/team{}/app:{}", c % 20, c % 7).into()),
+                image_digest: Some(format!("sha256:{:064x}", u64::from(c % 140)).into()),
                 runtime: Some("runc".into()),
                 pod: Some(format!("app-{c}-7d9f8c-x2x{c}").into()),
                 namespace: Some(format!("ns-{}", c % 10).into()),

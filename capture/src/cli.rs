@@ -84,6 +84,16 @@ pub struct Args {
     /// `0` writes every open and connection as a row.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub collapse_window: Duration,
+
+    /// Create this file (holding capture's pid) once every program is attached and recording
+    /// has started; it is removed when capture exits. A readiness signal for orchestrators.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Record nothing: exit 0 if PATH is a --ready-file naming a running capture, 1 otherwise
+    /// (an exec readiness probe for images without a shell).
+    #[arg(long, value_name = "PATH", exclusive = true)]
+    pub check_ready: Option<PathBuf>,
 }
 
 /// A flag value that makes no sense.
@@ -171,6 +181,7 @@ impl TryFrom<Args> for Config {
             stats_interval: a.stats_interval,
             ring_bytes_per_cpu: a.ring_kib_per_cpu * 1024,
             probe,
+            ready_file: a.ready_file,
         })
     }
 }

@@ -22,6 +22,7 @@ pub mod loader;
 pub mod output;
 pub mod privileges;
 pub mod probe_config;
+pub mod ready;
 pub mod session;
 pub mod summary;
 

@@ -18,7 +18,11 @@ fn main() -> ExitCode {
 }
 
 fn real_main() -> anyhow::Result<()> {
-    let config = Config::try_from(Args::parse())?;
+    let args = Args::parse();
+    if let Some(path) = &args.check_ready {
+        return Ok(capture::ready::check(path)?);
+    }
+    let config = Config::try_from(args)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;

@@ -46,6 +46,8 @@ pub struct Config {
     pub ring_bytes_per_cpu: u32,
     /// What the kernel programs record and skip.
     pub probe: ProbeSettings,
+    /// Created once recording, removed at exit ([`crate::ready`]).
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Why a capture could not run or finish.
@@ -72,6 +74,14 @@ pub enum CaptureError {
     /// The output directory.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The --ready-file could not be created.
+    #[error("creating the ready file {path}")]
+    ReadyFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Writing failed mid-run; finalized segments are intact.
     #[error("writing traces failed: {message}{}", partial.as_ref().map(|p| format!(" (incomplete segment left as {p})")).unwrap_or_default())]
     Write {
@@ -154,6 +164,15 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         config.output.display(),
         ring_bytes / 1024
     );
+    let _ready = match &config.ready_file {
+        Some(path) => Some(crate::ready::ReadyFile::create(path).map_err(|source| {
+            CaptureError::ReadyFile {
+                path: path.clone(),
+                source,
+            }
+        })?),
+        None => None,
+    };
     let clock = BootClock::measure();
     let run_start_wall = BootClock::now_wall_ns();
     let started = Instant::now();

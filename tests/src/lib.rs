@@ -7,7 +7,11 @@
 //! (set by CI, which runs as root) a test that cannot run fails instead of skipping.
 
 pub mod capture;
+pub mod containerd;
+pub mod deploy;
+pub mod engine;
 pub mod lab;
+pub mod podman;
 pub mod runc;
 
 use std::fs;

@@ -455,7 +455,10 @@ fn runc_output(args: &[&str]) -> Result<Output, String> {
 }
 
 /// Runs `cmd` to completion, killing it after `timeout`.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<std::process::ExitStatus, String> {
+pub fn run_bounded(
+    mut cmd: Command,
+    timeout: Duration,
+) -> Result<std::process::ExitStatus, String> {
     let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
     let deadline = Instant::now() + timeout;
     loop {
@@ -478,7 +481,7 @@ fn file(path: &Path) -> Result<fs::File, String> {
 
 /// rootfs: busybox, one symlink per applet in /bin, /etc/passwd and /etc/group (static
 /// busybox's `ps`, `id`, `ls -l` crash without them), /tmp, and the caller's files.
-fn build_rootfs(rootfs: &Path, files: &[(String, Vec<u8>, u32)]) -> Result<(), String> {
+pub fn build_rootfs(rootfs: &Path, files: &[(String, Vec<u8>, u32)]) -> Result<(), String> {
     let io = |what: &str, e: std::io::Error| format!("rootfs {what}: {e}");
     for dir in ["bin", "etc", "tmp", "root", "proc", "dev", "sys"] {
         fs::create_dir_all(rootfs.join(dir)).map_err(|e| io(dir, e))?;
@@ -644,7 +647,7 @@ fn json_str(s: &str) -> String {
 }
 
 /// The directories of `cgroup_path` in every mounted cgroup hierarchy (v1 controllers and v2).
-fn cgroup_dirs(cgroup_path: &str) -> Vec<PathBuf> {
+pub fn cgroup_dirs(cgroup_path: &str) -> Vec<PathBuf> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     mountinfo
         .lines()

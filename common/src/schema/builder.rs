@@ -282,6 +282,7 @@ pub struct TraceBatchBuilder {
     container_id: Sparse<StringBuilder>,
     container_name: Sparse<StringBuilder>,
     image: Sparse<StringBuilder>,
+    image_digest: Sparse<StringBuilder>,
     runtime: Sparse<StringBuilder>,
     pod: Sparse<StringBuilder>,
     namespace: Sparse<StringBuilder>,
@@ -504,6 +505,7 @@ impl TraceBatchBuilder {
             container_id: Sparse::new(StringBuilder::new()),
             container_name: Sparse::new(StringBuilder::new()),
             image: Sparse::new(StringBuilder::new()),
+            image_digest: Sparse::new(StringBuilder::new()),
             runtime: Sparse::new(StringBuilder::new()),
             pod: Sparse::new(StringBuilder::new()),
             namespace: Sparse::new(StringBuilder::new()),
@@ -593,6 +595,8 @@ impl TraceBatchBuilder {
         self.container_name
             .option(c.and_then(|c| c.name.as_deref()));
         self.image.option(c.and_then(|c| c.image.as_deref()));
+        self.image_digest
+            .option(c.and_then(|c| c.image_digest.as_deref()));
         self.runtime.option(c.and_then(|c| c.runtime.as_deref()));
         self.pod.option(c.and_then(|c| c.pod.as_deref()));
         self.namespace
@@ -699,6 +703,7 @@ impl TraceBatchBuilder {
             (n::CONTAINER_ID, self.container_id.finish()),
             (n::CONTAINER_NAME, self.container_name.finish()),
             (n::IMAGE, self.image.finish()),
+            (n::IMAGE_DIGEST, self.image_digest.finish()),
             (n::RUNTIME, self.runtime.finish()),
             (n::POD, self.pod.finish()),
             (n::NAMESPACE, self.namespace.finish()),

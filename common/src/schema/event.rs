@@ -99,6 +99,8 @@ pub struct Container {
     pub name: Option<Arc<str>>,
     /// Image reference.
     pub image: Option<Arc<str>>,
+    /// Content digest of the image's manifest (`sha256:…`), where the engine records it.
+    pub image_digest: Option<Arc<str>>,
     /// Runtime that started it.
     pub runtime: Option<Arc<str>>,
     /// Kubernetes pod name.

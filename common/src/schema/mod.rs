@@ -145,6 +145,7 @@ pub mod names {
     pub const CONTAINER_ID: &str = "container_id";
     pub const CONTAINER_NAME: &str = "container_name";
     pub const IMAGE: &str = "image";
+    pub const IMAGE_DIGEST: &str = "image_digest";
     pub const RUNTIME: &str = "runtime";
     pub const POD: &str = "pod";
     pub const NAMESPACE: &str = "namespace";
@@ -264,6 +265,7 @@ pub const COLUMNS: &[Column] = &[
     col(names::CONTAINER_ID, Str, true, "enriched", "container id (64 hex) of the task's cgroup"),
     col(names::CONTAINER_NAME, Str, true, "enriched", "container name from the runtime"),
     col(names::IMAGE, Str, true, "enriched", "container image reference"),
+    col(names::IMAGE_DIGEST, Str, true, "enriched", "content digest (`sha256:…`) of the image's manifest as the engine recorded it (podman, containerd)"),
     col(names::RUNTIME, Str, true, "enriched", "container runtime (docker, containerd, cri-o, podman, runc)"),
     col(names::POD, Str, true, "enriched", "Kubernetes pod name"),
     col(names::NAMESPACE, Str, true, "enriched", "Kubernetes namespace"),

@@ -7,8 +7,11 @@
 //! ([`parse_cgroup_path`]) and reads the runtime's metadata once per container id
 //! ([`runtime::read_metadata`]).
 
+mod bolt;
+mod containerd;
 mod oci;
 mod path;
+mod podman;
 mod rfc3339;
 pub mod runtime;
 mod walk;
@@ -231,7 +234,7 @@ impl ContainerResolver {
 
     /// Reads metadata (attempt number `attempt`) and caches the result.
     fn read(&mut self, runtime: Runtime, id: &str, cgroup_path: &str, attempt: u32) -> &Known {
-        let (meta, errors) = runtime::read_metadata(&self.roots, id);
+        let (meta, errors) = runtime::read_metadata(&self.roots, runtime, id);
         self.stats.metadata_errors += errors.len() as u64;
         let retry = if meta.found {
             None
@@ -310,10 +313,11 @@ fn container_info(
     let labels = labels_json(&meta.annotations);
     let container = Container {
         id: id.into(),
-        name: first(&CONTAINER_NAME).or_else(|| meta.docker_name.as_deref().map(Arc::from)),
-        image: first(&IMAGE).or_else(|| meta.docker_image.as_deref().map(Arc::from)),
+        name: first(&CONTAINER_NAME).or_else(|| meta.name.as_deref().map(Arc::from)),
+        image: first(&IMAGE).or_else(|| meta.image.as_deref().map(Arc::from)),
+        image_digest: meta.image_digest.as_deref().map(Arc::from),
         runtime: Some(runtime.name().into()),
-        pod: first(&POD_NAME),
+        pod: first(&POD_NAME).or_else(|| meta.pod.as_deref().map(Arc::from)),
         namespace: first(&POD_NAMESPACE),
         labels,
     };

@@ -11,11 +11,14 @@ pub enum Runtime {
     /// Docker (`/docker/<id>`, `docker-<id>.scope`).
     Docker,
     /// containerd's CRI plugin (`cri-containerd-<id>.scope`, `:cri-containerd:<id>`, and the
-    /// cgroupfs-driver Kubernetes form `/kubepods/<qos>/pod<uid>/<id>`).
+    /// cgroupfs-driver Kubernetes form `/kubepods/<qos>/pod<uid>/<id>`), and containerd's own
+    /// default for the `k8s.io` namespace, `/k8s.io/<id>` (`ctr -n k8s.io run`, and CRI with
+    /// no cgroup parent).
     Containerd,
     /// CRI-O (`crio-<id>.scope`, `crio-<id>`).
     CriO,
-    /// podman (`libpod-<id>.scope`).
+    /// podman (`libpod-<id>.scope` with the systemd manager, `/libpod_parent/libpod-<id>` with
+    /// cgroupfs).
     Podman,
     /// Plain runc with a top-level cgroups path (`/<id>`).
     Runc,
@@ -77,10 +80,11 @@ fn parse_component<'a>(component: &'a str, ancestors: &[&str]) -> Option<(Runtim
         else {
             continue;
         };
-        // systemd driver: `<prefix>-<id>.scope`; CRI-O's cgroupfs driver: `crio-<id>`.
+        // systemd driver: `<prefix>-<id>.scope`; the cgroupfs drivers of CRI-O (`crio-<id>`)
+        // and podman (`libpod-<id>`, under `/libpod_parent` or a pod's cgroup).
         let id = match rest.strip_suffix(".scope") {
             Some(id) => id,
-            None if runtime == Runtime::CriO => rest,
+            None if matches!(runtime, Runtime::CriO | Runtime::Podman) => rest,
             None => continue,
         };
         if is_container_id(id) {
@@ -95,6 +99,8 @@ fn bare_id_runtime(ancestors: &[&str]) -> Option<Runtime> {
     match ancestors {
         [] => Some(Runtime::Runc),
         [.., "docker"] => Some(Runtime::Docker),
+        // containerd's default cgroup, `/<namespace>/<id>`, for its Kubernetes namespace.
+        ["k8s.io"] => Some(Runtime::Containerd),
         // Amazon ECS (Docker, cgroupfs): `/ecs/<task id>/<id>`.
         [.., "ecs", _task] => Some(Runtime::Docker),
         // cgroupfs-driver Kubernetes: `/kubepods/<qos>/pod<uid>/<id>` or `/kubepods/pod<uid>/<id>`.
@@ -194,6 +200,9 @@ mod tests {
                 format!("/machine.slice/libpod-{ID}.scope/container"),
                 Runtime::Podman,
             ),
+            (format!("/libpod_parent/libpod-{ID}"), Runtime::Podman),
+            (format!("/libpod_parent/{ID2}/libpod-{ID}"), Runtime::Podman),
+            (format!("/k8s.io/{ID}"), Runtime::Containerd),
             (
                 format!("/ecs/0a1b2c3d4e5f60718293a4b5c6d7e8f9/{ID}"),
                 Runtime::Docker,
@@ -253,6 +262,11 @@ mod tests {
             format!("/system.slice/docker_{ID}.scope"),
             format!("/kubepods.slice/kubepods-podx.slice/crio-conmon-{ID}.scope"),
             format!("/machine.slice/libpod-conmon-{ID}.scope"),
+            format!("/libpod_parent/libpod-conmon-{ID}"),
+            format!("/libpod_parent/{ID}"),
+            format!("/libpod_parent/libpod-{ID}x"),
+            format!("/moby/k8s.io/{ID}"),
+            format!("/k8s.io/x/{ID}"),
             format!("/kubepods/besteffort/notapod/{ID}"),
             format!("/other/{ID}"),
             format!("/x.slice:unknown:{ID}"),

@@ -1,19 +1,24 @@
 //! Reading a container's metadata from where runtimes keep it on the host: the runc/crun state
-//! (`<state dir>/<id>/state.json` or `status`), the OCI bundle's `config.json`, and Docker's
-//! `config.v2.json`. Every file is optional, size-bounded, and parsed leniently: what is missing
-//! stays `None`, what is broken is returned as an error for the caller to count.
+//! (`<state dir>/<id>/state.json` or `status`), the OCI bundle's `config.json`, Docker's
+//! `config.v2.json`, and the engines' own stores found from the bundle (podman's in
+//! [`super::podman`], containerd's in [`super::containerd`]). Every file is optional,
+//! size-bounded, opened without following a symlink in its last component, and parsed
+//! leniently: what is missing stays `None`, what is broken is returned as an error for the
+//! caller to count.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::bolt::BoltError;
 use super::oci::OciConfig;
-use super::path::is_container_id;
-use super::rfc3339;
+use super::path::{Runtime, is_container_id};
+use super::{containerd, podman, rfc3339};
 
 /// Largest metadata file read (runc's state.json embeds the whole config: tens of KiB).
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
@@ -82,6 +87,24 @@ pub enum MetadataError {
         /// The error (names line and column).
         source: serde_json::Error,
     },
+    /// An engine's bbolt store that could not be read.
+    #[error(transparent)]
+    Bolt(#[from] BoltError),
+}
+
+/// What an engine's own store says about a container (beyond the OCI bundle).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct EngineFacts {
+    /// The engine's container name.
+    pub name: Option<String>,
+    /// Image reference.
+    pub image: Option<String>,
+    /// Manifest digest of the image (`sha256:…`).
+    pub image_digest: Option<String>,
+    /// The container's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The pod the engine groups it in (podman pods).
+    pub pod: Option<String>,
 }
 
 /// Everything the host told us about one container.
@@ -89,10 +112,14 @@ pub enum MetadataError {
 pub struct Metadata {
     /// OCI annotations, runtime labels and Docker labels, merged (later sources win).
     pub annotations: BTreeMap<String, String>,
-    /// Docker's container name (without the leading `/`).
-    pub docker_name: Option<String>,
-    /// Docker's image reference.
-    pub docker_image: Option<String>,
+    /// The engine's container name (Docker's without the leading `/`, podman's).
+    pub name: Option<String>,
+    /// The engine's image reference.
+    pub image: Option<String>,
+    /// Manifest digest of the image, where the engine records it.
+    pub image_digest: Option<String>,
+    /// The engine's pod (podman); Kubernetes pods come from annotations and labels.
+    pub pod: Option<String>,
     /// Creation time, ns since the epoch.
     pub created_ns: Option<i64>,
     /// Host pid of the container's init process.
@@ -156,7 +183,11 @@ struct DockerConfig {
 
 /// Reads everything known about container `id`; files that exist but cannot be used are
 /// returned as errors beside whatever else was found. Never panics on file contents.
-pub fn read_metadata(roots: &RuntimeRoots, id: &str) -> (Metadata, Vec<MetadataError>) {
+pub fn read_metadata(
+    roots: &RuntimeRoots,
+    runtime: Runtime,
+    id: &str,
+) -> (Metadata, Vec<MetadataError>) {
     let mut meta = Metadata::default();
     let mut errors = Vec::new();
     if !is_container_id(id) {
@@ -199,6 +230,15 @@ pub fn read_metadata(roots: &RuntimeRoots, id: &str) -> (Metadata, Vec<MetadataE
         meta.shared_namespaces = config.shared_namespaces();
         meta.bundle = Some(bundle);
     }
+    if let Some(facts) = engine_facts(&meta, runtime, id, &mut errors) {
+        meta.found = true;
+        meta.name = facts.name;
+        meta.image = facts.image;
+        meta.image_digest = facts.image_digest;
+        meta.pod = facts.pod;
+        // The engine's labels over the OCI annotations, like Docker's below.
+        meta.annotations.extend(facts.labels);
+    }
 
     if let Some(docker_dir) = &roots.docker_dir
         && let Some(docker) = keep(
@@ -213,6 +253,34 @@ pub fn read_metadata(roots: &RuntimeRoots, id: &str) -> (Metadata, Vec<MetadataE
         truncate(value);
     }
     (meta, errors)
+}
+
+/// The engine's own store, found from the bundle: podman's (also recognised by the
+/// `io.container.manager=libpod` annotation podman sets), containerd's.
+fn engine_facts(
+    meta: &Metadata,
+    runtime: Runtime,
+    id: &str,
+    errors: &mut Vec<MetadataError>,
+) -> Option<EngineFacts> {
+    let bundle = meta.bundle.as_deref()?;
+    let libpod = meta
+        .annotations
+        .get("io.container.manager")
+        .map(String::as_str)
+        == Some("libpod");
+    if runtime == Runtime::Podman || libpod {
+        let (graphroot, driver) = podman::storage_of_bundle(bundle, id)?;
+        return podman::read(&graphroot, &driver, id, errors);
+    }
+    if runtime == Runtime::Containerd {
+        let (namespace, root) = containerd::namespace_and_root(bundle, id)?;
+        return containerd::read(&root, &namespace, id).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+    }
+    None
 }
 
 /// The value of a read that may fail; a failure is recorded in `errors`.
@@ -245,7 +313,7 @@ fn apply_state(meta: &mut Metadata, state: State) {
 }
 
 fn apply_docker(meta: &mut Metadata, docker: DockerContainer) {
-    meta.docker_name = docker
+    meta.name = docker
         .name
         .map(|n| n.trim_start_matches('/').to_owned())
         .filter(|n| !n.is_empty());
@@ -253,16 +321,21 @@ fn apply_docker(meta: &mut Metadata, docker: DockerContainer) {
         meta.created_ns = docker.created.as_deref().and_then(rfc3339::parse_ns);
     }
     let config = docker.config.unwrap_or_default();
-    meta.docker_image = config.image.filter(|i| !i.is_empty());
+    meta.image = config.image.filter(|i| !i.is_empty());
     if meta.hostname.is_none() {
         meta.hostname = config.hostname.filter(|h| !h.is_empty());
     }
     meta.annotations.extend(config.labels.unwrap_or_default());
 }
 
-/// Reads and parses a JSON file; Ok(None) when it does not exist (or is not a file).
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, MetadataError> {
-    let file = match fs::File::open(path) {
+/// Reads and parses a JSON file; Ok(None) when it does not exist (or is not a file). A symlink
+/// in the last component is refused (`ELOOP`), never followed.
+pub(super) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, MetadataError> {
+    let file = match fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e)
             if matches!(

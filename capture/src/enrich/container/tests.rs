@@ -265,7 +265,7 @@ fn docker_config_v2() {
 fn bundle_found_by_id_when_there_is_no_state() {
     let host = Host::new();
     host.write(&format!("run/containerd/task/{ID}/config.json"), OCI_CONFIG);
-    let (meta, errors) = runtime::read_metadata(&host.roots(), ID);
+    let (meta, errors) = runtime::read_metadata(&host.roots(), Runtime::Containerd, ID);
     assert!(errors.is_empty(), "{errors:?}");
     assert!(meta.found);
     assert_eq!(
@@ -291,7 +291,7 @@ fn broken_files_are_counted_not_fatal() {
         &format!("var/lib/docker/containers/{ID}/config.v2.json"),
         &big,
     );
-    let (meta, errors) = runtime::read_metadata(&host.roots(), ID);
+    let (meta, errors) = runtime::read_metadata(&host.roots(), Runtime::Containerd, ID);
     assert!(!meta.found);
     assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(matches!(errors[0], MetadataError::Json { .. }));
@@ -320,7 +320,7 @@ fn long_annotation_values_are_cut_on_a_char_boundary() {
         &format!("run/containerd/task/{ID}/config.json"),
         &config.to_string(),
     );
-    let (meta, _) = runtime::read_metadata(&host.roots(), ID);
+    let (meta, _) = runtime::read_metadata(&host.roots(), Runtime::Containerd, ID);
     assert_eq!(meta.annotations["big"].len(), runtime::MAX_VALUE_BYTES);
     assert_eq!(meta.annotations["io.kubernetes.pod.name"], "p");
 }
@@ -329,7 +329,7 @@ fn long_annotation_values_are_cut_on_a_char_boundary() {
 fn ids_are_validated_before_touching_paths() {
     let host = Host::new();
     host.write("run/runc/../../etc/state.json", "{}");
-    let (meta, errors) = runtime::read_metadata(&host.roots(), "../../etc");
+    let (meta, errors) = runtime::read_metadata(&host.roots(), Runtime::Runc, "../../etc");
     assert!(!meta.found && errors.is_empty());
 }
 
