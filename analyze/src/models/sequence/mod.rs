@@ -296,7 +296,12 @@ mod tests {
         let m = SequenceModel::fit(&threads, 4);
         let fit = t1.elapsed();
         // Scoring, one core: every member of every attack and normal trace.
-        let test: Vec<&[u32]> = s.attack.iter().chain(&s.normal).map(Vec::as_slice).collect();
+        let test: Vec<&[u32]> = s
+            .attack
+            .iter()
+            .chain(&s.normal)
+            .map(Vec::as_slice)
+            .collect();
         let scored: usize = test.iter().map(|t| t.len()).sum();
         let t2 = std::time::Instant::now();
         let sum: f64 = test.iter().map(|t| m.score_thread(t).0[0]).sum();
