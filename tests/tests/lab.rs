@@ -274,3 +274,86 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
         "every attack must outrank every benign container (worst attack rank {worst_attack}, best benign rank {best_benign})"
     );
 }
+
+/// Issue 20, item 4: the sequence models on our own traces. Two lab runs recorded with
+/// `capture --syscalls full` (every call of every thread, in order): `analyze train` fits the
+/// sequence members on the first run's benign containers, and `analyze eval` on a second run
+/// (another seed: other names, timings and parameters, attacks beside the benign containers)
+/// must put the attacked containers' sequences above the benign ones — through the same code
+/// that models the UNM traces.
+#[test]
+fn sequences_from_full_syscall_capture_train_and_rank_attacks_up() {
+    if !require(
+        "lab::sequences_full_syscalls",
+        missing_privileges().or_else(runc_available),
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |seed: &str, attacks: &str, name: &str| {
+        let out = dir.path().join(name);
+        let lab = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(["--seed", seed, "--benign", "8", "--attacks", attacks])
+            .args(["--seconds", "30", "--syscalls", "full"])
+            .arg("--out")
+            .arg(&out)
+            .arg("--capture")
+            .arg(binary("capture"))
+            .output()
+            .expect("run lab");
+        assert!(
+            lab.status.success(),
+            "lab failed: {}",
+            String::from_utf8_lossy(&lab.stderr)
+        );
+        out
+    };
+    let train = run("31", "none", "train");
+    let test = run("32", "miner,reverse-shell,fileless", "test");
+    let model = dir.path().join("seq.model");
+    let t = Command::new(binary("analyze"))
+        .arg("train")
+        .arg(train.join("traces"))
+        .arg("--labels")
+        .arg(train.join("labels.csv"))
+        .arg("--out")
+        .arg(&model)
+        .arg("--no-progress")
+        .output()
+        .expect("analyze train");
+    let log = String::from_utf8_lossy(&t.stderr);
+    assert!(t.status.success(), "{log}");
+    assert!(
+        log.contains("markov") && !log.contains(" 0 syscalls"),
+        "no sequences trained: {log}"
+    );
+    let e = Command::new(binary("analyze"))
+        .arg("eval")
+        .arg(test.join("traces"))
+        .arg("--labels")
+        .arg(test.join("labels.csv"))
+        .arg("--model")
+        .arg(&model)
+        .args(["--no-progress", "--format", "json"])
+        .output()
+        .expect("analyze eval");
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&e.stdout).expect("eval json");
+    let auc = |scorer: &str| {
+        doc["workloads"]
+            .as_array()
+            .expect("workloads")
+            .iter()
+            .find(|m| m["scorer"] == scorer)
+            .and_then(|m| m["roc_auc"].as_f64())
+            .unwrap_or_else(|| panic!("no {scorer} in {doc}"))
+    };
+    eprintln!(
+        "sequences {:.3}, models {:.3}",
+        auc("sequences (combined)"),
+        auc("models (combined)")
+    );
+    assert_eq!(doc["attack"], 3, "{doc}");
+    assert!(auc("sequences (combined)") >= 0.9, "{doc:#}");
+    assert!(auc("models (combined)") >= 0.9, "{doc:#}");
+}

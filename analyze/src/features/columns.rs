@@ -248,6 +248,14 @@ impl Columns {
             None => None,
             Some(a) => Some(
                 a.as_map_opt()
+                    .filter(|m| {
+                        m.keys()
+                            .as_primitive_opt::<arrow::datatypes::UInt32Type>()
+                            .is_some()
+                            && m.values()
+                                .as_primitive_opt::<arrow::datatypes::UInt64Type>()
+                                .is_some()
+                    })
                     .cloned()
                     .ok_or_else(|| FeatureError::ColumnType {
                         column: n::SYSCALL_COUNTS,

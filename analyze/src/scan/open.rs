@@ -306,6 +306,26 @@ impl OpenTrace {
     }
 }
 
+thread_local! {
+    /// Whether this thread is inside [`guard`], whose panics are reported as errors.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that stays silent for panics [`guard`] turns into errors — the
+/// user sees one line naming the file, not a panic message and a backtrace above it — and
+/// reports every other panic as before.
+fn quiet_guarded_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs a decoder step, turning a panic inside the Parquet/Arrow decoders (malformed input
 /// they do not expect) into an error naming the file, so one bad file cannot abort the scan.
 fn guard<T>(
@@ -313,7 +333,11 @@ fn guard<T>(
     row_group: Option<usize>,
     f: impl FnOnce() -> Result<T, ScanError>,
 ) -> Result<T, ScanError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+    quiet_guarded_panics();
+    let outer = GUARDED.with(|g| g.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(outer));
+    result.unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<String>()
             .map(String::as_str)

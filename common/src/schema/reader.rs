@@ -110,8 +110,10 @@ fn times(a: &dyn Array) -> Option<&TimestampNanosecondArray> {
 fn bools(a: &dyn Array) -> Option<&BooleanArray> {
     a.as_boolean_opt()
 }
+/// A list of strings (a list of anything else is the wrong type, not a panic later).
 fn lists(a: &dyn Array) -> Option<&ListArray> {
     a.as_list_opt::<i32>()
+        .filter(|l| l.values().as_string_opt::<i32>().is_some())
 }
 
 fn req<T: arrow::datatypes::ArrowPrimitiveType>(
@@ -126,8 +128,12 @@ fn req<T: arrow::datatypes::ArrowPrimitiveType>(
     }
 }
 
+/// A map of `u32` keys to `u64` values (the syscall counts), nothing else.
 fn maps(a: &dyn Array) -> Option<&MapArray> {
-    a.as_map_opt()
+    a.as_map_opt().filter(|m| {
+        m.keys().as_primitive_opt::<UInt32Type>().is_some()
+            && m.values().as_primitive_opt::<UInt64Type>().is_some()
+    })
 }
 
 /// Typed access to one batch's columns; missing nullable columns read as null.
@@ -179,8 +185,10 @@ impl Row<'_> {
     fn list(&self, c: &'static str) -> Option<Vec<String>> {
         self.lists.get(c).filter(|a| a.is_valid(self.row)).map(|a| {
             let v = a.value(self.row);
-            let s = v.as_string::<i32>();
-            (0..s.len()).map(|i| s.value(i).to_string()).collect()
+            // `lists` admitted only lists of strings.
+            v.as_string_opt::<i32>()
+                .map(|s| (0..s.len()).map(|i| s.value(i).to_string()).collect())
+                .unwrap_or_default()
         })
     }
     fn file(&self) -> FilePath {
@@ -401,12 +409,17 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
                 .filter(|m| m.is_valid(r.row))
                 .map(|m| {
                     let entries = m.value(r.row);
-                    let keys = entries.column(0).as_primitive::<UInt32Type>();
-                    let values = entries.column(1).as_primitive::<UInt64Type>();
-                    keys.iter()
-                        .zip(values.iter())
-                        .map(|(k, v)| (k.unwrap_or(0), v.unwrap_or(0)))
-                        .collect()
+                    // `maps` admitted only u32 → u64 maps.
+                    let keys = entries.column(0).as_primitive_opt::<UInt32Type>();
+                    let values = entries.column(1).as_primitive_opt::<UInt64Type>();
+                    keys.zip(values)
+                        .map(|(keys, values)| {
+                            keys.iter()
+                                .zip(values.iter())
+                                .map(|(k, v)| (k.unwrap_or(0), v.unwrap_or(0)))
+                                .collect()
+                        })
+                        .unwrap_or_default()
                 })
                 .unwrap_or_default(),
         },
@@ -969,6 +982,60 @@ mod tests {
             let built = b.finish();
             assert_eq!(built.num_rows(), batch.len());
             assert_eq!(&events_from_batch(&built).unwrap(), batch);
+        }
+    }
+
+    #[test]
+    fn lists_and_maps_of_other_inner_types_are_wrong_types_not_panics() {
+        use arrow::array::{
+            ArrayRef, ListBuilder, MapBuilder, StringBuilder, UInt32Builder, UInt64Builder,
+        };
+        let events = with_every_kind(&sample_events()[0]);
+        let mut b = TraceBatchBuilder::new("h");
+        events.iter().for_each(|e| b.push(e));
+        let batch = b.finish();
+        let rows = batch.num_rows();
+        let numbers: ArrayRef = {
+            let mut l = ListBuilder::new(UInt32Builder::new());
+            for r in 0..rows {
+                l.values().append_value(r as u32);
+                l.append(true);
+            }
+            std::sync::Arc::new(l.finish())
+        };
+        let string_keys: ArrayRef = {
+            let mut m = MapBuilder::new(None, StringBuilder::new(), UInt64Builder::new());
+            for _ in 0..rows {
+                m.keys().append_value("read");
+                m.values().append_value(3);
+                m.append(true).unwrap();
+            }
+            std::sync::Arc::new(m.finish())
+        };
+        for (column, array) in [
+            (n::ARGV, &numbers),
+            (n::DNS_ANSWERS, &numbers),
+            (n::SYSCALL_COUNTS, &string_keys),
+        ] {
+            let i = batch.schema().index_of(column).unwrap();
+            let mut fields: Vec<arrow::datatypes::Field> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields[i] = arrow::datatypes::Field::new(column, array.data_type().clone(), true);
+            let mut columns = batch.columns().to_vec();
+            columns[i] = array.clone();
+            let bad = RecordBatch::try_new(
+                std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+                columns,
+            )
+            .unwrap();
+            match events_from_batch(&bad) {
+                Err(ReadError::WrongType { column: c, .. }) => assert_eq!(c, column),
+                other => panic!("{column}: {other:?}"),
+            }
         }
     }
 

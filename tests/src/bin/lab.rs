@@ -49,6 +49,11 @@ struct Args {
     /// The capture binary (default: `capture` next to this binary).
     #[arg(long)]
     capture: Option<PathBuf>,
+    /// What capture records of plain syscalls: `profile` (per-thread counts, capture's default)
+    /// or `full` (every call, in order: the sequences `analyze train` fits its sequence models
+    /// on).
+    #[arg(long, default_value = "profile", value_parser = ["profile", "full"])]
+    syscalls: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         seconds: args.seconds.unwrap_or(seconds),
         out,
         capture,
+        capture_args: vec!["--syscalls".into(), args.syscalls],
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

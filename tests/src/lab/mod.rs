@@ -55,6 +55,9 @@ pub struct Config {
     pub out: PathBuf,
     /// The capture binary.
     pub capture: PathBuf,
+    /// More arguments for capture (e.g. `--syscalls full`, to record the syscall sequences the
+    /// sequence models train on).
+    pub capture_args: Vec<String>,
 }
 
 /// One container of a finished run.
@@ -350,11 +353,9 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<Outcome, String> {
 
     // Record.
     let raw = work.path().join("raw");
-    let mut capture = Capture::spawn(
-        &cfg.capture,
-        &raw,
-        &["--rotate-interval", "1h", "--rotate-size", "1024"],
-    )?;
+    let mut capture_args = vec!["--rotate-interval", "1h", "--rotate-size", "1024"];
+    capture_args.extend(cfg.capture_args.iter().map(String::as_str));
+    let mut capture = Capture::spawn(&cfg.capture, &raw, &capture_args)?;
     let started = Instant::now();
     eprintln!(
         "lab: seed {}, {} containers ({} attacks), {} s, fake internet on {addr}",
