@@ -8,6 +8,7 @@
 //! runc).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::Command;
 
 use needle_tests::runc::runc_available;
@@ -23,8 +24,9 @@ fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding()
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("lab");
-    let lab = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args([
+    let manifest = run_lab(
+        &out,
+        &[
             "--seed",
             "11",
             "--benign",
@@ -33,26 +35,11 @@ fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding()
             "miner,c2-dga-beacon,reverse-shell",
             "--seconds",
             "30",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--capture")
-        .arg(binary("capture"))
-        .output()
-        .expect("run lab");
-    let stdout = String::from_utf8_lossy(&lab.stdout);
-    eprintln!("{stdout}");
-    assert!(
-        lab.status.success(),
-        "lab failed: {}",
-        String::from_utf8_lossy(&lab.stderr)
+        ],
     );
 
     // The attacks happened: the injections were delivered and the fake internet saw the miner
     // speak Stratum, the beacon's lookups and the reverse shell connect.
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("lab-run.json")).expect("lab-run.json"))
-            .expect("json");
     assert_eq!(manifest["injections_delivered"], 3, "{manifest}");
     assert_eq!(
         manifest["attacks_unconfirmed"],
@@ -75,43 +62,9 @@ fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding()
         "the reverse shell never connected: {activity}"
     );
 
-    // labels.csv: workload,label,scenario,expected_findings,…
-    let labels = std::fs::read_to_string(out.join("labels.csv")).expect("labels.csv");
-    let labels: HashMap<String, (String, String, Vec<String>)> = labels
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let expected = f[3]
-                .split(';')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
-            (
-                f[0].to_owned(),
-                (f[1].to_owned(), f[2].to_owned(), expected),
-            )
-        })
-        .collect();
+    let labels = labels(&out);
     assert_eq!(labels.len(), 11);
-
-    // The lab's benign installers run what they download (a new binary by definition): the
-    // operator's suppression rules say it is expected.
-    let analyze = Command::new(binary("analyze"))
-        .arg(&out)
-        .args(["--format", "json", "--no-progress", "--suppress"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../datasets/lab-suppressions.toml"
-        ))
-        .output()
-        .expect("run analyze");
-    assert!(
-        analyze.status.success(),
-        "{}",
-        String::from_utf8_lossy(&analyze.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&analyze.stdout).expect("analyze json");
+    let json = rank_with_lab_suppressions(&out);
     let workloads = json["workloads"].as_array().expect("workloads");
 
     // Only the lab's containers are in the dataset.
@@ -127,7 +80,11 @@ fn lab_attacks_outrank_every_benign_container_and_benign_ones_carry_no_finding()
     for w in workloads {
         let id = w["workload"].as_str().expect("workload");
         let rank = w["rank"].as_u64().expect("rank") as usize;
-        let (label, scenario, expected) = labels
+        let Label {
+            label,
+            scenario,
+            expected,
+        } = labels
             .get(id)
             .unwrap_or_else(|| panic!("{id} is not a lab container"));
         let findings: Vec<&serde_json::Value> = w["findings"]
@@ -188,8 +145,9 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("lab");
-    let lab = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args([
+    let manifest = run_lab(
+        &out,
+        &[
             "--seed",
             "23",
             "--benign",
@@ -203,59 +161,23 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
             "masq-miner,setuid-backdoor,cred-harvest",
             "--seconds",
             "90",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--capture")
-        .arg(binary("capture"))
-        .output()
-        .expect("run lab");
-    eprintln!("{}", String::from_utf8_lossy(&lab.stdout));
-    assert!(
-        lab.status.success(),
-        "lab failed: {}",
-        String::from_utf8_lossy(&lab.stderr)
+        ],
     );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("lab-run.json")).expect("lab-run.json"))
-            .expect("json");
     assert_eq!(
         manifest["attacks_unconfirmed"],
         serde_json::json!([]),
         "{manifest}"
     );
-    let labels = std::fs::read_to_string(out.join("labels.csv")).expect("labels.csv");
-    let labels: HashMap<String, (String, String)> = labels
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
-        })
-        .collect();
+    let labels = labels(&out);
     assert_eq!(labels.len(), 12);
-    // The lab's benign installers run what they download (a new binary by definition): the
-    // operator's suppression rules say it is expected.
-    let analyze = Command::new(binary("analyze"))
-        .arg(&out)
-        .args(["--format", "json", "--no-progress", "--suppress"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../datasets/lab-suppressions.toml"
-        ))
-        .output()
-        .expect("run analyze");
-    assert!(
-        analyze.status.success(),
-        "{}",
-        String::from_utf8_lossy(&analyze.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&analyze.stdout).expect("analyze json");
+    let json = rank_with_lab_suppressions(&out);
     let (mut worst_attack, mut best_benign) = (0, usize::MAX);
     for w in json["workloads"].as_array().expect("workloads") {
         let id = w["workload"].as_str().expect("workload");
         let rank = w["rank"].as_u64().expect("rank") as usize;
-        let (label, scenario) = labels
+        let Label {
+            label, scenario, ..
+        } = labels
             .get(id)
             .unwrap_or_else(|| panic!("{id} is not a lab container"));
         eprintln!(
@@ -292,19 +214,10 @@ fn sequences_from_full_syscall_capture_train_and_rank_attacks_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |seed: &str, attacks: &str, name: &str| {
         let out = dir.path().join(name);
-        let lab = Command::new(env!("CARGO_BIN_EXE_lab"))
-            .args(["--seed", seed, "--benign", "8", "--attacks", attacks])
-            .args(["--seconds", "30", "--syscalls", "full"])
-            .arg("--out")
-            .arg(&out)
-            .arg("--capture")
-            .arg(binary("capture"))
-            .output()
-            .expect("run lab");
-        assert!(
-            lab.status.success(),
-            "lab failed: {}",
-            String::from_utf8_lossy(&lab.stderr)
+        let args = ["--seed", seed, "--benign", "8", "--attacks", attacks];
+        run_lab(
+            &out,
+            &[&args[..], &["--seconds", "30", "--syscalls", "full"]].concat(),
         );
         out
     };
@@ -356,4 +269,73 @@ fn sequences_from_full_syscall_capture_train_and_rank_attacks_up() {
     assert_eq!(doc["attack"], 3, "{doc}");
     assert!(auc("sequences (combined)") >= 0.9, "{doc:#}");
     assert!(auc("models (combined)") >= 0.9, "{doc:#}");
+}
+
+/// Runs the lab binary with `args` into `out` (the capture built beside the tests), prints what
+/// it printed, and returns its manifest (`lab-run.json`).
+fn run_lab(out: &Path, args: &[&str]) -> serde_json::Value {
+    let lab = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("--capture")
+        .arg(binary("capture"))
+        .output()
+        .expect("run lab");
+    eprintln!("{}", String::from_utf8_lossy(&lab.stdout));
+    assert!(
+        lab.status.success(),
+        "lab failed: {}",
+        String::from_utf8_lossy(&lab.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out.join("lab-run.json")).expect("lab-run.json"))
+        .expect("json")
+}
+
+/// One row of the lab's `labels.csv` (workload,label,scenario,expected_findings,…).
+struct Label {
+    label: String,
+    scenario: String,
+    expected: Vec<String>,
+}
+
+fn labels(out: &Path) -> HashMap<String, Label> {
+    std::fs::read_to_string(out.join("labels.csv"))
+        .expect("labels.csv")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let label = Label {
+                label: f[1].to_owned(),
+                scenario: f[2].to_owned(),
+                expected: f[3]
+                    .split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            };
+            (f[0].to_owned(), label)
+        })
+        .collect()
+}
+
+/// `analyze` on a lab dataset with the lab's suppression rules: its benign installers run what
+/// they download (a new binary by definition), and the operator's rules say it is expected.
+fn rank_with_lab_suppressions(out: &Path) -> serde_json::Value {
+    let analyze = Command::new(binary("analyze"))
+        .arg(out)
+        .args(["--format", "json", "--no-progress", "--suppress"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../datasets/lab-suppressions.toml"
+        ))
+        .output()
+        .expect("run analyze");
+    assert!(
+        analyze.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analyze.stderr)
+    );
+    serde_json::from_slice(&analyze.stdout).expect("analyze json")
 }

@@ -17,7 +17,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 const MAGIC: u32 = 0xED0C_DAED;
@@ -99,26 +99,12 @@ impl BoltFile {
     /// Opens `path` (never following a symlink in its last component); Ok(None) when it does
     /// not exist.
     pub fn open(path: &Path) -> Result<Option<BoltFile>, BoltError> {
-        let file = match File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-        {
-            Ok(f) => f,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(source) => {
-                return Err(BoltError::Read {
-                    path: path.into(),
-                    source,
-                });
-            }
+        let Some(file) = super::nofollow::open(path).map_err(|source| BoltError::Read {
+            path: path.into(),
+            source,
+        })?
+        else {
+            return Ok(None);
         };
         let mut db = BoltFile {
             path: path.into(),

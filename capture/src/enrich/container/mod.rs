@@ -9,6 +9,7 @@
 
 mod bolt;
 mod containerd;
+mod nofollow;
 mod oci;
 mod path;
 mod podman;

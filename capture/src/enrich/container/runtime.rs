@@ -7,9 +7,7 @@
 //! caller to count.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, Read as _};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -18,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::bolt::BoltError;
 use super::oci::OciConfig;
 use super::path::{Runtime, is_container_id};
-use super::{containerd, podman, rfc3339};
+use super::{containerd, nofollow, podman, rfc3339};
 
 /// Largest metadata file read (runc's state.json embeds the whole config: tens of KiB).
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
@@ -331,26 +329,12 @@ fn apply_docker(meta: &mut Metadata, docker: DockerContainer) {
 /// Reads and parses a JSON file; Ok(None) when it does not exist (or is not a file). A symlink
 /// in the last component is refused (`ELOOP`), never followed.
 pub(super) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, MetadataError> {
-    let file = match fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(source) => {
-            return Err(MetadataError::Read {
-                path: path.into(),
-                source,
-            });
-        }
+    let Some(file) = nofollow::open(path).map_err(|source| MetadataError::Read {
+        path: path.into(),
+        source,
+    })?
+    else {
+        return Ok(None);
     };
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
