@@ -247,15 +247,7 @@ impl Columns {
         let syscall_counts = match batch.column_by_name(n::SYSCALL_COUNTS) {
             None => None,
             Some(a) => Some(
-                a.as_map_opt()
-                    .filter(|m| {
-                        m.keys()
-                            .as_primitive_opt::<arrow::datatypes::UInt32Type>()
-                            .is_some()
-                            && m.values()
-                                .as_primitive_opt::<arrow::datatypes::UInt64Type>()
-                                .is_some()
-                    })
+                needle_common::schema::count_map(a)
                     .cloned()
                     .ok_or_else(|| FeatureError::ColumnType {
                         column: n::SYSCALL_COUNTS,

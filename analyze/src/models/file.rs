@@ -69,9 +69,8 @@ pub struct ModelFile {
     pub format_version: u32,
     /// needle version of the writer.
     pub needle_version: String,
-    /// Kinds of models inside (`isolation-forest`, `pca-reconstruction`, `gmm-nll`,
-    /// `kmeans-distance`, then the sequence members `markov`, `markov-window`, `stide`,
-    /// `stide-lfc`, `ngram-knn`).
+    /// Kinds of models inside (`feature-tails`, then the sequence members `markov`,
+    /// `markov-window`, `stide`, `stide-lfc`, `ngram-knn`).
     pub kinds: Vec<String>,
     /// Seed of every random choice in training.
     pub seed: u64,
@@ -163,21 +162,29 @@ impl ModelFile {
         let mut json = Vec::new();
         zstd::stream::copy_decode(body, &mut json)
             .map_err(|e| corrupt(format!("decompressing: {e}")))?;
-        // The version first (the rest skipped, not built), so a file of another version is
-        // named as such rather than as a field it lacks.
-        #[derive(Deserialize)]
-        struct Header {
-            #[serde(default)]
-            format_version: u64,
+        let version = |found: u64| ModelError::Version {
+            path: path.to_path_buf(),
+            found,
+        };
+        match serde_json::from_slice::<ModelFile>(&json) {
+            Ok(m) if m.format_version == FORMAT_VERSION => Ok(m),
+            Ok(m) => Err(version(u64::from(m.format_version))),
+            Err(e) => {
+                // A file of another version may lack this version's fields: name its version
+                // rather than the field (only this rare path reads the text a second time).
+                #[derive(Deserialize)]
+                struct Header {
+                    #[serde(default)]
+                    format_version: u64,
+                }
+                match serde_json::from_slice::<Header>(&json) {
+                    Ok(h) if h.format_version != u64::from(FORMAT_VERSION) => {
+                        Err(version(h.format_version))
+                    }
+                    _ => Err(corrupt(e.to_string())),
+                }
+            }
         }
-        let header: Header = serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))?;
-        if header.format_version != u64::from(FORMAT_VERSION) {
-            return Err(ModelError::Version {
-                path: path.to_path_buf(),
-                found: header.format_version,
-            });
-        }
-        serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
     }
 
     fn calibration(&self, name: &str) -> Option<&TailCalibration> {

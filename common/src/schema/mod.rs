@@ -26,7 +26,7 @@ pub use event::{
     ProcessContext,
 };
 pub use metadata::{KEY_PREFIX, MetadataError, ProgramStatus, TraceMetadata};
-pub use reader::{ReadError, events_from_batch};
+pub use reader::{ReadError, count_map, events_from_batch};
 pub use write::{WriteOptions, writer_properties};
 
 use std::sync::{Arc, OnceLock};

@@ -128,8 +128,9 @@ fn req<T: arrow::datatypes::ArrowPrimitiveType>(
     }
 }
 
-/// A map of `u32` keys to `u64` values (the syscall counts), nothing else.
-fn maps(a: &dyn Array) -> Option<&MapArray> {
+/// `a` as the `syscall_counts` map (`u32` syscall number → `u64` count); None for any other
+/// type, inner types included, so a reader never meets a key or value it cannot take.
+pub fn count_map(a: &dyn Array) -> Option<&MapArray> {
     a.as_map_opt().filter(|m| {
         m.keys().as_primitive_opt::<UInt32Type>().is_some()
             && m.values().as_primitive_opt::<UInt64Type>().is_some()
@@ -409,7 +410,7 @@ fn detail(kind: EventKind, r: &Row<'_>, counts: Option<&MapArray>) -> Result<Det
                 .filter(|m| m.is_valid(r.row))
                 .map(|m| {
                     let entries = m.value(r.row);
-                    // `maps` admitted only u32 → u64 maps.
+                    // `count_map` admitted only u32 → u64 maps.
                     let keys = entries.column(0).as_primitive_opt::<UInt32Type>();
                     let values = entries.column(1).as_primitive_opt::<UInt64Type>();
                     keys.zip(values)
@@ -501,7 +502,7 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, ReadError> {
     let exe_fileless = c.typed(n::EXE_FILELESS, bools)?;
     let flag =
         |a: Option<&BooleanArray>, row: usize| a.filter(|a| a.is_valid(row)).map(|a| a.value(row));
-    let counts = c.typed(n::SYSCALL_COUNTS, maps)?;
+    let counts = c.typed(n::SYSCALL_COUNTS, count_map)?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
