@@ -356,10 +356,12 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_complete_files() {
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    // A 1 MiB tmpfs of our own: room for the first segments (a second of a busy machine with
-    // every event family on is more than 256 KiB), full within a few more.
+    // A 4 MiB tmpfs of our own: room for the first segments (a second of a busy machine with
+    // every event family on is more than 256 KiB, and more than 1 MiB while this binary's
+    // other tests load the host — a clean-clone CI run filled a 1 MiB disk inside the first
+    // segment), full within some seconds of the load below.
     let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
         .arg(&mnt)
         .status()
         .unwrap();
@@ -372,9 +374,10 @@ fn a_full_disk_stops_capture_with_a_clear_error_and_complete_files() {
     }
     let _guard = Unmount(mnt.clone());
     let out = mnt.join("traces");
-    let mut cap = Capture::start(&out, &["--rotate-interval", "1s", "--duration", "60s"]);
-    // Bounded load: at most 60 s of execs with long argv, until capture gives up.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut cap = Capture::start(&out, &["--rotate-interval", "1s", "--duration", "150s"]);
+    // Bounded load: at most 150 s of execs with long argv, until capture gives up (~35 s on a
+    // quiet machine).
+    let deadline = Instant::now() + Duration::from_secs(150);
     while Instant::now() < deadline && !cap.exited() {
         for _ in 0..50 {
             Command::new("/bin/true")
