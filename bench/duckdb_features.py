@@ -217,22 +217,31 @@ GROUP BY ALL
 STARTUP_NS = 60 * 10**9  # analyze/src/features/catalog.rs STARTUP_S
 
 
+RECUR_MINUTES = 3  # analyze/src/features/catalog.rs RECUR_MINUTES
+
+
 def late_query(src):
-    """Executables, destinations and DNS names first seen after each workload's start-up."""
+    """Executables, destinations and DNS names first seen after each workload's start-up, and
+    how many of those were seen in at least RECUR_MINUTES distinct clock minutes."""
+    minute = "floor(epoch_ns(time) / 60000000000)"
     return f"""
 WITH b AS (
   SELECT {WORKLOAD} AS workload, min(epoch_ns(time)) + {STARTUP_NS} AS cut FROM {src} GROUP BY ALL
 ), f AS (
-  SELECT {WORKLOAD} AS workload, 'exe' AS fam, exe_path AS k, min(epoch_ns(time)) AS t
+  SELECT {WORKLOAD} AS workload, 'exe' AS fam, exe_path AS k, min(epoch_ns(time)) AS t,
+         count(DISTINCT {minute}) AS minutes
   FROM {src} WHERE kind = 'exec' AND exe_path IS NOT NULL GROUP BY ALL
   UNION ALL
-  SELECT {WORKLOAD}, 'dst', dst_addr || ':' || dst_port::VARCHAR, min(epoch_ns(time))
+  SELECT {WORKLOAD}, 'dst', dst_addr || ':' || dst_port::VARCHAR, min(epoch_ns(time)),
+         count(DISTINCT {minute})
   FROM {src} WHERE {OUT} AND coalesce(dst_port, 0) <> 0 AND dst_addr IS NOT NULL GROUP BY ALL
   UNION ALL
-  SELECT {WORKLOAD}, 'dns', dns_name, min(epoch_ns(time))
+  SELECT {WORKLOAD}, 'dns', dns_name, min(epoch_ns(time)), count(DISTINCT {minute})
   FROM {src} WHERE kind = 'dns_query' AND dns_name IS NOT NULL GROUP BY ALL
 )
-SELECT f.workload, fam, count(*) FILTER (WHERE f.t > b.cut) FROM f JOIN b USING (workload) GROUP BY ALL
+SELECT f.workload, fam, count(*) FILTER (WHERE f.t > b.cut),
+       count(*) FILTER (WHERE f.t > b.cut AND minutes >= {RECUR_MINUTES})
+FROM f JOIN b USING (workload) GROUP BY ALL
 """
 
 
@@ -256,7 +265,9 @@ def features(con, files):
     for w, nr, n in con.execute(histogram_query(src)).fetchall():
         hist.setdefault(w, {})[nr] = n
     wte = dict(con.execute(written_then_executed_query(src)).fetchall())
-    late = {(w, fam): n for w, fam, n in con.execute(late_query(src)).fetchall()}
+    late, recurring = {}, {}
+    for w, fam, n, r in con.execute(late_query(src)).fetchall():
+        late[(w, fam)], recurring[(w, fam)] = n, r
     breadth = {w: (p or 0, h or 0) for w, p, h in con.execute(scan_breadth_query(src)).fetchall()}
     beside = dict(con.execute(shell_beside_download_query(src)).fetchall())
     nrs = sorted({nr for h in hist.values() for nr in h})
@@ -275,6 +286,8 @@ def features(con, files):
         f["late.new_executables"] = late.get((w, "exe"), 0)
         f["late.new_destinations"] = late.get((w, "dst"), 0)
         f["late.new_domains"] = late.get((w, "dns"), 0)
+        f["late.recurring_destinations"] = recurring.get((w, "dst"), 0)
+        f["late.recurring_domains"] = recurring.get((w, "dns"), 0)
         o, i = r["net.outbound"], r["net.inbound"]
         f["net.outbound_ratio"] = o / (o + i) if o + i else 0.0
         f["dns.nxdomain_ratio"] = r["nx"] / r["responses"] if r["responses"] else 0.0

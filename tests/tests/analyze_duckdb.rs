@@ -351,6 +351,34 @@ fn sql_and_native_features_agree() {
             })),
         );
     }
+    // A beacon that starts after start-up and lasts (late.recurring_*), and a one-off look.
+    for k in 0..6 {
+        extra
+            .event(
+                100 + 30 * k,
+                312,
+                300,
+                "wget",
+                "/bin/wget",
+                Detail::DnsQuery(Box::new(dns("c2.example.net"))),
+            )
+            .event(
+                100 + 30 * k,
+                312,
+                300,
+                "wget",
+                "/bin/wget",
+                Detail::Connect(Box::new(net("198.51.100.9", 8443))),
+            );
+    }
+    extra.event(
+        110,
+        313,
+        300,
+        "nc",
+        "/bin/nc",
+        Detail::Connect(Box::new(net("198.51.100.10", 22))),
+    );
     let mut host = Workload::normal("h", "h", 3);
     for e in &mut host.events {
         e.container = None;
@@ -420,6 +448,8 @@ fn sql_and_native_features_agree() {
         "proc.namespace_changes",
         "proc.shell_beside_download",
         "proc.discovery_tools",
+        "late.recurring_destinations",
+        "late.recurring_domains",
     ] {
         assert!(compared.contains(must), "{must} not compared");
     }

@@ -20,7 +20,7 @@ use super::classify::{
 use super::columns::{Columns, opt};
 use super::partial::{
     FirstSeen, MAX_EXECS_PER_PROC, Partials, SET_CAP, ShellExec, WorkloadPartial, insert_capped,
-    note_first,
+    note_first, note_minute,
 };
 use super::{FeatureError, TimeWindow, workload_key};
 
@@ -423,6 +423,7 @@ fn add_row(
                     let dst =
                         addr.rotate_left(17) ^ u64::from(port).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     note_first(&mut w.first_dst, dst, seen, &mut w.capped);
+                    note_minute(&mut w.dst_minutes, dst, t, &mut w.capped);
                 }
                 insert_capped(&mut w.remote_ports, port, &mut w.capped);
                 let common = u16::try_from(port).is_ok_and(|p| COMMON_PORTS.contains(&p));
@@ -446,6 +447,7 @@ fn add_row(
                     pid: opt(&c.tgid, row).unwrap_or(0),
                 };
                 note_first(&mut w.first_dns, hash, seen, &mut w.capped);
+                note_minute(&mut w.dns_minutes, hash, t, &mut w.capped);
                 let e = entropy(first_label(name));
                 w.dns_named += 1;
                 w.dns_entropy_sum += e;

@@ -123,7 +123,9 @@ pub mod id {
     pub const LATE_EXES: usize = 37;
     pub const LATE_DESTINATIONS: usize = 38;
     pub const LATE_DOMAINS: usize = 39;
-    pub const COUNT: usize = 40;
+    pub const LATE_RECURRING_DESTINATIONS: usize = 40;
+    pub const LATE_RECURRING_DOMAINS: usize = 41;
+    pub const COUNT: usize = 42;
 }
 
 /// The fixed features, in vector order (indices in [`id`]).
@@ -409,11 +411,31 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         Log,
         "distinct DNS names first queried after start-up",
     ),
+    ind(
+        "late.recurring_destinations",
+        "destinations",
+        High,
+        Log,
+        "remote address:port pairs first contacted after start-up and contacted again in at least `RECUR_MINUTES` distinct clock minutes: a new destination the workload keeps returning to (a beacon, a new command channel), not a one-off look",
+    ),
+    ind(
+        "late.recurring_domains",
+        "names",
+        High,
+        Log,
+        "DNS names first queried after start-up and queried in at least `RECUR_MINUTES` distinct clock minutes",
+    ),
 ];
 
 /// Seconds after a workload's first event in the input that count as its start-up: installers
 /// and init steps run then; what is first seen later is a change of behaviour (`late.*`).
 pub const STARTUP_S: i64 = 60;
+
+/// Distinct clock minutes (UTC, epoch-aligned) in which a destination or name first seen after
+/// start-up must be contacted to count as recurring (`late.recurring_*`): it spans more than a
+/// minute of the workload's life, as a beacon or a new command channel does and a one-off look
+/// (an operator's debugging session, a single download) mostly does not.
+pub const RECUR_MINUTES: usize = 3;
 
 /// Families that expand per event kind or per syscall number.
 pub const FAMILIES: [FeatureDef; 3] = [

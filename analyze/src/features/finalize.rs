@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use needle_common::abi::EventKind;
 
-use super::catalog::{FAMILIES, FIXED_OFFSET, FeatureDef, KINDS, STARTUP_S, fixed_layout, id};
+use super::catalog::{
+    FAMILIES, FIXED_OFFSET, FeatureDef, KINDS, RECUR_MINUTES, STARTUP_S, fixed_layout, id,
+};
 use super::partial::{Context, Partials, WorkloadPartial};
 
 /// x86_64 numbers of the security-relevant syscalls counted in `security.calls`.
@@ -262,6 +264,9 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
     f[id::LATE_EXES] = exes as f64;
     f[id::LATE_DESTINATIONS] = dsts as f64;
     f[id::LATE_DOMAINS] = names as f64;
+    let [dsts, names] = late_recurring(p);
+    f[id::LATE_RECURRING_DESTINATIONS] = dsts as f64;
+    f[id::LATE_RECURRING_DOMAINS] = names as f64;
     v
 }
 
@@ -275,6 +280,24 @@ fn late_counts(p: &WorkloadPartial) -> [u64; 3] {
     let cut = startup_end(p);
     [&p.first_exe, &p.first_dst, &p.first_dns]
         .map(|m| m.values().filter(|s| s.time > cut).count() as u64)
+}
+
+/// Destinations and names first seen after start-up and seen in at least
+/// [`RECUR_MINUTES`] distinct clock minutes.
+fn late_recurring(p: &WorkloadPartial) -> [u64; 2] {
+    let cut = startup_end(p);
+    [
+        (&p.first_dst, &p.dst_minutes),
+        (&p.first_dns, &p.dns_minutes),
+    ]
+    .map(|(first, minutes)| {
+        first
+            .iter()
+            .filter(|(k, s)| {
+                s.time > cut && minutes.get(k).is_some_and(|m| m.count() >= RECUR_MINUTES)
+            })
+            .count() as u64
+    })
 }
 
 /// The first behaviour not seen during start-up, and the subtree that carries it.

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::fasthash::{FastMap, FastSet};
 
-use super::catalog::KINDS;
+use super::catalog::{KINDS, RECUR_MINUTES};
 
 /// Largest syscall number kept in the histogram; larger ones count in `syscall_other`.
 pub const MAX_SYSCALL_NR: usize = 1024;
@@ -106,6 +106,57 @@ pub(crate) fn note_first(
     }
 }
 
+/// The first few distinct clock minutes (ns / 60 s since the epoch) in which something (a
+/// destination, a DNS name) was seen: the [`RECUR_MINUTES`] earliest are kept, which is all
+/// `late.recurring_*` asks and keeps merging associative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Minutes {
+    earliest: [i64; RECUR_MINUTES],
+    len: u8,
+}
+
+impl Minutes {
+    /// Notes one sighting at `t` (ns since the epoch).
+    pub fn add(&mut self, t: i64) {
+        self.insert(t.div_euclid(60_000_000_000));
+    }
+
+    fn insert(&mut self, minute: i64) {
+        let n = usize::from(self.len);
+        let kept = &self.earliest[..n];
+        if kept.contains(&minute) || (n == RECUR_MINUTES && minute > kept[n - 1]) {
+            return;
+        }
+        let at = kept.partition_point(|&m| m < minute);
+        let end = n.min(RECUR_MINUTES - 1);
+        self.earliest.copy_within(at..end, at + 1);
+        self.earliest[at] = minute;
+        self.len = (end + 1) as u8;
+    }
+
+    /// Folds `other` in.
+    pub fn merge(&mut self, other: Minutes) {
+        for &m in &other.earliest[..usize::from(other.len)] {
+            self.insert(m);
+        }
+    }
+
+    /// Distinct minutes seen, at most [`RECUR_MINUTES`].
+    pub fn count(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+/// Notes a sighting of `key` at `t` (counts what a full map drops).
+pub(crate) fn note_minute(into: &mut FastMap<u64, Minutes>, key: u64, t: i64, capped: &mut u64) {
+    let len = into.len();
+    match into.get_mut(&key) {
+        Some(m) => m.add(t),
+        None if len < SET_CAP => into.entry(key).or_default().add(t),
+        None => *capped += 1,
+    }
+}
+
 /// A shell exec, judged at finalize time once every exec and fork is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShellExec {
@@ -168,6 +219,10 @@ pub struct WorkloadPartial {
     pub first_dst: FastMap<u64, FirstSeen>,
     /// DNS query names (hash) → first query.
     pub first_dns: FastMap<u64, FirstSeen>,
+    /// Remote address:port (hash) → the first clock minutes it was contacted in.
+    pub dst_minutes: FastMap<u64, Minutes>,
+    /// DNS query names (hash) → the first clock minutes it was queried in.
+    pub dns_minutes: FastMap<u64, Minutes>,
     /// Queries with a name (for the means below).
     pub dns_named: u64,
     /// Sum of first-label entropies.
@@ -224,6 +279,8 @@ impl Default for WorkloadPartial {
             first_exe: FastMap::default(),
             first_dst: FastMap::default(),
             first_dns: FastMap::default(),
+            dst_minutes: FastMap::default(),
+            dns_minutes: FastMap::default(),
             dns_named: 0,
             dns_entropy_sum: 0.0,
             dns_entropy_max: 0.0,
@@ -365,6 +422,21 @@ impl WorkloadPartial {
                 note_first(into, k, seen, capped);
             }
         }
+        for (into, from) in [
+            (&mut self.dst_minutes, other.dst_minutes),
+            (&mut self.dns_minutes, other.dns_minutes),
+        ] {
+            for (k, m) in from {
+                let len = into.len();
+                match into.get_mut(&k) {
+                    Some(mine) => mine.merge(m),
+                    None if len < SET_CAP => {
+                        into.insert(k, m);
+                    }
+                    None => *capped += 1,
+                }
+            }
+        }
         self.dns_named += other.dns_named;
         self.dns_entropy_sum += other.dns_entropy_sum;
         self.dns_entropy_max = self.dns_entropy_max.max(other.dns_entropy_max);
@@ -396,5 +468,42 @@ pub fn merge_partials(into: &mut Partials, from: Partials) {
                 into.insert(key, p);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod minutes_tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000_000;
+
+    #[test]
+    fn minutes_keep_the_earliest_distinct_and_merge_in_any_order() {
+        let mut a = Minutes::default();
+        for t in [5 * MIN + 3, 5 * MIN + 9, 7 * MIN, 2 * MIN, 9 * MIN, 1] {
+            a.add(t);
+        }
+        assert_eq!(a.count(), RECUR_MINUTES);
+        assert_eq!(&a.earliest[..], &[0, 2, 5][..RECUR_MINUTES]);
+        let (mut x, mut y) = (Minutes::default(), Minutes::default());
+        for t in [9 * MIN, 2 * MIN, 1] {
+            x.add(t);
+        }
+        for t in [5 * MIN + 3, 7 * MIN, 5 * MIN + 9] {
+            y.add(t);
+        }
+        let (mut xy, mut yx) = (x, y);
+        xy.merge(y);
+        yx.merge(x);
+        assert_eq!(xy, a);
+        assert_eq!(yx, a);
+        let mut once = Minutes::default();
+        once.add(-1);
+        once.add(-2);
+        assert_eq!(
+            once.count(),
+            1,
+            "minutes before the epoch floor, not truncate"
+        );
     }
 }

@@ -519,3 +519,55 @@ fn behaviour_first_seen_after_start_up_is_late() {
     assert_eq!(t.value("svc", "late.new_executables"), Some(0.0));
     assert!(t.rows[0].change.is_none());
 }
+
+/// A destination or name first seen after start-up recurs when it is seen in at least
+/// `RECUR_MINUTES` distinct clock minutes; a burst within a minute or two, or a destination the
+/// start-up already used, does not; and the count does not depend on how rows are split.
+#[test]
+fn late_destinations_and_names_that_keep_coming_back_recur() {
+    let c = Ev::in_container("svc");
+    let startup = catalog::STARTUP_S;
+    let connect = |at: i64, ip: &str, port: u16| {
+        c.at(at)
+            .proc(100, 1, "wget")
+            .with(Detail::Connect(Box::new(net(ip, port, None))))
+    };
+    let query = |at: i64, name: &str| {
+        c.at(at)
+            .proc(100, 1, "wget")
+            .with(Detail::DnsQuery(Box::new(dns(name, None))))
+    };
+    // Seen at start-up, then every 20 s: not new, so not a recurring *late* destination.
+    let mut ev = vec![connect(1, "10.0.0.1", 9091), query(1, "metrics.svc")];
+    // A beacon from after start-up, every 15 s for 3 minutes.
+    for k in 0..12 {
+        let at = startup + 30 + 15 * k;
+        ev.push(connect(at, "10.0.0.1", 9091));
+        ev.push(connect(at, "10.6.6.6", 8443));
+        ev.push(query(at, "c2.example"));
+    }
+    // A look around after start-up: three connections within 20 s.
+    for k in 0..3 {
+        ev.push(connect(startup + 40 + 10 * k, "10.7.7.7", 443));
+        ev.push(query(startup + 40 + 10 * k, "once.example"));
+    }
+    let t = table(&ev);
+    let v = |t: &FeatureTable, name: &str| t.value("svc", name).unwrap_or(f64::NAN);
+    assert_eq!(v(&t, "late.new_destinations"), 2.0);
+    assert_eq!(v(&t, "late.recurring_destinations"), 1.0, "only the beacon");
+    assert_eq!(v(&t, "late.new_domains"), 2.0);
+    assert_eq!(v(&t, "late.recurring_domains"), 1.0);
+    // Every split of the rows into two partials gives the same values.
+    for cut in [1, ev.len() / 3, ev.len() / 2, ev.len() - 1] {
+        let mut merged = Partials::new();
+        for part in [&ev[cut..], &ev[..cut]] {
+            let mut acc = Accumulator::new("node-1", TimeWindow::default());
+            acc.add_batch(&batch(part)).unwrap();
+            merge_partials(&mut merged, acc.finish());
+        }
+        let split = finalize(merged);
+        for name in ["late.recurring_destinations", "late.recurring_domains"] {
+            assert_eq!(v(&split, name), v(&t, name), "{name} split at {cut}");
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! `analyze eval`: detection metrics of a model on labelled workloads it was not trained on.
 //!
 //! Per workload: ROC AUC, average precision, precision@k and the rank of every attack, for the
-//! combined model score, each part alone (workload features, the sequence members combined and
-//! each member, calibrated) and the full ranking (models with signatures, High/Critical
+//! combined model score, each part alone (workload features, change after start-up, the
+//! sequence members combined and each member, calibrated) and the full ranking (models with signatures, High/Critical
 //! findings first). With [`AttackUnit::File`], the attack workloads imported from one file
 //! (`<file>#<pid>`) are one attack recording scored by its highest process, as the UNM datasets
 //! are scored (an intrusion run also holds normal-looking processes of the program). Per
@@ -206,6 +206,12 @@ pub fn evaluate(
     )];
     if scored.iter().any(|s| s.features.is_some()) {
         workloads.push(metrics("workload features", &col(&|i| scored[i].features)));
+    }
+    if scored.iter().any(|s| s.change.is_some()) {
+        workloads.push(metrics(
+            "change after start-up",
+            &col(&|i| scored[i].change),
+        ));
     }
     if scored.iter().any(|s| s.sequences.is_some()) {
         workloads.push(metrics(

@@ -26,13 +26,13 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 use super::calibrate::{TailCalibration, fisher, surprise};
 use super::sequence::{MEMBERS, SequenceModel, SequenceScore, Thread};
-use super::workload::{Binding, WorkloadModel};
+use super::workload::{Binding, RawFeatures, WorkloadModel};
 use crate::rank::{Contribution, TOP_CONTRIBUTIONS};
 
 /// First line of every model file.
 pub const MAGIC: &[u8] = b"needle-model\n";
 /// Version of the layout of [`ModelFile`] this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// zstd level (model files are small; smaller files diff and ship better).
 const LEVEL: i32 = 19;
 
@@ -79,8 +79,8 @@ pub struct ModelFile {
     /// Combined score above which a workload is anomalous: the highest score of the held-out
     /// normal workloads (of the training workloads when too few were held out).
     pub threshold: f64,
-    /// Calibration of each part (`features`, then each sequence member by name) on held-out
-    /// normal workloads.
+    /// Calibration of each part (`features`, `change`, then each sequence member by name) on
+    /// held-out normal workloads.
     pub parts: Vec<TailCalibration>,
     /// Combined scores of every normal workload (sorted): percentiles are read against them.
     pub normal_scores: Vec<f64>,
@@ -95,8 +95,10 @@ pub struct ModelFile {
 pub struct Combined {
     /// All parts combined.
     pub score: f64,
-    /// The feature part.
+    /// The feature part (what the workload does).
     pub features: Option<f64>,
+    /// The change part (behaviour first seen after start-up).
+    pub change: Option<f64>,
     /// The sequence members combined.
     pub sequences: Option<f64>,
     /// Each sequence member.
@@ -112,6 +114,8 @@ pub struct Scored {
     pub percentile: f64,
     /// Workload-feature part (calibrated: surprise), if the model has one.
     pub features: Option<f64>,
+    /// Change part (calibrated: surprise), if the model has one.
+    pub change: Option<f64>,
     /// Sequence members combined (calibrated: surprise), if the model and the workload have
     /// sequences.
     pub sequences: Option<f64>,
@@ -194,8 +198,10 @@ impl ModelFile {
     /// The combination rule (module documentation) over raw part scores: the combined score,
     /// the feature part's surprise, the sequence members' combined surprise, and each
     /// member's surprise.
-    pub fn combine(&self, features: Option<f64>, members: Option<&[f64]>) -> Combined {
-        let pf = features.and_then(|r| self.calibration("features").map(|c| c.p_value(r)));
+    pub fn combine(&self, features: Option<RawFeatures>, members: Option<&[f64]>) -> Combined {
+        let pf =
+            features.and_then(|r| self.calibration("features").map(|c| c.p_value(r.behaviour)));
+        let pc = features.and_then(|r| self.calibration("change").map(|c| c.p_value(r.change)));
         let pm: Vec<f64> = members
             .map(|m| {
                 MEMBERS
@@ -205,10 +211,11 @@ impl ModelFile {
                     .collect()
             })
             .unwrap_or_default();
-        let all: Vec<f64> = pf.iter().chain(&pm).copied().collect();
+        let all: Vec<f64> = pf.iter().chain(&pc).chain(&pm).copied().collect();
         Combined {
             score: surprise(fisher(&all)),
             features: pf.map(surprise),
+            change: pc.map(surprise),
             sequences: (!pm.is_empty()).then(|| surprise(fisher(&pm))),
             members: pm.into_iter().map(surprise).collect(),
         }
@@ -219,7 +226,7 @@ impl ModelFile {
         &self,
         values: Option<(&[f64], &Binding)>,
         threads: Option<&[Thread]>,
-    ) -> (Option<f64>, Option<SequenceScore>) {
+    ) -> (Option<RawFeatures>, Option<SequenceScore>) {
         let f = self
             .workload
             .as_ref()
@@ -239,6 +246,7 @@ impl ModelFile {
         let Combined {
             score,
             features,
+            change,
             sequences,
             members,
         } = self.combine(f, s.as_ref().map(|s| s.members.as_slice()));
@@ -261,6 +269,7 @@ impl ModelFile {
             score,
             percentile: self.percentile(score),
             features,
+            change,
             sequences,
             stide: s.map(|s| s.members[2]),
             members,
@@ -292,14 +301,25 @@ impl ModelFile {
     /// normal workloads) and the normal score distribution (`all`, every normal workload).
     pub fn calibrate(
         &mut self,
-        features: &[f64],
+        features: &[RawFeatures],
         members: &[Vec<f64>],
         threshold_basis: &[RawParts],
         all: &[RawParts],
     ) {
         self.parts.clear();
         if !features.is_empty() {
-            self.parts.push(TailCalibration::fit("features", features));
+            let behaviour: Vec<f64> = features.iter().map(|f| f.behaviour).collect();
+            let change: Vec<f64> = features.iter().map(|f| f.change).collect();
+            self.parts
+                .push(TailCalibration::fit("features", &behaviour));
+            // Normal workloads seldom change after start-up: most score 0 here, and beyond
+            // the sample the raw score, already in surprise units, is trusted as it is (a
+            // tail decaying by a factor of 10 per unit, no steeper).
+            self.parts.push(TailCalibration::fit_floored(
+                "change",
+                &change,
+                std::f64::consts::LOG10_E,
+            ));
         }
         for (d, name) in MEMBERS.iter().enumerate() {
             let raw: Vec<f64> = members.iter().filter_map(|m| m.get(d).copied()).collect();
@@ -317,4 +337,4 @@ impl ModelFile {
 }
 
 /// Raw part scores of one workload: the feature model's, and each sequence member's.
-pub type RawParts = (Option<f64>, Option<Vec<f64>>);
+pub type RawParts = (Option<RawFeatures>, Option<Vec<f64>>);

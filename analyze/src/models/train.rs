@@ -29,6 +29,7 @@ use super::labels::Truth;
 use super::rng::hash_str;
 use super::sequence::markov::Markov;
 use super::sequence::{MEMBERS, SequenceModel, Sequences, choose_order};
+use super::workload::RawFeatures;
 use super::workload::WorkloadModel;
 use crate::features::FeatureTable;
 
@@ -227,7 +228,7 @@ pub fn fit(
     // fitted without them — a third of the normal workloads is too few a sample for a tail
     // (in-sample scores when nothing was held out).
     let basis = if vp.is_empty() { &tp } else { &vp };
-    let mut features: Vec<f64> = basis.iter().filter_map(|p| p.0).collect();
+    let mut features: Vec<RawFeatures> = basis.iter().filter_map(|p| p.0).collect();
     if !vp.is_empty() && binding.is_some() {
         for f in 1..FOLDS {
             let (held, fit): (Vec<usize>, Vec<usize>) = normal

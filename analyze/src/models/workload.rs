@@ -19,6 +19,20 @@ use crate::features::FeatureTable;
 use crate::features::catalog::Direction;
 use crate::rank::{Contribution, TOP_CONTRIBUTIONS, median};
 
+/// Raw scores of the workload-feature model's two parts (surprise units before calibration).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RawFeatures {
+    /// What the workload does: every feature family but `late`.
+    pub behaviour: f64,
+    /// How it changed after its start-up: the `late.*` features.
+    pub change: f64,
+}
+
+/// True for the features of the change part (`late.*`).
+pub fn is_change(name: &str) -> bool {
+    name.starts_with("late.")
+}
+
 /// Fewest workloads an input needs before its typical surprise per feature is discounted.
 pub const MIN_WORKLOADS_FOR_OFFSETS: usize = 8;
 
@@ -200,24 +214,27 @@ impl WorkloadModel {
             .collect()
     }
 
-    /// The raw score of a row's surprises: their sum by family.
-    pub fn combined(&self, x: &[f64]) -> f64 {
-        family_sum(
-            self.features
-                .iter()
-                .zip(x)
-                .map(|(f, s)| (f.name.as_str(), *s)),
-        )
+    /// The raw scores of a row's surprises, summed by family: what the workload does (every
+    /// family but `late`), and how its behaviour changed after start-up (the `late.*`
+    /// features), calibrated as two parts.
+    pub fn combined(&self, x: &[f64]) -> RawFeatures {
+        RawFeatures {
+            behaviour: self.sum(x, |late| !late),
+            change: self.sum(x, |late| late),
+        }
     }
 
-    /// The part of [`WorkloadModel::combined`] that comes from behaviour first seen after
-    /// start-up (the `late.*` features).
+    /// The part that comes from behaviour first seen after start-up (the `late.*` features).
     pub fn late(&self, x: &[f64]) -> f64 {
+        self.sum(x, |late| late)
+    }
+
+    fn sum(&self, x: &[f64], keep: fn(bool) -> bool) -> f64 {
         family_sum(
             self.features
                 .iter()
                 .zip(x)
-                .filter(|(f, _)| f.name.starts_with("late."))
+                .filter(|(f, _)| keep(is_change(&f.name)))
                 .map(|(f, s)| (f.name.as_str(), *s)),
         )
     }
