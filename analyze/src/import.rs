@@ -23,7 +23,7 @@ use needle_common::schema::{
 };
 use parquet::arrow::ArrowWriter;
 
-use crate::report::escape::terminal;
+use crate::escape::terminal;
 
 /// Host name written into imported traces.
 pub const IMPORT_HOST: &str = "imported";

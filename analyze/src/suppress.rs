@@ -26,7 +26,7 @@ use glob::{MatchOptions, Pattern};
 use serde::{Deserialize, Serialize};
 
 use crate::features::WorkloadFeatures;
-use crate::rank::Finding;
+use crate::finding::Finding;
 
 /// Why a suppression file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +282,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Rule>, SuppressError> {
 mod tests {
     use super::*;
     use crate::features::Context;
-    use crate::rank::{EventEvidence, ProcessInfo, Severity};
+    use crate::finding::{EventEvidence, ProcessInfo, Severity};
 
     fn workload(image: &str, ns: &str) -> WorkloadFeatures {
         WorkloadFeatures {

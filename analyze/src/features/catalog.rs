@@ -427,6 +427,32 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
     ),
 ];
 
+/// The transform a feature is compared in.
+pub fn transform(x: f64, scale: Scale) -> f64 {
+    let x = if x.is_finite() { x } else { 0.0 };
+    match scale {
+        Scale::Log => x.max(0.0).ln_1p(),
+        Scale::Linear => x,
+    }
+}
+
+/// Smallest tail scale of a feature, in transformed units: its resolution. On log-scaled
+/// counts one event against none (ln 2 ≈ 0.69) is worth e^(−0.69/0.25) ≈ 1/16 of the first
+/// step beyond the reference — for an indicator (a binary from /tmp, a shell from a server),
+/// rare by nature, e^(−0.69/0.1) ≈ 1/1000. Linear features by their unit: a fraction moves in
+/// twentieths, an entropy in half bits, a name length in a few characters.
+pub fn resolution(def: &FeatureDef, median: f64) -> f64 {
+    match (def.scale, def.unit) {
+        (Scale::Log, _) if def.indicator => 0.1,
+        (Scale::Log, _) => 0.25,
+        (Scale::Linear, "fraction") => 0.05,
+        (Scale::Linear, "bits/char") => 0.5,
+        (Scale::Linear, "characters") => 4.0,
+        (Scale::Linear, "levels") => 1.0,
+        (Scale::Linear, _) => (0.1 * median.abs()).max(0.05),
+    }
+}
+
 /// Seconds after a workload's first event in the input that count as its start-up: installers
 /// and init steps run then; what is first seen later is a change of behaviour (`late.*`).
 pub const STARTUP_S: i64 = 60;

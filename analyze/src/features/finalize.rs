@@ -326,7 +326,7 @@ fn change_of(p: &WorkloadPartial) -> Option<Change> {
     }
     Some(Change {
         time_ns: seen.time,
-        began: crate::scan::rfc3339(seen.time),
+        began: crate::timefmt::rfc3339(seen.time),
         first,
         pid: seen.pid,
         subtree,

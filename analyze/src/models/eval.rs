@@ -19,9 +19,9 @@ use super::labels::Truth;
 use super::metrics::{attack_ranks, average_precision, precision_at, roc_auc};
 use super::rng::hash_str;
 use super::sequence::MEMBERS;
+use crate::escape::terminal;
 use crate::features::FeatureTable;
 use crate::rank::Ranked;
-use crate::report::escape::terminal;
 
 /// What one attack recording is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -56,7 +56,7 @@ pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Truth>, ModelError> {
         let truth = Truth::parse(label).ok_or_else(|| {
             err(format!(
                 "line {line}: label {:?} is neither normal nor attack",
-                crate::report::escape::terminal(label, 40)
+                crate::escape::terminal(label, 40)
             ))
         })?;
         out.insert(key.to_string(), truth);

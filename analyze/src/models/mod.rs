@@ -14,7 +14,7 @@
 //! * [`file`]: the model file format; [`train`] and [`eval`] are the pipelines; [`labels`]
 //!   reads ground truth; [`metrics`] computes detection metrics.
 
-pub mod calibrate;
+pub use crate::calibrate;
 pub mod eval;
 pub mod file;
 pub mod labels;

@@ -9,8 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::{TailCalibration, surprise};
+use crate::calibrate::median;
+use crate::features::catalog::resolution;
 use crate::features::catalog::{Direction, FeatureDef, Scale};
-use crate::rank::{median, resolution};
 
 /// How one feature is read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 use super::calibrate::family_sum;
 use super::scaler::{FeatureScale, median_of};
+use crate::calibrate::median;
 use crate::features::FeatureTable;
 use crate::features::catalog::Direction;
-use crate::rank::{Contribution, TOP_CONTRIBUTIONS, median};
+use crate::rank::{Contribution, TOP_CONTRIBUTIONS};
 
 /// Raw scores of the workload-feature model's two parts (surprise units before calibration).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -18,54 +18,15 @@
 use std::collections::HashMap;
 
 use super::{Contribution, Model, ModelScore, TOP_CONTRIBUTIONS};
-use crate::features::catalog::{Direction, FeatureDef, Scale};
+use crate::calibrate::median;
+use crate::calibrate::{TailCalibration, family, family_sum, surprise};
+use crate::features::catalog::{Direction, resolution, transform};
 use crate::features::{FeatureTable, WorkloadFeatures};
-use crate::models::calibrate::{TailCalibration, family, family_sum, surprise};
 
 /// Fewest *other* members a peer group needs; below it the next, wider group is used.
 pub const MIN_PEERS: usize = 2;
 /// Groups of at least this many members are fitted once, the workload included.
 pub const LEAVE_ONE_OUT_BELOW: usize = 32;
-
-/// The transform a feature is compared in.
-pub fn transform(x: f64, scale: Scale) -> f64 {
-    let x = if x.is_finite() { x } else { 0.0 };
-    match scale {
-        Scale::Log => x.max(0.0).ln_1p(),
-        Scale::Linear => x,
-    }
-}
-
-/// Smallest tail scale of a feature, in transformed units: its resolution. On log-scaled
-/// counts one event against none (ln 2 ≈ 0.69) is worth e^(−0.69/0.25) ≈ 1/16 of the first
-/// step beyond the reference — for an indicator (a binary from /tmp, a shell from a server),
-/// rare by nature, e^(−0.69/0.1) ≈ 1/1000. Linear features by their unit: a fraction moves in
-/// twentieths, an entropy in half bits, a name length in a few characters.
-pub fn resolution(def: &FeatureDef, median: f64) -> f64 {
-    match (def.scale, def.unit) {
-        (Scale::Log, _) if def.indicator => 0.1,
-        (Scale::Log, _) => 0.25,
-        (Scale::Linear, "fraction") => 0.05,
-        (Scale::Linear, "bits/char") => 0.5,
-        (Scale::Linear, "characters") => 4.0,
-        (Scale::Linear, "levels") => 1.0,
-        (Scale::Linear, _) => (0.1 * median.abs()).max(0.05),
-    }
-}
-
-/// Median of `v` (sorts it); 0 for empty.
-pub fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 /// The surprise of transformed value `t` against transformed reference values `reference`
 /// (normal training workloads, or peers), in the feature's suspicious direction.
@@ -385,6 +346,8 @@ impl<'a> GroupFit<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calibrate::median;
+    use crate::features::catalog::Scale;
 
     #[test]
     fn medians() {

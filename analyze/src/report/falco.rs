@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::FindingRef;
 use super::escape::terminal;
 use super::ocsf::{Analytics, finding_uid};
-use crate::rank::Severity;
+use crate::finding::Severity;
 
 /// The `source` of every alert.
 pub const SOURCE: &str = "needle";

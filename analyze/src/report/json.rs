@@ -5,8 +5,9 @@ use serde::Serialize;
 use super::Report;
 use crate::features::FeatureTable;
 use crate::rank::{Contribution, Finding, Parts};
-use crate::scan::{InputSummary, rfc3339};
+use crate::scan::InputSummary;
 use crate::suppress::Suppressed;
+use crate::timefmt::rfc3339;
 
 /// One ranked workload.
 #[derive(Debug, Serialize)]

@@ -3,7 +3,7 @@
 //! ([`ocsf`]) and Falco alerts ([`falco`]). Every attacker-controlled string is escaped for its
 //! destination ([`escape`], the HTML template's auto-escaping, serde for JSON).
 
-pub mod escape;
+pub use crate::escape;
 pub mod falco;
 pub mod html;
 mod json;

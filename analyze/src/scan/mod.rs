@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
+pub use crate::timefmt::rfc3339;
 pub use discover::discover;
 pub use open::{Fetch, OpenTrace};
-pub use summary::{FileSummary, InputSummary, Skipped, TimeSpan, rfc3339};
+pub use summary::{FileSummary, InputSummary, Skipped, TimeSpan};
 
 use crate::features::{Accumulator, FeatureError, Partials, TimeWindow, merge_partials};
 

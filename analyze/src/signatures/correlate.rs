@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::rule::Same;
 use super::{Engine, Hit, HitEvent, SigPartial};
-use crate::rank::{EventEvidence, Finding, ProcessInfo};
-use crate::scan::rfc3339;
+use crate::finding::{EventEvidence, Finding, ProcessInfo};
+use crate::timefmt::rfc3339;
 
 /// Most partial sequence matches followed per rule and workload.
 const MAX_PARTIAL: usize = 256;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Rule;
-use crate::rank::Severity;
+use crate::finding::Severity;
 
 fn severity_name(s: Severity) -> &'static str {
     match s {

@@ -35,7 +35,7 @@ use needle_common::abi::{EVENT_KINDS, EventKind};
 use crate::features::Partials;
 use crate::features::classify::hash_str;
 use crate::features::fasthash::FastMap;
-use crate::rank::{Finding, Signature};
+use crate::finding::{Finding, Signature};
 
 pub use correlate::findings_for;
 pub use fields::{EXTRA_COLUMNS, Row, SigColumns};

@@ -43,7 +43,7 @@ use super::fields::{FIELD_NAMES, Field, Row, Val};
 use super::intel::{Intel, List};
 use super::threshold::Threshold;
 use crate::features::classify::hash_str;
-use crate::rank::Severity;
+use crate::finding::Severity;
 
 /// A rule file as written.
 #[derive(Debug, Deserialize)]

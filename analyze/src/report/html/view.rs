@@ -10,7 +10,7 @@ use super::plots::{PlotError, kind_timeline, score_histogram};
 use super::{ModelInfo, suspicious};
 use crate::rank::{Contribution, Finding, Ranked};
 use crate::report::{Report, fmt_value, short_id, top_features};
-use crate::scan::rfc3339;
+use crate::timefmt::rfc3339;
 
 /// The whole page.
 #[derive(Debug, Serialize)]

@@ -423,11 +423,11 @@ mod tests {
     fn finding(time_ns: i64) -> Finding {
         Finding {
             kind: "Impact:Runtime/CryptoMinerExecuted".into(),
-            first_seen: crate::scan::rfc3339(time_ns),
-            last_seen: crate::scan::rfc3339(time_ns),
+            first_seen: crate::timefmt::rfc3339(time_ns),
+            last_seen: crate::timefmt::rfc3339(time_ns),
             rules: vec!["miner-executed".into()],
             events: vec![EventEvidence {
-                time: crate::scan::rfc3339(time_ns),
+                time: crate::timefmt::rfc3339(time_ns),
                 time_ns,
                 kind: "exec".into(),
                 pid: 7,

@@ -153,6 +153,20 @@ pub fn family_sum<'a>(surprises: impl IntoIterator<Item = (&'a str, f64)>) -> f6
         + 0.0 // an empty f64 sum is −0.0
 }
 
+/// Median of `v` (sorts it); 0 for empty.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// `−log10 p`, capped at [`MAX_SURPRISE`].
 pub fn surprise(p: f64) -> f64 {
     // (+ 0.0: −log10 1 is −0.0.)
