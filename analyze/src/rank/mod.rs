@@ -8,8 +8,9 @@
 //!   probability), from up to two [`Model`]s: the trained model (`model`: against the normal
 //!   workloads it was trained on) and the peer groups ([`PeerGroups`], `peers`: against the
 //!   workload's own peers in the input). The two parts answer one question against two
-//!   references, so they combine as the Šidák-corrected smaller tail probability: one far
-//!   tail decides, and having looked twice costs `log10 2`.
+//!   references and combine by Fisher's method ([`fisher`]): one far tail still decides, and
+//!   agreement counts — unusual against the training fleet *and* against its own peers
+//!   outranks unusual against the training fleet alone (which a new kind of workload is).
 //!
 //! `time` reports how much of the anomaly comes from behaviour first seen after the
 //! workload's start-up (the `late.*` features).
@@ -31,7 +32,7 @@ use serde::Serialize;
 
 pub use peer::{MIN_PEERS, PeerGroup, PeerGroups, feature_surprise, peer_groups, template_of};
 
-use crate::calibrate::{sidak, surprise};
+use crate::calibrate::{fisher, surprise};
 use crate::features::{FeatureTable, WorkloadFeatures};
 pub use crate::finding::{EventEvidence, Evidence, Finding, ProcessInfo, Severity, Signature};
 use crate::suppress::{Suppressed, Suppressions};
@@ -102,7 +103,7 @@ pub struct Parts {
     /// Surprise against the workload's own peers in the input (None: peer groups off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peers: Option<f64>,
-    /// The two combined (Šidák): the anomaly part of the score.
+    /// The two combined (Fisher): the anomaly part of the score.
     pub anomaly: f64,
     /// How much of the anomaly comes from behaviour first seen after start-up.
     pub time: f64,
@@ -206,7 +207,7 @@ impl Ranker {
                         .iter()
                         .map(|s| 10f64.powf(-s.score.max(0.0)))
                         .collect();
-                    surprise(sidak(&ps))
+                    surprise(fisher(&ps))
                 };
                 // The part that decided: its features and time share explain the anomaly.
                 let lead = present
