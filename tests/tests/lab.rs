@@ -156,8 +156,10 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
             "web,startup-installer,pkg-update,ci-runner,jit-runtime,sidecar-proxy,log-rotate,key-backup,port-prober",
             "--attacks",
             // slow-beacon (living off the land, started by the container's own process, no
-            // new binary, a domain in no list) is left out: it ranks below benign look-alikes
-            // today (datasets/lab-holdout, BENCHMARKS.md) — the open problem of issue 21.
+            // new binary, a domain in no list) is left out: it is found (AnomalousBehavior:
+            // a new destination and name that keep coming back after start-up) but ranks
+            // below the CI runner look-alike, which a model trained on lab-train has never seen
+            // (datasets/lab-holdout-2 and -3, BENCHMARKS.md) — the open problem of issue 21.
             "masq-miner,setuid-backdoor,cred-harvest",
             "--seconds",
             "90",
