@@ -20,6 +20,7 @@ mod dga;
 pub mod docs;
 pub mod fields;
 pub mod intel;
+mod matcher;
 pub mod rule;
 pub mod threshold;
 
