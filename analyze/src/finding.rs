@@ -4,8 +4,6 @@
 
 use serde::Serialize;
 
-use crate::features::{FeatureTable, WorkloadFeatures};
-
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -128,12 +126,4 @@ pub struct Finding {
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
-}
-
-/// Names findings for one workload.
-pub trait Signature: Send + Sync {
-    /// Short name, for reports.
-    fn name(&self) -> &str;
-    /// Findings for `workload` (a row of `table`).
-    fn evaluate(&self, workload: &WorkloadFeatures, table: &FeatureTable) -> Vec<Finding>;
 }

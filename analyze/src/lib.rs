@@ -18,7 +18,7 @@
 //! * [`signatures`] names known-bad behaviour (GuardDuty finding types) from rules and threat
 //!   intel, evaluated in the same scan, with each finding's events and process lineage.
 //! * [`rank`] scores the merged feature table: a trained [`rank::Model`], the peer groups of
-//!   the input and the [`finding::Signature`]s, combined into one score that is the order.
+//!   the input and the [`rank::Signature`]s, combined into one score that is the order.
 //! * [`suppress`] applies the user's suppression rules to findings.
 //! * [`report`] writes the result, escaping every attacker-controlled string.
 //! * [`import`] converts other trace formats into needle traces.
@@ -34,8 +34,11 @@
 #![deny(missing_docs)]
 
 pub mod calibrate;
+pub mod classify;
 pub mod cli;
+pub mod columns;
 pub mod escape;
+pub mod fasthash;
 pub mod features;
 pub mod feeds;
 pub mod finding;

@@ -11,12 +11,13 @@ use crate::import::{ImportError, import_syscall_traces};
 use crate::models::labels::{read_labels, truths};
 use crate::models::sequence::{Sequences, read_sequences};
 use crate::models::{DEFAULT_MODEL, DEFAULT_MODEL_NAME, ModelError, ModelFile, Scorer};
+use crate::rank::ScanFindings;
 use crate::rank::{ANOMALY_THRESHOLD, Model as _, Ranked, Ranker};
 use crate::report::html::{self, ModelInfo};
 use crate::report::ocsf::Analytics;
 use crate::report::{Report, ReportError, write_features};
 use crate::scan::{InputSummary, OpenTrace, ScanError, ScanOptions, scan};
-use crate::signatures::{Engine, ScanFindings};
+use crate::signatures::Engine;
 use crate::suppress::{SuppressError, Suppressions};
 
 /// Why a command failed.
@@ -88,7 +89,8 @@ fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<Scann
         signatures: engine.clone(),
     };
     let out = scan(&input.files, &opts)?;
-    let findings = engine.map(|e| ScanFindings(e.findings(&out.partials)));
+    let findings =
+        engine.map(|e| ScanFindings(e.findings(out.partials.iter().map(|(k, p)| (k, &p.sig)))));
     Ok(Scanned {
         table: finalize(out.partials),
         inputs: out.inputs,

@@ -1,14 +1,9 @@
 //! The top-level modules of analyze and what each uses (`crate::<module>` in its non-test
-//! code): the graph analyze/README.md shows ("Module graph"), kept true by this test, and the
-//! modules that still depend on each other in a circle — none may be added.
+//! code): the graph analyze/README.md shows ("Module graph"), kept true by this test, which
+//! must have no cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-/// Modules that still form a cycle (issue 24): the feature accumulator feeds the rule engine,
-/// whose partial state travels inside the features' partial, while the rules read the
-/// features' column and classification helpers. Empty once scan feeds both side by side.
-const KNOWN_CYCLE: &[&str] = &["features", "finding", "signatures"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -178,14 +173,12 @@ fn rendered(g: &BTreeMap<String, BTreeSet<String>>) -> String {
 }
 
 #[test]
-fn modules_depend_one_way_but_for_the_known_cycle() {
+fn modules_depend_one_way() {
     let g = graph();
     let found = cycles(&g);
-    let known: BTreeSet<String> = KNOWN_CYCLE.iter().map(|s| s.to_string()).collect();
-    let unexpected: Vec<&BTreeSet<String>> = found.iter().filter(|c| **c != known).collect();
     assert!(
-        unexpected.is_empty(),
-        "modules in a cycle: {unexpected:?}\n{}",
+        found.is_empty(),
+        "modules in a cycle: {found:?}\n{}",
         rendered(&g)
     );
 }

@@ -8,9 +8,9 @@
 mod accumulate;
 pub mod behaviour;
 pub mod catalog;
-pub mod classify;
-pub(crate) mod columns;
-pub(crate) mod fasthash;
+pub use crate::classify;
+pub(crate) use crate::columns;
+pub(crate) use crate::fasthash;
 mod finalize;
 mod partial;
 
@@ -19,23 +19,7 @@ pub use columns::{CONTEXT as CONTEXT_COLUMNS, NEEDED as NEEDED_COLUMNS, PROBE as
 pub use finalize::{Change, FeatureColumn, FeatureTable, WorkloadFeatures, finalize};
 pub use partial::{Context, Partials, WorkloadPartial, merge_partials};
 
-/// Why a batch could not be turned into features.
-#[derive(Debug, thiserror::Error)]
-pub enum FeatureError {
-    /// A column the features cannot do without is absent.
-    #[error("required column `{0}` is missing")]
-    MissingColumn(&'static str),
-    /// A column has a type that cannot be read as the schema's.
-    #[error("column `{column}` has type {found}: {message}")]
-    ColumnType {
-        /// Column name.
-        column: &'static str,
-        /// Type found in the file.
-        found: String,
-        /// Why it cannot be used.
-        message: String,
-    },
-}
+pub use crate::columns::ColumnError as FeatureError;
 
 /// A half-open time window `[since, until)`, ns since the epoch; `None` is unbounded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -34,7 +34,7 @@ pub use peer::{MIN_PEERS, PeerGroup, PeerGroups, feature_surprise, peer_groups, 
 
 use crate::calibrate::{fisher, surprise};
 use crate::features::{FeatureTable, WorkloadFeatures};
-pub use crate::finding::{EventEvidence, Evidence, Finding, ProcessInfo, Severity, Signature};
+pub use crate::finding::{EventEvidence, Evidence, Finding, ProcessInfo, Severity};
 use crate::suppress::{Suppressed, Suppressions};
 use crate::timefmt::rfc3339;
 
@@ -91,6 +91,28 @@ pub trait Model: Send + Sync {
     /// among its top deviations); trained models calibrate their own.
     fn anomaly_threshold(&self) -> f64 {
         ANOMALY_THRESHOLD
+    }
+}
+
+/// Names findings for one workload.
+pub trait Signature: Send + Sync {
+    /// Short name, for reports.
+    fn name(&self) -> &str;
+    /// Findings for `workload` (a row of `table`).
+    fn evaluate(&self, workload: &WorkloadFeatures, table: &FeatureTable) -> Vec<Finding>;
+}
+
+/// Findings computed in the scan (the signature engine's), handed to the ranker by workload
+/// key.
+pub struct ScanFindings(pub std::collections::HashMap<String, Vec<Finding>>);
+
+impl Signature for ScanFindings {
+    fn name(&self) -> &str {
+        "signatures"
+    }
+
+    fn evaluate(&self, workload: &WorkloadFeatures, _: &FeatureTable) -> Vec<Finding> {
+        self.0.get(&workload.workload).cloned().unwrap_or_default()
     }
 }
 

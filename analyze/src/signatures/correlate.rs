@@ -31,7 +31,7 @@ fn in_lineage(parents: &HashMapLike<'_>, p: u64, root: u64) -> bool {
     false
 }
 
-type HashMapLike<'a> = crate::features::fasthash::FastMap<u64, u64>;
+type HashMapLike<'a> = crate::fasthash::FastMap<u64, u64>;
 
 /// One way a rule matched: its hits, in order.
 struct Instance<'a> {

@@ -1,7 +1,7 @@
 //! The domain-generation heuristic behind the `dga` test: does a DNS name's registered label
 //! look machine-made? Kept apart from the rule format because it is a model of names, not syntax.
 
-use crate::features::classify::entropy;
+use crate::classify::entropy;
 
 /// Second-level label of a DNS name (the part a domain owner chose), skipping two-level
 /// public suffixes such as `co.uk`.

@@ -6,9 +6,9 @@ use arrow::array::{Array, AsArray, BooleanArray, Int64Array, ListArray, UInt32Ar
 use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
-use crate::features::FeatureError;
-use crate::features::classify::{basename, hash_str};
-use crate::features::columns::{Columns, StrCol, i64_col, opt, u32_col, u64_col};
+use crate::classify::{basename, hash_str};
+use crate::columns::ColumnError as FeatureError;
+use crate::columns::{Columns, StrCol, i64_col, opt, u32_col, u64_col};
 
 /// Extra columns the signatures read (beyond the feature columns).
 pub const EXTRA_COLUMNS: &[&str] = &[

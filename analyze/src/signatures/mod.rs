@@ -33,10 +33,9 @@ use std::sync::Arc;
 
 use needle_common::abi::{EVENT_KINDS, EventKind};
 
-use crate::features::Partials;
-use crate::features::classify::hash_str;
-use crate::features::fasthash::FastMap;
-use crate::finding::{Finding, Signature};
+use crate::classify::hash_str;
+use crate::fasthash::FastMap;
+use crate::finding::Finding;
 
 pub use correlate::findings_for;
 pub use fields::{EXTRA_COLUMNS, Row, SigColumns};
@@ -160,7 +159,7 @@ impl Engine {
         let mut proc_of =
             || *proc.get_or_insert_with(|| proc_hash(row.process_key(), row.pid_uid().0));
         if matches!(kind, EventKind::Exec | EventKind::Fork) {
-            let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
+            let ppid = crate::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
             into.note_process(
                 proc_of(),
                 proc_hash(row.parent_key(), ppid),
@@ -218,11 +217,14 @@ impl Engine {
         }
     }
 
-    /// Findings of every workload of `partials`, by workload key.
-    pub fn findings(&self, partials: &Partials) -> HashMap<String, Vec<Finding>> {
-        partials
-            .iter()
-            .map(|(k, p)| (k.clone(), findings_for(self, &p.sig)))
+    /// Findings of every workload, from each workload's signature state (by workload key).
+    pub fn findings<'a>(
+        &self,
+        states: impl IntoIterator<Item = (&'a String, &'a SigPartial)>,
+    ) -> HashMap<String, Vec<Finding>> {
+        states
+            .into_iter()
+            .map(|(k, sig)| (k.clone(), findings_for(self, sig)))
             .filter(|(_, f)| !f.is_empty())
             .collect()
     }
@@ -438,7 +440,7 @@ impl SigPartial {
     /// Hits of processes whose exec or fork was not seen still join their lineage.
     fn note_hit_process(&mut self, row: &Row<'_>, kind: EventKind, proc: u64) {
         if !matches!(kind, EventKind::Exec | EventKind::Fork) {
-            let ppid = crate::features::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
+            let ppid = crate::columns::opt(&row.c.ppid, row.row).unwrap_or(0);
             self.note_process(proc, proc_hash(row.parent_key(), ppid), None);
         }
     }
@@ -505,22 +507,5 @@ impl SigPartial {
                 .map(|(r, n)| (r, n.min(MAX_HITS_PER_RULE as u32)))
                 .collect();
         }
-    }
-}
-
-/// Findings computed from the scan, handed to the ranker by workload key.
-pub struct ScanFindings(pub HashMap<String, Vec<Finding>>);
-
-impl Signature for ScanFindings {
-    fn name(&self) -> &str {
-        "signatures"
-    }
-
-    fn evaluate(
-        &self,
-        workload: &crate::features::WorkloadFeatures,
-        _: &crate::features::FeatureTable,
-    ) -> Vec<Finding> {
-        self.0.get(&workload.workload).cloned().unwrap_or_default()
     }
 }

@@ -41,7 +41,7 @@ use super::SignatureError;
 use super::fields::{FIELD_NAMES, Field};
 use super::intel::{Intel, List};
 use super::threshold::Threshold;
-use crate::features::classify::hash_str;
+use crate::classify::hash_str;
 use crate::finding::Severity;
 
 /// A rule file as written.

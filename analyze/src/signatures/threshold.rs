@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use super::Hit;
 use super::fields::Field;
-use crate::features::fasthash::FastMap;
+use crate::fasthash::FastMap;
 
 /// Evidence events kept per bucket (those of its earliest distinct values).
 pub const MAX_SAMPLES: usize = 8;

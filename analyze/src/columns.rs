@@ -1,4 +1,5 @@
-//! Typed, tolerant access to the columns the features read.
+//! Typed, tolerant access to trace columns: the reading layer of the feature scan and of the
+//! signature engine's fields.
 //!
 //! Strings arrive dictionary-encoded when the scan could keep Parquet's dictionaries (it asks
 //! for that), plain otherwise; a missing nullable column reads as all-null (older files); a
@@ -13,8 +14,25 @@ use arrow::datatypes::{DataType, Int32Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
-use super::FeatureError;
-use super::classify::hash_str;
+use crate::classify::hash_str;
+
+/// Why a batch's columns cannot be read (as features, rule fields or sequences).
+#[derive(Debug, thiserror::Error)]
+pub enum ColumnError {
+    /// A column the features cannot do without is absent.
+    #[error("required column `{0}` is missing")]
+    MissingColumn(&'static str),
+    /// A column has a type that cannot be read as the schema's.
+    #[error("column `{column}` has type {found}: {message}")]
+    ColumnType {
+        /// Column name.
+        column: &'static str,
+        /// Type found in the file.
+        found: String,
+        /// Why it cannot be used.
+        message: String,
+    },
+}
 
 /// Columns the feature pass reads; everything else is skipped by the scan's projection.
 pub const NEEDED: &[&str] = &[
@@ -68,7 +86,7 @@ impl StrCol {
     pub(crate) fn from_batch(
         batch: &RecordBatch,
         name: &'static str,
-    ) -> Result<StrCol, FeatureError> {
+    ) -> Result<StrCol, ColumnError> {
         let Some(a) = batch.column_by_name(name) else {
             return Ok(StrCol::Missing);
         };
@@ -158,11 +176,11 @@ impl StrCol {
     }
 }
 
-fn cast_to(a: &ArrayRef, to: &DataType, name: &'static str) -> Result<ArrayRef, FeatureError> {
+fn cast_to(a: &ArrayRef, to: &DataType, name: &'static str) -> Result<ArrayRef, ColumnError> {
     if a.data_type() == to {
         return Ok(a.clone());
     }
-    cast(a, to).map_err(|e| FeatureError::ColumnType {
+    cast(a, to).map_err(|e| ColumnError::ColumnType {
         column: name,
         found: a.data_type().to_string(),
         message: e.to_string(),
@@ -174,7 +192,7 @@ macro_rules! prim {
         pub(crate) fn $fn(
             batch: &RecordBatch,
             name: &'static str,
-        ) -> Result<Option<$arr>, FeatureError> {
+        ) -> Result<Option<$arr>, ColumnError> {
             match batch.column_by_name(name) {
                 None => Ok(None),
                 Some(a) => Ok(Some(cast_to(a, &$dt, name)?.$as().clone())),
@@ -231,25 +249,25 @@ pub fn opt<T: arrow::datatypes::ArrowPrimitiveType>(
 
 impl Columns {
     /// Typed views of `batch`'s columns; `time` and `kind` are required.
-    pub fn new(batch: &RecordBatch) -> Result<Columns, FeatureError> {
+    pub fn new(batch: &RecordBatch) -> Result<Columns, ColumnError> {
         let time_type = DataType::Timestamp(TimeUnit::Nanosecond, None);
         let time = batch
             .column_by_name(n::TIME)
-            .ok_or(FeatureError::MissingColumn(n::TIME))?;
+            .ok_or(ColumnError::MissingColumn(n::TIME))?;
         let time = match time.as_primitive_opt::<arrow::datatypes::TimestampNanosecondType>() {
             Some(t) => t.clone(),
             None => cast_to(time, &time_type, n::TIME)?.as_primitive().clone(),
         };
         let kind = StrCol::from_batch(batch, n::KIND)?;
         if matches!(kind, StrCol::Missing) {
-            return Err(FeatureError::MissingColumn(n::KIND));
+            return Err(ColumnError::MissingColumn(n::KIND));
         }
         let syscall_counts = match batch.column_by_name(n::SYSCALL_COUNTS) {
             None => None,
             Some(a) => Some(
                 needle_common::schema::count_map(a)
                     .cloned()
-                    .ok_or_else(|| FeatureError::ColumnType {
+                    .ok_or_else(|| ColumnError::ColumnType {
                         column: n::SYSCALL_COUNTS,
                         found: a.data_type().to_string(),
                         message: "expected a map of syscall number to count".into(),
