@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use needle_common::abi::EventKind;
+use needle_common::abi::{EVENT_KINDS, EventKind, Family};
 
 use super::catalog::{
     FAMILIES, FIXED_OFFSET, FeatureDef, KINDS, RECUR_MINUTES, STARTUP_S, fixed_layout, id,
@@ -26,22 +26,11 @@ const SECURITY_SYSCALLS: &[u32] = &[
     319, // memfd_create
 ];
 
-/// Event kinds counted in `security.calls`.
-const SECURITY_KINDS: &[EventKind] = &[
-    EventKind::Ptrace,
-    EventKind::ProcessVmWritev,
-    EventKind::ProcMemWrite,
-    EventKind::ModuleLoad,
-    EventKind::SetId,
-    EventKind::Capset,
-    EventKind::Userfaultfd,
-    EventKind::Mount,
-    EventKind::Unshare,
-    EventKind::Setns,
-    EventKind::Bpf,
-    EventKind::Keyctl,
-    EventKind::MemfdCreate,
-];
+/// Event kinds counted in `security.calls`: the security family, and memfd_create (a file
+/// kind: fileless execution starts there).
+fn is_security_call(kind: EventKind) -> bool {
+    kind.family() == Family::Security || kind == EventKind::MemfdCreate
+}
 
 /// One workload's row of the feature table.
 #[derive(Clone, Debug, PartialEq)]
@@ -212,8 +201,9 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
         .iter()
         .filter_map(|&nr| p.syscalls.get(nr as usize))
         .sum();
-    let security_events: u64 = SECURITY_KINDS
+    let security_events: u64 = EVENT_KINDS
         .iter()
+        .filter(|&&k| is_security_call(k))
         .map(|k| p.kind_counts[k.slot() as usize])
         .sum();
     f[id::EVENTS_TOTAL] = total as f64;

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use needle_common::abi::{EVENT_KINDS, EventKind};
+use needle_common::abi::{EVENT_KINDS, EventKind, Family};
 
 use crate::classify::hash_str;
 use crate::fasthash::FastMap;
@@ -296,6 +296,20 @@ pub struct HitEvent {
 fn key_fields(kind: EventKind) -> &'static [fields::Field] {
     use EventKind as K;
     use fields::Field as F;
+    const SECURITY: &[fields::Field] = &[
+        F::Op,
+        F::TargetPid,
+        F::TargetUid,
+        F::TargetGid,
+        F::Path,
+        F::Path2,
+        F::Fstype,
+        F::Flags,
+        F::Ret,
+    ];
+    if kind.family() == Family::Security {
+        return SECURITY;
+    }
     match kind {
         K::Exec => &[F::Argv, F::ExeNew, F::ExeWritable, F::ExeFileless],
         K::Fork
@@ -328,28 +342,8 @@ fn key_fields(kind: EventKind) -> &'static [fields::Field] {
             F::DnsAnswers,
             F::DstAddr,
         ],
-        K::Ptrace
-        | K::ProcessVmWritev
-        | K::ProcMemWrite
-        | K::ModuleLoad
-        | K::SetId
-        | K::Capset
-        | K::Userfaultfd
-        | K::Mount
-        | K::Unshare
-        | K::Setns
-        | K::Bpf
-        | K::Keyctl => &[
-            F::Op,
-            F::TargetPid,
-            F::TargetUid,
-            F::TargetGid,
-            F::Path,
-            F::Path2,
-            F::Fstype,
-            F::Flags,
-            F::Ret,
-        ],
+        // Every other family is listed above; a new security kind needs nothing here.
+        _ => SECURITY,
     }
 }
 

@@ -94,6 +94,27 @@ pub enum EventKind {
     Lost = 900,
 }
 
+/// A family of event kinds: one range of ids (see [`EventKind`]), declared once here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// 1–99: exec, fork, exit.
+    Process,
+    /// 100–199: file access and changes.
+    File,
+    /// 200–299: sockets and connections.
+    Network,
+    /// 300–399: DNS messages.
+    Dns,
+    /// 400–499: security-relevant calls (ptrace, module loads, set*id, mounts, namespaces…).
+    Security,
+    /// 500–599: syscall profiles and streams.
+    Syscalls,
+    /// 600–699: container lifecycle.
+    Container,
+    /// 900–999: capture's own records.
+    Capture,
+}
+
 /// Every kind, in id order. Index `i` of this array is the kind's counter slot.
 pub const EVENT_KINDS: [EventKind; 41] = [
     EventKind::Exec,
@@ -184,6 +205,20 @@ impl EventKind {
             EventKind::ContainerStart => "container_start",
             EventKind::ContainerStop => "container_stop",
             EventKind::Lost => "lost",
+        }
+    }
+
+    /// The family of this kind: the hundred its id is in.
+    pub const fn family(self) -> Family {
+        match self as u32 / 100 {
+            0 => Family::Process,
+            1 => Family::File,
+            2 => Family::Network,
+            3 => Family::Dns,
+            4 => Family::Security,
+            5 => Family::Syscalls,
+            6 => Family::Container,
+            _ => Family::Capture,
         }
     }
 
@@ -306,6 +341,30 @@ impl TryFrom<u32> for EventKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_are_the_id_ranges() {
+        use super::Family as F;
+        for k in EVENT_KINDS {
+            let want = match k {
+                EventKind::Exec | EventKind::Fork | EventKind::Exit => F::Process,
+                EventKind::DnsQuery | EventKind::DnsResponse => F::Dns,
+                EventKind::SyscallProfile | EventKind::Syscall => F::Syscalls,
+                EventKind::ContainerStart | EventKind::ContainerStop => F::Container,
+                EventKind::Lost => F::Capture,
+                _ => k.family(),
+            };
+            assert_eq!(k.family(), want, "{k:?}");
+        }
+        assert_eq!(EventKind::MemfdCreate.family(), F::File);
+        assert_eq!(EventKind::Dup.family(), F::Network);
+        assert_eq!(EventKind::Keyctl.family(), F::Security);
+        let security = EVENT_KINDS
+            .iter()
+            .filter(|k| k.family() == F::Security)
+            .count();
+        assert_eq!(security, 12);
+    }
 
     #[test]
     fn ids_round_trip_and_slots_are_dense() {

@@ -26,7 +26,7 @@ pub use collapse::{
     WINDOW_ROW,
 };
 pub use counters::{COUNTER_SLOTS, Counter};
-pub use kind::{EVENT_KINDS, EventKind, UnknownEventKind};
+pub use kind::{EVENT_KINDS, EventKind, Family, UnknownEventKind};
 pub use network::{
     AF_INET, AF_INET6, DNS_EGRESS, DNS_FIXED, DNS_INGRESS, DNS_PAYLOAD_MAX, DnsEvent, NetEvent,
 };
