@@ -183,30 +183,100 @@ fn missing_inputs_and_empty_directories() {
     );
 }
 
+/// xorshift64: the mutation test's only source of randomness (its seed is fixed).
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// One damaged copy of `bytes`: the `case`-th of a seeded run of bit flips, truncations,
+/// spliced blocks (a block of the file written over another place: pages, headers and the
+/// footer mixed up) and inserted blocks (every offset after them shifted).
+fn damaged(bytes: &[u8], case: usize, seed: &mut u64) -> (&'static str, Vec<u8>) {
+    let mut b = bytes.to_vec();
+    let len = b.len();
+    match case % 4 {
+        0 => {
+            for _ in 0..(1 + case % 7) {
+                let at = next(seed) as usize % len;
+                b[at] ^= (next(seed) >> 32) as u8 | 1;
+            }
+            ("bit flips", b)
+        }
+        1 => {
+            b.truncate(next(seed) as usize % len);
+            ("truncation", b)
+        }
+        2 => {
+            let n = 1 + next(seed) as usize % 512.min(len);
+            let from = next(seed) as usize % (len - n + 1);
+            let to = next(seed) as usize % (len - n + 1);
+            let block = bytes[from..from + n].to_vec();
+            b[to..to + n].copy_from_slice(&block);
+            ("spliced block", b)
+        }
+        _ => {
+            let n = 1 + next(seed) as usize % 256.min(len);
+            let from = next(seed) as usize % (len - n + 1);
+            let at = next(seed) as usize % len;
+            let block = bytes[from..from + n].to_vec();
+            b.splice(at..at, block);
+            ("inserted block", b)
+        }
+    }
+}
+
+/// Runs analyze with a bound on its time: a hang is a failure, not a stuck test.
+fn analyze_bounded(args: &[&str], limit: std::time::Duration) -> Option<std::process::Output> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(needle_tests::binary("analyze"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run analyze");
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return Some(child.wait_with_output().expect("output"));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn damaged_bytes_never_crash_the_analyzer() {
-    // Deterministic damage at many places (footer, metadata, pages): every run must end with
-    // success or a clean error (exit 1), never a crash (101) or a signal.
+    // Seeded damage of four kinds at many places (footer, metadata, pages), also through
+    // --report (which reads evidence rows outside the scan): every run must end with success
+    // or one clean error line naming the file (exit 1), never a crash (101), a signal, a panic
+    // message or a hang.
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole.bin");
     write_trace(&whole, &fleet(3, true), |_| {});
     let bytes = std::fs::read(&whole).unwrap();
+    let report = dir.path().join("report.html");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    for case in 0..96 {
-        let mut b = bytes.clone();
-        for _ in 0..(1 + case % 4) {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let at = (seed as usize) % b.len();
-            b[at] ^= (seed >> 32) as u8 | 1;
-        }
+    let mut outcomes = std::collections::BTreeMap::new();
+    for case in 0..192 {
+        let (what, b) = damaged(&bytes, case, &mut seed);
         let f = dir.path().join(format!("damaged-{case}.parquet"));
         std::fs::write(&f, &b).unwrap();
-        let o = analyze(&[p(&f), "--format", "json"]);
+        let mut args = vec![p(&f), "--format", "json"];
+        if case % 3 == 0 {
+            args.extend(["--report", p(&report)]);
+        }
+        let o = analyze_bounded(&args, std::time::Duration::from_secs(120))
+            .unwrap_or_else(|| panic!("case {case} ({what}): analyze did not finish in 120 s"));
         assert!(
             matches!(o.status.code(), Some(0) | Some(1)),
-            "case {case}: {:?} {}",
+            "case {case} ({what}): {:?} {}",
             o.status,
             stderr(&o)
         );
@@ -214,17 +284,31 @@ fn damaged_bytes_never_crash_the_analyzer() {
         // and a backtrace above it.
         assert!(
             !stderr(&o).contains("panicked") && stderr(&o).trim_end().lines().count() <= 1,
-            "case {case}: {}",
+            "case {case} ({what}): {}",
             stderr(&o)
         );
         if o.status.code() == Some(1) {
             assert!(
                 stderr(&o).contains(p(&f)),
-                "case {case}: error does not name the file: {}",
+                "case {case} ({what}): error does not name the file: {}",
                 stderr(&o)
             );
         }
+        *outcomes
+            .entry((what, o.status.code() == Some(0)))
+            .or_insert(0) += 1;
     }
+    // Every kind of damage was tried, and some of it was caught as an error.
+    eprintln!("{outcomes:?}");
+    for what in ["bit flips", "truncation", "spliced block", "inserted block"] {
+        let n: usize = outcomes
+            .iter()
+            .filter(|((w, _), _)| *w == what)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(n, 48, "{what}");
+    }
+    assert!(outcomes.iter().any(|((_, ok), _)| !ok), "{outcomes:?}");
 }
 
 #[test]
