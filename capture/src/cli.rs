@@ -78,10 +78,12 @@ pub struct Args {
     /// Count repeats into one row: when a thread opens the same file (same device and inode,
     /// as the kernel resolved it) with the same flags, connects or sends to the same peer
     /// (protocol, address, port), or accepts on the same local port from the same remote
-    /// address again within this long of the first time, the kernel only counts it; the row
-    /// that closes the window carries the count (`count` column; connects: one row for the
-    /// repeats that succeeded and one for those that failed), so every event is accounted for.
-    /// `0` writes every open and connection as a row.
+    /// address, or sends or gets the same DNS message over UDP (same server; same bytes but for
+    /// the transaction id: name, type, and for answers rcode and answer set) again within this
+    /// long of the first time, the kernel only counts it; the row that closes the window
+    /// carries the count (`count` column; connects: one row for the repeats that succeeded and
+    /// one for those that failed), so every event is accounted for, and every distinct DNS name
+    /// keeps a row of its own. `0` writes every open, connection and DNS message as a row.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub collapse_window: Duration,
 

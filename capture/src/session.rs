@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use needle_common::abi::{
-    EventKind, NetWindows, OpenWindows, ProfileEvent, ProfileSlot, ProfileState, SHAPE_PRIMARY,
+    DnsWindows, EventKind, NetWindows, OpenWindows, ProfileEvent, ProfileSlot, ProfileState,
+    SHAPE_PRIMARY,
 };
 use needle_common::schema::{Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions};
 use rustix::event::{PollFd, PollFlags, poll};
@@ -324,7 +325,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     // The collapse windows threads still hold: their counts become rows too.
     let open_windows: Vec<(u32, OpenWindows)> = read_per_thread(sensor.windows.as_ref());
     let net_windows: Vec<(u32, NetWindows)> = read_per_thread(sensor.net_windows.as_ref());
-    windows.remaining(open_windows, net_windows, &clock, |d| {
+    let dns_windows: Vec<(u32, DnsWindows)> = read_per_thread(sensor.dns_windows.as_ref());
+    windows.remaining(open_windows, net_windows, dns_windows, &clock, |d| {
         enricher.enrich(d, &mut pending)
     });
     // The syscall counts threads still alive hold since their last profile row: one row each,
