@@ -47,9 +47,10 @@ pub struct Args {
     /// (estimated from the size of their kernel records), whichever comes first. At most three
     /// batches are alive at once (one filling, one queued, one being encoded), so this — with
     /// the ring buffer (--ring-kib-per-cpu × CPUs) — is what bounds capture's memory, whatever
-    /// the event rate: peak RSS stays near 3 × this + the ring + ~40 MiB. Smaller batches cost
-    /// a little compression on a busy host.
-    #[arg(long, default_value_t = 48, value_name = "MIB")]
+    /// the event rate (measured with `--syscalls full` at saturation: 24 MiB → 160–190 MiB
+    /// peak RSS, 48 → 225–260; BENCHMARKS.md). Smaller batches cost a little compression on a
+    /// busy host.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
     pub batch_mib: usize,
 
     /// Print a progress line to stderr this often (e.g. 10s).
@@ -236,7 +237,7 @@ mod tests {
 
     #[test]
     fn the_batch_memory_bound_is_in_mib_and_bounded() {
-        assert_eq!(parse(&[]).unwrap().batch_bytes, 48 << 20);
+        assert_eq!(parse(&[]).unwrap().batch_bytes, 32 << 20);
         assert_eq!(parse(&["--batch-mib", "8"]).unwrap().batch_bytes, 8 << 20);
         assert!(parse(&["--batch-mib", "0"]).is_err());
         assert!(parse(&["--batch-mib", "5000"]).is_err());
