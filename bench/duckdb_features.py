@@ -103,9 +103,9 @@ def rx(col, pattern):
 HISTORY = rx("path", HISTORY_FILE)
 LOG_OR_HISTORY = f"({HISTORY} OR ({rx('path', LOG_FILE)} AND NOT {rx('path', LOG_ARCHIVE)}))"
 CREDENTIAL = rx("path", "|".join(f"({p})" for p in CREDENTIAL_FILES))
-# Events a row stands for: a row that closes a collapse window (open, connect, sendto, accept)
-# counts the repeats in it.
-EVENTS = """(CASE WHEN kind IN ('open', 'connect', 'sendto', 'accept') THEN coalesce("count", 1) ELSE 1 END)"""
+# Events a row stands for: a row that closes a collapse window (open, connect, sendto, accept,
+# dns_query, dns_response) counts the repeats in it.
+EVENTS = """(CASE WHEN kind IN ('open', 'connect', 'sendto', 'accept', 'dns_query', 'dns_response') THEN coalesce("count", 1) ELSE 1 END)"""
 
 
 def main_query(src):
@@ -126,14 +126,14 @@ SELECT {WORKLOAD} AS workload,
   coalesce(sum({EVENTS}) FILTER (WHERE {OUT}), 0) AS "net.outbound",
   coalesce(sum({EVENTS}) FILTER (WHERE kind = 'accept'), 0) AS "net.inbound",
   coalesce(sum(bytes) FILTER (WHERE {OUT}), 0) AS "net.bytes_out",
-  count(*) FILTER (WHERE kind = 'dns_query') AS "dns.queries",
+  coalesce(sum({EVENTS}) FILTER (WHERE kind = 'dns_query'), 0) AS "dns.queries",
   count(DISTINCT dns_name) FILTER (WHERE kind = 'dns_query') AS "dns.distinct_names",
   coalesce(avg(list_aggregate(string_split({LABEL}, ''), 'entropy')) FILTER (WHERE kind = 'dns_query' AND dns_name IS NOT NULL), 0) AS "dns.name_entropy_mean",
   coalesce(max(list_aggregate(string_split({LABEL}, ''), 'entropy')) FILTER (WHERE kind = 'dns_query' AND dns_name IS NOT NULL), 0) AS "dns.name_entropy_max",
   coalesce(avg(strlen(dns_name)) FILTER (WHERE kind = 'dns_query' AND dns_name IS NOT NULL), 0) AS "dns.name_len_mean",
   coalesce(max(strlen(dns_name)) FILTER (WHERE kind = 'dns_query' AND dns_name IS NOT NULL), 0) AS "dns.name_len_max",
-  count(*) FILTER (WHERE kind = 'dns_response' AND dns_rcode = 3) AS nx,
-  count(*) FILTER (WHERE kind = 'dns_response' AND dns_rcode IS NOT NULL) AS responses,
+  coalesce(sum({EVENTS}) FILTER (WHERE kind = 'dns_response' AND dns_rcode = 3), 0) AS nx,
+  coalesce(sum({EVENTS}) FILTER (WHERE kind = 'dns_response' AND dns_rcode IS NOT NULL), 0) AS responses,
   count(*) FILTER (WHERE kind IN {lst(SECURITY_KINDS)}) AS security_events,
   count(DISTINCT path) FILTER (WHERE kind = 'open' AND {OK} AND (coalesce(flags, 0) & 1) = 0 AND {CREDENTIAL}
     AND coalesce(regexp_extract(path, '^/proc/([0-9]+)/', 1) <> CAST(tgid AS VARCHAR), true)) AS "file.credential_reads",

@@ -1,21 +1,28 @@
-//! Collapse windows for repeated identical opens and for repeated connections to one peer
-//! (see `needle_common::abi::OpenWindows` and `NetWindows`).
+//! Collapse windows for repeated identical opens, for repeated connections to one peer and for
+//! repeated DNS messages (see `needle_common::abi::OpenWindows`, `NetWindows`, `DnsWindows`).
 //!
-//! Only the thread itself touches its windows (its own syscall exits, its own connect hooks,
-//! its own exit), so the counts need no atomics; user space reads what is left only after the
-//! programs are detached.
+//! Only the thread itself touches its open and network windows (its own syscall exits, its own
+//! connect hooks, its own exit), so their counts need no atomics. DNS windows are touched by the
+//! packet hooks, which run for the socket's owner but not in its context — an answer arrives in
+//! softirq on any CPU — so their counts are added atomically, and a window closed there is
+//! sent with the owner's header. User space reads what is left only after the programs are
+//! detached.
+
+use core::intrinsics::AtomicOrdering;
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
 use needle_common::abi::{
-    Counter, EventKind, NET_WINDOW_BASE, NET_WINDOWS, NetWindow, NetWindows, OPEN_WINDOWS,
-    OpenWindow, OpenWindows, REPEAT_THREAD_DONE, RepeatEvent, SHAPE_REPEAT, WINDOW_EMPTY,
-    WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED, WINDOW_ROW,
+    Counter, DNS_WINDOW_BASE, DNS_WINDOWS, DnsWindow, DnsWindows, EventHeader, EventKind,
+    NET_WINDOW_BASE, NET_WINDOWS, NetWindow, NetWindows, OPEN_WINDOWS, OpenWindow, OpenWindows,
+    REPEAT_THREAD_DONE, RepeatEvent, SHAPE_REPEAT, WINDOW_EMPTY, WINDOW_FILE_FILTERED,
+    WINDOW_PROC_SELF_FILTERED, WINDOW_ROW,
 };
 
 use crate::emit::{count_event, fill_header, reserve, submit};
 use crate::maps::{
-    NET_WINDOWS_BY_TID, NET_WINDOWS_ZERO, OPEN_WINDOWS_BY_TID, WINDOWS_ZERO, config,
+    DNS_WINDOWS_BY_TID, DNS_WINDOWS_ZERO, NET_WINDOWS_BY_TID, NET_WINDOWS_ZERO,
+    OPEN_WINDOWS_BY_TID, WINDOWS_ZERO, config,
 };
 
 /// A connect that is still in progress (non-blocking): not a failure.
@@ -136,6 +143,26 @@ pub fn thread_exit() {
             }
         }
         let _ = NET_WINDOWS_BY_TID.remove(tid);
+    }
+    if let Some(ws) = DNS_WINDOWS_BY_TID.get_ptr_mut(tid) {
+        // SAFETY: as above (an answer counted on another CPU meanwhile may be lost with the
+        // window: the thread is gone).
+        unsafe {
+            for i in 0..DNS_WINDOWS {
+                let w = &mut (*ws).queries[i];
+                rows |= w.state == WINDOW_ROW;
+                if let Some(r) = dns_repeat(w, EventKind::DnsQuery, DNS_WINDOW_BASE + i as u32) {
+                    send(r.0, r.1, r.2, r.3, r.4, 0, 0);
+                }
+                let w = &mut (*ws).answers[i];
+                rows |= w.state == WINDOW_ROW;
+                let n = DNS_WINDOW_BASE + (DNS_WINDOWS + i) as u32;
+                if let Some(r) = dns_repeat(w, EventKind::DnsResponse, n) {
+                    send(r.0, r.1, r.2, r.3, r.4, 0, 0);
+                }
+            }
+        }
+        let _ = DNS_WINDOWS_BY_TID.remove(tid);
     }
     if rows {
         send(EventKind::Open, REPEAT_THREAD_DONE, 0, 0, 0, 0, 0);
@@ -369,4 +396,177 @@ fn windows() -> Option<*mut OpenWindows> {
         return None;
     }
     OPEN_WINDOWS_BY_TID.get_ptr_mut(tid)
+}
+
+/// A DNS message's identity for the DNS windows (see `needle_common::abi::DnsWindows`).
+pub struct DnsKey {
+    /// Seeded hash of the message after its transaction id.
+    pub hash: u64,
+    /// The server's address, as two words.
+    pub addr: [u64; 2],
+    /// The server's port.
+    pub port: u16,
+    /// Bytes of the message copied.
+    pub len: u16,
+    /// `AF_INET` / `AF_INET6`.
+    pub family: u16,
+}
+
+/// Looks up a UDP DNS message of the socket owner `owner` among its thread's DNS windows
+/// (`answer`: the answer windows, which only exist once the thread queried): a repeat within
+/// the window is counted; anything else takes a window, closing the one it replaces.
+#[inline(always)]
+pub fn dns_seen(owner: &EventHeader, answer: bool, key: &DnsKey) -> NetSeen {
+    let window_ns = config().collapse_window_ns;
+    let tid = owner.pid;
+    if window_ns == 0 || tid == 0 {
+        return NetSeen::Untracked;
+    }
+    let ws = if answer {
+        DNS_WINDOWS_BY_TID.get_ptr_mut(tid)
+    } else {
+        dns_windows(tid)
+    };
+    let Some(ws) = ws else {
+        return NetSeen::Untracked;
+    };
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    // SAFETY: a live map value; concurrent hooks on other CPUs only add to counts atomically
+    // or, rarely, replace a window (its count may then be lost, never misattributed).
+    unsafe {
+        let (set, next, base, kind) = if answer {
+            (
+                &mut (*ws).answers,
+                &mut (*ws).next_answer,
+                DNS_WINDOW_BASE + DNS_WINDOWS as u32,
+                EventKind::DnsResponse,
+            )
+        } else {
+            (
+                &mut (*ws).queries,
+                &mut (*ws).next_query,
+                DNS_WINDOW_BASE,
+                EventKind::DnsQuery,
+            )
+        };
+        let mut reuse = DNS_WINDOWS;
+        for (i, w) in set.iter_mut().enumerate() {
+            if w.state == WINDOW_EMPTY {
+                if reuse == DNS_WINDOWS {
+                    reuse = i;
+                }
+                continue;
+            }
+            if w.hash != key.hash
+                || w.len != key.len
+                || w.port != key.port
+                || w.family != key.family
+                || w.addr[0] != key.addr[0]
+                || w.addr[1] != key.addr[1]
+            {
+                continue;
+            }
+            if now.wrapping_sub(w.first_ns) < window_ns {
+                // The one atomic add instruction (the BPF target's atomic types have no
+                // `fetch_add`; the result is unused, so this is BPF_ADD, not BPF_FETCH).
+                core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
+                    &raw mut w.count,
+                    1,
+                );
+                w.last_ns = now;
+                count_event(Counter::DnsCollapsed);
+                return NetSeen::Counted;
+            }
+            reuse = i;
+            break;
+        }
+        if reuse >= DNS_WINDOWS {
+            reuse = (*next as usize) & (DNS_WINDOWS - 1);
+            *next = next.wrapping_add(1);
+        }
+        let w = &mut set[reuse];
+        let number = base + reuse as u32;
+        if let Some((kind, window, count, first_ns, last_ns)) = dns_repeat(w, kind, number) {
+            send_as(owner, kind, window, count, first_ns, last_ns);
+        }
+        *w = DnsWindow {
+            hash: key.hash,
+            addr: key.addr,
+            first_ns: now,
+            last_ns: now,
+            count: 0,
+            state: WINDOW_ROW,
+            port: key.port,
+            len: key.len,
+            family: key.family,
+            _pad: 0,
+            _pad2: 0,
+        };
+        NetSeen::New(number + 1)
+    }
+}
+
+/// Empties DNS window `w` (number `window`); its count to send, if it holds repeats of a
+/// recorded message: `(kind, window, count, first_ns, last_ns)`.
+#[inline(always)]
+fn dns_repeat(
+    w: &mut DnsWindow,
+    kind: EventKind,
+    window: u32,
+) -> Option<(EventKind, u32, u32, u64, u64)> {
+    let count = w.count.min(u32::MAX as u64) as u32;
+    let out = (w.state == WINDOW_ROW && count != 0)
+        .then_some((kind, window, count, w.first_ns, w.last_ns));
+    w.state = WINDOW_EMPTY;
+    w.count = 0;
+    out
+}
+
+/// Sends a DNS window's count for the socket owner `owner` (the packet hooks do not run in
+/// the owner's context, so the header is the owner's, not the current task's).
+#[inline(always)]
+fn send_as(
+    owner: &EventHeader,
+    kind: EventKind,
+    window: u32,
+    count: u32,
+    first_ns: u64,
+    last_ns: u64,
+) {
+    let Some(mut entry) = reserve::<RepeatEvent>(kind) else {
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points into our reservation.
+    unsafe {
+        (*ev).header = *owner;
+        (*ev).header.kind = kind as u32;
+        (*ev).header.shape = SHAPE_REPEAT;
+        (*ev).header.ktime_ns = bpf_ktime_get_boot_ns();
+        (*ev).window = window;
+        (*ev).count = count;
+        (*ev).first_ns = first_ns;
+        (*ev).last_ns = last_ns;
+        (*ev).failed = 0;
+        (*ev).last_err = 0;
+    }
+    submit(entry);
+}
+
+/// Thread `tid`'s DNS windows, created on its first query.
+#[inline(always)]
+fn dns_windows(tid: u32) -> Option<*mut DnsWindows> {
+    if let Some(p) = DNS_WINDOWS_BY_TID.get_ptr_mut(tid) {
+        return Some(p);
+    }
+    let zero = DNS_WINDOWS_ZERO.get(0)?;
+    if DNS_WINDOWS_BY_TID
+        .insert(tid, zero, BPF_NOEXIST as u64)
+        .is_err()
+    {
+        count_event(Counter::CollapseMapFull);
+        return None;
+    }
+    DNS_WINDOWS_BY_TID.get_ptr_mut(tid)
 }

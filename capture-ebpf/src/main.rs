@@ -3,7 +3,8 @@
 //! wake-ups); `task` reads kernel structs at offsets user space resolved from BTF.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
-// `atomic_cxchg`: the BPF target's atomics have no compare_exchange (see probes/syscalls.rs).
+// `atomic_cxchg`, `atomic_xadd`: the BPF target's atomics have no compare_exchange or
+// fetch_add (see probes/syscalls.rs, collapse.rs).
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 

@@ -3,9 +3,9 @@
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf};
 use needle_common::abi::{
-    COUNTER_SLOTS, CallEvent, DnsEvent, EventHeader, ExecEvent, KernelOffsets, NetWindows,
-    OpenWindows, PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, ProbeConfig, ProfileEvent, ProfileSlot,
-    ProfileState, STDIO_FDS,
+    COUNTER_SLOTS, CallEvent, DnsEvent, DnsWindows, EventHeader, ExecEvent, KernelOffsets,
+    NetWindows, OpenWindows, PROFILE_SLOTS, PROFILE_TABLE_ENTRIES, ProbeConfig, ProfileEvent,
+    ProfileSlot, ProfileState, STDIO_FDS,
 };
 
 /// All events, from every CPU. User space sizes it at load time (a multiple of the CPU count).
@@ -89,6 +89,16 @@ pub static NET_WINDOWS_BY_TID: HashMap<u32, NetWindows> = HashMap::with_max_entr
 #[map]
 pub static NET_WINDOWS_ZERO: PerCpuArray<NetWindows> = PerCpuArray::with_max_entries(1, 0);
 
+/// DNS collapse windows per thread id (the socket owner's): created by a thread's first UDP
+/// query, removed when it exits (`BPF_F_NO_PREALLOC`). An answer only uses the windows its
+/// thread already has, so an answer to a thread that is gone creates nothing.
+#[map]
+pub static DNS_WINDOWS_BY_TID: HashMap<u32, DnsWindows> = HashMap::with_max_entries(16384, 1);
+
+/// Zeroed DNS windows, the template for new entries (never written).
+#[map]
+pub static DNS_WINDOWS_ZERO: PerCpuArray<DnsWindows> = PerCpuArray::with_max_entries(1, 0);
+
 /// Who owns a socket that talks to port 53, by socket cookie: the header the sock_addr hook
 /// filled at connect/sendmsg time (the DNS packet hooks run where the task is not known).
 #[map]
@@ -122,6 +132,7 @@ pub struct AbiLayouts {
     pub repeat: needle_common::abi::RepeatEvent,
     pub windows: needle_common::abi::OpenWindows,
     pub net_windows: needle_common::abi::NetWindows,
+    pub dns_windows: needle_common::abi::DnsWindows,
 }
 
 #[unsafe(no_mangle)]

@@ -42,6 +42,17 @@ pub struct Args {
     #[arg(long, default_value_t = needle_common::schema::WriteOptions::default().row_group_rows)]
     pub row_group_rows: usize,
 
+    /// Memory bound of the rows waiting to be written, in MiB: a row group is handed to the
+    /// writer when it reaches --row-group-rows or when its rows take about this much memory
+    /// (estimated from the size of their kernel records), whichever comes first. At most three
+    /// batches are alive at once (one filling, one queued, one being encoded), so this — with
+    /// the ring buffer (--ring-kib-per-cpu × CPUs) — is what bounds capture's memory, whatever
+    /// the event rate (measured with `--syscalls full` at saturation: 24 MiB → 160–190 MiB
+    /// peak RSS, 48 → 225–260; BENCHMARKS.md). Smaller batches cost a little compression on a
+    /// busy host.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub batch_mib: usize,
+
     /// Print a progress line to stderr this often (e.g. 10s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub stats_interval: Option<Duration>,
@@ -78,10 +89,12 @@ pub struct Args {
     /// Count repeats into one row: when a thread opens the same file (same device and inode,
     /// as the kernel resolved it) with the same flags, connects or sends to the same peer
     /// (protocol, address, port), or accepts on the same local port from the same remote
-    /// address again within this long of the first time, the kernel only counts it; the row
-    /// that closes the window carries the count (`count` column; connects: one row for the
-    /// repeats that succeeded and one for those that failed), so every event is accounted for.
-    /// `0` writes every open and connection as a row.
+    /// address, or sends or gets the same DNS message over UDP (same server; same bytes but for
+    /// the transaction id: name, type, and for answers rcode and answer set) again within this
+    /// long of the first time, the kernel only counts it; the row that closes the window
+    /// carries the count (`count` column; connects: one row for the repeats that succeeded and
+    /// one for those that failed), so every event is accounted for, and every distinct DNS name
+    /// keeps a row of its own. `0` writes every open, connection and DNS message as a row.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub collapse_window: Duration,
 
@@ -134,6 +147,12 @@ impl TryFrom<Args> for Config {
                 what: "between 1 and 16777216",
             });
         }
+        if !(1..=4096).contains(&a.batch_mib) {
+            return Err(ArgsError::Range {
+                flag: "batch-mib",
+                what: "between 1 and 4096",
+            });
+        }
         if !(4..=1 << 20).contains(&a.ring_kib_per_cpu) {
             return Err(ArgsError::Range {
                 flag: "ring-kib-per-cpu",
@@ -179,6 +198,7 @@ impl TryFrom<Args> for Config {
                 row_group_rows: a.row_group_rows,
             },
             stats_interval: a.stats_interval,
+            batch_bytes: a.batch_mib << 20,
             ring_bytes_per_cpu: a.ring_kib_per_cpu * 1024,
             probe,
             ready_file: a.ready_file,
@@ -213,6 +233,14 @@ mod tests {
         assert_eq!(parse(&[]).unwrap().duration, None);
         assert!(parse(&["--duration", "soon"]).is_err());
         assert!(parse(&["--duration", "0s"]).is_err());
+    }
+
+    #[test]
+    fn the_batch_memory_bound_is_in_mib_and_bounded() {
+        assert_eq!(parse(&[]).unwrap().batch_bytes, 32 << 20);
+        assert_eq!(parse(&["--batch-mib", "8"]).unwrap().batch_bytes, 8 << 20);
+        assert!(parse(&["--batch-mib", "0"]).is_err());
+        assert!(parse(&["--batch-mib", "5000"]).is_err());
     }
 
     #[test]

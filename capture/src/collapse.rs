@@ -1,14 +1,18 @@
-//! User-space half of the kernel's collapse windows (`needle_common::abi::OpenWindows` and
-//! `NetWindows`).
+//! User-space half of the kernel's collapse windows (`needle_common::abi::OpenWindows`,
+//! `NetWindows` and `DnsWindows`).
 //!
 //! The kernel writes the first event of a window as a normal row that names its window, and
 //! later only counts. This keeps each open window's first row (as decoded, before enrichment)
 //! until the window closes; its count then becomes a copy of that row with `count` set and
 //! the time of the last repeat, enriched and written like any other row. A network window's
 //! count becomes up to two rows: the repeats that succeeded (`ret` 0) and the ones that failed
-//! (`ret` the last errno); the ephemeral port of the first row is not repeated.
+//! (`ret` the last errno); the ephemeral port of the first row is not repeated. A DNS window's
+//! count becomes one row, the first message's without the client port.
 
-use needle_common::abi::{NET_WINDOW_BASE, NET_WINDOWS, NetWindows, OpenWindows, WINDOW_ROW};
+use needle_common::abi::{
+    DNS_WINDOW_BASE, DNS_WINDOWS, DnsWindow, DnsWindows, NET_WINDOW_BASE, NetWindows, OpenWindows,
+    THREAD_WINDOWS, WINDOW_ROW,
+};
 use needle_common::schema::{Detail, Net};
 
 use crate::decode::{Decoded, Role};
@@ -18,9 +22,6 @@ use crate::kernel::clock::BootClock;
 /// Windows remembered at most; a thread's windows are forgotten when it exits, so this is only
 /// reached if thread exits were lost (full ring buffer), and then everything is forgotten.
 const MAX_WINDOWS: usize = 1 << 18;
-
-/// Window numbers a thread has (open windows, then network windows).
-const THREAD_WINDOWS: u32 = NET_WINDOW_BASE + NET_WINDOWS as u32;
 
 /// What happened to collapsed counts (for the summary).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,6 +34,10 @@ pub struct CollapseStats {
     pub net_rows: u64,
     /// Connects, UDP sends and accepts those rows stand for.
     pub connections: u64,
+    /// Rows written for closed DNS windows.
+    pub dns_rows: u64,
+    /// DNS queries and answers those rows stand for.
+    pub dns_messages: u64,
     /// Closed windows whose first row was never seen (lost in a full ring buffer): their
     /// counts could not be written.
     pub orphaned: u64,
@@ -124,6 +129,19 @@ impl Windows {
                 self.stats.opens += count;
                 return out(row);
             }
+            Detail::DnsQuery(dns) | Detail::DnsResponse(dns) => {
+                // The client's ephemeral port was the first message's own: a query leaves
+                // from it to port 53, an answer arrives at it from port 53.
+                if dns.net.dst_port == Some(53) {
+                    dns.net.src_port = None;
+                } else {
+                    dns.net.dst_port = None;
+                }
+                dns.net.count = Some(count);
+                self.stats.dns_rows += 1;
+                self.stats.dns_messages += count;
+                return out(row);
+            }
             Detail::Connect(net) => (net, true),
             Detail::SendTo(net) => (net, false),
             Detail::Accept(net) => {
@@ -176,6 +194,7 @@ impl Windows {
         &mut self,
         open: impl IntoIterator<Item = (u32, OpenWindows)>,
         net: impl IntoIterator<Item = (u32, NetWindows)>,
+        dns: impl IntoIterator<Item = (u32, DnsWindows)>,
         clock: &BootClock,
         mut out: impl FnMut(Decoded),
     ) {
@@ -205,9 +224,30 @@ impl Windows {
                 }
             }
         }
+        for (tid, ws) in dns {
+            let all = ws.queries.iter().chain(&ws.answers);
+            for (index, w) in all.enumerate() {
+                if let Some(c) = dns_closed(w) {
+                    self.closed(tid, DNS_WINDOW_BASE + index as u32, c, clock, &mut out);
+                }
+            }
+        }
         self.first.clear();
     }
 }
+
+/// A DNS window left open at the end: its counts, if it holds repeats of a recorded message.
+fn dns_closed(w: &DnsWindow) -> Option<Closed> {
+    let count = u32::try_from(w.count).unwrap_or(u32::MAX);
+    (w.state == WINDOW_ROW && count != 0).then_some(Closed {
+        count,
+        failed: 0,
+        last_err: 0,
+        last_ns: w.last_ns,
+    })
+}
+
+const _: () = assert!(DNS_WINDOW_BASE + 2 * DNS_WINDOWS as u32 == THREAD_WINDOWS);
 
 /// Applies `f` to a network row's endpoints.
 fn set_net(d: &mut Decoded, f: impl FnOnce(&mut Net)) {
@@ -333,7 +373,9 @@ mod tests {
             ..Default::default()
         };
         let mut rows = Vec::new();
-        w.remaining([(11, left), (10, forgotten)], [], &clock, |r| rows.push(r));
+        w.remaining([(11, left), (10, forgotten)], [], [], &clock, |r| {
+            rows.push(r)
+        });
         assert_eq!(rows.len(), 1);
         assert_eq!(count_of(&rows[0]), Some(5));
         assert!(matches!(&rows[0].event.detail, Detail::Open { file, .. } if file.path == "/b"));
@@ -438,6 +480,84 @@ mod tests {
         assert_eq!(route(&mut w, repeat(10, 2, 1, 7000), &clock).len(), 1);
     }
 
+    fn dns(tid: u32, name: &str, response: bool, role: Role, ktime: u64) -> Decoded {
+        let (src, dst) = if response {
+            (Some(53), Some(40001))
+        } else {
+            (Some(40001), Some(53))
+        };
+        let d = Box::new(needle_common::schema::Dns {
+            name: name.into(),
+            qtype: 1,
+            rcode: response.then_some(3),
+            net: Net {
+                src_port: src,
+                dst_port: dst,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let detail = if response {
+            Detail::DnsResponse(d)
+        } else {
+            Detail::DnsQuery(d)
+        };
+        let base = open(tid, "", Role::Row, ktime);
+        Decoded {
+            event: Event {
+                detail,
+                ..base.event
+            },
+            role,
+            ..base
+        }
+    }
+
+    #[test]
+    fn dns_windows_close_as_one_counted_row_without_the_client_port() {
+        let clock = BootClock::measure();
+        let mut w = Windows::default();
+        let (q, a) = (DNS_WINDOW_BASE, DNS_WINDOW_BASE + DNS_WINDOWS as u32);
+        route(
+            &mut w,
+            dns(30, "x.example", false, Role::Window(q + 1), 1),
+            &clock,
+        );
+        route(
+            &mut w,
+            dns(30, "x.example", true, Role::Window(a + 1), 2),
+            &clock,
+        );
+        let rows = route(&mut w, net_repeat(30, q + 1, 99, 0, 0), &clock);
+        let Detail::DnsQuery(d) = &rows[0].event.detail else {
+            panic!("{rows:?}")
+        };
+        assert_eq!(
+            (d.net.count, d.net.src_port, d.net.dst_port),
+            (Some(99), None, Some(53))
+        );
+        assert_eq!(d.name, "x.example");
+        // The answer window is still open at the end.
+        let mut left = DnsWindows::default();
+        left.answers[1] = DnsWindow {
+            count: 7,
+            last_ns: 90,
+            state: WINDOW_ROW,
+            ..Default::default()
+        };
+        let mut rows = Vec::new();
+        w.remaining([], [], [(30, left)], &clock, |r| rows.push(r));
+        let Detail::DnsResponse(d) = &rows[0].event.detail else {
+            panic!("{rows:?}")
+        };
+        assert_eq!(
+            (d.net.count, d.net.src_port, d.net.dst_port),
+            (Some(7), Some(53), None)
+        );
+        assert_eq!(d.rcode, Some(3));
+        assert_eq!((w.stats.dns_rows, w.stats.dns_messages), (2, 106));
+    }
+
     #[test]
     fn accept_and_sendto_windows_keep_the_local_side_and_count_every_repeat() {
         let clock = BootClock::measure();
@@ -469,7 +589,7 @@ mod tests {
             ..Default::default()
         };
         let mut rows = Vec::new();
-        w.remaining([], [(20, left)], &clock, |r| rows.push(r));
+        w.remaining([], [(20, left)], [], &clock, |r| rows.push(r));
         assert_eq!(rows.len(), 1);
         let s = net_of(&rows[0]);
         assert_eq!((s.count, s.ret, s.dst_port), (Some(2), None, Some(53)));

@@ -15,8 +15,8 @@ use aya::programs::{
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use needle_common::abi::nr;
 use needle_common::abi::{
-    FEATURE_PROFILE, KernelOffsets, NetWindows, OpenWindows, PROFILE_TABLE_ENTRIES, ProbeConfig,
-    ProfileSlot, ProfileState,
+    DnsWindows, FEATURE_PROFILE, KernelOffsets, NetWindows, OpenWindows, PROFILE_TABLE_ENTRIES,
+    ProbeConfig, ProfileSlot, ProfileState,
 };
 use needle_common::schema::ProgramStatus;
 
@@ -166,6 +166,9 @@ pub type WindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<OpenWindow
 /// The network collapse windows of live threads, as raw [`NetWindows`] values by thread id.
 pub type NetWindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<NetWindows>()]>;
 
+/// The DNS collapse windows of live threads, as raw [`DnsWindows`] values by thread id.
+pub type DnsWindowsMap = aya::maps::HashMap<MapData, u32, [u8; size_of::<DnsWindows>()]>;
+
 /// The direct-mapped profile table, as raw [`ProfileSlot`] values by index.
 pub type ProfileTableMap = aya::maps::Array<MapData, [u8; size_of::<ProfileSlot>()]>;
 
@@ -186,6 +189,8 @@ pub struct Sensor {
     pub windows: Option<WindowsMap>,
     /// Network collapse windows still open (read after [`Sensor::detach`]).
     pub net_windows: Option<NetWindowsMap>,
+    /// DNS collapse windows still open (read after [`Sensor::detach`]).
+    pub dns_windows: Option<DnsWindowsMap>,
     /// Syscall profiles of live threads: the table (read after [`Sensor::detach`]).
     pub profile_table: Option<ProfileTableMap>,
     /// Syscall profiles of live threads: the overflow hash map (read after [`Sensor::detach`]).
@@ -374,6 +379,7 @@ pub fn load(
     // the summary says how many windows that was not known for).
     let windows = take_optional::<WindowsMap>(&mut ebpf, "OPEN_WINDOWS_BY_TID");
     let net_windows = take_optional::<NetWindowsMap>(&mut ebpf, "NET_WINDOWS_BY_TID");
+    let dns_windows = take_optional::<DnsWindowsMap>(&mut ebpf, "DNS_WINDOWS_BY_TID");
     // Optional as well: without them, the counts of threads alive at the end are not written.
     let profile_table = take_optional::<ProfileTableMap>(&mut ebpf, "PROFILE_TABLE");
     let profiles = take_optional::<ProfilesMap>(&mut ebpf, "PROFILES");
@@ -384,6 +390,7 @@ pub fn load(
         counters,
         windows,
         net_windows,
+        dns_windows,
         profile_table,
         profiles,
         programs: statuses,
@@ -533,9 +540,9 @@ mod tests {
 
     use btf_rs::{Btf, Type};
     use needle_common::abi::{
-        CallEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, KernelOffsets, NetEvent,
-        NetWindow, NetWindows, OpenWindow, OpenWindows, PathPrefix, ProbeConfig, ProfileEvent,
-        RepeatEvent, StdioFd, SyscallEvent,
+        CallEvent, DnsEvent, DnsWindow, DnsWindows, EventHeader, ExecEvent, ExitEvent, ForkEvent,
+        KernelOffsets, NetEvent, NetWindow, NetWindows, OpenWindow, OpenWindows, PathPrefix,
+        ProbeConfig, ProfileEvent, RepeatEvent, StdioFd, SyscallEvent,
     };
     use object::{Object, ObjectSection};
 
@@ -613,7 +620,7 @@ mod tests {
             &btf,
             "DnsEvent",
             size_of::<DnsEvent>(),
-            fields!(DnsEvent: header, family, protocol, direction, src_port, dst_port, src_addr, dst_addr, payload_len, captured, payload),
+            fields!(DnsEvent: header, family, protocol, direction, src_port, dst_port, src_addr, dst_addr, payload_len, captured, window, _pad, payload),
         );
         check(
             &btf,
@@ -661,7 +668,7 @@ mod tests {
             &btf,
             "ProbeConfig",
             size_of::<ProbeConfig>(),
-            fields!(ProbeConfig: wakeup_bytes, self_tgid, features, profile_interval_ns, collapse_window_ns, prefixes),
+            fields!(ProbeConfig: wakeup_bytes, self_tgid, features, profile_interval_ns, collapse_window_ns, dns_hash_seed, prefixes),
         );
         check(
             &btf,
@@ -692,6 +699,18 @@ mod tests {
             "NetWindow",
             size_of::<NetWindow>(),
             fields!(NetWindow: addr, first_ns, last_ns, kind, family, port, protocol, count, failed, last_err, state, _pad),
+        );
+        check(
+            &btf,
+            "DnsWindows",
+            size_of::<DnsWindows>(),
+            fields!(DnsWindows: queries, answers, next_query, next_answer),
+        );
+        check(
+            &btf,
+            "DnsWindow",
+            size_of::<DnsWindow>(),
+            fields!(DnsWindow: hash, addr, first_ns, last_ns, count, state, port, len, family, _pad, _pad2),
         );
     }
 }

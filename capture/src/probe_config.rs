@@ -143,6 +143,11 @@ impl ProbeSettings {
         }
         c.profile_interval_ns = u64::try_from(self.profile_interval.as_nanos()).unwrap_or(u64::MAX);
         c.collapse_window_ns = u64::try_from(self.collapse_window.as_nanos()).unwrap_or(u64::MAX);
+        // Random per run (std's hasher keys come from the OS's random source).
+        c.dns_hash_seed = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            self_tgid,
+        );
         for (slot, text) in c.prefixes.iter_mut().zip(&self.skip_prefixes) {
             *slot = prefix(text)?;
         }

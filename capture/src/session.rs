@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use needle_common::abi::{
-    EventKind, NetWindows, OpenWindows, ProfileEvent, ProfileSlot, ProfileState, SHAPE_PRIMARY,
+    DnsWindows, EventKind, NetWindows, OpenWindows, ProfileEvent, ProfileSlot, ProfileState,
+    SHAPE_PRIMARY,
 };
 use needle_common::schema::{Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions};
 use rustix::event::{PollFd, PollFlags, poll};
@@ -42,6 +43,9 @@ pub struct Config {
     pub write: WriteOptions,
     /// Print a progress line this often.
     pub stats_interval: Option<Duration>,
+    /// Hand a batch of rows to the writer once their estimated memory reaches this (see
+    /// `--batch-mib`): with at most three batches alive, what bounds memory at any event rate.
+    pub batch_bytes: usize,
     /// Ring buffer bytes per CPU.
     pub ring_bytes_per_cpu: u32,
     /// What the kernel programs record and skip.
@@ -102,6 +106,10 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// `--row-group-rows`, sorted as a whole by the reader): the whole row group in Arrow form
 /// (about 800 bytes a row) is never held at once.
 pub const BATCH_ROWS: usize = 16 * 1024;
+
+/// A pending row's memory beyond its kernel record's bytes: the row itself and the allocator's
+/// share of its boxed detail and strings (for `Config::batch_bytes`).
+const ROW_BYTES: usize = std::mem::size_of::<Pending>() + 64;
 
 struct SegmentState {
     start_wall_ns: i64,
@@ -220,6 +228,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     };
     let mut misses_at_segment_start = 0u64;
     let row_group_rows = config.write.row_group_rows.max(1);
+    let mut pending_bytes = 0usize;
 
     let finalize =
         |worker: &Worker, seg: &SegmentState, counters: &Snapshot, meta: &TraceMetadata| {
@@ -262,9 +271,13 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
                 }),
                 Err(_) => decode_errors += 1,
             }
+            // A row's memory, estimated from its kernel record: the decoded strings and
+            // payloads follow the record's size (context is shared per process and container).
+            pending_bytes += ROW_BYTES + item.len();
             drop(item);
-            if pending.len() >= row_group_rows {
+            if pending.len() >= row_group_rows || pending_bytes >= config.batch_bytes {
                 flush(&worker, &mut pending, &mut enricher, &mut by_kind);
+                pending_bytes = 0;
             }
         }
         enricher.tick(&mut pending, || {
@@ -291,6 +304,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
         segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
         if rotate && !stopping {
             flush(&worker, &mut pending, &mut enricher, &mut by_kind);
+            pending_bytes = 0;
             finalize(&worker, &segment, &last_counters, &base_meta);
             misses_at_segment_start = enricher.stats.cgroup_misses;
             segment = SegmentState {
@@ -324,7 +338,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     // The collapse windows threads still hold: their counts become rows too.
     let open_windows: Vec<(u32, OpenWindows)> = read_per_thread(sensor.windows.as_ref());
     let net_windows: Vec<(u32, NetWindows)> = read_per_thread(sensor.net_windows.as_ref());
-    windows.remaining(open_windows, net_windows, &clock, |d| {
+    let dns_windows: Vec<(u32, DnsWindows)> = read_per_thread(sensor.dns_windows.as_ref());
+    windows.remaining(open_windows, net_windows, dns_windows, &clock, |d| {
         enricher.enrich(d, &mut pending)
     });
     // The syscall counts threads still alive hold since their last profile row: one row each,

@@ -124,6 +124,13 @@ impl fmt::Display for Summary {
                 c.connections, c.net_rows
             )?;
         }
+        if c.dns_rows > 0 {
+            writeln!(
+                f,
+                "  collapsed DNS messages {} in {} counted rows",
+                c.dns_messages, c.dns_rows
+            )?;
+        }
         if c.orphaned > 0 {
             writeln!(
                 f,

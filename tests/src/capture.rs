@@ -245,6 +245,35 @@ impl Recorded {
     }
 }
 
+/// Writes `events` as a trace file of their own (sorted by time), for a tool that reads a file —
+/// `analyze features`, the DuckDB SQL — to see only the rows a test picked out of a capture
+/// that recorded the whole host.
+pub fn write_events(path: &Path, events: &[&Event]) -> Result<(), String> {
+    use needle_common::schema::{
+        SCHEMA_VERSION, TraceBatchBuilder, TraceMetadata, WriteOptions, arrow_schema,
+        writer_properties,
+    };
+    let meta = TraceMetadata {
+        schema_version: SCHEMA_VERSION,
+        host: "node-1".into(),
+        writer: "test".into(),
+        ..Default::default()
+    };
+    let props = writer_properties(&WriteOptions::default(), meta.to_key_values())
+        .map_err(|e| format!("writer properties: {e}"))?;
+    let mut sorted = events.to_vec();
+    sorted.sort_by_key(|e| e.time_ns);
+    let mut b = TraceBatchBuilder::new(&meta.host);
+    sorted.iter().for_each(|e| b.push(e));
+    let file =
+        std::fs::File::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, arrow_schema(), Some(props))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    w.write(&b.finish())
+        .and_then(|_| w.close().map(|_| ()))
+        .map_err(|e| format!("write {}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::every_program_loaded;

@@ -232,7 +232,12 @@ impl Accumulator {
 fn collapsible(kind: EventKind) -> bool {
     matches!(
         kind,
-        EventKind::Open | EventKind::Connect | EventKind::SendTo | EventKind::Accept
+        EventKind::Open
+            | EventKind::Connect
+            | EventKind::SendTo
+            | EventKind::Accept
+            | EventKind::DnsQuery
+            | EventKind::DnsResponse
     )
 }
 
@@ -457,9 +462,12 @@ fn add_row(
             }
         }
         K::DnsResponse => {
+            // A row may stand for several identical answers (capture's DNS collapse windows);
+            // the per-name features above count names, not messages.
             if let Some(rcode) = opt(&c.dns_rcode, row) {
-                w.dns_responses += 1;
-                w.dns_nxdomain += u64::from(rcode == 3);
+                let times = c.times(row);
+                w.dns_responses += times;
+                w.dns_nxdomain += if rcode == 3 { times } else { 0 };
             }
         }
         K::SyscallProfile => {

@@ -313,6 +313,44 @@ fn dns_features() {
 }
 
 #[test]
+fn dns_rows_weigh_by_their_count() {
+    // Capture's DNS collapse windows: a row with `count` stands for that many more messages
+    // like it; per-name features still count names.
+    let counted = |name: &str, rcode: Option<u8>, n: u64| {
+        let mut d = dns(name, rcode);
+        d.net.count = Some(n);
+        d
+    };
+    let c = Ev::in_container("c");
+    let t = table(&[
+        c.with(Detail::DnsQuery(Box::new(dns("ab.example.com", None)))),
+        c.with(Detail::DnsQuery(Box::new(counted(
+            "ab.example.com",
+            None,
+            9,
+        )))),
+        c.with(Detail::DnsQuery(Box::new(dns("x.example.com", None)))),
+        c.with(Detail::DnsResponse(Box::new(dns(
+            "ab.example.com",
+            Some(0),
+        )))),
+        c.with(Detail::DnsResponse(Box::new(counted(
+            "ab.example.com",
+            Some(0),
+            9,
+        )))),
+        c.with(Detail::DnsResponse(Box::new(counted(
+            "x.example.com",
+            Some(3),
+            4,
+        )))),
+    ]);
+    assert_eq!(v(&t, "c", "dns.queries"), 11.0);
+    assert_eq!(v(&t, "c", "dns.distinct_names"), 2.0);
+    assert_eq!(v(&t, "c", "dns.nxdomain_ratio"), 4.0 / 14.0);
+}
+
+#[test]
 fn syscall_histogram_and_security_calls() {
     let c = Ev::in_container("c");
     let t = table(&[

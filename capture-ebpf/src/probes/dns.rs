@@ -3,6 +3,11 @@
 //! IPv4 and IPv6, into a [`DnsEvent`]. Parsing happens in user space — a bounded copy here is
 //! cheaper and safer than a DNS parser under the verifier. The programs always let the packet
 //! through.
+//!
+//! A UDP message identical to one its thread sent or got within the collapse window (same
+//! server, same bytes but for the transaction id, compared by a seeded hash) is only counted
+//! (see `crate::collapse::dns_seen`): a resolver loop costs one row per distinct message and a
+//! count, not a 512-byte copy through the ring and a row per packet.
 
 use aya_ebpf::EbpfContext;
 use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
@@ -14,8 +19,9 @@ use needle_common::abi::{
     SHAPE_PRIMARY,
 };
 
+use crate::collapse::{self, DnsKey, NetSeen};
 use crate::emit::output;
-use crate::maps::{DNS_OWNERS, DNS_SCRATCH};
+use crate::maps::{DNS_OWNERS, DNS_SCRATCH, config};
 
 const PASS: i32 = 1;
 const DNS_PORT: u16 = 53;
@@ -174,9 +180,65 @@ fn record(ctx: &SkBuffContext, direction: u8) {
             return;
         }
         (*ev).captured = n as u32;
+        (*ev).window = 0;
+        (*ev)._pad = 0;
+        if protocol == IPPROTO_UDP {
+            // The server: the destination of a query, the source of an answer.
+            let (server, port) = if direction == DNS_EGRESS {
+                (&raw const (*ev).dst_addr, dport)
+            } else {
+                (&raw const (*ev).src_addr, sport)
+            };
+            let server = core::ptr::read_unaligned(server as *const [u64; 2]);
+            let key = DnsKey {
+                hash: message_hash(ev, n),
+                addr: server,
+                port,
+                len: n as u16,
+                family,
+            };
+            match collapse::dns_seen(&(*ev).header, direction == DNS_INGRESS, &key) {
+                NetSeen::Counted => return,
+                NetSeen::New(window) => (*ev).window = window,
+                NetSeen::Untracked => {}
+            }
+        }
         output(
             core::slice::from_raw_parts(ev as *const u8, DNS_FIXED + n),
             kind,
         );
     }
+}
+
+/// Seeded hash of the first `n` (1..=512) copied bytes of the message but its transaction id
+/// (bytes 0 and 1), read as aligned 8-byte words (`DNS_FIXED` is a multiple of 8; bytes past
+/// `n` are stale scratch and masked off).
+///
+/// # Safety
+/// `ev` is this CPU's scratch record.
+#[inline(always)]
+unsafe fn message_hash(ev: *const needle_common::abi::DnsEvent, n: usize) -> u64 {
+    const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+    // SAFETY: as the caller guarantees.
+    let words = unsafe { (&raw const (*ev).payload) as *const u64 };
+    let mut h = config().dns_hash_seed ^ (n as u64).wrapping_mul(MUL);
+    for i in 0..DNS_PAYLOAD_MAX / 8 {
+        let at = i * 8;
+        if at >= n {
+            break;
+        }
+        // SAFETY: `i < 64`: within the payload array.
+        let mut w = unsafe { *words.add(i) };
+        let left = n - at;
+        if left < 8 {
+            w &= (1u64 << (left * 8)) - 1;
+        }
+        if i == 0 {
+            // Little-endian load: the id is the low 16 bits.
+            w &= !0xffff;
+        }
+        h = (h ^ w).wrapping_mul(MUL);
+        h ^= h >> 29;
+    }
+    h
 }

@@ -10,7 +10,7 @@ use needle_common::dns::{self, RData, Transport};
 use needle_common::schema::{Detail, Dns, Net};
 
 use super::network::protocol_name;
-use super::{DecodeError, Decoded, Decoder, pod_prefix};
+use super::{DecodeError, Decoded, Decoder, Role, pod_prefix};
 
 fn addr(family: u16, raw: &[u8; 16]) -> Option<String> {
     match family {
@@ -71,7 +71,11 @@ pub(super) fn dns(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError>
     } else {
         Detail::DnsQuery(Box::new(record))
     };
-    Ok(d.decoded(&ev.header, detail))
+    let mut decoded = d.decoded(&ev.header, detail);
+    if let Some(index) = ev.window.checked_sub(1) {
+        decoded.role = Role::Window(index);
+    }
+    Ok(decoded)
 }
 
 #[cfg(test)]

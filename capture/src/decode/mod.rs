@@ -177,7 +177,9 @@ impl Decoder {
             K::Exec => process::exec(self, bytes),
             K::Fork => process::fork(self, bytes),
             K::Exit => process::exit(self, bytes),
-            K::Open | K::Connect | K::SendTo | K::Accept if header.shape == SHAPE_REPEAT => {
+            K::Open | K::Connect | K::SendTo | K::Accept | K::DnsQuery | K::DnsResponse
+                if header.shape == SHAPE_REPEAT =>
+            {
                 calls::repeat(self, bytes)
             }
             K::Connect if header.shape == SHAPE_CALL => calls::call(self, bytes, kind),

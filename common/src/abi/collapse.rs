@@ -22,6 +22,17 @@
 //! to two rows: the repeats that succeeded (`ret` 0) and the ones that failed (`ret` the last
 //! errno), each with `count` set. Ephemeral ports of repeats (a connect's local port, an
 //! accept's remote port) are not kept.
+//!
+//! DNS windows ([`DnsWindows`]) collapse a thread's identical DNS messages over UDP: queries
+//! with the same server (address, port) and the same message but for its transaction id —
+//! question name, type and class, flags, additional records — and answers from the same
+//! server with the same message but for its id: question, rcode and answer set. The message
+//! is compared by a seeded 64-bit hash of its bytes after the id (and its length), so a
+//! repeat is counted without a copy; TTLs are part of the hash, so a cached answer whose TTL
+//! ticks down starts a new window. Every distinct name is a row of its own. The thread is the
+//! socket's owner (the packet hooks do not run in the thread), windows are created by
+//! queries only, and the count row has no client port (the repeats came from other ephemeral
+//! ports) and the first message's id.
 
 use super::EventHeader;
 
@@ -46,6 +57,17 @@ pub const NET_WINDOWS: usize = 4;
 /// follow from here (`NET_WINDOW_BASE + index`). A row names its window as number + 1 (0: the
 /// row opened no window).
 pub const NET_WINDOW_BASE: u32 = OPEN_WINDOWS as u32;
+
+/// DNS windows kept per thread for queries, and as many again for answers (each set replaced
+/// round-robin).
+pub const DNS_WINDOWS: usize = 4;
+
+/// Number of a thread's first DNS query window: query windows are
+/// `DNS_WINDOW_BASE..DNS_WINDOW_BASE + DNS_WINDOWS`, answer windows follow them.
+pub const DNS_WINDOW_BASE: u32 = NET_WINDOW_BASE + NET_WINDOWS as u32;
+
+/// Window numbers a thread has in all (open, network, DNS query, DNS answer).
+pub const THREAD_WINDOWS: u32 = DNS_WINDOW_BASE + 2 * DNS_WINDOWS as u32;
 
 /// `RepeatEvent::window` of the record a thread's exit sends last: every window of the thread
 /// is closed (user space forgets them).
@@ -137,6 +159,51 @@ pub struct NetWindows {
     pub pending_cookie: u64,
 }
 
+/// One DNS window: which message it collapses and how many repeats it holds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct DnsWindow {
+    /// Seeded hash of the message after its transaction id.
+    pub hash: u64,
+    /// The server's address (IPv4: the first 4 bytes), as two native words.
+    pub addr: [u64; 2],
+    /// Boot-time ns of the window's first message.
+    pub first_ns: u64,
+    /// Boot-time ns of the latest repeat.
+    pub last_ns: u64,
+    /// Repeats since the first message (added atomically, as a 64-bit word — the eBPF
+    /// target has no 32-bit atomics in Rust: answers arrive on any CPU).
+    pub count: u64,
+    /// [`WINDOW_EMPTY`] or [`WINDOW_ROW`].
+    pub state: u32,
+    /// The server's port.
+    pub port: u16,
+    /// Bytes of the message copied (part of the identity).
+    pub len: u16,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// Explicit padding; always zero.
+    pub _pad: u16,
+    /// Explicit padding; always zero.
+    pub _pad2: u32,
+}
+
+/// A thread's DNS windows (the value of the kernel's per-thread map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
+pub struct DnsWindows {
+    /// Query windows (numbers `DNS_WINDOW_BASE + i`).
+    pub queries: [DnsWindow; DNS_WINDOWS],
+    /// Answer windows (numbers `DNS_WINDOW_BASE + DNS_WINDOWS + i`).
+    pub answers: [DnsWindow; DNS_WINDOWS],
+    /// Round-robin position of the next query window replaced.
+    pub next_query: u32,
+    /// Round-robin position of the next answer window replaced.
+    pub next_answer: u32,
+}
+
 /// A closed window's count (shape [`super::SHAPE_REPEAT`]; `kind` is the window's kind).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,4 +229,6 @@ const _: () = assert!(core::mem::size_of::<OpenWindow>() == 48);
 const _: () = assert!(core::mem::size_of::<OpenWindows>() == 200);
 const _: () = assert!(core::mem::size_of::<NetWindow>() == 64);
 const _: () = assert!(core::mem::size_of::<NetWindows>() == 272);
+const _: () = assert!(core::mem::size_of::<DnsWindow>() == 64);
+const _: () = assert!(core::mem::size_of::<DnsWindows>() == 520);
 const _: () = assert!(core::mem::size_of::<RepeatEvent>().is_multiple_of(8));

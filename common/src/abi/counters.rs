@@ -41,11 +41,14 @@ pub enum Counter {
     /// Connects, UDP sends and accepts counted into a network collapse window instead of
     /// written as a row of their own (each is in the `count` of a row that closes the window).
     NetCollapsed,
+    /// DNS queries and answers counted into a DNS collapse window instead of written as a row
+    /// of their own (each is in the `count` of the row that closes the window).
+    DnsCollapsed,
 }
 
 impl Counter {
     /// Every non-loss counter, in slot order.
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 13] = [
         Counter::ForkThreadFiltered,
         Counter::ExitThreadFiltered,
         Counter::ExecArgvReadError,
@@ -58,6 +61,7 @@ impl Counter {
         Counter::CollapseMapFull,
         Counter::CompatSyscall,
         Counter::NetCollapsed,
+        Counter::DnsCollapsed,
     ];
 
     /// Name used in summaries and file metadata.
@@ -75,6 +79,7 @@ impl Counter {
             Counter::CollapseMapFull => "collapse_map_full",
             Counter::CompatSyscall => "compat_syscall",
             Counter::NetCollapsed => "net_collapsed",
+            Counter::DnsCollapsed => "dns_collapsed",
         }
     }
 }

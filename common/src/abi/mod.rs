@@ -21,9 +21,9 @@ pub use calls::{
     UTIMES_ATIME_NOW, UTIMES_ATIME_OMIT, UTIMES_MTIME_NOW, UTIMES_MTIME_OMIT, UTIMES_UNREAD, nr,
 };
 pub use collapse::{
-    NET_WINDOW_BASE, NET_WINDOWS, NetWindow, NetWindows, OPEN_WINDOWS, OpenWindow, OpenWindows,
-    REPEAT_THREAD_DONE, RepeatEvent, WINDOW_EMPTY, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED,
-    WINDOW_ROW,
+    DNS_WINDOW_BASE, DNS_WINDOWS, DnsWindow, DnsWindows, NET_WINDOW_BASE, NET_WINDOWS, NetWindow,
+    NetWindows, OPEN_WINDOWS, OpenWindow, OpenWindows, REPEAT_THREAD_DONE, RepeatEvent,
+    THREAD_WINDOWS, WINDOW_EMPTY, WINDOW_FILE_FILTERED, WINDOW_PROC_SELF_FILTERED, WINDOW_ROW,
 };
 pub use counters::{COUNTER_SLOTS, Counter};
 pub use kind::{EVENT_KINDS, EventKind, Family, UnknownEventKind};

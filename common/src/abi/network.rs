@@ -69,6 +69,11 @@ pub struct DnsEvent {
     pub payload_len: u32,
     /// Bytes of it copied into `payload`.
     pub captured: u32,
+    /// The DNS collapse window the row opened, as window number + 1 (0: none); see
+    /// [`super::DnsWindows`].
+    pub window: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
     /// The DNS message (TCP: with its 2-byte length prefix).
     pub payload: [u8; DNS_PAYLOAD_MAX],
 }
@@ -77,3 +82,5 @@ pub struct DnsEvent {
 pub const DNS_FIXED: usize = core::mem::size_of::<DnsEvent>() - DNS_PAYLOAD_MAX;
 
 const _: () = assert!(core::mem::size_of::<DnsEvent>().is_multiple_of(8));
+// The kernel hashes the payload as aligned 8-byte words.
+const _: () = assert!(DNS_FIXED.is_multiple_of(8));

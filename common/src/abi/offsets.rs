@@ -279,9 +279,14 @@ pub struct ProbeConfig {
     /// Emit a thread's syscall profile once this many ns passed since its first count.
     pub profile_interval_ns: u64,
     /// Collapse identical opens, and connections to one peer, by one thread within this many
-    /// ns into one counted row (0: every open and connection is a row of its own). See
-    /// [`super::OpenWindows`] and [`super::NetWindows`].
+    /// ns into one counted row (0: every open and connection is a row of its own); likewise
+    /// identical DNS queries and answers. See [`super::OpenWindows`], [`super::NetWindows`]
+    /// and [`super::DnsWindows`].
     pub collapse_window_ns: u64,
+    /// Seed of the DNS message hash that keys [`super::DnsWindows`]: random per run, so that a
+    /// workload cannot craft a name whose hash collides with another's to hide it in that
+    /// name's count.
+    pub dns_hash_seed: u64,
     /// Kernel-side path filter.
     pub prefixes: [PathPrefix; FILTER_PREFIXES],
 }
@@ -295,6 +300,7 @@ impl ProbeConfig {
             features: 0,
             profile_interval_ns: 0,
             collapse_window_ns: 0,
+            dns_hash_seed: 0,
             prefixes: [PathPrefix::empty(); FILTER_PREFIXES],
         }
     }

@@ -66,6 +66,7 @@ impl<'a> KindColumns<'a> {
         KindColumns {
             dns: Some(dns),
             net: Some(&dns.net),
+            count: dns.net.count,
             ..Default::default()
         }
     }

@@ -242,7 +242,6 @@ impl Row<'_> {
     fn dns(&self) -> Dns {
         let mut net = self.net();
         net.ret = None;
-        net.count = None;
         Dns {
             name: self.str(n::DNS_NAME).unwrap_or_default(),
             qtype: self
