@@ -23,6 +23,8 @@
 //! * [`import`] converts other trace formats into needle traces.
 //! * [`models`] trains, stores and applies the anomaly models (workload features and syscall
 //!   sequences) that `analyze` ranks with; `train` and `eval` are its pipelines.
+//! * [`partials`] writes the map step's aggregates as partial files (`analyze partials`) and
+//!   reads them back, so that the map can run elsewhere (a Spark task, another host).
 //! * [`feeds`] downloads public threat-intel feeds into intel files (`analyze intel update`).
 //! * [`http`] is the HTTP client side both use.
 //! * [`webhook`] posts findings to a webhook in Falco's alert shape (Falcosidekick).
@@ -35,6 +37,7 @@ pub mod feeds;
 pub mod http;
 pub mod import;
 pub mod models;
+pub mod partials;
 pub mod rank;
 pub mod report;
 pub mod scan;

@@ -19,6 +19,11 @@ pub use columns::{CONTEXT as CONTEXT_COLUMNS, NEEDED as NEEDED_COLUMNS, PROBE as
 pub use finalize::{Change, FeatureColumn, FeatureTable, WorkloadFeatures, finalize};
 pub use partial::{Context, Partials, WorkloadPartial, merge_partials};
 
+/// The caps the aggregates are kept under (recorded in partial files).
+pub mod partial_caps {
+    pub use super::partial::{MAX_EXECS_PER_PROC, MAX_SYSCALL_NR, SET_CAP};
+}
+
 /// Why a batch could not be turned into features.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {

@@ -5,8 +5,13 @@
 //! merge(merge(a, b), c)` and the split of the input into files and row groups does not change
 //! the result. Sets hold 64-bit hashes of the strings (never the attacker's strings
 //! themselves) and are capped per workload; hitting a cap is counted in `capped`.
+//!
+//! Every type here derives serde, so a new field travels into partial files (`analyze
+//! partials`, [`crate::partials`]) without a hand-written list.
 
 use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
 
 use super::fasthash::{FastMap, FastSet};
 
@@ -23,8 +28,9 @@ pub const SET_CAP: usize = 200_000;
 /// counted in [`WorkloadPartial::capped`]). Keeps the shell judgement linear.
 pub const MAX_EXECS_PER_PROC: usize = 32;
 
-/// Context of a container, taken from the first row that has it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Context of a container, taken from the rows that have it (per field, the smallest value
+/// seen when rows disagree, so the merge order never decides).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     /// Container name.
     pub name: Option<String>,
@@ -47,15 +53,19 @@ impl Context {
             (&mut self.namespace, &other.namespace),
             (&mut self.label, &other.label),
         ] {
-            if mine.is_none() {
-                mine.clone_from(theirs);
+            // Order-independent: the smallest value wins, so that any split of the input
+            // into files, row groups and partial files gives the same context.
+            if let Some(t) = theirs
+                && mine.as_ref().is_none_or(|m| t < m)
+            {
+                *mine = Some(t.clone());
             }
         }
     }
 }
 
 /// What is known about one process of a workload (from its fork and exec rows).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcInfo {
     /// Parent tgid (0 when unknown).
     pub ppid: u32,
@@ -81,7 +91,7 @@ impl Default for ProcInfo {
 
 /// When something (an executable, a destination, a DNS name) was first seen in a workload,
 /// and by which process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FirstSeen {
     /// Time (ns since the epoch).
     pub time: i64,
@@ -107,7 +117,7 @@ pub(crate) fn note_first(
 }
 
 /// A shell exec, judged at finalize time once every exec and fork is known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShellExec {
     /// Process that became a shell.
     pub tgid: u32,
@@ -118,13 +128,14 @@ pub struct ShellExec {
 }
 
 /// Mergeable aggregates of one workload over some rows.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadPartial {
     /// Container context.
     pub context: Context,
     /// Hosts the rows came from.
     pub hosts: BTreeSet<String>,
     /// Rows per event kind (index = `EventKind::slot`).
+    #[serde(with = "kind_counts")]
     pub kind_counts: [u64; KINDS],
     /// Rows with a kind this build does not know.
     pub unknown_kinds: u64,
@@ -170,8 +181,9 @@ pub struct WorkloadPartial {
     pub first_dns: FastMap<u64, FirstSeen>,
     /// Queries with a name (for the means below).
     pub dns_named: u64,
-    /// Sum of first-label entropies.
-    pub dns_entropy_sum: f64,
+    /// Sum of first-label entropies, in fixed point ([`ENTROPY_ONE`] = one bit): integer sums
+    /// are exact, so any merge order gives the same mean to the last bit.
+    pub dns_entropy_sum: u128,
     /// Highest first-label entropy.
     pub dns_entropy_max: f64,
     /// Sum of name lengths.
@@ -189,7 +201,9 @@ pub struct WorkloadPartial {
     /// Values dropped because a set reached [`SET_CAP`].
     pub capped: u64,
     /// A (file, row group) that holds rows of this workload, read without its context
-    /// columns; the scan reads the context from there if no other task found it.
+    /// columns; the scan reads the context from there if no other task found it. An index
+    /// into one run's files: partial files never carry it (the context is filled first).
+    #[serde(skip)]
     pub context_probe: Option<(u32, u32)>,
     /// Signature hits and the process tree (see [`crate::signatures`]).
     pub sig: crate::signatures::SigPartial,
@@ -225,7 +239,7 @@ impl Default for WorkloadPartial {
             first_dst: FastMap::default(),
             first_dns: FastMap::default(),
             dns_named: 0,
-            dns_entropy_sum: 0.0,
+            dns_entropy_sum: 0,
             dns_entropy_max: 0.0,
             dns_len_sum: 0,
             dns_len_max: 0,
@@ -274,7 +288,46 @@ fn merge_times(
     }
 }
 
+/// One bit of entropy in [`WorkloadPartial::dns_entropy_sum`]'s fixed point (2^64: a
+/// first-label entropy is at most 8 bits, so a sum of 2^60 names still fits).
+pub const ENTROPY_ONE: f64 = 18_446_744_073_709_551_616.0;
+
+/// `[u64; KINDS]` as a sequence (serde derives arrays up to 32 elements only); a partial of
+/// another number of event kinds is an error.
+mod kind_counts {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::KINDS;
+
+    pub fn serialize<S: Serializer>(v: &[u64; KINDS], s: S) -> Result<S::Ok, S::Error> {
+        v.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u64; KINDS], D::Error> {
+        let v = Vec::<u64>::deserialize(d)?;
+        let n = v.len();
+        v.try_into()
+            .map_err(|_| D::Error::custom(format!("{n} event kinds, this build has {KINDS}")))
+    }
+}
+
 impl WorkloadPartial {
+    /// Notes a queried name's first-label entropy (bits per character).
+    pub fn add_dns_entropy(&mut self, bits: f64) {
+        let fixed = (bits.max(0.0) * ENTROPY_ONE).round() as u128;
+        self.dns_entropy_sum = self.dns_entropy_sum.saturating_add(fixed);
+        self.dns_entropy_max = self.dns_entropy_max.max(bits);
+    }
+
+    /// Mean first-label entropy of the named queries (0 without any).
+    pub fn dns_entropy_mean(&self) -> f64 {
+        if self.dns_named == 0 {
+            return 0.0;
+        }
+        self.dns_entropy_sum as f64 / ENTROPY_ONE / self.dns_named as f64
+    }
+
     /// Adds `n` syscalls with number `nr` to the histogram.
     pub fn add_syscalls(&mut self, nr: u32, n: u64) {
         let i = nr as usize;
@@ -366,7 +419,7 @@ impl WorkloadPartial {
             }
         }
         self.dns_named += other.dns_named;
-        self.dns_entropy_sum += other.dns_entropy_sum;
+        self.dns_entropy_sum = self.dns_entropy_sum.saturating_add(other.dns_entropy_sum);
         self.dns_entropy_max = self.dns_entropy_max.max(other.dns_entropy_max);
         self.dns_len_sum += other.dns_len_sum;
         self.dns_len_max = self.dns_len_max.max(other.dns_len_max);
