@@ -89,3 +89,83 @@ pub fn dataset_trace(name: &str) -> PathBuf {
     files.sort();
     files.into_iter().next().expect("a trace in the dataset")
 }
+
+/// Splits the rows of trace `src` into `dsts.len()` files of consecutive rows (in order),
+/// each with the source's needle metadata; `host` replaces its `needle.host`. Each output
+/// keeps row groups of at most `rows_per_group` rows.
+pub fn split(src: &Path, dsts: &[PathBuf], host: Option<&str>, rows_per_group: usize) {
+    let file = File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet trace");
+    let meta = builder.metadata().clone();
+    let schema = builder.schema().clone();
+    let total = meta.file_metadata().num_rows().max(0) as usize;
+    let kv: Vec<KeyValue> = meta
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|k| k.key != "ARROW:schema")
+        .map(|k| match host {
+            Some(h) if k.key == "needle.host" => KeyValue::new(k.key, h.to_string()),
+            _ => k,
+        })
+        .collect();
+    let per = total.div_ceil(dsts.len().max(1)).max(1);
+    let reader = builder.with_batch_size(1024).build().expect("reader");
+    let mut writers: Vec<ArrowWriter<File>> = dsts
+        .iter()
+        .map(|d| {
+            if let Some(parent) = d.parent() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(Default::default()))
+                .set_key_value_metadata(Some(kv.clone()))
+                .set_max_row_group_size(rows_per_group.max(1))
+                .build();
+            let out = File::create(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+            ArrowWriter::try_new(out, schema.clone(), Some(props)).expect("writer")
+        })
+        .collect();
+    let mut at = 0usize;
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let part = (at / per).min(writers.len() - 1);
+            let room = per - at % per;
+            let n = room.min(batch.num_rows() - offset);
+            writers[part].write(&batch.slice(offset, n)).expect("write");
+            offset += n;
+            at += n;
+        }
+    }
+    for w in writers {
+        w.close().expect("close");
+    }
+}
+
+/// Runs `analyze ARGS` in `dir` (no format added) and returns stdout.
+pub fn analyze_raw(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(crate::binary("analyze"))
+        .current_dir(dir)
+        .args(args)
+        .arg("--no-progress")
+        .output()
+        .expect("run analyze");
+    assert!(
+        out.status.success(),
+        "analyze {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `analyze partials INPUTS --out OUT` in `dir`.
+pub fn partials(dir: &Path, inputs: &[&str], out: &str) {
+    let mut args = vec!["partials"];
+    args.extend_from_slice(inputs);
+    args.extend_from_slice(&["--out", out]);
+    analyze_raw(dir, &args);
+}
