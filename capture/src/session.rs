@@ -48,6 +48,8 @@ pub struct Config {
     pub probe: ProbeSettings,
     /// Created once recording, removed at exit ([`crate::ready`]).
     pub ready_file: Option<PathBuf>,
+    /// Where segments go under `output` (flat, or hive partitions by host and date).
+    pub layout: crate::output::Layout,
 }
 
 /// Why a capture could not run or finish.
@@ -177,7 +179,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     let run_start_wall = BootClock::now_wall_ns();
     let started = Instant::now();
     let deadline = config.duration.map(|d| started + d);
-    let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write);
+    let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write)
+        .with_layout(config.layout);
     let output_dir = writer.dir().path().to_path_buf();
     // One row group may wait while the writer encodes the one before: the reader hands over a
     // full group without waiting, and at most three are alive (filling, waiting, encoding).

@@ -125,6 +125,29 @@ impl OutputDir {
         names
     }
 
+    /// Opens the subdirectory `name` (one component), creating it (mode 0700) when missing;
+    /// like the directory itself, never through a symlink.
+    pub fn subdir(&self, name: &str) -> Result<OutputDir, OutputError> {
+        let path = self.path.join(name);
+        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(OutputError::io(&path, e)),
+        }
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+                OutputError::Symlink(path.clone())
+            }
+            e => OutputError::io(&path, e),
+        })?;
+        Ok(OutputDir { fd, path })
+    }
+
     /// True when `name` exists in the directory (without following symlinks).
     pub fn exists(&self, name: &str) -> bool {
         rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
