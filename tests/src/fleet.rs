@@ -107,7 +107,9 @@ pub fn split(src: &Path, dsts: &[PathBuf], host: Option<&str>, rows_per_group: u
         .into_iter()
         .filter(|k| k.key != "ARROW:schema")
         .map(|k| match host {
-            Some(h) if k.key == "needle.host" => KeyValue::new(k.key, h.to_string()),
+            Some(h) if k.key == "needle.host" => {
+                KeyValue::new(k.key, serde_json::to_string(h).expect("JSON string"))
+            }
             _ => k,
         })
         .collect();
