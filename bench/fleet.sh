@@ -68,8 +68,10 @@ spark() {
     --partitions "$partitions"
 }
 
+export -f spark
+export analyze root partitions
 measure "native: analyze tree" "$analyze" tree --format json --no-progress
-measure "spark local[2]: partials ($partitions tasks)" spark
+measure "spark local[2]: partials ($partitions tasks)" bash -c spark
 measure "reduce: analyze parts/" "$analyze" parts --format json --no-progress
 measure "one process: analyze partials tree" "$analyze" partials tree --out all.npart --no-progress
 echo "partial files: $(du -sb parts | cut -f1) bytes in $(ls parts | wc -l) files; one for the whole tree: $(stat -c %s all.npart) bytes"
