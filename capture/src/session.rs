@@ -122,7 +122,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     // The parsed kernel BTF is large and only needed for the offsets: dropped right here.
     let offsets = resolve_offsets(&KernelBtf::running()?, &tracefs)?;
     let dir = OutputDir::open_or_create(&config.output)?;
-    let stale = dir.files_ending_with(PARTIAL_SUFFIX);
+    // Hive partitions are two levels down (host=…/date=…/).
+    let stale = match config.layout {
+        crate::output::Layout::Flat => dir.files_ending_with(PARTIAL_SUFFIX),
+        crate::output::Layout::Hive => dir.files_ending_with_below(PARTIAL_SUFFIX, 2),
+    };
     for name in &stale {
         eprintln!(
             "capture: note: {} is an incomplete segment from an earlier run that did not finish (crash or kill -9); it is not a readable trace",
