@@ -181,8 +181,11 @@ pub struct WorkloadPartial {
     pub first_dns: FastMap<u64, FirstSeen>,
     /// Queries with a name (for the means below).
     pub dns_named: u64,
-    /// Sum of first-label entropies, in fixed point ([`ENTROPY_ONE`] = one bit): integer sums
-    /// are exact, so any merge order gives the same mean to the last bit.
+    /// Sum of first-label entropies of the rows added here (f64, in row order, as always).
+    pub dns_entropy_rows: f64,
+    /// Sum of the merged parts' row sums, in fixed point ([`ENTROPY_ONE`] = one bit): every
+    /// such sum is an exact multiple of 2^-64, so this integer sum is exact and any merge
+    /// order gives the same mean to the last bit (and one part gives its f64 sum unchanged).
     pub dns_entropy_sum: u128,
     /// Highest first-label entropy.
     pub dns_entropy_max: f64,
@@ -239,6 +242,7 @@ impl Default for WorkloadPartial {
             first_dst: FastMap::default(),
             first_dns: FastMap::default(),
             dns_named: 0,
+            dns_entropy_rows: 0.0,
             dns_entropy_sum: 0,
             dns_entropy_max: 0.0,
             dns_len_sum: 0,
@@ -292,6 +296,12 @@ fn merge_times(
 /// first-label entropy is at most 8 bits, so a sum of 2^60 names still fits).
 pub const ENTROPY_ONE: f64 = 18_446_744_073_709_551_616.0;
 
+/// `bits` in [`ENTROPY_ONE`] fixed point (exact for every sum of first-label entropies: a
+/// non-zero one is at least ~0.1 bit, far above 2^-12, where f64 steps are multiples of 2^-64).
+fn fixed_entropy(bits: f64) -> u128 {
+    (bits.max(0.0) * ENTROPY_ONE).round() as u128
+}
+
 /// `[u64; KINDS]` as a sequence (serde derives arrays up to 32 elements only); a partial of
 /// another number of event kinds is an error.
 mod kind_counts {
@@ -315,9 +325,16 @@ mod kind_counts {
 impl WorkloadPartial {
     /// Notes a queried name's first-label entropy (bits per character).
     pub fn add_dns_entropy(&mut self, bits: f64) {
-        let fixed = (bits.max(0.0) * ENTROPY_ONE).round() as u128;
-        self.dns_entropy_sum = self.dns_entropy_sum.saturating_add(fixed);
+        self.dns_entropy_rows += bits;
         self.dns_entropy_max = self.dns_entropy_max.max(bits);
+    }
+
+    /// Moves the row sum into the exact merged sum.
+    fn fold_dns_entropy(&mut self) {
+        self.dns_entropy_sum = self
+            .dns_entropy_sum
+            .saturating_add(fixed_entropy(self.dns_entropy_rows));
+        self.dns_entropy_rows = 0.0;
     }
 
     /// Mean first-label entropy of the named queries (0 without any).
@@ -325,7 +342,14 @@ impl WorkloadPartial {
         if self.dns_named == 0 {
             return 0.0;
         }
-        self.dns_entropy_sum as f64 / ENTROPY_ONE / self.dns_named as f64
+        let sum = if self.dns_entropy_sum == 0 {
+            self.dns_entropy_rows
+        } else {
+            self.dns_entropy_sum
+                .saturating_add(fixed_entropy(self.dns_entropy_rows)) as f64
+                / ENTROPY_ONE
+        };
+        sum / self.dns_named as f64
     }
 
     /// Adds `n` syscalls with number `nr` to the histogram.
@@ -419,7 +443,10 @@ impl WorkloadPartial {
             }
         }
         self.dns_named += other.dns_named;
-        self.dns_entropy_sum = self.dns_entropy_sum.saturating_add(other.dns_entropy_sum);
+        self.fold_dns_entropy();
+        let mut other_sum = other.dns_entropy_sum;
+        other_sum = other_sum.saturating_add(fixed_entropy(other.dns_entropy_rows));
+        self.dns_entropy_sum = self.dns_entropy_sum.saturating_add(other_sum);
         self.dns_entropy_max = self.dns_entropy_max.max(other.dns_entropy_max);
         self.dns_len_sum += other.dns_len_sum;
         self.dns_len_max = self.dns_len_max.max(other.dns_len_max);
