@@ -27,6 +27,7 @@ packages=(
   iproute2                                                                          # network namespaces
   gcc libc6-dev                                                                     # the lab builds its static implant tool
   chromium chromium-driver                                                          # the HTML report's browser test
+  openjdk-17-jre-headless                                                           # Spark (pyspark, local mode) for the fleet map step (fleet_spark)
 )
 if [ "$want_bench" -eq 1 ]; then packages+=(bpftrace redis-server redis-tools); fi
 
@@ -63,8 +64,9 @@ else
   log "bpf-linker $BPF_LINKER_VERSION present"
 fi
 
-# Python for the tests that compare needle with DuckDB, drive the report in Chromium (selenium)
-# and execute the notebooks (nbconvert, polars, matplotlib): a venv inside
+# Python for the tests that compare needle with DuckDB, drive the report in Chromium (selenium),
+# execute the notebooks (nbconvert, polars, matplotlib) and run the map step on Spark (pyspark,
+# with the Java above; its wheel is ~500 MB, installed once): a venv inside
 # target/ so that it is per checkout and cached with the build.
 py=target/py
 req=scripts/requirements.txt

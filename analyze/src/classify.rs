@@ -54,9 +54,11 @@ pub fn first_label(name: &str) -> &str {
 /// A stable 64-bit hash of a string, used for distinct counts and set joins that merge
 /// across files and threads (the same on every run and machine: a fixed seed).
 pub fn hash_str(s: &str) -> u64 {
-    const SEED: u64 = 0x6e65_6564_6c65_2121;
-    foldhash::quality::FixedState::with_seed(SEED).hash_one(s)
+    foldhash::quality::FixedState::with_seed(HASH_SEED).hash_one(s)
 }
+
+/// The seed of [`hash_str`] (recorded in partial files, whose sets hold these hashes).
+pub const HASH_SEED: u64 = 0x6e65_6564_6c65_2121;
 
 #[cfg(test)]
 mod tests {

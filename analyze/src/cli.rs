@@ -22,6 +22,7 @@ use crate::scan::{TimeBound, WindowSpec};
 ///   analyze 'traces/host=*/date=2026-11-*'       hive-partitioned trees, quoted glob
 ///   analyze traces/*.parquet --format json --top 10
 ///   analyze features traces/ --out features.parquet
+///   analyze partials 'traces/host=a/*' --out a.npart   the map step; then: analyze *.npart
 ///   analyze train datasets/lab-train --labels datasets/lab-train/labels.csv --out my.model
 ///   analyze eval datasets/lab-validation --model my.model --labels datasets/lab-validation/labels.csv
 ///   analyze import syscall-traces ADFA/Attack_Data_Master --label attack --out attack.parquet
@@ -59,6 +60,32 @@ pub enum Sub {
     /// Threat-intel feeds.
     #[command(subcommand)]
     Intel(IntelSub),
+    /// The map step alone: read FILES and write their merged per-workload aggregates (features,
+    /// signature state, process tables, context) to a partial file; `analyze` merges partial
+    /// files (`*.npart`) given beside or instead of traces and ranks as one run over all of
+    /// them would. Give `analyze` the same --rules, --intel and --no-signatures.
+    Partials(PartialsArgs),
+}
+
+/// `analyze partials`.
+#[derive(Debug, Args)]
+pub struct PartialsArgs {
+    /// Inputs (traces, or partial files to merge into one) and time window (absolute times
+    /// only: a duration before the end of this share of the input would differ per share).
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The partial file to write (*.npart).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Add the threat-intel lists in DIR (as `analyze --intel`). Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub intel: Vec<PathBuf>,
+    /// Add the signature rules in DIR (as `analyze --rules`). Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// No signature state (then rank with `analyze --no-signatures`).
+    #[arg(long)]
+    pub no_signatures: bool,
 }
 
 /// `analyze intel …`.
@@ -346,6 +373,11 @@ pub enum CliError {
     /// A `--webhook` that is not an http(s) URL.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
+    /// `partials --since 30m`.
+    #[error(
+        "--{0}: analyze partials takes absolute times (RFC 3339 UTC): a duration before the end of one share of the input would differ per share"
+    )]
+    RelativeWindow(&'static str),
     /// `--findings-out -` while stdout carries the main output.
     #[error("--findings-out -: stdout already carries the --format output; give --out FILE too")]
     StdoutTwice,
@@ -449,6 +481,15 @@ pub enum Command {
         /// Output file.
         out: PathBuf,
     },
+    /// Write a partial file.
+    Partials {
+        /// Inputs.
+        input: InputConfig,
+        /// The partial file.
+        out: PathBuf,
+        /// Signature rules and intel (suppressions do not apply).
+        signatures: SignatureConfig,
+    },
     /// Print the feature documentation.
     ListFeatures,
     /// Update the threat-intel files from the public feeds.
@@ -539,6 +580,25 @@ impl TryFrom<Cli> for Command {
                     input: f.input.try_into()?,
                     format,
                     out,
+                })
+            }
+            Some(Sub::Partials(p)) => {
+                let input: InputConfig = p.input.try_into()?;
+                for (flag, bound) in [("since", input.window.since), ("until", input.window.until)]
+                {
+                    if matches!(bound, Some(TimeBound::BeforeEnd(_))) {
+                        return Err(CliError::RelativeWindow(flag));
+                    }
+                }
+                Ok(Command::Partials {
+                    input,
+                    out: p.out,
+                    signatures: SignatureConfig {
+                        enabled: !p.no_signatures,
+                        rules: p.rules,
+                        intel: p.intel,
+                        suppress: Vec::new(),
+                    },
                 })
             }
             Some(Sub::Train(t)) => Ok(Command::Train {
@@ -748,6 +808,23 @@ mod tests {
             Ok(Command::Train { seed: 7, .. })
         ));
         assert!(parse(&["train", "d"]).is_err(), "--out is required");
+        assert!(matches!(
+            parse(&[
+                "partials",
+                "d",
+                "--out",
+                "p.npart",
+                "--since",
+                "2026-11-23T08:00:00Z"
+            ]),
+            Ok(Command::Partials { .. })
+        ));
+        assert!(
+            parse(&["partials", "d", "--out", "p.npart", "--since", "30m"])
+                .unwrap_err()
+                .contains("absolute times")
+        );
+        assert!(parse(&["partials", "d"]).is_err(), "--out is required");
         assert!(matches!(
             parse(&["eval", "d", "--format", "json"]),
             Ok(Command::Eval {

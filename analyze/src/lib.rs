@@ -24,6 +24,9 @@
 //! * [`import`] converts other trace formats into needle traces.
 //! * [`models`] trains, stores and applies the anomaly models (workload features and syscall
 //!   sequences) that `analyze` ranks with; `train` and `eval` are its pipelines.
+//! * [`scan::partials`] writes the map step's aggregates as partial files (`analyze
+//!   partials`) and reads them back, so that the map can run elsewhere (a Spark task, another
+//!   host).
 //! * Shared leaves, depending on no other stage: [`finding`] (what a finding is),
 //!   [`calibrate`] (tail probabilities and their combination), [`timefmt`] (times as shown),
 //!   [`escape`] (attacker-controlled text made safe for each output).

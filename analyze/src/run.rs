@@ -55,6 +55,12 @@ pub enum Error {
     /// Findings could not be delivered to the webhook.
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
+    /// A partial file cannot be written.
+    #[error(transparent)]
+    Partial(#[from] crate::scan::partials::PartialError),
+    /// What was asked needs the traces' events, and partial files were given.
+    #[error("{0}: give the traces, not partial files (*.npart)")]
+    NeedsTraces(&'static str),
     /// `--workload` matches no workload, or more than one.
     #[error("--workload {id:?}: {problem}")]
     Workload {
@@ -65,9 +71,9 @@ pub enum Error {
     },
 }
 
-fn features_of(input: &InputConfig) -> Result<(FeatureTable, InputSummary), Error> {
+fn features_of(input: &InputConfig) -> Result<(FeatureTable, InputSummary, usize), Error> {
     let s = scan_inputs(input, None)?;
-    Ok((s.table, s.inputs))
+    Ok((s.table, s.inputs, s.partial_files))
 }
 
 /// What one scan of the inputs gave.
@@ -78,6 +84,8 @@ struct Scanned {
     /// The files read and the resolved window, for a second read (`--report`).
     traces: Vec<OpenTrace>,
     window: TimeWindow,
+    /// Partial files merged in (their events cannot be read again).
+    partial_files: usize,
 }
 
 /// Scans the inputs once: features, and signature findings when an engine is given.
@@ -97,6 +105,7 @@ fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<Scann
         findings,
         traces: out.traces,
         window: out.window,
+        partial_files: out.partial_files,
     })
 }
 
@@ -149,12 +158,18 @@ fn sequences_of(
     input: &InputConfig,
     table: &FeatureTable,
     wanted: bool,
+    partial_files: usize,
 ) -> Result<Sequences, Error> {
     let has = table
         .column("events.syscall")
         .is_some_and(|c| table.rows.iter().any(|r| r.values[c] > 0.0));
     if !wanted || !has {
         return Ok(Sequences::new());
+    }
+    if partial_files > 0 {
+        return Err(Error::NeedsTraces(
+            "syscall-sequence models read every syscall in order",
+        ));
     }
     Ok(read_sequences(&input.files, input.window, input.skip_bad)?)
 }
@@ -165,8 +180,9 @@ fn scorer(
     table: &FeatureTable,
     model: Arc<ModelFile>,
     name: &str,
+    partial_files: usize,
 ) -> Result<Arc<Scorer>, Error> {
-    let sequences = sequences_of(input, table, model.sequence.is_some())?;
+    let sequences = sequences_of(input, table, model.sequence.is_some(), partial_files)?;
     Ok(Arc::new(Scorer::new(model, name, table, sequences)?))
 }
 
@@ -272,9 +288,14 @@ pub fn run(command: Command) -> Result<(), Error> {
                 })
                 .unwrap_or_default();
             let mut scanned = scan_inputs(&input, engine)?;
+            if report.is_some() && scanned.partial_files > 0 {
+                return Err(Error::NeedsTraces(
+                    "--report reads the suspicious workloads' events again",
+                ));
+            }
             let table = &scanned.table;
             let scorer = match load_model(&model)? {
-                Some((m, name)) => Some(scorer(&input, table, m, &name)?),
+                Some((m, name)) => Some(scorer(&input, table, m, &name, scanned.partial_files)?),
                 None => None,
             };
             let model_info = match &scorer {
@@ -348,8 +369,48 @@ pub fn run(command: Command) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Partials {
+            input,
+            out,
+            signatures,
+        } => {
+            let engine = if signatures.enabled {
+                Some(Arc::new(Engine::load(
+                    &signatures.rules,
+                    &signatures.intel,
+                )?))
+            } else {
+                None
+            };
+            let digest = engine.as_deref().map(crate::scan::partials::engine_digest);
+            let opts = ScanOptions {
+                window: input.window,
+                skip_bad: input.skip_bad,
+                progress: input.progress,
+                signatures: engine,
+            };
+            let s = scan(&input.files, &opts)?;
+            let header = crate::scan::partials::Header::for_run(s.window, digest);
+            crate::scan::partials::write(&out, header, &s.inputs, &s.partials)?;
+            let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            eprintln!(
+                "wrote {}: {} workloads from {} trace files ({} rows), {bytes} bytes",
+                out.display(),
+                s.partials.len(),
+                s.inputs.files.len(),
+                s.inputs.rows
+            );
+            for k in &s.inputs.skipped {
+                eprintln!(
+                    "skipped {}: {}",
+                    crate::report::escape::terminal(&k.path, 200),
+                    crate::report::escape::terminal(&k.error, 300)
+                );
+            }
+            Ok(())
+        }
         Command::Features { input, format, out } => {
-            let (table, inputs) = features_of(&input)?;
+            let (table, inputs, _) = features_of(&input)?;
             let mut w = open_output(Some(&out))?;
             write_features(&table, format, &mut *w)?;
             flush(w)?;
@@ -370,8 +431,8 @@ pub fn run(command: Command) -> Result<(), Error> {
         } => {
             let started = std::time::Instant::now();
             let labels = labels.as_deref().map(read_labels).transpose()?;
-            let (table, _) = features_of(&input)?;
-            let sequences = sequences_of(&input, &table, true)?;
+            let (table, _, partial_files) = features_of(&input)?;
+            let sequences = sequences_of(&input, &table, true, partial_files)?;
             let truths = truths(&table, labels.as_ref());
             let (model, notes) =
                 crate::models::train::fit(&table, &sequences, &truths, seed, input.progress)?;
@@ -416,12 +477,15 @@ pub fn run(command: Command) -> Result<(), Error> {
             // model scores without.
             let engine = Some(Arc::new(Engine::load(&[], &[])?));
             let Scanned {
-                table, findings, ..
+                table,
+                findings,
+                partial_files,
+                ..
             } = scan_inputs(&input, engine)?;
             let Some((m, name)) = load_model(&model)? else {
                 return Err(ModelError::NoLabels("eval needs a trained model".into()).into());
             };
-            let s = scorer(&input, &table, m.clone(), &name)?;
+            let s = scorer(&input, &table, m.clone(), &name, partial_files)?;
             let scored = s.score_all(&table);
             let suppressions = Suppressions::load(&suppress)?;
             let ranked = ranker(Some(s), true, findings, suppressions).rank(&table);

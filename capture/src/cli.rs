@@ -24,6 +24,12 @@ pub struct Args {
     #[arg(long, short, default_value = "traces")]
     pub output: PathBuf,
 
+    /// Where segments go under --output: `flat` (all in it) or `hive`
+    /// (`host=<host>/date=<YYYY-MM-DD>/`, the UTC date of each segment's first event), the
+    /// layout a fleet's object store and Spark expect.
+    #[arg(long, value_enum, default_value_t = crate::output::Layout::Flat)]
+    pub layout: crate::output::Layout,
+
     /// Start a new segment once the open one reaches this many MiB.
     #[arg(long, default_value_t = 128, value_name = "MIB")]
     pub rotate_size: u64,
@@ -202,6 +208,7 @@ impl TryFrom<Args> for Config {
             ring_bytes_per_cpu: a.ring_kib_per_cpu * 1024,
             probe,
             ready_file: a.ready_file,
+            layout: a.layout,
         })
     }
 }

@@ -52,6 +52,8 @@ pub struct Config {
     pub probe: ProbeSettings,
     /// Created once recording, removed at exit ([`crate::ready`]).
     pub ready_file: Option<PathBuf>,
+    /// Where segments go under `output` (flat, or hive partitions by host and date).
+    pub layout: crate::output::Layout,
 }
 
 /// Why a capture could not run or finish.
@@ -128,7 +130,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     // The parsed kernel BTF is large and only needed for the offsets: dropped right here.
     let offsets = resolve_offsets(&KernelBtf::running()?, &tracefs)?;
     let dir = OutputDir::open_or_create(&config.output)?;
-    let stale = dir.files_ending_with(PARTIAL_SUFFIX);
+    // Hive partitions are two levels down (host=…/date=…/).
+    let stale = match config.layout {
+        crate::output::Layout::Flat => dir.files_ending_with(PARTIAL_SUFFIX),
+        crate::output::Layout::Hive => dir.files_ending_with_below(PARTIAL_SUFFIX, 2),
+    };
     for name in &stale {
         eprintln!(
             "capture: note: {} is an incomplete segment from an earlier run that did not finish (crash or kill -9); it is not a readable trace",
@@ -185,7 +191,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
     let run_start_wall = BootClock::now_wall_ns();
     let started = Instant::now();
     let deadline = config.duration.map(|d| started + d);
-    let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write);
+    let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write)
+        .with_layout(config.layout);
     let output_dir = writer.dir().path().to_path_buf();
     // One row group may wait while the writer encodes the one before: the reader hands over a
     // full group without waiting, and at most three are alive (filling, waiting, encoding).

@@ -10,6 +10,7 @@ pub mod capture;
 pub mod containerd;
 pub mod deploy;
 pub mod engine;
+pub mod fleet;
 pub mod lab;
 pub mod podman;
 pub mod runc;

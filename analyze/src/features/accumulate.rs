@@ -455,8 +455,7 @@ fn add_row(
                 note_minute(&mut w.dns_minutes, hash, t, &mut w.capped);
                 let e = entropy(first_label(name));
                 w.dns_named += 1;
-                w.dns_entropy_sum += e;
-                w.dns_entropy_max = w.dns_entropy_max.max(e);
+                w.add_dns_entropy(e);
                 w.dns_len_sum += name.len() as u64;
                 w.dns_len_max = w.dns_len_max.max(name.len() as u64);
             }

@@ -134,7 +134,7 @@ pub fn classify_path(path: &str) -> PathClass {
 }
 
 /// Mergeable aggregates behind the behaviour features.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BehaviourPartial {
     /// Hashes of credential files read.
     pub credential_reads: FastSet<u64>,

@@ -226,11 +226,7 @@ fn fixed_values(p: &WorkloadPartial) -> Vec<f64> {
     f[id::BYTES_OUT] = p.bytes_out as f64;
     f[id::DNS_QUERIES] = p.kind_counts[EventKind::DnsQuery.slot() as usize] as f64;
     f[id::DNS_DISTINCT] = p.dns_names.len() as f64;
-    f[id::DNS_ENTROPY_MEAN] = if p.dns_named == 0 {
-        0.0
-    } else {
-        p.dns_entropy_sum / p.dns_named as f64
-    };
+    f[id::DNS_ENTROPY_MEAN] = p.dns_entropy_mean();
     f[id::DNS_ENTROPY_MAX] = p.dns_entropy_max;
     f[id::DNS_LEN_MEAN] = ratio(p.dns_len_sum, p.dns_named);
     f[id::DNS_LEN_MAX] = p.dns_len_max as f64;

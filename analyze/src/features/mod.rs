@@ -21,6 +21,11 @@ pub use partial::{Context, Partials, WorkloadPartial, merge_partials};
 
 pub use crate::columns::ColumnError as FeatureError;
 
+/// The caps the aggregates are kept under (recorded in partial files).
+pub mod partial_caps {
+    pub use super::partial::{MAX_EXECS_PER_PROC, MAX_SYSCALL_NR, SET_CAP};
+}
+
 /// A half-open time window `[since, until)`, ns since the epoch; `None` is unbounded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimeWindow {

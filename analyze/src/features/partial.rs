@@ -5,8 +5,13 @@
 //! merge(merge(a, b), c)` and the split of the input into files and row groups does not change
 //! the result. Sets hold 64-bit hashes of the strings (never the attacker's strings
 //! themselves) and are capped per workload; hitting a cap is counted in `capped`.
+//!
+//! Every type here derives serde, so a new field travels into partial files (`analyze
+//! partials`, written by the scan stage) without a hand-written list.
 
 use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
 
 use super::fasthash::{FastMap, FastSet};
 
@@ -23,8 +28,9 @@ pub const SET_CAP: usize = 200_000;
 /// counted in [`WorkloadPartial::capped`]). Keeps the shell judgement linear.
 pub const MAX_EXECS_PER_PROC: usize = 32;
 
-/// Context of a container, taken from the first row that has it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Context of a container, taken from the rows that have it (per field, the smallest value
+/// seen when rows disagree, so the merge order never decides).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     /// Container name.
     pub name: Option<String>,
@@ -47,15 +53,19 @@ impl Context {
             (&mut self.namespace, &other.namespace),
             (&mut self.label, &other.label),
         ] {
-            if mine.is_none() {
-                mine.clone_from(theirs);
+            // Order-independent: the smallest value wins, so that any split of the input
+            // into files, row groups and partial files gives the same context.
+            if let Some(t) = theirs
+                && mine.as_ref().is_none_or(|m| t < m)
+            {
+                *mine = Some(t.clone());
             }
         }
     }
 }
 
 /// What is known about one process of a workload (from its fork and exec rows).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcInfo {
     /// Parent tgid (0 when unknown).
     pub ppid: u32,
@@ -81,7 +91,7 @@ impl Default for ProcInfo {
 
 /// When something (an executable, a destination, a DNS name) was first seen in a workload,
 /// and by which process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FirstSeen {
     /// Time (ns since the epoch).
     pub time: i64,
@@ -109,7 +119,7 @@ pub(crate) fn note_first(
 /// The first few distinct clock minutes (ns / 60 s since the epoch) in which something (a
 /// destination, a DNS name) was seen: the [`RECUR_MINUTES`] earliest are kept, which is all
 /// `late.recurring_*` asks and keeps merging associative.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Minutes {
     earliest: [i64; RECUR_MINUTES],
     len: u8,
@@ -122,13 +132,14 @@ impl Minutes {
     }
 
     fn insert(&mut self, minute: i64) {
-        let n = usize::from(self.len);
+        let n = self.count();
         let kept = &self.earliest[..n];
         if kept.contains(&minute) || (n == RECUR_MINUTES && minute > kept[n - 1]) {
             return;
         }
-        let at = kept.partition_point(|&m| m < minute);
         let end = n.min(RECUR_MINUTES - 1);
+        // (`min`: a partial file read back is input; its array may not be sorted.)
+        let at = kept.partition_point(|&m| m < minute).min(end);
         self.earliest.copy_within(at..end, at + 1);
         self.earliest[at] = minute;
         self.len = (end + 1) as u8;
@@ -136,14 +147,14 @@ impl Minutes {
 
     /// Folds `other` in.
     pub fn merge(&mut self, other: Minutes) {
-        for &m in &other.earliest[..usize::from(other.len)] {
+        for &m in &other.earliest[..other.count()] {
             self.insert(m);
         }
     }
 
     /// Distinct minutes seen, at most [`RECUR_MINUTES`].
     pub fn count(&self) -> usize {
-        usize::from(self.len)
+        usize::from(self.len).min(RECUR_MINUTES)
     }
 }
 
@@ -158,7 +169,7 @@ pub(crate) fn note_minute(into: &mut FastMap<u64, Minutes>, key: u64, t: i64, ca
 }
 
 /// A shell exec, judged at finalize time once every exec and fork is known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShellExec {
     /// Process that became a shell.
     pub tgid: u32,
@@ -169,13 +180,14 @@ pub struct ShellExec {
 }
 
 /// Mergeable aggregates of one workload over some rows.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadPartial {
     /// Container context.
     pub context: Context,
     /// Hosts the rows came from.
     pub hosts: BTreeSet<String>,
     /// Rows per event kind (index = `EventKind::slot`).
+    #[serde(with = "kind_counts")]
     pub kind_counts: [u64; KINDS],
     /// Rows with a kind this build does not know.
     pub unknown_kinds: u64,
@@ -225,8 +237,12 @@ pub struct WorkloadPartial {
     pub dns_minutes: FastMap<u64, Minutes>,
     /// Queries with a name (for the means below).
     pub dns_named: u64,
-    /// Sum of first-label entropies.
-    pub dns_entropy_sum: f64,
+    /// Sum of first-label entropies of the rows added here (f64, in row order, as always).
+    pub dns_entropy_rows: f64,
+    /// Sum of the merged parts' row sums, in fixed point ([`ENTROPY_ONE`] = one bit): every
+    /// such sum is an exact multiple of 2^-64, so this integer sum is exact and any merge
+    /// order gives the same mean to the last bit (and one part gives its f64 sum unchanged).
+    pub dns_entropy_sum: u128,
     /// Highest first-label entropy.
     pub dns_entropy_max: f64,
     /// Sum of name lengths.
@@ -244,7 +260,9 @@ pub struct WorkloadPartial {
     /// Values dropped because a set reached [`SET_CAP`].
     pub capped: u64,
     /// A (file, row group) that holds rows of this workload, read without its context
-    /// columns; the scan reads the context from there if no other task found it.
+    /// columns; the scan reads the context from there if no other task found it. An index
+    /// into one run's files: partial files never carry it (the context is filled first).
+    #[serde(skip)]
     pub context_probe: Option<(u32, u32)>,
     /// Signature hits and the process tree (see [`crate::signatures`]).
     pub sig: crate::signatures::SigPartial,
@@ -282,7 +300,8 @@ impl Default for WorkloadPartial {
             dst_minutes: FastMap::default(),
             dns_minutes: FastMap::default(),
             dns_named: 0,
-            dns_entropy_sum: 0.0,
+            dns_entropy_rows: 0.0,
+            dns_entropy_sum: 0,
             dns_entropy_max: 0.0,
             dns_len_sum: 0,
             dns_len_max: 0,
@@ -331,7 +350,66 @@ fn merge_times(
     }
 }
 
+/// One bit of entropy in [`WorkloadPartial::dns_entropy_sum`]'s fixed point (2^64: a
+/// first-label entropy is at most 8 bits, so a sum of 2^60 names still fits).
+pub const ENTROPY_ONE: f64 = 18_446_744_073_709_551_616.0;
+
+/// `bits` in [`ENTROPY_ONE`] fixed point (exact for every sum of first-label entropies: a
+/// non-zero one is at least ~0.1 bit, far above 2^-12, where f64 steps are multiples of 2^-64).
+fn fixed_entropy(bits: f64) -> u128 {
+    (bits.max(0.0) * ENTROPY_ONE).round() as u128
+}
+
+/// `[u64; KINDS]` as a sequence (serde derives arrays up to 32 elements only); a partial of
+/// another number of event kinds is an error.
+mod kind_counts {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::KINDS;
+
+    pub fn serialize<S: Serializer>(v: &[u64; KINDS], s: S) -> Result<S::Ok, S::Error> {
+        v.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u64; KINDS], D::Error> {
+        let v = Vec::<u64>::deserialize(d)?;
+        let n = v.len();
+        v.try_into()
+            .map_err(|_| D::Error::custom(format!("{n} event kinds, this build has {KINDS}")))
+    }
+}
+
 impl WorkloadPartial {
+    /// Notes a queried name's first-label entropy (bits per character).
+    pub fn add_dns_entropy(&mut self, bits: f64) {
+        self.dns_entropy_rows += bits;
+        self.dns_entropy_max = self.dns_entropy_max.max(bits);
+    }
+
+    /// Moves the row sum into the exact merged sum.
+    fn fold_dns_entropy(&mut self) {
+        self.dns_entropy_sum = self
+            .dns_entropy_sum
+            .saturating_add(fixed_entropy(self.dns_entropy_rows));
+        self.dns_entropy_rows = 0.0;
+    }
+
+    /// Mean first-label entropy of the named queries (0 without any).
+    pub fn dns_entropy_mean(&self) -> f64 {
+        if self.dns_named == 0 {
+            return 0.0;
+        }
+        let sum = if self.dns_entropy_sum == 0 {
+            self.dns_entropy_rows
+        } else {
+            self.dns_entropy_sum
+                .saturating_add(fixed_entropy(self.dns_entropy_rows)) as f64
+                / ENTROPY_ONE
+        };
+        sum / self.dns_named as f64
+    }
+
     /// Adds `n` syscalls with number `nr` to the histogram.
     pub fn add_syscalls(&mut self, nr: u32, n: u64) {
         let i = nr as usize;
@@ -438,7 +516,10 @@ impl WorkloadPartial {
             }
         }
         self.dns_named += other.dns_named;
-        self.dns_entropy_sum += other.dns_entropy_sum;
+        self.fold_dns_entropy();
+        let mut other_sum = other.dns_entropy_sum;
+        other_sum = other_sum.saturating_add(fixed_entropy(other.dns_entropy_rows));
+        self.dns_entropy_sum = self.dns_entropy_sum.saturating_add(other_sum);
         self.dns_entropy_max = self.dns_entropy_max.max(other.dns_entropy_max);
         self.dns_len_sum += other.dns_len_sum;
         self.dns_len_max = self.dns_len_max.max(other.dns_len_max);

@@ -1,5 +1,6 @@
 //! Input discovery: files, shell globs, directories searched recursively (which covers
-//! hive-partitioned trees such as `traces/host=a/date=2026-11-23/*.parquet`).
+//! hive-partitioned trees such as `traces/host=a/date=2026-11-23/*.parquet`). Partial files
+//! (`*.npart`, written by `analyze partials`) are found the same way and kept apart.
 
 use std::path::{Path, PathBuf};
 
@@ -14,11 +15,44 @@ fn is_trace_name(path: &Path) -> bool {
     !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".parquet")
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<ScanError>) {
+/// True for a partial file (`*.npart`, not hidden: written under a dot-name, then renamed).
+pub fn is_partial_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".npart")
+}
+
+/// What the inputs name: trace files and partial files, each in a stable order.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// Trace files.
+    pub traces: Vec<PathBuf>,
+    /// Partial files (`*.npart`).
+    pub partials: Vec<PathBuf>,
+    /// Inputs that match nothing or cannot be listed.
+    pub problems: Vec<ScanError>,
+}
+
+impl Discovered {
+    fn found(&self) -> usize {
+        self.traces.len() + self.partials.len()
+    }
+
+    fn push(&mut self, p: PathBuf) {
+        if is_partial_name(&p) {
+            self.partials.push(p);
+        } else {
+            self.traces.push(p);
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Discovered) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(source) => {
-            problems.push(ScanError::Io {
+            out.problems.push(ScanError::Io {
                 path: dir.to_path_buf(),
                 source,
             });
@@ -33,8 +67,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<ScanError>) {
             .map(|m| m.is_dir())
             .unwrap_or(false);
         if is_dir {
-            walk(&p, out, problems);
-        } else if is_trace_name(&p) {
+            walk(&p, out);
+        } else if is_trace_name(&p) || is_partial_name(&p) {
             out.push(p);
         }
     }
@@ -46,45 +80,52 @@ fn has_glob_chars(s: &str) -> bool {
 
 /// Expands the command-line inputs into trace files, in a stable order, without duplicates.
 /// A file named explicitly is taken whatever its name; directories and globs yield
-/// `*.parquet` files. Inputs that match nothing or cannot be listed become problems.
+/// `*.parquet` files. Inputs that match nothing or cannot be listed become problems. Partial
+/// files are left out (see [`discover_inputs`]).
 pub fn discover(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanError>) {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
+    let d = discover_inputs(inputs);
+    (d.traces, d.problems)
+}
+
+/// Like [`discover`], and also the partial files: a file named explicitly that ends in
+/// `.npart`, and `*.npart` files in directories and globs.
+pub fn discover_inputs(inputs: &[PathBuf]) -> Discovered {
+    let mut out = Discovered::default();
     for input in inputs {
         if input.is_dir() {
-            let before = files.len();
-            walk(input, &mut files, &mut problems);
-            if files.len() == before {
-                problems.push(ScanError::NoMatch {
+            let before = out.found();
+            walk(input, &mut out);
+            if out.found() == before {
+                out.problems.push(ScanError::NoMatch {
                     input: input.clone(),
                 });
             }
         } else if input.exists() {
-            files.push(input.clone());
+            out.push(input.clone());
         } else if let Some(pattern) = input.to_str().filter(|s| has_glob_chars(s)) {
-            let before = files.len();
+            let before = out.found();
             match glob::glob(pattern) {
                 Ok(paths) => {
                     for p in paths.flatten() {
                         if p.is_dir() {
-                            walk(&p, &mut files, &mut problems);
-                        } else if is_trace_name(&p) {
-                            files.push(p);
+                            walk(&p, &mut out);
+                        } else if is_trace_name(&p) || is_partial_name(&p) {
+                            out.push(p);
                         }
                     }
                 }
-                Err(e) => problems.push(ScanError::BadPattern {
+                Err(e) => out.problems.push(ScanError::BadPattern {
                     pattern: pattern.to_string(),
                     message: e.to_string(),
                 }),
             }
-            if files.len() == before {
-                problems.push(ScanError::NoMatch {
+            if out.found() == before {
+                out.problems.push(ScanError::NoMatch {
                     input: input.clone(),
                 });
             }
         } else {
-            problems.push(ScanError::Io {
+            out.problems.push(ScanError::Io {
                 path: input.clone(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
@@ -94,8 +135,9 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanError>) {
         }
     }
     let mut seen = std::collections::HashSet::new();
-    files.retain(|p| seen.insert(p.clone()));
-    (files, problems)
+    out.traces.retain(|p| seen.insert(p.clone()));
+    out.partials.retain(|p| seen.insert(p.clone()));
+    out
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 //! kept row group is one rayon task that reads only the feature columns, with strings as
 //! dictionaries, into its own [`Accumulator`]; task results are merged per workload as they
 //! finish. Memory is bounded by the workloads (and tasks in flight), not by the input size.
+//! Partial files (`*.npart`, [`crate::scan::partials`]) among the inputs are read whole and merged
+//! in: the map step already ran elsewhere.
 
 mod discover;
 mod open;
+pub mod partials;
 mod summary;
 
 use std::path::PathBuf;
@@ -14,7 +17,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 pub use crate::timefmt::rfc3339;
-pub use discover::discover;
+pub use discover::{Discovered, discover, discover_inputs, is_partial_name};
 pub use open::{Fetch, OpenTrace};
 pub use summary::{FileSummary, InputSummary, Skipped, TimeSpan};
 
@@ -88,6 +91,18 @@ pub enum ScanError {
     /// Nothing to analyze.
     #[error("no readable trace files in the input")]
     NothingToRead,
+    /// A partial file that cannot be read or merged.
+    #[error(transparent)]
+    Partial(#[from] crate::scan::partials::PartialError),
+    /// `--since`/`--until` given while reading partial files.
+    #[error(
+        "{}: --since/--until apply when partial files are written (`analyze partials --since …`), not when they are read",
+        path.display()
+    )]
+    WindowOnPartials {
+        /// The first partial file.
+        path: PathBuf,
+    },
 }
 
 impl From<(PathBuf, usize, FeatureError)> for ScanError {
@@ -111,6 +126,8 @@ impl ScanError {
             | ScanError::Schema { path, .. }
             | ScanError::Read { path, .. } => Some(path),
             ScanError::NoMatch { input } => Some(input),
+            ScanError::Partial(e) => Some(e.path()),
+            ScanError::WindowOnPartials { path } => Some(path),
             ScanError::BadPattern { .. } | ScanError::NothingToRead => None,
         }
     }
@@ -176,8 +193,10 @@ pub struct ScanOutput {
     pub inputs: InputSummary,
     /// The time window, resolved against the input.
     pub window: TimeWindow,
-    /// The files that were read.
+    /// The trace files that were read here.
     pub traces: Vec<OpenTrace>,
+    /// Partial files merged in (their traces are not in `traces`).
+    pub partial_files: usize,
 }
 
 #[derive(Default)]
@@ -198,14 +217,61 @@ impl Reduced {
 
 /// Finds, checks and reads every input; returns the per-workload partial aggregates.
 pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanError> {
-    let (files, problems) = discover(inputs);
+    let found = discover_inputs(inputs);
     let mut skipped = Vec::new();
-    for p in problems {
+    for p in found.problems {
         if !opts.skip_bad {
             return Err(p);
         }
         skipped.push(Skipped::from(&p));
     }
+    if let Some(first) = found.partials.first()
+        && opts.window != WindowSpec::default()
+    {
+        return Err(ScanError::WindowOnPartials {
+            path: first.clone(),
+        });
+    }
+    let loaded = crate::scan::partials::merge::load(&found.partials, opts, &mut skipped)?;
+    let traces = open_traces(&found.traces, opts, &mut skipped)?;
+    if traces.is_empty() && loaded.is_none() {
+        return Err(ScanError::NothingToRead);
+    }
+    // Partial files were written for a window: the traces read beside them get the same.
+    let window = match &loaded {
+        Some(l) => l.window,
+        None => opts
+            .window
+            .resolve(traces.iter().filter_map(OpenTrace::end_ns).max()),
+    };
+    let (mut partials, mut rows, mut files) = map_traces(&traces, window, opts, &mut skipped)?;
+    let partial_files = match loaded {
+        Some(l) => {
+            crate::scan::partials::merge::no_duplicates(&files, &l.sources)?;
+            merge_partials(&mut partials, l.partials);
+            rows += l.rows;
+            files.extend(l.files);
+            skipped.extend(l.skipped);
+            l.count
+        }
+        None => 0,
+    };
+    let inputs = InputSummary::from_files(files, &partials, rows, skipped);
+    Ok(ScanOutput {
+        partials,
+        inputs,
+        window,
+        traces,
+        partial_files,
+    })
+}
+
+/// Opens and checks every trace file (in parallel).
+fn open_traces(
+    files: &[PathBuf],
+    opts: &ScanOptions,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<OpenTrace>, ScanError> {
     let opened: Vec<Result<OpenTrace, ScanError>> =
         files.par_iter().map(|f| OpenTrace::open(f)).collect();
     let mut traces = Vec::new();
@@ -216,12 +282,17 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
             Err(e) => return Err(e),
         }
     }
-    if traces.is_empty() {
-        return Err(ScanError::NothingToRead);
-    }
-    let window = opts
-        .window
-        .resolve(traces.iter().filter_map(OpenTrace::end_ns).max());
+    Ok(traces)
+}
+
+/// The map step over the traces: per-workload aggregates, rows analyzed, and each file's
+/// summary.
+fn map_traces(
+    traces: &[OpenTrace],
+    window: TimeWindow,
+    opts: &ScanOptions,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(Partials, u64, Vec<FileSummary>), ScanError> {
     // The first kept row group of each file also reads the context columns; workloads that
     // first appear later get theirs from a probe afterwards (see `fill_missing_context`).
     let tasks: Vec<(usize, usize, u64, Fetch)> = traces
@@ -264,7 +335,7 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         })
         .reduce(Reduced::default, Reduced::merge);
     bar.finish_and_clear();
-    let probe_failures = fill_missing_context(&traces, window, &mut reduced.partials);
+    let probe_failures = fill_missing_context(traces, window, &mut reduced.partials);
     reduced.failed.extend(probe_failures);
     let mut failed_files = std::collections::BTreeMap::new();
     for (i, e) in reduced.failed {
@@ -276,20 +347,8 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
             slot.insert(e);
         }
     }
-    let inputs = InputSummary::new(
-        &traces,
-        window,
-        &reduced.partials,
-        reduced.rows,
-        skipped,
-        failed_files,
-    );
-    Ok(ScanOutput {
-        partials: reduced.partials,
-        inputs,
-        window,
-        traces,
-    })
+    let files = summary::file_summaries(traces, window, &failed_files);
+    Ok((reduced.partials, reduced.rows, files))
 }
 
 /// Reads the context columns of the row groups that workloads without context were first seen

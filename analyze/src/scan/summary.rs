@@ -83,32 +83,47 @@ pub struct InputSummary {
     pub skipped: Vec<Skipped>,
 }
 
+/// The summary of each trace read (`failed`: the files, by index, part of which could not be
+/// decoded).
+pub(super) fn file_summaries(
+    traces: &[OpenTrace],
+    window: TimeWindow,
+    failed: &BTreeMap<usize, ScanError>,
+) -> Vec<FileSummary> {
+    traces
+        .iter()
+        .enumerate()
+        .map(|(i, t)| FileSummary {
+            path: t.path.display().to_string(),
+            host: t.host.clone(),
+            schema_version: t.metadata.schema_version,
+            writer: t.metadata.writer.clone(),
+            rows: t.row_groups.iter().map(|r| r.rows).sum(),
+            events_lost: t.metadata.events_lost,
+            row_groups_pruned: t.row_groups.len() - t.row_groups_in(window).count(),
+            partial_read_error: failed.get(&i).map(|e| e.to_string()),
+        })
+        .collect()
+}
+
 impl InputSummary {
-    pub(super) fn new(
-        traces: &[OpenTrace],
-        window: TimeWindow,
+    /// The summary of `files` (read here or by the runs that wrote partial files), whose
+    /// merged aggregates are `partials`. Files and skipped inputs are listed by path (in
+    /// directory-walk order), so any split of the input lists them alike.
+    pub fn from_files(
+        mut files: Vec<FileSummary>,
         partials: &Partials,
         rows: u64,
-        skipped: Vec<Skipped>,
-        failed: BTreeMap<usize, ScanError>,
+        mut skipped: Vec<Skipped>,
     ) -> InputSummary {
-        let files: Vec<FileSummary> = traces
-            .iter()
-            .enumerate()
-            .map(|(i, t)| FileSummary {
-                path: t.path.display().to_string(),
-                host: t.host.clone(),
-                schema_version: t.metadata.schema_version,
-                writer: t.metadata.writer.clone(),
-                rows: t.row_groups.iter().map(|r| r.rows).sum(),
-                events_lost: t.metadata.events_lost,
-                row_groups_pruned: t.row_groups.len() - t.row_groups_in(window).count(),
-                partial_read_error: failed.get(&i).map(|e| e.to_string()),
-            })
-            .collect();
+        files.sort_by(|a, b| std::path::Path::new(&a.path).cmp(std::path::Path::new(&b.path)));
+        skipped.sort_by(|a, b| {
+            (std::path::Path::new(&a.path), &a.error)
+                .cmp(&(std::path::Path::new(&b.path), &b.error))
+        });
         let mut events_lost_by_host = BTreeMap::new();
-        for t in traces {
-            *events_lost_by_host.entry(t.host.clone()).or_insert(0) += t.metadata.events_lost;
+        for f in &files {
+            *events_lost_by_host.entry(f.host.clone()).or_insert(0) += f.events_lost;
         }
         let first = partials
             .values()
@@ -125,10 +140,9 @@ impl InputSummary {
             last: rfc3339(l),
             seconds: (l - f) as f64 / 1e9,
         });
-        let schema_versions: BTreeSet<u32> =
-            traces.iter().map(|t| t.metadata.schema_version).collect();
+        let schema_versions: BTreeSet<u32> = files.iter().map(|f| f.schema_version).collect();
         InputSummary {
-            events_lost: traces.iter().map(|t| t.metadata.events_lost).sum(),
+            events_lost: files.iter().map(|f| f.events_lost).sum(),
             files,
             rows,
             time_span,

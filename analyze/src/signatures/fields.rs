@@ -560,3 +560,43 @@ mod tests {
         assert_eq!(Val::None.text_hash(), None);
     }
 }
+
+/// Serde of an event kind as its stable id (partial files).
+pub(crate) mod serde_kind {
+    use needle_common::abi::EventKind;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(k: &EventKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(*k as u32)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventKind, D::Error> {
+        let id = u32::deserialize(d)?;
+        EventKind::try_from(id).map_err(|_| D::Error::custom(format!("unknown event kind {id}")))
+    }
+}
+
+/// Serde of `(field name, value)` pairs: a name is read back as its [`Field`]'s own name.
+pub(crate) mod serde_named {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Field;
+
+    pub fn serialize<S: Serializer>(v: &[(&'static str, String)], s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(&'static str, String)>, D::Error> {
+        Vec::<(String, String)>::deserialize(d)?
+            .into_iter()
+            .map(|(name, value)| match Field::parse(&name) {
+                Some(f) => Ok((f.name(), value)),
+                None => Err(D::Error::custom(format!("unknown field `{name}`"))),
+            })
+            .collect()
+    }
+}

@@ -268,11 +268,12 @@ fn make_hit(
 }
 
 /// The event of a hit: enough to show it and to describe its process.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HitEvent {
     /// Time, ns.
     pub time: i64,
     /// Kind.
+    #[serde(with = "fields::serde_kind")]
     pub kind: EventKind,
     /// Process id.
     pub pid: u32,
@@ -289,6 +290,7 @@ pub struct HitEvent {
     /// Ancestry, parent first.
     pub ancestry: Vec<String>,
     /// Key fields of the kind.
+    #[serde(with = "fields::serde_named")]
     pub fields: Vec<(&'static str, String)>,
 }
 
@@ -389,7 +391,7 @@ impl HitEvent {
 }
 
 /// One matched condition.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
     /// Rule index.
     pub rule: u16,
@@ -406,7 +408,7 @@ pub struct Hit {
 }
 
 /// A process's last exec: time, argv.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExecInfo {
     /// When.
     pub time: i64,
@@ -415,7 +417,7 @@ pub struct ExecInfo {
 }
 
 /// Signature state of one workload over some rows; merges like the feature aggregates.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SigPartial {
     /// Matched conditions.
     pub hits: Vec<Hit>,

@@ -48,7 +48,7 @@ impl Threshold {
 }
 
 /// Counts of one (rule, group, bucket): its earliest distinct values and evidence.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Bucket {
     cap: usize,
     /// (first time seen, value hash), earliest first, at most `cap`.
@@ -87,7 +87,7 @@ impl Bucket {
 }
 
 /// Threshold counts of one workload; merges like the other aggregates.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ThresholdState {
     buckets: FastMap<(u16, u64, i64), Bucket>,
     per_rule: FastMap<u16, usize>,

@@ -125,6 +125,60 @@ impl OutputDir {
         names
     }
 
+    /// Opens the subdirectory `name` (one component), creating it (mode 0700) when missing;
+    /// like the directory itself, never through a symlink.
+    pub fn subdir(&self, name: &str) -> Result<OutputDir, OutputError> {
+        let path = self.path.join(name);
+        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(OutputError::io(&path, e)),
+        }
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+                OutputError::Symlink(path.clone())
+            }
+            e => OutputError::io(&path, e),
+        })?;
+        Ok(OutputDir { fd, path })
+    }
+
+    /// Like [`OutputDir::files_ending_with`], also in subdirectories down to `depth` levels
+    /// (the hive layout's `host=…/date=…/`), as paths relative to the directory; symlinked
+    /// directories are not followed.
+    pub fn files_ending_with_below(&self, suffix: &str, depth: usize) -> Vec<String> {
+        fn walk(dir: &Path, rel: &str, suffix: &str, depth: usize, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.filter_map(Result::ok) {
+                let Ok(name) = e.file_name().into_string() else {
+                    continue;
+                };
+                let path = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir && depth > 0 {
+                    walk(&e.path(), &path, suffix, depth - 1, out);
+                } else if !is_dir && name.ends_with(suffix) {
+                    out.push(path);
+                }
+            }
+        }
+        let mut names = Vec::new();
+        walk(&self.path, "", suffix, depth, &mut names);
+        names.sort();
+        names
+    }
+
     /// True when `name` exists in the directory (without following symlinks).
     pub fn exists(&self, name: &str) -> bool {
         rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
@@ -162,6 +216,17 @@ mod tests {
         );
         dir.rename("x.partial", "x.parquet").unwrap();
         assert!(dir.exists("x.parquet") && !dir.exists("x.partial"));
+        let sub = dir
+            .subdir("host=a")
+            .unwrap()
+            .subdir("date=2026-11-23")
+            .unwrap();
+        sub.create_new("y.partial").unwrap();
+        assert_eq!(dir.files_ending_with(".partial"), Vec::<String>::new());
+        assert_eq!(
+            dir.files_ending_with_below(".partial", 2),
+            ["host=a/date=2026-11-23/y.partial"]
+        );
     }
 
     #[test]

@@ -5,5 +5,7 @@ mod segment;
 mod worker;
 
 pub use dir::{OutputDir, OutputError};
-pub use segment::{FinishedSegment, PARTIAL_SUFFIX, SegmentError, SegmentWriter, segment_name};
+pub use segment::{
+    FinishedSegment, Layout, PARTIAL_SUFFIX, SegmentError, SegmentWriter, hive_dirs, segment_name,
+};
 pub use worker::{Job, Worker, WriterOutcome};

@@ -4,6 +4,10 @@
 //! `….parquet.partial`; [`SegmentWriter::finalize`] writes the footer with the metadata,
 //! fsyncs the file, renames it and fsyncs the directory. A reader never sees half a file, and
 //! after a crash (`kill -9`, power loss) the only incomplete file is the one named `.partial`.
+//!
+//! With [`Layout::Hive`] each segment goes into `host=<host>/date=<YYYY-MM-DD>/` under the
+//! output directory, the date (UTC) of the segment's first event, so that a fleet's traces are
+//! laid out as distributed engines (Spark, Trino) and `analyze` partition them.
 
 use std::fs::File;
 
@@ -47,9 +51,20 @@ impl SegmentError {
     }
 }
 
-/// File name of segment `index` of a run that started at `run_start_ns` (wall clock).
-pub fn segment_name(host: &str, run_start_ns: i64, index: u64) -> String {
-    let host: String = host
+/// Where segments go under the output directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// All in the output directory.
+    #[default]
+    Flat,
+    /// `host=<host>/date=<YYYY-MM-DD>/`, the UTC date of each segment's first event.
+    Hive,
+}
+
+/// `host` made safe as one path component (and file-name part): ASCII letters, digits, `-`
+/// and `.` kept, anything else `_`, at most 64 characters, never `.` or `..`.
+fn safe_host(host: &str) -> String {
+    let safe: String = host
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
@@ -60,6 +75,25 @@ pub fn segment_name(host: &str, run_start_ns: i64, index: u64) -> String {
         })
         .take(64)
         .collect();
+    if safe.is_empty() || safe.chars().all(|c| c == '.') {
+        "_".into()
+    } else {
+        safe
+    }
+}
+
+/// The hive partition directories of a segment whose first event is at `time_ns`.
+pub fn hive_dirs(host: &str, time_ns: i64) -> [String; 2] {
+    let (y, m, d, ..) = civil_from_unix(time_ns.div_euclid(1_000_000_000));
+    [
+        format!("host={}", safe_host(host)),
+        format!("date={y:04}-{m:02}-{d:02}"),
+    ]
+}
+
+/// File name of segment `index` of a run that started at `run_start_ns` (wall clock).
+pub fn segment_name(host: &str, run_start_ns: i64, index: u64) -> String {
+    let host = safe_host(host);
     let secs = run_start_ns.div_euclid(1_000_000_000);
     let millis = run_start_ns.rem_euclid(1_000_000_000) / 1_000_000;
     let (y, mo, d, h, mi, s) = civil_from_unix(secs);
@@ -102,9 +136,21 @@ pub struct FinishedSegment {
 
 struct OpenSegment {
     writer: ArrowWriter<File>,
+    /// Its partition directory (hive layout).
+    sub: Option<(OutputDir, String)>,
     partial_name: String,
     final_name: String,
     rows: u64,
+}
+
+impl OpenSegment {
+    /// `name` relative to the output directory.
+    fn relative(&self, name: &str) -> String {
+        match &self.sub {
+            Some((_, rel)) => format!("{rel}/{name}"),
+            None => name.to_string(),
+        }
+    }
 }
 
 /// Writes record batches into rotating segments.
@@ -113,6 +159,7 @@ pub struct SegmentWriter {
     host: String,
     run_start_ns: i64,
     opts: WriteOptions,
+    layout: Layout,
     open: Option<OpenSegment>,
     next_index: u64,
     finished: Vec<FinishedSegment>,
@@ -126,10 +173,17 @@ impl SegmentWriter {
             host: host.into(),
             run_start_ns,
             opts,
+            layout: Layout::Flat,
             open: None,
             next_index: 0,
             finished: Vec::new(),
         }
+    }
+
+    /// Writes segments in `layout`.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// The output directory.
@@ -142,11 +196,24 @@ impl SegmentWriter {
         self.next_index
     }
 
-    fn open_segment(&mut self) -> Result<&mut OpenSegment, SegmentError> {
+    /// The open segment, opened if none is (`first_ns`: the time of its first event, for the
+    /// hive layout's date).
+    fn open_segment(&mut self, first_ns: Option<i64>) -> Result<&mut OpenSegment, SegmentError> {
         if self.open.is_none() {
             let final_name = segment_name(&self.host, self.run_start_ns, self.next_index);
             let partial_name = format!("{final_name}{PARTIAL_SUFFIX}");
-            let file = self.dir.create_new(&partial_name)?;
+            let sub = match self.layout {
+                Layout::Flat => None,
+                Layout::Hive => {
+                    let [host, date] = hive_dirs(&self.host, first_ns.unwrap_or(self.run_start_ns));
+                    let dir = self.dir.subdir(&host)?.subdir(&date)?;
+                    Some((dir, format!("{host}/{date}")))
+                }
+            };
+            let file = sub
+                .as_ref()
+                .map_or(&self.dir, |(d, _)| d)
+                .create_new(&partial_name)?;
             let props = writer_properties(&self.opts, Vec::new()).map_err(|source| {
                 SegmentError::Parquet {
                     file: partial_name.clone(),
@@ -162,6 +229,7 @@ impl SegmentWriter {
                 })?;
             self.open = Some(OpenSegment {
                 writer,
+                sub,
                 partial_name,
                 final_name,
                 rows: 0,
@@ -176,7 +244,15 @@ impl SegmentWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let seg = self.open_segment()?;
+        let first_ns = batch
+            .column_by_name(needle_common::schema::names::TIME)
+            .and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<arrow::array::TimestampNanosecondArray>()
+            })
+            .filter(|t| !t.is_empty() && arrow::array::Array::is_valid(*t, 0))
+            .map(|t| t.value(0));
+        let seg = self.open_segment(first_ns)?;
         seg.writer
             .write(batch)
             .map_err(|source| SegmentError::Parquet {
@@ -214,7 +290,7 @@ impl SegmentWriter {
     /// Completes the open segment (an empty one if none is open, so that every period's
     /// metadata — losses, programs — is on disk): footer with `meta`, fsync, rename.
     pub fn finalize(&mut self, mut meta: TraceMetadata) -> Result<FinishedSegment, SegmentError> {
-        self.open_segment()?;
+        self.open_segment((meta.start_time_ns > 0).then_some(meta.start_time_ns))?;
         let Some(mut seg) = self.open.take() else {
             unreachable!("opened above")
         };
@@ -224,6 +300,7 @@ impl SegmentWriter {
             seg.writer.append_key_value_metadata(KeyValue::new(k, v));
         }
         let partial = seg.partial_name.clone();
+        let name = seg.relative(&seg.final_name);
         let file = seg
             .writer
             .into_inner()
@@ -231,16 +308,17 @@ impl SegmentWriter {
                 file: partial.clone(),
                 source,
             })?;
+        let dir = seg.sub.as_ref().map_or(&self.dir, |(d, _)| d);
         file.sync_all().map_err(|e| OutputError::Io {
-            path: self.dir.path().join(&partial),
+            path: dir.path().join(&partial),
             source: e,
         })?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         drop(file);
-        self.dir.rename(&partial, &seg.final_name)?;
+        dir.rename(&partial, &seg.final_name)?;
         self.next_index += 1;
         let done = FinishedSegment {
-            name: seg.final_name,
+            name,
             rows: seg.rows,
             bytes,
         };
@@ -248,9 +326,9 @@ impl SegmentWriter {
         Ok(done)
     }
 
-    /// Name of the open (partial) segment, if any.
-    pub fn open_partial_name(&self) -> Option<&str> {
-        self.open.as_ref().map(|s| s.partial_name.as_str())
+    /// Name of the open (partial) segment relative to the output directory, if any.
+    pub fn open_partial_name(&self) -> Option<String> {
+        self.open.as_ref().map(|s| s.relative(&s.partial_name))
     }
 
     /// Segments finalized so far.
@@ -317,5 +395,86 @@ mod tests {
         let empty = w.finalize(meta).unwrap();
         assert_eq!(empty.rows, 0);
         assert_ne!(empty.name, done.name);
+    }
+
+    #[test]
+    fn hive_layout_files_segments_by_host_and_first_event_date() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutputDir::open_or_create(tmp.path()).unwrap();
+        // 2026-11-23T23:59:59Z, run started the day before.
+        let t = 1_795_478_399_000_000_000;
+        let mut w = SegmentWriter::new(
+            dir,
+            "node/1",
+            t - 86_400_000_000_000,
+            WriteOptions::default(),
+        )
+        .with_layout(Layout::Hive);
+        let mut b = TraceBatchBuilder::new("node/1");
+        for (i, time) in [t, t + 2_000_000_000].into_iter().enumerate() {
+            b.push(&Event::new(
+                time,
+                i as u64,
+                Process {
+                    comm: "x".into(),
+                    ..Default::default()
+                },
+                Detail::Fork,
+            ));
+        }
+        w.write(&b.finish()).unwrap();
+        let partial = w.open_partial_name().unwrap();
+        assert!(
+            partial.starts_with("host=node_1/date=2026-11-23/"),
+            "{partial}"
+        );
+        assert!(tmp.path().join(&partial).exists());
+        let meta = TraceMetadata {
+            schema_version: 1,
+            host: "node/1".into(),
+            start_time_ns: t,
+            ..Default::default()
+        };
+        let done = w.finalize(meta.clone()).unwrap();
+        assert!(
+            done.name
+                .starts_with("host=node_1/date=2026-11-23/needle-node_1-"),
+            "{}",
+            done.name
+        );
+        assert!(tmp.path().join(&done.name).exists());
+        // The next segment's first event is the next day: the next partition.
+        let mut b = TraceBatchBuilder::new("node/1");
+        b.push(&Event::new(
+            t + 3_000_000_000,
+            9,
+            Process {
+                comm: "x".into(),
+                ..Default::default()
+            },
+            Detail::Fork,
+        ));
+        w.write(&b.finish()).unwrap();
+        let next = w.finalize(meta).unwrap();
+        assert!(
+            next.name.starts_with("host=node_1/date=2026-11-24/"),
+            "{}",
+            next.name
+        );
+        // Private directories, never a symlink: a planted one is refused.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tmp.path().join("host=node_1"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let planted = tmp.path().join("host=evil");
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), &planted).unwrap();
+        let dir = OutputDir::open_or_create(tmp.path()).unwrap();
+        assert!(dir.subdir("host=evil").is_err());
+        assert_eq!(
+            hive_dirs("..", 0),
+            ["host=_".to_string(), "date=1970-01-01".to_string()]
+        );
     }
 }

@@ -105,9 +105,7 @@ impl Worker {
                 }
                 WriterOutcome {
                     finished: writer.finished().to_vec(),
-                    partial: error
-                        .as_ref()
-                        .and(writer.open_partial_name().map(str::to_string)),
+                    partial: error.as_ref().and(writer.open_partial_name()),
                     error,
                 }
             })
