@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice, Sink};
+use crate::cli::{Command, EvalFormat, InputConfig, ModelChoice, SignatureConfig, Sink};
 use crate::features::{FeatureTable, TimeWindow, catalog, finalize};
 use crate::import::{ImportError, import_syscall_traces};
 use crate::models::labels::{read_labels, truths};
@@ -205,6 +205,18 @@ fn ranker(
     ranker.with_suppressions(suppressions)
 }
 
+/// The signature engine the flags ask for (None with `--no-signatures`).
+fn signature_engine(signatures: &SignatureConfig) -> Result<Option<Arc<Engine>>, Error> {
+    Ok(if signatures.enabled {
+        Some(Arc::new(Engine::load(
+            &signatures.rules,
+            &signatures.intel,
+        )?))
+    } else {
+        None
+    })
+}
+
 fn open_output(out: Option<&Path>) -> Result<Box<dyn Write + Send>, Error> {
     match out {
         Some(p) => {
@@ -270,14 +282,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             webhook,
         } => {
             let suppressions = Suppressions::load(&signatures.suppress)?;
-            let engine = if signatures.enabled {
-                Some(Arc::new(Engine::load(
-                    &signatures.rules,
-                    &signatures.intel,
-                )?))
-            } else {
-                None
-            };
+            let engine = signature_engine(&signatures)?;
             let mitre = engine
                 .as_ref()
                 .map(|e| {
@@ -374,14 +379,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             out,
             signatures,
         } => {
-            let engine = if signatures.enabled {
-                Some(Arc::new(Engine::load(
-                    &signatures.rules,
-                    &signatures.intel,
-                )?))
-            } else {
-                None
-            };
+            let engine = signature_engine(&signatures)?;
             let digest = engine.as_deref().map(crate::scan::partials::engine_digest);
             let opts = ScanOptions {
                 window: input.window,

@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod containerd;
 pub mod deploy;
+pub mod duckdb;
 pub mod engine;
 pub mod fleet;
 pub mod lab;

@@ -6,19 +6,9 @@ mod analyze_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use analyze_support::*;
 use needle_common::schema::{Detail, Dns, FilePath, Net, PathSource};
-
-fn python() -> Option<String> {
-    let py = std::env::var("NEEDLE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import duckdb"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(py)
-}
 
 fn read_csv(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -45,7 +35,7 @@ fn read_csv(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
 
 #[test]
 fn sql_and_native_features_agree() {
-    let Some(py) = python() else {
+    let Some(py) = needle_tests::duckdb::python() else {
         eprintln!(
             "SKIP sql_and_native_features_agree: no Python with duckdb (pip install duckdb, or set NEEDLE_PYTHON)"
         );
@@ -391,15 +381,7 @@ fn sql_and_native_features_agree() {
     let o = analyze(&["features", p(&f), "--out", p(&native)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let sql = dir.path().join("sql.csv");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/duckdb_features.py");
-    let o = Command::new(py)
-        .arg(script)
-        .arg(&f)
-        .arg("--out")
-        .arg(&sql)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    needle_tests::duckdb::sql_features(&py, &f, &sql);
 
     let (n, s) = (read_csv(&native), read_csv(&sql));
     assert_eq!(

@@ -207,17 +207,6 @@ fn resolve(ip: Ipv4Addr, name: &str, id: u16, times: u16) {
     }
 }
 
-fn python() -> Option<String> {
-    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
-    let py =
-        std::env::var("NEEDLE_PYTHON").unwrap_or_else(|_| default.to_string_lossy().into_owned());
-    Command::new(&py)
-        .args(["-c", "import duckdb"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-        .then_some(py)
-}
-
 fn read_csv(path: &Path) -> BTreeMap<String, BTreeMap<String, f64>> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
@@ -342,7 +331,7 @@ fn repeated_dns_is_collapsed_and_every_name_is_kept() {
 
 /// `analyze features` and the DuckDB SQL (bench/duckdb_features.py) on the rows given.
 fn features_agree(dir: &Path, rows: &[&Event]) {
-    let Some(py) = python() else {
+    let Some(py) = needle_tests::duckdb::python() else {
         eprintln!(
             "SKIP repeated_dns_is_collapsed (features): no Python with duckdb (scripts/setup.sh, or set NEEDLE_PYTHON)"
         );
@@ -360,15 +349,7 @@ fn features_agree(dir: &Path, rows: &[&Event]) {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sql = dir.join("sql.csv");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/duckdb_features.py");
-    let o = Command::new(py)
-        .arg(script)
-        .arg(&f)
-        .arg("--out")
-        .arg(&sql)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    needle_tests::duckdb::sql_features(&py, &f, &sql);
     let (n, s) = (read_csv(&native), read_csv(&sql));
     // One workload (this process; the two name a host workload differently — the SQL does not
     // know capture's cgroup naming — so the rows are paired, not the keys).
