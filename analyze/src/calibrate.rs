@@ -118,9 +118,21 @@ impl TailCalibration {
 pub const FAMILY_FLOOR: f64 = 1.0;
 
 /// The family of a feature: its name up to the first `.` (`exe`, `net`, `dns`, `syscall`,
-/// `events`, `late`…). Features of one family measure related things (a new executable moves
-/// `exe.distinct` and `exe.writable_path` together) and are not independent evidence.
+/// `events`…). Features of one family measure related things (a new executable moves
+/// `exe.distinct` and `exe.writable_path` together) and are not independent evidence. The
+/// change after start-up (`late.*`) is grouped by what changed, as the other families are:
+/// new executables (`late.exe`), destinations (`late.net`) and DNS names (`late.dns`) — a
+/// destination that keeps coming back moves `late.new_destinations` and
+/// `late.recurring_destinations` together, but says nothing about the executables.
 pub fn family(feature: &str) -> &str {
+    if let Some(change) = feature.strip_prefix("late.") {
+        return match change.rsplit('_').next() {
+            Some("executables") => "late.exe",
+            Some("destinations") => "late.net",
+            Some("domains") => "late.dns",
+            _ => "late",
+        };
+    }
     feature.split('.').next().unwrap_or(feature)
 }
 
@@ -242,6 +254,10 @@ mod tests {
         assert_eq!(family_sum([("x", f64::NAN), ("y", -1.0)]), 0.0);
         assert_eq!(family("syscall.59"), "syscall");
         assert_eq!(family("lifetime_s"), "lifetime_s");
+        assert_eq!(family("late.new_destinations"), "late.net");
+        assert_eq!(family("late.recurring_destinations"), "late.net");
+        assert_eq!(family("late.recurring_domains"), "late.dns");
+        assert_eq!(family("late.new_executables"), "late.exe");
     }
 
     #[test]

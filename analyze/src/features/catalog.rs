@@ -204,7 +204,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "file.written_then_executed",
         "files",
         High,
-        Linear,
+        Log,
         "distinct files written, created, renamed into place or made executable, then executed",
     ),
     def(
@@ -331,7 +331,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "file.credential_reads",
         "files",
         High,
-        Linear,
+        Log,
         "distinct credential stores opened for reading: account files, SSH keys and directories, cloud and container client credentials, git/netrc/database passwords, service-account tokens, other processes' /proc/<pid>/environ (not a process's own)",
     ),
     ind(
@@ -345,7 +345,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "file.setid_bits",
         "calls",
         High,
-        Linear,
+        Log,
         "chmod calls giving a file the setuid or setgid bit",
     ),
     ind(
@@ -380,7 +380,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "proc.shell_beside_download",
         "execs",
         High,
-        Linear,
+        Log,
         "shells started by the same parent as a downloader (wget, curl…) within 5 s of it: the two ends of `download | sh`",
     ),
     def(
@@ -440,7 +440,11 @@ pub fn transform(x: f64, scale: Scale) -> f64 {
 /// counts one event against none (ln 2 ≈ 0.69) is worth e^(−0.69/0.25) ≈ 1/16 of the first
 /// step beyond the reference — for an indicator (a binary from /tmp, a shell from a server),
 /// rare by nature, e^(−0.69/0.1) ≈ 1/1000. Linear features by their unit: a fraction moves in
-/// twentieths, an entropy in half bits, a name length in a few characters.
+/// twentieths, an entropy in half bits, a name length in a few characters, a count (commands,
+/// levels, syscall numbers) in ones: the events of one workload are not independent draws (one
+/// script runs fifty commands), so one more of them is never worth more than a factor of e.
+/// Counts of indicator events are log-scaled (the first one is what matters; more of them add
+/// by orders of magnitude).
 pub fn resolution(def: &FeatureDef, median: f64) -> f64 {
     match (def.scale, def.unit) {
         (Scale::Log, _) if def.indicator => 0.1,
@@ -448,9 +452,17 @@ pub fn resolution(def: &FeatureDef, median: f64) -> f64 {
         (Scale::Linear, "fraction") => 0.05,
         (Scale::Linear, "bits/char") => 0.5,
         (Scale::Linear, "characters") => 4.0,
-        (Scale::Linear, "levels") => 1.0,
+        (Scale::Linear, unit) if is_count(unit) => 1.0,
         (Scale::Linear, _) => (0.1 * median.abs()).max(0.05),
     }
+}
+
+/// Units that count things (events, files, processes…): their values move in whole steps.
+fn is_count(unit: &str) -> bool {
+    matches!(
+        unit,
+        "files" | "calls" | "execs" | "commands" | "levels" | "syscall numbers"
+    )
 }
 
 /// Seconds after a workload's first event in the input that count as its start-up: installers

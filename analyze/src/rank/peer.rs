@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use super::{Contribution, Model, ModelScore, TOP_CONTRIBUTIONS};
 use crate::calibrate::median;
-use crate::calibrate::{TailCalibration, family, family_sum, surprise};
+use crate::calibrate::{TailCalibration, family_sum, surprise};
 use crate::features::catalog::{Direction, resolution, transform};
 use crate::features::{FeatureTable, WorkloadFeatures};
 
@@ -312,7 +312,7 @@ impl<'a> GroupFit<'a> {
         let late: Vec<(usize, f64)> = surprises
             .iter()
             .copied()
-            .filter(|&(c, _)| family(&table.columns[c].name) == "late")
+            .filter(|&(c, _)| table.columns[c].name.starts_with("late."))
             .collect();
         let time = family_sum(named(&late));
         surprises.sort_by(|a, b| {
