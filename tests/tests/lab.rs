@@ -157,9 +157,11 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
             "--attacks",
             // slow-beacon (living off the land, started by the container's own process, no
             // new binary, a domain in no list) is left out: it is found (AnomalousBehavior:
-            // a new destination and name that keep coming back after start-up) but ranks
-            // below the CI runner look-alike, which a model trained on lab-train has never seen
-            // (datasets/lab-holdout-2 and -3, BENCHMARKS.md) — the open problem of issue 21.
+            // a new destination and name that keep coming back after start-up) and ranks above
+            // every benign workload on datasets/lab-holdout-4, but on this seed run for 300 s
+            // (2026-12-06, d30c283) the lone CI runner look-alike, which a model trained on
+            // lab-train has never seen, scored 34.5 against the beacon's 29.6 — the open
+            // problem of issue 21 (BENCHMARKS.md).
             "masq-miner,setuid-backdoor,cred-harvest",
             "--seconds",
             "90",
