@@ -228,7 +228,8 @@ def late_query(src):
 WITH b AS (
   SELECT {WORKLOAD} AS workload, min(epoch_ns(time)) + {STARTUP_NS} AS cut FROM {src} GROUP BY ALL
 ), f AS (
-  SELECT {WORKLOAD} AS workload, 'exe' AS fam, exe_path AS k, min(epoch_ns(time)) AS t,
+  SELECT {WORKLOAD} AS workload, 'exe' AS fam, regexp_replace(exe_path, '[0-9]+', '#', 'g') AS k,
+         min(epoch_ns(time)) AS t,
          count(DISTINCT {minute}) AS minutes
   FROM {src} WHERE kind = 'exec' AND exe_path IS NOT NULL GROUP BY ALL
   UNION ALL

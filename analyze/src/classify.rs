@@ -26,6 +26,30 @@ pub fn is_writable_location(path: &str) -> bool {
     is_fileless(path) || needle_common::paths::is_writable_location(path)
 }
 
+/// A path with every run of ASCII digits as one `#`: the program a workload runs from a
+/// fresh numbered directory per job or per process (`/builds/17/bin/app`, `/proc/812/exe`,
+/// `/tmp/tmp.4411/run`) is one program, `/builds/#/bin/app`. Used where the question is whether
+/// a workload runs *other* programs than before, not whether the file is new.
+pub fn path_template(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.bytes().any(|b| b.is_ascii_digit()) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut in_digits = false;
+    for c in path.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            out.push(c);
+            in_digits = false;
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Shannon entropy of the bytes of `s`, in bits per character (0 for empty).
 pub fn entropy(s: &str) -> f64 {
     if s.is_empty() {
@@ -63,6 +87,17 @@ pub const HASH_SEED: u64 = 0x6e65_6564_6c65_2121;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_templates() {
+        assert_eq!(path_template("/builds/17/bin/app"), "/builds/#/bin/app");
+        assert_eq!(path_template("/tmp/tmp.4411/run2"), "/tmp/tmp.#/run#");
+        assert!(matches!(
+            path_template("/usr/bin/env"),
+            std::borrow::Cow::Borrowed("/usr/bin/env")
+        ));
+        assert_eq!(path_template("/é/1/ü22"), "/é/#/ü#");
+    }
 
     #[test]
     fn shells() {

@@ -369,6 +369,12 @@ fn sql_and_native_features_agree() {
         "/bin/nc",
         Detail::Connect(Box::new(net("198.51.100.10", 22))),
     );
+    // A job run from a fresh numbered directory: the same program at start-up and after it
+    // (late.new_executables counts /builds/#/app once, and not as new).
+    for (t, pid, dir) in [(8, 320, "1"), (120, 321, "2"), (150, 322, "37")] {
+        let path = format!("/builds/{dir}/app");
+        extra.event(t, pid, 300, "app", &path, exec());
+    }
     let mut host = Workload::normal("h", "h", 3);
     for e in &mut host.events {
         e.container = None;

@@ -15,7 +15,7 @@ use needle_common::abi::{EVENT_KINDS, EventKind};
 use super::behaviour::{PathClass, classify_path};
 use super::catalog::COMMON_PORTS;
 use super::classify::{
-    entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location,
+    entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location, path_template,
 };
 use super::columns::{Columns, opt};
 use super::partial::{
@@ -326,7 +326,11 @@ fn add_row(
                     .unwrap_or_else(|| hash_str(path));
                 insert_capped(&mut w.exes, hash, &mut w.capped);
                 let seen = FirstSeen { time: t, pid: tgid };
-                note_first(&mut w.first_exe, hash, seen, &mut w.capped);
+                let program = match path_template(path) {
+                    std::borrow::Cow::Borrowed(_) => hash,
+                    std::borrow::Cow::Owned(template) => hash_str(&template),
+                };
+                note_first(&mut w.first_exe, program, seen, &mut w.capped);
                 w.exe_writable += u64::from(is_writable_location(path));
                 w.exe_fileless += u64::from(is_fileless(path));
                 w.behaviour.exec(path, tgid, ppid, t);

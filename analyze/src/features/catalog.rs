@@ -395,7 +395,7 @@ pub const FIXED: [FeatureDef; id::COUNT] = [
         "executables",
         High,
         Log,
-        "distinct executables first run after the workload's start-up (its first `STARTUP_S` seconds in the input): programs its start-up never ran",
+        "distinct executables first run after the workload's start-up (its first `STARTUP_S` seconds in the input): programs its start-up never ran (by path, each run of digits as one placeholder: `/builds/17/app` and `/builds/18/app` are one program)",
     ),
     def(
         "late.new_destinations",

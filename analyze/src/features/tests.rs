@@ -609,3 +609,28 @@ fn late_destinations_and_names_that_keep_coming_back_recur() {
         }
     }
 }
+
+#[test]
+fn a_program_run_from_a_fresh_numbered_directory_per_job_is_not_new() {
+    let c = Ev::in_container("ci");
+    let late = catalog::STARTUP_S + 30;
+    let run =
+        |t: i64, pid: u32, path: &'static str| c.at(t).proc(pid, 1, "app").exe(path).with(exec());
+    let ev = vec![
+        run(5, 100, "/builds/1/bin/app"),
+        run(late, 101, "/builds/2/bin/app"),
+        run(late + 10, 102, "/builds/31/bin/app"),
+        run(late + 20, 103, "/builds/x/bin/app"),
+    ];
+    let t = table(&ev);
+    assert_eq!(
+        t.value("ci", "late.new_executables"),
+        Some(1.0),
+        "/builds/#/bin/app ran at start-up; /builds/x/bin/app did not"
+    );
+    assert_eq!(
+        t.value("ci", "exe.distinct"),
+        Some(4.0),
+        "four files all the same"
+    );
+}
