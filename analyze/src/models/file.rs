@@ -227,22 +227,38 @@ impl ModelFile {
         values: Option<(&[f64], &Binding)>,
         threads: Option<&[Thread]>,
     ) -> (Option<RawFeatures>, Option<SequenceScore>) {
-        let f = self
+        let (f, s, _) = self.raw_parts_scaled(values, threads);
+        (f, s)
+    }
+
+    /// [`ModelFile::raw_parts`] and the row's scaled feature surprises (for explanations).
+    fn raw_parts_scaled(
+        &self,
+        values: Option<(&[f64], &Binding)>,
+        threads: Option<&[Thread]>,
+    ) -> (Option<RawFeatures>, Option<SequenceScore>, Vec<f64>) {
+        let scaled = self
             .workload
             .as_ref()
             .zip(values)
-            .map(|(m, (v, b))| m.combined(&m.scaled(v, b)));
+            .map(|(m, (v, b))| m.scaled(v, b))
+            .unwrap_or_default();
+        let f = self
+            .workload
+            .as_ref()
+            .filter(|_| values.is_some())
+            .map(|m| m.combined(&scaled));
         let s = self
             .sequence
             .as_ref()
             .zip(threads)
             .and_then(|(m, t)| m.score(t));
-        (f, s)
+        (f, s, scaled)
     }
 
     /// Scores and explains one workload.
     pub fn score(&self, values: Option<(&[f64], &Binding)>, threads: Option<&[Thread]>) -> Scored {
-        let (f, s) = self.raw_parts(values, threads);
+        let (f, s, scaled) = self.raw_parts_scaled(values, threads);
         let Combined {
             score,
             features,
@@ -252,7 +268,7 @@ impl ModelFile {
         } = self.combine(f, s.as_ref().map(|s| s.members.as_slice()));
         let mut contributions = Vec::new();
         if let (Some(m), Some((v, b))) = (&self.workload, values) {
-            contributions = m.explain(v, b, &m.scaled(v, b));
+            contributions = m.explain(v, b, &scaled);
         }
         if let Some(s) = &s {
             // Rarest n-grams first when the sequences drive the score.
@@ -324,7 +340,11 @@ impl ModelFile {
         for (d, name) in MEMBERS.iter().enumerate() {
             let raw: Vec<f64> = members.iter().filter_map(|m| m.get(d).copied()).collect();
             if !raw.is_empty() {
-                self.parts.push(TailCalibration::fit(name, &raw));
+                // `stide-late` is a log count that most normal workloads hold at 0: its tail
+                // decays like a log-scaled count feature's, by a factor of e per 0.25.
+                let floor = if *name == "stide-late" { 0.25 } else { 0.0 };
+                self.parts
+                    .push(TailCalibration::fit_floored(name, &raw, floor));
             }
         }
         let combined = |p: &RawParts| self.combine(p.0, p.1.as_deref()).score;

@@ -8,8 +8,10 @@
 //! | `stide` | [`stide`]'s mismatch rate (windows of 6 absent from normal traces) | many foreign windows |
 //! | `stide-lfc` | STIDE's locality frame count (mismatches within 20 windows) | a local cluster of foreign windows |
 //! | `ngram-knn` | cosine distance of the 1–3-gram TF-IDF vector to the nearest normal trace ([`ngram`]) | familiar calls in an unfamiliar mix |
+//! | `stide-late` | `ln(1 + n)`, `n` the distinct foreign windows of 6 the workload first made after its start-up (its first 60 s) — none of its start-up windows | new call patterns after start-up, where installers and init steps are over and injected code runs |
 //!
-//! A workload's raw score for a member is the highest of its threads. Raw scores mean
+//! A workload's raw score for a member is the highest of its threads (`stide-late`: over all
+//! its threads at once — a window its start-up already made in any thread is not new). Raw scores mean
 //! different things; training calibrates each on held-out normal workloads
 //! ([`crate::models::calibrate`]) before they are combined (see [`crate::models::file`]).
 
@@ -36,8 +38,18 @@ use markov::Markov;
 use ngram::NgramKnn;
 use stide::Stide;
 
-/// The members, in the order of [`SequenceScore::members`].
-pub const MEMBERS: [&str; 5] = ["markov", "markov-window", "stide", "stide-lfc", "ngram-knn"];
+/// The members, in the order of [`SequenceScore::members`]. Models trained before a member
+/// existed have no calibration for it and skip it, so new members go last.
+pub const MEMBERS: [&str; 6] = [
+    "markov",
+    "markov-window",
+    "stide",
+    "stide-lfc",
+    "ngram-knn",
+    "stide-late",
+];
+/// The members scored per thread (the first ones of [`MEMBERS`]).
+pub(crate) const THREAD_MEMBERS: usize = 5;
 /// Calls averaged in `markov-window`.
 pub const WINDOW: usize = 20;
 
@@ -138,9 +150,10 @@ impl SequenceModel {
         if scored.is_empty() {
             return None;
         }
-        let members: Vec<f64> = (0..MEMBERS.len())
+        let mut members: Vec<f64> = (0..THREAD_MEMBERS)
             .map(|d| scored.iter().map(|s| s.0[d]).fold(f64::MIN, f64::max))
             .collect();
+        members.push(self.late_windows(threads));
         let worst = scored
             .iter()
             .max_by(|a, b| a.0[1].total_cmp(&b.0[1]).then(b.2.tid.cmp(&a.2.tid)))?;
@@ -148,6 +161,23 @@ impl SequenceModel {
             members,
             rarest: self.rarest(worst.2, &worst.1),
         })
+    }
+
+    /// `stide-late`'s raw score: `ln(1 + n)`, `n` the distinct foreign windows that end after
+    /// the workload's start-up and that none of its threads made during it.
+    fn late_windows(&self, threads: &[Thread]) -> f64 {
+        let mut early = std::collections::HashSet::new();
+        let mut late = std::collections::HashSet::new();
+        for t in threads {
+            for (i, h) in self.stide.foreign(&t.calls) {
+                if i + self.stide.n.min(t.calls.len()) <= t.startup {
+                    early.insert(h);
+                } else {
+                    late.insert(h);
+                }
+            }
+        }
+        (late.difference(&early).count() as f64).ln_1p()
     }
 
     /// The three most surprising calls of the worst window of `thread`.
@@ -219,7 +249,7 @@ mod tests {
             .chain(s.attack.iter().map(|t| (t, true)))
             .map(|(t, a)| (m.score_thread(t).0, a))
             .collect();
-        (0..MEMBERS.len())
+        (0..THREAD_MEMBERS)
             .map(|d| {
                 let v: Vec<(f64, bool)> = test.iter().map(|(s, a)| (s[d], *a)).collect();
                 roc_auc(&v).unwrap()
@@ -253,7 +283,11 @@ mod tests {
             .collect();
         let refs: Vec<&[u32]> = normal.iter().map(Vec::as_slice).collect();
         let m = SequenceModel::fit(&refs, 3);
-        let thread = |calls: Vec<u32>| Thread { tid: 7, calls };
+        let thread = |calls: Vec<u32>| Thread {
+            tid: 7,
+            calls,
+            startup: 0,
+        };
         let quiet = m.score(&[thread(normal[0][..150].to_vec())]).unwrap();
         let mut attack = normal[0][..150].to_vec();
         attack.splice(70..70, [59, 2, 59, 2]);
@@ -272,6 +306,44 @@ mod tests {
             loud.rarest
         );
         assert!(m.score(&[]).is_none() && m.score(&[thread(vec![])]).is_none());
+    }
+
+    #[test]
+    fn stide_late_counts_foreign_windows_first_made_after_start_up() {
+        let normal: Vec<u32> = (0..400).map(|i| [3, 5, 7, 9][i % 4]).collect();
+        let m = SequenceModel::fit(&[normal.as_slice()], 3);
+        let late = |calls: Vec<u32>, startup: usize| {
+            m.score(&[Thread {
+                tid: 1,
+                calls,
+                startup,
+            }])
+            .unwrap()
+            .members[5]
+        };
+        let mut burst = normal[..100].to_vec();
+        burst.splice(80..80, [59, 2, 59]);
+        // The same foreign burst: during start-up (an installer) it is nothing new; after it,
+        // its 3 + 6 − 1 = 8 windows are.
+        assert_eq!(late(burst.clone(), 100), 0.0);
+        assert_eq!(late(burst.clone(), 50), 8f64.ln_1p());
+        assert_eq!(late(normal[..100].to_vec(), 0), 0.0, "known windows only");
+        // A burst the start-up already made, repeated later by another thread, is not new.
+        let again = m
+            .score(&[
+                Thread {
+                    tid: 1,
+                    calls: burst.clone(),
+                    startup: 100,
+                },
+                Thread {
+                    tid: 2,
+                    calls: burst,
+                    startup: 0,
+                },
+            ])
+            .unwrap();
+        assert_eq!(again.members[5], 0.0);
     }
 
     #[test]

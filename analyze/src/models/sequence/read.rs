@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 use rayon::prelude::*;
 
+use crate::features::catalog::STARTUP_S;
 use crate::features::{TimeWindow, workload_key};
 use crate::scan::{OpenTrace, ScanError, discover};
 
@@ -23,6 +24,9 @@ pub struct Thread {
     pub tid: u32,
     /// Syscall numbers.
     pub calls: Vec<u32>,
+    /// How many of the first `calls` fell in the workload's start-up: its first
+    /// [`STARTUP_S`] seconds, from its first syscall in the input.
+    pub startup: usize,
 }
 
 /// Syscall sequences per workload key.
@@ -179,12 +183,25 @@ pub fn read_sequences(
             Err(_) => {}
         }
     }
+    let mut first: BTreeMap<&str, i64> = BTreeMap::new();
+    for ((key, _), rows) in &merged {
+        if let Some(t) = rows.iter().map(|r| r.0).min() {
+            let f = first.entry(key.as_str()).or_insert(t);
+            *f = (*f).min(t);
+        }
+    }
+    let startup_end: BTreeMap<String, i64> = first
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t.saturating_add(STARTUP_S * 1_000_000_000)))
+        .collect();
     let mut out = Sequences::new();
     for ((key, tid), mut rows) in merged {
         rows.sort_unstable_by_key(|r| (r.0, r.1));
         rows.truncate(MAX_CALLS_PER_THREAD);
+        let end = startup_end.get(&key).copied().unwrap_or(i64::MIN);
         out.entry(key).or_default().push(Thread {
             tid,
+            startup: rows.partition_point(|r| r.0 < end),
             calls: rows.into_iter().map(|r| r.2).collect(),
         });
     }

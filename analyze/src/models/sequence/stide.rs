@@ -62,6 +62,14 @@ impl Stide {
         }
     }
 
+    /// The windows of `t` that never occurred in normal traces: (index of the window's first
+    /// call, hash of the window).
+    pub fn foreign<'a>(&'a self, t: &'a [u32]) -> impl Iterator<Item = (usize, u64)> + 'a {
+        windows(t, self.n)
+            .enumerate()
+            .filter(|&(_, h)| !self.index.contains(&self.windows, h))
+    }
+
     /// True for each window of `t` that never occurred in normal traces.
     pub fn mismatches(&self, t: &[u32]) -> Vec<bool> {
         windows(t, self.n)
