@@ -202,22 +202,27 @@ impl ModelFile {
         let pf =
             features.and_then(|r| self.calibration("features").map(|c| c.p_value(r.behaviour)));
         let pc = features.and_then(|r| self.calibration("change").map(|c| c.p_value(r.change)));
-        let pm: Vec<f64> = members
+        let named: Vec<(&str, f64)> = members
             .map(|m| {
                 MEMBERS
                     .iter()
                     .zip(m)
-                    .filter_map(|(name, &r)| self.calibration(name).map(|c| c.p_value(r)))
+                    .filter_map(|(name, &r)| self.calibration(name).map(|c| (*name, c.p_value(r))))
                     .collect()
             })
             .unwrap_or_default();
+        let pm: Vec<f64> = named
+            .iter()
+            .filter(|(name, _)| !REPORTED_ONLY.contains(name))
+            .map(|&(_, p)| p)
+            .collect();
         let all: Vec<f64> = pf.iter().chain(&pc).chain(&pm).copied().collect();
         Combined {
             score: surprise(fisher(&all)),
             features: pf.map(surprise),
             change: pc.map(surprise),
             sequences: (!pm.is_empty()).then(|| surprise(fisher(&pm))),
-            members: pm.into_iter().map(surprise).collect(),
+            members: named.into_iter().map(|(_, p)| surprise(p)).collect(),
         }
     }
 
@@ -355,6 +360,12 @@ impl ModelFile {
         self.normal_scores = sorted;
     }
 }
+
+/// Sequence members that are calibrated and reported (`eval` gives each its own figures) but
+/// not combined into the score: `stide-late` ranked attacks alone at ROC AUC 0.82 on a
+/// held-out lab run (seed 43, `--syscalls full`) but lowered the combined sequences figure
+/// there from 0.82 to 0.76 (on the dev run it raised it from 0.62 to 0.78): not shown to help.
+pub const REPORTED_ONLY: [&str; 1] = ["stide-late"];
 
 /// Raw part scores of one workload: the feature model's, and each sequence member's.
 pub type RawParts = (Option<RawFeatures>, Option<Vec<f64>>);

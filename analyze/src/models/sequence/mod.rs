@@ -11,7 +11,8 @@
 //! | `stide-late` | `ln(1 + n)`, `n` the distinct foreign windows of 6 the workload first made after its start-up (its first 60 s) — none of its start-up windows | new call patterns after start-up, where installers and init steps are over and injected code runs |
 //!
 //! A workload's raw score for a member is the highest of its threads (`stide-late`: over all
-//! its threads at once — a window its start-up already made in any thread is not new). Raw scores mean
+//! its threads at once — a window its start-up already made in any thread is not new).
+//! `stide-late` is calibrated and reported but not combined ([`crate::models::file::REPORTED_ONLY`]). Raw scores mean
 //! different things; training calibrates each on held-out normal workloads
 //! ([`crate::models::calibrate`]) before they are combined (see [`crate::models::file`]).
 
