@@ -155,16 +155,16 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
             "--benign-kinds",
             "web,startup-installer,pkg-update,ci-runner,jit-runtime,sidecar-proxy,log-rotate,key-backup,port-prober",
             "--attacks",
-            // slow-beacon (living off the land, started by the container's own process, no
-            // new binary, a domain in no list) is left out: it is found (AnomalousBehavior:
-            // a new destination and name that keep coming back after start-up) and ranks above
-            // every benign workload on datasets/lab-holdout-4, but on this seed run for 300 s
-            // (2026-12-06, d30c283) the lone CI runner look-alike, which a model trained on
-            // lab-train has never seen, scored 34.5 against the beacon's 29.6 — the open
-            // problem of issue 21 (BENCHMARKS.md).
-            "masq-miner,setuid-backdoor,cred-harvest",
+            // slow-beacon lives off the land: started by the container's own process, no new
+            // binary, a domain in no list. It is found only by what changed after start-up — a
+            // destination and a name that keep coming back in 3 distinct minutes — so the run
+            // is long enough for the attacks (injected at 20–40 % of it) to come after the 60 s
+            // start-up and for the beacon to recur. (This seed was looked at: at d30c283 its
+            // lone CI runner outranked the beacon, 34.5 to 29.6, which b0bb2ba addressed; the
+            // held-out figures are lab-holdout-4 and -5 in BENCHMARKS.md.)
+            "masq-miner,setuid-backdoor,cred-harvest,slow-beacon",
             "--seconds",
-            "90",
+            "300",
         ],
     );
     assert_eq!(
@@ -173,7 +173,7 @@ fn unseen_benign_types_and_stealth_attacks_keep_every_attack_first() {
         "{manifest}"
     );
     let labels = labels(&out);
-    assert_eq!(labels.len(), 12);
+    assert_eq!(labels.len(), 13);
     let json = rank_with_lab_suppressions(&out);
     let (mut worst_attack, mut best_benign) = (0, usize::MAX);
     for w in json["workloads"].as_array().expect("workloads") {
