@@ -212,6 +212,8 @@ pub struct Columns {
     pub(crate) time: TimestampNanosecondArray,
     pub(crate) kind: StrCol,
     pub(crate) tgid: Option<UInt32Array>,
+    /// Thread id (the kernel's pid).
+    pub(crate) pid: Option<UInt32Array>,
     pub(crate) ppid: Option<UInt32Array>,
     pub(crate) comm: StrCol,
     pub(crate) cgroup_id: Option<UInt64Array>,
@@ -279,6 +281,7 @@ impl Columns {
             time,
             kind,
             tgid: u32_col(batch, n::TGID)?,
+            pid: u32_col(batch, n::PID)?,
             ppid: u32_col(batch, n::PPID)?,
             comm: StrCol::from_batch(batch, n::COMM)?,
             cgroup_id: u64_col(batch, n::CGROUP_ID)?,

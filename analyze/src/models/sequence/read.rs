@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int32Type, TimeUnit, UInt32Type, UInt64Type};
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 use rayon::prelude::*;
 
+use crate::columns::{Columns, opt};
 use crate::features::catalog::STARTUP_S;
 use crate::features::{TimeWindow, workload_key};
 use crate::scan::{OpenTrace, ScanError, discover};
@@ -34,33 +33,6 @@ pub type Sequences = BTreeMap<String, Vec<Thread>>;
 
 type Raw = BTreeMap<(String, u32), Vec<(i64, u64, u32)>>;
 
-/// Dictionary keys per row and the distinct strings.
-type DictColumn = (Vec<Option<usize>>, Vec<String>);
-
-fn dict_strings(batch: &RecordBatch, name: &str) -> Result<Option<DictColumn>, String> {
-    let Some(a) = batch.column_by_name(name) else {
-        return Ok(None);
-    };
-    let d = cast(
-        a,
-        &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-    )
-    .map_err(|e| format!("column `{name}`: {e}"))?;
-    let d = d.as_dictionary::<Int32Type>();
-    let values: Vec<String> = d
-        .values()
-        .as_string::<i32>()
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect();
-    let keys = d
-        .keys()
-        .iter()
-        .map(|k| k.and_then(|k| usize::try_from(k).ok()))
-        .collect();
-    Ok(Some((keys, values)))
-}
-
 fn read_batch(
     batch: &RecordBatch,
     host: &str,
@@ -68,52 +40,24 @@ fn read_batch(
     base: u64,
     out: &mut Raw,
 ) -> Result<(), String> {
-    let Some((kind_keys, kind_values)) = dict_strings(batch, n::KIND)? else {
-        return Err("no `kind` column".into());
-    };
-    let Some(syscall_kind) = kind_values.iter().position(|k| k == "syscall") else {
+    let c = Columns::new(batch).map_err(|e| e.to_string())?;
+    let Some(nr) = c.syscall.as_ref() else {
         return Ok(());
     };
-    let col = |name: &str, ty: DataType| -> Result<Option<arrow::array::ArrayRef>, String> {
-        batch
-            .column_by_name(name)
-            .map(|a| cast(a, &ty).map_err(|e| format!("column `{name}`: {e}")))
-            .transpose()
-    };
-    let time =
-        col(n::TIME, DataType::Timestamp(TimeUnit::Nanosecond, None))?.ok_or("no `time` column")?;
-    let time = time.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
-    let Some(nr) = col(n::SYSCALL, DataType::UInt32)? else {
-        return Ok(());
-    };
-    let nr = nr.as_primitive::<UInt32Type>();
-    let pid = col(n::PID, DataType::UInt32)?;
-    let pid = pid.as_ref().map(|p| p.as_primitive::<UInt32Type>());
-    let cgroup = col(n::CGROUP_ID, DataType::UInt64)?;
-    let cgroup = cgroup.as_ref().map(|c| c.as_primitive::<UInt64Type>());
-    let workload = dict_strings(batch, n::WORKLOAD)?;
-    let container = dict_strings(batch, n::CONTAINER_ID)?;
-    let s = |c: &Option<DictColumn>, row: usize| -> Option<String> {
-        let (keys, values) = c.as_ref()?;
-        keys[row]
-            .and_then(|k| values.get(k))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
-    for (row, kind) in kind_keys.iter().enumerate() {
-        if *kind != Some(syscall_kind) || nr.is_null(row) || time.is_null(row) {
+    for row in 0..c.len {
+        if c.kind.get(row) != Some("syscall") || nr.is_null(row) || c.time.is_null(row) {
             continue;
         }
-        let t = time.value(row);
+        let t = c.time.value(row);
         if !window.contains(t) {
             continue;
         }
-        let w = s(&workload, row).or_else(|| s(&container, row));
-        let cg = cgroup
-            .filter(|c| c.is_valid(row))
-            .map_or(0, |c| c.value(row));
-        let key = workload_key(w.as_deref(), host, cg);
-        let tid = pid.filter(|p| p.is_valid(row)).map_or(0, |p| p.value(row));
+        let key = workload_key(
+            c.workload.get(row),
+            host,
+            opt(&c.cgroup_id, row).unwrap_or(0),
+        );
+        let tid = opt(&c.pid, row).unwrap_or(0);
         out.entry((key, tid))
             .or_default()
             .push((t, base + row as u64, nr.value(row)));
