@@ -24,7 +24,7 @@ use crate::kernel::host::HostInfo;
 use crate::kernel::tracefs::{TraceFs, TracefsError};
 use crate::kernel::{OffsetsError, resolve_offsets};
 use crate::loader::{self, LoadError, ProfileTableMap, ProfilesMap, SensorOptions};
-use crate::output::{Job, OutputDir, OutputError, PARTIAL_SUFFIX, SegmentWriter, Worker};
+use crate::output::{Job, OutputDir, OutputError, PARTIAL_SUFFIX, RowGroup, SegmentWriter, Worker};
 use crate::probe_config::{PrefixError, ProbeSettings};
 use crate::summary::Summary;
 
@@ -494,21 +494,18 @@ fn flush(
         enricher.flushed();
         return;
     }
-    // A row group is sorted by time. Records arrive nearly in order (one ring buffer), so the
-    // sort is close to a linear pass. The rows are settled in place and the whole group goes to
-    // the writer in one move: an event is a few hundred bytes, and copying each one again was
-    // the reader's largest cost.
-    pending.sort_by_key(|p| p.event.ktime_ns);
+    // The rows are settled in place and the whole group goes to the writer in one move, with
+    // the order to write them in (a row group is sorted by time): an event is a few hundred
+    // bytes, and moving rows (a sort's merges, a copy per hand-over) was the reader's largest
+    // cost. Indices are sorted instead, and only when the rows are out of order.
     for p in pending.iter_mut() {
         enricher.finish(p);
         *by_kind.entry(p.event.detail.kind()).or_default() += 1;
     }
     enricher.flushed();
     let capacity = pending.capacity();
-    worker.send(Job::Rows(std::mem::replace(
-        pending,
-        Vec::with_capacity(capacity),
-    )));
+    let rows = std::mem::replace(pending, Vec::with_capacity(capacity));
+    worker.send(Job::Rows(RowGroup::by_time(rows)));
 }
 
 fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> TraceMetadata {

@@ -8,4 +8,4 @@ pub use dir::{OutputDir, OutputError};
 pub use segment::{
     FinishedSegment, Layout, PARTIAL_SUFFIX, SegmentError, SegmentWriter, hive_dirs, segment_name,
 };
-pub use worker::{Job, Worker, WriterOutcome};
+pub use worker::{Job, RowGroup, Worker, WriterOutcome};

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{Sender, bounded};
 use needle_common::schema::{TraceBatchBuilder, TraceMetadata};
 
@@ -13,11 +14,48 @@ use crate::enrich::Pending;
 
 use super::segment::{FinishedSegment, SegmentError, SegmentWriter};
 
+/// One row group's rows as the reader collected them (settled, in arrival order) and the order
+/// they are written in (by time). Rows are a few hundred bytes each: the reader sorts indices,
+/// never moves a row, and the vector goes to the writer whole.
+pub struct RowGroup {
+    /// The rows, in arrival order.
+    pub rows: Vec<Pending>,
+    /// Indices into `rows`, in write order; each index once.
+    pub order: Vec<usize>,
+}
+
+impl RowGroup {
+    /// `rows` to be written by time (the kernel's boot clock); rows of the same time keep
+    /// their arrival order, as a stable sort of the rows themselves would.
+    pub fn by_time(rows: Vec<Pending>) -> RowGroup {
+        let order = time_order(&rows);
+        RowGroup { rows, order }
+    }
+}
+
+/// Indices of `rows` sorted by `ktime_ns`, ties in index order. Records arrive nearly in
+/// order (per-CPU batches of one ring buffer): the common case is one check, no sort.
+fn time_order(rows: &[Pending]) -> Vec<usize> {
+    let sorted = rows
+        .windows(2)
+        .all(|w| w[0].event.ktime_ns <= w[1].event.ktime_ns);
+    if sorted {
+        return (0..rows.len()).collect();
+    }
+    // (time, index) pairs are distinct, so an unstable sort gives the stable order.
+    let mut keys: Vec<(u64, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.event.ktime_ns, i))
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter().map(|(_, i)| i).collect()
+}
+
 /// A request to the writer thread.
 pub enum Job {
-    /// One row group's rows, in the order given (the reader sorts them by time and settles
-    /// them before it hands them over).
-    Rows(Vec<Pending>),
+    /// One row group.
+    Rows(RowGroup),
     /// Finalize the open segment with this metadata.
     Finalize(Box<TraceMetadata>),
 }
@@ -43,23 +81,39 @@ pub struct WriterOutcome {
     pub partial: Option<String>,
 }
 
-/// Writes `rows` as one row group, built and encoded `batch_rows` at a time.
+/// Writes `group` as one row group, built and encoded `batch_rows` at a time.
 fn write_row_group(
     writer: &mut SegmentWriter,
     builder: &mut TraceBatchBuilder,
-    rows: &[Pending],
+    group: &RowGroup,
     batch_rows: usize,
 ) -> Result<(), SegmentError> {
-    if rows.is_empty() {
+    if group.order.is_empty() {
         return Ok(());
     }
-    for chunk in rows.chunks(batch_rows.max(1)) {
-        for p in chunk {
+    let mut result = Ok(());
+    for_each_batch(builder, group, batch_rows, |batch| {
+        if result.is_ok() {
+            result = writer.write(&batch);
+        }
+    });
+    result?;
+    writer.end_row_group()
+}
+
+/// Builds `group`'s rows in its order into Arrow batches of at most `batch_rows` rows.
+fn for_each_batch(
+    builder: &mut TraceBatchBuilder,
+    group: &RowGroup,
+    batch_rows: usize,
+    mut out: impl FnMut(RecordBatch),
+) {
+    for chunk in group.order.chunks(batch_rows.max(1)) {
+        for p in chunk.iter().filter_map(|&i| group.rows.get(i)) {
             builder.push(&p.event);
         }
-        writer.write(&builder.finish())?;
+        out(builder.finish());
     }
-    writer.end_row_group()
 }
 
 /// Handle to the running writer thread.
@@ -86,8 +140,8 @@ impl Worker {
                 let mut error = None;
                 for job in rx {
                     let result = match job {
-                        Job::Rows(rows) => {
-                            write_row_group(&mut writer, &mut builder, &rows, batch_rows)
+                        Job::Rows(group) => {
+                            write_row_group(&mut writer, &mut builder, &group, batch_rows)
                         }
                         Job::Finalize(meta) => writer.finalize(*meta).map(|seg| {
                             sh.done_bytes.fetch_add(seg.bytes, Ordering::Relaxed);
@@ -147,5 +201,118 @@ impl Worker {
                 partial: None,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::compute::concat_batches;
+    use needle_common::schema::{Detail, Event, Net, Process, arrow_schema};
+
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so the property runs without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Rows of a few kinds and shared strings, in a nearly sorted or shuffled time order
+    /// with ties (several rows of one time: their arrival order must be kept).
+    fn rows(rng: &mut Rng, n: usize, shuffled: bool) -> Vec<Pending> {
+        let comms: [Arc<str>; 3] = ["bash".into(), "curl".into(), "x".into()];
+        (0..n)
+            .map(|i| {
+                let r = rng.next();
+                let ktime = if shuffled {
+                    1_000 + r % (n as u64 / 2 + 1)
+                } else {
+                    1_000 + i as u64 / 3 + u64::from(r.is_multiple_of(7))
+                };
+                let detail = match r % 4 {
+                    0 => Detail::Syscall {
+                        nr: (r >> 8) as u32 % 400,
+                        ret: Some(i as i64),
+                    },
+                    1 => Detail::SendTo(Box::new(Net {
+                        family: "inet".into(),
+                        protocol: "udp".into(),
+                        dst_addr: Some(format!("127.0.0.{}", r % 5)),
+                        dst_port: Some(53),
+                        ..Default::default()
+                    })),
+                    2 => Detail::Exit {
+                        code: Some(i as i32),
+                        signal: None,
+                    },
+                    _ => Detail::Fork,
+                };
+                let process = Process {
+                    pid: i as u32,
+                    tgid: (r % 9) as u32,
+                    comm: comms[(r % 3) as usize].clone(),
+                    ..Default::default()
+                };
+                let mut event = Event::new(ktime as i64 * 10, ktime, process, detail);
+                event.workload = Some("host".into());
+                Pending::done(event)
+            })
+            .collect()
+    }
+
+    /// The straightforward path: the rows themselves stably sorted by time, pushed one by one.
+    fn straightforward(rows: &[Pending]) -> RecordBatch {
+        let mut events: Vec<&Event> = rows.iter().map(|p| &p.event).collect();
+        events.sort_by_key(|e| e.ktime_ns);
+        let mut b = TraceBatchBuilder::new("node-1");
+        for e in events {
+            b.push(e);
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn indexed_row_groups_build_the_same_batches_as_sorted_rows() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for (n, batch_rows) in [(0, 4), (1, 4), (7, 3), (100, 16), (1000, 128), (999, 1000)] {
+            for shuffled in [false, true] {
+                let rows = rows(&mut rng, n, shuffled);
+                let want = straightforward(&rows);
+                let group = RowGroup::by_time(rows);
+                let mut sorted_order = group.order.clone();
+                sorted_order.sort_unstable();
+                assert_eq!(sorted_order, (0..n).collect::<Vec<_>>(), "a permutation");
+                let mut b = TraceBatchBuilder::new("node-1");
+                let mut got = Vec::new();
+                for_each_batch(&mut b, &group, batch_rows, |batch| {
+                    assert!(batch.num_rows() <= batch_rows);
+                    got.push(batch);
+                });
+                let got = concat_batches(&arrow_schema(), &got).expect("same schema");
+                assert_eq!(
+                    got, want,
+                    "{n} rows, batches of {batch_rows}, shuffled {shuffled}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rows_in_order_are_not_sorted_again() {
+        let mut rng = Rng(7);
+        let mut rows = rows(&mut rng, 50, false);
+        for (i, p) in rows.iter_mut().enumerate() {
+            p.event.ktime_ns = 5_000 + i as u64 / 4;
+        }
+        let group = RowGroup::by_time(rows);
+        assert_eq!(group.order, (0..50).collect::<Vec<_>>());
     }
 }
