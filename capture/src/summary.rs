@@ -50,6 +50,8 @@ pub struct Summary {
     /// CPU time capture used while recording (user, system), all threads; start-up (BTF
     /// parsing, program verification) excluded.
     pub cpu: (Duration, Duration),
+    /// What `--ship` uploaded and what still waits in the output directory.
+    pub ship: Option<crate::ship::ShipReport>,
 }
 
 impl Summary {
@@ -168,6 +170,31 @@ impl fmt::Display for Summary {
                 file.rows,
                 file.bytes
             )?;
+        }
+        if let Some(s) = &self.ship {
+            writeln!(
+                f,
+                "  shipped         {} segments ({} bytes) to {}",
+                s.shipped, s.shipped_bytes, s.url
+            )?;
+            if s.waiting > 0 {
+                writeln!(
+                    f,
+                    "  waiting         {} segments ({} bytes) in {}, shipped by the next start{}{}",
+                    s.waiting,
+                    s.waiting_bytes,
+                    self.output_dir.display(),
+                    if s.spool_full {
+                        "; the spool went over --spool-mib"
+                    } else {
+                        ""
+                    },
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                )?;
+            }
         }
         let (user, sys) = self.cpu;
         let cpu = user + sys;

@@ -171,3 +171,39 @@ pub fn partials(dir: &Path, inputs: &[&str], out: &str) {
     args.extend_from_slice(&["--out", out]);
     analyze_raw(dir, &args);
 }
+
+/// A multi-host, multi-day hive tree under `root`: host=node-a and host=node-b over three
+/// days, 8 files, from the demo and a lab run.
+pub fn hive_tree(root: &Path) {
+    let val = dataset_trace("lab-validation");
+    let demo = dataset_trace("demo");
+    let parts = |dir: &str, n: usize| -> Vec<PathBuf> {
+        (0..n)
+            .map(|i| root.join(dir).join(format!("seg-{i:05}.parquet")))
+            .collect()
+    };
+    split(
+        &val,
+        &parts("host=node-a/date=2026-11-23", 3),
+        Some("node-a"),
+        5000,
+    );
+    split(
+        &demo,
+        &parts("host=node-a/date=2026-11-24", 1),
+        Some("node-a"),
+        5000,
+    );
+    split(
+        &demo,
+        &parts("host=node-b/date=2026-11-23", 2),
+        Some("node-b"),
+        5000,
+    );
+    split(
+        &val,
+        &parts("host=node-b/date=2026-11-25", 2),
+        Some("node-b"),
+        5000,
+    );
+}
