@@ -37,13 +37,15 @@ pub fn run(
     config: &Config,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Summary, CaptureError> {
+    // A symlinked output directory is refused by the session: ship nothing from behind it.
+    let symlinked = std::fs::symlink_metadata(&config.output).is_ok_and(|m| m.is_symlink());
     let shipper = match &config.ship {
-        Some(s) => Some(ship::Shipper::start(
+        Some(s) if !symlinked => Some(ship::Shipper::start(
             s,
             &config.output,
             &kernel::host::HostInfo::read().hostname,
         )?),
-        None => None,
+        _ => None,
     };
     let result = session::run(config, stop);
     let Some(shipper) = shipper else {

@@ -212,21 +212,37 @@ fn partition_key(dir: &Path, rel: &str, host: &str) -> String {
     format!("{hd}/{dd}/{name}")
 }
 
-/// Uploads one file under `key` and checks the store has all of it.
+/// Uploads one file under `key` and checks the store has all of it. A large file is read and
+/// sent a part at a time (at most four parts in flight), so memory stays bounded by the parts.
 async fn upload(store: &dyn ObjectStore, path: &Path, key: &Key) -> Result<u64, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let size = bytes.len() as u64;
-    if bytes.len() <= PART_BYTES {
+    use std::io::Read as _;
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size <= PART_BYTES as u64 {
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes).map_err(io)?;
         store.put(key, bytes.into()).await.map_err(one_line)?;
     } else {
         let up = store.put_multipart(key).await.map_err(one_line)?;
         let mut w = WriteMultipart::new_with_chunk_size(up, PART_BYTES);
-        for chunk in bytes.chunks(PART_BYTES) {
+        let mut part = vec![0u8; PART_BYTES];
+        loop {
+            let n = match read_full(&mut file, &mut part) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(io(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
             if let Err(e) = w.wait_for_capacity(4).await {
                 let _ = w.abort().await;
                 return Err(one_line(e));
             }
-            w.write(chunk);
+            w.write(&part[..n]);
         }
         w.finish().await.map_err(one_line)?;
     }
@@ -238,6 +254,19 @@ async fn upload(store: &dyn ObjectStore, path: &Path, key: &Key) -> Result<u64, 
         ));
     }
     Ok(size)
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    let mut at = 0;
+    while at < buf.len() {
+        match file.read(&mut buf[at..])? {
+            0 => break,
+            n => at += n,
+        }
+    }
+    Ok(at)
 }
 
 struct Run {

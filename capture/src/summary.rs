@@ -180,21 +180,22 @@ impl fmt::Display for Summary {
             if s.waiting > 0 {
                 writeln!(
                     f,
-                    "  waiting         {} segments ({} bytes) in {}, shipped by the next start{}{}",
+                    "  waiting         {} segments ({} bytes) in {}, shipped by the next start{}",
                     s.waiting,
                     s.waiting_bytes,
                     self.output_dir.display(),
-                    if s.spool_full {
-                        "; the spool went over --spool-mib"
-                    } else {
-                        ""
-                    },
                     s.last_error
                         .as_deref()
                         .map(|e| format!(" (last error: {e})"))
                         .unwrap_or_default()
                 )?;
             }
+        }
+        if self.ship.as_ref().is_some_and(|s| s.spool_full) {
+            writeln!(
+                f,
+                "  spool           went over --spool-mib while the store was unreachable (every segment kept)"
+            )?;
         }
         let (user, sys) = self.cpu;
         let cpu = user + sys;

@@ -18,6 +18,15 @@ const CREDS: &[(&str, &str)] = &[
     ("AWS_SECRET_ACCESS_KEY", "needle-test-secret"),
 ];
 
+/// The two tests each run a capture that records the whole host: one at a time.
+static ONE_CAPTURE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CAPTURE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn can_run(test: &str) -> bool {
     require_privileges(test) && require(test, s3::missing())
 }
@@ -45,7 +54,11 @@ fn local_segments(dir: &Path) -> BTreeMap<String, String> {
 fn load_for(d: Duration) {
     let end = Instant::now() + d;
     while Instant::now() < end {
-        Command::new("/bin/true").status().unwrap();
+        // Without cargo's LD_LIBRARY_PATH each exec would probe its build directories.
+        Command::new("/bin/true")
+            .env_remove("LD_LIBRARY_PATH")
+            .status()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -88,6 +101,7 @@ fn segments_land_with_their_keys_and_bytes_and_wait_while_the_store_is_down() {
     if !can_run("capture_ship::midrun") {
         return;
     }
+    let _one = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
     let server = S3Server::start("needle-ship");
@@ -179,6 +193,7 @@ fn leftovers_of_a_run_with_the_store_down_are_shipped_by_the_next_start() {
     if !can_run("capture_ship::leftovers") {
         return;
     }
+    let _one = one_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
     let server = S3Server::start("needle-spool");
@@ -214,8 +229,26 @@ fn leftovers_of_a_run_with_the_store_down_are_shipped_by_the_next_start() {
         summary.contains(&format!("waiting         {} segments", spooled.len())),
         "{summary}"
     );
-    assert!(summary.contains("over --spool-mib"), "{summary}");
+    assert!(summary.contains("went over --spool-mib"), "{summary}");
     assert!(server.keys("spool/").is_empty());
+
+    // A leftover above the multipart threshold (8 MiB): bytes, not a trace, so it also goes
+    // under this host and the file's date.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let big: Vec<u8> = (0..20 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(out.join("needle-big.parquet"), &big).unwrap();
+    let mut spooled = spooled;
+    spooled.insert(
+        "needle-big.parquet".into(),
+        sha256sum(&out.join("needle-big.parquet")),
+    );
 
     // The store is back: the next start ships the leftovers first.
     gate.set_open(true);
@@ -229,7 +262,16 @@ fn leftovers_of_a_run_with_the_store_down_are_shipped_by_the_next_start() {
     let (status, summary) = cap.wait_for(Duration::from_secs(60)).unwrap();
     assert_eq!(status, Some(0), "{summary}");
     let keys = server.keys("spool/");
-    for (rel, sha) in &spooled {
+    let big_key = keys
+        .iter()
+        .find(|k| k.ends_with("/needle-big.parquet"))
+        .unwrap_or_else(|| panic!("the big leftover not shipped: {keys:?}"));
+    assert!(big_key.starts_with("spool/host="), "{big_key}");
+    assert!(
+        server.get(big_key).unwrap() == big,
+        "multipart upload changed the bytes"
+    );
+    for (rel, sha) in spooled.iter().filter(|(r, _)| r.starts_with("host=")) {
         let key = format!("spool/{rel}");
         assert!(keys.contains(&key), "{key} missing: {keys:?}");
         let (got, part) = remote_segment(&server, &key, tmp.path());
