@@ -65,8 +65,9 @@ else
 fi
 
 # Python for the tests that compare needle with DuckDB, drive the report in Chromium (selenium),
-# execute the notebooks (nbconvert, polars, matplotlib) and run the map step on Spark (pyspark,
-# with the Java above; its wheel is ~500 MB, installed once): a venv inside
+# execute the notebooks (nbconvert, polars, matplotlib), run the map step on Spark (pyspark,
+# with the Java above; its wheel is ~500 MB, installed once) and serve S3 locally for the
+# object-storage tests (moto[server], started by tests/src/s3.rs on 127.0.0.1): a venv inside
 # target/ so that it is per checkout and cached with the build.
 py=target/py
 req=scripts/requirements.txt

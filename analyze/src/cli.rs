@@ -193,9 +193,15 @@ pub enum ModelChoice {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// Trace files, directories (searched recursively for *.parquet, so hive-partitioned
-    /// trees such as host=…/date=…/ work) or quoted glob patterns.
+    /// trees such as host=…/date=…/ work), quoted glob patterns, or objects in S3 or an
+    /// S3-compatible store: s3://bucket/prefix/ (every *.parquet and *.npart under it).
     #[arg(value_name = "FILES")]
     pub files: Vec<PathBuf>,
+    /// Endpoint of an S3-compatible store for s3:// inputs (http://127.0.0.1:9000); default
+    /// AWS_ENDPOINT_URL, else AWS. Plain http is allowed only for an endpoint given so.
+    /// Credentials come from the AWS environment variables or profile (~/.aws/credentials).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// Analyze only events at or after this time: an RFC 3339 UTC time
     /// (2026-11-23T08:00:00Z) or a duration before the end of the input (30m, 2h, 1day).
     #[arg(long, value_name = "TIME")]
@@ -403,6 +409,8 @@ pub struct InputConfig {
     pub skip_bad: bool,
     /// Draw a progress bar (stderr is a terminal and not `--no-progress`).
     pub progress: bool,
+    /// How `s3://` inputs are reached.
+    pub store: crate::scan::object::StoreConfig,
 }
 
 /// Where signature rules and intel come from.
@@ -547,6 +555,9 @@ impl TryFrom<InputArgs> for InputConfig {
             window,
             skip_bad: a.skip_bad,
             progress: !a.no_progress && std::io::stderr().is_terminal(),
+            store: crate::scan::object::StoreConfig {
+                endpoint: a.s3_endpoint,
+            },
         })
     }
 }

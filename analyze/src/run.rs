@@ -96,6 +96,7 @@ fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<Scann
         progress: input.progress,
         signatures: engine.clone(),
     };
+    crate::scan::object::configure(input.store.clone());
     let out = scan(&input.files, &opts)?;
     let findings =
         engine.map(|e| ScanFindings(e.findings(out.partials.iter().map(|(k, p)| (k, &p.sig)))));
@@ -387,6 +388,7 @@ pub fn run(command: Command) -> Result<(), Error> {
                 progress: input.progress,
                 signatures: engine,
             };
+            crate::scan::object::configure(input.store.clone());
             let s = scan(&input.files, &opts)?;
             let header = crate::scan::partials::Header::for_run(s.window, digest);
             crate::scan::partials::write(&out, header, &s.inputs, &s.partials)?;

@@ -109,6 +109,28 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 
+    /// Upload each finalized segment to S3 or an S3-compatible store, under
+    /// PREFIX/host=…/date=…/, and delete the local copy once the store has it. While the store
+    /// is unreachable segments wait in --output and are retried; the next start ships leftovers.
+    /// Credentials: the AWS environment variables (AWS_ACCESS_KEY_ID, …) or instance roles.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub ship: Option<String>,
+
+    /// Endpoint of an S3-compatible store for --ship (http://127.0.0.1:9000); default
+    /// AWS_ENDPOINT_URL, else AWS. Plain http is allowed only for an endpoint given so.
+    #[arg(long, value_name = "URL", requires = "ship")]
+    pub s3_endpoint: Option<String>,
+
+    /// With --ship: warn (stderr and summary) once unshipped segments exceed this; every
+    /// segment is still kept and recording goes on (nothing is deleted that the store lacks).
+    #[arg(long, default_value_t = 1024, value_name = "MIB", requires = "ship")]
+    pub spool_mib: u64,
+
+    /// With --ship: at exit, wait this long for the last uploads; what is left is shipped by
+    /// the next start.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s", requires = "ship")]
+    pub ship_drain: Duration,
+
     /// Record nothing: exit 0 if PATH is a --ready-file naming a running capture, 1 otherwise
     /// (an exec readiness probe for images without a shell).
     #[arg(long, value_name = "PATH", exclusive = true)]
@@ -126,6 +148,9 @@ pub enum ArgsError {
         /// The allowed range.
         what: &'static str,
     },
+    /// A --ship URL that is not s3://bucket/prefix.
+    #[error("--ship {0}")]
+    Ship(String),
     /// A --skip-prefix the kernel filter cannot hold.
     #[error(transparent)]
     Prefix(#[from] PrefixError),
@@ -194,6 +219,20 @@ impl TryFrom<Args> for Config {
             collapse_window: a.collapse_window,
         };
         probe.validate()?;
+        let ship = match a.ship {
+            Some(url) => {
+                let (bucket, prefix) =
+                    crate::ship::ShipConfig::parse(&url).map_err(ArgsError::Ship)?;
+                Some(crate::ship::ShipConfig {
+                    bucket,
+                    prefix,
+                    endpoint: a.s3_endpoint,
+                    spool_bytes: a.spool_mib.saturating_mul(1 << 20),
+                    drain: a.ship_drain,
+                })
+            }
+            None => None,
+        };
         Ok(Config {
             duration: a.duration,
             output: a.output,
@@ -209,6 +248,7 @@ impl TryFrom<Args> for Config {
             probe,
             ready_file: a.ready_file,
             layout: a.layout,
+            ship,
         })
     }
 }
@@ -281,5 +321,20 @@ mod tests {
         assert!(parse(&["--rotate-size", "0"]).is_err());
         assert!(parse(&["--zstd-level", "23"]).is_err());
         assert!(parse(&["--rotate-interval", "10ms"]).is_err());
+    }
+
+    #[test]
+    fn ship_takes_an_s3_url() {
+        let c = parse(&["--ship", "s3://b/fleet/", "--spool-mib", "2"]).unwrap();
+        let s = c.ship.unwrap();
+        assert_eq!((s.bucket.as_str(), s.prefix.as_str()), ("b", "fleet"));
+        assert_eq!(s.spool_bytes, 2 << 20);
+        assert!(parse(&[]).unwrap().ship.is_none());
+        assert!(
+            parse(&["--ship", "/tmp/x"])
+                .unwrap_err()
+                .contains("--ship /tmp/x")
+        );
+        assert!(parse(&["--s3-endpoint", "http://127.0.0.1:1"]).is_err());
     }
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub ready_file: Option<PathBuf>,
     /// Where segments go under `output` (flat, or hive partitions by host and date).
     pub layout: crate::output::Layout,
+    /// Upload finalized segments to object storage (`--ship`; [`crate::ship`]).
+    pub ship: Option<crate::ship::ShipConfig>,
 }
 
 /// Why a capture could not run or finish.
@@ -80,6 +82,9 @@ pub enum CaptureError {
     /// The output directory.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// `--ship` cannot start.
+    #[error(transparent)]
+    Ship(#[from] crate::ship::ShipError),
     /// The --ready-file could not be created.
     #[error("creating the ready file {path}")]
     ReadyFile {
@@ -402,6 +407,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             )
         },
         enrich: enricher.stats,
+        ship: None,
         hashes: {
             use std::sync::atomic::Ordering::Relaxed;
             let h = enricher.hash_stats();

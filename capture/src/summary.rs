@@ -50,6 +50,8 @@ pub struct Summary {
     /// CPU time capture used while recording (user, system), all threads; start-up (BTF
     /// parsing, program verification) excluded.
     pub cpu: (Duration, Duration),
+    /// What `--ship` uploaded and what still waits in the output directory.
+    pub ship: Option<crate::ship::ShipReport>,
 }
 
 impl Summary {
@@ -167,6 +169,32 @@ impl fmt::Display for Summary {
                 self.output_dir.join(&file.name).display(),
                 file.rows,
                 file.bytes
+            )?;
+        }
+        if let Some(s) = &self.ship {
+            writeln!(
+                f,
+                "  shipped         {} segments ({} bytes) to {}",
+                s.shipped, s.shipped_bytes, s.url
+            )?;
+            if s.waiting > 0 {
+                writeln!(
+                    f,
+                    "  waiting         {} segments ({} bytes) in {}, shipped by the next start{}",
+                    s.waiting,
+                    s.waiting_bytes,
+                    self.output_dir.display(),
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+        if self.ship.as_ref().is_some_and(|s| s.spool_full) {
+            writeln!(
+                f,
+                "  spool           went over --spool-mib while the store was unreachable (every segment kept)"
             )?;
         }
         let (user, sys) = self.cpu;

@@ -49,7 +49,18 @@ impl Capture {
     /// Starts the capture binary at `bin` and waits (at most 30 s) until it reports that it is
     /// recording; an error says why not (spawn failure, or exit/silence with its last words).
     pub fn spawn(bin: &Path, out: &Path, extra: &[&str]) -> Result<Capture, String> {
+        Capture::spawn_env(bin, out, extra, &[])
+    }
+
+    /// [`Capture::spawn`] with extra environment variables.
+    pub fn spawn_env(
+        bin: &Path,
+        out: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Capture, String> {
         let mut child = Command::new(bin)
+            .envs(env.iter().copied())
             .arg("--output")
             .arg(out)
             .args(extra)

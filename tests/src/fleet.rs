@@ -67,6 +67,20 @@ pub fn analyze_json(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 JSON")
 }
 
+/// The JSON text without `inputs.files[].bytes_read`, the one figure that depends on how the
+/// bytes are encoded (codec, row-group split) rather than on what they say.
+pub fn without_bytes_read(text: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(text).expect("JSON");
+    if let Some(files) = v["inputs"]["files"].as_array_mut() {
+        for f in files {
+            if let Some(o) = f.as_object_mut() {
+                o.remove("bytes_read");
+            }
+        }
+    }
+    serde_json::to_string_pretty(&v).expect("JSON")
+}
+
 /// The JSON text with every object's keys sorted (serde_json's map is ordered by key).
 pub fn sorted_json(text: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(text).expect("JSON");
@@ -170,4 +184,40 @@ pub fn partials(dir: &Path, inputs: &[&str], out: &str) {
     args.extend_from_slice(inputs);
     args.extend_from_slice(&["--out", out]);
     analyze_raw(dir, &args);
+}
+
+/// A multi-host, multi-day hive tree under `root`: host=node-a and host=node-b over three
+/// days, 8 files, from the demo and a lab run.
+pub fn hive_tree(root: &Path) {
+    let val = dataset_trace("lab-validation");
+    let demo = dataset_trace("demo");
+    let parts = |dir: &str, n: usize| -> Vec<PathBuf> {
+        (0..n)
+            .map(|i| root.join(dir).join(format!("seg-{i:05}.parquet")))
+            .collect()
+    };
+    split(
+        &val,
+        &parts("host=node-a/date=2026-11-23", 3),
+        Some("node-a"),
+        5000,
+    );
+    split(
+        &demo,
+        &parts("host=node-a/date=2026-11-24", 1),
+        Some("node-a"),
+        5000,
+    );
+    split(
+        &demo,
+        &parts("host=node-b/date=2026-11-23", 2),
+        Some("node-b"),
+        5000,
+    );
+    split(
+        &val,
+        &parts("host=node-b/date=2026-11-25", 2),
+        Some("node-b"),
+        5000,
+    );
 }

@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod lab;
 pub mod podman;
 pub mod runc;
+pub mod s3;
 
 use std::fs;
 use std::io::Write as _;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use needle_tests::fleet::{analyze_json, analyze_raw, dataset_trace, split};
+use needle_tests::fleet::{analyze_json, analyze_raw, hive_tree};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -36,41 +36,6 @@ fn spark_missing() -> Option<String> {
         ));
     }
     None
-}
-
-/// host=node-a and host=node-b over three days, 8 files, from the demo and a lab run.
-fn hive_tree(root: &Path) {
-    let val = dataset_trace("lab-validation");
-    let demo = dataset_trace("demo");
-    let parts = |dir: &str, n: usize| -> Vec<PathBuf> {
-        (0..n)
-            .map(|i| root.join(dir).join(format!("seg-{i:05}.parquet")))
-            .collect()
-    };
-    split(
-        &val,
-        &parts("host=node-a/date=2026-11-23", 3),
-        Some("node-a"),
-        5000,
-    );
-    split(
-        &demo,
-        &parts("host=node-a/date=2026-11-24", 1),
-        Some("node-a"),
-        5000,
-    );
-    split(
-        &demo,
-        &parts("host=node-b/date=2026-11-23", 2),
-        Some("node-b"),
-        5000,
-    );
-    split(
-        &val,
-        &parts("host=node-b/date=2026-11-25", 2),
-        Some("node-b"),
-        5000,
-    );
 }
 
 fn spark_partials(dir: &Path, out: &str, partitions: usize, seed: u64) {

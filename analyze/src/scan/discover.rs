@@ -1,6 +1,7 @@
 //! Input discovery: files, shell globs, directories searched recursively (which covers
 //! hive-partitioned trees such as `traces/host=a/date=2026-11-23/*.parquet`). Partial files
-//! (`*.npart`, written by `analyze partials`) are found the same way and kept apart.
+//! (`*.npart`, written by `analyze partials`) are found the same way and kept apart. An
+//! `s3://bucket/prefix` input lists every object under the prefix ([`super::object`]).
 
 use std::path::{Path, PathBuf};
 
@@ -92,7 +93,20 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<ScanError>) {
 pub fn discover_inputs(inputs: &[PathBuf]) -> Discovered {
     let mut out = Discovered::default();
     for input in inputs {
-        if input.is_dir() {
+        if super::object::is_url(input) {
+            if is_trace_name(input) || is_partial_name(input) {
+                // An object named explicitly: opening it says whether it is there.
+                out.push(input.clone());
+                continue;
+            }
+            match super::object::list(input, |p| is_trace_name(p) || is_partial_name(p)) {
+                Ok(found) if found.is_empty() => out.problems.push(ScanError::NoMatch {
+                    input: input.clone(),
+                }),
+                Ok(found) => found.into_iter().for_each(|p| out.push(p)),
+                Err(e) => out.problems.push(e),
+            }
+        } else if input.is_dir() {
             let before = out.found();
             walk(input, &mut out);
             if out.found() == before {

@@ -8,6 +8,7 @@
 //! in: the map step already ran elsewhere.
 
 mod discover;
+pub mod object;
 mod open;
 pub mod partials;
 mod summary;
@@ -33,6 +34,15 @@ pub enum ScanError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// An object-storage input that cannot be listed or read (unreachable store, missing
+    /// bucket or object, denied credentials).
+    #[error("{}: {message}", url.display())]
+    Store {
+        /// The `s3://` URL.
+        url: PathBuf,
+        /// What the store said (one line, no secrets).
+        message: String,
     },
     /// A directory or glob that holds no trace file.
     #[error("{}: no trace files (*.parquet) found", input.display())]
@@ -126,6 +136,7 @@ impl ScanError {
             | ScanError::Schema { path, .. }
             | ScanError::Read { path, .. } => Some(path),
             ScanError::NoMatch { input } => Some(input),
+            ScanError::Store { url, .. } => Some(url),
             ScanError::Partial(e) => Some(e.path()),
             ScanError::WindowOnPartials { path } => Some(path),
             ScanError::BadPattern { .. } | ScanError::NothingToRead => None,
@@ -257,6 +268,10 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
         None => 0,
     };
     let inputs = InputSummary::from_files(files, &partials, rows, skipped);
+    let (bytes, gets) = object::fetched();
+    if gets > 0 {
+        eprintln!("analyze: fetched {bytes} bytes from object storage in {gets} requests");
+    }
     Ok(ScanOutput {
         partials,
         inputs,
@@ -347,7 +362,7 @@ fn map_traces(
             slot.insert(e);
         }
     }
-    let files = summary::file_summaries(traces, window, &failed_files);
+    let files = summary::file_summaries(traces, window, opts.signatures.is_some(), &failed_files);
     Ok((reduced.partials, reduced.rows, files))
 }
 

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
+use futures_util::StreamExt as _;
 use needle_common::schema::{MetadataError, TraceMetadata, names};
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::statistics::Statistics;
 
 use super::ScanError;
@@ -23,8 +24,10 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// A trace file whose footer and metadata are valid.
 #[derive(Clone)]
 pub struct OpenTrace {
-    /// The file.
+    /// The file, or the `s3://` URL of the object.
     pub path: PathBuf,
+    /// The object, when the trace is in object storage.
+    object: Option<super::object::Object>,
     /// Its `needle.*` metadata.
     pub metadata: TraceMetadata,
     /// Host of its rows (metadata, else the host column's statistics, else `unknown`).
@@ -103,12 +106,24 @@ impl OpenTrace {
     }
 
     fn open_inner(path: &Path) -> Result<OpenTrace, ScanError> {
-        let file = File::open(path).map_err(|source| ScanError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        let (plain, object) = if super::object::is_url(path) {
+            let object = super::object::Object::open(path)?;
+            let mut reader = object.reader();
+            let plain = super::object::block_on(
+                path,
+                ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()),
+            )?
             .map_err(|e| parquet_err(path, e))?;
+            (plain, Some(object))
+        } else {
+            let file = File::open(path).map_err(|source| ScanError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                .map_err(|e| parquet_err(path, e))?;
+            (plain, None)
+        };
         let kv = plain
             .metadata()
             .file_metadata()
@@ -185,6 +200,7 @@ impl OpenTrace {
         };
         Ok(OpenTrace {
             path: path.to_path_buf(),
+            object,
             metadata,
             host,
             reader_meta,
@@ -201,6 +217,31 @@ impl OpenTrace {
             .filter_map(|r| r.time.map(|t| t.1))
             .max();
         stats.or((self.metadata.end_time_ns > 0).then_some(self.metadata.end_time_ns))
+    }
+
+    /// Compressed bytes of the column chunks the map step reads from this file in `window`:
+    /// the projected columns of the kept row groups (the first with the context columns, all
+    /// with the signature columns when `signatures`), the same whether the file is local or an
+    /// object — what projection and row-group pruning leave to fetch. The footer and the rare
+    /// context probes of later row groups are not counted.
+    pub fn bytes_read(&self, window: TimeWindow, signatures: bool) -> u64 {
+        let extra = if signatures { 3 } else { 0 };
+        self.row_groups_in(window)
+            .enumerate()
+            .map(|(n, r)| {
+                let fetch = if n == 0 {
+                    Fetch::FeaturesAndContext
+                } else {
+                    Fetch::Features
+                };
+                let mask = &self.projections[fetch as usize + extra];
+                let rg = self.reader_meta.metadata().row_group(r.index);
+                (0..rg.num_columns())
+                    .filter(|&c| mask.leaf_included(c))
+                    .map(|c| rg.column(c).byte_range().1)
+                    .sum::<u64>()
+            })
+            .sum()
     }
 
     /// Row groups that may hold rows inside `window` (by their `time` statistics).
@@ -228,33 +269,63 @@ impl OpenTrace {
         fetch: Fetch,
         acc: &mut Accumulator,
     ) -> Result<(), ScanError> {
-        let file = File::open(&self.path).map_err(|source| ScanError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let mask = self.projections[fetch as usize
+            + if acc.has_signatures() && fetch != Fetch::Context {
+                3
+            } else {
+                0
+            }]
+        .clone();
+        self.batches(rg, mask, &mut |batch| {
+            acc.add_batch(batch).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Reads the `mask` columns of row group `rg` from the file or the object, handing each
+    /// record batch to `each`: only those column chunks are fetched.
+    fn batches(
+        &self,
+        rg: usize,
+        mask: ProjectionMask,
+        each: &mut dyn FnMut(&arrow::record_batch::RecordBatch) -> Result<(), String>,
+    ) -> Result<(), ScanError> {
         let read_err = |e: &dyn std::fmt::Display| ScanError::Read {
             path: self.path.clone(),
             row_group: rg,
             message: e.to_string(),
         };
+        if let Some(object) = &self.object {
+            let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+                object.reader(),
+                self.reader_meta.clone(),
+            )
+            .with_projection(mask)
+            .with_row_groups(vec![rg])
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| read_err(&e))?;
+            return super::object::block_on(&self.path, async {
+                while let Some(batch) = stream.next().await {
+                    let batch = batch.map_err(|e| read_err(&e))?;
+                    each(&batch).map_err(|e| read_err(&e))?;
+                }
+                Ok(())
+            })?;
+        }
+        let file = File::open(&self.path).map_err(|source| ScanError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         let reader =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
-                .with_projection(
-                    self.projections[fetch as usize
-                        + if acc.has_signatures() && fetch != Fetch::Context {
-                            3
-                        } else {
-                            0
-                        }]
-                    .clone(),
-                )
+                .with_projection(mask)
                 .with_row_groups(vec![rg])
                 .with_batch_size(BATCH_ROWS)
                 .build()
                 .map_err(|e| read_err(&e))?;
         for batch in reader {
             let batch = batch.map_err(|e| read_err(&e))?;
-            acc.add_batch(&batch).map_err(|e| read_err(&e))?;
+            each(&batch).map_err(|e| read_err(&e))?;
         }
         Ok(())
     }
@@ -270,15 +341,6 @@ impl OpenTrace {
         each: &mut dyn FnMut(&arrow::record_batch::RecordBatch) -> Result<(), String>,
     ) -> Result<(), ScanError> {
         guard(&self.path, Some(rg), || {
-            let read_err = |e: &dyn std::fmt::Display| ScanError::Read {
-                path: self.path.clone(),
-                row_group: rg,
-                message: e.to_string(),
-            };
-            let file = File::open(&self.path).map_err(|source| ScanError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
             let schema = self.reader_meta.schema();
             let roots = schema
                 .fields()
@@ -290,18 +352,7 @@ impl OpenTrace {
                 self.reader_meta.metadata().file_metadata().schema_descr(),
                 roots,
             );
-            let reader =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
-                    .with_projection(mask)
-                    .with_row_groups(vec![rg])
-                    .with_batch_size(BATCH_ROWS)
-                    .build()
-                    .map_err(|e| read_err(&e))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| read_err(&e))?;
-                each(&batch).map_err(|e| read_err(&e))?;
-            }
-            Ok(())
+            self.batches(rg, mask, each)
         })
     }
 }

@@ -26,6 +26,9 @@ pub struct FileSummary {
     pub events_lost: u64,
     /// Row groups skipped by the time window.
     pub row_groups_pruned: usize,
+    /// Compressed bytes of the column chunks read (projected columns of the kept row groups;
+    /// [`super::OpenTrace::bytes_read`]), alike for a local file and an object.
+    pub bytes_read: u64,
     /// Set when part of the file could not be decoded (only with `--skip-bad`; the file is
     /// also listed in `skipped`, and its readable row groups were used).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +91,7 @@ pub struct InputSummary {
 pub(super) fn file_summaries(
     traces: &[OpenTrace],
     window: TimeWindow,
+    signatures: bool,
     failed: &BTreeMap<usize, ScanError>,
 ) -> Vec<FileSummary> {
     traces
@@ -101,6 +105,7 @@ pub(super) fn file_summaries(
             rows: t.row_groups.iter().map(|r| r.rows).sum(),
             events_lost: t.metadata.events_lost,
             row_groups_pruned: t.row_groups.len() - t.row_groups_in(window).count(),
+            bytes_read: t.bytes_read(window, signatures),
             partial_read_error: failed.get(&i).map(|e| e.to_string()),
         })
         .collect()

@@ -9,7 +9,7 @@ use crate::features::classify::{HASH_SEED, hash_str};
 /// First line of every partial file.
 pub const MAGIC: &str = "needle-partials";
 /// Version of the layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The string hashed into [`HashSpec::probe`].
 const PROBE_TEXT: &str = "needle partial hash probe";
 

@@ -112,6 +112,7 @@ struct FileEntry {
     rows: u64,
     events_lost: u64,
     row_groups_pruned: usize,
+    bytes_read: u64,
     partial_read_error: Option<String>,
 }
 
@@ -125,6 +126,7 @@ impl From<&FileSummary> for FileEntry {
             rows: f.rows,
             events_lost: f.events_lost,
             row_groups_pruned: f.row_groups_pruned,
+            bytes_read: f.bytes_read,
             partial_read_error: f.partial_read_error.clone(),
         }
     }
@@ -140,6 +142,7 @@ impl From<FileEntry> for FileSummary {
             rows: f.rows,
             events_lost: f.events_lost,
             row_groups_pruned: f.row_groups_pruned,
+            bytes_read: f.bytes_read,
             partial_read_error: f.partial_read_error,
         }
     }
@@ -296,8 +299,23 @@ fn read_head(r: &mut impl BufRead, path: &Path) -> Result<Header, PartialError> 
 
 /// Reads the partial file at `path`.
 pub fn read(path: &Path) -> Result<PartialFile, PartialError> {
+    if crate::scan::object::is_url(path) {
+        let bytes = crate::scan::object::Object::open(path)
+            .and_then(|o| o.bytes())
+            .map_err(|e| PartialError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(match e {
+                    crate::scan::ScanError::Store { message, .. } => message,
+                    other => other.to_string(),
+                }),
+            })?;
+        return read_from(std::io::Cursor::new(bytes), path);
+    }
     let file = std::fs::File::open(path).map_err(io(path))?;
-    let mut r = BufReader::new(file);
+    read_from(BufReader::new(file), path)
+}
+
+fn read_from(mut r: impl BufRead, path: &Path) -> Result<PartialFile, PartialError> {
     let header = read_head(&mut r, path)?;
     let damaged = |message: String| PartialError::Damaged {
         path: path.to_path_buf(),

@@ -93,7 +93,7 @@ fn damaged_foreign_and_future_files_are_one_clear_error() {
                 v.extend_from_slice(&bytes[head_end..]);
                 v
             },
-            "format version 99, this build reads version 1",
+            "format version 99, this build reads version 2",
         ),
         ("no header", b"needle-partials\n".to_vec(), "damaged"),
         ("truncated", bytes[..bytes.len() - 40].to_vec(), "damaged"),
