@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use needle_common::schema::TraceMetadata;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
-use object_store::{ClientOptions, ObjectStore, RetryConfig, WriteMultipart};
+use object_store::{ObjectStore, WriteMultipart};
 
 /// Segments larger than this go up as multipart uploads, in parts of this size.
 const PART_BYTES: usize = 8 << 20;
@@ -113,35 +112,12 @@ fn one_line(e: impl std::fmt::Display) -> String {
 }
 
 fn build_store(config: &ShipConfig) -> Result<Arc<dyn ObjectStore>, String> {
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(&config.bucket);
-    let endpoint = config.endpoint.clone().or_else(|| {
-        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
-            .iter()
-            .find_map(|k| std::env::var(k).ok())
-    });
-    let mut options = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(120));
-    if let Some(e) = endpoint {
-        // Plain http only for an endpoint given explicitly (a local or in-cluster store).
-        options = options.with_allow_http(e.starts_with("http://"));
-        b = b.with_endpoint(e);
-    }
-    if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
-        b = b.with_region(
-            std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        );
-    }
-    let retry = RetryConfig {
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(15),
-        ..RetryConfig::default()
-    };
-    let store = b
-        .with_client_options(options)
-        .with_retry(retry)
-        .build()
-        .map_err(one_line)?;
+    let store = needle_common::store::s3(
+        &config.bucket,
+        config.endpoint.as_deref(),
+        Duration::from_secs(120),
+    )
+    .map_err(one_line)?;
     Ok(Arc::new(store))
 }
 

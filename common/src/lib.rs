@@ -17,3 +17,5 @@ pub mod dns;
 pub mod paths;
 #[cfg(feature = "user")]
 pub mod schema;
+#[cfg(feature = "store")]
+pub mod store;

@@ -20,10 +20,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{
-    ClientOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RetryConfig,
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use parquet::arrow::async_reader::ParquetObjectReader;
 
@@ -120,79 +119,11 @@ pub(super) fn block_on<F: std::future::Future>(url: &Path, f: F) -> Result<F::Ou
     Ok(runtime(url)?.block_on(f))
 }
 
-/// The key, secret and token of a profile in the shared credentials file, when the
-/// environment holds no key (object_store reads only the environment and the metadata services).
-fn profile_credentials() -> Option<[Option<String>; 3]> {
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        return None;
-    }
-    let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".aws/credentials")))?;
-    let text = std::fs::read_to_string(file).ok()?;
-    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
-    let mut section = String::new();
-    let mut found: [Option<String>; 3] = [None, None, None];
-    for line in text.lines().map(str::trim) {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim().to_string();
-        } else if section == profile
-            && let Some((k, v)) = line.split_once('=')
-        {
-            let slot = match k.trim() {
-                "aws_access_key_id" => 0,
-                "aws_secret_access_key" => 1,
-                "aws_session_token" => 2,
-                _ => continue,
-            };
-            found[slot] = Some(v.trim().to_string());
-        }
-    }
-    found[0].is_some().then_some(found)
-}
-
 fn build_store(url: &Path, bucket: &str) -> Result<Arc<dyn ObjectStore>, ScanError> {
     let config = CONFIG.get().cloned().unwrap_or_default();
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    let endpoint = config.endpoint.or_else(|| {
-        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
-            .iter()
-            .find_map(|k| std::env::var(k).ok())
-    });
-    let mut options = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(60));
-    if let Some(e) = endpoint {
-        options = options.with_allow_http(e.starts_with("http://"));
-        b = b.with_endpoint(e);
-    }
-    if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
-        b = b.with_region(
-            std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        );
-    }
-    if let Some([key, secret, token]) = profile_credentials() {
-        if let Some(k) = key {
-            b = b.with_access_key_id(k);
-        }
-        if let Some(s) = secret {
-            b = b.with_secret_access_key(s);
-        }
-        if let Some(t) = token {
-            b = b.with_token(t);
-        }
-    }
-    // A few quick retries: an unreachable store is reported in seconds, not minutes.
-    let retry = RetryConfig {
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(15),
-        ..RetryConfig::default()
-    };
-    let store = b
-        .with_client_options(options)
-        .with_retry(retry)
-        .build()
-        .map_err(|e| store_err(url, e))?;
+    let store =
+        needle_common::store::s3(bucket, config.endpoint.as_deref(), Duration::from_secs(60))
+            .map_err(|e| store_err(url, e))?;
     Ok(Arc::new(Counting(Arc::new(store))))
 }
 
