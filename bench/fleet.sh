@@ -30,18 +30,8 @@ analyze=$(cd "$target/release" && pwd)/analyze
 py=$PWD/target/py/bin
 export PATH="$py:$PATH" PYSPARK_PYTHON="$py/python" SPARK_LOCAL_IP=127.0.0.1
 
-work=$target/bench/fleet-tree-${hosts}x${days}
-if [ ! -d "$work/tree" ]; then
-  for h in $(seq 1 "$hosts"); do
-    for d in $(seq 1 "$days"); do
-      dir="$work/tree/host=node-$h/date=2026-11-$((22 + d))"
-      mkdir -p "$dir"
-      for set in lab-train lab-validation lab-holdout; do
-        cp datasets/$set/traces/*.parquet "$dir/$set.parquet"
-      done
-    done
-  done
-fi
+source bench/fleet_tree.sh
+work=$(fleet_tree "$hosts" "$days" "$target")
 cd "$work"
 files=$(find tree -name '*.parquet' | wc -l)
 bytes=$(du -sb tree | cut -f1)

@@ -30,18 +30,8 @@ cargo build --release -p analyze --bins >&2
 analyze=$(cd "$target/release" && pwd)/analyze
 py=$PWD/target/py/bin/python
 
-work=$target/bench/fleet-tree-${hosts}x${days}
-if [ ! -d "$work/tree" ]; then
-  for h in $(seq 1 "$hosts"); do
-    for d in $(seq 1 "$days"); do
-      dir="$work/tree/host=node-$h/date=2026-11-$((22 + d))"
-      mkdir -p "$dir"
-      for set in lab-train lab-validation lab-holdout; do
-        cp datasets/$set/traces/*.parquet "$dir/$set.parquet"
-      done
-    done
-  done
-fi
+source bench/fleet_tree.sh
+work=$(fleet_tree "$hosts" "$days" "$target")
 cd "$work"
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
