@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 use rayon::prelude::*;
 
-use crate::columns::{Columns, opt};
+use crate::columns::{Columns, StrCol, opt};
 use crate::features::catalog::STARTUP_S;
 use crate::features::{TimeWindow, workload_key};
 use crate::scan::{OpenTrace, ScanError, discover};
@@ -44,8 +44,23 @@ fn read_batch(
     let Some(nr) = c.syscall.as_ref() else {
         return Ok(());
     };
+    // A dictionary-encoded `kind` says once per batch whether it holds syscall rows, and which
+    // key they have (as the old reader did); plain strings are compared row by row.
+    let syscall_key = match &c.kind {
+        StrCol::Dict { .. } => {
+            match (0..c.kind.dict_len()).find(|&k| c.kind.dict_value(k) == Some("syscall")) {
+                Some(k) => Some(k),
+                None => return Ok(()),
+            }
+        }
+        _ => None,
+    };
+    let is_syscall = |row: usize| match syscall_key {
+        Some(k) => c.kind.key(row) == Some(k),
+        None => c.kind.get(row) == Some("syscall"),
+    };
     for row in 0..c.len {
-        if c.kind.get(row) != Some("syscall") || nr.is_null(row) || c.time.is_null(row) {
+        if !is_syscall(row) || nr.is_null(row) || c.time.is_null(row) {
             continue;
         }
         let t = c.time.value(row);
