@@ -193,14 +193,15 @@ fn partition_key(dir: &Path, rel: &str, host: &str) -> String {
 async fn upload(store: &dyn ObjectStore, path: &Path, key: &Key) -> Result<u64, String> {
     use std::io::Read as _;
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let refused = |e: object_store::Error| format!("{key}: {}", needle_common::store::describe(&e));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if size <= PART_BYTES as u64 {
         let mut bytes = Vec::with_capacity(size as usize);
         file.read_to_end(&mut bytes).map_err(io)?;
-        store.put(key, bytes.into()).await.map_err(one_line)?;
+        store.put(key, bytes.into()).await.map_err(refused)?;
     } else {
-        let up = store.put_multipart(key).await.map_err(one_line)?;
+        let up = store.put_multipart(key).await.map_err(refused)?;
         let mut w = WriteMultipart::new_with_chunk_size(up, PART_BYTES);
         let mut part = vec![0u8; PART_BYTES];
         loop {
@@ -216,13 +217,13 @@ async fn upload(store: &dyn ObjectStore, path: &Path, key: &Key) -> Result<u64, 
             }
             if let Err(e) = w.wait_for_capacity(4).await {
                 let _ = w.abort().await;
-                return Err(one_line(e));
+                return Err(refused(e));
             }
             w.write(&part[..n]);
         }
-        w.finish().await.map_err(one_line)?;
+        w.finish().await.map_err(refused)?;
     }
-    let head = store.head(key).await.map_err(one_line)?;
+    let head = store.head(key).await.map_err(refused)?;
     if head.size != size {
         return Err(format!(
             "{key}: the store holds {} bytes, the segment {size}",

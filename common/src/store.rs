@@ -60,6 +60,30 @@ pub fn s3(
     b.with_client_options(options).with_retry(retry).build()
 }
 
+/// What the store said, on one line and short: S3's error code and message when it answered
+/// (NoSuchBucket, AccessDenied, InvalidAccessKeyId…), else object_store's account of the
+/// request. Never a credential: object_store's errors hold none.
+pub fn describe(e: &object_store::Error) -> String {
+    if let object_store::Error::NotFound { .. } = e {
+        return "no such object".into();
+    }
+    let text = e.to_string();
+    let between = |a: &str, b: &str| {
+        let start = text.find(a)? + a.len();
+        let len = text[start..].find(b)?;
+        Some(text[start..start + len].to_string())
+    };
+    let short = match (
+        between("<Code>", "</Code>"),
+        between("<Message>", "</Message>"),
+    ) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => text,
+    };
+    short.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The key, secret and token of a profile in the shared credentials file, when the
 /// environment holds no key.
 fn profile_credentials() -> Option<[Option<String>; 3]> {
@@ -98,6 +122,24 @@ fn parse_profile(text: &str, profile: &str) -> Option<[Option<String>; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_its_code_and_message_on_one_line() {
+        let answer = "Error performing PUT http://127.0.0.1:1/b/k in 2ms - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>AccessDenied</Code><Message>Access\n Denied</Message><RequestId>R</RequestId></Error>";
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: answer.into(),
+        };
+        assert_eq!(describe(&e), "AccessDenied: Access Denied");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused\n  (os error 111)".into(),
+        };
+        assert_eq!(
+            describe(&e),
+            "Generic S3 error: connection refused (os error 111)"
+        );
+    }
 
     #[test]
     fn the_named_profile_and_only_it() {

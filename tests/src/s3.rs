@@ -2,9 +2,14 @@
 //! installed into the project venv by scripts/setup.sh) on 127.0.0.1 and a free port, with one
 //! bucket. It is stopped when the [`S3Server`] is dropped, also when the test panics.
 //!
-//! The tests talk to it with plain HTTP (moto does not check signatures): create the
-//! bucket, upload a tree, read an object back. `analyze` and `capture` talk to it through
+//! The tests talk to it with plain HTTP (moto does not check signatures by default): create
+//! the bucket, upload a tree, read an object back. `analyze` and `capture` talk to it through
 //! `object_store` like to any S3-compatible store.
+//!
+//! [`S3Server::start_enforcing`] starts it as S3 behaves: after a set-up it makes unsigned
+//! (bucket, objects, IAM users with inline policies), every request must carry a valid
+//! signature of a known key, and the key's user must be allowed the action. The tests then
+//! read it through boto3 (moto's own dependency) with a user's keys.
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -46,6 +51,8 @@ pub fn missing() -> Option<String> {
 
 /// A running moto server with one bucket.
 pub struct S3Server {
+    /// Checks signatures and policies ([`S3Server::start_enforcing`]): cannot be restarted.
+    enforcing: bool,
     child: Option<Child>,
     python: PathBuf,
     port: u16,
@@ -53,8 +60,26 @@ pub struct S3Server {
     pub bucket: String,
 }
 
-/// An `Authorization` header moto takes as a signed request.
-const AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=needle-test/20261206/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n";
+/// The keys of a user of an enforcing server.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret: String,
+}
+
+/// `text` as one form value (RFC 3986 unreserved characters kept).
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -67,6 +92,7 @@ impl S3Server {
     pub fn start(bucket: &str) -> S3Server {
         let python = moto_python().expect("moto");
         let mut s = S3Server {
+            enforcing: false,
             child: None,
             python,
             port: free_port(),
@@ -81,16 +107,31 @@ impl S3Server {
     /// Starts the server again on the same port (after [`S3Server::stop`]); moto keeps no
     /// state across restarts, so the bucket is created again (empty).
     pub fn resume(&mut self) {
+        assert!(
+            !self.enforcing,
+            "an enforcing server loses its users on a restart"
+        );
+        self.spawn(None);
+        if self.request("HEAD", &format!("/{}", self.bucket), &[]).0 != 200 {
+            let (status, body) = self.request("PUT", &format!("/{}", self.bucket), &[]);
+            assert!(status == 200, "create bucket: {status} {body:?}");
+        }
+    }
+
+    /// Starts moto on this server's port and waits until it listens; with `free_actions`,
+    /// it checks signatures and policies after that many requests.
+    fn spawn(&mut self, free_actions: Option<usize>) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new(&self.python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+        let mut c = Command::new(&self.python);
+        c.args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto");
-        self.child = Some(child);
+            .stderr(Stdio::null());
+        if let Some(n) = free_actions {
+            c.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+        }
+        self.child = Some(c.spawn().expect("start moto"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(c) = self.child.as_mut()
@@ -101,10 +142,78 @@ impl S3Server {
             assert!(Instant::now() < deadline, "moto not listening within 30 s");
             std::thread::sleep(Duration::from_millis(100));
         }
-        if self.request("HEAD", &format!("/{}", self.bucket), &[]).0 != 200 {
-            let (status, body) = self.request("PUT", &format!("/{}", self.bucket), &[]);
-            assert!(status == 200, "create bucket: {status} {body:?}");
+    }
+
+    /// Starts moto as S3 checks requests. Unsigned, it creates `bucket`, stores `files`
+    /// (key, bytes) and creates one IAM user per `(name, actions)` with an inline policy
+    /// allowing those S3 actions on every resource; from then on every request needs a valid
+    /// signature by a user allowed the action. Returns the server and each user's keys.
+    pub fn start_enforcing(
+        bucket: &str,
+        files: &[(String, Vec<u8>)],
+        users: &[(&str, &[&str])],
+    ) -> (S3Server, Vec<Keys>) {
+        let mut s = S3Server {
+            enforcing: true,
+            child: None,
+            python: moto_python().expect("moto"),
+            port: free_port(),
+            bucket: bucket.to_string(),
+        };
+        // One request per bucket and file, three per user: moto counts the unsigned ones.
+        s.spawn(Some(1 + files.len() + 3 * users.len()));
+        let (status, body) = s.request("PUT", &format!("/{bucket}"), &[]);
+        assert!(status == 200, "create bucket {bucket}: {status} {body:?}");
+        for (key, bytes) in files {
+            s.put(key, bytes);
         }
+        let keys = users
+            .iter()
+            .map(|(name, actions)| s.create_user(name, actions))
+            .collect();
+        let (status, _) = s.request("GET", &format!("/{bucket}?list-type=2"), &[]);
+        assert!(status == 403, "moto does not check signatures: {status}");
+        (s, keys)
+    }
+
+    /// An IAM user allowed `actions` on every resource, and its new access key.
+    fn create_user(&self, name: &str, actions: &[&str]) -> Keys {
+        let quoted: Vec<String> = actions.iter().map(|a| format!("\"{a}\"")).collect();
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":[{}],"Resource":"*"}}]}}"#,
+            quoted.join(",")
+        );
+        let form = |action: &str, extra: &str| {
+            format!("Action={action}&UserName={name}&Version=2010-05-08{extra}")
+        };
+        let call = |body: String| {
+            let (status, reply) = self.request_to("iam", "POST", "/", body.as_bytes());
+            let reply = String::from_utf8_lossy(&reply).into_owned();
+            assert!(status == 200, "IAM: {status} {reply}");
+            reply
+        };
+        call(form("CreateUser", ""));
+        let reply = call(form("CreateAccessKey", ""));
+        let field = |tag: &str| {
+            reply
+                .split(&format!("<{tag}>"))
+                .nth(1)
+                .and_then(|r| r.split(&format!("</{tag}>")).next())
+                .unwrap_or_else(|| panic!("no {tag} in {reply}"))
+                .to_string()
+        };
+        let keys = Keys {
+            id: field("AccessKeyId"),
+            secret: field("SecretAccessKey"),
+        };
+        call(form(
+            "PutUserPolicy",
+            &format!(
+                "&PolicyName=needle-test&PolicyDocument={}",
+                percent(&policy)
+            ),
+        ));
+        keys
     }
 
     /// Stops the server (the port refuses connections until [`S3Server::resume`]).
@@ -128,10 +237,21 @@ impl S3Server {
     /// One HTTP/1.0 request (signed for show: moto checks that a request is signed, not the
     /// signature, and refuses anonymous reads of private objects); returns the status and body.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        self.request_to("s3", method, path, body)
+    }
+
+    /// [`S3Server::request`] to one of moto's services (`s3`, `iam`: moto routes by the
+    /// signature's scope); a body to IAM is a form.
+    fn request_to(&self, service: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
         s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+        let form = if service == "iam" {
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+        } else {
+            ""
+        };
         let head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n{AUTH}\r\n",
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n{form}Authorization: AWS4-HMAC-SHA256 Credential=needle-test/20261206/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=00\r\n\r\n",
             self.port,
             body.len()
         );
@@ -188,26 +308,86 @@ impl S3Server {
 
     /// Uploads every file under `dir` with its relative path under `prefix`.
     pub fn upload_dir(&self, dir: &Path, prefix: &str) {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).expect("read dir").flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(dir, &mut files);
-        for f in files {
-            let rel = f.strip_prefix(dir).expect("under dir").to_string_lossy();
-            self.put(
-                &format!("{prefix}{rel}"),
-                &std::fs::read(&f).expect("read file"),
-            );
+        for (key, bytes) in files_under(dir, prefix) {
+            self.put(&key, &bytes);
         }
     }
+
+    /// The keys under `prefix`, listed by boto3 signing as `user` (an enforcing server).
+    pub fn keys_as(&self, user: &Keys, prefix: &str) -> Vec<String> {
+        let out = self.boto3(
+            user,
+            "import sys\nfor page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[1], Prefix=sys.argv[2]):\n    for o in page.get('Contents', []):\n        print(o['Key'])",
+            &[&self.bucket, prefix],
+        );
+        let mut keys: Vec<String> = String::from_utf8(out)
+            .expect("UTF-8 keys")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The object `key`, fetched by boto3 signing as `user` (an enforcing server).
+    pub fn get_as(&self, user: &Keys, key: &str) -> Vec<u8> {
+        self.boto3(
+            user,
+            "import sys\nsys.stdout.buffer.write(s3.get_object(Bucket=sys.argv[1], Key=sys.argv[2])['Body'].read())",
+            &[&self.bucket, key],
+        )
+    }
+
+    /// Runs `script` with `s3`, a boto3 client of this server signing as `user`; its stdout.
+    fn boto3(&self, user: &Keys, script: &str, args: &[&str]) -> Vec<u8> {
+        let prelude = "import boto3, os\ns3 = boto3.client('s3', endpoint_url=os.environ['NEEDLE_S3'], region_name='us-east-1')\n";
+        let out = Command::new(&self.python)
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .args(args)
+            .env("NEEDLE_S3", self.endpoint())
+            .env("AWS_ACCESS_KEY_ID", &user.id)
+            .env("AWS_SECRET_ACCESS_KEY", &user.secret)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run boto3");
+        assert!(
+            out.status.success(),
+            "boto3 as {}: {}",
+            user.id,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+/// Every file under `dir` as (`prefix` + its path relative to `dir`, its bytes).
+pub fn files_under(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(dir).expect("under dir").to_string_lossy();
+            (
+                format!("{prefix}{rel}"),
+                std::fs::read(f).expect("read file"),
+            )
+        })
+        .collect()
 }
 
 impl Drop for S3Server {

@@ -280,3 +280,61 @@ fn leftovers_of_a_run_with_the_store_down_are_shipped_by_the_next_start() {
     }
     assert!(local_segments(&out).is_empty(), "{summary}");
 }
+
+#[test]
+fn a_store_that_refuses_the_keys_keeps_every_segment_and_says_why() {
+    if !can_run("capture_ship::denied") {
+        return;
+    }
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("traces");
+    // A store that checks every request's keys: the test's keys are not among them.
+    let (server, _) = S3Server::start_enforcing("needle-denied", &[], &[]);
+    let mut cap = Capture::spawn_env(
+        &binary("capture"),
+        &out,
+        &[
+            "--ship",
+            &server.url("fleet/"),
+            "--s3-endpoint",
+            &server.endpoint(),
+            "--rotate-interval",
+            "1s",
+            "--ship-drain",
+            "2s",
+        ],
+        CREDS,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut held: BTreeMap<String, String> = BTreeMap::new();
+    load_until(Duration::from_secs(30), "three segments refused", || {
+        let now = local_segments(&out);
+        for (k, v) in &held {
+            assert_eq!(now.get(k), Some(v), "{k} deleted or changed");
+        }
+        held = now;
+        held.len() >= 3
+    });
+    cap.signal(libc::SIGINT);
+    let stderr = cap.stderr_so_far();
+    let (status, summary) = cap.wait_for(Duration::from_secs(60)).unwrap();
+    assert_eq!(status, Some(0), "{summary}");
+
+    // Said once, with the store's reason, never the secret; every segment kept.
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("shipping to"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("InvalidAccessKeyId"), "{stderr}");
+    assert!(!stderr.contains(CREDS[1].1) && !summary.contains(CREDS[1].1));
+    let kept = local_segments(&out);
+    for (k, v) in &held {
+        assert_eq!(kept.get(k), Some(v), "{k} deleted or changed: {summary}");
+    }
+    assert!(
+        summary.contains(&format!("waiting         {} segments", kept.len())),
+        "{summary}"
+    );
+}

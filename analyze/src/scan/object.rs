@@ -64,28 +64,6 @@ fn store_err(url: &Path, message: impl std::fmt::Display) -> ScanError {
     }
 }
 
-/// What the store said, short: S3's error code and message when it answered (NoSuchBucket,
-/// AccessDenied, InvalidAccessKeyId…), else object_store's account of the request.
-fn describe(e: &object_store::Error) -> String {
-    if let object_store::Error::NotFound { .. } = e {
-        return "no such object".into();
-    }
-    let text = e.to_string();
-    let between = |a: &str, b: &str| {
-        let start = text.find(a)? + a.len();
-        let len = text[start..].find(b)?;
-        Some(text[start..start + len].to_string())
-    };
-    match (
-        between("<Code>", "</Code>"),
-        between("<Message>", "</Message>"),
-    ) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code,
-        _ => text,
-    }
-}
-
 /// `s3://bucket/key` split into the bucket and the key (possibly empty).
 fn split(url: &Path) -> Result<(String, String), ScanError> {
     let rest = url
@@ -234,7 +212,7 @@ pub(super) fn list(url: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathB
         }
         Ok::<_, object_store::Error>(found)
     })?
-    .map_err(|e| store_err(url, describe(&e)))?;
+    .map_err(|e| store_err(url, needle_common::store::describe(&e)))?;
     let mut out: Vec<PathBuf> = metas
         .into_iter()
         .map(|l| PathBuf::from(format!("{SCHEME}{bucket}/{l}")))
@@ -275,8 +253,8 @@ impl Object {
         }
         let store = store(url, &bucket)?;
         let location = object_store::path::Path::from(key.as_str());
-        let meta =
-            block_on(url, store.head(&location))?.map_err(|e| store_err(url, describe(&e)))?;
+        let meta = block_on(url, store.head(&location))?
+            .map_err(|e| store_err(url, needle_common::store::describe(&e)))?;
         Ok(Object {
             url: url.to_path_buf(),
             store,
@@ -297,7 +275,7 @@ impl Object {
             self.store.get(&self.location).await?.bytes().await
         })?;
         got.map(|b| b.to_vec())
-            .map_err(|e| store_err(&self.url, describe(&e)))
+            .map_err(|e| store_err(&self.url, needle_common::store::describe(&e)))
     }
 }
 
