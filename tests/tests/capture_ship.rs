@@ -290,7 +290,8 @@ fn a_store_that_refuses_the_keys_keeps_every_segment_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
     // A store that checks every request's keys: the test's keys are not among them.
-    let (server, _) = S3Server::start_enforcing("needle-denied", &[], &[]);
+    let (server, users) =
+        S3Server::start_enforcing("needle-denied", &[], &[("auditor", &["s3:ListBucket"])]);
     let mut cap = Capture::spawn_env(
         &binary("capture"),
         &out,
@@ -337,4 +338,5 @@ fn a_store_that_refuses_the_keys_keeps_every_segment_and_says_why() {
         summary.contains(&format!("waiting         {} segments", kept.len())),
         "{summary}"
     );
+    assert_eq!(server.keys_as(&users[0], ""), Vec::<String>::new());
 }
