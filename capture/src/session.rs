@@ -127,134 +127,191 @@ struct SegmentState {
 
 /// Runs a capture until `config.duration` passes or `stop` is set; returns the summary.
 pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureError> {
-    if let Some(why) = crate::privileges::missing() {
-        return Err(CaptureError::NotPrivileged(why));
-    }
-    let host = HostInfo::read();
-    let tracefs = TraceFs::open_or_mount()?;
-    // The parsed kernel BTF is large and only needed for the offsets: dropped right here.
-    let offsets = resolve_offsets(&KernelBtf::running()?, &tracefs)?;
-    let dir = OutputDir::open_or_create(&config.output)?;
-    // Hive partitions are two levels down (host=…/date=…/).
-    let stale = match config.layout {
-        crate::output::Layout::Flat => dir.files_ending_with(PARTIAL_SUFFIX),
-        crate::output::Layout::Hive => dir.files_ending_with_below(PARTIAL_SUFFIX, 2),
-    };
-    for name in &stale {
-        eprintln!(
-            "capture: note: {} is an incomplete segment from an earlier run that did not finish (crash or kill -9); it is not a readable trace",
-            dir.path().join(name).display()
-        );
-    }
-
-    let ring_bytes = config.ring_bytes_per_cpu.saturating_mul(host.cpus as u32);
-    let ring_bytes = ring_bytes
-        .max(4096)
-        .checked_next_power_of_two()
-        .unwrap_or(1 << 31);
-    let cgroup2_root = crate::enrich::container::ContainerResolver::detect_cgroup2_root();
-    let mut sensor = loader::load(
-        &tracefs,
-        cgroup2_root.as_deref(),
-        offsets,
-        SensorOptions {
-            ring_bytes,
-            config: config
-                .probe
-                .probe_config(u64::from(ring_bytes / 8), std::process::id())?,
-        },
-    )?;
-    // The counters' baseline is taken as soon as the programs run: what they filter or lose
-    // before the first event is read still belongs to this recording.
-    let first_counters = Snapshot::read(&sensor.counters);
-    for p in sensor.programs.iter().filter(|p| !p.loaded) {
-        eprintln!(
-            "capture: warning: {} ({}) skipped: {}",
-            p.name,
-            p.hook,
-            p.reason.as_deref().unwrap_or("?")
-        );
-    }
-
-    let loaded = sensor.programs.iter().filter(|p| p.loaded).count();
-    eprintln!(
-        "capture: recording with {loaded}/{} programs into {} (ring buffer {} KiB)",
-        sensor.programs.len(),
-        config.output.display(),
-        ring_bytes / 1024
-    );
-    let _ready = match &config.ready_file {
-        Some(path) => Some(crate::ready::ReadyFile::create(path).map_err(|source| {
-            CaptureError::ReadyFile {
-                path: path.clone(),
-                source,
-            }
-        })?),
-        None => None,
-    };
-    let clock = BootClock::measure();
-    let run_start_wall = BootClock::now_wall_ns();
-    let started = Instant::now();
-    let deadline = config.duration.map(|d| started + d);
-    let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write)
-        .with_layout(config.layout);
-    let output_dir = writer.dir().path().to_path_buf();
-    // One row group may wait while the writer encodes the one before: the reader hands over a
-    // full group without waiting, and at most three are alive (filling, waiting, encoding).
-    // (Handing over only when the writer is idle keeps two alive, but stalls the reader long
-    // enough to lose events at 700 K events/s.)
-    let worker = Worker::spawn(writer, &host.hostname, 1, BATCH_ROWS);
-
-    let base_meta = TraceMetadata {
-        schema_version: SCHEMA_VERSION,
-        host: host.hostname.clone(),
-        kernel: host.kernel.clone(),
-        writer: format!("capture {}", env!("CARGO_PKG_VERSION")),
-        programs: sensor.programs.clone(),
-        settings: config.probe.describe(),
-        ..Default::default()
-    };
-
-    let mut decoder = Decoder::new(clock);
-    let mut windows = Windows::default();
-    let mut costs = None;
-    // The /proc snapshot is taken after the programs are attached: a process that starts in
-    // between is in the ring buffer and the snapshot both, never in neither.
-    let mut enricher = Enricher::new();
-    settle_allocator();
-    let cpu_at_start = own_cpu_time();
-    // Sized once: growing by doubling would briefly hold one and a half row groups.
-    let mut pending: Vec<Pending> = Vec::with_capacity(config.write.row_group_rows.max(1) + 1024);
-    let mut by_kind: BTreeMap<EventKind, u64> = BTreeMap::new();
-    let mut decode_errors = 0u64;
-    // Connect results whose row was already written (its `ret` stays empty).
-    let mut unmatched_results = 0u64;
-    let mut last_counters = first_counters.clone();
-    let mut last_counter_read = Instant::now();
-    let mut last_stats = Instant::now();
-    let mut segment = SegmentState {
-        start_wall_ns: run_start_wall,
-        start_at: started,
-        counters_at_start: first_counters.clone(),
-        enrichment_misses: 0,
-    };
-    let mut misses_at_segment_start = 0u64;
-    let row_group_rows = config.write.row_group_rows.max(1);
-    let mut pending_bytes = 0usize;
-
-    let finalize =
-        |worker: &Worker, seg: &SegmentState, counters: &Snapshot, meta: &TraceMetadata| {
-            let delta = counters.since(&seg.counters_at_start);
-            worker.send(Job::Finalize(Box::new(segment_metadata(meta, seg, &delta))))
-        };
-
+    let mut session = Session::start(config)?;
     loop {
-        let stopping = stop.load(Ordering::SeqCst)
-            || deadline.is_some_and(|d| Instant::now() >= d)
-            || worker.failed();
-        // Drain everything that is waiting (also on the way out: nothing in the buffer is left behind).
+        let stopping = stop.load(Ordering::SeqCst) || session.is_over();
+        session.drain(stopping);
+        let now = Instant::now();
+        session.read_counters(now, stopping);
+        if !stopping {
+            session.rotate_if_due(now);
+        }
+        session.report_progress(now);
+        if stopping {
+            return session.finish();
+        }
+    }
+}
+
+/// One capture from the programs' load to the last segment: [`Session::start`] loads and
+/// attaches the sensor and starts the writer thread; the run loop drains the ring buffer into
+/// row groups ([`Session::drain`]), turns lost-event counts into rows, rotates segments; and
+/// [`Session::finish`] detaches, collects what the kernel still holds, finalizes and sums up.
+pub struct Session<'c> {
+    config: &'c Config,
+    sensor: loader::Sensor,
+    clock: BootClock,
+    started: Instant,
+    deadline: Option<Instant>,
+    worker: Worker,
+    base_meta: TraceMetadata,
+    output_dir: PathBuf,
+    _ready: Option<crate::ready::ReadyFile>,
+
+    decoder: Decoder,
+    windows: Windows,
+    enricher: Enricher,
+    /// The programs' run costs, read once nothing records any more.
+    costs: Option<Vec<loader::ProgramCost>>,
+    /// Rows of the row group being filled, and their estimated memory.
+    pending: Vec<Pending>,
+    pending_bytes: usize,
+
+    by_kind: BTreeMap<EventKind, u64>,
+    decode_errors: u64,
+    /// Connect results whose row was already written (its `ret` stays empty).
+    unmatched_results: u64,
+    first_counters: Snapshot,
+    last_counters: Snapshot,
+    last_counter_read: Instant,
+    last_stats: Instant,
+    segment: SegmentState,
+    misses_at_segment_start: u64,
+    /// Rows made at the end from live threads' syscall counts.
+    live_profile_rows: u64,
+    cpu_at_start: (Duration, Duration),
+}
+
+impl<'c> Session<'c> {
+    /// Checks privileges, resolves the kernel's offsets, opens the output directory, loads
+    /// and attaches the programs, and starts the writer thread: recording from here on.
+    pub fn start(config: &'c Config) -> Result<Session<'c>, CaptureError> {
+        if let Some(why) = crate::privileges::missing() {
+            return Err(CaptureError::NotPrivileged(why));
+        }
+        let host = HostInfo::read();
+        let tracefs = TraceFs::open_or_mount()?;
+        // The parsed kernel BTF is large and only needed for the offsets: dropped right here.
+        let offsets = resolve_offsets(&KernelBtf::running()?, &tracefs)?;
+        let dir = OutputDir::open_or_create(&config.output)?;
+        note_stale_partials(&dir, config.layout);
+
+        let ring_bytes = config.ring_bytes_per_cpu.saturating_mul(host.cpus as u32);
+        let ring_bytes = ring_bytes
+            .max(4096)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 31);
+        let cgroup2_root = crate::enrich::container::ContainerResolver::detect_cgroup2_root();
+        let sensor = loader::load(
+            &tracefs,
+            cgroup2_root.as_deref(),
+            offsets,
+            SensorOptions {
+                ring_bytes,
+                config: config
+                    .probe
+                    .probe_config(u64::from(ring_bytes / 8), std::process::id())?,
+            },
+        )?;
+        // The counters' baseline is taken as soon as the programs run: what they filter or
+        // lose before the first event is read still belongs to this recording.
+        let first_counters = Snapshot::read(&sensor.counters);
+        for p in sensor.programs.iter().filter(|p| !p.loaded) {
+            eprintln!(
+                "capture: warning: {} ({}) skipped: {}",
+                p.name,
+                p.hook,
+                p.reason.as_deref().unwrap_or("?")
+            );
+        }
+        let loaded = sensor.programs.iter().filter(|p| p.loaded).count();
+        eprintln!(
+            "capture: recording with {loaded}/{} programs into {} (ring buffer {} KiB)",
+            sensor.programs.len(),
+            config.output.display(),
+            ring_bytes / 1024
+        );
+        let ready = match &config.ready_file {
+            Some(path) => Some(crate::ready::ReadyFile::create(path).map_err(|source| {
+                CaptureError::ReadyFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let clock = BootClock::measure();
+        let run_start_wall = BootClock::now_wall_ns();
+        let started = Instant::now();
+        let writer = SegmentWriter::new(dir, &host.hostname, run_start_wall, config.write)
+            .with_layout(config.layout);
+        let output_dir = writer.dir().path().to_path_buf();
+        // One row group may wait while the writer encodes the one before: the reader hands
+        // over a full group without waiting, and at most three are alive (filling, waiting,
+        // encoding). (Handing over only when the writer is idle keeps two alive, but stalls
+        // the reader long enough to lose events at 700 K events/s.)
+        let worker = Worker::spawn(writer, &host.hostname, 1, BATCH_ROWS);
+        let base_meta = TraceMetadata {
+            schema_version: SCHEMA_VERSION,
+            host: host.hostname.clone(),
+            kernel: host.kernel.clone(),
+            writer: format!("capture {}", env!("CARGO_PKG_VERSION")),
+            programs: sensor.programs.clone(),
+            settings: config.probe.describe(),
+            ..Default::default()
+        };
+        // The /proc snapshot is taken after the programs are attached: a process that starts
+        // in between is in the ring buffer and the snapshot both, never in neither.
+        let enricher = Enricher::new();
+        settle_allocator();
+        Ok(Session {
+            config,
+            sensor,
+            clock,
+            started,
+            deadline: config.duration.map(|d| started + d),
+            worker,
+            base_meta,
+            output_dir,
+            _ready: ready,
+            decoder: Decoder::new(clock),
+            windows: Windows::default(),
+            enricher,
+            costs: None,
+            // Sized once: growing by doubling would briefly hold one and a half row groups.
+            pending: Vec::with_capacity(config.write.row_group_rows.max(1) + 1024),
+            pending_bytes: 0,
+            by_kind: BTreeMap::new(),
+            decode_errors: 0,
+            unmatched_results: 0,
+            last_counters: first_counters.clone(),
+            segment: SegmentState {
+                start_wall_ns: run_start_wall,
+                start_at: started,
+                counters_at_start: first_counters.clone(),
+                enrichment_misses: 0,
+            },
+            first_counters,
+            last_counter_read: Instant::now(),
+            last_stats: Instant::now(),
+            misses_at_segment_start: 0,
+            live_profile_rows: 0,
+            cpu_at_start: own_cpu_time(),
+        })
+    }
+
+    /// The duration has passed, or the writer failed.
+    pub fn is_over(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d) || self.worker.failed()
+    }
+
+    /// Waits for the ring buffer (not when `stopping`), then reads everything in it into the
+    /// row group, handing the group to the writer whenever it is full. The first time
+    /// `stopping` is set, the programs are detached before the last read: nothing in the
+    /// buffer is left behind.
+    pub fn drain(&mut self, stopping: bool) {
         {
-            let fd = sensor.events.as_fd();
+            let fd = self.sensor.events.as_fd();
             let mut fds = [PollFd::new(&fd, PollFlags::IN)];
             let timeout = if stopping {
                 Duration::ZERO
@@ -264,169 +321,238 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<Summary, CaptureErr
             let ts = rustix::time::Timespec::try_from(timeout).ok();
             let _ = poll(&mut fds, ts.as_ref());
         }
-        if stopping && costs.is_none() {
+        if stopping && self.costs.is_none() {
             // Nothing records after this point: what is in the ring buffer and in the
             // collapse windows is final.
-            costs = Some(sensor.costs());
-            sensor.detach();
+            self.costs = Some(self.sensor.costs());
+            self.sensor.detach();
         }
-        while let Some(item) = sensor.events.next() {
-            match decoder.decode(&item) {
-                Ok(d) => windows.route(d, &clock, |decoded| {
+        let row_group_rows = self.config.write.row_group_rows.max(1);
+        while let Some(item) = self.sensor.events.next() {
+            let (pending, enricher) = (&mut self.pending, &mut self.enricher);
+            match self.decoder.decode(&item) {
+                Ok(d) => self.windows.route(d, &self.clock, |decoded| {
                     if decoded.role == Role::Result {
-                        if !crate::enrich::attach_result(decoded, &mut pending) {
-                            unmatched_results += 1;
+                        if !crate::enrich::attach_result(decoded, pending) {
+                            self.unmatched_results += 1;
                         }
                     } else {
-                        enricher.enrich(decoded, &mut pending)
+                        enricher.enrich(decoded, pending)
                     }
                 }),
-                Err(_) => decode_errors += 1,
+                Err(_) => self.decode_errors += 1,
             }
             // A row's memory, estimated from its kernel record: the decoded strings and
             // payloads follow the record's size (context is shared per process and container).
-            pending_bytes += ROW_BYTES + item.len();
+            self.pending_bytes += ROW_BYTES + item.len();
             drop(item);
-            if pending.len() >= row_group_rows || pending_bytes >= config.batch_bytes {
-                flush(&worker, &mut pending, &mut enricher, &mut by_kind);
-                pending_bytes = 0;
+            if self.pending.len() >= row_group_rows || self.pending_bytes >= self.config.batch_bytes
+            {
+                // Field by field: the ring buffer's item borrows the sensor meanwhile.
+                flush(
+                    &self.worker,
+                    &mut self.pending,
+                    &mut self.enricher,
+                    &mut self.by_kind,
+                );
+                self.pending_bytes = 0;
             }
         }
-        enricher.tick(&mut pending, || {
+        let clock = self.clock;
+        self.enricher.tick(&mut self.pending, || {
             let k = BootClock::now_boot_ns();
             (clock.wall_ns(k), k)
         });
+    }
 
-        let now = Instant::now();
-        if now.duration_since(last_counter_read) >= COUNTER_PERIOD || stopping {
-            let snap = Snapshot::read(&sensor.counters);
-            let delta = snap.since(&last_counters);
-            if delta.lost > 0 {
-                // Make the loss visible in the data itself, at the time it was noticed.
-                let ktime = BootClock::now_boot_ns();
-                pending.push(Pending::done(lost_event(&clock, ktime, delta.lost)));
-            }
-            last_counters = snap;
-            last_counter_read = now;
+    /// Reads the kernel's counters once a period (and when `stopping`); events lost since the
+    /// last read become a `lost` row, so the loss is visible in the data, where it happened.
+    pub fn read_counters(&mut self, now: Instant, stopping: bool) {
+        if now.duration_since(self.last_counter_read) < COUNTER_PERIOD && !stopping {
+            return;
         }
-
-        let open_bytes = worker.shared.open_bytes.load(Ordering::Relaxed);
-        let rotate = now.duration_since(segment.start_at) >= config.rotate_interval
-            || open_bytes >= config.rotate_size;
-        segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
-        if rotate && !stopping {
-            flush(&worker, &mut pending, &mut enricher, &mut by_kind);
-            pending_bytes = 0;
-            finalize(&worker, &segment, &last_counters, &base_meta);
-            misses_at_segment_start = enricher.stats.cgroup_misses;
-            segment = SegmentState {
-                start_wall_ns: BootClock::now_wall_ns(),
-                start_at: now,
-                counters_at_start: last_counters.clone(),
-                enrichment_misses: 0,
-            };
+        let snap = Snapshot::read(&self.sensor.counters);
+        let delta = snap.since(&self.last_counters);
+        if delta.lost > 0 {
+            let ktime = BootClock::now_boot_ns();
+            self.pending
+                .push(Pending::done(lost_event(&self.clock, ktime, delta.lost)));
         }
+        self.last_counters = snap;
+        self.last_counter_read = now;
+    }
 
-        if let Some(every) = config.stats_interval
-            && now.duration_since(last_stats) >= every
+    /// Finalizes the segment once it is `--rotate-interval` old or `--rotate-size` big, and
+    /// starts the next.
+    pub fn rotate_if_due(&mut self, now: Instant) {
+        let open_bytes = self.worker.shared.open_bytes.load(Ordering::Relaxed);
+        if now.duration_since(self.segment.start_at) < self.config.rotate_interval
+            && open_bytes < self.config.rotate_size
         {
-            let total: u64 = by_kind.values().sum();
-            let lost = last_counters.since(&first_counters).lost;
-            let done = worker.shared.done_bytes.load(Ordering::Relaxed);
-            eprintln!(
-                "capture: {:>7.1}s  events {total}  ({:.0}/s)  lost {lost}  written {} bytes",
-                started.elapsed().as_secs_f64(),
-                total as f64 / started.elapsed().as_secs_f64().max(1e-9),
-                done + open_bytes,
-            );
-            last_stats = now;
+            return;
         }
-
-        if stopping {
-            break;
-        }
-    }
-
-    // The collapse windows threads still hold: their counts become rows too.
-    let open_windows: Vec<(u32, OpenWindows)> = read_per_thread(sensor.windows.as_ref());
-    let net_windows: Vec<(u32, NetWindows)> = read_per_thread(sensor.net_windows.as_ref());
-    let dns_windows: Vec<(u32, DnsWindows)> = read_per_thread(sensor.dns_windows.as_ref());
-    windows.remaining(open_windows, net_windows, dns_windows, &clock, |d| {
-        enricher.enrich(d, &mut pending)
-    });
-    // The syscall counts threads still alive hold since their last profile row: one row each,
-    // stamped now, with the thread as the kernel saw it at the start of that interval.
-    let at_end = BootClock::now_boot_ns();
-    let live = live_profiles(sensor.profile_table.as_ref(), sensor.profiles.as_ref());
-    let live_profile_rows = live.len() as u64;
-    for state in live {
-        let mut ev = ProfileEvent {
-            header: state.header,
-            since_ns: state.since_ns,
-            counts: state.counts,
+        self.flush();
+        self.finalize_segment();
+        self.misses_at_segment_start = self.enricher.stats.cgroup_misses;
+        self.segment = SegmentState {
+            start_wall_ns: BootClock::now_wall_ns(),
+            start_at: now,
+            counters_at_start: self.last_counters.clone(),
+            enrichment_misses: 0,
         };
-        ev.header.kind = EventKind::SyscallProfile as u32;
-        ev.header.shape = SHAPE_PRIMARY;
-        ev.header.ktime_ns = at_end;
-        match decoder.decode(bytemuck::bytes_of(&ev)) {
-            Ok(d) => enricher.enrich(d, &mut pending),
-            Err(_) => decode_errors += 1,
+    }
+
+    /// The `--stats-interval` progress line, when one is due.
+    pub fn report_progress(&mut self, now: Instant) {
+        let Some(every) = self.config.stats_interval else {
+            return;
+        };
+        if now.duration_since(self.last_stats) < every {
+            return;
+        }
+        let total: u64 = self.by_kind.values().sum();
+        let lost = self.last_counters.since(&self.first_counters).lost;
+        let written = self.worker.shared.done_bytes.load(Ordering::Relaxed)
+            + self.worker.shared.open_bytes.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64();
+        eprintln!(
+            "capture: {secs:>7.1}s  events {total}  ({:.0}/s)  lost {lost}  written {written} bytes",
+            total as f64 / secs.max(1e-9),
+        );
+        self.last_stats = now;
+    }
+
+    /// After the last [`Session::drain`] (with `stopping`): turns what the kernel still holds
+    /// (open collapse windows, live threads' syscall counts) into rows, writes and finalizes
+    /// the last segment, stops the writer, and sums the run up.
+    pub fn finish(mut self) -> Result<Summary, CaptureError> {
+        self.collect_what_the_kernel_holds();
+        let writer_failed = self.worker.failed();
+        if !writer_failed {
+            // Give hashes of the last executables a moment; rows never wait longer than this.
+            self.enricher.drain_hashes(Duration::from_secs(2));
+            self.flush();
+            self.finalize_segment();
+        }
+        let error_text = self.worker.error_text();
+        let outcome = self.worker.finish();
+        let loss = self.last_counters.since(&self.first_counters);
+        let summary = Summary {
+            duration: self.started.elapsed(),
+            by_kind: self.by_kind,
+            decode_errors: self.decode_errors,
+            unmatched_results: self.unmatched_results,
+            live_profile_rows: self.live_profile_rows,
+            costs: self.costs.unwrap_or_default(),
+            collapse: self.windows.stats,
+            lost: loss.lost,
+            lost_per_cpu: loss.lost_per_cpu.clone(),
+            lost_by_kind: loss.lost_by_kind.clone(),
+            counters: loss.counters.clone(),
+            programs: self.sensor.programs.clone(),
+            output_dir: self.output_dir,
+            files: outcome.finished.clone(),
+            cpu: {
+                let (u, s) = own_cpu_time();
+                (
+                    u.saturating_sub(self.cpu_at_start.0),
+                    s.saturating_sub(self.cpu_at_start.1),
+                )
+            },
+            enrich: self.enricher.stats,
+            ship: None,
+            hashes: {
+                use std::sync::atomic::Ordering::Relaxed;
+                let h = self.enricher.hash_stats();
+                [
+                    h.hashed.load(Relaxed),
+                    h.cached.load(Relaxed),
+                    h.unavailable.load(Relaxed),
+                    h.dropped.load(Relaxed),
+                ]
+            },
+        };
+        if let Some(e) = outcome.error {
+            return Err(CaptureError::Write {
+                message: error_text.unwrap_or_else(|| e.to_string()),
+                partial: outcome.partial,
+                summary: Box::new(summary),
+            });
+        }
+        Ok(summary)
+    }
+
+    /// The collapse windows threads still hold become rows (their counts), and so do the
+    /// syscall counts of threads still alive since their last profile row: one row each,
+    /// stamped now, with the thread as the kernel saw it at the start of that interval.
+    fn collect_what_the_kernel_holds(&mut self) {
+        let open_windows: Vec<(u32, OpenWindows)> = read_per_thread(self.sensor.windows.as_ref());
+        let net_windows: Vec<(u32, NetWindows)> = read_per_thread(self.sensor.net_windows.as_ref());
+        let dns_windows: Vec<(u32, DnsWindows)> = read_per_thread(self.sensor.dns_windows.as_ref());
+        let (pending, enricher) = (&mut self.pending, &mut self.enricher);
+        self.windows
+            .remaining(open_windows, net_windows, dns_windows, &self.clock, |d| {
+                enricher.enrich(d, pending)
+            });
+        let at_end = BootClock::now_boot_ns();
+        let live = live_profiles(
+            self.sensor.profile_table.as_ref(),
+            self.sensor.profiles.as_ref(),
+        );
+        self.live_profile_rows = live.len() as u64;
+        for state in live {
+            let mut ev = ProfileEvent {
+                header: state.header,
+                since_ns: state.since_ns,
+                counts: state.counts,
+            };
+            ev.header.kind = EventKind::SyscallProfile as u32;
+            ev.header.shape = SHAPE_PRIMARY;
+            ev.header.ktime_ns = at_end;
+            match self.decoder.decode(bytemuck::bytes_of(&ev)) {
+                Ok(d) => self.enricher.enrich(d, &mut self.pending),
+                Err(_) => self.decode_errors += 1,
+            }
         }
     }
-    let writer_failed = worker.failed();
-    if !writer_failed {
-        // Give hashes of the last executables a moment; rows never wait longer than this.
-        enricher.drain_hashes(Duration::from_secs(2));
-        segment.enrichment_misses = enricher.stats.cgroup_misses - misses_at_segment_start;
-        flush(&worker, &mut pending, &mut enricher, &mut by_kind);
-        finalize(&worker, &segment, &last_counters, &base_meta);
+
+    /// Hands the row group to the writer.
+    fn flush(&mut self) {
+        flush(
+            &self.worker,
+            &mut self.pending,
+            &mut self.enricher,
+            &mut self.by_kind,
+        );
+        self.pending_bytes = 0;
     }
-    let error_text = worker.error_text();
-    let outcome = worker.finish();
-    let loss = last_counters.since(&first_counters);
-    let summary = Summary {
-        duration: started.elapsed(),
-        by_kind,
-        decode_errors,
-        unmatched_results,
-        live_profile_rows,
-        costs: costs.unwrap_or_default(),
-        collapse: windows.stats,
-        lost: loss.lost,
-        lost_per_cpu: loss.lost_per_cpu.clone(),
-        lost_by_kind: loss.lost_by_kind.clone(),
-        counters: loss.counters.clone(),
-        programs: sensor.programs.clone(),
-        output_dir,
-        files: outcome.finished.clone(),
-        cpu: {
-            let (u, s) = own_cpu_time();
-            (
-                u.saturating_sub(cpu_at_start.0),
-                s.saturating_sub(cpu_at_start.1),
-            )
-        },
-        enrich: enricher.stats,
-        ship: None,
-        hashes: {
-            use std::sync::atomic::Ordering::Relaxed;
-            let h = enricher.hash_stats();
-            [
-                h.hashed.load(Relaxed),
-                h.cached.load(Relaxed),
-                h.unavailable.load(Relaxed),
-                h.dropped.load(Relaxed),
-            ]
-        },
+
+    /// Asks the writer to finalize the open segment with this segment's metadata.
+    fn finalize_segment(&mut self) {
+        self.segment.enrichment_misses =
+            self.enricher.stats.cgroup_misses - self.misses_at_segment_start;
+        let delta = self.last_counters.since(&self.segment.counters_at_start);
+        self.worker.send(Job::Finalize(Box::new(segment_metadata(
+            &self.base_meta,
+            &self.segment,
+            &delta,
+        ))));
+    }
+}
+
+/// Says which incomplete segments an earlier run left (crash or kill -9); hive partitions are
+/// two levels down (host=…/date=…/).
+fn note_stale_partials(dir: &OutputDir, layout: crate::output::Layout) {
+    let stale = match layout {
+        crate::output::Layout::Flat => dir.files_ending_with(PARTIAL_SUFFIX),
+        crate::output::Layout::Hive => dir.files_ending_with_below(PARTIAL_SUFFIX, 2),
     };
-    if let Some(e) = outcome.error {
-        return Err(CaptureError::Write {
-            message: error_text.unwrap_or_else(|| e.to_string()),
-            partial: outcome.partial,
-            summary: Box::new(summary),
-        });
+    for name in &stale {
+        eprintln!(
+            "capture: note: {} is an incomplete segment from an earlier run that did not finish (crash or kill -9); it is not a readable trace",
+            dir.path().join(name).display()
+        );
     }
-    Ok(summary)
 }
 
 /// Start-up (BTF, loading, the /proc snapshot) is over: hand its garbage back to the kernel, then
