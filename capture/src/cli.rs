@@ -121,10 +121,18 @@ pub struct Args {
     #[arg(long, value_name = "URL", requires = "ship")]
     pub s3_endpoint: Option<String>,
 
-    /// With --ship: warn (stderr and summary) once unshipped segments exceed this; every
-    /// segment is still kept and recording goes on (nothing is deleted that the store lacks).
+    /// With --ship: the unshipped segments' bound. Past it capture warns (stderr and summary)
+    /// and does what --spool-full says.
     #[arg(long, default_value_t = 1024, value_name = "MIB", requires = "ship")]
     pub spool_mib: u64,
+
+    /// With --ship, past --spool-mib: `keep` every segment and go on recording (nothing is
+    /// deleted that the store lacks; the disk is the bound: a full disk stops the capture
+    /// cleanly), or `drop-oldest`: delete the oldest unshipped segments to stay under
+    /// --spool-mib and count them in the summary (the node's disk stays bounded, the oldest
+    /// events are lost).
+    #[arg(long, value_enum, default_value_t = crate::ship::SpoolFull::Keep, requires = "ship")]
+    pub spool_full: crate::ship::SpoolFull,
 
     /// With --ship: at exit, wait this long for the last uploads; what is left is shipped by
     /// the next start.
@@ -228,6 +236,7 @@ impl TryFrom<Args> for Config {
                     prefix,
                     endpoint: a.s3_endpoint,
                     spool_bytes: a.spool_mib.saturating_mul(1 << 20),
+                    when_full: a.spool_full,
                     drain: a.ship_drain,
                 })
             }
@@ -329,6 +338,12 @@ mod tests {
         let s = c.ship.unwrap();
         assert_eq!((s.bucket.as_str(), s.prefix.as_str()), ("b", "fleet"));
         assert_eq!(s.spool_bytes, 2 << 20);
+        assert_eq!(s.when_full, crate::ship::SpoolFull::Keep);
+        let c = parse(&["--ship", "s3://b/", "--spool-full", "drop-oldest"]).unwrap();
+        assert_eq!(
+            c.ship.unwrap().when_full,
+            crate::ship::SpoolFull::DropOldest
+        );
         assert!(parse(&[]).unwrap().ship.is_none());
         assert!(
             parse(&["--ship", "/tmp/x"])

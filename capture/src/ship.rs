@@ -43,6 +43,8 @@ pub struct ShipConfig {
     pub endpoint: Option<String>,
     /// Unshipped bytes past which capture warns (`--spool-mib`).
     pub spool_bytes: u64,
+    /// What happens past `spool_bytes` (`--spool-full`).
+    pub when_full: SpoolFull,
     /// How long the end of the run waits for the last uploads.
     pub drain: Duration,
 }
@@ -64,6 +66,15 @@ impl ShipConfig {
     pub fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
+}
+
+/// What capture does once unshipped segments pass `--spool-mib`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpoolFull {
+    /// Keep every segment (the disk is the bound).
+    Keep,
+    /// Delete the oldest unshipped segments to stay under the bound, and count them.
+    DropOldest,
 }
 
 /// Why shipping cannot start.
@@ -94,6 +105,10 @@ pub struct ShipReport {
     pub waiting_bytes: u64,
     /// The spool went past `--spool-mib`.
     pub spool_full: bool,
+    /// Unshipped segments deleted to stay under `--spool-mib` (`--spool-full drop-oldest`).
+    pub dropped: u64,
+    /// Their bytes.
+    pub dropped_bytes: u64,
     /// The last upload error, if the store was unreachable at the end.
     pub last_error: Option<String>,
 }
@@ -258,18 +273,7 @@ struct Run {
 impl Run {
     /// One pass over the directory: ship what is there, oldest first, until one fails.
     fn pass(&mut self, rt: &tokio::runtime::Runtime) -> Result<(), String> {
-        let pending = finalized(&self.dir);
-        let spooled: u64 = pending.iter().map(|p| p.1).sum();
-        if spooled > self.config.spool_bytes && !self.report.spool_full {
-            self.report.spool_full = true;
-            eprintln!(
-                "capture: warning: {} MiB of segments wait in {} for {} (over --spool-mib {}); every segment is kept and recording goes on",
-                spooled >> 20,
-                self.dir.display(),
-                self.config.url(),
-                self.config.spool_bytes >> 20
-            );
-        }
+        let pending = self.bound_spool();
         for (rel, _) in pending {
             let part = partition_key(&self.dir, &rel, &self.host);
             let key = if self.config.prefix.is_empty() {
@@ -291,6 +295,55 @@ impl Run {
         Ok(())
     }
 
+    /// The finalized segments waiting, oldest first, after holding them to `--spool-mib`:
+    /// past it, a warning (once), and with `--spool-full drop-oldest` the oldest deleted
+    /// (and counted) until the rest fit.
+    fn bound_spool(&mut self) -> Vec<(String, u64)> {
+        let mut pending = finalized(&self.dir);
+        let mut spooled: u64 = pending.iter().map(|p| p.1).sum();
+        let bound = self.config.spool_bytes;
+        if spooled <= bound {
+            return pending;
+        }
+        if !self.report.spool_full {
+            self.report.spool_full = true;
+            eprintln!(
+                "capture: warning: {} MiB of segments wait in {} for {} (over --spool-mib {}); {}",
+                spooled >> 20,
+                self.dir.display(),
+                self.config.url(),
+                bound >> 20,
+                match self.config.when_full {
+                    SpoolFull::Keep => "every segment is kept and recording goes on",
+                    SpoolFull::DropOldest =>
+                        "the oldest are deleted to stay under it (--spool-full drop-oldest)",
+                }
+            );
+        }
+        if self.config.when_full == SpoolFull::Keep {
+            return pending;
+        }
+        let mut dropped = 0;
+        while spooled > bound && dropped < pending.len() {
+            let (rel, size) = &pending[dropped];
+            let path = self.dir.join(rel);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    self.report.dropped += 1;
+                    self.report.dropped_bytes += size;
+                }
+                Err(e) => eprintln!(
+                    "capture: warning: dropping {} (over --spool-mib): {e}",
+                    path.display()
+                ),
+            }
+            spooled -= size;
+            dropped += 1;
+        }
+        pending.drain(..dropped);
+        pending
+    }
+
     fn main_loop(mut self, finish: Receiver<Instant>) -> ShipReport {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -303,32 +356,41 @@ impl Run {
             }
         };
         let mut backoff = Duration::from_secs(1);
+        let mut next_try = Instant::now();
         let mut deadline: Option<Instant> = None;
         loop {
-            let wait = match self.pass(&rt) {
-                Ok(()) => {
-                    backoff = Duration::from_secs(1);
-                    self.report.last_error = None;
-                    if deadline.is_some() {
-                        break;
+            let now = Instant::now();
+            if now < next_try {
+                // Backing off: the spool is still held to its bound every poll.
+                self.bound_spool();
+            } else {
+                match self.pass(&rt) {
+                    Ok(()) => {
+                        backoff = Duration::from_secs(1);
+                        self.report.last_error = None;
+                        if deadline.is_some() {
+                            break;
+                        }
+                        next_try = Instant::now() + POLL;
                     }
-                    POLL
-                }
-                Err(e) => {
-                    if !self.warned_down {
-                        eprintln!(
-                            "capture: warning: shipping to {} failed: {e}; segments stay in {} and are retried",
-                            self.config.url(),
-                            self.dir.display()
-                        );
-                        self.warned_down = true;
+                    Err(e) => {
+                        if !self.warned_down {
+                            eprintln!(
+                                "capture: warning: shipping to {} failed: {e}; segments stay in {} and are retried",
+                                self.config.url(),
+                                self.dir.display()
+                            );
+                            self.warned_down = true;
+                        }
+                        self.report.last_error = Some(e);
+                        next_try = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
-                    self.report.last_error = Some(e);
-                    let w = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    w
                 }
-            };
+            }
+            let wait = next_try
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(1), POLL);
             let wait = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(wait),
                 None => wait,
@@ -337,7 +399,11 @@ impl Run {
                 break;
             }
             match finish.recv_timeout(wait) {
-                Ok(d) => deadline = Some(d),
+                Ok(d) => {
+                    // The end of the run: try at once, then within the drain time.
+                    deadline = Some(d);
+                    next_try = Instant::now();
+                }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
@@ -430,5 +496,54 @@ mod tests {
                 ("host=a/date=2026-11-23/b.parquet".to_string(), 2)
             ]
         );
+    }
+
+    fn run_with(dir: &Path, when_full: SpoolFull) -> Run {
+        Run {
+            config: ShipConfig {
+                bucket: "b".into(),
+                prefix: String::new(),
+                endpoint: None,
+                spool_bytes: 1 << 20,
+                when_full,
+                drain: Duration::ZERO,
+            },
+            dir: dir.to_path_buf(),
+            host: "h".into(),
+            store: Arc::new(object_store::memory::InMemory::new()),
+            report: ShipReport::default(),
+            warned_down: false,
+        }
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_go_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        // Four segments of 400 KiB, oldest first by name; a bound of 1 MiB.
+        let names: Vec<String> = (0..4)
+            .map(|i| format!("needle-h-20261206T10000{i}.000Z-0000{i}.parquet"))
+            .collect();
+        for n in &names {
+            std::fs::write(dir.path().join(n), vec![0u8; 400 << 10]).unwrap();
+        }
+
+        let mut keep = run_with(dir.path(), SpoolFull::Keep);
+        assert_eq!(keep.bound_spool().len(), 4);
+        assert!(keep.report.spool_full);
+        assert_eq!(keep.report.dropped, 0);
+        assert!(names.iter().all(|n| dir.path().join(n).exists()));
+
+        let mut drop = run_with(dir.path(), SpoolFull::DropOldest);
+        let left: Vec<String> = drop.bound_spool().into_iter().map(|p| p.0).collect();
+        assert_eq!(left, names[2..]);
+        assert_eq!(
+            (drop.report.dropped, drop.report.dropped_bytes),
+            (2, 800 << 10)
+        );
+        assert!(!dir.path().join(&names[0]).exists() && !dir.path().join(&names[1]).exists());
+        assert!(dir.path().join(&names[2]).exists() && dir.path().join(&names[3]).exists());
+        // Under the bound now: nothing more goes.
+        assert_eq!(drop.bound_spool().len(), 2);
+        assert_eq!(drop.report.dropped, 2);
     }
 }

@@ -191,11 +191,19 @@ impl fmt::Display for Summary {
                 )?;
             }
         }
-        if self.ship.as_ref().is_some_and(|s| s.spool_full) {
-            writeln!(
-                f,
-                "  spool           went over --spool-mib while the store was unreachable (every segment kept)"
-            )?;
+        if let Some(s) = self.ship.as_ref().filter(|s| s.spool_full) {
+            if s.dropped > 0 {
+                writeln!(
+                    f,
+                    "  spool           went over --spool-mib while the store was unreachable: dropped the {} oldest unshipped segments ({} bytes; --spool-full drop-oldest)",
+                    s.dropped, s.dropped_bytes
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  spool           went over --spool-mib while the store was unreachable (every segment kept)"
+                )?;
+            }
         }
         let (user, sys) = self.cpu;
         let cpu = user + sys;

@@ -340,3 +340,52 @@ fn a_store_that_refuses_the_keys_keeps_every_segment_and_says_why() {
     );
     assert_eq!(server.keys_as(&users[0], ""), Vec::<String>::new());
 }
+
+#[test]
+fn past_the_spool_bound_drop_oldest_deletes_and_counts_what_could_not_ship() {
+    if !can_run("capture_ship::drop_oldest") {
+        return;
+    }
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("traces");
+    let server = S3Server::start("needle-bound");
+    let gate = Gate::new(&server);
+    gate.set_open(false);
+    // A bound of 0 MiB: every finalized segment the store cannot take goes.
+    let mut cap = Capture::spawn_env(
+        &binary("capture"),
+        &out,
+        &[
+            "--ship",
+            &server.url("fleet/"),
+            "--s3-endpoint",
+            &gate.endpoint(),
+            "--rotate-interval",
+            "1s",
+            "--spool-mib",
+            "0",
+            "--spool-full",
+            "drop-oldest",
+            "--ship-drain",
+            "1s",
+        ],
+        CREDS,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    load_for(Duration::from_secs(5));
+    cap.signal(libc::SIGINT);
+    let stderr = cap.stderr_so_far();
+    let (status, summary) = cap.wait_for(Duration::from_secs(60)).unwrap();
+    assert_eq!(status, Some(0), "{summary}");
+    assert!(stderr.contains("--spool-full drop-oldest"), "{stderr}");
+    let dropped: u64 = summary
+        .split("dropped the ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of dropped segments: {summary}"));
+    assert!(dropped >= 3, "{summary}");
+    assert!(local_segments(&out).is_empty(), "{summary}");
+    assert!(server.keys("fleet/").is_empty());
+}
