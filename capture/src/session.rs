@@ -328,7 +328,10 @@ impl<'c> Session<'c> {
             self.sensor.detach();
         }
         let row_group_rows = self.config.write.row_group_rows.max(1);
-        while let Some(item) = self.sensor.events.next() {
+        loop {
+            let Some(item) = self.sensor.events.next() else {
+                break;
+            };
             let (pending, enricher) = (&mut self.pending, &mut self.enricher);
             match self.decoder.decode(&item) {
                 Ok(d) => self.windows.route(d, &self.clock, |decoded| {
@@ -348,14 +351,7 @@ impl<'c> Session<'c> {
             drop(item);
             if self.pending.len() >= row_group_rows || self.pending_bytes >= self.config.batch_bytes
             {
-                // Field by field: the ring buffer's item borrows the sensor meanwhile.
-                flush(
-                    &self.worker,
-                    &mut self.pending,
-                    &mut self.enricher,
-                    &mut self.by_kind,
-                );
-                self.pending_bytes = 0;
+                self.flush();
             }
         }
         let clock = self.clock;

@@ -96,6 +96,21 @@ fn remote_segment(server: &S3Server, key: &str, tmp: &Path) -> (String, String) 
     )
 }
 
+/// `capture --output OUT --ship URL --s3-endpoint ENDPOINT --rotate-interval 1s EXTRA…`, with
+/// the test's credentials, recording once it returns.
+fn ship(out: &Path, url: &str, endpoint: &str, extra: &[&str]) -> Capture {
+    let mut args = vec![
+        "--ship",
+        url,
+        "--s3-endpoint",
+        endpoint,
+        "--rotate-interval",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    Capture::spawn_env(&binary("capture"), out, &args, CREDS).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn segments_land_with_their_keys_and_bytes_and_wait_while_the_store_is_down() {
     if !can_run("capture_ship::midrun") {
@@ -106,23 +121,12 @@ fn segments_land_with_their_keys_and_bytes_and_wait_while_the_store_is_down() {
     let out = tmp.path().join("traces");
     let server = S3Server::start("needle-ship");
     let gate = Gate::new(&server);
-    let cap = Capture::spawn_env(
-        &binary("capture"),
+    let mut cap = ship(
         &out,
-        &[
-            "--ship",
-            &server.url("fleet/"),
-            "--s3-endpoint",
-            &gate.endpoint(),
-            "--rotate-interval",
-            "1s",
-            "--ship-drain",
-            "30s",
-        ],
-        CREDS,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut cap = cap;
+        &server.url("fleet/"),
+        &gate.endpoint(),
+        &["--ship-drain", "30s"],
+    );
 
     // Up: segments go up and leave the output directory.
     load_until(Duration::from_secs(30), "two segments shipped", || {
@@ -199,25 +203,18 @@ fn leftovers_of_a_run_with_the_store_down_are_shipped_by_the_next_start() {
     let server = S3Server::start("needle-spool");
     let gate = Gate::new(&server);
     gate.set_open(false);
-    let args = |drain: &'static str| {
-        vec![
-            "--ship".to_string(),
-            server.url("spool"),
-            "--s3-endpoint".into(),
-            gate.endpoint(),
-            "--layout".into(),
-            "hive".into(),
-            "--rotate-interval".into(),
-            "1s".into(),
-            "--spool-mib".into(),
-            "0".into(),
-            "--ship-drain".into(),
-            drain.into(),
+    let (url, endpoint) = (server.url("spool"), gate.endpoint());
+    let extra = |drain| {
+        [
+            "--layout",
+            "hive",
+            "--spool-mib",
+            "0",
+            "--ship-drain",
+            drain,
         ]
     };
-    let a1 = args("2s");
-    let a1: Vec<&str> = a1.iter().map(String::as_str).collect();
-    let mut cap = Capture::spawn_env(&binary("capture"), &out, &a1, CREDS).unwrap();
+    let mut cap = ship(&out, &url, &endpoint, &extra("2s"));
     load_until(Duration::from_secs(30), "three segments", || {
         local_segments(&out).len() >= 3
     });
@@ -252,9 +249,7 @@ fn leftovers_of_a_run_with_the_store_down_are_shipped_by_the_next_start() {
 
     // The store is back: the next start ships the leftovers first.
     gate.set_open(true);
-    let a2 = args("30s");
-    let a2: Vec<&str> = a2.iter().map(String::as_str).collect();
-    let mut cap = Capture::spawn_env(&binary("capture"), &out, &a2, CREDS).unwrap();
+    let mut cap = ship(&out, &url, &endpoint, &extra("30s"));
     load_until(Duration::from_secs(60), "leftovers shipped", || {
         spooled.keys().all(|k| !out.join(k).exists())
     });
@@ -292,22 +287,12 @@ fn a_store_that_refuses_the_keys_keeps_every_segment_and_says_why() {
     // A store that checks every request's keys: the test's keys are not among them.
     let (server, users) =
         S3Server::start_enforcing("needle-denied", &[], &[("auditor", &["s3:ListBucket"])]);
-    let mut cap = Capture::spawn_env(
-        &binary("capture"),
+    let mut cap = ship(
         &out,
-        &[
-            "--ship",
-            &server.url("fleet/"),
-            "--s3-endpoint",
-            &server.endpoint(),
-            "--rotate-interval",
-            "1s",
-            "--ship-drain",
-            "2s",
-        ],
-        CREDS,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+        &server.url("fleet/"),
+        &server.endpoint(),
+        &["--ship-drain", "2s"],
+    );
     let mut held: BTreeMap<String, String> = BTreeMap::new();
     load_until(Duration::from_secs(30), "three segments refused", || {
         let now = local_segments(&out);
@@ -353,16 +338,11 @@ fn past_the_spool_bound_drop_oldest_deletes_and_counts_what_could_not_ship() {
     let gate = Gate::new(&server);
     gate.set_open(false);
     // A bound of 0 MiB: every finalized segment the store cannot take goes.
-    let mut cap = Capture::spawn_env(
-        &binary("capture"),
+    let mut cap = ship(
         &out,
+        &server.url("fleet/"),
+        &gate.endpoint(),
         &[
-            "--ship",
-            &server.url("fleet/"),
-            "--s3-endpoint",
-            &gate.endpoint(),
-            "--rotate-interval",
-            "1s",
             "--spool-mib",
             "0",
             "--spool-full",
@@ -370,9 +350,7 @@ fn past_the_spool_bound_drop_oldest_deletes_and_counts_what_could_not_ship() {
             "--ship-drain",
             "1s",
         ],
-        CREDS,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    );
     load_for(Duration::from_secs(5));
     cap.signal(libc::SIGINT);
     let stderr = cap.stderr_so_far();
