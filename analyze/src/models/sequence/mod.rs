@@ -3,8 +3,8 @@
 //!
 //! | member | raw score of a thread | catches |
 //! |---|---|---|
-//! | `markov` | mean surprisal per call under the [`markov`] language model (bits) | a process whose calls are improbable throughout |
-//! | `markov-window` | the worst mean surprisal over [`WINDOW`] consecutive calls | a short foreign burst in a long normal run |
+//! | `markov` | mean surprisal per call under the [`markov`] language model (bits), over at least [`WINDOW`] calls | a process whose calls are improbable throughout |
+//! | `markov-window` | the worst mean surprisal over [`WINDOW`] consecutive calls (a shorter thread padded with unsurprising calls) | a short foreign burst in a long normal run |
 //! | `stide` | [`stide`]'s mismatch rate (windows of 6 absent from normal traces) | many foreign windows |
 //! | `stide-lfc` | STIDE's locality frame count (mismatches within 20 windows) | a local cluster of foreign windows |
 //! | `ngram-knn` | cosine distance of the 1–3-gram TF-IDF vector to the nearest normal trace ([`ngram`]) | familiar calls in an unfamiliar mix |
@@ -85,12 +85,15 @@ pub struct SequenceScore {
     pub rarest: Vec<Contribution>,
 }
 
-/// Mean of the worst `w` consecutive values, and where that run starts.
+/// Mean of the worst `w` consecutive values, and where that run starts. A sequence shorter
+/// than `w` counts as padded with zeros: a thread of three calls is not a window of twenty
+/// calls, and its mean would let a handful of context-free first calls outscore every long
+/// thread (a workload's raw score is its highest thread's).
 pub fn worst_window(s: &[f64], w: usize) -> (f64, usize) {
-    if s.is_empty() {
-        return (0.0, 0);
+    let w = w.max(1);
+    if s.len() < w {
+        return (s.iter().sum::<f64>() / w as f64, 0);
     }
-    let w = w.clamp(1, s.len());
     let mut sum: f64 = s[..w].iter().sum();
     let (mut best, mut at) = (sum, 0);
     for i in w..s.len() {
@@ -125,7 +128,8 @@ impl SequenceModel {
     /// Raw member scores of one thread, and its surprisals.
     pub fn score_thread(&self, t: &[u32]) -> (Vec<f64>, Vec<f64>) {
         let s = self.markov.surprisals(t);
-        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+        // Per call, over at least a window's worth of calls (see `worst_window`).
+        let mean = s.iter().sum::<f64>() / s.len().max(WINDOW) as f64;
         let st = self.stide.score(t);
         let index = self.index.get_or_init(|| self.knn.index());
         let members = vec![
