@@ -640,17 +640,19 @@ impl<W: Write + Send> TraceFileWriter<W> {
         })
     }
 
-    /// Writes `rows`, in this order, as row groups of at most the configured size.
+    /// Writes `rows`, in this order, as row groups of at most the configured size; returns
+    /// how many rows that was.
     pub fn write<'a>(
         &mut self,
         rows: impl IntoIterator<Item = &'a Event>,
-    ) -> Result<(), ParquetError> {
+    ) -> Result<usize, ParquetError> {
         let host = self.host.clone();
         let mut gather = Gather::new();
-        let mut n = 0;
+        let (mut n, mut total) = (0, 0);
         for ev in rows {
             gather.push(&host, ev);
             n += 1;
+            total += 1;
             if n == self.row_group_rows {
                 self.write_row_group(&gather)?;
                 gather.clear();
@@ -660,7 +662,7 @@ impl<W: Write + Send> TraceFileWriter<W> {
         if n > 0 {
             self.write_row_group(&gather)?;
         }
-        Ok(())
+        Ok(total)
     }
 
     fn write_row_group(&mut self, gather: &Gather<'_>) -> Result<(), ParquetError> {
