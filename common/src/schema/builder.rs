@@ -1,4 +1,6 @@
-//! Typed events in, Arrow record batches out — the only code that writes trace columns.
+//! Typed events in, Arrow record batches out: how importers, examples and tests write traces
+//! (capture writes row groups directly, [`super::TraceFileWriter`], from the same
+//! `KindColumns` of a row; its tests read both back equal).
 
 use std::sync::Arc;
 
