@@ -1,6 +1,7 @@
-//! Write-path throughput: enriched events → Arrow batches (`TraceBatchBuilder`) → zstd
-//! Parquet (`ArrowWriter` with the trace's writer settings) — the writer thread's work —
-//! with the two steps timed apart, single-threaded.
+//! Write-path throughput, single-threaded, two ways over the same rows: enriched events → Arrow
+//! batches (`TraceBatchBuilder`) → zstd Parquet (`ArrowWriter` with the trace's writer
+//! settings), the two steps timed apart; and events → Parquet row groups directly
+//! (`TraceFileWriter`, what capture's writer thread does).
 //!
 //!     cargo bench -p capture --bench write [-- EVENTS [MIX]]
 //!
@@ -15,7 +16,7 @@ use std::time::Instant;
 use capture::session::BATCH_ROWS;
 use needle_common::schema::{
     Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
-    TraceBatchBuilder, WriteOptions, arrow_schema, writer_properties,
+    TraceBatchBuilder, TraceFileWriter, WriteOptions, arrow_schema, writer_properties,
 };
 use parquet::arrow::ArrowWriter;
 
@@ -237,15 +238,36 @@ fn main() {
     let start = Instant::now();
     writer.close().expect("close");
     encode_secs += start.elapsed().as_secs_f64();
-    drop(input);
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+
+    let direct_path = dir.path().join("direct.parquet");
+    let file = std::fs::File::create(&direct_path).expect("create bench file");
+    let mut writer =
+        TraceFileWriter::try_new(file, "node-1", &WriteOptions::default()).expect("writer");
+    let mut direct_secs = 0.0;
+    for group in input.chunks(rows_per_group) {
+        let mut rows: Vec<&Event> = group.iter().collect();
+        rows.sort_by_key(|e| e.ktime_ns);
+        let start = Instant::now();
+        writer.write(rows).expect("write row group");
+        direct_secs += start.elapsed().as_secs_f64();
+    }
+    let start = Instant::now();
+    writer.into_inner().expect("close");
+    direct_secs += start.elapsed().as_secs_f64();
+    drop(input);
+    let direct_bytes = std::fs::metadata(&direct_path)
+        .map(|m| m.len())
+        .unwrap_or(0);
     let rate = |secs: f64| events as f64 / secs;
     println!(
-        "BENCH suite=write mix={mix} events={events} build_events_per_s={:.0} encode_events_per_s={:.0} both_events_per_s={:.0} bytes_per_event={:.1} arrow_bytes_per_row={:.0}",
+        "BENCH suite=write mix={mix} events={events} build_events_per_s={:.0} encode_events_per_s={:.0} both_events_per_s={:.0} bytes_per_event={:.1} arrow_bytes_per_row={:.0} direct_events_per_s={:.0} direct_bytes_per_event={:.1}",
         rate(build_secs),
         rate(encode_secs),
         rate(build_secs + encode_secs),
         bytes as f64 / events as f64,
-        arrow_bytes as f64 / events as f64
+        arrow_bytes as f64 / events as f64,
+        rate(direct_secs),
+        direct_bytes as f64 / events as f64
     );
 }

@@ -5,8 +5,8 @@
 //! its own so one failure only skips that program → [`session`] drains the ring buffer,
 //! [`decode`]s records into typed events ([`collapse`] turns the kernel's counts of repeated
 //! opens into rows), enriches them and hands time-sorted row groups →
-//! [`output`], which builds Arrow batches and writes them on a separate thread into rotating
-//! zstd Parquet segments, renamed into
+//! [`output`], which writes their columns straight into rotating zstd Parquet segments on a
+//! separate thread (`needle_common::schema::TraceFileWriter`), renamed into
 //! place only when complete. Kernel counters ([`counters`]) account for every event that was
 //! lost or filtered, and land in each file's metadata and the run's [`summary`]. With
 //! `--ship`, [`ship`] uploads finalized segments from the output directory on a thread of its

@@ -11,9 +11,7 @@
 
 use std::fs::File;
 
-use arrow::record_batch::RecordBatch;
-use needle_common::schema::{TraceMetadata, WriteOptions, arrow_schema, writer_properties};
-use parquet::arrow::ArrowWriter;
+use needle_common::schema::{Event, TraceFileWriter, TraceMetadata, WriteOptions};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 
@@ -135,7 +133,7 @@ pub struct FinishedSegment {
 }
 
 struct OpenSegment {
-    writer: ArrowWriter<File>,
+    writer: TraceFileWriter<File>,
     /// Its partition directory (hive layout).
     sub: Option<(OutputDir, String)>,
     partial_name: String,
@@ -214,14 +212,8 @@ impl SegmentWriter {
                 .as_ref()
                 .map_or(&self.dir, |(d, _)| d)
                 .create_new(&partial_name)?;
-            let props = writer_properties(&self.opts, Vec::new()).map_err(|source| {
-                SegmentError::Parquet {
-                    file: partial_name.clone(),
-                    source,
-                }
-            })?;
             let writer =
-                ArrowWriter::try_new(file, arrow_schema(), Some(props)).map_err(|source| {
+                TraceFileWriter::try_new(file, &self.host, &self.opts).map_err(|source| {
                     SegmentError::Parquet {
                         file: partial_name.clone(),
                         source,
@@ -239,40 +231,26 @@ impl SegmentWriter {
         Ok(self.open.as_mut().expect("segment is open"))
     }
 
-    /// Appends a batch to the open segment's current row group.
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SegmentError> {
-        if batch.num_rows() == 0 {
+    /// Writes `rows`, in this order, to the open segment as row groups of at most the
+    /// configured size (one, when the reader hands over a row group at a time).
+    pub fn write<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<(), SegmentError> {
+        let mut rows = rows.into_iter().peekable();
+        let Some(first) = rows.peek() else {
             return Ok(());
-        }
-        let first_ns = batch
-            .column_by_name(needle_common::schema::names::TIME)
-            .and_then(|c| {
-                c.as_any()
-                    .downcast_ref::<arrow::array::TimestampNanosecondArray>()
-            })
-            .filter(|t| !t.is_empty() && arrow::array::Array::is_valid(*t, 0))
-            .map(|t| t.value(0));
-        let seg = self.open_segment(first_ns)?;
-        seg.writer
-            .write(batch)
+        };
+        let seg = self.open_segment(Some(first.time_ns))?;
+        let written = seg
+            .writer
+            .write(rows)
             .map_err(|source| SegmentError::Parquet {
                 file: seg.partial_name.clone(),
                 source,
             })?;
-        seg.rows += batch.num_rows() as u64;
+        seg.rows += written as u64;
         Ok(())
-    }
-
-    /// Ends the current row group: the batches written since the last one form one row group
-    /// (the reader hands over one time-sorted flush at a time).
-    pub fn end_row_group(&mut self) -> Result<(), SegmentError> {
-        let Some(seg) = self.open.as_mut() else {
-            return Ok(());
-        };
-        seg.writer.flush().map_err(|source| SegmentError::Parquet {
-            file: seg.partial_name.clone(),
-            source,
-        })
     }
 
     /// Bytes written so far to the open segment (0 when none is open).
@@ -340,7 +318,7 @@ impl SegmentWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use needle_common::schema::{Detail, Event, Process, TraceBatchBuilder};
+    use needle_common::schema::{Detail, Event, Process};
 
     #[test]
     fn names_sort_by_time_and_index_and_are_safe() {
@@ -369,8 +347,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = OutputDir::open_or_create(tmp.path()).unwrap();
         let mut w = SegmentWriter::new(dir, "h", 0, WriteOptions::default());
-        let mut b = TraceBatchBuilder::new("h");
-        b.push(&Event::new(
+        let ev = Event::new(
             1,
             1,
             Process {
@@ -378,8 +355,8 @@ mod tests {
                 ..Default::default()
             },
             Detail::Fork,
-        ));
-        w.write(&b.finish()).unwrap();
+        );
+        w.write([&ev]).unwrap();
         let partial = w.open_partial_name().unwrap().to_string();
         assert!(tmp.path().join(&partial).exists());
         let meta = TraceMetadata {
@@ -410,19 +387,22 @@ mod tests {
             WriteOptions::default(),
         )
         .with_layout(Layout::Hive);
-        let mut b = TraceBatchBuilder::new("node/1");
-        for (i, time) in [t, t + 2_000_000_000].into_iter().enumerate() {
-            b.push(&Event::new(
-                time,
-                i as u64,
-                Process {
-                    comm: "x".into(),
-                    ..Default::default()
-                },
-                Detail::Fork,
-            ));
-        }
-        w.write(&b.finish()).unwrap();
+        let events: Vec<Event> = [t, t + 2_000_000_000]
+            .into_iter()
+            .enumerate()
+            .map(|(i, time)| {
+                Event::new(
+                    time,
+                    i as u64,
+                    Process {
+                        comm: "x".into(),
+                        ..Default::default()
+                    },
+                    Detail::Fork,
+                )
+            })
+            .collect();
+        w.write(&events).unwrap();
         let partial = w.open_partial_name().unwrap();
         assert!(
             partial.starts_with("host=node_1/date=2026-11-23/"),
@@ -444,8 +424,7 @@ mod tests {
         );
         assert!(tmp.path().join(&done.name).exists());
         // The next segment's first event is the next day: the next partition.
-        let mut b = TraceBatchBuilder::new("node/1");
-        b.push(&Event::new(
+        let ev = Event::new(
             t + 3_000_000_000,
             9,
             Process {
@@ -453,8 +432,8 @@ mod tests {
                 ..Default::default()
             },
             Detail::Fork,
-        ));
-        w.write(&b.finish()).unwrap();
+        );
+        w.write([&ev]).unwrap();
         let next = w.finalize(meta).unwrap();
         assert!(
             next.name.starts_with("host=node_1/date=2026-11-24/"),

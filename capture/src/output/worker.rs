@@ -1,14 +1,13 @@
-//! The writer thread: sorting, Arrow building, Parquet encoding and zstd run beside the
-//! ring-buffer reader, so neither a big flush nor a slow disk stalls decoding (the bounded
-//! channel applies back-pressure instead).
+//! The writer thread: Parquet encoding and zstd run beside the ring-buffer reader, so neither
+//! a big flush nor a slow disk stalls decoding (the bounded channel applies back-pressure
+//! instead).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use arrow::record_batch::RecordBatch;
 use crossbeam_channel::{Sender, bounded};
-use needle_common::schema::{TraceBatchBuilder, TraceMetadata};
+use needle_common::schema::TraceMetadata;
 
 use crate::enrich::Pending;
 
@@ -81,39 +80,15 @@ pub struct WriterOutcome {
     pub partial: Option<String>,
 }
 
-/// Writes `group` as one row group, built and encoded `batch_rows` at a time.
-fn write_row_group(
-    writer: &mut SegmentWriter,
-    builder: &mut TraceBatchBuilder,
-    group: &RowGroup,
-    batch_rows: usize,
-) -> Result<(), SegmentError> {
-    if group.order.is_empty() {
-        return Ok(());
-    }
-    let mut result = Ok(());
-    for_each_batch(builder, group, batch_rows, |batch| {
-        if result.is_ok() {
-            result = writer.write(&batch);
-        }
-    });
-    result?;
-    writer.end_row_group()
-}
-
-/// Builds `group`'s rows in its order into Arrow batches of at most `batch_rows` rows.
-fn for_each_batch(
-    builder: &mut TraceBatchBuilder,
-    group: &RowGroup,
-    batch_rows: usize,
-    mut out: impl FnMut(RecordBatch),
-) {
-    for chunk in group.order.chunks(batch_rows.max(1)) {
-        for p in chunk.iter().filter_map(|&i| group.rows.get(i)) {
-            builder.push(&p.event);
-        }
-        out(builder.finish());
-    }
+/// Writes `group`'s rows in its order: one row group (more if it is longer than a row group).
+fn write_row_group(writer: &mut SegmentWriter, group: &RowGroup) -> Result<(), SegmentError> {
+    writer.write(
+        group
+            .order
+            .iter()
+            .filter_map(|&i| group.rows.get(i))
+            .map(|p| &p.event),
+    )
 }
 
 /// Handle to the running writer thread.
@@ -126,23 +101,26 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread; at most `queue` jobs wait at once. A row group is built and encoded
-    /// in Arrow batches of `batch_rows` rows.
-    pub fn spawn(mut writer: SegmentWriter, host: &str, queue: usize, batch_rows: usize) -> Worker {
+    /// Starts the thread; at most `queue` jobs wait at once. `_host` and `_batch_rows` are no
+    /// longer used (the segment writer knows the host; rows are no longer built into Arrow
+    /// batches) and go when the session stops passing them.
+    pub fn spawn(
+        mut writer: SegmentWriter,
+        _host: &str,
+        queue: usize,
+        _batch_rows: usize,
+    ) -> Worker {
         let (tx, rx) = bounded::<Job>(queue);
         let shared = Arc::new(Shared::default());
         let error_text = Arc::new(Mutex::new(None));
         let (sh, et) = (shared.clone(), error_text.clone());
-        let mut builder = TraceBatchBuilder::new(host);
         let handle = std::thread::Builder::new()
             .name("needle-writer".into())
             .spawn(move || {
                 let mut error = None;
                 for job in rx {
                     let result = match job {
-                        Job::Rows(group) => {
-                            write_row_group(&mut writer, &mut builder, &group, batch_rows)
-                        }
+                        Job::Rows(group) => write_row_group(&mut writer, &group),
                         Job::Finalize(meta) => writer.finalize(*meta).map(|seg| {
                             sh.done_bytes.fetch_add(seg.bytes, Ordering::Relaxed);
                         }),
@@ -209,8 +187,13 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::compute::concat_batches;
-    use needle_common::schema::{Detail, Event, Net, Process, arrow_schema};
+    use arrow::record_batch::RecordBatch;
+    use needle_common::schema::{
+        Detail, Event, Net, Process, TraceBatchBuilder, TraceMetadata, WriteOptions,
+    };
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+    use super::super::dir::OutputDir;
     use super::*;
 
     /// A small deterministic generator (xorshift), so the property runs without a dependency.
@@ -279,10 +262,37 @@ mod tests {
         b.finish()
     }
 
+    /// `group` written as capture writes it (small row groups, to cross their boundaries),
+    /// read back.
+    fn written(group: &RowGroup) -> (RecordBatch, usize) {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = OutputDir::open_or_create(tmp.path()).expect("output dir");
+        let opts = WriteOptions {
+            row_group_rows: 128,
+            ..Default::default()
+        };
+        let mut w = SegmentWriter::new(dir, "node-1", 0, opts);
+        write_row_group(&mut w, group).expect("write");
+        let seg = w.finalize(TraceMetadata::default()).expect("finalize");
+        let file = std::fs::File::open(tmp.path().join(&seg.name)).expect("open");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
+        let groups = reader.metadata().num_row_groups();
+        let schema = reader.schema().clone();
+        let batches: Vec<RecordBatch> = reader
+            .build()
+            .expect("reader")
+            .map(|b| b.expect("batch"))
+            .collect();
+        (
+            concat_batches(&schema, &batches).expect("same schema"),
+            groups,
+        )
+    }
+
     #[test]
-    fn indexed_row_groups_build_the_same_batches_as_sorted_rows() {
+    fn indexed_row_groups_write_the_same_rows_as_sorted_rows() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for (n, batch_rows) in [(0, 4), (1, 4), (7, 3), (100, 16), (1000, 128), (999, 1000)] {
+        for n in [0, 1, 7, 100, 1000, 999] {
             for shuffled in [false, true] {
                 let rows = rows(&mut rng, n, shuffled);
                 let want = straightforward(&rows);
@@ -290,17 +300,17 @@ mod tests {
                 let mut sorted_order = group.order.clone();
                 sorted_order.sort_unstable();
                 assert_eq!(sorted_order, (0..n).collect::<Vec<_>>(), "a permutation");
-                let mut b = TraceBatchBuilder::new("node-1");
-                let mut got = Vec::new();
-                for_each_batch(&mut b, &group, batch_rows, |batch| {
-                    assert!(batch.num_rows() <= batch_rows);
-                    got.push(batch);
-                });
-                let got = concat_batches(&arrow_schema(), &got).expect("same schema");
-                assert_eq!(
-                    got, want,
-                    "{n} rows, batches of {batch_rows}, shuffled {shuffled}"
-                );
+                let (got, groups) = written(&group);
+                assert_eq!(groups, n.div_ceil(128), "{n} rows");
+                assert_eq!(got.num_rows(), n);
+                for (i, c) in want.schema().fields().iter().enumerate() {
+                    assert_eq!(
+                        got.column(i),
+                        want.column(i),
+                        "{n} rows, shuffled {shuffled}: {}",
+                        c.name()
+                    );
+                }
             }
         }
     }

@@ -1,4 +1,6 @@
-//! Typed events in, Arrow record batches out — the only code that writes trace columns.
+//! Typed events in, Arrow record batches out: how importers, examples and tests write traces
+//! (capture writes row groups directly, [`super::TraceFileWriter`], from the same
+//! `KindColumns` of a row; its tests read both back equal).
 
 use std::sync::Arc;
 
@@ -16,31 +18,31 @@ use super::{COLUMNS, arrow_schema, names as n};
 
 /// The kind-specific columns of one row, borrowed from its [`Detail`]; every field defaults to null.
 #[derive(Default)]
-struct KindColumns<'a> {
-    path: Option<&'a str>,
-    path2: Option<&'a str>,
-    path_source: Option<&'static str>,
-    argv: Option<&'a [String]>,
-    truncated: Option<bool>,
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    flags: Option<u64>,
-    mode: Option<u32>,
-    op: Option<u32>,
-    target_pid: Option<u32>,
-    target_uid: Option<u32>,
-    target_gid: Option<u32>,
-    fstype: Option<&'a str>,
-    net: Option<&'a Net>,
-    dns: Option<&'a Dns>,
-    syscall: Option<u32>,
-    ret: Option<i64>,
-    syscall_counts: Option<&'a [(u32, u64)]>,
-    count: Option<u64>,
-    exec: Option<&'a ExecState>,
-    atime_ns: Option<i64>,
-    mtime_ns: Option<i64>,
-    length: Option<u64>,
+pub(super) struct KindColumns<'a> {
+    pub(super) path: Option<&'a str>,
+    pub(super) path2: Option<&'a str>,
+    pub(super) path_source: Option<&'static str>,
+    pub(super) argv: Option<&'a [String]>,
+    pub(super) truncated: Option<bool>,
+    pub(super) exit_code: Option<i32>,
+    pub(super) signal: Option<i32>,
+    pub(super) flags: Option<u64>,
+    pub(super) mode: Option<u32>,
+    pub(super) op: Option<u32>,
+    pub(super) target_pid: Option<u32>,
+    pub(super) target_uid: Option<u32>,
+    pub(super) target_gid: Option<u32>,
+    pub(super) fstype: Option<&'a str>,
+    pub(super) net: Option<&'a Net>,
+    pub(super) dns: Option<&'a Dns>,
+    pub(super) syscall: Option<u32>,
+    pub(super) ret: Option<i64>,
+    pub(super) syscall_counts: Option<&'a [(u32, u64)]>,
+    pub(super) count: Option<u64>,
+    pub(super) exec: Option<&'a ExecState>,
+    pub(super) atime_ns: Option<i64>,
+    pub(super) mtime_ns: Option<i64>,
+    pub(super) length: Option<u64>,
 }
 
 impl<'a> KindColumns<'a> {
@@ -71,7 +73,7 @@ impl<'a> KindColumns<'a> {
         }
     }
 
-    fn of(detail: &'a Detail) -> Self {
+    pub(super) fn of(detail: &'a Detail) -> Self {
         use Detail as D;
         let ret = |ret: &i64| KindColumns {
             ret: Some(*ret),

@@ -15,12 +15,16 @@
 //! directory (`cwd`); columns `atime_ns`, `mtime_ns`, `length`.
 
 mod builder;
+mod chunks;
 mod event;
 mod metadata;
 mod reader;
+mod rle;
+mod text;
 mod write;
 
 pub use builder::TraceBatchBuilder;
+pub use chunks::TraceFileWriter;
 pub use event::{
     Container, Detail, Dns, Event, ExecState, Fd, FdType, FilePath, Net, PathSource, Process,
     ProcessContext,
