@@ -13,12 +13,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use capture::session::BATCH_ROWS;
 use needle_common::schema::{
     Container, Detail, Dns, Event, FilePath, Net, PathSource, Process, ProcessContext,
     TraceBatchBuilder, TraceFileWriter, WriteOptions, arrow_schema, writer_properties,
 };
 use parquet::arrow::ArrowWriter;
+
+/// Rows per Arrow batch on the Arrow path (what capture's writer thread built before it wrote
+/// row groups itself).
+const BATCH_ROWS: usize = 16 * 1024;
 
 struct Proc {
     process: Process,

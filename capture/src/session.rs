@@ -109,10 +109,6 @@ pub enum CaptureError {
 const COUNTER_PERIOD: Duration = Duration::from_secs(1);
 /// Longest wait for the ring buffer before checking timers and the stop flag.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-/// Rows per Arrow batch the writer thread builds and encodes from a row group (up to
-/// `--row-group-rows`, sorted as a whole by the reader): the whole row group in Arrow form
-/// (about 800 bytes a row) is never held at once.
-pub const BATCH_ROWS: usize = 16 * 1024;
 
 /// A pending row's memory beyond its kernel record's bytes: the row itself and the allocator's
 /// share of its boxed detail and strings (for `Config::batch_bytes`).
@@ -250,7 +246,7 @@ impl<'c> Session<'c> {
         // over a full group without waiting, and at most three are alive (filling, waiting,
         // encoding). (Handing over only when the writer is idle keeps two alive, but stalls
         // the reader long enough to lose events at 700 K events/s.)
-        let worker = Worker::spawn(writer, &host.hostname, 1, BATCH_ROWS);
+        let worker = Worker::spawn(writer, 1);
         let base_meta = TraceMetadata {
             schema_version: SCHEMA_VERSION,
             host: host.hostname.clone(),

@@ -101,15 +101,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread; at most `queue` jobs wait at once. `_host` and `_batch_rows` are no
-    /// longer used (the segment writer knows the host; rows are no longer built into Arrow
-    /// batches) and go when the session stops passing them.
-    pub fn spawn(
-        mut writer: SegmentWriter,
-        _host: &str,
-        queue: usize,
-        _batch_rows: usize,
-    ) -> Worker {
+    /// Starts the thread; at most `queue` jobs wait at once.
+    pub fn spawn(mut writer: SegmentWriter, queue: usize) -> Worker {
         let (tx, rx) = bounded::<Job>(queue);
         let shared = Arc::new(Shared::default());
         let error_text = Arc::new(Mutex::new(None));
