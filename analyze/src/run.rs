@@ -98,10 +98,10 @@ fn scan_inputs(input: &InputConfig, engine: Option<Arc<Engine>>) -> Result<Scann
     };
     crate::scan::object::configure(input.store.clone());
     let out = scan(&input.files, &opts)?;
-    let findings =
-        engine.map(|e| ScanFindings(e.findings(out.partials.iter().map(|(k, p)| (k, &p.sig)))));
+    let (features, signatures) = crate::scan::split(out.partials);
+    let findings = engine.map(|e| ScanFindings(e.findings(&signatures)));
     Ok(Scanned {
-        table: finalize(out.partials),
+        table: finalize(features),
         inputs: out.inputs,
         findings,
         traces: out.traces,

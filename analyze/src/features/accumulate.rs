@@ -40,8 +40,6 @@ pub struct Accumulator {
     /// Where these rows come from, when the batches lack the context columns: new workloads
     /// remember it as their [`WorkloadPartial::context_probe`].
     probe: Option<(u32, u32)>,
-    /// Signature engine run on the same rows, if any.
-    signatures: Option<std::sync::Arc<crate::signatures::Engine>>,
 
     /// Rows inside the time window.
     pub rows: u64,
@@ -77,7 +75,6 @@ impl Accumulator {
             by_key: HashMap::new(),
             by_cgroup: FastMap::default(),
             probe: None,
-            signatures: None,
             rows: 0,
             rows_without_time: 0,
         }
@@ -88,20 +85,6 @@ impl Accumulator {
     pub fn without_context(mut self, file: u32, rg: u32) -> Self {
         self.probe = Some((file, rg));
         self
-    }
-
-    /// Also evaluates the signature `engine` on every row.
-    pub fn with_signatures(
-        mut self,
-        engine: Option<std::sync::Arc<crate::signatures::Engine>>,
-    ) -> Self {
-        self.signatures = engine;
-        self
-    }
-
-    /// True when signatures run on these rows (they read more columns).
-    pub fn has_signatures(&self) -> bool {
-        self.signatures.is_some()
     }
 
     fn new_slot(&mut self, key: String) -> u32 {
@@ -150,82 +133,117 @@ impl Accumulator {
         s
     }
 
-    /// Adds every row of `batch`.
+    /// Adds every row of `batch` (the features alone; the scan feeds each row to the
+    /// signature engine too, through [`Accumulator::begin`] and [`Accumulator::add_row`]).
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<(), FeatureError> {
         let c = Columns::new(batch)?;
-        let mut cid_slots = vec![NO_SLOT; c.workload.dict_len()];
-        let mut h = Hashes {
-            exe: c.exe_path.hash_cache(),
-            path: c.path.hash_cache(),
-            path_class: vec![0; c.path.dict_len()],
-            path2: c.path2.hash_cache(),
-            dst: c.dst_addr.hash_cache(),
-            dns: c.dns_name.hash_cache(),
-        };
-        let engine = self.signatures.clone();
-        let sig_cols = match engine {
-            Some(_) => Some(crate::signatures::SigColumns::new(batch)?),
-            None => None,
-        };
-        let kind_slots: Vec<u8> = (0..c.kind.dict_len())
-            .map(|k| {
-                c.kind
-                    .dict_value(k)
-                    .and_then(EventKind::from_name)
-                    .map_or(UNKNOWN, |k| k.slot() as u8)
-            })
-            .collect();
+        let mut b = self.begin(&c);
         for row in 0..c.len {
-            if c.time.is_null(row) {
-                self.rows_without_time += 1;
-                continue;
-            }
-            let t = c.time.value(row);
-            if !self.window.contains(t) {
-                continue;
-            }
-            self.rows += 1;
-            let slot = self.slot_of(&c, row, &mut cid_slots) as usize;
-            let kslot = match c.kind.key(row) {
-                Some(k) => kind_slots.get(k).copied().unwrap_or(UNKNOWN),
-                None => c
-                    .kind
-                    .get(row)
-                    .and_then(EventKind::from_name)
-                    .map_or(UNKNOWN, |k| k.slot() as u8),
-            };
-            let Some(w) = self.slots.get_mut(slot) else {
-                continue;
-            };
-            w.first_ns = w.first_ns.min(t);
-            w.last_ns = w.last_ns.max(t);
-            if self.probe.is_none() && (w.context.name.is_none() || w.context.image.is_none()) {
-                fill_context(w, &c, row);
-            }
-            match EVENT_KINDS.get(kslot as usize) {
-                Some(&kind) => {
-                    w.kind_counts[kslot as usize] +=
-                        if collapsible(kind) { c.times(row) } else { 1 };
-                    add_row(w, kind, &c, &mut h, row, t);
-                    if let (Some(e), Some(s)) = (&engine, &sig_cols) {
-                        e.observe(
-                            &crate::signatures::Row::new(&c, s, row),
-                            kind,
-                            t,
-                            &mut w.sig,
-                        );
-                    }
-                }
-                None => w.unknown_kinds += 1,
-            }
+            self.add_row(&mut b, &c, row);
         }
         Ok(())
     }
 
+    /// The per-batch caches for the rows of `c`: each dictionary entry of `kind`, of the
+    /// workload and of the hashed strings is resolved once per batch, not once per row.
+    pub fn begin(&self, c: &Columns) -> BatchCaches {
+        BatchCaches {
+            cid_slots: vec![NO_SLOT; c.workload.dict_len()],
+            kind_slots: (0..c.kind.dict_len())
+                .map(|k| {
+                    c.kind
+                        .dict_value(k)
+                        .and_then(EventKind::from_name)
+                        .map_or(UNKNOWN, |k| k.slot() as u8)
+                })
+                .collect(),
+            h: Hashes {
+                exe: c.exe_path.hash_cache(),
+                path: c.path.hash_cache(),
+                path_class: vec![0; c.path.dict_len()],
+                path2: c.path2.hash_cache(),
+                dst: c.dst_addr.hash_cache(),
+                dns: c.dns_name.hash_cache(),
+            },
+        }
+    }
+
+    /// Adds row `row` of `c` (with `b` from [`Accumulator::begin`] on the same columns); says
+    /// where it went, or None for a row that is not kept (no time, outside the window) or of a
+    /// kind this build does not know (counted in [`WorkloadPartial::unknown_kinds`]).
+    #[inline]
+    pub fn add_row(&mut self, b: &mut BatchCaches, c: &Columns, row: usize) -> Option<Kept> {
+        if c.time.is_null(row) {
+            self.rows_without_time += 1;
+            return None;
+        }
+        let t = c.time.value(row);
+        if !self.window.contains(t) {
+            return None;
+        }
+        self.rows += 1;
+        let slot = self.slot_of(c, row, &mut b.cid_slots) as usize;
+        let kslot = match c.kind.key(row) {
+            Some(k) => b.kind_slots.get(k).copied().unwrap_or(UNKNOWN),
+            None => c
+                .kind
+                .get(row)
+                .and_then(EventKind::from_name)
+                .map_or(UNKNOWN, |k| k.slot() as u8),
+        };
+        let w = self.slots.get_mut(slot)?;
+        w.first_ns = w.first_ns.min(t);
+        w.last_ns = w.last_ns.max(t);
+        if self.probe.is_none() && (w.context.name.is_none() || w.context.image.is_none()) {
+            fill_context(w, c, row);
+        }
+        match EVENT_KINDS.get(kslot as usize) {
+            Some(&kind) => {
+                w.kind_counts[kslot as usize] += if collapsible(kind) { c.times(row) } else { 1 };
+                add_row(w, kind, c, &mut b.h, row, t);
+                Some(Kept {
+                    slot,
+                    kind,
+                    time: t,
+                })
+            }
+            None => {
+                w.unknown_kinds += 1;
+                None
+            }
+        }
+    }
+
+    /// The partial aggregates in slot order (the order [`Kept::slot`] counts in), with their
+    /// workload keys.
+    pub fn into_slots(self) -> impl Iterator<Item = (String, WorkloadPartial)> {
+        self.keys.into_iter().zip(self.slots)
+    }
+
     /// The partial aggregates, by workload key.
     pub fn finish(self) -> Partials {
-        self.keys.into_iter().zip(self.slots).collect()
+        self.into_slots().collect()
     }
+}
+
+/// Where [`Accumulator::add_row`] put a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kept {
+    /// The workload's slot in this accumulator (its index in [`Accumulator::into_slots`]).
+    pub slot: usize,
+    /// The row's event kind.
+    pub kind: EventKind,
+    /// The row's time (ns since the epoch).
+    pub time: i64,
+}
+
+/// Caches of one record batch (see [`Accumulator::begin`]).
+pub struct BatchCaches {
+    /// Workload dictionary entry → slot ([`NO_SLOT`] until seen).
+    cid_slots: Vec<u32>,
+    /// Kind dictionary entry → event-kind slot ([`UNKNOWN`] for a kind this build lacks).
+    kind_slots: Vec<u8>,
+    h: Hashes,
 }
 
 /// Kinds whose rows may stand for several events (capture's collapse windows).

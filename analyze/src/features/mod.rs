@@ -1,7 +1,8 @@
 //! Per-workload behavioural features as mergeable partial aggregates.
 //!
 //! Map: an [`Accumulator`] turns the rows of one scan task (a file's row group) into
-//! [`Partials`]. Reduce: [`merge_partials`] folds them per workload, in any order. Finish:
+//! [`Partials`]; the scan hands it each row ([`Accumulator::add_row`]) and the signature engine
+//! the same row beside it, so this module knows nothing of signatures. Reduce: [`merge_partials`] folds them per workload, in any order. Finish:
 //! [`finalize`] turns the merged aggregates into a [`FeatureTable`]. Features are listed and
 //! documented once, in [`catalog`].
 
@@ -14,7 +15,7 @@ pub(crate) use crate::fasthash;
 mod finalize;
 mod partial;
 
-pub use accumulate::Accumulator;
+pub use accumulate::{Accumulator, BatchCaches, Kept};
 pub use columns::{CONTEXT as CONTEXT_COLUMNS, NEEDED as NEEDED_COLUMNS, PROBE as PROBE_COLUMNS};
 pub use finalize::{Change, FeatureColumn, FeatureTable, WorkloadFeatures, finalize};
 pub use partial::{Context, Partials, WorkloadPartial, merge_partials};

@@ -264,8 +264,6 @@ pub struct WorkloadPartial {
     /// into one run's files: partial files never carry it (the context is filled first).
     #[serde(skip)]
     pub context_probe: Option<(u32, u32)>,
-    /// Signature hits and the process tree (see [`crate::signatures`]).
-    pub sig: crate::signatures::SigPartial,
     /// Aggregates of the behaviour-class features (see [`super::behaviour`]).
     pub behaviour: super::behaviour::BehaviourPartial,
 }
@@ -311,7 +309,6 @@ impl Default for WorkloadPartial {
             syscall_other: 0,
             capped: 0,
             context_probe: None,
-            sig: Default::default(),
             behaviour: Default::default(),
         }
     }
@@ -532,7 +529,6 @@ impl WorkloadPartial {
             *a += b;
         }
         self.syscall_other += other.syscall_other;
-        self.sig.merge(other.sig);
         self.behaviour.merge(other.behaviour);
     }
 }

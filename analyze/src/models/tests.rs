@@ -25,7 +25,7 @@ fn write_traces(dir: &Path, traces: &[Vec<u32>]) {
 
 fn load(files: &[PathBuf]) -> (FeatureTable, sequence::Sequences) {
     let out = scan(files, &ScanOptions::default()).unwrap();
-    let table = finalize(out.partials);
+    let table = finalize(crate::scan::split(out.partials).0);
     let seqs = read_sequences(files, WindowSpec::default(), false).unwrap();
     (table, seqs)
 }

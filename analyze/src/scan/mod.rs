@@ -1,17 +1,21 @@
 //! Finding and reading traces: discovery, validation, and the parallel feature map.
 //!
 //! Every file is opened and checked first (footer, needle metadata, schema version). Then each
-//! kept row group is one rayon task that reads only the feature columns, with strings as
-//! dictionaries, into its own [`Accumulator`]; task results are merged per workload as they
-//! finish. Memory is bounded by the workloads (and tasks in flight), not by the input size.
+//! kept row group is one rayon task that reads only the columns the features and signatures
+//! need, with strings as dictionaries, into its own [`Task`]: one pass over the rows feeds the
+//! feature accumulator and the signature engine side by side ([`feed`]), and each workload's
+//! state is the two halves together ([`WorkloadState`]). Task results are merged per workload
+//! as they finish. Memory is bounded by the workloads (and tasks in flight), not by the input size.
 //! Partial files (`*.npart`, [`crate::scan::partials`]) among the inputs are read whole and merged
 //! in: the map step already ran elsewhere.
 
 mod discover;
+pub mod feed;
 pub mod object;
 mod open;
 pub mod partials;
 mod summary;
+mod workload;
 
 use std::path::PathBuf;
 
@@ -19,10 +23,12 @@ use rayon::prelude::*;
 
 pub use crate::timefmt::rfc3339;
 pub use discover::{Discovered, discover, discover_inputs, is_partial_name};
+pub use feed::Task;
 pub use open::{Fetch, OpenTrace};
 pub use summary::{FileSummary, InputSummary, Skipped, TimeSpan};
+pub use workload::{SigStates, WorkloadState, WorkloadStates, merge_states, split};
 
-use crate::features::{Accumulator, FeatureError, Partials, TimeWindow, merge_partials};
+use crate::features::{FeatureError, TimeWindow};
 
 /// Why an input could not be read. Every variant names the file or input.
 #[derive(Debug, thiserror::Error)]
@@ -198,8 +204,8 @@ pub struct ScanOptions {
 
 /// What a scan produced.
 pub struct ScanOutput {
-    /// Merged partial aggregates per workload.
-    pub partials: Partials,
+    /// Merged state per workload (feature aggregates and signature state).
+    pub partials: WorkloadStates,
     /// What was read.
     pub inputs: InputSummary,
     /// The time window, resolved against the input.
@@ -212,14 +218,14 @@ pub struct ScanOutput {
 
 #[derive(Default)]
 struct Reduced {
-    partials: Partials,
+    partials: WorkloadStates,
     rows: u64,
     failed: Vec<(usize, ScanError)>,
 }
 
 impl Reduced {
     fn merge(mut self, other: Reduced) -> Reduced {
-        merge_partials(&mut self.partials, other.partials);
+        merge_states(&mut self.partials, other.partials);
         self.rows += other.rows;
         self.failed.extend(other.failed);
         self
@@ -259,7 +265,7 @@ pub fn scan(inputs: &[PathBuf], opts: &ScanOptions) -> Result<ScanOutput, ScanEr
     let partial_files = match loaded {
         Some(l) => {
             crate::scan::partials::merge::no_duplicates(&files, &l.sources)?;
-            merge_partials(&mut partials, l.partials);
+            merge_states(&mut partials, l.partials);
             rows += l.rows;
             files.extend(l.files);
             skipped.extend(l.skipped);
@@ -307,7 +313,7 @@ fn map_traces(
     window: TimeWindow,
     opts: &ScanOptions,
     skipped: &mut Vec<Skipped>,
-) -> Result<(Partials, u64, Vec<FileSummary>), ScanError> {
+) -> Result<(WorkloadStates, u64, Vec<FileSummary>), ScanError> {
     // The first kept row group of each file also reads the context columns; workloads that
     // first appear later get theirs from a probe afterwards (see `fill_missing_context`).
     let tasks: Vec<(usize, usize, u64, Fetch)> = traces
@@ -333,15 +339,14 @@ fn map_traces(
         .par_iter()
         .fold(Reduced::default, |mut acc, &(i, rg, rows, fetch)| {
             let trace = &traces[i];
-            let mut a =
-                Accumulator::new(&trace.host, window).with_signatures(opts.signatures.clone());
+            let mut task = Task::new(&trace.host, window, opts.signatures.clone());
             if fetch == Fetch::Features {
-                a = a.without_context(i as u32, rg as u32);
+                task = task.without_context(i as u32, rg as u32);
             }
-            match trace.read_row_group(rg, fetch, &mut a) {
+            match trace.read_row_group(rg, fetch, &mut task) {
                 Ok(()) => {
-                    acc.rows += a.rows;
-                    merge_partials(&mut acc.partials, a.finish());
+                    acc.rows += task.rows();
+                    merge_states(&mut acc.partials, task.finish());
                 }
                 Err(e) => acc.failed.push((i, e)),
             }
@@ -371,24 +376,24 @@ fn map_traces(
 fn fill_missing_context(
     traces: &[OpenTrace],
     window: TimeWindow,
-    partials: &mut Partials,
+    partials: &mut WorkloadStates,
 ) -> Vec<(usize, ScanError)> {
     let mut probes: std::collections::BTreeSet<(u32, u32)> = std::collections::BTreeSet::new();
     for p in partials.values() {
-        if p.context == crate::features::Context::default()
-            && let Some(probe) = p.context_probe
+        if p.features.context == crate::features::Context::default()
+            && let Some(probe) = p.features.context_probe
         {
             probes.insert(probe);
         }
     }
-    let found: Vec<Result<Partials, (usize, ScanError)>> = probes
+    let found: Vec<Result<WorkloadStates, (usize, ScanError)>> = probes
         .into_par_iter()
         .filter_map(|(file, rg)| {
             let trace = traces.get(file as usize)?;
-            let mut a = Accumulator::new(&trace.host, window);
+            let mut task = Task::new(&trace.host, window, None);
             Some(
-                match trace.read_row_group(rg as usize, Fetch::Context, &mut a) {
-                    Ok(()) => Ok(a.finish()),
+                match trace.read_row_group(rg as usize, Fetch::Context, &mut task) {
+                    Ok(()) => Ok(task.finish()),
                     Err(e) => Err((file as usize, e)),
                 },
             )
@@ -400,9 +405,9 @@ fn fill_missing_context(
             Ok(found) => {
                 for (key, p) in found {
                     if let Some(mine) = partials.get_mut(&key)
-                        && mine.context == crate::features::Context::default()
+                        && mine.features.context == crate::features::Context::default()
                     {
-                        mine.context = p.context;
+                        mine.features.context = p.features.context;
                     }
                 }
             }

@@ -14,7 +14,8 @@ use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::statistics::Statistics;
 
 use super::ScanError;
-use crate::features::{Accumulator, CONTEXT_COLUMNS, NEEDED_COLUMNS, PROBE_COLUMNS, TimeWindow};
+use super::Task;
+use crate::features::{CONTEXT_COLUMNS, NEEDED_COLUMNS, PROBE_COLUMNS, TimeWindow};
 
 /// Rows per record batch handed to the feature accumulator.
 /// As large as capture's row groups: each batch re-exports the column dictionaries, so fewer,
@@ -251,15 +252,15 @@ impl OpenTrace {
             .filter(move |r| r.time.is_none_or(|(min, max)| window.overlaps(min, max)))
     }
 
-    /// Reads the `fetch` columns of one row group into `acc`.
+    /// Reads the `fetch` columns of one row group into `task`.
     pub fn read_row_group(
         &self,
         rg: usize,
         fetch: Fetch,
-        acc: &mut Accumulator,
+        task: &mut Task,
     ) -> Result<(), ScanError> {
         guard(&self.path, Some(rg), || {
-            self.read_row_group_inner(rg, fetch, acc)
+            self.read_row_group_inner(rg, fetch, task)
         })
     }
 
@@ -267,17 +268,17 @@ impl OpenTrace {
         &self,
         rg: usize,
         fetch: Fetch,
-        acc: &mut Accumulator,
+        task: &mut Task,
     ) -> Result<(), ScanError> {
         let mask = self.projections[fetch as usize
-            + if acc.has_signatures() && fetch != Fetch::Context {
+            + if task.has_signatures() && fetch != Fetch::Context {
                 3
             } else {
                 0
             }]
         .clone();
         self.batches(rg, mask, &mut |batch| {
-            acc.add_batch(batch).map_err(|e| e.to_string())
+            task.add_batch(batch).map_err(|e| e.to_string())
         })
     }
 

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use super::WorkloadStates;
 use super::{OpenTrace, ScanError};
-use crate::features::{Partials, TimeWindow};
+use crate::features::TimeWindow;
 use crate::timefmt::rfc3339;
 
 /// One file that was read.
@@ -117,7 +118,7 @@ impl InputSummary {
     /// directory-walk order), so any split of the input lists them alike.
     pub fn from_files(
         mut files: Vec<FileSummary>,
-        partials: &Partials,
+        partials: &WorkloadStates,
         rows: u64,
         mut skipped: Vec<Skipped>,
     ) -> InputSummary {
@@ -132,12 +133,12 @@ impl InputSummary {
         }
         let first = partials
             .values()
-            .map(|p| p.first_ns)
+            .map(|p| p.features.first_ns)
             .min()
             .filter(|&t| t != i64::MAX);
         let last = partials
             .values()
-            .map(|p| p.last_ns)
+            .map(|p| p.features.last_ns)
             .max()
             .filter(|&t| t != i64::MIN);
         let time_span = first.zip(last).map(|(f, l)| TimeSpan {

@@ -4,7 +4,9 @@
 //! Rules are TOML files ([`rule`], shipped in `models/rules/`, embedded at build time, extended
 //! with `--rules DIR`); intel lists are text files ([`intel`], `models/intel/`, `--intel DIR`).
 //!
-//! Evaluation rides the feature scan (no extra pass over the input):
+//! Evaluation rides the scan (no extra pass over the input): the scan hands each row to
+//! [`Engine::observe`] beside the feature accumulator, and keeps each workload's
+//! [`SigPartial`] beside its feature aggregates; this module knows nothing of the features.
 //! * map — for every row, the conditions registered for its event kind are tested; a match
 //!   becomes a [`Hit`] (the event's key fields, the process, the values later steps join on)
 //!   in the workload's [`SigPartial`], together with the process tree (process key → parent)

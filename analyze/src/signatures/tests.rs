@@ -316,7 +316,7 @@ pub(crate) fn findings_of(engine: &Arc<Engine>, events: &[Event]) -> Vec<Finding
     };
     let out = scan(&[path], &opts).unwrap();
     engine
-        .findings(out.partials.iter().map(|(k, p)| (k, &p.sig)))
+        .findings(&crate::scan::split(out.partials).1)
         .into_values()
         .flatten()
         .collect()

@@ -142,17 +142,24 @@ pub fn read_sequences(
             Err(_) => {}
         }
     }
-    let mut first: BTreeMap<&str, i64> = BTreeMap::new();
+    // Each workload's start-up ends STARTUP_S after its first syscall (of any thread).
+    let mut startup_end: BTreeMap<String, i64> = BTreeMap::new();
     for ((key, _), rows) in &merged {
-        if let Some(t) = rows.iter().map(|r| r.0).min() {
-            let f = first.entry(key.as_str()).or_insert(t);
-            *f = (*f).min(t);
+        let Some(end) = rows
+            .iter()
+            .map(|r| r.0)
+            .min()
+            .map(|t| t.saturating_add(STARTUP_S * 1_000_000_000))
+        else {
+            continue;
+        };
+        match startup_end.get_mut(key) {
+            Some(e) => *e = (*e).min(end),
+            None => {
+                startup_end.insert(key.clone(), end);
+            }
         }
     }
-    let startup_end: BTreeMap<String, i64> = first
-        .into_iter()
-        .map(|(k, t)| (k.to_string(), t.saturating_add(STARTUP_S * 1_000_000_000)))
-        .collect();
     let mut out = Sequences::new();
     for ((key, tid), mut rows) in merged {
         rows.sort_unstable_by_key(|r| (r.0, r.1));

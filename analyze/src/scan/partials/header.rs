@@ -8,8 +8,10 @@ use crate::features::classify::{HASH_SEED, hash_str};
 
 /// First line of every partial file.
 pub const MAGIC: &str = "needle-partials";
-/// Version of the layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the layout this build reads and writes (3: each workload is its feature
+/// aggregates followed by its signature state, no longer the signature state inside the
+/// features).
+pub const FORMAT_VERSION: u32 = 3;
 /// The string hashed into [`HashSpec::probe`].
 const PROBE_TEXT: &str = "needle partial hash probe";
 

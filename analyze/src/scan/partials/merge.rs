@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use super::{Header, PartialError, PartialFile, engine_digest, read};
-use crate::features::{Partials, TimeWindow, merge_partials};
-use crate::scan::{FileSummary, ScanError, ScanOptions, Skipped};
+use crate::features::TimeWindow;
+use crate::scan::{FileSummary, ScanError, ScanOptions, Skipped, WorkloadStates, merge_states};
 
 /// What the partial files of the input hold, merged.
 pub struct Loaded {
     /// The window they were written for.
     pub window: TimeWindow,
     /// Aggregates per workload.
-    pub partials: Partials,
+    pub partials: WorkloadStates,
     /// Rows analyzed.
     pub rows: u64,
     /// The trace files read into them.
@@ -62,7 +62,7 @@ pub fn load(
         };
         let l = loaded.get_or_insert_with(|| Loaded {
             window: f.header.window(),
-            partials: Partials::new(),
+            partials: WorkloadStates::new(),
             rows: 0,
             files: Vec::new(),
             skipped: Vec::new(),
@@ -79,7 +79,7 @@ pub fn load(
                 .into());
             }
         }
-        merge_partials(&mut l.partials, f.partials);
+        merge_states(&mut l.partials, f.partials);
         l.rows += f.rows;
         l.files.extend(f.files);
         l.skipped.extend(f.skipped);

@@ -2,9 +2,9 @@
 //! another machine (a Spark task, another host) can run it and `analyze` can merge the results.
 //!
 //! `analyze partials FILES… --out part.npart` scans its traces exactly as `analyze` does and
-//! writes the merged per-workload aggregates ([`crate::features::WorkloadPartial`]: features,
-//! signature state, process tables, the workload's context already filled in) with the
-//! summary of the files read. `analyze` takes `*.npart` beside traces, merges everything per
+//! writes the merged state of each workload ([`WorkloadState`]: the feature aggregates with
+//! their process tables and the workload's context already filled in, and the signature state
+//! beside them) with the summary of the files read. `analyze` takes `*.npart` beside traces, merges everything per
 //! workload and finishes as usual; merging is associative and commutative, so any split of the
 //! input into partial files gives the same result as one run over all of it.
 //!
@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use digest::engine_digest;
 pub use header::{Caps, FORMAT_VERSION, HashSpec, Header, MAGIC};
 
-use crate::features::{Partials, WorkloadPartial};
-use crate::scan::{FileSummary, InputSummary, Skipped};
+use crate::scan::{FileSummary, InputSummary, Skipped, WorkloadState, WorkloadStates};
 
 /// zstd level of the body (partials are written once and read once: fast beats small).
 const LEVEL: i32 = 3;
@@ -156,7 +155,7 @@ struct Body {
     skipped: Vec<(String, String)>,
     rows: u64,
     /// Workloads by key, sorted.
-    workloads: Vec<(String, WorkloadPartial)>,
+    workloads: Vec<(String, WorkloadState)>,
 }
 
 /// A partial file, read.
@@ -169,8 +168,8 @@ pub struct PartialFile {
     pub skipped: Vec<Skipped>,
     /// Rows analyzed.
     pub rows: u64,
-    /// The aggregates, per workload.
-    pub partials: Partials,
+    /// The state of each workload.
+    pub partials: WorkloadStates,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PartialError + '_ {
@@ -187,9 +186,9 @@ pub fn write(
     path: &Path,
     mut header: Header,
     inputs: &InputSummary,
-    partials: &Partials,
+    partials: &WorkloadStates,
 ) -> Result<(), PartialError> {
-    let mut workloads: Vec<(String, WorkloadPartial)> = partials
+    let mut workloads: Vec<(String, WorkloadState)> = partials
         .iter()
         .map(|(k, p)| (k.clone(), p.clone()))
         .collect();
@@ -341,7 +340,7 @@ fn read_from(mut r: impl BufRead, path: &Path) -> Result<PartialFile, PartialErr
             body.workloads.len()
         )));
     }
-    let mut partials = Partials::with_capacity(body.workloads.len());
+    let mut partials = WorkloadStates::with_capacity(body.workloads.len());
     for (key, p) in body.workloads {
         if partials.insert(key.clone(), p).is_some() {
             return Err(damaged(format!("workload {key:?} twice")));

@@ -39,11 +39,11 @@ fn round_trip_keeps_every_aggregate() {
     let (path, mut out, _) = written(dir.path());
     let back = read(&path).unwrap();
     for p in out.partials.values_mut() {
-        p.context_probe = None;
+        p.features.context_probe = None;
     }
     assert!(!out.partials.is_empty());
     assert!(
-        out.partials.values().any(|p| !p.sig.hits.is_empty()),
+        out.partials.values().any(|p| !p.signatures.hits.is_empty()),
         "the demo has signature hits"
     );
     assert_eq!(back.partials, out.partials);
@@ -75,6 +75,18 @@ fn damaged_foreign_and_future_files_are_one_clear_error() {
         .unwrap()
         .0
         + 1;
+    let with_version = |v: u32| {
+        let text = String::from_utf8_lossy(&bytes[..head_end]).replace(
+            &format!("\"format_version\":{FORMAT_VERSION}"),
+            &format!("\"format_version\":{v}"),
+        );
+        let mut out = text.into_bytes();
+        out.extend_from_slice(&bytes[head_end..]);
+        out
+    };
+    let future = format!("format version 99, this build reads version {FORMAT_VERSION}");
+    // Version 2 held the signature state inside the feature aggregates.
+    let older = format!("format version 2, this build reads version {FORMAT_VERSION}");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", Vec::new(), "not a needle partial file"),
         (
@@ -82,19 +94,8 @@ fn damaged_foreign_and_future_files_are_one_clear_error() {
             b"PAR1....PAR1".to_vec(),
             "not a needle partial file",
         ),
-        (
-            "future",
-            {
-                let text = String::from_utf8_lossy(&bytes[..head_end]).replace(
-                    &format!("\"format_version\":{FORMAT_VERSION}"),
-                    "\"format_version\":99",
-                );
-                let mut v = text.into_bytes();
-                v.extend_from_slice(&bytes[head_end..]);
-                v
-            },
-            "format version 99, this build reads version 2",
-        ),
+        ("future", with_version(99), &future),
+        ("older", with_version(2), &older),
         ("no header", b"needle-partials\n".to_vec(), "damaged"),
         ("truncated", bytes[..bytes.len() - 40].to_vec(), "damaged"),
         ("header only", bytes[..head_end].to_vec(), "damaged"),
@@ -139,8 +140,8 @@ fn a_partial_merges_only_into_a_run_like_its_own() {
     assert!(merged.traces.is_empty());
     assert_eq!(merged.inputs.rows, direct.inputs.rows);
     assert_eq!(
-        crate::features::finalize(merged.partials).rows,
-        crate::features::finalize(direct.partials).rows
+        crate::features::finalize(crate::scan::split(merged.partials).0).rows,
+        crate::features::finalize(crate::scan::split(direct.partials).0).rows
     );
     // Without signatures, or with other intel: refused, naming the file.
     let e = scan(std::slice::from_ref(&path), &opts(None))
