@@ -426,34 +426,38 @@ pub struct SignatureConfig {
     pub suppress: Vec<PathBuf>,
 }
 
+/// `analyze FILES…`: rank workloads and report them.
+#[derive(Clone, Debug)]
+pub struct Rank {
+    /// Inputs.
+    pub input: InputConfig,
+    /// Output format.
+    pub format: Format,
+    /// How many workloads to show (None = all).
+    pub top: Option<usize>,
+    /// Only this workload.
+    pub workload: Option<String>,
+    /// Output file (None = stdout).
+    pub out: Option<PathBuf>,
+    /// Signature rules and intel.
+    pub signatures: SignatureConfig,
+    /// The model that scores.
+    pub model: ModelChoice,
+    /// Compare workloads with their peers.
+    pub peers: bool,
+    /// Also write the HTML report here.
+    pub report: Option<PathBuf>,
+    /// Also write every finding as OCSF NDJSON here.
+    pub findings_out: Option<Sink>,
+    /// Also post every finding to this webhook.
+    pub webhook: Option<String>,
+}
+
 /// What to do, validated.
 #[derive(Clone, Debug)]
 pub enum Command {
     /// Rank workloads and report them.
-    Rank {
-        /// Inputs.
-        input: InputConfig,
-        /// Output format.
-        format: Format,
-        /// How many workloads to show (None = all).
-        top: Option<usize>,
-        /// Only this workload.
-        workload: Option<String>,
-        /// Output file (None = stdout).
-        out: Option<PathBuf>,
-        /// Signature rules and intel.
-        signatures: SignatureConfig,
-        /// The model that scores.
-        model: ModelChoice,
-        /// Compare workloads with their peers.
-        peers: bool,
-        /// Also write the HTML report here.
-        report: Option<PathBuf>,
-        /// Also write every finding as OCSF NDJSON here.
-        findings_out: Option<Sink>,
-        /// Also post every finding to this webhook.
-        webhook: Option<String>,
-    },
+    Rank(Rank),
     /// Train a model.
     Train {
         /// Inputs.
@@ -684,7 +688,7 @@ impl TryFrom<Cli> for Command {
                     (Some(p), false) => ModelChoice::File(p),
                     (None, false) => ModelChoice::Default,
                 };
-                Ok(Command::Rank {
+                Ok(Command::Rank(Rank {
                     input: r.input.try_into()?,
                     format: r.format,
                     top,
@@ -696,7 +700,7 @@ impl TryFrom<Cli> for Command {
                     report: r.report,
                     findings_out,
                     webhook: r.webhook,
-                })
+                }))
             }
         }
     }
@@ -714,9 +718,9 @@ mod tests {
 
     #[test]
     fn default_command_ranks() {
-        let Ok(Command::Rank {
+        let Ok(Command::Rank(Rank {
             input, format, top, ..
-        }) = parse(&[
+        })) = parse(&[
             "a.parquet",
             "dir",
             "--since",
@@ -738,7 +742,7 @@ mod tests {
             input.window.until,
             Some(TimeBound::At(1_795_420_800 * 1_000_000_000))
         );
-        let Ok(Command::Rank { top, .. }) = parse(&["a", "--format", "json"]) else {
+        let Ok(Command::Rank(Rank { top, .. })) = parse(&["a", "--format", "json"]) else {
             panic!()
         };
         assert_eq!(top, None);
@@ -846,33 +850,33 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["x", "--no-model"]),
-            Ok(Command::Rank {
+            Ok(Command::Rank(Rank {
                 model: ModelChoice::Baseline,
                 ..
-            })
+            }))
         ));
         assert!(matches!(
             parse(&["x", "--model", "m"]),
-            Ok(Command::Rank {
+            Ok(Command::Rank(Rank {
                 model: ModelChoice::File(_),
                 ..
-            })
+            }))
         ));
         assert!(parse(&["x", "--model", "m", "--no-model"]).is_err());
         assert!(matches!(
             parse(&["x", "--format", "ocsf", "--findings-out", "f.ndjson"]),
-            Ok(Command::Rank {
+            Ok(Command::Rank(Rank {
                 format: Format::Ocsf,
                 findings_out: Some(Sink::File(_)),
                 ..
-            })
+            }))
         ));
         assert!(matches!(
             parse(&["x", "--out", "o.json", "--findings-out", "-"]),
-            Ok(Command::Rank {
+            Ok(Command::Rank(Rank {
                 findings_out: Some(Sink::Stdout),
                 ..
-            })
+            }))
         ));
         assert!(
             parse(&["x", "--findings-out", "-"])
@@ -898,10 +902,10 @@ mod tests {
         );
         assert!(matches!(
             parse(&["x", "--webhook", "http://127.0.0.1:2801/"]),
-            Ok(Command::Rank {
+            Ok(Command::Rank(Rank {
                 webhook: Some(_),
                 ..
-            })
+            }))
         ));
         assert!(
             parse(&["x", "--webhook", "127.0.0.1:2801"])
