@@ -57,11 +57,6 @@ impl<T: Copy> Num<T> {
         }
     }
 
-    fn clear(&mut self) {
-        self.values.clear();
-        self.def = Runs::default();
-    }
-
     /// Writes the gathered values through parquet's column writer.
     fn write<P: DataType<T = T>>(
         &self,
@@ -118,10 +113,6 @@ impl CountMap {
                 }
             }
         }
-    }
-
-    fn clear(&mut self) {
-        *self = CountMap::new();
     }
 }
 
@@ -510,98 +501,6 @@ impl<'a> Gather<'a> {
             })
             .collect()
     }
-
-    fn clear(&mut self) {
-        for t in [
-            &mut self.host,
-            &mut self.kind,
-            &mut self.comm,
-            &mut self.exe_path,
-            &mut self.exe_sha256,
-            &mut self.container_id,
-            &mut self.container_name,
-            &mut self.image,
-            &mut self.image_digest,
-            &mut self.runtime,
-            &mut self.pod,
-            &mut self.namespace,
-            &mut self.labels,
-            &mut self.workload,
-            &mut self.process_key,
-            &mut self.parent_key,
-            &mut self.ancestry,
-            &mut self.user,
-            &mut self.path,
-            &mut self.path2,
-            &mut self.path_source,
-            &mut self.argv,
-            &mut self.fstype,
-            &mut self.family,
-            &mut self.protocol,
-            &mut self.src_addr,
-            &mut self.dst_addr,
-            &mut self.dns_name,
-            &mut self.dns_answers,
-            &mut self.label,
-            &mut self.cwd,
-        ] {
-            t.clear();
-        }
-        for s in &mut self.stdio {
-            s.ty.clear();
-            s.path.clear();
-            s.addr.clear();
-            s.inode.clear();
-            s.port.clear();
-        }
-        for c in [
-            &mut self.pid,
-            &mut self.tgid,
-            &mut self.ppid,
-            &mut self.uid,
-            &mut self.gid,
-            &mut self.exit_code,
-            &mut self.signal,
-            &mut self.mode,
-            &mut self.op,
-            &mut self.target_pid,
-            &mut self.target_uid,
-            &mut self.target_gid,
-            &mut self.src_port,
-            &mut self.dst_port,
-            &mut self.dns_type,
-            &mut self.dns_id,
-            &mut self.dns_rcode,
-            &mut self.syscall,
-        ] {
-            c.clear();
-        }
-        for c in [
-            &mut self.time,
-            &mut self.ktime_ns,
-            &mut self.cgroup_id,
-            &mut self.flags,
-            &mut self.bytes,
-            &mut self.ret,
-            &mut self.count,
-            &mut self.cap_effective,
-            &mut self.cap_permitted,
-            &mut self.atime_ns,
-            &mut self.mtime_ns,
-            &mut self.length,
-        ] {
-            c.clear();
-        }
-        for c in [
-            &mut self.exe_new,
-            &mut self.exe_writable,
-            &mut self.exe_fileless,
-            &mut self.truncated,
-        ] {
-            c.clear();
-        }
-        self.syscall_counts.clear();
-    }
 }
 
 /// Writes events into one trace file, row group by row group.
@@ -655,7 +554,7 @@ impl<W: Write + Send> TraceFileWriter<W> {
             total += 1;
             if n == self.row_group_rows {
                 self.write_row_group(&gather)?;
-                gather.clear();
+                gather = Gather::new();
                 n = 0;
             }
         }

@@ -55,10 +55,6 @@ impl Runs {
         }
         rle.finish()
     }
-
-    fn clear(&mut self) {
-        self.runs.clear();
-    }
 }
 
 /// One text column (`Utf8`, or the items of a `List<Utf8>`) of a row group being gathered.
@@ -187,18 +183,6 @@ impl<'a> TextColumn<'a> {
                 }
             }
         }
-    }
-
-    /// Resets for the next row group (keeps the allocations).
-    pub(super) fn clear(&mut self) {
-        self.values.clear();
-        self.by_ptr.clear();
-        self.by_text.clear();
-        self.last = None;
-        self.keys.clear();
-        self.def.clear();
-        self.rep.clear();
-        self.rows = 0;
     }
 
     /// Encodes the gathered rows as one column chunk: its bytes (offsets from 0) and metadata.
@@ -345,8 +329,8 @@ impl<'a> TextColumn<'a> {
             meta = meta
                 .set_statistics(self.statistics(slots - present, settings.truncate))
                 .set_unencoded_byte_array_data_bytes(Some(text_bytes))
-                .set_definition_level_histogram(self.def_histogram(max_def))
-                .set_repetition_level_histogram(self.rep_histogram(max_rep));
+                .set_definition_level_histogram(histogram(&self.def, max_def))
+                .set_repetition_level_histogram(histogram(&self.rep, max_rep));
             offsets.append_unencoded_byte_array_data_bytes(Some(text_bytes));
         }
         let close = ColumnCloseResult {
@@ -396,14 +380,6 @@ impl<'a> TextColumn<'a> {
             stats
         };
         Statistics::ByteArray(stats)
-    }
-
-    fn def_histogram(&self, max: i16) -> Option<LevelHistogram> {
-        histogram(&self.def, max)
-    }
-
-    fn rep_histogram(&self, max: i16) -> Option<LevelHistogram> {
-        histogram(&self.rep, max)
     }
 }
 
