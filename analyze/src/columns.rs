@@ -1,13 +1,13 @@
-//! Typed, tolerant access to trace columns: the reading layer of the feature scan and of the
-//! signature engine's fields.
+//! Typed, tolerant access to trace columns: the one reading layer of the feature scan, the
+//! signature engine's fields, the syscall sequences and the HTML report's evidence.
 //!
 //! Strings arrive dictionary-encoded when the scan could keep Parquet's dictionaries (it asks
 //! for that), plain otherwise; a missing nullable column reads as all-null (older files); a
 //! column of another type is cast when Arrow can, or is an error naming it.
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, Int64Array, MapArray, StringArray,
-    TimestampNanosecondArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListArray, MapArray,
+    StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int32Type, TimeUnit};
@@ -204,6 +204,77 @@ macro_rules! prim {
 prim!(u32_col, UInt32Array, DataType::UInt32, as_primitive);
 prim!(u64_col, UInt64Array, DataType::UInt64, as_primitive);
 prim!(i64_col, Int64Array, DataType::Int64, as_primitive);
+prim!(i32_col, Int32Array, DataType::Int32, as_primitive);
+
+/// A list-of-strings column (`argv`, `ancestry`, `dns_answers`), or `None` when absent.
+pub(crate) fn list_col(
+    batch: &RecordBatch,
+    name: &'static str,
+) -> Result<Option<ListArray>, ColumnError> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(a) => match a.as_list_opt::<i32>() {
+            Some(l) if l.values().as_string_opt::<i32>().is_some() => Ok(Some(l.clone())),
+            _ => Err(ColumnError::ColumnType {
+                column: name,
+                found: a.data_type().to_string(),
+                message: "expected a list of strings".into(),
+            }),
+        },
+    }
+}
+
+/// A boolean column, or `None` when absent.
+pub(crate) fn bool_col(
+    batch: &RecordBatch,
+    name: &'static str,
+) -> Result<Option<BooleanArray>, ColumnError> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(a) => a
+            .as_boolean_opt()
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| ColumnError::ColumnType {
+                column: name,
+                found: a.data_type().to_string(),
+                message: "expected booleans".into(),
+            }),
+    }
+}
+
+/// The strings of `row` in a list column (none when null or absent).
+pub fn list_at(l: &Option<ListArray>, row: usize) -> Vec<&str> {
+    let Some(l) = l.as_ref().filter(|l| l.is_valid(row)) else {
+        return Vec::new();
+    };
+    let Some(values) = l.values().as_string_opt::<i32>() else {
+        return Vec::new();
+    };
+    let offsets = l.value_offsets();
+    let (start, end) = (
+        offsets[row].max(0) as usize,
+        offsets[row + 1].max(0) as usize,
+    );
+    (start..end.min(values.len()))
+        .filter(|&i| values.is_valid(i))
+        .map(|i| values.value(i))
+        .collect()
+}
+
+/// The workload a row belongs to: the `workload` capture wrote (a container id, or a host key
+/// such as `host:sshd.service`, qualified here with the host name) or, in traces without it,
+/// the container id; else a key for the host's cgroup (`host:<host>:cgroup-<id>`), since cgroup
+/// ids are only unique per host. This is the only place that decides what a workload is.
+pub fn workload_key(workload: Option<&str>, host: &str, cgroup_id: u64) -> String {
+    match workload {
+        // capture's host keys (`host`, `host:sshd.service`) are per machine: name the machine.
+        Some("host") => format!("host:{host}"),
+        Some(w) if w.starts_with("host:") => format!("host:{host}:{}", &w["host:".len()..]),
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => format!("host:{host}:cgroup-{cgroup_id}"),
+    }
+}
 
 /// The columns of one batch that the features read.
 pub struct Columns {
@@ -311,6 +382,15 @@ impl Columns {
             syscall_counts,
             count: u64_col(batch, n::COUNT)?,
         })
+    }
+
+    /// The workload `row` belongs to on `host` ([`workload_key`]'s rule).
+    pub fn workload_key(&self, row: usize, host: &str) -> String {
+        workload_key(
+            self.workload.get(row),
+            host,
+            opt(&self.cgroup_id, row).unwrap_or(0),
+        )
     }
 
     /// Events an `open`, `connect`, `sendto` or `accept` row stands for: 1, or the count of a

@@ -13,7 +13,7 @@
 //! * [`scan`] finds trace files (files, globs, directories and hive-partitioned trees),
 //!   rejects what is not a needle trace this build can read, and runs the map step.
 //! * [`features`] defines every feature once ([`features::catalog`]) and computes them as
-//!   mergeable partial aggregates per workload ([`features::workload_key`] decides what a
+//!   mergeable partial aggregates per workload ([`columns::workload_key`] decides what a
 //!   workload is).
 //! * [`signatures`] names known-bad behaviour (GuardDuty finding types) from rules and threat
 //!   intel, evaluated in the same scan, with each finding's events and process lineage.

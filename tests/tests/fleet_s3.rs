@@ -126,6 +126,21 @@ fn the_tree_read_from_the_local_s3_server_equals_the_local_read() {
         "feature tables differ"
     );
 
+    // The HTML report reads the suspicious workloads' events again, from the objects: the
+    // same report as the local one.
+    analyze_raw(dir, &["tree", "--report", "local.html"]);
+    ok(analyze(
+        dir,
+        &ep,
+        &[&server.url("traces/tree/"), "--report", "remote.html"],
+    ));
+    let html = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let escaped = prefix.replace('/', "&#x2f;");
+    assert!(
+        html("remote.html").replace(&escaped, "") == html("local.html"),
+        "the report over s3 differs from the local report"
+    );
+
     // The map step over objects, and a partial file read back from the store.
     ok(analyze(
         dir,

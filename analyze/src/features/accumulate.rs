@@ -17,12 +17,12 @@ use super::catalog::COMMON_PORTS;
 use super::classify::{
     entropy, first_label, hash_str, is_fileless, is_shell, is_writable_location, path_template,
 };
-use super::columns::{Columns, opt};
+use super::columns::{Columns, opt, workload_key};
 use super::partial::{
     FirstSeen, MAX_EXECS_PER_PROC, Partials, SET_CAP, ShellExec, WorkloadPartial, insert_capped,
     note_first, note_minute,
 };
-use super::{FeatureError, TimeWindow, workload_key};
+use super::{FeatureError, TimeWindow};
 
 const UNKNOWN: u8 = u8::MAX;
 const NO_SLOT: u32 = u32::MAX;

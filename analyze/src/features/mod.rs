@@ -49,19 +49,5 @@ impl TimeWindow {
     }
 }
 
-/// The workload a row belongs to: the `workload` capture wrote (a container id, or a host key
-/// such as `host:sshd.service`, qualified here with the host name) or, in traces without it,
-/// the container id; else a key for the host's cgroup (`host:<host>:cgroup-<id>`), since cgroup
-/// ids are only unique per host. This is the only place that decides what a workload is.
-pub fn workload_key(workload: Option<&str>, host: &str, cgroup_id: u64) -> String {
-    match workload {
-        // capture's host keys (`host`, `host:sshd.service`) are per machine: name the machine.
-        Some("host") => format!("host:{host}"),
-        Some(w) if w.starts_with("host:") => format!("host:{host}:{}", &w["host:".len()..]),
-        Some(id) if !id.is_empty() => id.to_string(),
-        _ => format!("host:{host}:cgroup-{cgroup_id}"),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests;

@@ -7,6 +7,7 @@ use needle_common::schema::{
 };
 
 use super::*;
+use crate::columns::workload_key;
 
 const S: i64 = 1_000_000_000;
 const T0: i64 = 1_800_000_000 * S;

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use futures_util::StreamExt as _;
 use needle_common::schema::{MetadataError, TraceMetadata, names};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowFilter,
 };
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::statistics::Statistics;
@@ -277,17 +277,19 @@ impl OpenTrace {
                 0
             }]
         .clone();
-        self.batches(rg, mask, &mut |batch| {
+        self.batches(rg, mask, None, &mut |batch| {
             task.add_batch(batch).map_err(|e| e.to_string())
         })
     }
 
     /// Reads the `mask` columns of row group `rg` from the file or the object, handing each
-    /// record batch to `each`: only those column chunks are fetched.
+    /// record batch to `each`: only those column chunks are fetched, and with a `filter` only
+    /// the rows it keeps are decoded beyond the filter's own columns.
     fn batches(
         &self,
         rg: usize,
         mask: ProjectionMask,
+        filter: Option<RowFilter>,
         each: &mut dyn FnMut(&arrow::record_batch::RecordBatch) -> Result<(), String>,
     ) -> Result<(), ScanError> {
         let read_err = |e: &dyn std::fmt::Display| ScanError::Read {
@@ -296,15 +298,17 @@ impl OpenTrace {
             message: e.to_string(),
         };
         if let Some(object) = &self.object {
-            let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
                 object.reader(),
                 self.reader_meta.clone(),
             )
             .with_projection(mask)
             .with_row_groups(vec![rg])
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| read_err(&e))?;
+            .with_batch_size(BATCH_ROWS);
+            if let Some(filter) = filter {
+                builder = builder.with_row_filter(filter);
+            }
+            let mut stream = builder.build().map_err(|e| read_err(&e))?;
             return super::object::block_on(&self.path, async {
                 while let Some(batch) = stream.next().await {
                     let batch = batch.map_err(|e| read_err(&e))?;
@@ -317,13 +321,15 @@ impl OpenTrace {
             path: self.path.clone(),
             source,
         })?;
-        let reader =
+        let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone())
                 .with_projection(mask)
                 .with_row_groups(vec![rg])
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(|e| read_err(&e))?;
+                .with_batch_size(BATCH_ROWS);
+        if let Some(filter) = filter {
+            builder = builder.with_row_filter(filter);
+        }
+        let reader = builder.build().map_err(|e| read_err(&e))?;
         for batch in reader {
             let batch = batch.map_err(|e| read_err(&e))?;
             each(&batch).map_err(|e| read_err(&e))?;
@@ -333,27 +339,36 @@ impl OpenTrace {
 }
 
 impl OpenTrace {
-    /// Reads the named columns (those the file has) of row group `rg`, handing each record
-    /// batch to `each`; for passes other than the feature map (e.g. syscall sequences).
+    /// The projection of the named columns (those the file has), for [`OpenTrace::read_columns`]
+    /// and for the predicates of a [`RowFilter`].
+    pub fn mask(&self, columns: &[&str]) -> ProjectionMask {
+        let roots = self
+            .reader_meta
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| columns.contains(&f.name().as_str()))
+            .map(|(i, _)| i);
+        ProjectionMask::roots(
+            self.reader_meta.metadata().file_metadata().schema_descr(),
+            roots,
+        )
+    }
+
+    /// Reads the named columns (those the file has) of row group `rg`, only the rows `filter`
+    /// keeps when there is one, handing each record batch to `each`; for passes other than the
+    /// feature map (syscall sequences, the report's evidence). Strings arrive as dictionaries
+    /// (see [`crate::columns::StrCol`]).
     pub fn read_columns(
         &self,
         rg: usize,
         columns: &[&str],
+        filter: Option<RowFilter>,
         each: &mut dyn FnMut(&arrow::record_batch::RecordBatch) -> Result<(), String>,
     ) -> Result<(), ScanError> {
         guard(&self.path, Some(rg), || {
-            let schema = self.reader_meta.schema();
-            let roots = schema
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| columns.contains(&f.name().as_str()))
-                .map(|(i, _)| i);
-            let mask = ProjectionMask::roots(
-                self.reader_meta.metadata().file_metadata().schema_descr(),
-                roots,
-            );
-            self.batches(rg, mask, each)
+            self.batches(rg, self.mask(columns), filter, each)
         })
     }
 }

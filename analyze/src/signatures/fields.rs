@@ -2,13 +2,15 @@
 
 use std::borrow::Cow;
 
-use arrow::array::{Array, AsArray, BooleanArray, Int64Array, ListArray, UInt32Array, UInt64Array};
+use arrow::array::{Array, BooleanArray, Int64Array, ListArray, UInt32Array, UInt64Array};
 use arrow::record_batch::RecordBatch;
 use needle_common::schema::names as n;
 
 use crate::classify::{basename, hash_str};
 use crate::columns::ColumnError as FeatureError;
-use crate::columns::{Columns, StrCol, i64_col, opt, u32_col, u64_col};
+use crate::columns::{
+    Columns, StrCol, bool_col, i64_col, list_at, list_col, opt, u32_col, u64_col,
+};
 
 /// Extra columns the signatures read (beyond the feature columns).
 pub const EXTRA_COLUMNS: &[&str] = &[
@@ -213,53 +215,6 @@ impl StdioColumns {
     }
 }
 
-fn list(batch: &RecordBatch, name: &'static str) -> Result<Option<ListArray>, FeatureError> {
-    match batch.column_by_name(name) {
-        None => Ok(None),
-        Some(a) => match a.as_list_opt::<i32>() {
-            Some(l) if l.values().as_string_opt::<i32>().is_some() => Ok(Some(l.clone())),
-            _ => Err(FeatureError::ColumnType {
-                column: name,
-                found: a.data_type().to_string(),
-                message: "expected a list of strings".into(),
-            }),
-        },
-    }
-}
-
-fn boolean(batch: &RecordBatch, name: &'static str) -> Result<Option<BooleanArray>, FeatureError> {
-    match batch.column_by_name(name) {
-        None => Ok(None),
-        Some(a) => a
-            .as_boolean_opt()
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| FeatureError::ColumnType {
-                column: name,
-                found: a.data_type().to_string(),
-                message: "expected booleans".into(),
-            }),
-    }
-}
-
-fn list_at(l: &Option<ListArray>, row: usize) -> Vec<&str> {
-    let Some(l) = l.as_ref().filter(|l| l.is_valid(row)) else {
-        return Vec::new();
-    };
-    let Some(values) = l.values().as_string_opt::<i32>() else {
-        return Vec::new();
-    };
-    let offsets = l.value_offsets();
-    let (start, end) = (
-        offsets[row].max(0) as usize,
-        offsets[row + 1].max(0) as usize,
-    );
-    (start..end.min(values.len()))
-        .filter(|&i| values.is_valid(i))
-        .map(|i| values.value(i))
-        .collect()
-}
-
 fn flag(a: &Option<BooleanArray>, row: usize) -> Val<'static> {
     match a.as_ref().filter(|a| a.is_valid(row)) {
         Some(a) => Val::Bool(a.value(row)),
@@ -276,12 +231,12 @@ impl SigColumns {
             sha256: StrCol::from_batch(batch, n::EXE_SHA256)?,
             process_key: StrCol::from_batch(batch, n::PROCESS_KEY)?,
             parent_key: StrCol::from_batch(batch, n::PARENT_KEY)?,
-            ancestry: list(batch, n::ANCESTRY)?,
+            ancestry: list_col(batch, n::ANCESTRY)?,
             user: StrCol::from_batch(batch, n::USER)?,
-            exe_new: boolean(batch, n::EXE_NEW)?,
-            exe_writable: boolean(batch, n::EXE_WRITABLE)?,
-            exe_fileless: boolean(batch, n::EXE_FILELESS)?,
-            argv: list(batch, n::ARGV)?,
+            exe_new: bool_col(batch, n::EXE_NEW)?,
+            exe_writable: bool_col(batch, n::EXE_WRITABLE)?,
+            exe_fileless: bool_col(batch, n::EXE_FILELESS)?,
+            argv: list_col(batch, n::ARGV)?,
             op: u32_col(batch, n::OP)?,
             target_pid: u32_col(batch, n::TARGET_PID)?,
             target_uid: u32_col(batch, n::TARGET_UID)?,
@@ -291,7 +246,7 @@ impl SigColumns {
             protocol: StrCol::from_batch(batch, n::PROTOCOL)?,
             src_port: u32_col(batch, n::SRC_PORT)?,
             dns_type: u32_col(batch, n::DNS_TYPE)?,
-            dns_answers: list(batch, n::DNS_ANSWERS)?,
+            dns_answers: list_col(batch, n::DNS_ANSWERS)?,
             stdio: [
                 StdioColumns::new(batch, 0)?,
                 StdioColumns::new(batch, 1)?,

@@ -9,8 +9,8 @@ use needle_common::schema::names as n;
 use rayon::prelude::*;
 
 use crate::columns::{Columns, StrCol, opt};
+use crate::features::TimeWindow;
 use crate::features::catalog::STARTUP_S;
-use crate::features::{TimeWindow, workload_key};
 use crate::scan::{OpenTrace, ScanError, discover};
 
 /// Most calls kept per thread (the first ones, in time order); longer streams are cut.
@@ -67,11 +67,7 @@ fn read_batch(
         if !window.contains(t) {
             continue;
         }
-        let key = workload_key(
-            c.workload.get(row),
-            host,
-            opt(&c.cgroup_id, row).unwrap_or(0),
-        );
+        let key = c.workload_key(row, host);
         let tid = opt(&c.pid, row).unwrap_or(0);
         out.entry((key, tid))
             .or_default()
@@ -122,7 +118,7 @@ pub fn read_sequences(
             let mut offset = 0u64;
             // (file, row group, row) orders rows of equal time deterministically.
             let base = ((i as u64) << 40) | ((rg as u64) << 24);
-            trace.read_columns(rg, &cols, &mut |b| {
+            trace.read_columns(rg, &cols, None, &mut |b| {
                 let r = read_batch(b, &trace.host, window, base + offset, &mut raw);
                 offset += b.num_rows() as u64;
                 r

@@ -8,21 +8,20 @@
 //! Only `analyze --report` pays for it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::File;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::datatypes::{DataType, TimestampNanosecondType, UInt64Type};
+use arrow::array::{Array, BooleanArray, Int32Array, ListArray, RecordBatch, UInt32Array};
 use arrow::error::ArrowError;
 use needle_common::abi::EventKind;
-use needle_common::schema::{Detail, Event, events_from_batch, names as n};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use needle_common::schema::names as n;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
 use rayon::prelude::*;
 
-use crate::features::{TimeWindow, workload_key};
-use crate::scan::OpenTrace;
+use crate::columns::{
+    ColumnError, Columns, NEEDED, StrCol, i32_col, list_at, list_col, opt, u32_col, workload_key,
+};
+use crate::features::TimeWindow;
+use crate::scan::{OpenTrace, ScanError};
 
 /// Buckets of a timeline.
 pub const BUCKETS: usize = 60;
@@ -177,43 +176,201 @@ pub struct Wanted {
     pub last_ns: i64,
 }
 
-fn str_at(batch: &RecordBatch, name: &str, row: usize) -> Option<String> {
-    let col = batch.column_by_name(name)?;
-    if col.is_null(row) {
-        return None;
-    }
-    match col.data_type() {
-        DataType::Utf8 => Some(col.as_string::<i32>().value(row).to_string()),
-        DataType::LargeUtf8 => Some(col.as_string::<i64>().value(row).to_string()),
-        _ => None,
+/// One event of a detailed workload as the report keeps it: what [`fold`] reads, owned (a
+/// workload's events come from many row groups and are folded in time order).
+#[derive(Clone, Debug, Default)]
+pub struct Sighting {
+    /// Event time.
+    pub time_ns: i64,
+    /// Event kind name (`unknown` for a kind this build does not know).
+    pub kind: &'static str,
+    /// Events the row stands for (an `open` row that closes a collapse window stands for more).
+    pub events: u64,
+    /// Process id.
+    pub tgid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Command name.
+    pub comm: String,
+    /// Process key (`<tgid>@<start>`), when the trace has one.
+    pub process_key: Option<String>,
+    /// The parent's process key.
+    pub parent_key: Option<String>,
+    /// Executable.
+    pub exe: Option<String>,
+    /// SHA-256 of the executable.
+    pub sha256: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// What the event says beyond its process.
+    pub what: What,
+}
+
+/// The part of an event the report shows beyond its process.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum What {
+    /// Nothing the report shows.
+    #[default]
+    Other,
+    /// An exec, with its argv.
+    Exec(Vec<String>),
+    /// The process ended.
+    Exit {
+        /// Exit code.
+        code: Option<i32>,
+        /// Killing signal.
+        signal: Option<i32>,
+    },
+    /// A network peer: the destination of a connect or send, the source of an accept.
+    Peer {
+        /// Address.
+        addr: String,
+        /// Port (0 when unknown).
+        port: u16,
+        /// Protocol.
+        protocol: String,
+        /// Bytes sent, when known.
+        bytes: u64,
+    },
+    /// A DNS query or response.
+    Dns {
+        /// Queried name.
+        name: String,
+        /// A response, not a query.
+        response: bool,
+        /// Response code.
+        rcode: Option<u8>,
+        /// Addresses in the answer.
+        answers: Vec<String>,
+    },
+    /// A file written, created, renamed (its new path), chmod-ed, chown-ed or deleted.
+    File(String),
+}
+
+/// What the row filter reads for every row: enough to key it to its workload and count it.
+const KEY_COLUMNS: &[&str] = &[
+    n::TIME,
+    n::KIND,
+    n::WORKLOAD,
+    n::CONTAINER_ID,
+    n::CGROUP_ID,
+    n::COUNT,
+];
+
+/// Columns the evidence reads beyond the feature columns ([`NEEDED`]), for the kept rows.
+const EXTRA_COLUMNS: &[&str] = &[
+    n::PROCESS_KEY,
+    n::PARENT_KEY,
+    n::EXE_SHA256,
+    n::USER,
+    n::ARGV,
+    n::EXIT_CODE,
+    n::SIGNAL,
+    n::SRC_ADDR,
+    n::SRC_PORT,
+    n::PROTOCOL,
+    n::DNS_ANSWERS,
+];
+
+/// The evidence columns of one batch that [`Columns`] does not hold.
+struct Extra {
+    container_id: StrCol,
+    process_key: StrCol,
+    parent_key: StrCol,
+    sha256: StrCol,
+    user: StrCol,
+    argv: Option<ListArray>,
+    exit_code: Option<Int32Array>,
+    signal: Option<Int32Array>,
+    src_addr: StrCol,
+    src_port: Option<UInt32Array>,
+    protocol: StrCol,
+    dns_answers: Option<ListArray>,
+}
+
+impl Extra {
+    fn new(batch: &RecordBatch) -> Result<Extra, ColumnError> {
+        Ok(Extra {
+            container_id: StrCol::from_batch(batch, n::CONTAINER_ID)?,
+            process_key: StrCol::from_batch(batch, n::PROCESS_KEY)?,
+            parent_key: StrCol::from_batch(batch, n::PARENT_KEY)?,
+            sha256: StrCol::from_batch(batch, n::EXE_SHA256)?,
+            user: StrCol::from_batch(batch, n::USER)?,
+            argv: list_col(batch, n::ARGV)?,
+            exit_code: i32_col(batch, n::EXIT_CODE)?,
+            signal: i32_col(batch, n::SIGNAL)?,
+            src_addr: StrCol::from_batch(batch, n::SRC_ADDR)?,
+            src_port: u32_col(batch, n::SRC_PORT)?,
+            protocol: StrCol::from_batch(batch, n::PROTOCOL)?,
+            dns_answers: list_col(batch, n::DNS_ANSWERS)?,
+        })
     }
 }
 
-/// The workload key of every row of `batch` (the rule of the feature scan).
-fn row_keys(batch: &RecordBatch, host: &str) -> Vec<String> {
-    let workload_col = batch
-        .column_by_name(n::WORKLOAD)
-        .filter(|w| w.null_count() < w.len())
-        .map(|_| n::WORKLOAD)
-        .unwrap_or(n::CONTAINER_ID);
-    let cgroups = batch
-        .column_by_name(n::CGROUP_ID)
-        .and_then(|c| c.as_primitive_opt::<UInt64Type>().cloned());
-    (0..batch.num_rows())
-        .map(
-            |row| match str_at(batch, workload_col, row).filter(|s| !s.is_empty()) {
-                Some(id) => workload_key(Some(&id), host, 0),
-                None => workload_key(
-                    None,
-                    host,
-                    cgroups
-                        .as_ref()
-                        .filter(|c| !c.is_null(row))
-                        .map_or(0, |c| c.value(row)),
-                ),
-            },
-        )
-        .collect()
+fn owned(s: Option<&str>) -> Option<String> {
+    s.map(str::to_string)
+}
+
+/// The sighting of `row`.
+fn sighting(c: &Columns, x: &Extra, row: usize) -> Sighting {
+    let kind = c.kind.get(row).and_then(EventKind::from_name);
+    let port = |p: Option<u32>| p.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+    let peer = |addr: Option<&str>, port: u16| {
+        addr.map_or(What::Other, |addr| What::Peer {
+            addr: addr.to_string(),
+            port,
+            protocol: x.protocol.get(row).unwrap_or_default().to_string(),
+            bytes: opt(&c.bytes, row).unwrap_or(0),
+        })
+    };
+    let path = || c.path.get(row).unwrap_or_default().to_string();
+    let written = |flags: u64| flags & 0o3 != 0 || flags & 0o100 != 0;
+    let what = match kind {
+        Some(EventKind::Exec) => What::Exec(
+            list_at(&x.argv, row)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        ),
+        Some(EventKind::Exit) => What::Exit {
+            code: opt(&x.exit_code, row),
+            signal: opt(&x.signal, row),
+        },
+        Some(EventKind::Connect | EventKind::SendTo) => {
+            peer(c.dst_addr.get(row), port(opt(&c.dst_port, row)))
+        }
+        Some(EventKind::Accept) => peer(x.src_addr.get(row), port(opt(&x.src_port, row))),
+        Some(k @ (EventKind::DnsQuery | EventKind::DnsResponse)) => What::Dns {
+            name: c.dns_name.get(row).unwrap_or_default().to_string(),
+            response: k == EventKind::DnsResponse,
+            rcode: opt(&c.dns_rcode, row).and_then(|v| u8::try_from(v).ok()),
+            answers: list_at(&x.dns_answers, row)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        },
+        Some(EventKind::Open) if written(opt(&c.flags, row).unwrap_or(0)) => What::File(path()),
+        Some(EventKind::Unlink | EventKind::Chmod | EventKind::Chown) => What::File(path()),
+        Some(EventKind::Rename) => What::File(c.path2.get(row).unwrap_or_default().to_string()),
+        _ => What::Other,
+    };
+    Sighting {
+        time_ns: c.time.value(row),
+        kind: kind.map_or("unknown", EventKind::name),
+        events: match kind {
+            Some(EventKind::Open) => opt(&c.count, row).unwrap_or(1),
+            _ => 1,
+        },
+        tgid: opt(&c.tgid, row).unwrap_or(0),
+        ppid: opt(&c.ppid, row).unwrap_or(0),
+        comm: c.comm.get(row).unwrap_or_default().to_string(),
+        process_key: owned(x.process_key.get(row)),
+        parent_key: owned(x.parent_key.get(row)),
+        exe: owned(c.exe_path.get(row)),
+        sha256: owned(x.sha256.get(row)),
+        user: owned(x.user.get(row)),
+        what,
+    }
 }
 
 /// Reads the events of `wanted` from `traces`, and the kinds over time of everything inside
@@ -230,24 +387,19 @@ pub fn collect(
             .map(|w| (w.key.clone(), (w.first_ns, w.last_ns)))
             .collect(),
     );
-    let tasks: Vec<(usize, usize)> = traces
+    let tasks: Vec<(&OpenTrace, usize)> = traces
         .iter()
-        .enumerate()
-        .flat_map(|(i, t)| t.row_groups_in(window).map(move |r| (i, r.index)))
+        .flat_map(|t| t.row_groups_in(window).map(move |r| (t, r.index)))
         .collect();
-    let parts: Vec<Result<RowGroupEvents, String>> = tasks
+    let parts: Vec<Result<RowGroupEvents, ScanError>> = tasks
         .par_iter()
-        .map(|&(i, rg)| {
-            let trace = &traces[i];
-            read_row_group(&trace.path, &trace.host, rg, window, span, &wanted_by_key)
-                .map_err(|e| format!("{}: row group {rg}: {e}", trace.path.display()))
-        })
+        .map(|&(trace, rg)| read_row_group(trace, rg, window, span, &wanted_by_key))
         .collect();
     let mut out = Evidence {
         global: KindSeries::new(span.0, span.1),
         ..Default::default()
     };
-    let mut per: HashMap<String, Vec<Event>> = HashMap::new();
+    let mut per: HashMap<String, Vec<Sighting>> = HashMap::new();
     for p in parts {
         match p {
             Ok((global, events)) => {
@@ -256,7 +408,7 @@ pub fn collect(
                     per.entry(k).or_default().append(&mut v);
                 }
             }
-            Err(e) => out.errors.push(e),
+            Err(e) => out.errors.push(e.to_string()),
         }
     }
     for w in wanted {
@@ -275,132 +427,109 @@ pub fn collect(
     out
 }
 
-type RowGroupEvents = (KindSeries, HashMap<String, Vec<Event>>);
+type RowGroupEvents = (KindSeries, HashMap<String, Vec<Sighting>>);
 
+fn arrow_err(e: ColumnError) -> ArrowError {
+    ArrowError::SchemaError(e.to_string())
+}
+
+/// One row group: the filter counts every row in `window` into the kinds over time and keeps
+/// the rows of wanted workloads inside their analyzed range, whose other columns are then read.
 fn read_row_group(
-    path: &Path,
-    host: &str,
+    trace: &OpenTrace,
     rg: usize,
     window: TimeWindow,
     span: (i64, i64),
     wanted: &Arc<HashMap<String, (i64, i64)>>,
-) -> Result<RowGroupEvents, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| e.to_string())?;
-    let schema = builder.parquet_schema();
-    let key_cols: Vec<usize> = schema
-        .columns()
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| {
-            [
-                n::TIME,
-                n::KIND,
-                n::WORKLOAD,
-                n::CONTAINER_ID,
-                n::CGROUP_ID,
-                n::COUNT,
-            ]
-            .contains(&c.path().string().as_str())
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::leaves(schema, key_cols);
+) -> Result<RowGroupEvents, ScanError> {
     let global = Arc::new(Mutex::new(KindSeries::new(span.0, span.1)));
-    let (g, w, h) = (global.clone(), wanted.clone(), host.to_string());
+    let (g, w, host) = (global.clone(), wanted.clone(), trace.host.clone());
     let predicate = ArrowPredicateFn::new(
-        mask,
+        trace.mask(KEY_COLUMNS),
         move |batch: RecordBatch| -> Result<BooleanArray, ArrowError> {
-            let times = batch
-                .column_by_name(n::TIME)
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-                .ok_or_else(|| ArrowError::SchemaError("no `time` column".into()))?;
-            let keys = row_keys(&batch, &h);
-            let counts = batch
-                .column_by_name(n::COUNT)
-                .and_then(|c| c.as_primitive_opt::<UInt64Type>());
+            let c = Columns::new(&batch).map_err(arrow_err)?;
             let mut g = g
                 .lock()
                 .map_err(|_| ArrowError::ComputeError("poisoned".into()))?;
-            let keep = (0..batch.num_rows()).map(|row| {
-                let t = times.value(row);
-                if !window.contains(t) {
+            let keep = (0..c.len).map(|row| {
+                let t = c.time.value(row);
+                if c.time.is_null(row) || !window.contains(t) {
                     return false;
                 }
-                let kind = str_at(&batch, n::KIND, row).and_then(|k| EventKind::from_name(&k));
-                let events = match (kind, counts) {
-                    (
-                        Some(
-                            EventKind::Open
-                            | EventKind::Connect
-                            | EventKind::SendTo
-                            | EventKind::Accept,
-                        ),
-                        Some(c),
-                    ) if c.is_valid(row) => c.value(row),
+                let kind = c.kind.get(row).and_then(EventKind::from_name);
+                let events = match kind {
+                    Some(
+                        EventKind::Open
+                        | EventKind::Connect
+                        | EventKind::SendTo
+                        | EventKind::Accept,
+                    ) => c.times(row),
                     _ => 1,
                 };
                 g.add(kind.map_or("unknown", EventKind::name), t, events);
-                w.get(&keys[row])
+                w.get(&c.workload_key(row, &host))
                     .is_some_and(|&(first, last)| t >= first && t <= last)
             });
             Ok(keep.map(Some).collect())
         },
     );
-    let reader = builder
-        .with_row_groups(vec![rg])
-        .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
-        let keys = row_keys(&batch, host);
-        let decoded = events_from_batch(&batch).map_err(|e| e.to_string())?;
-        for (key, e) in keys.into_iter().zip(decoded) {
-            let key = if wanted.contains_key(&key) {
-                key
-            } else {
-                key_of_event(&e, host, wanted).unwrap_or(key)
-            };
-            events.entry(key).or_default().push(e);
+    let columns: Vec<&str> = NEEDED.iter().chain(EXTRA_COLUMNS).copied().collect();
+    let mut events: HashMap<String, Vec<Sighting>> = HashMap::new();
+    let filter = RowFilter::new(vec![Box::new(predicate)]);
+    trace.read_columns(rg, &columns, Some(filter), &mut |batch| {
+        let c = Columns::new(batch).map_err(|e| e.to_string())?;
+        let x = Extra::new(batch).map_err(|e| e.to_string())?;
+        for row in 0..c.len {
+            let key = key_of(&c, &x, row, &trace.host, wanted);
+            events.entry(key).or_default().push(sighting(&c, &x, row));
         }
-    }
-    let global = std::mem::take(&mut *global.lock().map_err(|_| "poisoned".to_string())?);
+        Ok(())
+    })?;
+    let global = std::mem::take(&mut *global.lock().map_err(|_| ScanError::Read {
+        path: trace.path.clone(),
+        row_group: rg,
+        message: "poisoned".into(),
+    })?);
     Ok((global, events))
 }
 
-/// A row the filter kept but whose batch-level key rule differs (a filtered batch may lack the
-/// `workload` values the whole row group had): any of its possible keys that is wanted.
-fn key_of_event(e: &Event, host: &str, wanted: &HashMap<String, (i64, i64)>) -> Option<String> {
-    let candidates = [
-        e.workload
-            .as_deref()
-            .filter(|w| !w.is_empty())
-            .map(|w| workload_key(Some(w), host, 0)),
-        e.container
-            .as_ref()
-            .map(|c| workload_key(Some(&c.id), host, 0)),
-        Some(workload_key(None, host, e.process.cgroup_id)),
-    ];
-    candidates
+/// The workload of a row the filter kept: its key by the scan's rule, or — when a filtered batch
+/// lacks the `workload` values the whole row group had, so the rule reads another column — any
+/// of its possible keys that is wanted.
+fn key_of(
+    c: &Columns,
+    x: &Extra,
+    row: usize,
+    host: &str,
+    wanted: &HashMap<String, (i64, i64)>,
+) -> String {
+    let key = c.workload_key(row, host);
+    if wanted.contains_key(&key) {
+        return key;
+    }
+    let candidates = [c.workload.get(row), x.container_id.get(row)]
         .into_iter()
         .flatten()
+        .filter(|w| !w.is_empty())
+        .map(|w| workload_key(Some(w), host, 0))
+        .chain([workload_key(
+            None,
+            host,
+            opt(&c.cgroup_id, row).unwrap_or(0),
+        )]);
+    candidates
+        .into_iter()
         .find(|k| wanted.contains_key(k))
+        .unwrap_or(key)
 }
 
 /// Adds `e` to `w`.
-pub fn fold(w: &mut WorkloadEvents, e: &Event) {
-    let events = match e.detail {
-        Detail::Open { count: Some(c), .. } => c,
-        _ => 1,
-    };
-    let kind = e.detail.kind().name();
-    w.series.add(kind, e.time_ns, events);
+pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
+    w.series.add(e.kind, e.time_ns, e.events);
     let id = e
-        .context
-        .as_ref()
-        .map_or_else(|| format!("pid:{}", e.process.tgid), |c| c.key.to_string());
+        .process_key
+        .clone()
+        .unwrap_or_else(|| format!("pid:{}", e.tgid));
     let full = w.processes.len() >= CAP && !w.processes.contains_key(&id);
     if full {
         w.dropped += 1;
@@ -410,36 +539,33 @@ pub fn fold(w: &mut WorkloadEvents, e: &Event) {
             .entry(id.clone())
             .or_insert_with(|| ProcessNode {
                 id: id.clone(),
-                pid: e.process.tgid,
-                ppid: e.process.ppid,
-                comm: e.process.comm.to_string(),
+                pid: e.tgid,
+                ppid: e.ppid,
+                comm: e.comm.clone(),
                 first_ns: e.time_ns,
                 ..Default::default()
             });
         node.events += 1;
-        if node.parent.is_none() {
-            node.parent = e
-                .context
-                .as_ref()
-                .and_then(|c| c.parent_key.as_deref().map(str::to_string));
+        if node.parent.is_none() && e.process_key.is_some() {
+            node.parent.clone_from(&e.parent_key);
         }
-        if let Some(x) = &e.exe_path {
-            node.exe = Some(x.to_string());
+        if let Some(x) = &e.exe {
+            node.exe = Some(x.clone());
         }
-        if let Some(s) = &e.exe_sha256 {
-            node.sha256 = Some(s.to_string());
+        if let Some(s) = &e.sha256 {
+            node.sha256 = Some(s.clone());
         }
-        if let Some(u) = e.context.as_ref().and_then(|c| c.user.as_deref()) {
-            node.user = Some(u.to_string());
+        if let Some(u) = e.user.as_ref().filter(|_| e.process_key.is_some()) {
+            node.user = Some(u.clone());
         }
-        match &e.detail {
-            Detail::Exec { argv, .. } => {
-                node.comm = e.process.comm.to_string();
+        match &e.what {
+            What::Exec(argv) => {
+                node.comm.clone_from(&e.comm);
                 if !argv.is_empty() {
                     node.argv = Some(argv.join(" "));
                 }
             }
-            Detail::Exit { code, signal } => {
+            What::Exit { code, signal } => {
                 node.exit = Some(match (code, signal) {
                     (_, Some(s)) => format!("signal {s}"),
                     (Some(c), None) => format!("exit {c}"),
@@ -449,15 +575,14 @@ pub fn fold(w: &mut WorkloadEvents, e: &Event) {
             _ => {}
         }
     }
-    let exe = e.exe_path.as_deref().unwrap_or(&e.process.comm).to_string();
-    match &e.detail {
-        Detail::Connect(net) | Detail::Accept(net) | Detail::SendTo(net) => {
-            let (addr, port) = match &e.detail {
-                Detail::Accept(_) => (net.src_addr.clone(), net.src_port),
-                _ => (net.dst_addr.clone(), net.dst_port),
-            };
-            let Some(addr) = addr else { return };
-            let key = (addr, port.unwrap_or(0), net.protocol.clone());
+    match &e.what {
+        What::Peer {
+            addr,
+            port,
+            protocol,
+            bytes,
+        } => {
+            let key = (addr.clone(), *port, protocol.clone());
             if w.destinations.len() >= CAP && !w.destinations.contains_key(&key) {
                 w.dropped += 1;
                 return;
@@ -467,50 +592,44 @@ pub fn fold(w: &mut WorkloadEvents, e: &Event) {
                 ..Default::default()
             });
             d.count += 1;
-            d.kinds.insert(kind);
-            d.bytes += net.bytes.unwrap_or(0);
+            d.kinds.insert(e.kind);
+            d.bytes += bytes;
             if d.exes.len() < 8 {
-                d.exes.insert(exe);
+                d.exes.insert(e.exe.as_ref().unwrap_or(&e.comm).clone());
             }
         }
-        Detail::DnsQuery(dns) | Detail::DnsResponse(dns) => {
-            if w.dns.len() >= CAP && !w.dns.contains_key(&dns.name) {
+        What::Dns {
+            name,
+            response,
+            rcode,
+            answers,
+        } => {
+            if w.dns.len() >= CAP && !w.dns.contains_key(name) {
                 w.dropped += 1;
                 return;
             }
-            let d = w.dns.entry(dns.name.clone()).or_insert_with(|| DnsName {
+            let d = w.dns.entry(name.clone()).or_insert_with(|| DnsName {
                 first_ns: e.time_ns,
                 ..Default::default()
             });
-            if matches!(e.detail, Detail::DnsQuery(_)) {
-                d.queries += 1;
-            } else {
+            if *response {
                 d.responses += 1;
-                d.rcodes.extend(dns.rcode);
-                for a in dns.answers.iter().take(16) {
+                d.rcodes.extend(*rcode);
+                for a in answers.iter().take(16) {
                     d.answers.insert(a.clone());
                 }
+            } else {
+                d.queries += 1;
             }
         }
-        _ => {
-            let path = match &e.detail {
-                Detail::Open { file, flags, .. } if flags & 0o3 != 0 || flags & 0o100 != 0 => {
-                    Some(file.path.clone())
-                }
-                Detail::Unlink { file, .. }
-                | Detail::Chmod { file, .. }
-                | Detail::Chown { file, .. } => Some(file.path.clone()),
-                Detail::Rename { new_path, .. } => Some(new_path.clone()),
-                _ => None,
-            };
-            if let Some(p) = path {
-                if w.files.len() >= CAP && !w.files.contains_key(&p) {
-                    w.dropped += 1;
-                    return;
-                }
-                w.files.entry(p).or_default().insert(kind);
+        What::File(path) => {
+            if w.files.len() >= CAP && !w.files.contains_key(path) {
+                w.dropped += 1;
+                return;
             }
+            w.files.entry(path.clone()).or_default().insert(e.kind);
         }
+        What::Exec(_) | What::Exit { .. } | What::Other => {}
     }
 }
 

@@ -1,43 +1,32 @@
-use std::sync::Arc;
-
-use needle_common::schema::{Detail, Dns, Event, Net, Process, ProcessContext};
-
-use super::evidence::{WorkloadEvents, fold, link_parents};
+use super::evidence::{Sighting, What, WorkloadEvents, fold, link_parents};
 use super::view::tree_rows;
 use crate::rank::{Finding, ProcessInfo};
 
-fn ev(t: i64, tgid: u32, ppid: u32, exe: &str, key: Option<(&str, &str)>, detail: Detail) -> Event {
-    let mut e = Event::new(
-        t,
-        0,
-        Process {
-            pid: tgid,
-            tgid,
-            ppid,
-            comm: exe.rsplit('/').next().unwrap_or(exe).into(),
-            ..Default::default()
+fn ev(t: i64, tgid: u32, ppid: u32, exe: &str, key: Option<(&str, &str)>, what: What) -> Sighting {
+    Sighting {
+        time_ns: t,
+        kind: match what {
+            What::Exec(_) => "exec",
+            What::Peer { .. } => "connect",
+            What::Dns { .. } => "dns_query",
+            _ => "open",
         },
-        detail,
-    );
-    e.exe_path = Some(exe.into());
-    e.context = key.map(|(k, p)| {
-        Arc::new(ProcessContext {
-            key: k.into(),
-            parent_key: Some(p.into()),
-            ..Default::default()
-        })
-    });
-    e
+        events: 1,
+        tgid,
+        ppid,
+        comm: exe.rsplit('/').next().unwrap_or(exe).into(),
+        process_key: key.map(|k| k.0.into()),
+        parent_key: key.map(|k| k.1.into()),
+        exe: Some(exe.into()),
+        what,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn tree_links_parents_and_highlights_the_flagged_branch() {
     let mut w = WorkloadEvents::default();
-    let exec = || Detail::Exec {
-        argv: vec!["x".into(), "-y".into()],
-        truncated: false,
-        state: None,
-    };
+    let exec = || What::Exec(vec!["x".into(), "-y".into()]);
     for e in [
         ev(1, 10, 1, "/usr/sbin/nginx", None, exec()),
         // Keys from the trace link sh to nginx even though nginx has none: by ppid.
@@ -49,12 +38,12 @@ fn tree_links_parents_and_highlights_the_flagged_branch() {
             20,
             "/tmp/x",
             Some(("30@6", "20@5")),
-            Detail::Connect(Box::new(Net {
-                dst_addr: Some("203.0.113.7".into()),
-                dst_port: Some(3333),
+            What::Peer {
+                addr: "203.0.113.7".into(),
+                port: 3333,
                 protocol: "tcp".into(),
-                ..Default::default()
-            })),
+                bytes: 0,
+            },
         ),
         ev(
             5,
@@ -62,10 +51,12 @@ fn tree_links_parents_and_highlights_the_flagged_branch() {
             20,
             "/tmp/x",
             Some(("30@6", "20@5")),
-            Detail::DnsQuery(Box::new(Dns {
+            What::Dns {
                 name: "pool.example".into(),
-                ..Default::default()
-            })),
+                response: false,
+                rcode: None,
+                answers: vec![],
+            },
         ),
         ev(6, 11, 1, "/usr/bin/other", None, exec()),
     ] {
