@@ -400,6 +400,13 @@ impl Columns {
         opt(&self.count, row).unwrap_or(1)
     }
 
+    /// Events a row of `kind` stands for: [`Columns::times`] for the kinds capture collapses
+    /// ([`needle_common::abi::EventKind::collapses`]), 1 for the others.
+    #[inline]
+    pub fn events(&self, row: usize, kind: needle_common::abi::EventKind) -> u64 {
+        if kind.collapses() { self.times(row) } else { 1 }
+    }
+
     /// The `(syscall, count)` pairs of a `syscall_profile` row.
     pub fn profile(&self, row: usize) -> impl Iterator<Item = (u32, u64)> + '_ {
         let entries = self

@@ -199,7 +199,7 @@ impl Accumulator {
         }
         match EVENT_KINDS.get(kslot as usize) {
             Some(&kind) => {
-                w.kind_counts[kslot as usize] += if collapsible(kind) { c.times(row) } else { 1 };
+                w.kind_counts[kslot as usize] += c.events(row, kind);
                 add_row(w, kind, c, &mut b.h, row, t);
                 Some(Kept {
                     slot,
@@ -244,19 +244,6 @@ pub struct BatchCaches {
     /// Kind dictionary entry → event-kind slot ([`UNKNOWN`] for a kind this build lacks).
     kind_slots: Vec<u8>,
     h: Hashes,
-}
-
-/// Kinds whose rows may stand for several events (capture's collapse windows).
-fn collapsible(kind: EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Open
-            | EventKind::Connect
-            | EventKind::SendTo
-            | EventKind::Accept
-            | EventKind::DnsQuery
-            | EventKind::DnsResponse
-    )
 }
 
 fn fill_context(w: &mut WorkloadPartial, c: &Columns, row: usize) {

@@ -222,6 +222,20 @@ impl EventKind {
         }
     }
 
+    /// Whether a row of this kind may close one of capture's collapse windows and then stand
+    /// for `count` events (the `count` column; `lost` rows use it for lost events instead).
+    pub const fn collapses(self) -> bool {
+        matches!(
+            self,
+            EventKind::Open
+                | EventKind::Connect
+                | EventKind::SendTo
+                | EventKind::Accept
+                | EventKind::DnsQuery
+                | EventKind::DnsResponse
+        )
+    }
+
     /// Dense index of this kind (its position in [`EVENT_KINDS`]); used for per-kind counters.
     pub const fn slot(self) -> u32 {
         match self {

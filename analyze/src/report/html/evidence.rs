@@ -48,8 +48,8 @@ impl KindSeries {
         }
     }
 
-    /// Adds `n` events of `kind` at `t` (an open row that closes a collapse window stands for
-    /// more than one).
+    /// Adds `n` events of `kind` at `t` (a row that closes a collapse window stands for more
+    /// than one).
     fn add(&mut self, kind: &'static str, t: i64, n: u64) {
         let span = (self.end_ns - self.start_ns) as i128 + 1;
         let offset = (t.clamp(self.start_ns, self.end_ns) - self.start_ns) as i128;
@@ -184,7 +184,7 @@ pub struct Sighting {
     pub time_ns: i64,
     /// Event kind name (`unknown` for a kind this build does not know).
     pub kind: &'static str,
-    /// Events the row stands for (an `open` row that closes a collapse window stands for more).
+    /// Events the row stands for (a row that closes a collapse window stands for more).
     pub events: u64,
     /// Process id.
     pub tgid: u32,
@@ -357,10 +357,7 @@ fn sighting(c: &Columns, x: &Extra, row: usize) -> Sighting {
     Sighting {
         time_ns: c.time.value(row),
         kind: kind.map_or("unknown", EventKind::name),
-        events: match kind {
-            Some(EventKind::Open) => opt(&c.count, row).unwrap_or(1),
-            _ => 1,
-        },
+        events: kind.map_or(1, |k| c.events(row, k)),
         tgid: opt(&c.tgid, row).unwrap_or(0),
         ppid: opt(&c.ppid, row).unwrap_or(0),
         comm: c.comm.get(row).unwrap_or_default().to_string(),
@@ -457,15 +454,7 @@ fn read_row_group(
                     return false;
                 }
                 let kind = c.kind.get(row).and_then(EventKind::from_name);
-                let events = match kind {
-                    Some(
-                        EventKind::Open
-                        | EventKind::Connect
-                        | EventKind::SendTo
-                        | EventKind::Accept,
-                    ) => c.times(row),
-                    _ => 1,
-                };
+                let events = kind.map_or(1, |k| c.events(row, k));
                 g.add(kind.map_or("unknown", EventKind::name), t, events);
                 w.get(&c.workload_key(row, &host))
                     .is_some_and(|&(first, last)| t >= first && t <= last)
@@ -545,7 +534,7 @@ pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
                 first_ns: e.time_ns,
                 ..Default::default()
             });
-        node.events += 1;
+        node.events += e.events;
         if node.parent.is_none() && e.process_key.is_some() {
             node.parent.clone_from(&e.parent_key);
         }
@@ -591,7 +580,7 @@ pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
                 first_ns: e.time_ns,
                 ..Default::default()
             });
-            d.count += 1;
+            d.count += e.events;
             d.kinds.insert(e.kind);
             d.bytes += bytes;
             if d.exes.len() < 8 {
@@ -613,13 +602,13 @@ pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
                 ..Default::default()
             });
             if *response {
-                d.responses += 1;
+                d.responses += e.events;
                 d.rcodes.extend(*rcode);
                 for a in answers.iter().take(16) {
                     d.answers.insert(a.clone());
                 }
             } else {
-                d.queries += 1;
+                d.queries += e.events;
             }
         }
         What::File(path) => {

@@ -89,3 +89,33 @@ fn tree_links_parents_and_highlights_the_flagged_branch() {
         ]
     );
 }
+
+#[test]
+fn a_row_that_closes_a_collapse_window_counts_every_event_it_stands_for() {
+    let mut w = WorkloadEvents::default();
+    let peer = What::Peer {
+        addr: "198.51.100.4".into(),
+        port: 443,
+        protocol: "tcp".into(),
+        bytes: 0,
+    };
+    let query = What::Dns {
+        name: "example.org".into(),
+        response: false,
+        rcode: None,
+        answers: vec![],
+    };
+    // The window's first connect and query, then the rows that close the windows (capture
+    // counted 5 more connects and 3 more queries into them).
+    for (t, what, events) in [(1, &peer, 1), (2, &query, 1), (3, &peer, 5), (4, &query, 3)] {
+        let mut e = ev(t, 10, 1, "/usr/bin/curl", None, what.clone());
+        e.events = events;
+        fold(&mut w, &e);
+    }
+    let d = &w.destinations[&("198.51.100.4".to_string(), 443, "tcp".to_string())];
+    assert_eq!(d.count, 6);
+    assert_eq!(w.dns["example.org"].queries, 4);
+    assert_eq!(w.processes["pid:10"].events, 10);
+    let totals = w.series.totals();
+    assert_eq!(totals, [("connect", 6), ("dns_query", 4)]);
+}
