@@ -2,8 +2,8 @@
 //!
 //! Map: an [`Accumulator`] turns the rows of one scan task (a file's row group) into
 //! [`Partials`]; the scan hands it each row ([`Accumulator::add_row`]) and the signature engine
-//! the same row beside it, so this module knows nothing of signatures. Reduce: [`merge_partials`] folds them per workload, in any order. Finish:
-//! [`finalize`] turns the merged aggregates into a [`FeatureTable`]. Features are listed and
+//! the same row beside it, so this module knows nothing of signatures. Reduce:
+//! [`merge_partials`] folds them per workload, in any order. Finish: [`finalize`] turns the merged aggregates into a [`FeatureTable`]. Features are listed and
 //! documented once, in [`catalog`].
 
 mod accumulate;
