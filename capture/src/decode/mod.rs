@@ -177,11 +177,7 @@ impl Decoder {
             K::Exec => process::exec(self, bytes),
             K::Fork => process::fork(self, bytes),
             K::Exit => process::exit(self, bytes),
-            K::Open | K::Connect | K::SendTo | K::Accept | K::DnsQuery | K::DnsResponse
-                if header.shape == SHAPE_REPEAT =>
-            {
-                calls::repeat(self, bytes)
-            }
+            _ if kind.collapses() && header.shape == SHAPE_REPEAT => calls::repeat(self, bytes),
             K::Connect if header.shape == SHAPE_CALL => calls::call(self, bytes, kind),
             K::Connect | K::SendTo => network::net(self, bytes, kind),
             K::SyscallProfile => calls::profile(self, bytes),
