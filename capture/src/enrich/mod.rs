@@ -175,7 +175,7 @@ impl Enricher {
         };
         let root: &Path = container
             .as_ref()
-            .and_then(|c| c.rootfs.as_deref())
+            .and_then(|c| c.facts.rootfs.as_deref())
             .unwrap_or(Path::new("/"));
         // The passwd lookup only when the table will use it (new process, or none known yet).
         let user = self
@@ -241,7 +241,7 @@ impl Enricher {
             parent_start_ns,
             exec,
             in_container: container.is_some(),
-            container_started_ns: container.as_ref().and_then(|c| c.created_ns),
+            container_started_ns: container.as_ref().and_then(|c| c.facts.created_ns),
             user,
         });
         if self.table.stats.misses > misses_before {
@@ -289,7 +289,7 @@ impl Enricher {
             event.container = Some(info.container.clone());
             // An exec that ran before the runtime wrote its state: decide `exe_new` now.
             if let (Some(m), Some(started), Some(ctx)) =
-                (p.exe_mtime_sec, info.created_ns, &event.context)
+                (p.exe_mtime_sec, info.facts.created_ns, &event.context)
                 && ctx.exe_new.is_none()
             {
                 let mut c = (**ctx).clone();
@@ -331,7 +331,7 @@ impl Enricher {
             }
             self.stopped.push(id);
             self.containers.forget(id);
-            if let Some(r) = &info.rootfs {
+            if let Some(r) = &info.facts.rootfs {
                 self.users.forget(r);
             }
             self.stats.containers_stopped += 1;

@@ -27,7 +27,7 @@ use needle_common::schema::Container;
 use crate::hashing::Map;
 
 pub use path::{Runtime, host_workload_key, is_container_id, parse_cgroup_path};
-pub use runtime::{MetadataError, RuntimeRoots};
+pub use runtime::{MetadataError, RuntimeFacts, RuntimeRoots};
 pub use walk::cgroup2_root_from_mountinfo;
 
 /// Default minimum time between two walks of the cgroup2 tree.
@@ -46,25 +46,9 @@ pub struct ContainerInfo {
     /// cgroup path relative to the cgroup2 root (as `/proc/<pid>/cgroup` shows it) where the
     /// container was first seen (a container may have sub-cgroups, e.g. podman's `/container`).
     pub cgroup_path: String,
-    /// Creation time (wall clock, ns since the epoch) from the runtime state.
-    pub created_ns: Option<i64>,
-    /// Host pid of the container's init process.
-    pub init_pid: Option<u32>,
-    /// OCI bundle directory.
-    pub bundle: Option<PathBuf>,
-    /// Absolute host path of the container's root filesystem.
-    pub rootfs: Option<PathBuf>,
-    /// Hostname from the OCI config (or Docker's config).
-    pub hostname: Option<String>,
-    /// Privileged container (all capabilities, nothing masked; see `oci.rs` for the rule);
-    /// None when no OCI config was found.
-    pub privileged: Option<bool>,
-    /// Bounding capability set from the OCI config.
-    pub capabilities: Vec<String>,
-    /// Host paths bind-mounted in (sources of bind mounts).
-    pub host_mounts: Vec<String>,
-    /// Namespace types shared with the host (`network` for host networking, `pid`, …).
-    pub shared_namespaces: Vec<String>,
+    /// What the runtime's state and the OCI config say: creation time, init pid, bundle,
+    /// rootfs, hostname, privileges, mounts and shared namespaces.
+    pub facts: RuntimeFacts,
 }
 
 /// What a cgroup id belongs to.
@@ -325,15 +309,7 @@ fn container_info(
     ContainerInfo {
         container: Arc::new(container),
         cgroup_path: cgroup_path.to_owned(),
-        created_ns: meta.created_ns,
-        init_pid: meta.init_pid,
-        bundle: meta.bundle,
-        rootfs: meta.rootfs,
-        hostname: meta.hostname,
-        privileged: meta.privileged,
-        capabilities: meta.capabilities,
-        host_mounts: meta.host_mounts,
-        shared_namespaces: meta.shared_namespaces,
+        facts: meta.facts,
     }
 }
 

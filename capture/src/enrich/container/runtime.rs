@@ -105,19 +105,9 @@ pub struct EngineFacts {
     pub pod: Option<String>,
 }
 
-/// Everything the host told us about one container.
-#[derive(Debug, Default)]
-pub struct Metadata {
-    /// OCI annotations, runtime labels and Docker labels, merged (later sources win).
-    pub annotations: BTreeMap<String, String>,
-    /// The engine's container name (Docker's without the leading `/`, podman's).
-    pub name: Option<String>,
-    /// The engine's image reference.
-    pub image: Option<String>,
-    /// Manifest digest of the image, where the engine records it.
-    pub image_digest: Option<String>,
-    /// The engine's pod (podman); Kubernetes pods come from annotations and labels.
-    pub pod: Option<String>,
+/// What a container's runtime state and OCI config say about it (its engine's names aside).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeFacts {
     /// Creation time, ns since the epoch.
     pub created_ns: Option<i64>,
     /// Host pid of the container's init process.
@@ -137,6 +127,23 @@ pub struct Metadata {
     pub host_mounts: Vec<String>,
     /// Namespace types shared with the host.
     pub shared_namespaces: Vec<String>,
+}
+
+/// Everything the host told us about one container.
+#[derive(Debug, Default)]
+pub struct Metadata {
+    /// OCI annotations, runtime labels and Docker labels, merged (later sources win).
+    pub annotations: BTreeMap<String, String>,
+    /// The engine's container name (Docker's without the leading `/`, podman's).
+    pub name: Option<String>,
+    /// The engine's image reference.
+    pub image: Option<String>,
+    /// Manifest digest of the image, where the engine records it.
+    pub image_digest: Option<String>,
+    /// The engine's pod (podman); Kubernetes pods come from annotations and labels.
+    pub pod: Option<String>,
+    /// What the runtime's state and the OCI config say.
+    pub facts: RuntimeFacts,
     /// Whether any runtime state or config was found at all.
     pub found: bool,
 }
@@ -202,7 +209,7 @@ pub fn read_metadata(
     }
 
     let config_path = |bundle: &Path| bundle.join("config.json");
-    let bundle_candidates: Vec<PathBuf> = match &meta.bundle {
+    let bundle_candidates: Vec<PathBuf> = match &meta.facts.bundle {
         Some(b) => vec![b.clone()],
         None => roots
             .bundle_dirs
@@ -220,22 +227,22 @@ pub fn read_metadata(
                 .entry(k.clone())
                 .or_insert_with(|| v.clone());
         }
-        meta.hostname = config.hostname().map(str::to_owned);
-        meta.rootfs = meta.rootfs.take().or_else(|| config.rootfs(&bundle));
-        meta.privileged = Some(config.privileged());
-        meta.capabilities = config.capabilities();
-        meta.host_mounts = config.host_mounts();
-        meta.shared_namespaces = config.shared_namespaces();
-        meta.bundle = Some(bundle);
+        meta.facts.hostname = config.hostname().map(str::to_owned);
+        meta.facts.rootfs = meta.facts.rootfs.take().or_else(|| config.rootfs(&bundle));
+        meta.facts.privileged = Some(config.privileged());
+        meta.facts.capabilities = config.capabilities();
+        meta.facts.host_mounts = config.host_mounts();
+        meta.facts.shared_namespaces = config.shared_namespaces();
+        meta.facts.bundle = Some(bundle);
     }
-    if let Some(facts) = engine_facts(&meta, runtime, id, &mut errors) {
+    if let Some(engine) = engine_facts(&meta, runtime, id, &mut errors) {
         meta.found = true;
-        meta.name = facts.name;
-        meta.image = facts.image;
-        meta.image_digest = facts.image_digest;
-        meta.pod = facts.pod;
+        meta.name = engine.name;
+        meta.image = engine.image;
+        meta.image_digest = engine.image_digest;
+        meta.pod = engine.pod;
         // The engine's labels over the OCI annotations, like Docker's below.
-        meta.annotations.extend(facts.labels);
+        meta.annotations.extend(engine.labels);
     }
 
     if let Some(docker_dir) = &roots.docker_dir
@@ -261,7 +268,7 @@ fn engine_facts(
     id: &str,
     errors: &mut Vec<MetadataError>,
 ) -> Option<EngineFacts> {
-    let bundle = meta.bundle.as_deref()?;
+    let bundle = meta.facts.bundle.as_deref()?;
     let libpod = meta
         .annotations
         .get("io.container.manager")
@@ -290,10 +297,10 @@ fn keep<T>(errors: &mut Vec<MetadataError>, read: Result<Option<T>, MetadataErro
 }
 
 fn apply_state(meta: &mut Metadata, state: State) {
-    meta.init_pid = state.init_process_pid.or(state.pid).filter(|p| *p > 0);
-    meta.created_ns = state.created.as_deref().and_then(rfc3339::parse_ns);
+    meta.facts.init_pid = state.init_process_pid.or(state.pid).filter(|p| *p > 0);
+    meta.facts.created_ns = state.created.as_deref().and_then(rfc3339::parse_ns);
     let config = state.config.unwrap_or_default();
-    meta.rootfs = config.rootfs.or(state.rootfs).map(PathBuf::from);
+    meta.facts.rootfs = config.rootfs.or(state.rootfs).map(PathBuf::from);
     let mut bundle = state.bundle;
     for label in config.labels.into_iter().flatten() {
         let Some((k, v)) = label.split_once('=') else {
@@ -307,7 +314,7 @@ fn apply_state(meta: &mut Metadata, state: State) {
     }
     meta.annotations
         .extend(state.annotations.unwrap_or_default());
-    meta.bundle = bundle.filter(|b| !b.is_empty()).map(PathBuf::from);
+    meta.facts.bundle = bundle.filter(|b| !b.is_empty()).map(PathBuf::from);
 }
 
 fn apply_docker(meta: &mut Metadata, docker: DockerContainer) {
@@ -315,13 +322,13 @@ fn apply_docker(meta: &mut Metadata, docker: DockerContainer) {
         .name
         .map(|n| n.trim_start_matches('/').to_owned())
         .filter(|n| !n.is_empty());
-    if meta.created_ns.is_none() {
-        meta.created_ns = docker.created.as_deref().and_then(rfc3339::parse_ns);
+    if meta.facts.created_ns.is_none() {
+        meta.facts.created_ns = docker.created.as_deref().and_then(rfc3339::parse_ns);
     }
     let config = docker.config.unwrap_or_default();
     meta.image = config.image.filter(|i| !i.is_empty());
-    if meta.hostname.is_none() {
-        meta.hostname = config.hostname.filter(|h| !h.is_empty());
+    if meta.facts.hostname.is_none() {
+        meta.facts.hostname = config.hostname.filter(|h| !h.is_empty());
     }
     meta.annotations.extend(config.labels.unwrap_or_default());
 }

@@ -110,19 +110,19 @@ fn kubernetes_container_from_runc_state_and_bundle() {
         info.cgroup_path,
         format!("/{POD_SLICE}/cri-containerd-{ID}.scope")
     );
-    assert_eq!(info.init_pid, Some(3996));
+    assert_eq!(info.facts.init_pid, Some(3996));
     assert_eq!(
-        info.created_ns,
+        info.facts.created_ns,
         rfc3339::parse_ns("2026-11-23T07:54:52.369985638Z")
     );
-    assert!(info.created_ns.is_some());
-    assert_eq!(info.bundle.as_deref(), Some(bundle.as_path()));
-    assert_eq!(info.rootfs, Some(bundle.join("rootfs")));
-    assert_eq!(info.hostname.as_deref(), Some("web-0"));
-    assert_eq!(info.privileged, Some(false));
-    assert_eq!(info.capabilities.len(), 3);
-    assert_eq!(info.host_mounts, ["/tmp/needle-hostdata"]);
-    assert_eq!(info.shared_namespaces, ["cgroup"]);
+    assert!(info.facts.created_ns.is_some());
+    assert_eq!(info.facts.bundle.as_deref(), Some(bundle.as_path()));
+    assert_eq!(info.facts.rootfs, Some(bundle.join("rootfs")));
+    assert_eq!(info.facts.hostname.as_deref(), Some("web-0"));
+    assert_eq!(info.facts.privileged, Some(false));
+    assert_eq!(info.facts.capabilities.len(), 3);
+    assert_eq!(info.facts.host_mounts, ["/tmp/needle-hostdata"]);
+    assert_eq!(info.facts.shared_namespaces, ["cgroup"]);
 
     let stats = resolver.stats();
     assert_eq!(
@@ -191,7 +191,11 @@ fn missing_state_still_names_the_container_and_is_retried() {
     assert_eq!(info.container.runtime.as_deref(), Some("podman"));
     assert_eq!(info.container.name, None);
     assert_eq!(
-        (info.init_pid, info.privileged, info.bundle.as_ref()),
+        (
+            info.facts.init_pid,
+            info.facts.privileged,
+            info.facts.bundle.as_ref()
+        ),
         (None, None, None)
     );
     assert_eq!(resolver.stats().metadata_missing, 1);
@@ -206,19 +210,19 @@ fn missing_state_still_names_the_container_and_is_retried() {
     );
     host.write("bundles/podman/config.json", PRIVILEGED_CONFIG);
     let info = container(resolver.resolve(cgroup_id));
-    assert_eq!(info.init_pid, Some(5151));
+    assert_eq!(info.facts.init_pid, Some(5151));
     assert_eq!(
-        info.created_ns,
+        info.facts.created_ns,
         rfc3339::parse_ns("2026-11-21T08:30:00.000000001Z")
     );
     assert_eq!(
-        info.rootfs.as_deref(),
+        info.facts.rootfs.as_deref(),
         Some(Path::new("/var/lib/containers/storage/overlay/abc/merged"))
     );
-    assert_eq!(info.privileged, Some(true));
-    assert_eq!(info.host_mounts, ["/", "/run/docker.sock"]);
-    assert_eq!(info.shared_namespaces, ["pid", "cgroup"]);
-    assert_eq!(info.hostname, None);
+    assert_eq!(info.facts.privileged, Some(true));
+    assert_eq!(info.facts.host_mounts, ["/", "/run/docker.sock"]);
+    assert_eq!(info.facts.shared_namespaces, ["pid", "cgroup"]);
+    assert_eq!(info.facts.hostname, None);
     assert_eq!(resolver.stats().metadata_missing, 1);
 }
 
@@ -256,9 +260,12 @@ fn docker_config_v2() {
             r#"{"com.example.team":"web","maintainer":"NGINX Docker Maintainers <docker-maint@nginx.com>"}"#
         )
     );
-    assert_eq!(info.created_ns, rfc3339::parse_ns("2026-11-20T10:00:00.5Z"));
-    assert_eq!(info.hostname.as_deref(), Some("0123456789ab"));
-    assert_eq!(info.privileged, None, "no OCI config found");
+    assert_eq!(
+        info.facts.created_ns,
+        rfc3339::parse_ns("2026-11-20T10:00:00.5Z")
+    );
+    assert_eq!(info.facts.hostname.as_deref(), Some("0123456789ab"));
+    assert_eq!(info.facts.privileged, None, "no OCI config found");
 }
 
 #[test]
@@ -269,7 +276,7 @@ fn bundle_found_by_id_when_there_is_no_state() {
     assert!(errors.is_empty(), "{errors:?}");
     assert!(meta.found);
     assert_eq!(
-        meta.bundle,
+        meta.facts.bundle,
         Some(host.path(&format!("run/containerd/task/{ID}")))
     );
     assert_eq!(meta.annotations["io.kubernetes.container.name"], "nginx");

@@ -141,12 +141,12 @@ fn resolves_a_real_runc_container() {
     assert_eq!(c.pod.as_deref(), Some("web-0"));
     assert_eq!(c.namespace.as_deref(), Some("shop"));
     assert_eq!(info.cgroup_path, cgroup_path);
-    assert_eq!(info.init_pid, Some(init));
-    assert_eq!(info.bundle.as_deref(), Some(bundle.as_path()));
-    assert_eq!(info.rootfs, Some(bundle.join("rootfs")));
-    assert_eq!(info.host_mounts, [hostdata.to_string_lossy()]);
-    assert_eq!(info.privileged, Some(false));
-    let created = info.created_ns.expect("created");
+    assert_eq!(info.facts.init_pid, Some(init));
+    assert_eq!(info.facts.bundle.as_deref(), Some(bundle.as_path()));
+    assert_eq!(info.facts.rootfs, Some(bundle.join("rootfs")));
+    assert_eq!(info.facts.host_mounts, [hostdata.to_string_lossy()]);
+    assert_eq!(info.facts.privileged, Some(false));
+    let created = info.facts.created_ns.expect("created");
     assert!(
         created >= before - 1_000_000_000 && created < before + 60_000_000_000,
         "{created} vs {before}"
