@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use needle_common::schema::{Detail, Event};
-use needle_tests::capture::{Capture, trace_files};
+use needle_tests::capture::{Capture, stop_and_read};
 use needle_tests::runc::{CgroupStyle, Container, ContainerSpec, runc_available};
-use needle_tests::{read_trace, require, require_privileges, sha256sum};
+use needle_tests::{require, require_privileges, sha256sum};
 
 struct Expect {
     style: CgroupStyle,
@@ -27,7 +27,7 @@ fn containers_get_runtime_kubernetes_and_process_context() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
-    let mut cap = Capture::start(&out, &["--duration", "120s"]);
+    let cap = Capture::start(&out, &["--duration", "120s"]);
 
     let cases = [
         Expect {
@@ -80,13 +80,8 @@ fn containers_get_runtime_kubernetes_and_process_context() {
     let busybox_sha = sha256sum(&running[0].rootfs().join("bin/busybox"));
     drop(running.remove(0)); // killed and deleted: its cgroup goes away
     std::thread::sleep(Duration::from_secs(4));
-    cap.signal(libc::SIGINT);
-    let (code, summary) = cap.wait();
-    assert_eq!(code, Some(0), "{summary}");
-    let events: Vec<Event> = trace_files(&out)
-        .iter()
-        .flat_map(|f| read_trace(f).unwrap().events)
-        .collect();
+    let (rec, _) = stop_and_read(vec![(cap, &out)]).remove(0);
+    let events = rec.events;
 
     let ids: Vec<String> = std::iter::once(stopped_id.clone())
         .chain(running.iter().map(|c| c.id().to_string()))

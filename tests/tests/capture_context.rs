@@ -3,11 +3,10 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use needle_common::schema::{Detail, Event};
-use needle_tests::capture::{Capture, trace_files};
-use needle_tests::{read_trace, require_privileges, sha256sum};
+use needle_tests::capture::{Capture, stop_and_read};
+use needle_tests::{require_privileges, sha256sum};
 
 /// `<tgid>@<start ticks>` as /proc/<pid>/stat reports it.
 fn proc_key(pid: u32) -> String {
@@ -24,7 +23,7 @@ fn host_processes_carry_keys_ancestry_hash_and_user() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
-    let mut cap = Capture::start(&out, &["--duration", "60s"]);
+    let cap = Capture::start(&out, &["--duration", "60s"]);
     let marker = format!("ctx-{}", std::process::id());
     // sh → sh → /bin/true: the inner true is forked (it is not the last command).
     let status = Command::new("/bin/sh")
@@ -34,15 +33,8 @@ fn host_processes_carry_keys_ancestry_hash_and_user() {
     assert!(status.success());
     let me = std::process::id();
     let my_key = proc_key(me);
-    std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    let (code, summary) = cap.wait();
-    assert_eq!(code, Some(0), "{summary}");
-
-    let events: Vec<Event> = trace_files(&out)
-        .iter()
-        .flat_map(|f| read_trace(f).unwrap().events)
-        .collect();
+    let (rec, _) = stop_and_read(vec![(cap, &out)]).remove(0);
+    let events = rec.events;
     let exec = events
         .iter()
         .find(|e| matches!(&e.detail, Detail::Exec { argv, .. } if argv.contains(&marker)))

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use needle_common::schema::{Detail, Dns, Event};
-use needle_tests::capture::{Capture, stop_and_read, trace_files, write_events};
-use needle_tests::{binary, read_trace, require_privileges};
+use needle_tests::capture::{Capture, stop_and_read, write_events};
+use needle_tests::{binary, require_privileges};
 
 /// A query for `name` (type A) with transaction id `id`.
 fn query(id: u16, name: &str) -> Vec<u8> {
@@ -57,7 +57,7 @@ fn dns_queries_and_responses_are_recorded_with_their_process() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
-    let mut cap = Capture::start(&out, &["--duration", "60s"]);
+    let cap = Capture::start(&out, &["--duration", "60s"]);
 
     // A resolver of our own on a loopback address of its own, port 53 (we are root).
     let ip = Ipv4Addr::new(127, 0, 53, 1 + (std::process::id() % 200) as u8);
@@ -120,14 +120,8 @@ fn dns_queries_and_responses_are_recorded_with_their_process() {
     tcp.read_exact(&mut rest).unwrap();
     server_thread.join().unwrap();
 
-    std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    let (code, summary) = cap.wait();
-    assert_eq!(code, Some(0), "{summary}");
-    let events: Vec<Event> = trace_files(&out)
-        .iter()
-        .flat_map(|f| read_trace(f).unwrap().events)
-        .collect();
+    let (rec, summary) = stop_and_read(vec![(cap, &out)]).remove(0);
+    let events = rec.events;
     let rows = dns_rows(&events, std::process::id());
     let find = |id: u16, response: bool| {
         rows.iter()

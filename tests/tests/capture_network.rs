@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
 use needle_common::schema::{Detail, Event, Net};
-use needle_tests::capture::{Capture, stop_and_read, trace_files};
-use needle_tests::{read_trace, require_privileges};
+use needle_tests::capture::{Capture, stop_and_read};
+use needle_tests::require_privileges;
 
 fn net_rows(events: &[Event], tgid: u32, kind: &str) -> Vec<Net> {
     events
@@ -50,7 +50,7 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("traces");
     // Every connect a row of its own: the test compares them one by one.
-    let mut cap = Capture::start(&out, &["--duration", "60s", "--collapse-window", "0"]);
+    let cap = Capture::start(&out, &["--duration", "60s", "--collapse-window", "0"]);
 
     // A plain TCP connect and a UDP send to listeners of our own on loopback.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -153,14 +153,8 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
         "the race happened: both ports were used"
     );
 
-    std::thread::sleep(Duration::from_millis(300));
-    cap.signal(libc::SIGINT);
-    let (code, summary) = cap.wait();
-    assert_eq!(code, Some(0), "{summary}");
-    let events: Vec<Event> = trace_files(&out)
-        .iter()
-        .flat_map(|f| read_trace(f).unwrap().events)
-        .collect();
+    let (rec, _) = stop_and_read(vec![(cap, &out)]).remove(0);
+    let events = rec.events;
     let me = std::process::id();
 
     let connects = net_rows(&events, me, "connect");
