@@ -109,6 +109,11 @@ pub struct ShipReport {
     pub dropped: u64,
     /// Their bytes.
     pub dropped_bytes: u64,
+    /// The events in them (rows, from each one's Parquet footer, read before deleting it).
+    pub dropped_events: u64,
+    /// Dropped segments whose footer could not be read: their events are not in
+    /// `dropped_events`.
+    pub dropped_uncounted: u64,
     /// The last upload error, if the store was unreachable at the end.
     pub last_error: Option<String>,
 }
@@ -134,6 +139,20 @@ fn build_store(config: &ShipConfig) -> Result<Arc<dyn ObjectStore>, String> {
     )
     .map_err(one_line)?;
     Ok(Arc::new(store))
+}
+
+/// The rows of a finalized segment, from its Parquet footer; `None` when it cannot be read.
+/// Opened without following a symlink: the spool is capture's own directory.
+fn rows_in(path: &Path) -> Option<u64> {
+    use parquet::file::reader::FileReader as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).ok()?;
+    u64::try_from(reader.metadata().file_metadata().num_rows()).ok()
 }
 
 /// Finalized segments in `dir` (two levels deep for the hive layout), as relative paths with
@@ -327,10 +346,15 @@ impl Run {
         while spooled > bound && dropped < pending.len() {
             let (rel, size) = &pending[dropped];
             let path = self.dir.join(rel);
+            let rows = rows_in(&path);
             match std::fs::remove_file(&path) {
                 Ok(()) => {
                     self.report.dropped += 1;
                     self.report.dropped_bytes += size;
+                    match rows {
+                        Some(rows) => self.report.dropped_events += rows,
+                        None => self.report.dropped_uncounted += 1,
+                    }
                 }
                 Err(e) => eprintln!(
                     "capture: warning: dropping {} (over --spool-mib): {e}",
@@ -539,6 +563,11 @@ mod tests {
         assert_eq!(
             (drop.report.dropped, drop.report.dropped_bytes),
             (2, 800 << 10)
+        );
+        // Not Parquet: their events cannot be counted, and the report says how many.
+        assert_eq!(
+            (drop.report.dropped_events, drop.report.dropped_uncounted),
+            (0, 2)
         );
         assert!(!dir.path().join(&names[0]).exists() && !dir.path().join(&names[1]).exists());
         assert!(dir.path().join(&names[2]).exists() && dir.path().join(&names[3]).exists());

@@ -195,8 +195,14 @@ impl fmt::Display for Summary {
             if s.dropped > 0 {
                 writeln!(
                     f,
-                    "  spool           went over --spool-mib while the store was unreachable: dropped the {} oldest unshipped segments ({} bytes; --spool-full drop-oldest)",
-                    s.dropped, s.dropped_bytes
+                    "  spool           went over --spool-mib while the store was unreachable: dropped the {} oldest unshipped segments ({} bytes, {} events{}; --spool-full drop-oldest)",
+                    s.dropped,
+                    s.dropped_bytes,
+                    s.dropped_events,
+                    match s.dropped_uncounted {
+                        0 => String::new(),
+                        n => format!(" in the {} whose footer could be read", s.dropped - n),
+                    }
                 )?;
             } else {
                 writeln!(
