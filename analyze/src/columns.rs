@@ -5,6 +5,8 @@
 //! for that), plain otherwise; a missing nullable column reads as all-null (older files); a
 //! column of another type is cast when Arrow can, or is an error naming it.
 
+use std::sync::Arc;
+
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListArray, MapArray,
     StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
@@ -144,6 +146,26 @@ impl StrCol {
     /// A hash cache for [`StrCol::hash`] over this batch.
     pub fn hash_cache(&self) -> Vec<u64> {
         vec![0; self.dict_len()]
+    }
+
+    /// The string of `row` as an `Arc<str>` made once per dictionary entry and batch
+    /// (`cache` has one slot per entry, see [`StrCol::arc_cache`]), so rows that keep it share
+    /// one allocation; plain columns allocate per row.
+    pub fn arc(&self, row: usize, cache: &mut [Option<Arc<str>>]) -> Option<Arc<str>> {
+        match self.key(row).and_then(|k| Some((k, cache.get_mut(k)?))) {
+            Some((k, slot)) => {
+                if slot.is_none() {
+                    *slot = self.dict_value(k).map(Arc::from);
+                }
+                slot.clone()
+            }
+            None => self.get(row).map(Arc::from),
+        }
+    }
+
+    /// An `Arc` cache for [`StrCol::arc`] over this batch.
+    pub fn arc_cache(&self) -> Vec<Option<Arc<str>>> {
+        vec![None; self.dict_len()]
     }
 
     /// The dictionary key of `row` (dictionary columns only, non-null rows only).

@@ -191,18 +191,19 @@ pub struct Sighting {
     /// Parent process id.
     pub ppid: u32,
     /// Command name.
-    pub comm: String,
+    pub comm: Arc<str>,
     /// Process key (`<tgid>@<start>`), when the trace has one.
-    pub process_key: Option<String>,
+    pub process_key: Option<Arc<str>>,
     /// The parent's process key.
-    pub parent_key: Option<String>,
+    pub parent_key: Option<Arc<str>>,
     /// Executable.
-    pub exe: Option<String>,
+    pub exe: Option<Arc<str>>,
     /// SHA-256 of the executable.
-    pub sha256: Option<String>,
+    pub sha256: Option<Arc<str>>,
     /// User name.
-    pub user: Option<String>,
-    /// What the event says beyond its process.
+    pub user: Option<Arc<str>>,
+    /// What the event says beyond its process (the process fields above are shared by the
+    /// rows of a batch that carry them: a kept row costs its own fields only).
     pub what: What,
 }
 
@@ -307,12 +308,31 @@ impl Extra {
     }
 }
 
-fn owned(s: Option<&str>) -> Option<String> {
-    s.map(str::to_string)
+/// One `Arc<str>` per distinct process string of a batch ([`StrCol::arc`]).
+struct Shared {
+    comm: Vec<Option<Arc<str>>>,
+    process_key: Vec<Option<Arc<str>>>,
+    parent_key: Vec<Option<Arc<str>>>,
+    exe: Vec<Option<Arc<str>>>,
+    sha256: Vec<Option<Arc<str>>>,
+    user: Vec<Option<Arc<str>>>,
+}
+
+impl Shared {
+    fn new(c: &Columns, x: &Extra) -> Shared {
+        Shared {
+            comm: c.comm.arc_cache(),
+            process_key: x.process_key.arc_cache(),
+            parent_key: x.parent_key.arc_cache(),
+            exe: c.exe_path.arc_cache(),
+            sha256: x.sha256.arc_cache(),
+            user: x.user.arc_cache(),
+        }
+    }
 }
 
 /// The sighting of `row`.
-fn sighting(c: &Columns, x: &Extra, row: usize) -> Sighting {
+fn sighting(c: &Columns, x: &Extra, shared: &mut Shared, row: usize) -> Sighting {
     let kind = c.kind.get(row).and_then(EventKind::from_name);
     let port = |p: Option<u32>| p.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
     let peer = |addr: Option<&str>, port: u16| {
@@ -360,12 +380,15 @@ fn sighting(c: &Columns, x: &Extra, row: usize) -> Sighting {
         events: kind.map_or(1, |k| c.events(row, k)),
         tgid: opt(&c.tgid, row).unwrap_or(0),
         ppid: opt(&c.ppid, row).unwrap_or(0),
-        comm: c.comm.get(row).unwrap_or_default().to_string(),
-        process_key: owned(x.process_key.get(row)),
-        parent_key: owned(x.parent_key.get(row)),
-        exe: owned(c.exe_path.get(row)),
-        sha256: owned(x.sha256.get(row)),
-        user: owned(x.user.get(row)),
+        comm: c
+            .comm
+            .arc(row, &mut shared.comm)
+            .unwrap_or_else(|| "".into()),
+        process_key: x.process_key.arc(row, &mut shared.process_key),
+        parent_key: x.parent_key.arc(row, &mut shared.parent_key),
+        exe: c.exe_path.arc(row, &mut shared.exe),
+        sha256: x.sha256.arc(row, &mut shared.sha256),
+        user: x.user.arc(row, &mut shared.user),
         what,
     }
 }
@@ -468,9 +491,11 @@ fn read_row_group(
     trace.read_columns(rg, &columns, Some(filter), &mut |batch| {
         let c = Columns::new(batch).map_err(|e| e.to_string())?;
         let x = Extra::new(batch).map_err(|e| e.to_string())?;
+        let mut shared = Shared::new(&c, &x);
         for row in 0..c.len {
             let key = key_of(&c, &x, row, &trace.host, wanted);
-            events.entry(key).or_default().push(sighting(&c, &x, row));
+            let sighting = sighting(&c, &x, &mut shared, row);
+            events.entry(key).or_default().push(sighting);
         }
         Ok(())
     })?;
@@ -517,8 +542,8 @@ pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
     w.series.add(e.kind, e.time_ns, e.events);
     let id = e
         .process_key
-        .clone()
-        .unwrap_or_else(|| format!("pid:{}", e.tgid));
+        .as_deref()
+        .map_or_else(|| format!("pid:{}", e.tgid), str::to_string);
     let full = w.processes.len() >= CAP && !w.processes.contains_key(&id);
     if full {
         w.dropped += 1;
@@ -530,26 +555,23 @@ pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
                 id: id.clone(),
                 pid: e.tgid,
                 ppid: e.ppid,
-                comm: e.comm.clone(),
+                comm: e.comm.to_string(),
                 first_ns: e.time_ns,
                 ..Default::default()
             });
         node.events += e.events;
         if node.parent.is_none() && e.process_key.is_some() {
-            node.parent.clone_from(&e.parent_key);
+            node.parent = e.parent_key.as_deref().map(str::to_string);
         }
-        if let Some(x) = &e.exe {
-            node.exe = Some(x.clone());
-        }
-        if let Some(s) = &e.sha256 {
-            node.sha256 = Some(s.clone());
-        }
-        if let Some(u) = e.user.as_ref().filter(|_| e.process_key.is_some()) {
-            node.user = Some(u.clone());
-        }
+        set(&mut node.exe, e.exe.as_deref());
+        set(&mut node.sha256, e.sha256.as_deref());
+        set(
+            &mut node.user,
+            e.user.as_deref().filter(|_| e.process_key.is_some()),
+        );
         match &e.what {
             What::Exec(argv) => {
-                node.comm.clone_from(&e.comm);
+                node.comm = e.comm.to_string();
                 if !argv.is_empty() {
                     node.argv = Some(argv.join(" "));
                 }
@@ -583,8 +605,9 @@ pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
             d.count += e.events;
             d.kinds.insert(e.kind);
             d.bytes += bytes;
-            if d.exes.len() < 8 {
-                d.exes.insert(e.exe.as_ref().unwrap_or(&e.comm).clone());
+            let exe = e.exe.as_deref().unwrap_or(&e.comm);
+            if d.exes.len() < 8 && !d.exes.contains(exe) {
+                d.exes.insert(exe.to_string());
             }
         }
         What::Dns {
@@ -619,6 +642,16 @@ pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
             w.files.entry(path.clone()).or_default().insert(e.kind);
         }
         What::Exec(_) | What::Exit { .. } | What::Other => {}
+    }
+}
+
+/// Keeps the latest known value: `to` becomes `value` when there is one (allocating only when
+/// it changes).
+fn set(to: &mut Option<String>, value: Option<&str>) {
+    if let Some(v) = value
+        && to.as_deref() != Some(v)
+    {
+        *to = Some(v.to_string());
     }
 }
 
