@@ -1,27 +1,15 @@
-//! The second, filtered read behind the HTML report: every event of the workloads the report
-//! details (their timeline, process tree, network destinations and DNS names), and the event
-//! kinds over time of the whole input.
+//! What the HTML report shows of the workloads it details — their timeline, process tree,
+//! network destinations, DNS names and files written — and the event kinds over time of the
+//! whole input, built from the rows the second read ([`super::reread`]) keeps.
 //!
-//! The feature scan keeps aggregates, not events, so this reads the traces again. A Parquet row
-//! filter decodes only the columns that key a row to its workload (plus `time` and `kind`) for
-//! every row; the other columns are decoded only for the rows of the detailed workloads.
-//! Only `analyze --report` pays for it.
+//! The rows of a workload come from many row groups, read in parallel. Each row group folds its
+//! rows into a [`Gathered`] per workload, and the row groups' are merged in any order: every
+//! "first" and "latest" is decided by a row's [`Seq`], its place in the input's time order, so
+//! the result is the one folding every row in time order would give, in memory that grows with
+//! the distinct processes, peers, names and files, not with the rows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-
-use arrow::array::{Array, BooleanArray, Int32Array, ListArray, RecordBatch, UInt32Array};
-use arrow::error::ArrowError;
-use needle_common::abi::EventKind;
-use needle_common::schema::names as n;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
-use rayon::prelude::*;
-
-use crate::columns::{
-    ColumnError, Columns, NEEDED, StrCol, i32_col, list_at, list_col, opt, u32_col, workload_key,
-};
-use crate::features::TimeWindow;
-use crate::scan::{OpenTrace, ScanError};
+use std::sync::Arc;
 
 /// Buckets of a timeline.
 pub const BUCKETS: usize = 60;
@@ -40,7 +28,8 @@ pub struct KindSeries {
 }
 
 impl KindSeries {
-    fn new(start_ns: i64, end_ns: i64) -> KindSeries {
+    /// No events yet, over `[start_ns, end_ns]`.
+    pub fn new(start_ns: i64, end_ns: i64) -> KindSeries {
         KindSeries {
             start_ns,
             end_ns: end_ns.max(start_ns),
@@ -50,7 +39,7 @@ impl KindSeries {
 
     /// Adds `n` events of `kind` at `t` (a row that closes a collapse window stands for more
     /// than one).
-    fn add(&mut self, kind: &'static str, t: i64, n: u64) {
+    pub fn add(&mut self, kind: &'static str, t: i64, n: u64) {
         let span = (self.end_ns - self.start_ns) as i128 + 1;
         let offset = (t.clamp(self.start_ns, self.end_ns) - self.start_ns) as i128;
         let b = ((offset * BUCKETS as i128) / span) as usize;
@@ -60,7 +49,8 @@ impl KindSeries {
         }
     }
 
-    fn merge(&mut self, other: KindSeries) {
+    /// Adds the counts of `other`, a series over the same span.
+    pub fn merge(&mut self, other: KindSeries) {
         for (k, v) in other.counts {
             let row = self.counts.entry(k).or_insert_with(|| vec![0; BUCKETS]);
             row.iter_mut().zip(v).for_each(|(a, b)| *a += b);
@@ -248,410 +238,378 @@ pub enum What {
     File(String),
 }
 
-/// What the row filter reads for every row: enough to key it to its workload and count it.
-const KEY_COLUMNS: &[&str] = &[
-    n::TIME,
-    n::KIND,
-    n::WORKLOAD,
-    n::CONTAINER_ID,
-    n::CGROUP_ID,
-    n::COUNT,
-];
+/// A row's place in the input's time order: its time, then its row group's place in the
+/// input, then its place in the row group (what a stable sort by time of all rows gives).
+pub type Seq = (i64, u32, u32);
 
-/// Columns the evidence reads beyond the feature columns ([`NEEDED`]), for the kept rows.
-const EXTRA_COLUMNS: &[&str] = &[
-    n::PROCESS_KEY,
-    n::PARENT_KEY,
-    n::EXE_SHA256,
-    n::USER,
-    n::ARGV,
-    n::EXIT_CODE,
-    n::SIGNAL,
-    n::SRC_ADDR,
-    n::SRC_PORT,
-    n::PROTOCOL,
-    n::DNS_ANSWERS,
-];
+/// A value and the row it came from, for "the earliest" or "the latest" of many.
+type At<T> = Option<(Seq, T)>;
 
-/// The evidence columns of one batch that [`Columns`] does not hold.
-struct Extra {
-    container_id: StrCol,
-    process_key: StrCol,
-    parent_key: StrCol,
-    sha256: StrCol,
-    user: StrCol,
-    argv: Option<ListArray>,
-    exit_code: Option<Int32Array>,
-    signal: Option<Int32Array>,
-    src_addr: StrCol,
-    src_port: Option<UInt32Array>,
-    protocol: StrCol,
-    dns_answers: Option<ListArray>,
-}
-
-impl Extra {
-    fn new(batch: &RecordBatch) -> Result<Extra, ColumnError> {
-        Ok(Extra {
-            container_id: StrCol::from_batch(batch, n::CONTAINER_ID)?,
-            process_key: StrCol::from_batch(batch, n::PROCESS_KEY)?,
-            parent_key: StrCol::from_batch(batch, n::PARENT_KEY)?,
-            sha256: StrCol::from_batch(batch, n::EXE_SHA256)?,
-            user: StrCol::from_batch(batch, n::USER)?,
-            argv: list_col(batch, n::ARGV)?,
-            exit_code: i32_col(batch, n::EXIT_CODE)?,
-            signal: i32_col(batch, n::SIGNAL)?,
-            src_addr: StrCol::from_batch(batch, n::SRC_ADDR)?,
-            src_port: u32_col(batch, n::SRC_PORT)?,
-            protocol: StrCol::from_batch(batch, n::PROTOCOL)?,
-            dns_answers: list_col(batch, n::DNS_ANSWERS)?,
-        })
+/// Keeps `value` if it is earlier than what `slot` holds.
+fn earliest<T>(slot: &mut At<T>, seq: Seq, value: T) {
+    if slot.as_ref().is_none_or(|(s, _)| seq < *s) {
+        *slot = Some((seq, value));
     }
 }
 
-/// One `Arc<str>` per distinct process string of a batch ([`StrCol::arc`]).
-struct Shared {
-    comm: Vec<Option<Arc<str>>>,
-    process_key: Vec<Option<Arc<str>>>,
-    parent_key: Vec<Option<Arc<str>>>,
-    exe: Vec<Option<Arc<str>>>,
-    sha256: Vec<Option<Arc<str>>>,
-    user: Vec<Option<Arc<str>>>,
+/// Keeps `value` if it is later than what `slot` holds.
+fn latest<T>(slot: &mut At<T>, seq: Seq, value: T) {
+    if slot.as_ref().is_none_or(|(s, _)| seq > *s) {
+        *slot = Some((seq, value));
+    }
 }
 
-impl Shared {
-    fn new(c: &Columns, x: &Extra) -> Shared {
-        Shared {
-            comm: c.comm.arc_cache(),
-            process_key: x.process_key.arc_cache(),
-            parent_key: x.parent_key.arc_cache(),
-            exe: c.exe_path.arc_cache(),
-            sha256: x.sha256.arc_cache(),
-            user: x.user.arc_cache(),
+/// Keeps the earlier of two.
+fn earlier<T>(a: At<T>, b: At<T>) -> At<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Keeps the later of two.
+fn later<T>(a: At<T>, b: At<T>) -> At<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A process, as far as the rows folded so far say.
+#[derive(Clone, Debug)]
+struct Proc {
+    /// Its first row: pid, ppid and command name as they were then.
+    first: (Seq, u32, u32, Arc<str>),
+    rows: u64,
+    events: u64,
+    parent: At<Arc<str>>,
+    exe: At<Arc<str>>,
+    sha256: At<Arc<str>>,
+    user: At<Arc<str>>,
+    /// The command name of its latest exec.
+    exec_comm: At<Arc<str>>,
+    argv: At<String>,
+    exit: At<String>,
+}
+
+impl Proc {
+    fn new(seq: Seq, e: &Sighting) -> Proc {
+        Proc {
+            first: (seq, e.tgid, e.ppid, e.comm.clone()),
+            rows: 0,
+            events: 0,
+            parent: None,
+            exe: None,
+            sha256: None,
+            user: None,
+            exec_comm: None,
+            argv: None,
+            exit: None,
         }
     }
-}
 
-/// The sighting of `row`.
-fn sighting(c: &Columns, x: &Extra, shared: &mut Shared, row: usize) -> Sighting {
-    let kind = c.kind.get(row).and_then(EventKind::from_name);
-    let port = |p: Option<u32>| p.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-    let peer = |addr: Option<&str>, port: u16| {
-        addr.map_or(What::Other, |addr| What::Peer {
-            addr: addr.to_string(),
-            port,
-            protocol: x.protocol.get(row).unwrap_or_default().to_string(),
-            bytes: opt(&c.bytes, row).unwrap_or(0),
-        })
-    };
-    let path = || c.path.get(row).unwrap_or_default().to_string();
-    let written = |flags: u64| flags & 0o3 != 0 || flags & 0o100 != 0;
-    let what = match kind {
-        Some(EventKind::Exec) => What::Exec(
-            list_at(&x.argv, row)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-        ),
-        Some(EventKind::Exit) => What::Exit {
-            code: opt(&x.exit_code, row),
-            signal: opt(&x.signal, row),
-        },
-        Some(EventKind::Connect | EventKind::SendTo) => {
-            peer(c.dst_addr.get(row), port(opt(&c.dst_port, row)))
+    fn merge(&mut self, o: Proc) {
+        if o.first.0 < self.first.0 {
+            self.first = o.first;
         }
-        Some(EventKind::Accept) => peer(x.src_addr.get(row), port(opt(&x.src_port, row))),
-        Some(k @ (EventKind::DnsQuery | EventKind::DnsResponse)) => What::Dns {
-            name: c.dns_name.get(row).unwrap_or_default().to_string(),
-            response: k == EventKind::DnsResponse,
-            rcode: opt(&c.dns_rcode, row).and_then(|v| u8::try_from(v).ok()),
-            answers: list_at(&x.dns_answers, row)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-        },
-        Some(EventKind::Open) if written(opt(&c.flags, row).unwrap_or(0)) => What::File(path()),
-        Some(EventKind::Unlink | EventKind::Chmod | EventKind::Chown) => What::File(path()),
-        Some(EventKind::Rename) => What::File(c.path2.get(row).unwrap_or_default().to_string()),
-        _ => What::Other,
-    };
-    Sighting {
-        time_ns: c.time.value(row),
-        kind: kind.map_or("unknown", EventKind::name),
-        events: kind.map_or(1, |k| c.events(row, k)),
-        tgid: opt(&c.tgid, row).unwrap_or(0),
-        ppid: opt(&c.ppid, row).unwrap_or(0),
-        comm: c
-            .comm
-            .arc(row, &mut shared.comm)
-            .unwrap_or_else(|| "".into()),
-        process_key: x.process_key.arc(row, &mut shared.process_key),
-        parent_key: x.parent_key.arc(row, &mut shared.parent_key),
-        exe: c.exe_path.arc(row, &mut shared.exe),
-        sha256: x.sha256.arc(row, &mut shared.sha256),
-        user: x.user.arc(row, &mut shared.user),
-        what,
+        self.rows += o.rows;
+        self.events += o.events;
+        self.parent = earlier(self.parent.take(), o.parent);
+        self.exe = later(self.exe.take(), o.exe);
+        self.sha256 = later(self.sha256.take(), o.sha256);
+        self.user = later(self.user.take(), o.user);
+        self.exec_comm = later(self.exec_comm.take(), o.exec_comm);
+        self.argv = later(self.argv.take(), o.argv);
+        self.exit = later(self.exit.take(), o.exit);
     }
 }
 
-/// Reads the events of `wanted` from `traces`, and the kinds over time of everything inside
-/// `window` (`span` is the input's first and last analyzed event).
-pub fn collect(
-    traces: &[OpenTrace],
-    window: TimeWindow,
-    span: (i64, i64),
-    wanted: &[Wanted],
-) -> Evidence {
-    let wanted_by_key: Arc<HashMap<String, (i64, i64)>> = Arc::new(
-        wanted
-            .iter()
-            .map(|w| (w.key.clone(), (w.first_ns, w.last_ns)))
-            .collect(),
-    );
-    let tasks: Vec<(&OpenTrace, usize)> = traces
-        .iter()
-        .flat_map(|t| t.row_groups_in(window).map(move |r| (t, r.index)))
-        .collect();
-    let parts: Vec<Result<RowGroupEvents, ScanError>> = tasks
-        .par_iter()
-        .map(|&(trace, rg)| read_row_group(trace, rg, window, span, &wanted_by_key))
-        .collect();
-    let mut out = Evidence {
-        global: KindSeries::new(span.0, span.1),
-        ..Default::default()
-    };
-    let mut per: HashMap<String, Vec<Sighting>> = HashMap::new();
-    for p in parts {
-        match p {
-            Ok((global, events)) => {
-                out.global.merge(global);
-                for (k, mut v) in events {
-                    per.entry(k).or_default().append(&mut v);
-                }
+/// A peer, as far as the rows folded so far say.
+#[derive(Clone, Debug)]
+struct Peer {
+    first: Seq,
+    rows: u64,
+    events: u64,
+    bytes: u64,
+    kinds: BTreeSet<&'static str>,
+    /// Executables that talked to it, with their first row.
+    exes: HashMap<Arc<str>, Seq>,
+}
+
+/// A DNS name, as far as the rows folded so far say.
+#[derive(Clone, Debug)]
+struct Name {
+    first: Seq,
+    rows: u64,
+    queries: u64,
+    responses: u64,
+    answers: BTreeSet<String>,
+    rcodes: BTreeSet<u8>,
+}
+
+/// A file written or changed, as far as the rows folded so far say.
+#[derive(Clone, Debug)]
+struct Written {
+    first: Seq,
+    rows: u64,
+    kinds: BTreeSet<&'static str>,
+}
+
+/// One workload's rows folded, mergeable with another part of its rows in any order.
+#[derive(Clone, Debug)]
+pub struct Gathered {
+    series: KindSeries,
+    procs: HashMap<String, Proc>,
+    peers: HashMap<(String, u16, String), Peer>,
+    names: HashMap<String, Name>,
+    files: HashMap<String, Written>,
+}
+
+/// Merges `from` into `into`, key by key.
+fn merge_map<K: std::hash::Hash + Eq, V>(
+    into: &mut HashMap<K, V>,
+    from: HashMap<K, V>,
+    merge: impl Fn(&mut V, V),
+) {
+    for (k, v) in from {
+        match into.entry(k) {
+            std::collections::hash_map::Entry::Occupied(mut e) => merge(e.get_mut(), v),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(v);
             }
-            Err(e) => out.errors.push(e.to_string()),
         }
     }
-    for w in wanted {
-        let mut events = per.remove(&w.key).unwrap_or_default();
-        events.sort_by_key(|e| e.time_ns);
-        let mut we = WorkloadEvents {
-            series: KindSeries::new(w.first_ns, w.last_ns),
-            ..Default::default()
+}
+
+/// The [`CAP`] earliest of `items` (by their first row), and the rows of the others.
+fn keep_earliest<K, V>(
+    items: HashMap<K, V>,
+    first: impl Fn(&V) -> Seq,
+    rows: impl Fn(&V) -> u64,
+) -> (Vec<(K, V)>, u64) {
+    let mut all: Vec<(K, V)> = items.into_iter().collect();
+    all.sort_by_key(|(_, v)| first(v));
+    let dropped = all.iter().skip(CAP).map(|(_, v)| rows(v)).sum();
+    all.truncate(CAP);
+    (all, dropped)
+}
+
+impl Gathered {
+    /// Nothing yet, for a workload analyzed over `[first_ns, last_ns]`.
+    pub fn new(first_ns: i64, last_ns: i64) -> Gathered {
+        Gathered {
+            series: KindSeries::new(first_ns, last_ns),
+            procs: HashMap::new(),
+            peers: HashMap::new(),
+            names: HashMap::new(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// Adds the row `e`, at `seq` in the input's time order.
+    pub fn add(&mut self, e: &Sighting, seq: Seq) {
+        self.series.add(e.kind, e.time_ns, e.events);
+        let id: std::borrow::Cow<'_, str> = match e.process_key.as_deref() {
+            Some(key) => key.into(),
+            None => format!("pid:{}", e.tgid).into(),
         };
-        for e in &events {
-            fold(&mut we, e);
+        if !self.procs.contains_key(id.as_ref()) {
+            self.procs.insert(id.to_string(), Proc::new(seq, e));
         }
-        link_parents(&mut we);
-        out.workloads.insert(w.key.clone(), we);
-    }
-    out
-}
-
-type RowGroupEvents = (KindSeries, HashMap<String, Vec<Sighting>>);
-
-fn arrow_err(e: ColumnError) -> ArrowError {
-    ArrowError::SchemaError(e.to_string())
-}
-
-/// One row group: the filter counts every row in `window` into the kinds over time and keeps
-/// the rows of wanted workloads inside their analyzed range, whose other columns are then read.
-fn read_row_group(
-    trace: &OpenTrace,
-    rg: usize,
-    window: TimeWindow,
-    span: (i64, i64),
-    wanted: &Arc<HashMap<String, (i64, i64)>>,
-) -> Result<RowGroupEvents, ScanError> {
-    let global = Arc::new(Mutex::new(KindSeries::new(span.0, span.1)));
-    let (g, w, host) = (global.clone(), wanted.clone(), trace.host.clone());
-    let predicate = ArrowPredicateFn::new(
-        trace.mask(KEY_COLUMNS),
-        move |batch: RecordBatch| -> Result<BooleanArray, ArrowError> {
-            let c = Columns::new(&batch).map_err(arrow_err)?;
-            let mut g = g
-                .lock()
-                .map_err(|_| ArrowError::ComputeError("poisoned".into()))?;
-            let keep = (0..c.len).map(|row| {
-                let t = c.time.value(row);
-                if c.time.is_null(row) || !window.contains(t) {
-                    return false;
-                }
-                let kind = c.kind.get(row).and_then(EventKind::from_name);
-                let events = kind.map_or(1, |k| c.events(row, k));
-                g.add(kind.map_or("unknown", EventKind::name), t, events);
-                w.get(&c.workload_key(row, &host))
-                    .is_some_and(|&(first, last)| t >= first && t <= last)
-            });
-            Ok(keep.map(Some).collect())
-        },
-    );
-    let columns: Vec<&str> = NEEDED.iter().chain(EXTRA_COLUMNS).copied().collect();
-    let mut events: HashMap<String, Vec<Sighting>> = HashMap::new();
-    let filter = RowFilter::new(vec![Box::new(predicate)]);
-    trace.read_columns(rg, &columns, Some(filter), &mut |batch| {
-        let c = Columns::new(batch).map_err(|e| e.to_string())?;
-        let x = Extra::new(batch).map_err(|e| e.to_string())?;
-        let mut shared = Shared::new(&c, &x);
-        for row in 0..c.len {
-            let key = key_of(&c, &x, row, &trace.host, wanted);
-            let sighting = sighting(&c, &x, &mut shared, row);
-            events.entry(key).or_default().push(sighting);
+        let Some(p) = self.procs.get_mut(id.as_ref()) else {
+            return;
+        };
+        if seq < p.first.0 {
+            p.first = (seq, e.tgid, e.ppid, e.comm.clone());
         }
-        Ok(())
-    })?;
-    let global = std::mem::take(&mut *global.lock().map_err(|_| ScanError::Read {
-        path: trace.path.clone(),
-        row_group: rg,
-        message: "poisoned".into(),
-    })?);
-    Ok((global, events))
-}
-
-/// The workload of a row the filter kept: its key by the scan's rule, or — when a filtered batch
-/// lacks the `workload` values the whole row group had, so the rule reads another column — any
-/// of its possible keys that is wanted.
-fn key_of(
-    c: &Columns,
-    x: &Extra,
-    row: usize,
-    host: &str,
-    wanted: &HashMap<String, (i64, i64)>,
-) -> String {
-    let key = c.workload_key(row, host);
-    if wanted.contains_key(&key) {
-        return key;
-    }
-    let candidates = [c.workload.get(row), x.container_id.get(row)]
-        .into_iter()
-        .flatten()
-        .filter(|w| !w.is_empty())
-        .map(|w| workload_key(Some(w), host, 0))
-        .chain([workload_key(
-            None,
-            host,
-            opt(&c.cgroup_id, row).unwrap_or(0),
-        )]);
-    candidates
-        .into_iter()
-        .find(|k| wanted.contains_key(k))
-        .unwrap_or(key)
-}
-
-/// Adds `e` to `w`.
-pub fn fold(w: &mut WorkloadEvents, e: &Sighting) {
-    w.series.add(e.kind, e.time_ns, e.events);
-    let id = e
-        .process_key
-        .as_deref()
-        .map_or_else(|| format!("pid:{}", e.tgid), str::to_string);
-    let full = w.processes.len() >= CAP && !w.processes.contains_key(&id);
-    if full {
-        w.dropped += 1;
-    } else {
-        let node = w
-            .processes
-            .entry(id.clone())
-            .or_insert_with(|| ProcessNode {
-                id: id.clone(),
-                pid: e.tgid,
-                ppid: e.ppid,
-                comm: e.comm.to_string(),
-                first_ns: e.time_ns,
-                ..Default::default()
-            });
-        node.events += e.events;
-        if node.parent.is_none() && e.process_key.is_some() {
-            node.parent = e.parent_key.as_deref().map(str::to_string);
+        p.rows += 1;
+        p.events += e.events;
+        if e.process_key.is_some()
+            && let Some(k) = &e.parent_key
+        {
+            earliest(&mut p.parent, seq, k.clone());
         }
-        set(&mut node.exe, e.exe.as_deref());
-        set(&mut node.sha256, e.sha256.as_deref());
-        set(
-            &mut node.user,
-            e.user.as_deref().filter(|_| e.process_key.is_some()),
-        );
+        for (slot, value) in [(&mut p.exe, &e.exe), (&mut p.sha256, &e.sha256)] {
+            if let Some(v) = value {
+                latest(slot, seq, v.clone());
+            }
+        }
+        if let Some(u) = e.user.as_ref().filter(|_| e.process_key.is_some()) {
+            latest(&mut p.user, seq, u.clone());
+        }
         match &e.what {
             What::Exec(argv) => {
-                node.comm = e.comm.to_string();
+                latest(&mut p.exec_comm, seq, e.comm.clone());
                 if !argv.is_empty() {
-                    node.argv = Some(argv.join(" "));
+                    latest(&mut p.argv, seq, argv.join(" "));
                 }
             }
             What::Exit { code, signal } => {
-                node.exit = Some(match (code, signal) {
+                let exit = match (code, signal) {
                     (_, Some(s)) => format!("signal {s}"),
                     (Some(c), None) => format!("exit {c}"),
                     (None, None) => "exited".into(),
-                });
+                };
+                latest(&mut p.exit, seq, exit);
             }
             _ => {}
         }
-    }
-    match &e.what {
-        What::Peer {
-            addr,
-            port,
-            protocol,
-            bytes,
-        } => {
-            let key = (addr.clone(), *port, protocol.clone());
-            if w.destinations.len() >= CAP && !w.destinations.contains_key(&key) {
-                w.dropped += 1;
-                return;
+        match &e.what {
+            What::Peer {
+                addr,
+                port,
+                protocol,
+                bytes,
+            } => {
+                let d = self
+                    .peers
+                    .entry((addr.clone(), *port, protocol.clone()))
+                    .or_insert_with(|| Peer {
+                        first: seq,
+                        rows: 0,
+                        events: 0,
+                        bytes: 0,
+                        kinds: BTreeSet::new(),
+                        exes: HashMap::new(),
+                    });
+                d.first = d.first.min(seq);
+                d.rows += 1;
+                d.events += e.events;
+                d.bytes += bytes;
+                d.kinds.insert(e.kind);
+                let exe = e.exe.clone().unwrap_or_else(|| e.comm.clone());
+                let at = d.exes.entry(exe).or_insert(seq);
+                *at = (*at).min(seq);
             }
-            let d = w.destinations.entry(key).or_insert_with(|| Destination {
-                first_ns: e.time_ns,
-                ..Default::default()
-            });
-            d.count += e.events;
-            d.kinds.insert(e.kind);
-            d.bytes += bytes;
-            let exe = e.exe.as_deref().unwrap_or(&e.comm);
-            if d.exes.len() < 8 && !d.exes.contains(exe) {
-                d.exes.insert(exe.to_string());
-            }
-        }
-        What::Dns {
-            name,
-            response,
-            rcode,
-            answers,
-        } => {
-            if w.dns.len() >= CAP && !w.dns.contains_key(name) {
-                w.dropped += 1;
-                return;
-            }
-            let d = w.dns.entry(name.clone()).or_insert_with(|| DnsName {
-                first_ns: e.time_ns,
-                ..Default::default()
-            });
-            if *response {
-                d.responses += e.events;
-                d.rcodes.extend(*rcode);
-                for a in answers.iter().take(16) {
-                    d.answers.insert(a.clone());
+            What::Dns {
+                name,
+                response,
+                rcode,
+                answers,
+            } => {
+                let d = self.names.entry(name.clone()).or_insert_with(|| Name {
+                    first: seq,
+                    rows: 0,
+                    queries: 0,
+                    responses: 0,
+                    answers: BTreeSet::new(),
+                    rcodes: BTreeSet::new(),
+                });
+                d.first = d.first.min(seq);
+                d.rows += 1;
+                if *response {
+                    d.responses += e.events;
+                    d.rcodes.extend(*rcode);
+                    d.answers.extend(answers.iter().take(16).cloned());
+                } else {
+                    d.queries += e.events;
                 }
-            } else {
-                d.queries += e.events;
             }
-        }
-        What::File(path) => {
-            if w.files.len() >= CAP && !w.files.contains_key(path) {
-                w.dropped += 1;
-                return;
+            What::File(path) => {
+                let f = self.files.entry(path.clone()).or_insert_with(|| Written {
+                    first: seq,
+                    rows: 0,
+                    kinds: BTreeSet::new(),
+                });
+                f.first = f.first.min(seq);
+                f.rows += 1;
+                f.kinds.insert(e.kind);
             }
-            w.files.entry(path.clone()).or_default().insert(e.kind);
+            What::Exec(_) | What::Exit { .. } | What::Other => {}
         }
-        What::Exec(_) | What::Exit { .. } | What::Other => {}
     }
-}
 
-/// Keeps the latest known value: `to` becomes `value` when there is one (allocating only when
-/// it changes).
-fn set(to: &mut Option<String>, value: Option<&str>) {
-    if let Some(v) = value
-        && to.as_deref() != Some(v)
-    {
-        *to = Some(v.to_string());
+    /// Adds another part of the same workload's rows.
+    pub fn merge(&mut self, other: Gathered) {
+        self.series.merge(other.series);
+        merge_map(&mut self.procs, other.procs, Proc::merge);
+        merge_map(&mut self.peers, other.peers, |a, b| {
+            a.first = a.first.min(b.first);
+            a.rows += b.rows;
+            a.events += b.events;
+            a.bytes += b.bytes;
+            a.kinds.extend(b.kinds);
+            merge_map(&mut a.exes, b.exes, |x, y| *x = (*x).min(y));
+        });
+        merge_map(&mut self.names, other.names, |a, b| {
+            a.first = a.first.min(b.first);
+            a.rows += b.rows;
+            a.queries += b.queries;
+            a.responses += b.responses;
+            a.answers.extend(b.answers);
+            a.rcodes.extend(b.rcodes);
+        });
+        merge_map(&mut self.files, other.files, |a, b| {
+            a.first = a.first.min(b.first);
+            a.rows += b.rows;
+            a.kinds.extend(b.kinds);
+        });
+    }
+
+    /// What the report shows: at most [`CAP`] processes, peers, names and files each (the
+    /// earliest; the rows of the others are counted as dropped), the processes linked to
+    /// their parents.
+    pub fn finish(self) -> WorkloadEvents {
+        let mut w = WorkloadEvents {
+            series: self.series,
+            ..Default::default()
+        };
+        let (procs, dropped) = keep_earliest(self.procs, |p| p.first.0, |p| p.rows);
+        w.dropped += dropped;
+        for (id, p) in procs {
+            let (seq, pid, ppid, comm) = p.first;
+            let value = |at: At<Arc<str>>| at.map(|(_, v)| v.to_string());
+            let node = ProcessNode {
+                id: id.clone(),
+                parent: value(p.parent),
+                pid,
+                ppid,
+                comm: value(p.exec_comm).unwrap_or_else(|| comm.to_string()),
+                exe: value(p.exe),
+                argv: p.argv.map(|(_, v)| v),
+                sha256: value(p.sha256),
+                user: value(p.user),
+                first_ns: seq.0,
+                events: p.events,
+                exit: p.exit.map(|(_, v)| v),
+            };
+            w.processes.insert(id, node);
+        }
+        let (peers, dropped) = keep_earliest(self.peers, |d| d.first, |d| d.rows);
+        w.dropped += dropped;
+        for (key, d) in peers {
+            let mut exes: Vec<(Arc<str>, Seq)> = d.exes.into_iter().collect();
+            exes.sort_by_key(|(_, s)| *s);
+            let destination = Destination {
+                kinds: d.kinds,
+                count: d.events,
+                bytes: d.bytes,
+                exes: exes
+                    .into_iter()
+                    .take(8)
+                    .map(|(e, _)| e.to_string())
+                    .collect(),
+                first_ns: d.first.0,
+            };
+            w.destinations.insert(key, destination);
+        }
+        let (names, dropped) = keep_earliest(self.names, |d| d.first, |d| d.rows);
+        w.dropped += dropped;
+        for (name, d) in names {
+            let dns = DnsName {
+                queries: d.queries,
+                responses: d.responses,
+                answers: d.answers,
+                rcodes: d.rcodes,
+                first_ns: d.first.0,
+            };
+            w.dns.insert(name, dns);
+        }
+        let (files, dropped) = keep_earliest(self.files, |f| f.first, |f| f.rows);
+        w.dropped += dropped;
+        w.files = files.into_iter().map(|(path, f)| (path, f.kinds)).collect();
+        link_parents(&mut w);
+        w
     }
 }
 

@@ -9,10 +9,11 @@
 //!
 //! The model, the findings and the ranking come from the normal pipeline; the timelines,
 //! process trees and network peers of the detailed workloads come from a second, filtered
-//! read of the traces ([`evidence`]).
+//! read of the traces ([`reread`]), folded per workload ([`evidence`]).
 
 pub mod evidence;
 pub mod plots;
+pub mod reread;
 mod view;
 
 use std::io::Write;
@@ -21,7 +22,8 @@ use base64::Engine as _;
 use minijinja::{AutoEscape, Environment};
 use sha2::{Digest, Sha256};
 
-pub use evidence::{Evidence, Wanted, collect};
+pub use evidence::{Evidence, Wanted};
+pub use reread::collect;
 pub use view::Page;
 
 use super::escape::terminal;
