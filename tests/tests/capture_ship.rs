@@ -357,30 +357,20 @@ fn past_the_spool_bound_drop_oldest_deletes_and_counts_what_could_not_ship() {
     let (status, summary) = cap.wait_for(Duration::from_secs(60)).unwrap();
     assert_eq!(status, Some(0), "{summary}");
     assert!(stderr.contains("--spool-full drop-oldest"), "{stderr}");
-    let dropped: u64 = summary
-        .split("dropped the ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count of dropped segments: {summary}"));
-    assert!(dropped >= 3, "{summary}");
-    // Every event recorded was in a dropped segment, and each was counted from its footer
-    // before it went.
-    let number_after = |label: &str| -> u64 {
+    // The number after the first `marker` in the summary.
+    let number_after = |marker: &str| -> u64 {
         summary
-            .lines()
-            .find_map(|l| l.trim_start().strip_prefix(label))
+            .split(marker)
+            .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no `{label}` in the summary: {summary}"))
+            .unwrap_or_else(|| panic!("no number after {marker:?}: {summary}"))
     };
-    let recorded = number_after("events ");
-    let lost_events: u64 = summary
-        .split(" bytes, ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count of dropped events: {summary}"));
+    assert!(number_after("dropped the ") >= 3, "{summary}");
+    // Every event recorded was in a dropped segment, and each was counted from its footer
+    // before it went.
+    let recorded = number_after("\n  events ");
+    let lost_events = number_after(" bytes, ");
     assert!(recorded > 0 && lost_events == recorded, "{summary}");
     assert!(!summary.contains("whose footer could be read"), "{summary}");
     assert!(local_segments(&out).is_empty(), "{summary}");
