@@ -53,6 +53,12 @@ impl Rle {
     fn end_run(&mut self) {
         let (v, mut n) = (self.run_value, self.run_len);
         self.run_len = 0;
+        if n < 8 {
+            // Too short to be a run of 8 after filling a group: bit-packed, the common case of
+            // dictionary indices that change from row to row.
+            self.packed.extend(std::iter::repeat_n(v, n));
+            return;
+        }
         let partial = self.packed.len() % 8;
         if partial != 0 {
             let fill = (8 - partial).min(n);

@@ -20,6 +20,9 @@ use super::rle::{Rle, bit_width};
 
 type Fast = ahash::RandomState;
 
+/// Slots of [`TextColumn::recent`].
+const RECENT: usize = 8;
+
 /// One text column (`Utf8`, or the items of a `List<Utf8>`) of a row group being gathered.
 #[derive(Default)]
 pub(super) struct TextColumn<'a> {
@@ -27,8 +30,11 @@ pub(super) struct TextColumn<'a> {
     values: Vec<&'a str>,
     by_ptr: HashMap<(usize, usize), u32, Fast>,
     by_text: HashMap<&'a str, u32, Fast>,
-    /// The previous value and its index: rows come in runs of one process.
+    /// The previous value the rows own and its index: rows come in runs of one process.
     last: Option<(&'a str, u32)>,
+    /// Shared strings seen lately (address, length, index), by address: the rows of a few
+    /// processes interleave, and a miss here costs a hash lookup.
+    recent: [(usize, usize, u32); RECENT],
     /// The previous list of shared strings (address, length) and where its keys start.
     last_list: Option<(usize, usize, usize)>,
     keys: Vec<u32>,
@@ -39,21 +45,25 @@ impl<'a> TextColumn<'a> {
     /// The dictionary index of `s`, found by its address first (shared strings).
     #[inline]
     fn shared_key(&mut self, s: &'a str) -> u32 {
-        if let Some((l, k)) = self.last
-            && std::ptr::eq(l, s)
+        let (ptr, len) = (s.as_ptr() as usize, s.len());
+        // Allocations are 16-byte aligned: the bits above those pick the slot.
+        let slot = (ptr >> 4) % RECENT;
+        if let Some(&(p, l, k)) = self.recent.get(slot)
+            && (p, l) == (ptr, len)
         {
             return k;
         }
-        let id = (s.as_ptr() as usize, s.len());
-        let k = match self.by_ptr.get(&id) {
+        let k = match self.by_ptr.get(&(ptr, len)) {
             Some(&k) => k,
             None => {
                 let k = self.by_content(s);
-                self.by_ptr.insert(id, k);
+                self.by_ptr.insert((ptr, len), k);
                 k
             }
         };
-        self.last = Some((s, k));
+        if let Some(r) = self.recent.get_mut(slot) {
+            *r = (ptr, len, k);
+        }
         k
     }
 
