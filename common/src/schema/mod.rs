@@ -17,7 +17,10 @@
 mod builder;
 mod chunks;
 mod event;
+mod levels;
 mod metadata;
+mod num;
+mod page;
 mod reader;
 mod rle;
 mod text;

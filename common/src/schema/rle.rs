@@ -53,6 +53,14 @@ impl Rle {
     fn end_run(&mut self) {
         let (v, mut n) = (self.run_value, self.run_len);
         self.run_len = 0;
+        if n < 8 {
+            // Too short to be a run of 8 after filling a group: bit-packed, the common case of
+            // dictionary indices that change from row to row.
+            for _ in 0..n {
+                self.packed.push(v);
+            }
+            return;
+        }
         let partial = self.packed.len() % 8;
         if partial != 0 {
             let fill = (8 - partial).min(n);
@@ -78,17 +86,23 @@ impl Rle {
         let groups = self.packed.len().div_ceil(8);
         self.packed.resize(groups * 8, 0);
         self.varint(((groups as u64) << 1) | 1);
+        // Four bytes out at a time: fewer than 32 bits wait before a value of at most 32 is
+        // added, and whole groups of 8 values end on a byte boundary.
         let bw = u32::from(self.bw);
         let (mut acc, mut bits) = (0u64, 0u32);
+        self.out
+            .reserve(self.packed.len() * self.bw as usize / 8 + 4);
         for &x in &self.packed {
             acc |= u64::from(x) << bits;
             bits += bw;
-            while bits >= 8 {
-                self.out.push(acc as u8);
-                acc >>= 8;
-                bits -= 8;
+            if bits >= 32 {
+                self.out.extend_from_slice(&(acc as u32).to_le_bytes());
+                acc >>= 32;
+                bits -= 32;
             }
         }
+        self.out
+            .extend_from_slice(&acc.to_le_bytes()[..(bits / 8) as usize]);
         self.packed.clear();
     }
 
@@ -166,7 +180,7 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let bw = (seed % 18) as u8;
+            let bw = (seed % 33) as u8;
             let max = if bw == 0 { 0 } else { (1u64 << bw) - 1 };
             let mut values = Vec::new();
             let mut rle = Rle::new(bw);

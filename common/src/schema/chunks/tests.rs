@@ -428,13 +428,33 @@ fn assert_same_files(events: &[Event], opts: &WriteOptions, what: &str) {
             assert_eq!(wc.compression(), gc.compression(), "{name}");
             assert_eq!(wc.num_values(), gc.num_values(), "{name}");
             same_statistics(wc.statistics(), gc.statistics(), &name);
-            // Where parquet's dictionary outgrew a page, it wrote the rest DELTA_BYTE_ARRAY;
-            // this writer writes the whole chunk PLAIN then.
-            let text = wc.column_type() == parquet::basic::Type::BYTE_ARRAY;
-            let fell_back = wc
-                .encodings()
-                .any(|e| e == parquet::basic::Encoding::DELTA_BYTE_ARRAY);
-            if !text || !fell_back {
+            assert_eq!(
+                wc.definition_level_histogram(),
+                gc.definition_level_histogram(),
+                "{name} definition levels"
+            );
+            assert_eq!(
+                wc.repetition_level_histogram(),
+                gc.repetition_level_histogram(),
+                "{name} repetition levels"
+            );
+            assert_eq!(
+                wc.unencoded_byte_array_data_bytes(),
+                gc.unencoded_byte_array_data_bytes(),
+                "{name} text bytes"
+            );
+            // Where parquet's dictionary outgrew a page, it wrote the rest DELTA_BYTE_ARRAY
+            // (text) or DELTA_BINARY_PACKED (integers); this writer writes the whole chunk
+            // PLAIN then.
+            use parquet::basic::Encoding as E;
+            let fell_back = wc.dictionary_page_offset().is_some()
+                && wc
+                    .encodings()
+                    .any(|e| e == E::DELTA_BYTE_ARRAY || e == E::DELTA_BINARY_PACKED);
+            if fell_back {
+                assert!(gc.dictionary_page_offset().is_none(), "{name}");
+                assert!(gc.encodings().any(|e| e == E::PLAIN), "{name}");
+            } else {
                 assert_eq!(
                     wc.encodings().collect::<Vec<_>>(),
                     gc.encodings().collect::<Vec<_>>(),
@@ -476,4 +496,66 @@ fn a_dictionary_larger_than_a_page_falls_back_to_plain_values() {
         c.column_type() == parquet::basic::Type::BYTE_ARRAY && c.dictionary_page_offset().is_none()
     });
     assert!(plain.count() > 0, "some column fell back to plain values");
+}
+
+#[test]
+fn long_runs_and_all_null_columns_read_back_as_arrow_writer_files() {
+    // Blocks of one kind of row, longer than a row group and shorter: most columns are null
+    // for whole row groups, and null runs cross row-group boundaries.
+    let mut rng = Rng(0x5eed);
+    let mut events = events(&mut rng, 6000, false);
+    let kinds = events.iter().map(|e| e.detail.clone()).collect::<Vec<_>>();
+    for (i, e) in events.iter_mut().enumerate() {
+        let block = [0, 0, 1, 2, 3, 0, 4][(i / 900) % 7];
+        e.detail = kinds[block * 17 % kinds.len()].clone();
+        if (i / 1300) % 2 == 0 {
+            e.context = None;
+            e.container = None;
+        }
+    }
+    let opts = WriteOptions {
+        row_group_rows: 1024,
+        ..Default::default()
+    };
+    assert_same_files(&events, &opts, "blocks");
+    // One row of every kind alone in its row group.
+    let mut rng = Rng(99);
+    let events = self::events(&mut rng, 300, false);
+    let opts = WriteOptions {
+        row_group_rows: 1,
+        ..Default::default()
+    };
+    assert_same_files(&events[..120], &opts, "row groups of one row");
+}
+
+#[test]
+fn an_integer_dictionary_larger_than_a_page_falls_back_to_plain_values() {
+    // 140 000 distinct cgroup ids (8 bytes each) in one row group: more than 1 MiB.
+    let mut rng = Rng(11);
+    let events: Vec<Event> = (0..140_000u64)
+        .map(|i| {
+            let process = Process {
+                pid: (i % 7) as u32,
+                tgid: 1,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                comm: "sh".into(),
+                cgroup_id: rng.next(),
+            };
+            Event::new(i as i64, i, process, Detail::Fork)
+        })
+        .collect();
+    let opts = WriteOptions {
+        row_group_rows: 200_000,
+        ..Default::default()
+    };
+    assert_same_files(&events, &opts, "distinct cgroup ids");
+    let (_, _, meta) = read(chunk_file(&events, &opts));
+    let cgroup = meta
+        .row_group(0)
+        .columns()
+        .iter()
+        .find(|c| c.column_path().string() == crate::schema::names::CGROUP_ID);
+    assert!(cgroup.is_some_and(|c| c.dictionary_page_offset().is_none()));
 }
