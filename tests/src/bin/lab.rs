@@ -28,16 +28,17 @@ struct Args {
     /// Number of benign containers (scenario types cycle in a seeded order).
     #[arg(long)]
     benign: Option<usize>,
-    /// Benign scenario types, comma-separated: `classic` (the 12 types of lab-train),
-    /// `lookalike` (benign types that look suspicious: startup-installer, pkg-update,
-    /// ci-runner, jit-runtime, sidecar-proxy, log-rotate, key-backup, port-prober,
-    /// admin-debug), `all`, or names.
+    /// Benign scenario types, comma-separated names and groups: `classic` (the 12 types of
+    /// lab-train), `lookalike` (benign types that look suspicious: startup-installer,
+    /// pkg-update, ci-runner, jit-runtime, sidecar-proxy, log-rotate, key-backup, port-prober,
+    /// admin-debug), `all`.
     #[arg(long)]
     benign_kinds: Option<String>,
-    /// Attack scenarios, comma-separated: `all` (the classic ones: miner, c2-dga-beacon,
-    /// reverse-shell, tor-client, fileless, cred-discovery, docker-socket, kmod-load),
-    /// `stealth` (no intel hit: masq-miner, slow-beacon, curl-pipe-sh, cred-harvest,
-    /// escape-attempt, port-scan, log-tamper, setuid-backdoor), `none`, or names.
+    /// Attack scenarios, comma-separated names and groups (`all,stealth` is every one): `all`
+    /// (the classic ones: miner, c2-dga-beacon, reverse-shell, tor-client, fileless,
+    /// cred-discovery, docker-socket, kmod-load), `stealth` (no intel hit: masq-miner,
+    /// slow-beacon, curl-pipe-sh, cred-harvest, escape-attempt, port-scan, log-tamper,
+    /// setuid-backdoor), `none`.
     #[arg(long)]
     attacks: Option<String>,
     /// Seconds the workloads run.
@@ -70,31 +71,26 @@ fn main() -> anyhow::Result<()> {
         .as_ref()
         .map(|p| PathBuf::from("datasets").join(p));
     let attacks = args.attacks.unwrap_or(attacks.to_owned());
-    let attacks: Vec<String> = match attacks.as_str() {
-        "none" | "" => Vec::new(),
-        "all" => lab::scenario::ATTACKS
-            .iter()
-            .map(|(k, _)| k.to_string())
-            .collect(),
-        "stealth" => lab::stealth::STEALTH
-            .iter()
-            .map(|(k, _)| k.to_string())
-            .collect(),
-        list => list.split(',').map(|s| s.trim().to_owned()).collect(),
-    };
+    let classic_attacks: Vec<&str> = lab::scenario::ATTACKS.iter().map(|(k, _)| *k).collect();
+    let stealth: Vec<&str> = lab::stealth::STEALTH.iter().map(|(k, _)| *k).collect();
+    let attacks = expand(
+        &attacks,
+        &[
+            ("all", &classic_attacks),
+            ("stealth", &stealth),
+            ("none", &[]),
+        ],
+    );
     let kinds = args.benign_kinds.unwrap_or(kinds.to_owned());
-    let benign_kinds: Vec<String> = match kinds.as_str() {
-        "classic" => lab::scenario::BENIGN
-            .iter()
-            .map(|k| k.to_string())
-            .collect(),
-        "lookalike" => lab::lookalike::LOOKALIKE
-            .iter()
-            .map(|k| k.to_string())
-            .collect(),
-        "all" => lab::benign_names().into_iter().map(String::from).collect(),
-        list => list.split(',').map(|s| s.trim().to_owned()).collect(),
-    };
+    let all_benign = lab::benign_names();
+    let benign_kinds = expand(
+        &kinds,
+        &[
+            ("classic", lab::scenario::BENIGN),
+            ("lookalike", lab::lookalike::LOOKALIKE),
+            ("all", &all_benign),
+        ],
+    );
     let Some(out) = args.out.or(out) else {
         bail!("--out DIR is needed without --preset")
     };
@@ -156,4 +152,37 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A comma-separated list of names and group names (`all,stealth`), each group replaced by its
+/// members, every name once, in order.
+fn expand(list: &str, groups: &[(&str, &[&str])]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let members = groups
+            .iter()
+            .find(|(g, _)| *g == item)
+            .map_or_else(|| vec![item], |(_, m)| m.to_vec());
+        for m in members {
+            if !out.iter().any(|o| o == m) {
+                out.push(m.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn groups_and_names_combine() {
+        let groups: &[(&str, &[&str])] =
+            &[("all", &["a", "b"]), ("stealth", &["c"]), ("none", &[])];
+        assert_eq!(expand("all,stealth", groups), ["a", "b", "c"]);
+        assert_eq!(expand("b, x,all", groups), ["b", "x", "a"]);
+        assert!(expand("none", groups).is_empty());
+        assert!(expand("", groups).is_empty());
+    }
 }
