@@ -276,10 +276,12 @@ fn read_row_group(
         for row in 0..c.len {
             let key = key_of(&c, &x, row, &trace.host, wanted);
             let e = sighting(&c, &x, &mut shared, row);
-            let (first, last) = wanted.get(&key).copied().unwrap_or((e.time_ns, e.time_ns));
             events
                 .entry(key)
-                .or_insert_with(|| Gathered::new(first, last))
+                .or_insert_with_key(|key| {
+                    let (first, last) = wanted.get(key).copied().unwrap_or((e.time_ns, e.time_ns));
+                    Gathered::new(first, last)
+                })
                 .add(&e, (e.time_ns, task, next_row));
             next_row = next_row.saturating_add(1);
         }
