@@ -366,7 +366,7 @@ pub struct Gathered {
 }
 
 /// Merges `from` into `into`, key by key.
-fn merge_map<K: std::hash::Hash + Eq, V>(
+pub(super) fn merge_map<K: std::hash::Hash + Eq, V>(
     into: &mut HashMap<K, V>,
     from: HashMap<K, V>,
     merge: impl Fn(&mut V, V),

@@ -18,7 +18,7 @@ use needle_common::schema::names as n;
 use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
 use rayon::prelude::*;
 
-use super::evidence::{Evidence, Gathered, KindSeries, Sighting, Wanted, What};
+use super::evidence::{Evidence, Gathered, KindSeries, Sighting, Wanted, What, merge_map};
 use crate::columns::{
     ColumnError, Columns, NEEDED, StrCol, i32_col, list_at, list_col, opt, u32_col, workload_key,
 };
@@ -205,14 +205,7 @@ pub fn collect(
         match p {
             Ok((global, events)) => {
                 out.global.merge(global);
-                for (k, g) in events {
-                    match per.get_mut(&k) {
-                        Some(mine) => mine.merge(g),
-                        None => {
-                            per.insert(k, g);
-                        }
-                    }
-                }
+                merge_map(&mut per, events, Gathered::merge);
             }
             Err(e) => out.errors.push(e.to_string()),
         }
