@@ -76,7 +76,7 @@ fn main() {
         enricher.enrich(d, &mut out);
         if out.len() >= 1 << 16 {
             for p in out.iter_mut() {
-                enricher.finish(p);
+                enricher.finish(p, 1);
                 written += p.event.process.pid as usize & 1;
             }
             out.clear();
@@ -84,7 +84,7 @@ fn main() {
         }
     }
     for p in out.iter_mut() {
-        enricher.finish(p);
+        enricher.finish(p, 1);
         written += p.event.process.pid as usize & 1;
     }
     let secs = start.elapsed().as_secs_f64();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use needle_common::abi::{
     DnsWindows, EventKind, NetWindows, OpenWindows, ProfileEvent, ProfileSlot, ProfileState,
-    SHAPE_PRIMARY,
+    SHAPE_PRIMARY, SyscallEvent,
 };
 use needle_common::schema::{Detail, Event, Process, SCHEMA_VERSION, TraceMetadata, WriteOptions};
 use rustix::event::{PollFd, PollFlags, poll};
@@ -17,6 +17,7 @@ use std::os::fd::AsFd;
 use crate::collapse::Windows;
 use crate::counters::{Delta, Snapshot};
 use crate::decode::{Decoder, Role};
+use crate::enrich::batch::{Batch, Call, Entry};
 use crate::enrich::{Enricher, Pending};
 use crate::kernel::btf::{BtfError, KernelBtf};
 use crate::kernel::clock::BootClock;
@@ -113,6 +114,8 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// A pending row's memory beyond its kernel record's bytes: the row itself and the allocator's
 /// share of its boxed detail and strings (for `Config::batch_bytes`).
 const ROW_BYTES: usize = std::mem::size_of::<Pending>() + 64;
+/// A call row's memory: the row and its place in the write order.
+const CALL_BYTES: usize = std::mem::size_of::<Call>() + std::mem::size_of::<Entry>();
 
 struct SegmentState {
     start_wall_ns: i64,
@@ -160,7 +163,7 @@ pub struct Session<'c> {
     /// The programs' run costs, read once nothing records any more.
     costs: Option<Vec<loader::ProgramCost>>,
     /// Rows of the row group being filled, and their estimated memory.
-    pending: Vec<Pending>,
+    pending: Batch,
     pending_bytes: usize,
 
     by_kind: BTreeMap<EventKind, u64>,
@@ -275,7 +278,7 @@ impl<'c> Session<'c> {
             enricher,
             costs: None,
             // Sized once: growing by doubling would briefly hold one and a half row groups.
-            pending: Vec::with_capacity(config.write.row_group_rows.max(1) + 1024),
+            pending: Batch::with_capacity(config.write.row_group_rows.max(1) + 1024),
             pending_bytes: 0,
             by_kind: BTreeMap::new(),
             decode_errors: 0,
@@ -328,22 +331,36 @@ impl<'c> Session<'c> {
             let Some(item) = self.sensor.events.next() else {
                 break;
             };
-            let (pending, enricher) = (&mut self.pending, &mut self.enricher);
-            match self.decoder.decode(&item) {
-                Ok(d) => self.windows.route(d, &self.clock, |decoded| {
-                    if decoded.role == Role::Result {
-                        if !crate::enrich::attach_result(decoded, pending) {
-                            self.unmatched_results += 1;
+            if let Some(rec) = syscall_record(&item) {
+                let decoder = &mut self.decoder;
+                let time_ns = self.clock.wall_ns(rec.header.ktime_ns);
+                if self
+                    .enricher
+                    .syscall(&rec, time_ns, &mut self.pending, || decoder.decode(&item))
+                    .is_err()
+                {
+                    self.decode_errors += 1;
+                }
+                self.pending_bytes += CALL_BYTES;
+            } else {
+                let (pending, enricher) = (&mut self.pending.rows, &mut self.enricher);
+                match self.decoder.decode(&item) {
+                    Ok(d) => self.windows.route(d, &self.clock, |decoded| {
+                        if decoded.role == Role::Result {
+                            if !crate::enrich::attach_result(decoded, pending) {
+                                self.unmatched_results += 1;
+                            }
+                        } else {
+                            enricher.enrich(decoded, pending)
                         }
-                    } else {
-                        enricher.enrich(decoded, pending)
-                    }
-                }),
-                Err(_) => self.decode_errors += 1,
+                    }),
+                    Err(_) => self.decode_errors += 1,
+                }
+                // A row's memory, estimated from its kernel record: the decoded strings and
+                // payloads follow the record's size (context is shared per process and
+                // container).
+                self.pending_bytes += ROW_BYTES + item.len();
             }
-            // A row's memory, estimated from its kernel record: the decoded strings and
-            // payloads follow the record's size (context is shared per process and container).
-            self.pending_bytes += ROW_BYTES + item.len();
             drop(item);
             if self.pending.len() >= row_group_rows || self.pending_bytes >= self.config.batch_bytes
             {
@@ -351,7 +368,7 @@ impl<'c> Session<'c> {
             }
         }
         let clock = self.clock;
-        self.enricher.tick(&mut self.pending, || {
+        self.enricher.tick(&mut self.pending.rows, || {
             let k = BootClock::now_boot_ns();
             (clock.wall_ns(k), k)
         });
@@ -368,6 +385,7 @@ impl<'c> Session<'c> {
         if delta.lost > 0 {
             let ktime = BootClock::now_boot_ns();
             self.pending
+                .rows
                 .push(Pending::done(lost_event(&self.clock, ktime, delta.lost)));
         }
         self.last_counters = snap;
@@ -481,7 +499,7 @@ impl<'c> Session<'c> {
         let open_windows: Vec<(u32, OpenWindows)> = read_per_thread(self.sensor.windows.as_ref());
         let net_windows: Vec<(u32, NetWindows)> = read_per_thread(self.sensor.net_windows.as_ref());
         let dns_windows: Vec<(u32, DnsWindows)> = read_per_thread(self.sensor.dns_windows.as_ref());
-        let (pending, enricher) = (&mut self.pending, &mut self.enricher);
+        let (pending, enricher) = (&mut self.pending.rows, &mut self.enricher);
         self.windows
             .remaining(open_windows, net_windows, dns_windows, &self.clock, |d| {
                 enricher.enrich(d, pending)
@@ -502,7 +520,7 @@ impl<'c> Session<'c> {
             ev.header.shape = SHAPE_PRIMARY;
             ev.header.ktime_ns = at_end;
             match self.decoder.decode(bytemuck::bytes_of(&ev)) {
-                Ok(d) => self.enricher.enrich(d, &mut self.pending),
+                Ok(d) => self.enricher.enrich(d, &mut self.pending.rows),
                 Err(_) => self.decode_errors += 1,
             }
         }
@@ -610,7 +628,7 @@ fn live_profiles(table: Option<&ProfileTableMap>, hash: Option<&ProfilesMap>) ->
 /// Writes every pending event (with the digests ready by now) as one sorted batch.
 fn flush(
     worker: &Worker,
-    pending: &mut Vec<Pending>,
+    pending: &mut Batch,
     enricher: &mut Enricher,
     by_kind: &mut BTreeMap<EventKind, u64>,
 ) {
@@ -622,14 +640,27 @@ fn flush(
     // the order to write them in (a row group is sorted by time): an event is a few hundred
     // bytes, and moving rows (a sort's merges, a copy per hand-over) was the reader's largest
     // cost. Indices are sorted instead, and only when the rows are out of order.
-    for p in pending.iter_mut() {
-        enricher.finish(p);
+    for p in pending.rows.iter_mut() {
+        enricher.finish(p, 1);
         *by_kind.entry(p.event.detail.kind()).or_default() += 1;
     }
+    for shared in pending.contexts.iter_mut() {
+        enricher.finish(&mut shared.row, shared.uses);
+    }
+    if !pending.calls.is_empty() {
+        *by_kind.entry(EventKind::Syscall).or_default() += pending.calls.len() as u64;
+    }
     enricher.flushed();
-    let capacity = pending.capacity();
-    let rows = std::mem::replace(pending, Vec::with_capacity(capacity));
-    worker.send(Job::Rows(RowGroup::by_time(rows)));
+    worker.send(Job::Rows(RowGroup::by_time(pending.take())));
+}
+
+/// A `syscall` record, read straight from the ring buffer (the one kind common enough to skip
+/// decoding into an event).
+fn syscall_record(item: &[u8]) -> Option<SyscallEvent> {
+    let rec: SyscallEvent =
+        bytemuck::try_pod_read_unaligned(item.get(..size_of::<SyscallEvent>())?).ok()?;
+    (rec.header.kind == EventKind::Syscall as u32 && rec.header.shape == SHAPE_PRIMARY)
+        .then_some(rec)
 }
 
 fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> TraceMetadata {

@@ -1,7 +1,10 @@
 //! End to end: per-thread syscall profiles (on by default) and the full syscall stream
 //! (`--syscalls full`) recorded by the real `capture`. A thread calls getppid exactly N times
 //! and exits; its profile row counts them, and the full stream has exactly N getppid rows with
-//! the parent's pid as the result. Both captures run at once over the same thread.
+//! the parent's pid as the result. Both captures run at once over the same thread. A shell that
+//! execs another program of the same name shows that every full-stream row carries its
+//! process's context as it was at that moment: the executable before the exec, the new one
+//! after, though nothing in the kernel's record of the call (ids, command name) changed.
 
 use needle_common::schema::Detail;
 use needle_tests::capture::{Capture, Recorded, stop_and_read};
@@ -33,6 +36,16 @@ fn profiles_count_and_full_mode_records_every_syscall() {
     })
     .join()
     .unwrap();
+    // `true` under the shell's own name: the exec leaves the command name as it was.
+    let other_sh = tmp.path().join("sh");
+    std::fs::copy("/bin/true", &other_sh).unwrap();
+    let other_sh = other_sh.to_str().unwrap().to_string();
+    let shell = std::process::Command::new("/bin/sh")
+        .args(["-c", &format!("cd /; exec {other_sh}")])
+        .spawn()
+        .unwrap();
+    let shell_pid = shell.id();
+    assert!(shell.wait_with_output().unwrap().status.success());
 
     let runs: Vec<Recorded> =
         stop_and_read(vec![(cap_profile, &out_profile), (cap_full, &out_full)])
@@ -85,6 +98,38 @@ fn profiles_count_and_full_mode_records_every_syscall() {
         rows.iter().all(|r| *r == Some(ppid)),
         "getppid returned the parent's pid"
     );
+    // The shell's rows: each syscall row has the executable of the latest exec before it
+    // (the shell's, then the copy of true's), and one process key throughout.
+    let mut shell_rows: Vec<&needle_common::schema::Event> = full
+        .events
+        .iter()
+        .filter(|e| e.process.tgid == shell_pid)
+        .collect();
+    shell_rows.sort_by_key(|e| e.ktime_ns);
+    let mut exe: Option<&str> = None;
+    let (mut execs, mut calls) = (0, 0);
+    for e in &shell_rows {
+        match e.detail {
+            Detail::Exec { .. } => {
+                exe = e.exe_path.as_deref();
+                execs += 1;
+            }
+            Detail::Syscall { .. } if exe.is_some() => {
+                assert_eq!(e.exe_path.as_deref(), exe, "a syscall row's executable");
+                assert_eq!(
+                    e.context.as_ref().map(|c| c.key.clone()),
+                    shell_rows[0].context.as_ref().map(|c| c.key.clone()),
+                    "one process key"
+                );
+                calls += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(execs, 2, "the shell's exec and the copy's");
+    assert_eq!(exe, Some(other_sh.as_str()));
+    assert!(calls > 10, "{calls} syscall rows after the shell's exec");
+
     let lost = full.lost_by_kind.get("syscall").copied().unwrap_or(0);
     if lost == 0 {
         assert_eq!(rows.len() as u64, N, "one row per getppid call");

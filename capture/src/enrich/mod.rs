@@ -3,6 +3,7 @@
 //! (hashing executables) runs on a bounded worker pool whose results are read when a batch is
 //! written, and every event that could not be enriched is counted.
 
+pub mod batch;
 pub mod container;
 pub mod hash;
 pub mod process;
@@ -12,10 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use needle_common::abi::SyscallEvent;
 use needle_common::schema::{Detail, Event, Process};
 
-use crate::decode::Decoded;
+use crate::decode::{DecodeError, Decoded};
 use crate::hashing::Map;
+use batch::{Batch, Thread};
 use container::{ContainerInfo, ContainerResolver, Resolution};
 use hash::{DigestSlot, Hasher};
 use process::{ExecFacts, Observation, ProcessTable};
@@ -262,9 +265,43 @@ impl Enricher {
         });
     }
 
+    /// A `syscall` record, `rec`, becomes a call row of `batch`. It shares the context of its
+    /// thread's first syscall row in the batch when nothing about the thread changed since
+    /// (same identity in the record's header, same process context in the table), which is
+    /// every row but the first in a loop of calls. Otherwise the record is decoded
+    /// (`decode`) and enriched in full, and becomes the context of the rows that follow.
+    pub fn syscall(
+        &mut self,
+        rec: &SyscallEvent,
+        time_ns: i64,
+        batch: &mut Batch,
+        decode: impl FnOnce() -> Result<Decoded, DecodeError>,
+    ) -> Result<(), DecodeError> {
+        let h = &rec.header;
+        let thread = Thread::of(h);
+        if let Some((i, shared)) = batch.context_of(h.pid, &thread)
+            && self
+                .table
+                .holds(shared.row.event.context.as_ref(), h.tgid, h.start_ns)
+        {
+            shared.uses += 1;
+            self.stats.events += 1;
+            batch.push_call(time_ns, h.ktime_ns, rec.syscall, rec.ret, i);
+            return Ok(());
+        }
+        let d = decode()?;
+        self.enrich(d, &mut batch.rows);
+        // `enrich` pushes the row itself last (after a container's first row, if any).
+        if let Some(row) = batch.rows.pop() {
+            batch.push_context(h.pid, thread, row, rec.syscall, rec.ret);
+        }
+        Ok(())
+    }
+
     /// Settles the row as it is written, in place: its executable's digest if ready, and its
-    /// container's latest metadata.
-    pub fn finish(&mut self, p: &mut Pending) {
+    /// container's latest metadata. `rows` is how many rows it stands for (a context of call
+    /// rows stands for all of them).
+    pub fn finish(&mut self, p: &mut Pending, rows: u64) {
         let event = &mut p.event;
         if event.exe_sha256.is_none() {
             event.exe_sha256 = p.digest.take().and_then(|d| d.get().cloned().flatten());
@@ -282,7 +319,7 @@ impl Enricher {
                     event.container = Some(info.container.clone());
                 }
                 Resolution::Host(key) => event.workload = Some(key),
-                Resolution::Unknown => self.stats.cgroup_misses += 1,
+                Resolution::Unknown => self.stats.cgroup_misses += rows,
             }
         }
         if let Some(info) = p.container_cgroup.and_then(|cg| self.live.get(&cg)) {
@@ -372,5 +409,81 @@ impl Enricher {
 impl Default for Enricher {
     fn default() -> Self {
         Enricher::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use needle_common::abi::{EventKind, SHAPE_PRIMARY};
+
+    use super::*;
+    use crate::decode::{Decoder, Role};
+    use crate::kernel::clock::BootClock;
+
+    /// A process no machine runs (above pid_max).
+    const TGID: u32 = 4_000_001;
+
+    fn record(tid: u32, uid: u32, ktime_ns: u64) -> SyscallEvent {
+        let mut rec: SyscallEvent = bytemuck::Zeroable::zeroed();
+        let h = &mut rec.header;
+        h.kind = EventKind::Syscall as u32;
+        h.shape = SHAPE_PRIMARY;
+        h.ktime_ns = ktime_ns;
+        (h.pid, h.tgid, h.ppid, h.uid) = (tid, TGID, 1, uid);
+        h.start_ns = 5_000_000_000;
+        h.comm[..4].copy_from_slice(b"loop");
+        rec.syscall = 39;
+        rec.ret = ktime_ns as i64;
+        rec
+    }
+
+    fn syscall(e: &mut Enricher, d: &mut Decoder, rec: &SyscallEvent, batch: &mut Batch) {
+        e.syscall(rec, rec.header.ktime_ns as i64, batch, || {
+            d.decode(bytemuck::bytes_of(rec))
+        })
+        .expect("a syscall record");
+    }
+
+    #[test]
+    fn call_rows_share_a_context_until_the_thread_or_its_process_changes() {
+        let mut e = Enricher::new();
+        let mut d = Decoder::new(BootClock::measure());
+        let mut batch = Batch::default();
+        for t in 0..3 {
+            syscall(&mut e, &mut d, &record(TGID, 0, 10 + t), &mut batch);
+        }
+        assert_eq!((batch.calls.len(), batch.contexts.len()), (3, 1));
+        assert_eq!(batch.contexts[0].uses, 3);
+        // Another thread of the process: its own context.
+        syscall(&mut e, &mut d, &record(TGID + 1, 0, 20), &mut batch);
+        assert_eq!(batch.contexts.len(), 2);
+        // The thread's identity changes (setuid): a new context.
+        syscall(&mut e, &mut d, &record(TGID, 1000, 30), &mut batch);
+        assert_eq!(batch.contexts.len(), 3);
+        // The process table's context of the process changes (here: the pid is seen forking
+        // anew, as after pid reuse or a lost exit): the next row takes the new context.
+        let mut fork = d
+            .decode(bytemuck::bytes_of(&record(TGID, 1000, 40)))
+            .expect("decoded");
+        fork.event.detail = Detail::Fork;
+        fork.role = Role::Row;
+        e.enrich(fork, &mut batch.rows);
+        syscall(&mut e, &mut d, &record(TGID, 1000, 50), &mut batch);
+        assert_eq!(batch.contexts.len(), 4);
+        let (old, new) = (&batch.contexts[2].row.event, &batch.contexts[3].row.event);
+        assert!(!Arc::ptr_eq(
+            old.context.as_ref().expect("context"),
+            new.context.as_ref().expect("context")
+        ));
+        syscall(&mut e, &mut d, &record(TGID, 1000, 60), &mut batch);
+        assert_eq!((batch.calls.len(), batch.contexts.len()), (7, 4));
+        assert_eq!(e.stats.events, 8, "every row counted, the fork's too");
+        // Rows in arrival order: the fork row between the fifth and sixth call rows.
+        let order: Vec<u64> = batch.arrival().map(|x| batch.ktime(x)).collect();
+        assert_eq!(order, vec![10, 11, 12, 20, 30, 40, 50, 60]);
+        // Each call row is told with its own time, number and result.
+        for c in &batch.calls {
+            assert_eq!((c.nr, c.ret), (39, c.ktime_ns as i64));
+        }
     }
 }

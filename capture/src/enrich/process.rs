@@ -254,6 +254,18 @@ impl ProcessTable {
         }
     }
 
+    /// True when `context` is still the table's context of process `tgid` started at
+    /// `start_ns`: an event of that process would get it again.
+    pub fn holds(&self, context: Option<&Arc<ProcessContext>>, tgid: u32, start_ns: u64) -> bool {
+        match (self.procs.get(&tgid), context) {
+            (Some(p), Some(c)) => {
+                p.start_ns / self.tick_ns == start_ns / self.tick_ns
+                    && Arc::ptr_eq(&p.view.context, c)
+            }
+            _ => false,
+        }
+    }
+
     /// Updates the table with one event and returns the event's process view.
     pub fn observe(&mut self, o: Observation<'_>) -> ProcView {
         let boundary = o.in_container.then_some(o.cgroup_id);

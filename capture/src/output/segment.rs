@@ -11,7 +11,7 @@
 
 use std::fs::File;
 
-use needle_common::schema::{Event, TraceFileWriter, TraceMetadata, WriteOptions};
+use needle_common::schema::{Row, TraceFileWriter, TraceMetadata, WriteOptions};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 
@@ -233,15 +233,15 @@ impl SegmentWriter {
 
     /// Writes `rows`, in this order, to the open segment as row groups of at most the
     /// configured size (one, when the reader hands over a row group at a time).
-    pub fn write<'a>(
+    pub fn write<'a, R: Into<Row<'a>>>(
         &mut self,
-        rows: impl IntoIterator<Item = &'a Event>,
+        rows: impl IntoIterator<Item = R>,
     ) -> Result<(), SegmentError> {
-        let mut rows = rows.into_iter().peekable();
+        let mut rows = rows.into_iter().map(Into::into).peekable();
         let Some(first) = rows.peek() else {
             return Ok(());
         };
-        let seg = self.open_segment(Some(first.time_ns))?;
+        let seg = self.open_segment(Some(first.time_ns()))?;
         let written = seg
             .writer
             .write(rows)

@@ -9,46 +9,47 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Sender, bounded};
 use needle_common::schema::TraceMetadata;
 
-use crate::enrich::Pending;
+use crate::enrich::batch::{Batch, Entry};
 
 use super::segment::{FinishedSegment, SegmentError, SegmentWriter};
 
 /// One row group's rows as the reader collected them (settled, in arrival order) and the order
-/// they are written in (by time). Rows are a few hundred bytes each: the reader sorts indices,
-/// never moves a row, and the vector goes to the writer whole.
+/// they are written in (by time). Rows are a few hundred bytes each: the reader sorts entries,
+/// never moves a row, and the batch goes to the writer whole.
 pub struct RowGroup {
-    /// The rows, in arrival order.
-    pub rows: Vec<Pending>,
-    /// Indices into `rows`, in write order; each index once.
-    pub order: Vec<usize>,
+    /// The rows.
+    pub batch: Batch,
+    /// Every row of `batch` once, in write order.
+    pub order: Vec<Entry>,
 }
 
 impl RowGroup {
-    /// `rows` to be written by time (the kernel's boot clock); rows of the same time keep
+    /// `batch` to be written by time (the kernel's boot clock); rows of the same time keep
     /// their arrival order, as a stable sort of the rows themselves would.
-    pub fn by_time(rows: Vec<Pending>) -> RowGroup {
-        let order = time_order(&rows);
-        RowGroup { rows, order }
+    pub fn by_time(batch: Batch) -> RowGroup {
+        let order = time_order(&batch);
+        RowGroup { batch, order }
     }
 }
 
-/// Indices of `rows` sorted by `ktime_ns`, ties in index order. Records arrive nearly in
+/// The entries of `batch` sorted by time, ties in arrival order. Records arrive nearly in
 /// order (per-CPU batches of one ring buffer): the common case is one check, no sort.
-fn time_order(rows: &[Pending]) -> Vec<usize> {
-    let sorted = rows
+fn time_order(batch: &Batch) -> Vec<Entry> {
+    let arrival: Vec<Entry> = batch.arrival().collect();
+    let sorted = arrival
         .windows(2)
-        .all(|w| w[0].event.ktime_ns <= w[1].event.ktime_ns);
+        .all(|w| batch.ktime(w[0]) <= batch.ktime(w[1]));
     if sorted {
-        return (0..rows.len()).collect();
+        return arrival;
     }
-    // (time, index) pairs are distinct, so an unstable sort gives the stable order.
-    let mut keys: Vec<(u64, usize)> = rows
+    // (time, arrival) pairs are distinct, so an unstable sort gives the stable order.
+    let mut keys: Vec<(u64, u32)> = arrival
         .iter()
         .enumerate()
-        .map(|(i, p)| (p.event.ktime_ns, i))
+        .map(|(i, &e)| (batch.ktime(e), i as u32))
         .collect();
     keys.sort_unstable();
-    keys.into_iter().map(|(_, i)| i).collect()
+    keys.into_iter().map(|(_, i)| arrival[i as usize]).collect()
 }
 
 /// A request to the writer thread.
@@ -82,13 +83,7 @@ pub struct WriterOutcome {
 
 /// Writes `group`'s rows in its order: one row group (more if it is longer than a row group).
 fn write_row_group(writer: &mut SegmentWriter, group: &RowGroup) -> Result<(), SegmentError> {
-    writer.write(
-        group
-            .order
-            .iter()
-            .filter_map(|&i| group.rows.get(i))
-            .map(|p| &p.event),
-    )
+    writer.write(group.order.iter().filter_map(|&e| group.batch.row(e)))
 }
 
 /// Handle to the running writer thread.
@@ -181,13 +176,16 @@ mod tests {
 
     use arrow::compute::concat_batches;
     use arrow::record_batch::RecordBatch;
+    use needle_common::abi::EventHeader;
     use needle_common::schema::{
-        Detail, Event, Net, Process, TraceBatchBuilder, TraceMetadata, WriteOptions,
+        Detail, Event, Net, Process, Row, TraceBatchBuilder, TraceMetadata, WriteOptions,
     };
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::super::dir::OutputDir;
     use super::*;
+    use crate::enrich::Pending;
+    use crate::enrich::batch::{CALL, Thread};
 
     /// A small deterministic generator (xorshift), so the property runs without a dependency.
     struct Rng(u64);
@@ -202,57 +200,90 @@ mod tests {
     }
 
     /// Rows of a few kinds and shared strings, in a nearly sorted or shuffled time order
-    /// with ties (several rows of one time: their arrival order must be kept).
-    fn rows(rng: &mut Rng, n: usize, shuffled: bool) -> Vec<Pending> {
+    /// with ties (several rows of one time: their arrival order must be kept). `syscall` rows
+    /// are call rows, as capture keeps them: the first of a process is the context of the rest.
+    fn batch(rng: &mut Rng, n: usize, shuffled: bool) -> Batch {
         let comms: [Arc<str>; 3] = ["bash".into(), "curl".into(), "x".into()];
-        (0..n)
-            .map(|i| {
-                let r = rng.next();
-                let ktime = if shuffled {
-                    1_000 + r % (n as u64 / 2 + 1)
-                } else {
-                    1_000 + i as u64 / 3 + u64::from(r.is_multiple_of(7))
-                };
-                let detail = match r % 4 {
-                    0 => Detail::Syscall {
-                        nr: (r >> 8) as u32 % 400,
-                        ret: Some(i as i64),
-                    },
-                    1 => Detail::SendTo(Box::new(Net {
-                        family: "inet".into(),
-                        protocol: "udp".into(),
-                        dst_addr: Some(format!("127.0.0.{}", r % 5)),
-                        dst_port: Some(53),
-                        ..Default::default()
-                    })),
-                    2 => Detail::Exit {
-                        code: Some(i as i32),
-                        signal: None,
-                    },
-                    _ => Detail::Fork,
-                };
-                let process = Process {
-                    pid: i as u32,
-                    tgid: (r % 9) as u32,
-                    comm: comms[(r % 3) as usize].clone(),
+        let mut b = Batch::default();
+        for i in 0..n {
+            let r = rng.next();
+            let ktime = if shuffled {
+                1_000 + r % (n as u64 / 2 + 1)
+            } else {
+                1_000 + i as u64 / 3 + u64::from(r.is_multiple_of(7))
+            };
+            let detail = match r % 4 {
+                0 => Detail::Syscall {
+                    nr: (r >> 8) as u32 % 400,
+                    ret: Some(i as i64),
+                },
+                1 => Detail::SendTo(Box::new(Net {
+                    family: "inet".into(),
+                    protocol: "udp".into(),
+                    dst_addr: Some(format!("127.0.0.{}", r % 5)),
+                    dst_port: Some(53),
                     ..Default::default()
-                };
-                let mut event = Event::new(ktime as i64 * 10, ktime, process, detail);
-                event.workload = Some("host".into());
-                Pending::done(event)
-            })
-            .collect()
+                })),
+                2 => Detail::Exit {
+                    code: Some(i as i32),
+                    signal: None,
+                },
+                _ => Detail::Fork,
+            };
+            let process = Process {
+                pid: i as u32,
+                tgid: (r % 9) as u32,
+                comm: comms[(r % 3) as usize].clone(),
+                ..Default::default()
+            };
+            let tid = process.tgid;
+            let mut event = Event::new(ktime as i64 * 10, ktime, process, detail);
+            event.workload = Some("host".into());
+            let Detail::Syscall { nr, ret: Some(ret) } = event.detail else {
+                b.rows.push(Pending::done(event));
+                continue;
+            };
+            let mut h: EventHeader = bytemuck::Zeroable::zeroed();
+            h.pid = tid;
+            let thread = Thread::of(&h);
+            match b.context_of(tid, &thread) {
+                Some((c, shared)) => {
+                    shared.uses += 1;
+                    b.push_call(event.time_ns, ktime, nr, ret, c);
+                }
+                None => b.push_context(tid, thread, Pending::done(event), nr, ret),
+            }
+        }
+        b
     }
 
-    /// The straightforward path: the rows themselves stably sorted by time, pushed one by one.
-    fn straightforward(rows: &[Pending]) -> RecordBatch {
-        let mut events: Vec<&Event> = rows.iter().map(|p| &p.event).collect();
+    /// The straightforward path: every row as a whole event (a call row is its context's
+    /// event with its own time, number and result), stably sorted by time, pushed one by one.
+    fn straightforward(b: &Batch) -> RecordBatch {
+        let mut events: Vec<Event> = b
+            .arrival()
+            .map(|e| match b.row(e).expect("an entry of the batch") {
+                Row::Event(ev) => ev.clone(),
+                Row::Syscall {
+                    time_ns,
+                    ktime_ns,
+                    nr,
+                    ret,
+                    context,
+                } => Event {
+                    time_ns,
+                    ktime_ns,
+                    detail: Detail::Syscall { nr, ret },
+                    ..context.clone()
+                },
+            })
+            .collect();
         events.sort_by_key(|e| e.ktime_ns);
-        let mut b = TraceBatchBuilder::new("node-1");
-        for e in events {
-            b.push(e);
+        let mut rb = TraceBatchBuilder::new("node-1");
+        for e in &events {
+            rb.push(e);
         }
-        b.finish()
+        rb.finish()
     }
 
     /// `group` written as capture writes it (small row groups, to cross their boundaries),
@@ -287,12 +318,21 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for n in [0, 1, 7, 100, 1000, 999] {
             for shuffled in [false, true] {
-                let rows = rows(&mut rng, n, shuffled);
-                let want = straightforward(&rows);
-                let group = RowGroup::by_time(rows);
+                let b = batch(&mut rng, n, shuffled);
+                let want = straightforward(&b);
+                let mut arrival: Vec<Entry> = b.arrival().collect();
+                let group = RowGroup::by_time(b);
                 let mut sorted_order = group.order.clone();
                 sorted_order.sort_unstable();
-                assert_eq!(sorted_order, (0..n).collect::<Vec<_>>(), "a permutation");
+                arrival.sort_unstable();
+                assert_eq!(sorted_order, arrival, "a permutation");
+                assert_eq!(arrival.len(), n, "every row once");
+                if n >= 100 {
+                    assert!(
+                        group.batch.calls.len() > group.batch.contexts.len(),
+                        "call rows share contexts"
+                    );
+                }
                 let (got, groups) = written(&group);
                 assert_eq!(groups, n.div_ceil(128), "{n} rows");
                 assert_eq!(got.num_rows(), n);
@@ -311,11 +351,16 @@ mod tests {
     #[test]
     fn rows_in_order_are_not_sorted_again() {
         let mut rng = Rng(7);
-        let mut rows = rows(&mut rng, 50, false);
-        for (i, p) in rows.iter_mut().enumerate() {
-            p.event.ktime_ns = 5_000 + i as u64 / 4;
+        let mut b = batch(&mut rng, 50, false);
+        let arrival: Vec<Entry> = b.arrival().collect();
+        for (i, &e) in arrival.iter().enumerate() {
+            let ktime = 5_000 + i as u64 / 4;
+            match b.row(e) {
+                Some(Row::Event(_)) => b.rows[e as usize].event.ktime_ns = ktime,
+                _ => b.calls[(e & !CALL) as usize].ktime_ns = ktime,
+            }
         }
-        let group = RowGroup::by_time(rows);
-        assert_eq!(group.order, (0..50).collect::<Vec<_>>());
+        let group = RowGroup::by_time(b);
+        assert_eq!(group.order, arrival);
     }
 }

@@ -29,6 +29,45 @@ use super::num::{CountMap, Num};
 use super::page::ChunkSettings;
 use super::text::TextColumn;
 use super::{COLUMNS, WriteOptions, arrow_schema, names as n, writer_properties};
+use crate::abi::EventKind;
+
+/// One row as the writer takes it.
+#[derive(Clone, Copy, Debug)]
+pub enum Row<'a> {
+    /// An event.
+    Event(&'a Event),
+    /// A `syscall` row told apart from the event it shares its context with: capture keeps
+    /// its busiest kind as these few numbers, not as an [`Event`] each.
+    Syscall {
+        /// Wall-clock time, ns since the Unix epoch.
+        time_ns: i64,
+        /// Boot-time clock.
+        ktime_ns: u64,
+        /// Syscall number.
+        nr: u32,
+        /// Return value, when known.
+        ret: Option<i64>,
+        /// Whose row it is: every column but the times, `kind`, `syscall` and `ret` is this
+        /// event's (its own kind-specific columns are not used).
+        context: &'a Event,
+    },
+}
+
+impl<'a> Row<'a> {
+    /// The row's wall-clock time.
+    pub fn time_ns(&self) -> i64 {
+        match self {
+            Row::Event(e) => e.time_ns,
+            Row::Syscall { time_ns, .. } => *time_ns,
+        }
+    }
+}
+
+impl<'a> From<&'a Event> for Row<'a> {
+    fn from(e: &'a Event) -> Row<'a> {
+        Row::Event(e)
+    }
+}
 
 /// The columns of one standard fd of exec rows.
 #[derive(Default)]
@@ -183,13 +222,44 @@ macro_rules! fill {
 }
 
 impl<'a> Gather<'a> {
-    /// Appends one event as row `row` (the same columns [`super::TraceBatchBuilder::push`]
+    /// Appends one row as row `row` (the same columns [`super::TraceBatchBuilder::push`]
     /// fills): only the columns the row has a value for hear of it.
-    fn push(&mut self, row: usize, host: &'a str, ev: &'a Event) {
-        self.time.set(row, ev.time_ns);
-        self.ktime_ns.set(row, ev.ktime_ns as i64);
+    fn push(&mut self, row: usize, host: &'a str, r: Row<'a>) {
+        match r {
+            Row::Event(ev) => {
+                self.push_context(row, host, ev.time_ns, ev.ktime_ns, ev);
+                self.kind.shared(row, ev.detail.kind().name());
+                self.push_kind_columns(row, KindColumns::of(&ev.detail));
+            }
+            Row::Syscall {
+                time_ns,
+                ktime_ns,
+                nr,
+                ret,
+                context,
+            } => {
+                self.push_context(row, host, time_ns, ktime_ns, context);
+                self.kind.shared(row, EventKind::Syscall.name());
+                self.syscall.set(row, nr as i32);
+                self.ret.opt(row, ret);
+            }
+        }
+    }
+
+    /// The columns every row has (times, host, process, executable, container, workload,
+    /// process context) from `ev`, at `time_ns`/`ktime_ns`; `kind` is `ev`'s own for an event.
+    #[inline]
+    fn push_context(
+        &mut self,
+        row: usize,
+        host: &'a str,
+        time_ns: i64,
+        ktime_ns: u64,
+        ev: &'a Event,
+    ) {
+        self.time.set(row, time_ns);
+        self.ktime_ns.set(row, ktime_ns as i64);
         self.host.shared(row, host);
-        self.kind.shared(row, ev.detail.kind().name());
         let p = &ev.process;
         self.pid.set(row, p.pid as i32);
         self.tgid.set(row, p.tgid as i32);
@@ -221,7 +291,6 @@ impl<'a> Gather<'a> {
             self.exe_writable.opt(row, x.exe_writable);
             self.exe_fileless.opt(row, x.exe_fileless);
         }
-        self.push_kind_columns(row, KindColumns::of(&ev.detail));
     }
 
     fn push_kind_columns(&mut self, row: usize, k: KindColumns<'a>) {
@@ -327,15 +396,15 @@ impl<W: Write + Send> TraceFileWriter<W> {
 
     /// Writes `rows`, in this order, as row groups of at most the configured size; returns
     /// how many rows that was.
-    pub fn write<'a>(
+    pub fn write<'a, R: Into<Row<'a>>>(
         &mut self,
-        rows: impl IntoIterator<Item = &'a Event>,
+        rows: impl IntoIterator<Item = R>,
     ) -> Result<usize, ParquetError> {
         let host = self.host.clone();
         let mut gather = Gather::default();
         let (mut n, mut total) = (0, 0);
-        for ev in rows {
-            gather.push(n, &host, ev);
+        for r in rows {
+            gather.push(n, &host, r.into());
             n += 1;
             total += 1;
             if n == self.row_group_rows {

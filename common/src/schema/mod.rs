@@ -27,7 +27,7 @@ mod text;
 mod write;
 
 pub use builder::TraceBatchBuilder;
-pub use chunks::TraceFileWriter;
+pub use chunks::{Row, TraceFileWriter};
 pub use event::{
     Container, Detail, Dns, Event, ExecState, Fd, FdType, FilePath, Net, PathSource, Process,
     ProcessContext,
