@@ -64,6 +64,8 @@ pub struct Shared {
     pub thread: Thread,
     /// How many call rows it stands in for (itself included).
     pub uses: u64,
+    /// The process table's generation when the context was last known to be current.
+    pub generation: u64,
 }
 
 /// An entry of the arrival or write order: an index into [`Batch::rows`], or with [`CALL`]
@@ -84,6 +86,8 @@ pub struct Batch {
     pub contexts: Vec<Shared>,
     /// The context of each thread's call rows in this batch, by thread id.
     threads: Map<u32, u32>,
+    /// The last thread looked up and its context (records come in runs of one CPU's).
+    last: Option<(u32, u32)>,
 }
 
 impl Batch {
@@ -114,7 +118,14 @@ impl Batch {
 
     /// The context thread `tid` with identity `thread` shares in this batch, if it has one.
     pub fn context_of(&mut self, tid: u32, thread: &Thread) -> Option<(u32, &mut Shared)> {
-        let &i = self.threads.get(&tid)?;
+        let i = match self.last {
+            Some((t, i)) if t == tid => i,
+            _ => {
+                let &i = self.threads.get(&tid)?;
+                self.last = Some((tid, i));
+                i
+            }
+        };
         let shared = self.contexts.get_mut(i as usize)?;
         (shared.thread == *thread).then_some((i, shared))
     }
@@ -131,17 +142,27 @@ impl Batch {
         });
     }
 
-    /// Makes `row` (a `syscall` row of thread `tid`, just enriched) the context of the thread's
-    /// call rows, and adds it as the first of them.
-    pub fn push_context(&mut self, tid: u32, thread: Thread, row: Pending, nr: u32, ret: i64) {
+    /// Makes `row` (a `syscall` row of thread `tid`, just enriched when the process table was
+    /// at `generation`) the context of the thread's call rows, and adds it as the first of them.
+    pub fn push_context(
+        &mut self,
+        tid: u32,
+        thread: Thread,
+        row: Pending,
+        generation: u64,
+        call: (u32, i64),
+    ) {
         let (time_ns, ktime_ns) = (row.event.time_ns, row.event.ktime_ns);
         let i = self.contexts.len() as u32;
         self.contexts.push(Shared {
             row,
             thread,
             uses: 1,
+            generation,
         });
         self.threads.insert(tid, i);
+        self.last = Some((tid, i));
+        let (nr, ret) = call;
         self.push_call(time_ns, ktime_ns, nr, ret, i);
     }
 
@@ -208,7 +229,7 @@ mod tests {
     fn arrival_interleaves_rows_and_calls_as_they_came() {
         let mut b = Batch::default();
         let t = Thread::of(&bytemuck::Zeroable::zeroed());
-        b.push_context(7, t, row(1), 39, 0); // call 0
+        b.push_context(7, t, row(1), 0, (39, 0)); // call 0
         b.rows.push(row(2)); // row 0
         b.rows.push(row(3)); // row 1
         b.push_call(4, 4, 39, 0, 0); // call 1

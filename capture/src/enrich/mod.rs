@@ -279,11 +279,14 @@ impl Enricher {
     ) -> Result<(), DecodeError> {
         let h = &rec.header;
         let thread = Thread::of(h);
+        let generation = self.table.generation();
         if let Some((i, shared)) = batch.context_of(h.pid, &thread)
-            && self
-                .table
-                .holds(shared.row.event.context.as_ref(), h.tgid, h.start_ns)
+            && (shared.generation == generation
+                || self
+                    .table
+                    .holds(shared.row.event.context.as_ref(), h.tgid, h.start_ns))
         {
+            shared.generation = generation;
             shared.uses += 1;
             self.stats.events += 1;
             batch.push_call(time_ns, h.ktime_ns, rec.syscall, rec.ret, i);
@@ -293,7 +296,8 @@ impl Enricher {
         self.enrich(d, &mut batch.rows);
         // `enrich` pushes the row itself last (after a container's first row, if any).
         if let Some(row) = batch.rows.pop() {
-            batch.push_context(h.pid, thread, row, rec.syscall, rec.ret);
+            let generation = self.table.generation();
+            batch.push_context(h.pid, thread, row, generation, (rec.syscall, rec.ret));
         }
         Ok(())
     }

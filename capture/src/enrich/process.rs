@@ -90,6 +90,8 @@ pub struct ProcessTable {
     procs: Map<u32, Proc>,
     tick_ns: u64,
     cap: usize,
+    /// Changes to `procs` so far: an entry added, replaced, given a new view or removed.
+    changes: u64,
     /// Counters.
     pub stats: TableStats,
 }
@@ -112,6 +114,7 @@ impl ProcessTable {
             procs: Map::default(),
             tick_ns: 1_000_000_000 / hz,
             cap,
+            changes: 0,
             stats: TableStats::default(),
         }
     }
@@ -186,6 +189,7 @@ impl ProcessTable {
                 exe_path: exe,
                 digest: None,
             };
+            self.changes += 1;
             self.procs.insert(
                 tgid,
                 Proc {
@@ -252,6 +256,11 @@ impl ProcessTable {
             }
             _ => true,
         }
+    }
+
+    /// Counts every change to the table: while it stays the same, so does every process's view.
+    pub fn generation(&self) -> u64 {
+        self.changes
     }
 
     /// True when `context` is still the table's context of process `tgid` started at
@@ -335,6 +344,7 @@ impl ProcessTable {
                     let mut c = (*p.view.context).clone();
                     c.user = o.user.clone();
                     p.view.context = Arc::new(c);
+                    self.changes += 1;
                 }
                 p.view.clone()
             }
@@ -347,6 +357,7 @@ impl ProcessTable {
         };
         if o.kind == EventKind::Exit {
             self.procs.remove(&o.tgid);
+            self.changes += 1;
         }
         view
     }
@@ -371,6 +382,7 @@ impl ProcessTable {
             _ => None,
         };
         p.comm = comm.clone();
+        self.changes += 1;
         p.view = ProcView {
             context: Arc::new(c),
             exe_path: Some(exec.path),
@@ -392,6 +404,7 @@ impl ProcessTable {
             self.procs
                 .retain(|pid, _| Path::new(&format!("/proc/{pid}")).exists());
         }
+        self.changes += 1;
         self.procs.insert(
             tgid,
             Proc {

@@ -42,13 +42,15 @@ fn time_order(batch: &Batch) -> Vec<Entry> {
     if sorted {
         return arrival;
     }
-    // (time, arrival) pairs are distinct, so an unstable sort gives the stable order.
+    // The arrival order is a few sorted runs (one per CPU's share of the ring buffer): the
+    // stable sort merges runs it finds. (time, arrival) pairs are distinct, so any sort of them
+    // gives the stable order.
     let mut keys: Vec<(u64, u32)> = arrival
         .iter()
         .enumerate()
         .map(|(i, &e)| (batch.ktime(e), i as u32))
         .collect();
-    keys.sort_unstable();
+    keys.sort();
     keys.into_iter().map(|(_, i)| arrival[i as usize]).collect()
 }
 
@@ -251,7 +253,7 @@ mod tests {
                     shared.uses += 1;
                     b.push_call(event.time_ns, ktime, nr, ret, c);
                 }
-                None => b.push_context(tid, thread, Pending::done(event), nr, ret),
+                None => b.push_context(tid, thread, Pending::done(event), 0, (nr, ret)),
             }
         }
         b
