@@ -43,8 +43,9 @@ pub struct Args {
     pub zstd_level: i32,
 
     /// Rows per Parquet row group (each row group is sorted by time). capture holds about one
-    /// row group of rows in memory (~400 bytes a row) while it fills, and the encoder's state
-    /// for another: larger groups compress and scan slightly better, smaller ones cap memory.
+    /// row group of rows in memory (~400 bytes a row; ~50 for a `syscall` row, which shares
+    /// the rest with its thread's first one) while it fills, and the encoder's state for
+    /// another: larger groups compress and scan slightly better, smaller ones cap memory.
     #[arg(long, default_value_t = needle_common::schema::WriteOptions::default().row_group_rows)]
     pub row_group_rows: usize,
 
@@ -53,9 +54,9 @@ pub struct Args {
     /// (estimated from the size of their kernel records), whichever comes first. At most three
     /// batches are alive at once (one filling, one queued, one being encoded), so this — with
     /// the ring buffer (--ring-kib-per-cpu × CPUs) — is what bounds capture's memory, whatever
-    /// the event rate (measured with `--syscalls full` at saturation: 24 MiB → 160–190 MiB
-    /// peak RSS, 48 → 225–260; BENCHMARKS.md). Smaller batches cost a little compression on a
-    /// busy host.
+    /// the event rate (measured with `--syscalls full` at saturation when a `syscall` row was a
+    /// whole event: 24 MiB → 160–190 MiB peak RSS, 48 → 225–260; BENCHMARKS.md). Smaller
+    /// batches cost a little compression on a busy host.
     #[arg(long, default_value_t = 32, value_name = "MIB")]
     pub batch_mib: usize,
 

@@ -4,7 +4,8 @@
 //! clocks) → [`loader`] probes, loads and attaches the eBPF programs of `capture-ebpf`, each on
 //! its own so one failure only skips that program → [`session`] drains the ring buffer,
 //! [`decode`]s records into typed events ([`collapse`] turns the kernel's counts of repeated
-//! opens into rows), enriches them and hands time-sorted row groups →
+//! opens into rows), enriches them and hands time-sorted row groups (`syscall` rows kept as a
+//! few numbers sharing their thread's context, [`enrich::batch`]) →
 //! [`output`], which writes their columns straight into rotating zstd Parquet segments on a
 //! separate thread (`needle_common::schema::TraceFileWriter`), renamed into
 //! place only when complete. Kernel counters ([`counters`]) account for every event that was
