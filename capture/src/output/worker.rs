@@ -264,21 +264,7 @@ mod tests {
     fn straightforward(b: &Batch) -> RecordBatch {
         let mut events: Vec<Event> = b
             .arrival()
-            .map(|e| match b.row(e).expect("an entry of the batch") {
-                Row::Event(ev) => ev.clone(),
-                Row::Syscall {
-                    time_ns,
-                    ktime_ns,
-                    nr,
-                    ret,
-                    context,
-                } => Event {
-                    time_ns,
-                    ktime_ns,
-                    detail: Detail::Syscall { nr, ret },
-                    ..context.clone()
-                },
-            })
+            .map(|e| b.row(e).expect("an entry of the batch").to_event())
             .collect();
         events.sort_by_key(|e| e.ktime_ns);
         let mut rb = TraceBatchBuilder::new("node-1");

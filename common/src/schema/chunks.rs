@@ -54,6 +54,25 @@ pub enum Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// The row as a whole event: what a reader of the file gets back.
+    pub fn to_event(&self) -> Event {
+        match *self {
+            Row::Event(e) => e.clone(),
+            Row::Syscall {
+                time_ns,
+                ktime_ns,
+                nr,
+                ret,
+                context,
+            } => Event {
+                time_ns,
+                ktime_ns,
+                detail: super::Detail::Syscall { nr, ret },
+                ..context.clone()
+            },
+        }
+    }
+
     /// The row's wall-clock time.
     pub fn time_ns(&self) -> i64 {
         match self {
