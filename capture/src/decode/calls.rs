@@ -1,8 +1,6 @@
 //! Records from syscall exit: [`CallEvent`] (files, security-relevant calls, socket state),
 //! [`ProfileEvent`] and [`SyscallEvent`].
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use needle_common::abi::{
     AF_INET, AF_INET6, CALL_FIXED, CALL_PATH_AREA, CALL_PATH_DETACHED, CALL_PATH_KERNEL,
     CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_MAX,
@@ -13,7 +11,7 @@ use needle_common::abi::{
 use needle_common::schema::{Detail, FilePath, Net, PathSource};
 
 use super::network::protocol_name;
-use super::{DecodeError, Decoded, Decoder, Role, pod, pod_prefix};
+use super::{DecodeError, Decoded, Decoder, Role, ip_from_words, pod, pod_prefix};
 
 /// Marks the start of a path whose top could not be walked (deeper than the walk limit).
 pub const ELIDED: &str = "…";
@@ -165,28 +163,17 @@ fn explicit_time(bits: u64, now: u64, omit: u64, ns: u64) -> Option<i64> {
 }
 
 /// Family, protocol, addresses and ports of a socket record.
-fn socket_net(c: &Call) -> Net {
+fn socket_net(d: &mut Decoder, c: &Call) -> Net {
     let family = c.arg(0) as u16;
     let sock_type = (c.arg(0) >> 16) as u16;
     let ports = c.arg(1);
     let (sport, dport) = (ports as u16, (ports >> 16) as u16);
-    let v4 = |w: u64| Ipv4Addr::from((w as u32).to_ne_bytes()).to_string();
-    let v6 = |a: u64, b: u64| {
-        let mut o = [0u8; 16];
-        o[..8].copy_from_slice(&a.to_ne_bytes());
-        o[8..].copy_from_slice(&b.to_ne_bytes());
-        Ipv6Addr::from(o).to_string()
-    };
+    let mut ip = |a: u64, b: u64| Some(d.ip_text(ip_from_words(family, a, b)));
     let (protocol, src, dst) = match family {
-        AF_INET => (
+        AF_INET | AF_INET6 => (
             inet_protocol(sock_type),
-            Some(v4(c.arg(2))),
-            Some(v4(c.arg(4))),
-        ),
-        AF_INET6 => (
-            inet_protocol(sock_type),
-            Some(v6(c.arg(2), c.arg(3))),
-            Some(v6(c.arg(4), c.arg(5))),
+            ip(c.arg(2), c.arg(3)),
+            ip(c.arg(4), c.arg(5)),
         ),
         1 => (unix_protocol(sock_type), None, None),
         _ => (String::new(), None, None),
@@ -301,7 +288,7 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
             ret,
         },
         EventKind::Socket => Detail::Socket(Box::new(created_socket(&c))),
-        EventKind::Dup => Detail::Dup(Box::new(socket_net(&c))),
+        EventKind::Dup => Detail::Dup(Box::new(socket_net(d, &c))),
         EventKind::Ptrace => Detail::Ptrace {
             request: c.arg(0) as u32,
             target_pid: c.arg(1) as u32,
@@ -362,9 +349,9 @@ pub(super) fn call(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Dec
             op: c.arg(0) as u32,
             ret,
         },
-        EventKind::Accept => Detail::Accept(Box::new(socket_net(&c))),
+        EventKind::Accept => Detail::Accept(Box::new(socket_net(d, &c))),
         EventKind::Bind | EventKind::Listen | EventKind::Connect => {
-            let mut net = socket_net(&c);
+            let mut net = socket_net(d, &c);
             // Unix sockets: the path (bind: our name, connect: the peer's).
             if net.family == "unix"
                 && let Some(p) = c.path()

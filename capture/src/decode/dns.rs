@@ -3,22 +3,12 @@
 //! The message is parsed here with `needle_common::dns` (bounded, safe on malformed input). The
 //! row's kind follows the message's QR bit, not the direction it was seen in.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
-use needle_common::abi::{AF_INET, AF_INET6, DNS_FIXED, DNS_PAYLOAD_MAX, DnsEvent};
+use needle_common::abi::{AF_INET6, DNS_FIXED, DNS_PAYLOAD_MAX, DnsEvent};
 use needle_common::dns::{self, RData, Transport};
 use needle_common::schema::{Detail, Dns, Net};
 
 use super::network::protocol_name;
-use super::{DecodeError, Decoded, Decoder, Role, pod_prefix};
-
-fn addr(family: u16, raw: &[u8; 16]) -> Option<String> {
-    match family {
-        AF_INET => Some(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]).to_string()),
-        AF_INET6 => Some(Ipv6Addr::from(*raw).to_string()),
-        _ => None,
-    }
-}
+use super::{DecodeError, Decoded, Decoder, Role, ip_from_bytes, pod_prefix};
 
 pub(super) fn dns(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let (ev, n): (DnsEvent, usize) = pod_prefix(bytes, DNS_FIXED, "dns")?;
@@ -50,9 +40,9 @@ pub(super) fn dns(d: &mut Decoder, bytes: &[u8]) -> Result<Decoded, DecodeError>
         }
         .into(),
         protocol: protocol_name(u32::from(ev.protocol)),
-        src_addr: addr(ev.family, &ev.src_addr),
+        src_addr: ip_from_bytes(ev.family, &ev.src_addr).map(|ip| d.ip_text(ip)),
         src_port: Some(ev.src_port),
-        dst_addr: addr(ev.family, &ev.dst_addr),
+        dst_addr: ip_from_bytes(ev.family, &ev.dst_addr).map(|ip| d.ip_text(ip)),
         dst_port: Some(ev.dst_port),
         bytes: Some(u64::from(ev.payload_len)),
         ret: None,
@@ -84,6 +74,7 @@ mod tests {
     use crate::decode::tests::header;
     use crate::kernel::clock::BootClock;
     use bytemuck::Zeroable;
+    use needle_common::abi::AF_INET;
     use needle_common::abi::EventKind;
 
     /// A real query for example.com (A), as `busybox nslookup` sends it.

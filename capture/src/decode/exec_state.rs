@@ -3,8 +3,6 @@
 //! number), its capabilities and its working directory — and the executable path made absolute
 //! with that directory.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use needle_common::abi::{
     AF_INET, AF_INET6, CALL_PATH_DETACHED, CALL_PATH_TRUNCATED, EXEC_CAPS, EXEC_CWD, EXEC_CWD_MAX,
     EXEC_STDIO, ExecEvent, STDIO_INODE, STDIO_OPEN, STDIO_PATH, STDIO_PATH_MAX, STDIO_SOCKET,
@@ -13,6 +11,7 @@ use needle_common::abi::{
 use needle_common::schema::{ExecState, Fd, FdType};
 
 use super::calls::kernel_path;
+use super::ip_from_words;
 
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
@@ -87,15 +86,7 @@ fn stdio_fd(ev: &ExecEvent, i: usize) -> Fd {
         // An anonymous pipe's walk ends at pipefs's nameless root.
         .filter(|p| !p.is_empty());
     let inet = kind.is_inet() && raw.flags & STDIO_SOCKET != 0;
-    let addr = inet.then(|| match raw.family {
-        AF_INET => Ipv4Addr::from((raw.addr[0] as u32).to_ne_bytes()).to_string(),
-        _ => {
-            let mut o = [0u8; 16];
-            o[..8].copy_from_slice(&raw.addr[0].to_ne_bytes());
-            o[8..].copy_from_slice(&raw.addr[1].to_ne_bytes());
-            Ipv6Addr::from(o).to_string()
-        }
-    });
+    let addr = inet.then(|| ip_from_words(raw.family, raw.addr[0], raw.addr[1]).to_string());
     Fd {
         kind,
         inode: (raw.flags & STDIO_INODE != 0).then_some(raw.ino),

@@ -12,11 +12,13 @@ mod process;
 
 pub use calls::{ELIDED, kernel_path};
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use bytemuck::Pod;
 use needle_common::abi::{
-    COMM_LEN, EventHeader, EventKind, Family, SHAPE_CALL, SHAPE_REPEAT, UnknownEventKind,
+    AF_INET, AF_INET6, COMM_LEN, EventHeader, EventKind, Family, SHAPE_CALL, SHAPE_REPEAT,
+    UnknownEventKind,
 };
 use needle_common::schema::{Detail, Event, Process};
 
@@ -152,11 +154,35 @@ pub enum Role {
 
 /// Most tasks share a few command names; interning them saves an allocation per row.
 const COMM_CACHE_MAX: usize = 4096;
+/// Peers repeat too (a resolver, a service's backends): their text is formatted once.
+const ADDR_CACHE_MAX: usize = 4096;
 
 /// Decodes records; holds the clock conversion and small caches.
 pub struct Decoder {
     clock: BootClock,
     comms: Map<[u8; COMM_LEN], Arc<str>>,
+    addrs: Map<IpAddr, String>,
+}
+
+/// An IP address from the 16 bytes a record holds (`AF_INET`: the first 4), in network order.
+pub(crate) fn ip_from_bytes(family: u16, raw: &[u8; 16]) -> Option<IpAddr> {
+    match family {
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
+        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*raw))),
+        _ => None,
+    }
+}
+
+/// An IP address from the two native-endian words a hook stored it in (`AF_INET`: the low 32
+/// bits of the first; anything else is taken as IPv6).
+pub(crate) fn ip_from_words(family: u16, a: u64, b: u64) -> IpAddr {
+    if family == AF_INET {
+        return IpAddr::V4(Ipv4Addr::from((a as u32).to_ne_bytes()));
+    }
+    let mut o = [0u8; 16];
+    o[..8].copy_from_slice(&a.to_ne_bytes());
+    o[8..].copy_from_slice(&b.to_ne_bytes());
+    IpAddr::V6(Ipv6Addr::from(o))
 }
 
 impl Decoder {
@@ -165,7 +191,21 @@ impl Decoder {
         Decoder {
             clock,
             comms: Map::default(),
+            addrs: Map::default(),
         }
+    }
+
+    /// The text of an address (`127.0.0.1`, `::1`), formatted once per distinct address.
+    pub(crate) fn ip_text(&mut self, ip: IpAddr) -> String {
+        if let Some(t) = self.addrs.get(&ip) {
+            return t.clone();
+        }
+        let t = ip.to_string();
+        if self.addrs.len() >= ADDR_CACHE_MAX {
+            self.addrs.clear();
+        }
+        self.addrs.insert(ip, t.clone());
+        t
     }
 
     /// Decodes one ring-buffer record.
@@ -278,6 +318,37 @@ mod tests {
             d.decode(bytemuck::bytes_of(&h)),
             Err(DecodeError::Short { what: "exec", .. })
         ));
+    }
+
+    #[test]
+    fn addresses_read_the_same_from_bytes_and_words_and_are_formatted_once() {
+        let mut d = Decoder::new(BootClock::measure());
+        let mut raw = [0u8; 16];
+        raw[..4].copy_from_slice(&[10, 1, 2, 3]);
+        let v4 = ip_from_bytes(AF_INET, &raw).expect("inet");
+        let word = u64::from(u32::from_ne_bytes([10, 1, 2, 3]));
+        assert_eq!(ip_from_words(AF_INET, word, 0), v4);
+        assert_eq!(d.ip_text(v4), "10.1.2.3");
+        assert_eq!(d.ip_text(v4), "10.1.2.3", "again, from the cache");
+        let v6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let o = v6.octets();
+        let (a, b) = (
+            u64::from_ne_bytes(o[..8].try_into().expect("8 bytes")),
+            u64::from_ne_bytes(o[8..].try_into().expect("8 bytes")),
+        );
+        assert_eq!(ip_from_bytes(AF_INET6, &o), Some(IpAddr::V6(v6)));
+        assert_eq!(ip_from_words(AF_INET6, a, b), IpAddr::V6(v6));
+        assert_eq!(d.ip_text(IpAddr::V6(v6)), "2001:db8::1");
+        assert_eq!(
+            ip_from_bytes(1, &o),
+            None,
+            "a unix socket has no IP address"
+        );
+        for i in 0..=ADDR_CACHE_MAX as u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(i));
+            assert_eq!(d.ip_text(ip), ip.to_string());
+        }
+        assert!(d.addrs.len() <= ADDR_CACHE_MAX, "the cache is bounded");
     }
 
     #[test]

@@ -1,11 +1,9 @@
 //! Network records.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use needle_common::abi::{AF_INET, AF_INET6, EventKind, NetEvent};
 use needle_common::schema::{Detail, Net};
 
-use super::{DecodeError, Decoded, Decoder, Role, pod};
+use super::{DecodeError, Decoded, Decoder, Role, ip_from_bytes, pod};
 
 /// Name of an IP protocol number, as the schema spells it.
 pub fn protocol_name(p: u32) -> String {
@@ -21,25 +19,18 @@ pub fn protocol_name(p: u32) -> String {
 
 pub(super) fn net(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Decoded, DecodeError> {
     let ev: NetEvent = pod(bytes, "net")?;
-    let (family, addr) = match ev.family {
-        AF_INET => {
-            let a = [
-                ev.dst_addr[0],
-                ev.dst_addr[1],
-                ev.dst_addr[2],
-                ev.dst_addr[3],
-            ];
-            ("inet", Ipv4Addr::from(a).to_string())
-        }
-        AF_INET6 => ("inet6", Ipv6Addr::from(ev.dst_addr).to_string()),
-        _ => ("unknown", String::new()),
+    let family = match ev.family {
+        AF_INET => "inet",
+        AF_INET6 => "inet6",
+        _ => "unknown",
     };
+    let addr = ip_from_bytes(ev.family, &ev.dst_addr).map(|ip| d.ip_text(ip));
     let net = Net {
         family: family.into(),
         protocol: protocol_name(ev.protocol),
         src_addr: None,
         src_port: None,
-        dst_addr: (!addr.is_empty()).then_some(addr),
+        dst_addr: addr,
         dst_port: Some(ev.dst_port),
         bytes: None,
         // The hook runs before the kernel performs the connect: no result yet.
@@ -59,6 +50,8 @@ pub(super) fn net(d: &mut Decoder, bytes: &[u8], kind: EventKind) -> Result<Deco
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
     use crate::decode::tests::header;
     use crate::kernel::clock::BootClock;
