@@ -145,7 +145,7 @@ fn dns_queries_and_responses_are_recorded_with_their_process() {
         );
         assert_eq!(
             (
-                q.net.protocol.as_str(),
+                q.net.protocol.as_ref(),
                 q.net.dst_addr.as_deref(),
                 q.net.dst_port
             ),

@@ -164,8 +164,8 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
         .expect("connect to the listener recorded");
     assert_eq!(
         (
-            plain.family.as_str(),
-            plain.protocol.as_str(),
+            plain.family.as_ref(),
+            plain.protocol.as_ref(),
             plain.dst_addr.as_deref()
         ),
         ("inet", "tcp", Some("127.0.0.1"))
@@ -177,8 +177,8 @@ fn connects_and_udp_sends_are_recorded_with_the_kernels_address() {
         .expect("UDP send recorded");
     assert_eq!(
         (
-            send.family.as_str(),
-            send.protocol.as_str(),
+            send.family.as_ref(),
+            send.protocol.as_ref(),
             send.dst_addr.as_deref()
         ),
         ("inet", "udp", Some("127.0.0.1"))

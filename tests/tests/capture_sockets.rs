@@ -19,8 +19,8 @@ fn net(
     ret: i64,
 ) -> Net {
     Net {
-        family: family.into(),
-        protocol: protocol.into(),
+        family: family.to_string().into(),
+        protocol: protocol.to_string().into(),
         src_addr: src.map(|s| s.0.into()),
         src_port: src.map(|s| s.1),
         dst_addr: dst.map(|d| d.0.into()),

@@ -281,7 +281,7 @@ fn exec_rows_describe_stdio_and_capabilities_and_socket_moves_are_recorded() {
     let sockets: Vec<(String, String, Option<i64>)> = rec
         .of_thread(tid)
         .filter_map(|e| match &e.detail {
-            Detail::Socket(n) => Some((n.family.clone(), n.protocol.clone(), n.ret)),
+            Detail::Socket(n) => Some((n.family.to_string(), n.protocol.to_string(), n.ret)),
             _ => None,
         })
         .collect();

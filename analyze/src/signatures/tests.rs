@@ -88,8 +88,8 @@ pub(crate) fn fixture_event(n: usize, t: &toml::Table) -> Event {
     };
     let ret = i(t, "ret").unwrap_or(0);
     let net = || Net {
-        family: s(t, "family").unwrap_or_else(|| "inet".into()),
-        protocol: s(t, "protocol").unwrap_or_else(|| "tcp".into()),
+        family: s(t, "family").unwrap_or_else(|| "inet".into()).into(),
+        protocol: s(t, "protocol").unwrap_or_else(|| "tcp".into()).into(),
         src_addr: None,
         src_port: i(t, "src_port").map(|p| p as u16),
         dst_addr: s(t, "dst_addr"),

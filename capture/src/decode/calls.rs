@@ -1,6 +1,8 @@
 //! Records from syscall exit: [`CallEvent`] (files, security-relevant calls, socket state),
 //! [`ProfileEvent`] and [`SyscallEvent`].
 
+use std::borrow::Cow;
+
 use needle_common::abi::{
     AF_INET, AF_INET6, CALL_FIXED, CALL_PATH_AREA, CALL_PATH_DETACHED, CALL_PATH_KERNEL,
     CALL_PATH_TRUNCATED, CALL_PATH2, CALL_PATH2_MAX, CALL_PATH2_OFFSET, CALL_PATH3, CALL_PATH3_MAX,
@@ -145,9 +147,9 @@ fn created_socket(c: &Call) -> Net {
         17 => match sock_type {
             3 => "raw".into(),
             2 => "dgram".into(),
-            other => format!("type{other}"),
+            other => format!("type{other}").into(),
         },
-        _ => format!("type{sock_type}"),
+        _ => format!("type{sock_type}").into(),
     };
     Net {
         family: family_name(family).into(),
@@ -176,7 +178,7 @@ fn socket_net(d: &mut Decoder, c: &Call) -> Net {
             ip(c.arg(4), c.arg(5)),
         ),
         1 => (unix_protocol(sock_type), None, None),
-        _ => (String::new(), None, None),
+        _ => (Cow::Borrowed(""), None, None),
     };
     let fam = family_name(family);
     let socket = c.ev.flags & CALL_SOCKET != 0;
@@ -194,21 +196,21 @@ fn socket_net(d: &mut Decoder, c: &Call) -> Net {
     }
 }
 
-pub(crate) fn inet_protocol(sock_type: u16) -> String {
+pub(crate) fn inet_protocol(sock_type: u16) -> Cow<'static, str> {
     match sock_type {
         1 => protocol_name(6),
         2 => protocol_name(17),
         3 => protocol_name(255),
-        other => format!("type{other}"),
+        other => format!("type{other}").into(),
     }
 }
 
-fn unix_protocol(sock_type: u16) -> String {
+fn unix_protocol(sock_type: u16) -> Cow<'static, str> {
     match sock_type {
         1 => "stream".into(),
         2 => "dgram".into(),
         5 => "seqpacket".into(),
-        other => format!("type{other}"),
+        other => format!("type{other}").into(),
     }
 }
 
@@ -571,8 +573,8 @@ mod tests {
         };
         assert_eq!(
             (
-                n.family.as_str(),
-                n.protocol.as_str(),
+                n.family.as_ref(),
+                n.protocol.as_ref(),
                 n.src_addr.as_deref(),
                 n.src_port,
                 n.dst_addr.as_deref(),
@@ -601,8 +603,8 @@ mod tests {
         };
         assert_eq!(
             (
-                n.family.as_str(),
-                n.protocol.as_str(),
+                n.family.as_ref(),
+                n.protocol.as_ref(),
                 n.dst_addr.as_deref()
             ),
             ("unix", "stream", Some("/var/run/docker.sock"))

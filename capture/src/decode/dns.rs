@@ -113,7 +113,7 @@ mod tests {
             (
                 q.net.dst_addr.as_deref(),
                 q.net.dst_port,
-                q.net.protocol.as_str()
+                q.net.protocol.as_ref()
             ),
             (Some("127.0.0.53"), Some(53), "udp")
         );

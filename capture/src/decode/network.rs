@@ -1,19 +1,22 @@
 //! Network records.
 
+use std::borrow::Cow;
+
 use needle_common::abi::{AF_INET, AF_INET6, EventKind, NetEvent};
 use needle_common::schema::{Detail, Net};
 
 use super::{DecodeError, Decoded, Decoder, Role, ip_from_bytes, pod};
 
-/// Name of an IP protocol number, as the schema spells it.
-pub fn protocol_name(p: u32) -> String {
+/// Name of an IP protocol number, as the schema spells it (the common ones without an
+/// allocation).
+pub fn protocol_name(p: u32) -> Cow<'static, str> {
     match p {
         6 => "tcp".into(),
         17 => "udp".into(),
         1 => "icmp".into(),
         58 => "icmpv6".into(),
         255 | 0 => "raw".into(),
-        other => other.to_string(),
+        other => other.to_string().into(),
     }
 }
 
@@ -72,8 +75,8 @@ mod tests {
         };
         assert_eq!(
             (
-                n.family.as_str(),
-                n.protocol.as_str(),
+                n.family.as_ref(),
+                n.protocol.as_ref(),
                 n.dst_addr.as_deref(),
                 n.dst_port
             ),
@@ -91,8 +94,8 @@ mod tests {
         };
         assert_eq!(
             (
-                n.family.as_str(),
-                n.protocol.as_str(),
+                n.family.as_ref(),
+                n.protocol.as_ref(),
                 n.dst_addr.as_deref(),
                 n.dst_port
             ),

@@ -635,8 +635,8 @@ impl TraceBatchBuilder {
         self.target_gid.option(k.target_gid);
         self.fstype.option(k.fstype);
         let net = k.net;
-        self.family.option(net.map(|n| n.family.as_str()));
-        self.protocol.option(net.map(|n| n.protocol.as_str()));
+        self.family.option(net.map(|n| &*n.family));
+        self.protocol.option(net.map(|n| &*n.protocol));
         self.src_addr
             .option(net.and_then(|n| n.src_addr.as_deref()));
         self.src_port

@@ -1,5 +1,6 @@
 //! The typed, user-space form of one trace row.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::abi::EventKind;
@@ -151,10 +152,10 @@ pub struct FilePath {
 /// Socket endpoints of a network event. Addresses are text: an IP address, or a unix socket path.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Net {
-    /// `inet`, `inet6` or `unix`.
-    pub family: String,
+    /// `inet`, `inet6` or `unix` (a name capture does not allocate per row).
+    pub family: Cow<'static, str>,
     /// `tcp`, `udp`, `raw`, or the socket type for unix sockets (`stream`, `dgram`).
-    pub protocol: String,
+    pub protocol: Cow<'static, str>,
     /// Local address.
     pub src_addr: Option<String>,
     /// Local port.

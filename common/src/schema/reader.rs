@@ -203,8 +203,8 @@ impl Row<'_> {
     }
     fn net(&self) -> Net {
         Net {
-            family: self.str(n::FAMILY).unwrap_or_default(),
-            protocol: self.str(n::PROTOCOL).unwrap_or_default(),
+            family: self.str(n::FAMILY).unwrap_or_default().into(),
+            protocol: self.str(n::PROTOCOL).unwrap_or_default().into(),
             src_addr: self.str(n::SRC_ADDR),
             src_port: self.u32(n::SRC_PORT).and_then(|p| u16::try_from(p).ok()),
             dst_addr: self.str(n::DST_ADDR),

@@ -97,7 +97,7 @@ fn file(p: &Pool, rng: &mut Rng) -> FilePath {
 fn net(p: &Pool, rng: &mut Rng) -> Box<Net> {
     Box::new(Net {
         family: ["inet", "inet6", "unix"][rng.below(3) as usize].into(),
-        protocol: p.owned(rng),
+        protocol: p.owned(rng).into(),
         src_addr: p.maybe_owned(rng),
         src_port: rng.chance(60).then(|| rng.next() as u16),
         dst_addr: p.maybe_owned(rng),
