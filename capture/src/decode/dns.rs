@@ -74,8 +74,7 @@ mod tests {
     use crate::decode::tests::header;
     use crate::kernel::clock::BootClock;
     use bytemuck::Zeroable;
-    use needle_common::abi::AF_INET;
-    use needle_common::abi::EventKind;
+    use needle_common::abi::{AF_INET, EventKind};
 
     /// A real query for example.com (A), as `busybox nslookup` sends it.
     const QUERY: &[u8] = &[

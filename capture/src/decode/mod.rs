@@ -164,6 +164,25 @@ pub struct Decoder {
     addrs: Map<IpAddr, String>,
 }
 
+/// `key`'s value in `cache`, made by `make` and kept the first time; the cache is emptied
+/// when it holds `max` (the decoder's caches of command names and addresses).
+fn kept<K: std::hash::Hash + Eq, V: Clone>(
+    cache: &mut Map<K, V>,
+    max: usize,
+    key: K,
+    make: impl FnOnce(&K) -> V,
+) -> V {
+    if let Some(v) = cache.get(&key) {
+        return v.clone();
+    }
+    let v = make(&key);
+    if cache.len() >= max {
+        cache.clear();
+    }
+    cache.insert(key, v.clone());
+    v
+}
+
 /// An IP address from the 16 bytes a record holds (`AF_INET`: the first 4), in network order.
 pub(crate) fn ip_from_bytes(family: u16, raw: &[u8; 16]) -> Option<IpAddr> {
     match family {
@@ -197,15 +216,7 @@ impl Decoder {
 
     /// The text of an address (`127.0.0.1`, `::1`), formatted once per distinct address.
     pub(crate) fn ip_text(&mut self, ip: IpAddr) -> String {
-        if let Some(t) = self.addrs.get(&ip) {
-            return t.clone();
-        }
-        let t = ip.to_string();
-        if self.addrs.len() >= ADDR_CACHE_MAX {
-            self.addrs.clear();
-        }
-        self.addrs.insert(ip, t.clone());
-        t
+        kept(&mut self.addrs, ADDR_CACHE_MAX, ip, IpAddr::to_string)
     }
 
     /// Decodes one ring-buffer record.
@@ -234,15 +245,7 @@ impl Decoder {
     }
 
     fn comm(&mut self, raw: [u8; COMM_LEN]) -> Arc<str> {
-        if let Some(c) = self.comms.get(&raw) {
-            return c.clone();
-        }
-        let c: Arc<str> = text(&raw).into();
-        if self.comms.len() >= COMM_CACHE_MAX {
-            self.comms.clear();
-        }
-        self.comms.insert(raw, c.clone());
-        c
+        kept(&mut self.comms, COMM_CACHE_MAX, raw, |raw| text(raw).into())
     }
 
     /// A decoded record with the header's common fields and `detail`.
