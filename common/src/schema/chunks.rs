@@ -265,8 +265,8 @@ impl<'a> Gather<'a> {
         }
     }
 
-    /// The columns every row has (times, host, process, executable, container, workload,
-    /// process context) from `ev`, at `time_ns`/`ktime_ns`; `kind` is `ev`'s own for an event.
+    /// The columns every row has but `kind` (times, host, process, executable, container,
+    /// workload, process context): the times given, the rest from `ev`.
     #[inline]
     fn push_context(
         &mut self,
