@@ -657,10 +657,16 @@ fn flush(
 /// A `syscall` record, read straight from the ring buffer (the one kind common enough to skip
 /// decoding into an event).
 fn syscall_record(item: &[u8]) -> Option<SyscallEvent> {
+    // The kind is the header's first field: only a `syscall` record is copied out here (every
+    // other record's header is read by the decoder).
+    const _: () = assert!(std::mem::offset_of!(needle_common::abi::EventHeader, kind) == 0);
+    let kind = u32::from_ne_bytes(item.get(..4)?.try_into().ok()?);
+    if kind != EventKind::Syscall as u32 {
+        return None;
+    }
     let rec: SyscallEvent =
         bytemuck::try_pod_read_unaligned(item.get(..size_of::<SyscallEvent>())?).ok()?;
-    (rec.header.kind == EventKind::Syscall as u32 && rec.header.shape == SHAPE_PRIMARY)
-        .then_some(rec)
+    (rec.header.shape == SHAPE_PRIMARY).then_some(rec)
 }
 
 fn segment_metadata(base: &TraceMetadata, seg: &SegmentState, delta: &Delta) -> TraceMetadata {
